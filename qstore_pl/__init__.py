@@ -1,0 +1,30 @@
+"""qstore_pl: PennyLane plugins that run hybrid quantum-classical models on the right
+backend at the right price.
+
+The devices are registered with PennyLane's plugin entry points::
+
+    import pennylane as qml
+    dev = qml.device("qstore.router", wires=8)   # cost-aware router
+    dev = qml.device("qstore.qsim", wires=20)    # qsim driven directly
+"""
+
+from qstore_pl.exceptions import (
+    BackendExecutionError,
+    ConfigError,
+    InvalidParameterError,
+    QstoreError,
+    UnknownBackendError,
+    UnsupportedCircuitError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendExecutionError",
+    "ConfigError",
+    "InvalidParameterError",
+    "QstoreError",
+    "UnknownBackendError",
+    "UnsupportedCircuitError",
+    "__version__",
+]
