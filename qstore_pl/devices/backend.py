@@ -1,0 +1,137 @@
+"""A thin adapter that runs routed groups of circuits on one PennyLane device.
+
+The router has already decomposed and validated the circuits for the chosen backend.
+Forward executions still pass through the backend device's own preprocessing, which
+handles what is specific to it (broadcast expansion, its own decompositions).
+Derivatives use the method the router chose: the device's adjoint method on the
+router-prepared circuits, or PennyLane's parameter-shift rule with every shifted
+circuit sent to the backend in one batch (one sweep where the backend sweeps).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import pennylane as qml
+from pennylane.devices import ExecutionConfig, MCMConfig
+from pennylane.devices.device_constructor import plugin_devices
+from pennylane.tape import QuantumScript
+
+from qstore_pl.router.spec import BackendSpec
+
+DERIVATIVE_METHODS = ("adjoint", "parameter-shift")
+
+
+class Backend:
+    """Executes circuits and derivatives on one PennyLane device.
+
+    Parameters
+    ----------
+    spec : BackendSpec
+        Which device to build and with which options.
+    num_wires : int
+        Width of the device; circuits use wires ``0 .. num_wires - 1``.
+    seed : int, optional
+        Seed for sampling, passed to devices that take one.
+    """
+
+    def __init__(self, spec: BackendSpec, num_wires: int, seed: int | None = None):
+        self.spec = spec
+        kwargs = dict(spec.device_kwargs)
+        if seed is not None and _accepts_seed(spec.device_name):
+            kwargs.setdefault("seed", seed)
+        self.device = qml.device(spec.device_name, wires=num_wires, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Backend {self.spec.name} on {len(self.device.wires)} wires>"
+
+    # forward ------------------------------------------------------------------
+    def execute(self, tapes: Sequence[QuantumScript], mcm_config: MCMConfig | None = None) -> tuple:
+        """Results of ``tapes``, in order."""
+        config = self.device.setup_execution_config(
+            ExecutionConfig(mcm_config=mcm_config or MCMConfig()), tapes[0]
+        )
+        program = self.device.preprocess_transforms(config)
+        device_tapes, postprocess = program(tapes)
+        return tuple(postprocess(self.device.execute(device_tapes, config)))
+
+    # derivatives ----------------------------------------------------------------
+    def jacobian(
+        self, tapes: Sequence[QuantumScript], method: str, with_results: bool = False
+    ) -> Any:
+        """Jacobians of ``tapes`` (and their results first, if ``with_results``)."""
+        if method == "adjoint":
+            config = self._adjoint_config(vjp=False)
+            if with_results:
+                return self.device.execute_and_compute_derivatives(tapes, config)
+            return self.device.compute_derivatives(tapes, config)
+        _check_method(method)
+        return self._parameter_shift(tapes, with_results)
+
+    def vjp(
+        self,
+        tapes: Sequence[QuantumScript],
+        cotangents: Sequence[Any],
+        method: str,
+        with_results: bool = False,
+    ) -> Any:
+        """Vector-Jacobian products of ``tapes`` with ``cotangents``."""
+        if method == "adjoint":
+            config = self._adjoint_config(vjp=True)
+            if with_results:
+                return self.device.execute_and_compute_vjp(tapes, cotangents, config)
+            return self.device.compute_vjp(tapes, cotangents, config)
+        _check_method(method)
+        out = self._parameter_shift(tapes, with_results)
+        jacs = out[1] if with_results else out
+        vjps = contract_vjps(jacs, cotangents, tapes)
+        return (out[0], vjps) if with_results else vjps
+
+    def _adjoint_config(self, vjp: bool) -> ExecutionConfig:
+        return self.device.setup_execution_config(
+            ExecutionConfig(gradient_method="adjoint", use_device_jacobian_product=vjp)
+        )
+
+    def _parameter_shift(self, tapes: Sequence[QuantumScript], with_results: bool):
+        shifted, processors, sizes = [], [], []
+        for tape in tapes:
+            grad_tapes, fn = qml.gradients.param_shift(tape)
+            shifted.extend(grad_tapes)
+            processors.append(fn)
+            sizes.append(len(grad_tapes))
+        # originals share the structure of their shifted copies: one batch, one sweep
+        batch = list(tapes) + shifted if with_results else shifted
+        results = self.execute(batch) if batch else ()
+        offset = len(tapes) if with_results else 0
+        jacs = []
+        for fn, size in zip(processors, sizes):
+            jacs.append(fn(results[offset : offset + size]))
+            offset += size
+        if with_results:
+            return tuple(results[: len(tapes)]), tuple(jacs)
+        return tuple(jacs)
+
+
+def contract_vjps(jacs: Sequence[Any], cotangents: Sequence[Any], tapes: Sequence[QuantumScript]):
+    """Vector-Jacobian products from Jacobians, one per tape."""
+    vjps = []
+    for jac, dy, tape in zip(jacs, cotangents, tapes):
+        if len(tape.measurements) > 1:
+            vjps.append(qml.gradients.compute_vjp_multi(dy, jac))
+        else:
+            vjps.append(qml.gradients.compute_vjp_single(dy, jac))
+    return tuple(vjps)
+
+
+def _check_method(method: str) -> None:
+    if method not in DERIVATIVE_METHODS:
+        raise ValueError(f"unknown derivative method {method!r}; use one of {DERIVATIVE_METHODS}")
+
+
+def _accepts_seed(device_name: str) -> bool:
+    entry_point = plugin_devices.get(device_name)
+    if entry_point is None:
+        return False
+    return "seed" in inspect.signature(entry_point.load().__init__).parameters

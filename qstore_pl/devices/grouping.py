@@ -1,0 +1,47 @@
+"""Group the circuits of a batch by structure.
+
+Circuits with the same gates on the same wires, the same measurements and the same
+shots differ only in parameters: they are routed once and may run as one sweep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+from pennylane.tape import QuantumScript
+
+
+def structure_key(tape: QuantumScript) -> Hashable:
+    """A key equal for tapes that differ only in gate parameters."""
+    ops = tuple(
+        (
+            op.name,
+            tuple(op.wires),
+            len(op.data),
+            # hyperparameters (control values, Pauli words, ...) change the circuit
+            tuple(sorted((k, repr(v)) for k, v in op.hyperparameters.items()))
+            if op.hyperparameters
+            else (),
+        )
+        for op in tape.operations
+    )
+    return ops, tuple(mp.hash for mp in tape.measurements), tape.shots, len(tape.wires)
+
+
+@dataclass
+class TapeGroup:
+    """Tapes of one structure and their positions in the original batch."""
+
+    indices: list[int]
+    tapes: list[QuantumScript]
+
+
+def group_by_structure(tapes: Sequence[QuantumScript]) -> list[TapeGroup]:
+    """Split a batch into structure groups, in order of first appearance."""
+    groups: dict[Hashable, TapeGroup] = {}
+    for i, tape in enumerate(tapes):
+        group = groups.setdefault(structure_key(tape), TapeGroup([], []))
+        group.indices.append(i)
+        group.tapes.append(tape)
+    return list(groups.values())

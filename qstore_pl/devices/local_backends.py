@@ -1,0 +1,231 @@
+"""The registry of local simulator backends the router knows how to build.
+
+Each entry turns a backend config into a :class:`~qstore_pl.router.spec.BackendSpec`:
+which PennyLane device to build, its capabilities (read from the device's own TOML
+capability file where it has one) and a default time model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib.util
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pennylane.devices.capabilities import DeviceCapabilities, ExecutionCondition
+
+from qstore_pl.exceptions import ConfigError, UnknownBackendError
+from qstore_pl.router.capabilities import BackendCapabilities
+from qstore_pl.router.config import AUTO, BackendConfig
+from qstore_pl.router.spec import BackendSpec
+from qstore_pl.router.time_model import TimeModel
+
+# Names PennyLane's capability files use for measurement processes.
+_MP_KINDS = {
+    "ExpectationMP": "expval",
+    "VarianceMP": "var",
+    "ProbabilityMP": "probs",
+    "SampleMP": "sample",
+    "CountsMP": "counts",
+    "StateMP": "state",
+    "DensityMatrixMP": "density_matrix",
+}
+
+# Rough defaults on a 2-core x86 machine; calibration refines them per machine.
+_TIME_MODELS = {
+    "lightning": TimeModel(
+        per_batch=3e-4, per_circuit=2e-4, per_gate_amplitude=1.2e-9, per_measurement_amplitude=1e-9
+    ),
+    "lightning64": TimeModel(
+        per_batch=3e-4, per_circuit=2e-4, per_gate_amplitude=4e-10, per_measurement_amplitude=5e-10
+    ),
+    "qsim": TimeModel(
+        per_batch=2e-4, per_circuit=1e-4, per_gate_amplitude=1e-10, per_measurement_amplitude=5e-10
+    ),
+    "default": TimeModel(
+        per_batch=2e-4, per_circuit=4e-4, per_gate_amplitude=8e-9, per_measurement_amplitude=4e-9
+    ),
+}
+
+
+def max_wires_for_memory(bytes_per_amplitude: int, fraction: float = 0.5) -> int:
+    """Widest state vector that fits in ``fraction`` of this machine's memory."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 8 * 2**30
+    return int(math.log2(memory * fraction / bytes_per_amplitude))
+
+
+def capabilities_from_toml(path: str, **overrides: Any) -> BackendCapabilities:
+    """Backend capabilities from a PennyLane device-capabilities TOML file."""
+    caps = DeviceCapabilities.from_toml_file(path)
+    analytic, sampled = set(), set()
+    for mp_name, conditions in caps.measurement_processes.items():
+        kind = _MP_KINDS.get(mp_name, mp_name)
+        if ExecutionCondition.FINITE_SHOTS_ONLY not in conditions:
+            analytic.add(kind)
+        if ExecutionCondition.ANALYTIC_MODE_ONLY not in conditions:
+            sampled.add(kind)
+    operations = set(caps.gate_set())
+    if caps.initial_state_prep:
+        operations |= {"StatePrep", "BasisState"}
+    if caps.supported_mcm_methods:
+        operations |= {"MidMeasureMP", "Conditional"}
+    fields = {
+        "operations": frozenset(operations),
+        "observables": frozenset(caps.observables),
+        "measurements": frozenset(analytic),
+        "sampled_measurements": frozenset(sampled),
+        "differentiable_operations": frozenset(caps.gate_set(differentiable=True)),
+    }
+    fields.update(overrides)
+    return BackendCapabilities(**fields)
+
+
+def _lightning(device_name: str) -> Callable[[Mapping[str, Any]], tuple]:
+    def build(options: Mapping[str, Any]):
+        import pennylane as qml
+
+        dtype = str(getattr(options.get("c_dtype"), "__name__", options.get("c_dtype")))
+        single = dtype == "complex64"
+        path = qml.device(device_name, wires=1, **options).config_filepath
+        caps = capabilities_from_toml(
+            path,
+            max_wires=max_wires_for_memory(8 if single else 16),
+            dtype="complex64" if single else "complex128",
+            derivatives={"adjoint": frozenset({"expval"})},
+        )
+        return caps, _TIME_MODELS["lightning64" if single else "lightning"]
+
+    return build
+
+
+def _qsim(options: Mapping[str, Any]):
+    from qstore_pl.devices.qsim import QsimDevice
+
+    caps = capabilities_from_toml(
+        QsimDevice.config_filepath,
+        max_wires=max_wires_for_memory(8),
+        max_matrix_wires=6,
+        dtype="complex64",
+        broadcasting=True,
+        derivatives={"parameter-shift": frozenset({"expval"})},
+    )
+    return caps, _TIME_MODELS["qsim"]
+
+
+def _default_qubit(options: Mapping[str, Any]):
+    caps = BackendCapabilities(
+        max_wires=max_wires_for_memory(16, fraction=0.25),  # numpy makes temporaries
+        operations=None,
+        observables=None,
+        measurements=None,
+        sampled_measurements=None,
+        dtype="complex128",
+        broadcasting=True,
+        derivatives={"adjoint": frozenset({"expval", "state"})},
+    )
+    return caps, _TIME_MODELS["default"]
+
+
+#: Backend types → (PennyLane device name, capability/time-model builder, import check).
+KNOWN_BACKENDS: dict[str, tuple[str, Callable, str | None]] = {
+    "lightning.qubit": ("lightning.qubit", _lightning("lightning.qubit"), "pennylane_lightning"),
+    "lightning.kokkos": (
+        "lightning.kokkos",
+        _lightning("lightning.kokkos"),
+        "pennylane_lightning.lightning_kokkos_ops",
+    ),
+    "lightning.gpu": (
+        "lightning.gpu",
+        _lightning("lightning.gpu"),
+        "pennylane_lightning.lightning_gpu_ops",
+    ),
+    "qstore.qsim": ("qstore.qsim", _qsim, "qsimcirq"),
+    "default.qubit": ("default.qubit", _default_qubit, None),
+}
+
+#: Local simulators used when the config says ``"auto"``, in order of preference.
+AUTO_BACKENDS = (
+    "lightning.gpu",
+    "lightning.kokkos",
+    "lightning.qubit",
+    "qstore.qsim",
+    "default.qubit",
+)
+
+
+def build_spec(entry: BackendConfig) -> BackendSpec:
+    """The spec of one configured backend.
+
+    Raises
+    ------
+    UnknownBackendError
+        If the type is not a known backend.
+    ConfigError
+        If the backend is known but cannot be built with the given options.
+    """
+    try:
+        device_name, build, _ = KNOWN_BACKENDS[entry.type]
+    except KeyError:
+        close = difflib.get_close_matches(entry.type, [*KNOWN_BACKENDS, AUTO], n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownBackendError(
+            f"unknown backend {entry.type!r}.{hint} Known backends: "
+            f"{', '.join([*KNOWN_BACKENDS, AUTO])}."
+        ) from None
+    try:
+        capabilities, time_model = build(entry.options)
+    except ConfigError:
+        raise
+    except Exception as err:  # the device rejected its options
+        raise ConfigError(
+            f"backend {entry.name!r} ({entry.type}) cannot be built with options "
+            f"{dict(entry.options)!r}: {err}"
+        ) from err
+    return BackendSpec(
+        name=entry.name,
+        device_name=device_name,
+        capabilities=capabilities,
+        time_model=time_model,
+        device_kwargs=dict(entry.options),
+    )
+
+
+@functools.cache
+def is_usable(backend_type: str) -> bool:
+    """Whether a known backend is installed and can start on this machine."""
+    import pennylane as qml
+
+    device_name, _, module = KNOWN_BACKENDS[backend_type]
+    try:
+        if module is not None and importlib.util.find_spec(module) is None:
+            return False
+        qml.device(device_name, wires=1)
+    except Exception:  # not installed, no GPU, driver mismatch: not usable here
+        return False
+    return True
+
+
+def resolve_backends(entries: Sequence[BackendConfig]) -> list[BackendSpec]:
+    """Specs for the configured backends, ``"auto"`` expanded to the usable local ones."""
+    specs: list[BackendSpec] = []
+    for entry in entries:
+        if entry.type == AUTO:
+            for backend_type in AUTO_BACKENDS:
+                if is_usable(backend_type):
+                    specs.append(build_spec(BackendConfig(backend_type, backend_type)))
+        else:
+            specs.append(build_spec(entry))
+    names = [s.name for s in specs]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(
+            f"backend names must be unique, {repeated} appear twice (an explicit entry "
+            "and 'auto'?); give the explicit entry another 'name'"
+        )
+    return specs

@@ -1,0 +1,419 @@
+"""The ``qstore.router`` device: one PennyLane device that routes every group of
+circuits to the backend that suits it best.
+
+Data path::
+
+    execute / derivatives
+      → check parameters are finite
+      → group tapes by structure (grouping.py)
+      → describe each group as plain workload features (router/workload.py)
+      → route: eligibility + policy (router/policy.py)
+      → run on the chosen backend through the executor seam, falling back down the
+        ranking when a backend fails (backend.py, executors.py)
+      → log, track, call callbacks (router/report.py, callbacks.py)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pennylane as qml
+from pennylane.devices import Device, ExecutionConfig, MCMConfig
+from pennylane.devices.modifiers import simulator_tracking, single_tape_support
+from pennylane.exceptions import DeviceError
+from pennylane.tape import QuantumScript
+
+from qstore_pl.callbacks import DeviceCallback, ExecutionRecord
+from qstore_pl.devices.backend import Backend
+from qstore_pl.devices.executors import make_executor
+from qstore_pl.devices.grouping import TapeGroup, group_by_structure
+from qstore_pl.devices.local_backends import resolve_backends
+from qstore_pl.devices.router_pipeline import build_pipeline
+from qstore_pl.exceptions import BackendExecutionError, ConfigError, InvalidParameterError
+from qstore_pl.router.config import RouterConfig, load_config
+from qstore_pl.router.explain import RoutingExplanation
+from qstore_pl.router.policy import RoutingDecision, get_policy, route
+from qstore_pl.router.report import RoutedRun, RoutingLog, RoutingReport
+from qstore_pl.router.workload import describe
+
+logger = logging.getLogger(__name__)
+
+_DEVICE_GRADIENTS = {"best", "adjoint", "device"}
+_MCM_METHODS = {"deferred", "one-shot"}
+
+
+@dataclass
+class _Job:
+    """One group to run: the unit the executor seam moves around."""
+
+    group: TapeGroup
+    decision: RoutingDecision
+    task: str
+    cotangents: list | None
+    mcm_config: MCMConfig
+
+
+@simulator_tracking
+@single_tape_support
+class RouterDevice(Device):
+    """A PennyLane device that routes circuits to the best backend for them.
+
+    With no configuration it uses every local simulator that is installed and usable
+    (lightning.qubit, qstore.qsim, default.qubit; lightning.gpu and lightning.kokkos
+    when present) and picks, for each group of circuits that share a structure, the one
+    with the lowest estimated time.
+
+    Parameters
+    ----------
+    wires : int or Iterable, optional
+        Number of wires or wire labels. ``None`` lets each circuit use its own wires.
+    shots : int, optional
+        Default shots (deprecated in PennyLane; prefer ``qml.set_shots`` on the QNode).
+    config : dict or str or PathLike, optional
+        Router configuration, or a path to a YAML/TOML file with it. Keys:
+        ``backends`` (``"auto"`` or a list of backend names or
+        ``{"name", "type", "options"}`` dicts), ``routing_strategy``
+        (``"performance"``), ``precision`` (``"single"`` allows complex64 backends,
+        ``"double"`` requires complex128), ``fallback`` (bool) and ``executor``.
+    callbacks : Sequence[DeviceCallback], optional
+        Called with an :class:`~qstore_pl.callbacks.ExecutionRecord` per circuit run.
+    seed : int, optional
+        Seed for sampling on the backends.
+    **config_overrides
+        Top-level config keys given directly, e.g. ``precision="double"``.
+
+    Notes
+    -----
+    Derivatives: with ``diff_method`` ``"best"``, ``"adjoint"`` or ``"device"`` and
+    analytic execution, the router computes derivatives itself with what the chosen
+    backend does best (the adjoint method, or the parameter-shift rule run as one
+    batch). With finite shots, PennyLane's parameter-shift rule runs through the
+    router.
+
+    **Example**
+
+    >>> dev = qml.device("qstore.router", wires=2)
+    >>> @qml.qnode(dev)
+    ... def circuit(x):
+    ...     qml.RX(x, 0)
+    ...     qml.CNOT([0, 1])
+    ...     return qml.expval(qml.Z(1))
+    >>> print(dev.explain(circuit, 0.3))  # every candidate, its estimate and the choice
+    """
+
+    name = "qstore.router"
+    _device_options = ()
+
+    def __init__(
+        self,
+        wires=None,
+        shots=None,
+        *,
+        config=None,
+        callbacks: Sequence[DeviceCallback] = (),
+        seed: int | None = None,
+        **config_overrides,
+    ):
+        super().__init__(wires=wires, shots=shots)
+        self.config: RouterConfig = load_config(config, **config_overrides)
+        self.backends = resolve_backends(self.config.backends)
+        self._specs = {spec.name: spec for spec in self.backends}
+        self._policy = get_policy(self.config.routing_strategy)
+        self._executor = make_executor(self.config.executor)
+        self._callbacks = _check_callbacks(callbacks)
+        self._rng = np.random.default_rng(seed)
+        self._instances: dict[tuple[str, int], Backend] = {}
+        self._log = RoutingLog()
+
+    def __repr__(self) -> str:
+        wires = len(self.wires) if self.wires is not None else None
+        names = ", ".join(self._specs)
+        return f"<RouterDevice wires={wires} backends=[{names}] policy={self._policy.name}>"
+
+    # ------------------------------------------------------------------ config
+    def setup_execution_config(
+        self, config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
+    ) -> ExecutionConfig:
+        config = config or ExecutionConfig()
+        for option in config.device_options:
+            raise DeviceError(f"device option {option!r} is not known to {self.name}")
+        updated: dict[str, Any] = {"convert_to_numpy": True}
+        if config.gradient_method in _DEVICE_GRADIENTS:
+            updated["gradient_method"] = "adjoint"
+            updated["use_device_gradient"] = True
+            if config.use_device_jacobian_product is None:
+                updated["use_device_jacobian_product"] = False
+            vjp = updated.get("use_device_jacobian_product", config.use_device_jacobian_product)
+            if config.grad_on_execution is None:
+                # a full Jacobian is cheapest next to the forward pass; a VJP needs dy
+                updated["grad_on_execution"] = not vjp
+        elif config.use_device_gradient is None:
+            updated["use_device_gradient"] = False
+        updated["mcm_config"] = self._setup_mcm_config(config.mcm_config, circuit)
+        return replace(config, **updated)
+
+    def _setup_mcm_config(self, mcm_config: MCMConfig, circuit: QuantumScript | None):
+        method = mcm_config.mcm_method
+        if method is None:
+            method = "one-shot" if circuit is not None and circuit.shots else "deferred"
+        if method not in _MCM_METHODS:
+            raise DeviceError(
+                f"mcm_method={method!r} is not supported by {self.name}; "
+                f"use one of {sorted(_MCM_METHODS)}"
+            )
+        if mcm_config.postselect_mode == "fill-shots" and method != "deferred":
+            raise DeviceError("postselect_mode='fill-shots' needs mcm_method='deferred'")
+        return replace(mcm_config, mcm_method=method)
+
+    def preprocess_transforms(self, execution_config: ExecutionConfig | None = None):
+        config = execution_config or self.setup_execution_config()
+        capabilities = [spec.capabilities for spec in self.backends]
+        return build_pipeline(config, capabilities, self.wires)
+
+    def supports_derivatives(
+        self, execution_config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
+    ) -> bool:
+        if execution_config is None:
+            return True
+        if execution_config.gradient_method not in _DEVICE_GRADIENTS:
+            return False
+        if not any(spec.capabilities.derivatives for spec in self.backends):
+            return False
+        if circuit is None:
+            return True
+        if circuit.shots:
+            return False
+        config = self.setup_execution_config(
+            replace(execution_config, gradient_method="adjoint"), circuit
+        )
+        try:
+            self.preprocess_transforms(config)((circuit,))
+        except (DeviceError, qml.operation.DecompositionUndefinedError, AttributeError):
+            return False
+        return True
+
+    def supports_vjp(self, execution_config=None, circuit=None) -> bool:
+        return self.supports_derivatives(execution_config, circuit)
+
+    # --------------------------------------------------------------- execution
+    def execute(self, circuits, execution_config: ExecutionConfig | None = None):
+        return self._run(circuits, "execute", execution_config)
+
+    def compute_derivatives(self, circuits, execution_config: ExecutionConfig | None = None):
+        return self._run(circuits, "jacobian", execution_config)
+
+    def execute_and_compute_derivatives(
+        self, circuits, execution_config: ExecutionConfig | None = None
+    ):
+        return tuple(zip(*self._run(circuits, "execute+jacobian", execution_config)))
+
+    def compute_vjp(self, circuits, cotangents, execution_config: ExecutionConfig | None = None):
+        return self._run(circuits, "vjp", execution_config, cotangents)
+
+    def execute_and_compute_vjp(
+        self, circuits, cotangents, execution_config: ExecutionConfig | None = None
+    ):
+        return tuple(zip(*self._run(circuits, "execute+vjp", execution_config, cotangents)))
+
+    def _run(self, circuits, task, execution_config, cotangents=None) -> tuple:
+        config = execution_config or ExecutionConfig()
+        for tape in circuits:
+            check_finite_parameters(tape)
+        jobs = [
+            _Job(
+                group=group,
+                decision=self._decide(group.tapes, task),
+                task=task,
+                cotangents=[cotangents[i] for i in group.indices] if cotangents else None,
+                mcm_config=config.mcm_config,
+            )
+            for group in group_by_structure(circuits)
+        ]
+        outputs = self._executor.map(self._run_job, jobs)
+        results: list[Any] = [None] * len(circuits)
+        for job, output in zip(jobs, outputs):
+            for i, value in zip(job.group.indices, output):
+                results[i] = value
+        return tuple(results)
+
+    def _decide(self, tapes: Sequence[QuantumScript], task: str) -> RoutingDecision:
+        derivative = None
+        if task != "execute":
+            derivative = "vjp" if task.endswith("vjp") else "jacobian"
+        features = describe(tapes, derivative)
+        return route(features, self.backends, self._policy, self.config.precision)
+
+    def _run_job(self, job: _Job) -> list:
+        """Run one group, falling back down the ranking when a backend fails."""
+        candidates = job.decision.ranked if self.config.fallback else [job.decision.backend]
+        failures: list[str] = []
+        for name in candidates:
+            method = _method_for(job.decision, name)
+            start = time.perf_counter()
+            try:
+                output, cached = self._run_on(name, job, method)
+            except Exception as err:  # any backend failure: try the next one
+                failures.append(f"{name}: {type(err).__name__}: {err}")
+                logger.warning("backend %s failed on a %s group: %s", name, job.task, err)
+                continue
+            seconds = time.perf_counter() - start
+            self._record(job, name, method, output, seconds, failures, cached)
+            return output
+        raise BackendExecutionError(
+            f"every backend allowed for this {job.task} failed: " + " | ".join(failures)
+        )
+
+    def _run_on(self, name: str, job: _Job, method: str | None) -> tuple[list, int]:
+        tapes = job.group.tapes
+        backend = self._backend(name, len(tapes[0].wires))
+        if job.task == "execute":
+            return self._execute_with_cache(backend, tapes, job.mcm_config)
+        with_results = job.task.startswith("execute+")
+        if job.task.endswith("jacobian"):
+            out = backend.jacobian(tapes, method, with_results=with_results)
+        else:
+            out = backend.vjp(tapes, job.cotangents, method, with_results=with_results)
+        return (list(zip(*out)) if with_results else list(out)), 0
+
+    def _execute_with_cache(self, backend: Backend, tapes, mcm_config) -> tuple[list, int]:
+        cached = {}
+        for i, tape in enumerate(tapes):
+            for callback in self._callbacks:
+                lookup = getattr(callback, "lookup", None)
+                hit = _safe_call(lookup, tape, backend.spec.name) if lookup else None
+                if hit is not None:
+                    cached[i] = hit
+                    break
+        todo = [t for i, t in enumerate(tapes) if i not in cached]
+        fresh = iter(backend.execute(todo, mcm_config) if todo else ())
+        return [cached[i] if i in cached else next(fresh) for i in range(len(tapes))], len(cached)
+
+    def _backend(self, name: str, num_wires: int) -> Backend:
+        key = (name, max(num_wires, 1))
+        if key not in self._instances:
+            seed = int(self._rng.integers(2**31 - 1))
+            self._instances[key] = Backend(self._specs[name], key[1], seed=seed)
+        return self._instances[key]
+
+    def _record(self, job, backend, method, output, seconds, failures, cached) -> None:
+        tapes = job.group.tapes
+        circuits = sum(t.batch_size or 1 for t in tapes)
+        self._log.add(
+            RoutedRun(
+                task=job.task,
+                backend=backend,
+                circuits=circuits,
+                seconds=seconds,
+                reason=job.decision.reason,
+                failed=tuple(failures),
+                derivative_method=method,
+                cached=cached,
+            )
+        )
+        if self.tracker.active:
+            self.tracker.update(backend=backend, **{f"executions:{backend}": circuits})
+            self.tracker.record()
+        if not self._callbacks:
+            return
+        share = seconds / len(tapes)
+        for tape, value in zip(tapes, output):
+            shots = tape.shots.total_shots if tape.shots else None
+            record = ExecutionRecord(
+                tape=tape,
+                result=value,
+                task=job.task,
+                backend=backend,
+                shots=shots,
+                seconds=share,
+                derivative_method=method,
+            )
+            for callback in self._callbacks:
+                _safe_call(callback.on_execution, record)
+
+    # ---------------------------------------------------------- transparency
+    def routing_report(self) -> RoutingReport:
+        """Totals per backend and recent runs: what ran where, and why."""
+        return self._log.report()
+
+    def reset_routing_report(self) -> None:
+        """Forget the routing history."""
+        self._log.clear()
+
+    def explain(self, circuit, *args, derivative: str | None = "auto", **kwargs):
+        """Show every candidate backend, its estimate, and the choice for a circuit.
+
+        Parameters
+        ----------
+        circuit : QNode or QuantumScript or Sequence[QuantumScript]
+            What to explain. A QNode is called with ``*args, **kwargs`` to build its
+            tapes, exactly as an execution would, without running them.
+        derivative : {"auto", None, "jacobian", "vjp"}
+            Explain the derivative pass instead of the forward pass. ``"auto"`` picks
+            what the QNode's configuration would do when it has trainable parameters.
+
+        Returns
+        -------
+        RoutingExplanation
+            Printable; ``.decisions`` holds the decisions.
+        """
+        if isinstance(circuit, qml.QNode):
+            tapes, _ = qml.workflow.construct_batch(circuit, level="device")(*args, **kwargs)
+            config = qml.workflow.construct_execution_config(circuit)(*args, **kwargs)
+        else:
+            tapes = [circuit] if isinstance(circuit, QuantumScript) else list(circuit)
+            config = self.setup_execution_config()
+            tapes, _ = self.preprocess_transforms(config)(tapes)
+        if derivative == "auto":
+            derivative = None
+            if config.gradient_method == "adjoint" and any(t.trainable_params for t in tapes):
+                derivative = "vjp" if config.use_device_jacobian_product else "jacobian"
+        task = "execute" if derivative is None else derivative
+        groups = group_by_structure(tapes)
+        decisions = tuple(self._decide(g.tapes, task) for g in groups)
+        return RoutingExplanation(decisions, tuple(len(g.tapes) for g in groups))
+
+
+def check_finite_parameters(tape: QuantumScript) -> None:
+    """Raise :class:`InvalidParameterError` if a gate parameter is NaN or infinite."""
+    for op in tape.operations:
+        for i, value in enumerate(op.data):
+            array = np.asarray(value)
+            if array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
+                raise InvalidParameterError(
+                    f"parameter {i} of {op.name} on wires {op.wires.tolist()} is not finite "
+                    f"({value!r}); the router will not run NaN or infinite parameters. Check "
+                    "the inputs and weights feeding this circuit (a diverged optimiser or a "
+                    "division by zero upstream)."
+                )
+
+
+def _method_for(decision: RoutingDecision, backend: str) -> str | None:
+    for candidate in decision.candidates:
+        if candidate.backend == backend:
+            return candidate.derivative_method
+    return None
+
+
+def _check_callbacks(callbacks) -> tuple[DeviceCallback, ...]:
+    if isinstance(callbacks, DeviceCallback):
+        callbacks = (callbacks,)
+    for cb in callbacks:
+        if not callable(getattr(cb, "on_execution", None)):
+            raise ConfigError(
+                f"callback {cb!r} has no on_execution(record) method; subclass "
+                "qstore_pl.callbacks.DeviceCallback"
+            )
+    return tuple(callbacks)
+
+
+def _safe_call(fn: Callable, *args):
+    try:
+        return fn(*args)
+    except Exception as err:  # a callback must never break or lose a computation
+        logger.warning("callback %r failed: %s", fn, err)
+        return None

@@ -1,0 +1,192 @@
+"""The router's preprocessing: turn user circuits into ones its backends can run.
+
+Gates are decomposed until every enabled backend accepts them (so routing is free to
+pick any of them), measurements are validated, and, for the adjoint method, trainable
+gates are reduced to ones every adjoint-capable backend can differentiate and
+non-expectation measurements become a state measurement plus classical
+postprocessing that the ML framework differentiates. Circuits finally move onto wires
+``0 .. k-1`` in the router's wire order, so a backend simulates only the wires a
+circuit touches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pennylane as qml
+from pennylane import math
+from pennylane.devices.default_qubit import adjoint_state_measurements
+from pennylane.devices.preprocess import (
+    decompose,
+    device_resolve_dynamic_wires,
+    no_sampling,
+    validate_adjoint_trainable_params,
+    validate_device_wires,
+    validate_measurements,
+    validate_observables,
+)
+from pennylane.measurements import (
+    ClassicalShadowMP,
+    ExpectationMP,
+    SampleMeasurement,
+    ShadowExpvalMP,
+    StateMeasurement,
+)
+from pennylane.operation import Operator
+from pennylane.ops import MidMeasure
+from pennylane.ops.op_math import Conditional
+from pennylane.tape import QuantumScript
+from pennylane.transforms import broadcast_expand, defer_measurements
+from pennylane.transforms.core import CompilePipeline, transform
+from pennylane.wires import Wires
+
+from qstore_pl.exceptions import UnsupportedCircuitError
+from qstore_pl.router.capabilities import BackendCapabilities
+
+NAME = "qstore.router"
+
+
+def _accepts(caps: BackendCapabilities, op: Operator) -> bool:
+    if caps.operations is not None:
+        return op.name in caps.operations
+    return op.has_matrix and len(op.wires) <= caps.max_matrix_wires
+
+
+def gate_acceptor(capabilities: Sequence[BackendCapabilities]) -> Callable[[Operator], bool]:
+    """Stopping condition: every backend runs the gate, or some does and it cannot be
+    decomposed further."""
+
+    def accepted(op: Operator) -> bool:
+        if isinstance(op, (MidMeasure, Conditional)):
+            return True  # handled by the mid-circuit-measurement method
+        if all(_accepts(c, op) for c in capabilities):
+            return True
+        return not op.has_decomposition and any(_accepts(c, op) for c in capabilities)
+
+    return accepted
+
+
+def adjoint_acceptor(capabilities: Sequence[BackendCapabilities]) -> Callable[[Operator], bool]:
+    """Stopping condition for the adjoint method: trainable gates have one parameter, a
+    generator, and every adjoint-capable backend can differentiate them."""
+    adjoint_sets = [
+        c.differentiable_operations
+        for c in capabilities
+        if "adjoint" in c.derivatives and c.differentiable_operations is not None
+    ]
+
+    def accepted(op: Operator) -> bool:
+        if isinstance(op, (MidMeasure, Conditional)):
+            return False
+        if op.num_params == 0 or not any(math.requires_grad(d) for d in op.data):
+            return True
+        return (
+            op.num_params == 1
+            and op.has_generator
+            and all(op.name in names for names in adjoint_sets)
+        )
+
+    return accepted
+
+
+def _analytic_measurement(mp) -> bool:
+    return isinstance(mp, StateMeasurement)
+
+
+def _sampled_measurement(mp) -> bool:
+    return isinstance(mp, (SampleMeasurement, ClassicalShadowMP, ShadowExpvalMP))
+
+
+def _adjoint_measurement(mp) -> bool:
+    return isinstance(mp, ExpectationMP) or mp.obs is None
+
+
+@transform
+def map_to_backend_wires(tape: QuantumScript, device_wires: Wires | None = None):
+    """Move a circuit onto wires ``0 .. k-1``, keeping the device's wire order."""
+    order = device_wires if device_wires is not None else tape.wires
+    used = [w for w in order if w in tape.wires]
+    if used == list(range(len(used))):
+        return (tape,), _first
+    wire_map = {w: i for i, w in enumerate(used)}
+    mapped = QuantumScript(
+        [op.map_wires(wire_map) for op in tape.operations],
+        [mp.map_wires(wire_map) for mp in tape.measurements],
+        shots=tape.shots,
+        trainable_params=tape.trainable_params,
+    )
+    return (mapped,), _first
+
+
+def _first(results):
+    return results[0]
+
+
+def build_pipeline(
+    config: qml.devices.ExecutionConfig,
+    capabilities: Sequence[BackendCapabilities],
+    device_wires: Wires | None,
+) -> CompilePipeline:
+    """The router's compile pipeline for an execution config.
+
+    Parameters
+    ----------
+    config : ExecutionConfig
+        Resolved execution config (gradient method, mid-circuit measurement method).
+    capabilities : Sequence[BackendCapabilities]
+        Capabilities of every enabled backend.
+    device_wires : Wires or None
+        The router's wires.
+    """
+    pipeline = CompilePipeline()
+    deferred = config.mcm_config.mcm_method == "deferred"
+    if deferred:
+        pipeline.add_transform(defer_measurements, allow_postselect=True)
+    pipeline.add_transform(
+        decompose,
+        stopping_condition=gate_acceptor(capabilities),
+        device_wires=device_wires,
+        name=NAME,
+        error=UnsupportedCircuitError,
+    )
+    pipeline.add_transform(
+        device_resolve_dynamic_wires, wires=device_wires, allow_resets=not deferred
+    )
+    pipeline.add_transform(validate_device_wires, device_wires, name=NAME)
+    pipeline.add_transform(
+        validate_measurements,
+        analytic_measurements=_analytic_measurement,
+        sample_measurements=_sampled_measurement,
+        name=NAME,
+    )
+    if config.gradient_method == "adjoint":
+        add_adjoint_transforms(pipeline, config, capabilities, device_wires)
+    pipeline.add_transform(map_to_backend_wires, device_wires)
+    return pipeline
+
+
+def add_adjoint_transforms(
+    pipeline: CompilePipeline,
+    config: qml.devices.ExecutionConfig,
+    capabilities: Sequence[BackendCapabilities],
+    device_wires: Wires | None,
+) -> None:
+    """Append the transforms that make circuits fit for the adjoint method."""
+    name = f"adjoint + {NAME}"
+    pipeline.add_transform(no_sampling, name=name)
+    pipeline.add_transform(
+        decompose,
+        stopping_condition=adjoint_acceptor(capabilities),
+        device_wires=device_wires,
+        name=name,
+        skip_initial_state_prep=False,
+    )
+    pipeline.add_transform(validate_observables, lambda obs: obs.has_matrix, name=name)
+    pipeline.add_transform(
+        validate_measurements, analytic_measurements=_adjoint_measurement, name=name
+    )
+    pipeline.add_transform(
+        adjoint_state_measurements, device_vjp=config.use_device_jacobian_product
+    )
+    pipeline.add_transform(broadcast_expand)
+    pipeline.add_transform(validate_adjoint_trainable_params)

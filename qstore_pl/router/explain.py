@@ -1,0 +1,57 @@
+"""Explain routing decisions in words and tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qstore_pl.router.policy import RoutingDecision, format_seconds
+
+
+@dataclass(frozen=True)
+class RoutingExplanation:
+    """Decisions for every structure group of a circuit batch.
+
+    Attributes
+    ----------
+    decisions : tuple[RoutingDecision, ...]
+        One decision per group, in batch order.
+    group_sizes : tuple[int, ...]
+        Number of tapes in each group.
+    """
+
+    decisions: tuple[RoutingDecision, ...]
+    group_sizes: tuple[int, ...]
+
+    @property
+    def chosen(self) -> list[str]:
+        """The backend chosen for each group."""
+        return [d.backend for d in self.decisions]
+
+    def __str__(self) -> str:
+        return "\n\n".join(
+            format_decision(d, size, i)
+            for i, (d, size) in enumerate(zip(self.decisions, self.group_sizes))
+        )
+
+
+def format_decision(decision: RoutingDecision, tapes: int = 1, index: int = 0) -> str:
+    """A table of every candidate for one decision, the chosen one marked."""
+    f = decision.features
+    task = "forward" if f.derivative is None else f"forward + {f.derivative}"
+    shots = "analytic" if f.shots is None else f"{f.shots} shots"
+    lines = [
+        f"group {index}: {tapes} tape(s), {f.batch_size} circuit(s), {f.num_wires} wires, "
+        f"depth {f.depth}, {f.num_1q_gates}x1q + {f.num_2q_gates}x2q"
+        + (f" + {f.num_multi_gates}xNq" if f.num_multi_gates else "")
+        + f" gates, {f.num_trainable} trainable, {shots}, {task}",
+        f"  policy: {decision.policy}",
+        f"  {'':2}{'backend':<18}{'est. time':>11}  {'precision':<10}{'derivatives':<17}notes",
+    ]
+    for c in decision.candidates:
+        mark = "->" if c.backend == decision.backend else "  "
+        seconds = format_seconds(c.seconds) if c.seconds is not None else "-"
+        method = c.derivative_method or "-"
+        notes = "; ".join(c.reasons) if not c.eligible else ""
+        lines.append(f"  {mark}{c.backend:<18}{seconds:>11}  {c.precision:<10}{method:<17}{notes}")
+    lines.append(f"  chosen: {decision.backend} ({decision.reason})")
+    return "\n".join(lines)

@@ -1,0 +1,39 @@
+"""Backend specifications: one backend as plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from qstore_pl.router.capabilities import BackendCapabilities
+from qstore_pl.router.time_model import TimeModel
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A backend the router may choose.
+
+    Attributes
+    ----------
+    name : str
+        Name the router reports and configs refer to (unique per router).
+    device_name : str
+        PennyLane device that executes the circuits (``qml.device(device_name, ...)``).
+    device_kwargs : Mapping[str, Any]
+        Extra keyword arguments for that device.
+    capabilities : BackendCapabilities
+        What the backend can run.
+    time_model : TimeModel
+        How long it takes.
+    """
+
+    name: str
+    device_name: str
+    capabilities: BackendCapabilities
+    time_model: TimeModel = field(default_factory=TimeModel)
+    device_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_time_model(self, time_model: TimeModel) -> BackendSpec:
+        """A copy of this spec with another time model."""
+        return replace(self, time_model=time_model)
