@@ -4,10 +4,13 @@ backend at the right price.
 The devices are registered with PennyLane's plugin entry points::
 
     import pennylane as qml
+    import qstore_pl  # lets qml.device("qstore.*", config={...}) take a router config
+
     dev = qml.device("qstore.router", wires=8)   # cost-aware router
     dev = qml.device("qstore.qsim", wires=20)    # qsim driven directly
 """
 
+from qstore_pl import device_config
 from qstore_pl.exceptions import (
     BackendExecutionError,
     ConfigError,
@@ -18,6 +21,8 @@ from qstore_pl.exceptions import (
 )
 
 __version__ = "0.1.0"
+
+device_config.install()
 
 __all__ = [
     "BackendExecutionError",

@@ -34,19 +34,38 @@ _MP_KINDS = {
     "DensityMatrixMP": "density_matrix",
 }
 
-# Rough defaults on a 2-core x86 machine; calibration refines them per machine.
+# Measured on a 2-core x86 machine (W1 circuits, 2-20 qubits); calibration refines
+# them per machine.
 _TIME_MODELS = {
     "lightning": TimeModel(
-        per_batch=3e-4, per_circuit=2e-4, per_gate_amplitude=1.2e-9, per_measurement_amplitude=1e-9
+        per_batch=2e-4,
+        per_circuit=1e-4,
+        per_gate=9e-6,
+        per_gate_amplitude=1.2e-9,
+        per_measurement_amplitude=1e-9,
     ),
     "lightning64": TimeModel(
-        per_batch=3e-4, per_circuit=2e-4, per_gate_amplitude=4e-10, per_measurement_amplitude=5e-10
+        per_batch=2e-4,
+        per_circuit=1e-4,
+        per_gate=8e-6,
+        per_gate_amplitude=3.5e-10,
+        per_measurement_amplitude=5e-10,
     ),
     "qsim": TimeModel(
-        per_batch=2e-4, per_circuit=1e-4, per_gate_amplitude=1e-10, per_measurement_amplitude=5e-10
+        per_batch=2e-4,
+        per_circuit=1e-4,
+        per_gate=2e-6,
+        per_gate_amplitude=1e-10,
+        per_measurement_amplitude=5e-10,
+        vectorised=False,
     ),
     "default": TimeModel(
-        per_batch=2e-4, per_circuit=4e-4, per_gate_amplitude=8e-9, per_measurement_amplitude=4e-9
+        per_batch=2e-4,
+        per_circuit=2e-4,
+        per_gate=7.5e-5,
+        per_gate_amplitude=6e-9,
+        per_measurement_amplitude=4e-9,
+        vectorised=True,
     ),
 }
 

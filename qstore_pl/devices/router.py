@@ -259,7 +259,7 @@ class RouterDevice(Device):
                 output, cached = self._run_on(name, job, method)
             except Exception as err:  # any backend failure: try the next one
                 failures.append(f"{name}: {type(err).__name__}: {err}")
-                logger.warning("backend %s failed on a %s group: %s", name, job.task, err)
+                logger.warning("backend %s failed (%s: %s); trying the next", name, job.task, err)
                 continue
             seconds = time.perf_counter() - start
             self._record(job, name, method, output, seconds, failures, cached)
@@ -303,13 +303,16 @@ class RouterDevice(Device):
     def _record(self, job, backend, method, output, seconds, failures, cached) -> None:
         tapes = job.group.tapes
         circuits = sum(t.batch_size or 1 for t in tapes)
+        reason = job.decision.reason
+        if failures:
+            reason = f"fallback after {len(failures)} failure(s); first choice: {reason}"
         self._log.add(
             RoutedRun(
                 task=job.task,
                 backend=backend,
                 circuits=circuits,
                 seconds=seconds,
-                reason=job.decision.reason,
+                reason=reason,
                 failed=tuple(failures),
                 derivative_method=method,
                 cached=cached,

@@ -1,10 +1,10 @@
 """Time models: how long a backend takes for a workload.
 
-A model is a handful of coefficients: fixed costs per batch and per circuit, and the
-cost of applying one gate to one amplitude. Derivatives multiply the simulation part
-by the number of state-vector sweeps the method needs. The defaults of each backend
-are rough figures from a 2-core x86 machine; :mod:`qstore_pl.router.calibration`
-replaces them with measurements of the machine at hand.
+A model is a handful of coefficients: fixed costs per call, per circuit and per gate
+(interpreter overhead), and the cost of applying one gate to one amplitude of the
+state vector. Derivatives multiply the forward time by the number of state-vector
+sweeps the method needs. Each backend's defaults come from measurements on a 2-core
+x86 machine; calibration replaces them with measurements of the machine at hand.
 """
 
 from __future__ import annotations
@@ -23,38 +23,37 @@ class TimeModel:
     per_batch : float
         Fixed cost of one call (seconds).
     per_circuit : float
-        Fixed cost per circuit execution, such as translation and Python overhead.
+        Fixed cost per circuit.
+    per_gate : float
+        Fixed cost per gate, independent of the number of qubits (interpreter work).
     per_gate_amplitude : float
         Seconds to apply one gate to one amplitude of the state vector.
     per_measurement_amplitude : float
         Seconds to evaluate one measurement on one amplitude.
-    parallel_circuits : bool
-        Whether circuits of a batch run concurrently, so the fixed per-circuit cost is
-        shared (vectorised engines).
+    vectorised : bool
+        Whether a parameter-broadcast tape pays the per-circuit and per-gate costs once
+        for its whole batch rather than once per circuit.
     """
 
     per_batch: float = 1e-4
     per_circuit: float = 1e-4
+    per_gate: float = 1e-5
     per_gate_amplitude: float = 1e-9
     per_measurement_amplitude: float = 1e-9
-    parallel_circuits: bool = False
+    vectorised: bool = False
 
     def forward_seconds(self, features: WorkloadFeatures) -> float:
         """Seconds for one forward execution of every circuit in the group."""
+        gates = features.num_gates
+        overhead_units = features.num_tapes if self.vectorised else features.batch_size
+        overhead = overhead_units * (self.per_circuit + gates * self.per_gate)
         amplitudes = 2.0**features.num_wires
-        gate_weight = features.num_1q_gates + 2 * features.num_2q_gates
-        gate_weight += 4 * features.num_multi_gates
-        per_circuit_sim = amplitudes * (
-            gate_weight * self.per_gate_amplitude
+        simulation = amplitudes * (
+            gates * self.per_gate_amplitude
             + features.num_measurements * self.per_measurement_amplitude
         )
-        shots = features.shots or 0
-        per_circuit_sim += shots * 1e-8 * features.num_wires
-        return (
-            self.per_batch
-            + self.per_circuit * features.batch_size
-            + per_circuit_sim * features.batch_size
-        )
+        sampling = (features.shots or 0) * features.num_wires * 1e-8
+        return self.per_batch + overhead + features.batch_size * (simulation + sampling)
 
     def estimate(self, features: WorkloadFeatures, derivative_method: str | None) -> float:
         """Seconds for the workload, derivatives included when it asks for them.
@@ -70,9 +69,9 @@ class TimeModel:
         if features.derivative is None or derivative_method is None:
             return forward
         if derivative_method == "adjoint":
-            # forward sweep + backward sweep; a full Jacobian needs one backward
-            # sweep per measurement, a VJP only one.
-            backward = 2 if features.derivative == "vjp" else 1 + features.num_measurements
-            return forward * (1 + backward)
+            # A backward sweep costs about two forward passes; a full Jacobian needs
+            # one per measurement, a VJP one in all.
+            sweeps = 1 if features.derivative == "vjp" else features.num_measurements
+            return forward * (1 + 2 * sweeps)
         # parameter-shift: two shifted circuits per trainable parameter, plus forward
         return forward * (1 + 2 * max(features.num_trainable, 1))

@@ -52,6 +52,8 @@ class WorkloadFeatures:
         Total shots per circuit; ``None`` for analytic results.
     batch_size : int
         Number of circuit executions in the group, parameter broadcasting included.
+    num_tapes : int
+        Number of tapes in the group (fewer than ``batch_size`` when broadcasting).
     derivative : {None, "jacobian", "vjp"}
         Whether the group needs derivatives, and in which form.
     """
@@ -71,6 +73,7 @@ class WorkloadFeatures:
     num_measurements: int = 1
     shots: int | None = None
     batch_size: int = 1
+    num_tapes: int = 1
     derivative: str | None = None
 
     def __post_init__(self):
@@ -177,5 +180,6 @@ def describe(
         num_measurements=len(tape.measurements),
         shots=shots,
         batch_size=sum(t.batch_size or 1 for t in tapes),
+        num_tapes=len(tapes),
         derivative=derivative,
     )

@@ -1,0 +1,116 @@
+"""The ``qstore-pl`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _quickstart(args: argparse.Namespace) -> int:
+    from qstore_pl.quickstart import main
+
+    main(
+        n_qubits=args.qubits,
+        n_layers=args.layers,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        config=args.config,
+        progress=not args.quiet,
+    )
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pennylane as qml
+    from pennylane import numpy as pnp
+
+    from qstore_pl.templates import HardwareEfficientAnsatz
+
+    n = args.qubits
+    dev = qml.device("qstore.router", wires=n, config=args.config, precision=args.precision)
+
+    @qml.qnode(dev, device_vjp=args.vjp)
+    def circuit(inputs, weights):
+        qml.AngleEmbedding(inputs, wires=range(n), rotation="X")
+        HardwareEfficientAnsatz(weights, wires=range(n))
+        return [qml.expval(qml.Z(i)) for i in range(n)]
+
+    rng = np.random.default_rng(0)
+    inputs = rng.uniform(0, np.pi, (args.batch, n)) if args.batch > 1 else rng.uniform(0, 1, n)
+    weights = pnp.array(
+        rng.uniform(0, 2 * np.pi, HardwareEfficientAnsatz.shape(args.layers, n)),
+        requires_grad=not args.forward,
+    )
+    print(f"W1 workload: {n} qubits, {args.layers} layers, batch {args.batch}")
+    print(dev.explain(circuit, inputs, weights))
+    return 0
+
+
+def _backends(args: argparse.Namespace) -> int:
+    import pennylane as qml
+
+    dev = qml.device("qstore.router", wires=1, config=args.config)
+    print(f"{'backend':<18}{'device':<18}{'dtype':<12}{'max wires':>10}  derivatives")
+    for spec in dev.backends:
+        caps = spec.capabilities
+        methods = ", ".join(caps.derivatives) or "-"
+        print(
+            f"{spec.name:<18}{spec.device_name:<18}{caps.dtype:<12}{caps.max_wires:>10}  {methods}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``qstore-pl``."""
+    parser = argparse.ArgumentParser(
+        prog="qstore-pl", description="qstore_pl: cost-aware routing of PennyLane workloads."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    quick = sub.add_parser(
+        "quickstart", help="train a small hybrid torch model through qstore.router"
+    )
+    quick.add_argument("--qubits", type=int, default=4)
+    quick.add_argument("--layers", type=int, default=2)
+    quick.add_argument("--epochs", type=int, default=6)
+    quick.add_argument("--batch-size", type=int, default=16)
+    quick.add_argument("--seed", type=int, default=0)
+    quick.add_argument("--config", help="router config file (YAML or TOML)")
+    quick.add_argument("--quiet", action="store_true", help="no progress output")
+    quick.set_defaults(func=_quickstart)
+
+    explain = sub.add_parser(
+        "explain", help="show how the router would run a W1 training step, and why"
+    )
+    explain.add_argument("--qubits", type=int, default=8)
+    explain.add_argument("--layers", type=int, default=4)
+    explain.add_argument("--batch", type=int, default=32)
+    explain.add_argument("--forward", action="store_true", help="forward pass only")
+    explain.add_argument("--vjp", action="store_true", help="use device vector-Jacobian products")
+    explain.add_argument("--precision", choices=("single", "double"), default="single")
+    explain.add_argument("--config", help="router config file (YAML or TOML)")
+    explain.set_defaults(func=_explain)
+
+    backends = sub.add_parser("backends", help="list the backends the router would use")
+    backends.add_argument("--config", help="router config file (YAML or TOML)")
+    backends.set_defaults(func=_backends)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``qstore-pl``."""
+    args = build_parser().parse_args(argv)
+    from qstore_pl.exceptions import QstoreError
+
+    try:
+        return args.func(args)
+    except QstoreError as err:
+        print(f"qstore-pl: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
