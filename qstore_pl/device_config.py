@@ -7,8 +7,9 @@ never reaches the device (and a dict fails with ``KeyError: 'main'``).
 
 :class:`DeviceConfig` speaks that protocol and hands the router config to the device
 as its ``config`` argument. :func:`install` wraps ``qml.device`` (once, when qstore_pl
-is imported) so that a plain dict or path given to a ``qstore.*`` device is wrapped
-automatically; every other call passes through unchanged.
+is imported) so that any other ``config`` given to a ``qstore.*`` device is wrapped
+automatically (the device then validates it); every other call passes through
+unchanged.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from os import PathLike
 from typing import Any
 
 import pennylane as qml
+from pennylane.configuration import Configuration
 
 
 class DeviceConfig:
@@ -58,7 +60,8 @@ def install() -> None:
         if (
             isinstance(name, str)
             and name.startswith("qstore.")
-            and isinstance(config, (Mapping, str, PathLike))
+            and config is not None
+            and not isinstance(config, (Configuration, DeviceConfig))
         ):
             kwargs["config"] = DeviceConfig(name, config)
         return original(name, *args, **kwargs)

@@ -114,7 +114,11 @@ class PerformancePolicy(RoutingPolicy):
     def reason(self, chosen, runner_up):
         if runner_up is None:
             return f"only eligible backend (est. {format_seconds(chosen.seconds)})"
-        if chosen.seconds > runner_up.seconds:
+        slower, faster = (
+            max(chosen.seconds, runner_up.seconds),
+            min(chosen.seconds, runner_up.seconds),
+        )
+        if slower <= faster * _TIE_RATIO and chosen.precision != runner_up.precision:
             return (
                 f"{chosen.precision} precision at about the same estimated time as "
                 f"{runner_up.backend} ({format_seconds(chosen.seconds)} vs "
