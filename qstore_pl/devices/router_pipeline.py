@@ -78,8 +78,13 @@ def adjoint_acceptor(capabilities: Sequence[BackendCapabilities]) -> Callable[[O
     def accepted(op: Operator) -> bool:
         if isinstance(op, (MidMeasure, Conditional)):
             return False
-        if op.num_params == 0 or not any(math.requires_grad(d) for d in op.data):
+        if op.num_params == 0:
             return True
+        if not any(math.requires_grad(d) for d in op.data):
+            # default.qubit's adjoint_jacobian (PennyLane 0.45) counts parameters of
+            # one-parameter gates only, so a fixed Rot/CRot/U3 shifts every later
+            # index and the Jacobian comes out wrong: decompose those too.
+            return op.num_params == 1
         return (
             op.num_params == 1
             and op.has_generator
@@ -99,6 +104,10 @@ def _sampled_measurement(mp) -> bool:
 
 def _adjoint_measurement(mp) -> bool:
     return isinstance(mp, ExpectationMP) or mp.obs is None
+
+
+def _expval_measurement(mp) -> bool:
+    return isinstance(mp, ExpectationMP)
 
 
 @transform
@@ -182,8 +191,15 @@ def add_adjoint_transforms(
         skip_initial_state_prep=False,
     )
     pipeline.add_transform(validate_observables, lambda obs: obs.has_matrix, name=name)
+    # probs and state are differentiated as a state measurement plus postprocessing;
+    # without a backend that differentiates the state, refuse them here, so that
+    # supports_derivatives says no (and "best" falls back to parameter shift)
+    # instead of routing failing later
+    state = any("state" in kinds for c in capabilities for kinds in c.derivatives.values())
     pipeline.add_transform(
-        validate_measurements, analytic_measurements=_adjoint_measurement, name=name
+        validate_measurements,
+        analytic_measurements=_adjoint_measurement if state else _expval_measurement,
+        name=name,
     )
     pipeline.add_transform(
         adjoint_state_measurements, device_vjp=config.use_device_jacobian_product
