@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from pennylane.devices.capabilities import DeviceCapabilities, ExecutionCondition
 
 from qstore_pl.exceptions import ConfigError, UnknownBackendError
@@ -198,7 +199,8 @@ def build_spec(entry: BackendConfig) -> BackendSpec:
             f"{', '.join([*KNOWN_BACKENDS, AUTO])}."
         ) from None
     try:
-        capabilities, time_model = build(entry.options)
+        options = _device_options(entry.options)
+        capabilities, time_model = build(options)
     except ConfigError:
         raise
     except Exception as err:  # the device rejected its options
@@ -211,8 +213,20 @@ def build_spec(entry: BackendConfig) -> BackendSpec:
         device_name=device_name,
         capabilities=capabilities,
         time_model=time_model,
-        device_kwargs=dict(entry.options),
+        device_kwargs=options,
     )
+
+
+def _device_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Backend options as the device takes them.
+
+    lightning accepts ``c_dtype`` only as a numpy type and fails at the first execution
+    when given the string a YAML/TOML config holds ("complex64").
+    """
+    options = dict(options)
+    if isinstance(options.get("c_dtype"), str):
+        options["c_dtype"] = np.dtype(options["c_dtype"]).type
+    return options
 
 
 @functools.cache
