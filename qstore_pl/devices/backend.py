@@ -50,6 +50,7 @@ class Backend:
     # forward ------------------------------------------------------------------
     def execute(self, tapes: Sequence[QuantumScript], mcm_config: MCMConfig | None = None) -> tuple:
         """Results of ``tapes``, in order."""
+        tapes = [real_parameters(tape) for tape in tapes]
         config = self.device.setup_execution_config(
             ExecutionConfig(mcm_config=mcm_config or MCMConfig()), tapes[0]
         )
@@ -123,6 +124,27 @@ def contract_vjps(jacs: Sequence[Any], cotangents: Sequence[Any], tapes: Sequenc
         else:
             vjps.append(qml.gradients.compute_vjp_single(dy, jac))
     return tuple(vjps)
+
+
+def real_parameters(tape: QuantumScript) -> QuantumScript:
+    """``tape`` with gate parameters that are complex with zero imaginary part made real.
+
+    For the adjoint method the router turns probs and state measurements into a state
+    measurement and casts every gate parameter to complex, so that the ML framework
+    differentiates through the cast. The forward pass of such a circuit can still be
+    routed to a backend that takes only real angles (lightning.qubit raises TypeError);
+    its values are the same with the real parts.
+    """
+    params = tape.get_parameters(trainable_only=False, operations_only=True)
+    indices, real = [], []
+    for i, p in enumerate(params):
+        if qml.math.is_abstract(p) or "complex" not in qml.math.get_dtype_name(p):
+            continue
+        if qml.math.allclose(qml.math.imag(p), 0, rtol=0, atol=0):
+            indices.append(i)
+            real.append(qml.math.real(p))
+    # operation parameters come first in the tape's parameter numbering
+    return tape.bind_new_parameters(real, indices) if indices else tape
 
 
 def _check_method(method: str) -> None:
