@@ -14,9 +14,11 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pennylane as qml
 from pennylane.devices import ExecutionConfig, MCMConfig
 from pennylane.devices.device_constructor import plugin_devices
+from pennylane.measurements import ExpectationMP
 from pennylane.tape import QuantumScript
 
 from qstore_pl.router.spec import BackendSpec
@@ -78,7 +80,17 @@ class Backend:
         method: str,
         with_results: bool = False,
     ) -> Any:
-        """Vector-Jacobian products of ``tapes`` with ``cotangents``."""
+        """Vector-Jacobian products of ``tapes`` with ``cotangents``.
+
+        PennyLane may batch the cotangents of a tape to get a whole Jacobian from one
+        call (``jax.jacobian`` with ``device_vjp=True``): shape ``(batch,)`` for one
+        expectation value, ``(n, batch)`` for ``n``. lightning and the parameter-shift
+        contraction take one cotangent at a time, so batches are split into rows and
+        the rows' products stacked as default.qubit returns them.
+        """
+        rows = [cotangent_rows(tape, dy) for tape, dy in zip(tapes, cotangents)]
+        if any(r is not None for r in rows):
+            return self._vjp_by_rows(tapes, cotangents, rows, method, with_results)
         if method == "adjoint":
             config = self._adjoint_config(vjp=True)
             if with_results:
@@ -89,6 +101,26 @@ class Backend:
         jacs = out[1] if with_results else out
         vjps = contract_vjps(jacs, cotangents, tapes)
         return (out[0], vjps) if with_results else vjps
+
+    def _vjp_by_rows(self, tapes, cotangents, rows, method: str, with_results: bool):
+        flat_tapes, flat_dys, owners = [], [], []
+        for i, (tape, dy, tape_rows) in enumerate(zip(tapes, cotangents, rows)):
+            for row in tape_rows if tape_rows is not None else [dy]:
+                flat_tapes.append(tape)
+                flat_dys.append(row)
+                owners.append(i)
+        out = self.vjp(flat_tapes, flat_dys, method, with_results)
+        vjps = out[1] if with_results else out
+        per_tape: list[list] = [[] for _ in tapes]
+        for owner, vjp in zip(owners, vjps):
+            per_tape[owner].append(vjp)
+        stacked = tuple(
+            _stack_rows(got) if tape_rows is not None else got[0]
+            for got, tape_rows in zip(per_tape, rows)
+        )
+        if with_results:
+            return tuple(out[0][owners.index(i)] for i in range(len(tapes))), stacked
+        return stacked
 
     def _adjoint_config(self, vjp: bool) -> ExecutionConfig:
         return self.device.setup_execution_config(
@@ -124,6 +156,26 @@ def contract_vjps(jacs: Sequence[Any], cotangents: Sequence[Any], tapes: Sequenc
         else:
             vjps.append(qml.gradients.compute_vjp_single(dy, jac))
     return tuple(vjps)
+
+
+def cotangent_rows(tape: QuantumScript, dy: Any) -> list | None:
+    """The rows of a batched cotangent for an expectation-value tape, else ``None``."""
+    if not all(isinstance(mp, ExpectationMP) for mp in tape.measurements):
+        return None  # only default.qubit differentiates the rest, and it takes batches
+    single = len(tape.measurements) == 1
+    parts = [dy] if single else list(dy)
+    if all(np.ndim(part) == 0 for part in parts):
+        return None
+    batch = np.shape(parts[0])[0]
+    if single:
+        return [dy[b] for b in range(batch)]
+    return [tuple(part[b] for part in parts) for b in range(batch)]
+
+
+def _stack_rows(vjps: Sequence[Any]) -> tuple:
+    """Row VJPs, one per cotangent row, as one ``(batch,)`` array per parameter."""
+    table = np.stack([np.reshape(np.asarray(v), -1) for v in vjps])
+    return tuple(table[:, p] for p in range(table.shape[1]))
 
 
 def real_parameters(tape: QuantumScript) -> QuantumScript:
