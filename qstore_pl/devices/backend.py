@@ -58,7 +58,7 @@ class Backend:
         )
         program = self.device.preprocess_transforms(config)
         device_tapes, postprocess = program(tapes)
-        return tuple(postprocess(self.device.execute(device_tapes, config)))
+        return numpy_numbers(tuple(postprocess(self.device.execute(device_tapes, config))))
 
     # derivatives ----------------------------------------------------------------
     def jacobian(
@@ -68,8 +68,8 @@ class Backend:
         if method == "adjoint":
             config = self._adjoint_config(vjp=False)
             if with_results:
-                return self.device.execute_and_compute_derivatives(tapes, config)
-            return self.device.compute_derivatives(tapes, config)
+                return numpy_numbers(self.device.execute_and_compute_derivatives(tapes, config))
+            return numpy_numbers(self.device.compute_derivatives(tapes, config))
         _check_method(method)
         return self._parameter_shift(tapes, with_results)
 
@@ -94,8 +94,9 @@ class Backend:
         if method == "adjoint":
             config = self._adjoint_config(vjp=True)
             if with_results:
-                return self.device.execute_and_compute_vjp(tapes, cotangents, config)
-            return self.device.compute_vjp(tapes, cotangents, config)
+                out = self.device.execute_and_compute_vjp(tapes, cotangents, config)
+                return numpy_numbers(out)
+            return numpy_numbers(self.device.compute_vjp(tapes, cotangents, config))
         _check_method(method)
         out = self._parameter_shift(tapes, with_results)
         jacs = out[1] if with_results else out
@@ -156,6 +157,22 @@ def contract_vjps(jacs: Sequence[Any], cotangents: Sequence[Any], tapes: Sequenc
         else:
             vjps.append(qml.gradients.compute_vjp_single(dy, jac))
     return tuple(vjps)
+
+
+def numpy_numbers(result: Any) -> Any:
+    """``result`` with Python floats and complexes made numpy float64/complex128.
+
+    lightning returns expectation values as Python floats, which PennyLane's torch
+    interface turns into float32 tensors: float64 inputs would give float32 outputs on
+    groups routed there and float64 on groups routed to default.qubit.
+    """
+    if isinstance(result, (tuple, list)):
+        return type(result)(numpy_numbers(r) for r in result)
+    if type(result) is float:
+        return np.float64(result)
+    if type(result) is complex:
+        return np.complex128(result)
+    return result
 
 
 def cotangent_rows(tape: QuantumScript, dy: Any) -> list | None:
