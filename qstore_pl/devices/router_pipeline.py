@@ -12,10 +12,14 @@ circuit touches.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import pennylane as qml
 from pennylane import math
-from pennylane.devices.default_qubit import adjoint_state_measurements
+from pennylane.devices.default_qubit import (
+    adjoint_state_measurements,
+    all_state_postprocessing,
+)
 from pennylane.devices.preprocess import (
     decompose,
     device_resolve_dynamic_wires,
@@ -31,6 +35,7 @@ from pennylane.measurements import (
     SampleMeasurement,
     ShadowExpvalMP,
     StateMeasurement,
+    StateMP,
 )
 from pennylane.operation import Operator
 from pennylane.ops import MidMeasure
@@ -131,6 +136,30 @@ def _first(results):
     return results[0]
 
 
+@transform
+def state_in_backend_order(
+    tape: QuantumScript, device_wires: Wires | None = None, device_vjp: bool = False
+):
+    """``adjoint_state_measurements`` with the state in the order the backend simulates.
+
+    default.qubit's adjoint Jacobian of a state (PennyLane 0.45.1) comes in ascending
+    wire order whatever the order of the state measurement's wires, while
+    ``adjoint_state_measurements`` asks for the state in the order the wires first
+    appear in the circuit, so probs of a circuit whose first gate is not on its lowest
+    wire got a permuted Jacobian. After :func:`map_to_backend_wires` this order is
+    ``0 .. k-1`` ascending.
+    """
+    (new_tape,), postprocess = adjoint_state_measurements(tape, device_vjp=device_vjp)
+    if new_tape is tape:
+        return (tape,), postprocess
+    order = device_wires if device_wires is not None else tape.wires
+    wires = Wires([w for w in order if w in tape.wires])
+    new_tape = new_tape.copy(measurements=[StateMP(wires=wires)])
+    return (new_tape,), partial(
+        all_state_postprocessing, measurements=tape.measurements, wire_order=wires
+    )
+
+
 def build_pipeline(
     config: qml.devices.ExecutionConfig,
     capabilities: Sequence[BackendCapabilities],
@@ -202,7 +231,7 @@ def add_adjoint_transforms(
         name=name,
     )
     pipeline.add_transform(
-        adjoint_state_measurements, device_vjp=config.use_device_jacobian_product
+        state_in_backend_order, device_wires, device_vjp=config.use_device_jacobian_product
     )
     pipeline.add_transform(broadcast_expand)
     pipeline.add_transform(validate_adjoint_trainable_params)
