@@ -9,24 +9,30 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
+from pennylane.operation import Operator
 from pennylane.tape import QuantumScript
 
 
 def structure_key(tape: QuantumScript) -> Hashable:
     """A key equal for tapes that differ only in gate parameters."""
-    ops = tuple(
-        (
-            op.name,
-            tuple(op.wires),
-            len(op.data),
-            # hyperparameters (control values, Pauli words, ...) change the circuit
-            tuple(sorted((k, repr(v)) for k, v in op.hyperparameters.items()))
-            if op.hyperparameters
-            else (),
-        )
-        for op in tape.operations
-    )
+    ops = tuple(_op_key(op) for op in tape.operations)
     return ops, tuple(mp.hash for mp in tape.measurements), tape.shots, len(tape.wires)
+
+
+def _op_key(op: Operator) -> Hashable:
+    # hyperparameters (control values, Pauli words, ...) change the circuit
+    hyper = tuple(sorted((k, _hyper_key(v)) for k, v in op.hyperparameters.items()))
+    return op.name, tuple(op.wires), len(op.data), hyper
+
+
+def _hyper_key(value) -> Hashable:
+    # controlled and adjoint gates keep their base gate, parameters included, as a
+    # hyperparameter: key it by structure, or CRX(0.1) and CRX(0.2) never group
+    if isinstance(value, Operator):
+        return _op_key(value)
+    if isinstance(value, (list, tuple)) and any(isinstance(v, Operator) for v in value):
+        return tuple(_hyper_key(v) for v in value)
+    return repr(value)
 
 
 @dataclass
