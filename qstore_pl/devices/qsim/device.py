@@ -1,0 +1,287 @@
+"""The ``qstore.qsim`` device: PennyLane circuits on Google's qsim, driven directly."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from pennylane.devices import Device, ExecutionConfig
+from pennylane.devices.capabilities import observable_stopping_condition_factory
+from pennylane.devices.modifiers import simulator_tracking, single_tape_support
+from pennylane.devices.preprocess import (
+    decompose,
+    device_resolve_dynamic_wires,
+    validate_device_wires,
+    validate_measurements,
+    validate_observables,
+)
+from pennylane.devices.qubit.simulate import measure_final_state
+from pennylane.exceptions import DeviceError
+from pennylane.operation import Operator, StatePrepBase
+from pennylane.tape import QuantumScript, QuantumScriptOrBatch
+from pennylane.transforms import defer_measurements
+from pennylane.transforms.core import CompilePipeline, transform
+from pennylane.typing import Result, ResultBatch
+
+from qstore_pl.devices.qsim import translate
+from qstore_pl.devices.qsim.measurements import MeasurementPlan
+from qstore_pl.devices.qsim.simulator import QsimSimulator
+from qstore_pl.exceptions import UnsupportedCircuitError
+
+#: Default gate-fusion size, measured on the DESIGN.md benchmark circuit
+#: (benchmarks/bench_qsim_forward.py).
+DEFAULT_MAX_FUSED_GATE_SIZE = 4
+
+#: Structures whose gate plans are kept (least recently used ones are dropped).
+PLAN_CACHE_SIZE = 256
+
+
+def _max_qubits() -> int:
+    """Widest complex64 state that fits in half of this machine's memory."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 8 * 2**30
+    return int(math.log2(memory / 2 / 8))  # 8 bytes per complex64 amplitude
+
+
+@transform
+def validate_width(tape: QuantumScript, wires, name: str):
+    """Raise a :class:`DeviceError` for a circuit wider than the device."""
+    if wires is not None and tape.num_wires > len(wires):
+        raise UnsupportedCircuitError(
+            f"the circuit uses {tape.num_wires} wires {tape.wires.tolist()} but {name} "
+            f"was created with {len(wires)}; create the device with wires={tape.num_wires} "
+            "or more"
+        )
+    return (tape,), lambda results: results[0]
+
+
+@simulator_tracking
+@single_tape_support
+class QsimDevice(Device):
+    """A PennyLane device that simulates circuits with qsim (``qsimcirq``) directly.
+
+    Circuits are translated straight into qsim's C++ circuit representation, without
+    Cirq: native qsim gates where one exists, qsim matrix gates (up to six wires)
+    otherwise. Tapes of one structure (same gates, wires and measurements; different
+    parameters) share one translation, so a batch of them, and the elements of a
+    parameter-broadcast tape, run as a parameter sweep that costs one pass over the
+    translated gates per circuit.
+
+    **Precision.** qsim computes in single precision (complex64 amplitudes). On
+    random circuits of 2-12 qubits with up to 200 gates, expectation values and
+    probabilities differ from ``default.qubit`` by at most 2e-6 (typically 1e-7);
+    the error grows roughly with the square root of the number of gates. States are
+    renormalised in double precision before PennyLane measures them. Use
+    ``lightning.qubit`` or ``default.qubit`` where more precision is needed.
+
+    **Measurements.** Expectation values and variances of Pauli words and Pauli sums
+    (Hamiltonians) are computed by qsim's C++ expectation routine; probabilities,
+    states, density matrices, Hermitian and projector observables, and all sampled
+    measurements (``sample``, ``counts``, shot vectors) by PennyLane's measurement
+    functions on the final state. Mid-circuit measurements are deferred
+    (``defer_measurements``: one extra wire per measurement).
+
+    **Derivatives.** The device computes none itself: QNodes differentiate it with
+    the parameter-shift rule (``diff_method="best"`` or ``"parameter-shift"``), whose
+    shifted circuits share a structure and therefore run as one sweep.
+
+    Parameters
+    ----------
+    wires : int or Iterable, optional
+        Number of wires or their labels. ``None`` sizes each circuit to its wires.
+    shots : int or list[int], optional
+        Default shots (deprecated in PennyLane: prefer ``qml.set_shots`` on a QNode).
+    seed : int or np.random.Generator, optional
+        Seed for sampling finite-shot measurements.
+    max_fused_gate_size : int
+        qsim fuses neighbouring gates into matrices on up to this many qubits (1-6).
+    cpu_threads : int, optional
+        CPU threads qsim uses per circuit; ``None`` uses all cores available to this
+        process.
+
+    Raises
+    ------
+    ValueError
+        If ``max_fused_gate_size`` or ``cpu_threads`` is out of range.
+    """
+
+    name = "qstore.qsim"
+    config_filepath = str(Path(__file__).with_name("qsim.toml"))
+
+    def __init__(
+        self,
+        wires=None,
+        shots=None,
+        seed: int | np.random.Generator | None = None,
+        max_fused_gate_size: int = DEFAULT_MAX_FUSED_GATE_SIZE,
+        cpu_threads: int | None = None,
+    ):
+        super().__init__(wires=wires, shots=shots)
+        if not 1 <= max_fused_gate_size <= translate.MAX_MATRIX_WIRES:
+            raise ValueError(f"max_fused_gate_size must be 1-6, got {max_fused_gate_size}")
+        if cpu_threads is None:
+            cpu_threads = len(os.sched_getaffinity(0))
+        if cpu_threads < 1:
+            raise ValueError(f"cpu_threads must be at least 1, got {cpu_threads}")
+        self._simulator = QsimSimulator(max_fused_gate_size, cpu_threads)
+        self._rng = np.random.default_rng(seed)
+        self._plans: OrderedDict[Hashable, translate.GatePlan] = OrderedDict()
+        self._max_qubits = _max_qubits()
+
+    @property
+    def max_fused_gate_size(self) -> int:
+        """Largest gate (in qubits) qsim's gate fusion creates."""
+        return self._simulator.max_fused_gate_size
+
+    @property
+    def cpu_threads(self) -> int:
+        """CPU threads qsim uses per circuit."""
+        return self._simulator.num_threads
+
+    # preprocessing --------------------------------------------------------------------
+    def setup_execution_config(
+        self, config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
+    ) -> ExecutionConfig:
+        """Resolve the mid-circuit-measurement method (only ``"deferred"`` runs here).
+
+        Raises
+        ------
+        DeviceError
+            For an unknown device option or another mid-circuit-measurement method.
+        """
+        config = config or ExecutionConfig()
+        if config.device_options:
+            raise DeviceError(
+                f"{self.name} takes no device options, got {sorted(config.device_options)}"
+            )
+        method = config.mcm_config.mcm_method
+        if method not in (None, "deferred"):
+            raise DeviceError(
+                f"mcm_method={method!r} is not supported on {self.name}; qsim cannot "
+                "branch mid-circuit. Use mcm_method='deferred' (the default)."
+            )
+        return replace(config, mcm_config=replace(config.mcm_config, mcm_method="deferred"))
+
+    def preprocess_transforms(
+        self, execution_config: ExecutionConfig | None = None
+    ) -> CompilePipeline:
+        """Transforms that make circuits runnable here (see the class docstring)."""
+        analytic = self.capabilities.filter(finite_shots=False)
+        sampled = self.capabilities.filter(finite_shots=True)
+        program = CompilePipeline()
+        program.add_transform(validate_width, self.wires, name=self.name)
+        # postselection would leave unnormalised states: rejected with a clear error
+        program.add_transform(defer_measurements, allow_postselect=False)
+        program.add_transform(
+            decompose,
+            stopping_condition=self._runs_natively,
+            skip_initial_state_prep=True,
+            device_wires=self.wires,
+            target_gates=self.capabilities.gate_set(),
+            name=self.name,
+        )
+        program.add_transform(device_resolve_dynamic_wires, wires=self.wires, allow_resets=False)
+        program.add_transform(validate_device_wires, self.wires, name=self.name)
+        # any state measurement analytically (PennyLane measures it on the state), any
+        # sample measurement with shots
+        program.add_transform(validate_measurements, name=self.name)
+        program.add_transform(
+            validate_observables,
+            stopping_condition=observable_stopping_condition_factory(analytic),
+            stopping_condition_shots=observable_stopping_condition_factory(sampled),
+            name=self.name,
+        )
+        return program
+
+    def _runs_natively(self, op: Operator) -> bool:
+        if isinstance(op, StatePrepBase):  # only as the first operation (kept by decompose)
+            return False
+        return self.capabilities.supports_operation(op) and translate.is_translatable(op)
+
+    # execution ------------------------------------------------------------------------
+    def execute(
+        self,
+        circuits: QuantumScriptOrBatch,
+        execution_config: ExecutionConfig | None = None,
+    ) -> Result | ResultBatch:
+        """Run preprocessed circuits on qsim.
+
+        Raises
+        ------
+        InvalidParameterError
+            If a gate parameter is NaN or infinite (a ``ValueError``).
+        DeviceError
+            If a circuit is wider than the device or than memory allows.
+        """
+        return tuple(self._run(tape.map_to_standard_wires()) for tape in circuits)
+
+    def _run(self, tape: QuantumScript) -> Result:
+        self._check_width(tape)
+        sweep = self._plan(tape).bind(tape)
+        points = range(sweep.num_points)
+        batched = sweep.batch_size is not None
+        if tape.shots:
+            states = [_normalised(self._state(sweep, p), tape.num_wires) for p in points]
+            state = np.stack(states) if batched else states[0]
+            return measure_final_state(tape, state, batched, rng=self._rng)
+
+        plan = MeasurementPlan.of(tape)
+        if not plan.needs_state:
+            values = [
+                self._simulator.expectation_values(
+                    sweep.circuit(p), plan.opsums, sweep.initial_state(p)
+                )
+                for p in points
+            ]
+            return plan.results(np.array(values), None, batched)
+
+        values, states = [], []
+        for p in points:
+            state = self._state(sweep, p)
+            values.append(self._simulator.state_expectation_values(state, plan.opsums))
+            states.append(_normalised(state, tape.num_wires))
+        return plan.results(np.array(values), states, batched)
+
+    def _state(self, sweep: translate.BoundPlan, point: int) -> np.ndarray:
+        return self._simulator.state(sweep.circuit(point), sweep.initial_state(point))
+
+    def _check_width(self, tape: QuantumScript) -> None:
+        if self.wires is not None and tape.num_wires > len(self.wires):
+            raise UnsupportedCircuitError(
+                f"the circuit uses {tape.num_wires} wires but {self.name} has {len(self.wires)}"
+            )
+        if tape.num_wires > self._max_qubits:
+            raise UnsupportedCircuitError(
+                f"a {tape.num_wires}-qubit state does not fit in memory on this machine "
+                f"({self.name} takes at most {self._max_qubits} qubits here)"
+            )
+
+    def _plan(self, tape: QuantumScript) -> translate.GatePlan:
+        """The cached gate plan of the tape's structure, built on first use."""
+        key = translate.structure_key(tape)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = translate.build_plan(tape)
+            if len(self._plans) > PLAN_CACHE_SIZE:
+                self._plans.popitem(last=False)
+        else:
+            self._plans.move_to_end(key)
+        return plan
+
+
+def _normalised(state: np.ndarray, num_wires: int) -> np.ndarray:
+    """A qsim state in double precision, renormalised, one axis per wire.
+
+    Single-precision rounding leaves the norm off by up to ~1e-6; PennyLane's
+    sampling rejects probabilities whose sum is off by more than 1e-6.
+    """
+    state = state.astype(np.complex128)
+    state /= np.linalg.norm(state)
+    return state.reshape((2,) * num_wires)
