@@ -149,13 +149,18 @@ class Backend:
 
 
 def contract_vjps(jacs: Sequence[Any], cotangents: Sequence[Any], tapes: Sequence[QuantumScript]):
-    """Vector-Jacobian products from Jacobians, one per tape."""
+    """Vector-Jacobian products from Jacobians, one per tape.
+
+    Each is a tuple with one entry per trainable parameter, as default.qubit and
+    lightning return them: jax's callback expects one output per parameter.
+    """
     vjps = []
     for jac, dy, tape in zip(jacs, cotangents, tapes):
         if len(tape.measurements) > 1:
-            vjps.append(qml.gradients.compute_vjp_multi(dy, jac))
+            vjp = qml.gradients.compute_vjp_multi(dy, jac)
         else:
-            vjps.append(qml.gradients.compute_vjp_single(dy, jac))
+            vjp = qml.gradients.compute_vjp_single(dy, jac)
+        vjps.append(tuple(np.reshape(np.asarray(vjp), -1)))
     return tuple(vjps)
 
 
