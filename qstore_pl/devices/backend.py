@@ -19,6 +19,7 @@ import pennylane as qml
 from pennylane.devices import ExecutionConfig, MCMConfig
 from pennylane.devices.device_constructor import plugin_devices
 from pennylane.measurements import ExpectationMP
+from pennylane.ops import MidMeasure
 from pennylane.tape import QuantumScript
 
 from qstore_pl.router.spec import BackendSpec
@@ -53,6 +54,10 @@ class Backend:
     def execute(self, tapes: Sequence[QuantumScript], mcm_config: MCMConfig | None = None) -> tuple:
         """Results of ``tapes``, in order."""
         tapes = [real_parameters(tape) for tape in tapes]
+        if not any(isinstance(op, MidMeasure) for tape in tapes for op in tape.operations):
+            # the router picks "one-shot" for every finite-shot circuit; a backend
+            # without mid-circuit measurements (qsim) would refuse circuits with none
+            mcm_config = None
         config = self.device.setup_execution_config(
             ExecutionConfig(mcm_config=mcm_config or MCMConfig()), tapes[0]
         )
