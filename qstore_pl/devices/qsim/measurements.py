@@ -72,17 +72,17 @@ class MeasurementPlan:
     measurements: Sequence[MeasurementProcess]
 
     @classmethod
-    def of(cls, tape: QuantumScript) -> MeasurementPlan:
-        """The plan for an analytic tape on wires ``0 .. n-1``."""
+    def of(cls, tape: QuantumScript, num_qubits: int) -> MeasurementPlan:
+        """The plan for the measurements of an analytic tape on wires ``0 .. n-1``."""
         opsums, in_qsim = [], {}
         for index, mp in enumerate(tape.measurements):
             sentence = _sentence(mp)
             if sentence is None:
                 continue
             in_qsim[index] = len(opsums)
-            opsums.append(pauli_opsum(sentence, tape.num_wires))
+            opsums.append(pauli_opsum(sentence, num_qubits))
             if isinstance(mp, VarianceMP):
-                opsums.append(pauli_opsum(sentence @ sentence, tape.num_wires))
+                opsums.append(pauli_opsum(sentence @ sentence, num_qubits))
         return cls(opsums, in_qsim, tape.measurements)
 
     @property

@@ -15,8 +15,9 @@ vector is then in PennyLane's (big-endian) order, and a PennyLane matrix on wire
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,15 @@ QSIM = qsimcirq.qsim  # the pybind module built for this CPU's SIMD instructions
 #: Widest gate given to qsim as a matrix (qsim's matrix gates and fuser stop at 6).
 MAX_MATRIX_WIRES = 6
 
-ParamFn = Callable[[Sequence[np.ndarray]], dict[str, np.ndarray]]
+
+@dataclass(frozen=True)
+class _Param:
+    """A qsim gate parameter: ``scale * data[index] + offset`` of the PennyLane gate."""
+
+    name: str
+    index: int | None  # None: the constant ``offset``
+    scale: float = 1.0
+    offset: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -43,16 +52,16 @@ class _Native:
 
     kind: Any  # a qsim GateKind
     targets: tuple[int, ...]  # positions in the PennyLane gate's wires
-    params: ParamFn | None = None  # PennyLane parameters -> qsim parameters
+    params: tuple[_Param, ...] = ()
 
 
-def _angle(index: int = 0) -> ParamFn:
-    return lambda data: {"phi": data[index]}
+def _angle(index: int = 0) -> tuple[_Param, ...]:
+    return (_Param("phi", index),)
 
 
-def _power(global_shift: float) -> ParamFn:
-    # cirq's XPowGate family: exp(i pi t s) * (gate ** t); t = angle / pi
-    return lambda data: {"exponent": data[0] / np.pi, "global_shift": global_shift}
+def _power(global_shift: float) -> tuple[_Param, ...]:
+    # cirq's XPowGate family: exp(i pi t s) * (gate ** t) with t = angle / pi
+    return _Param("exponent", 0, 1 / np.pi), _Param("global_shift", None, offset=global_shift)
 
 
 _ONE = (0,)
@@ -68,7 +77,13 @@ NATIVE_GATES: dict[str, tuple[_Native, ...]] = {
     "Hadamard": (_Native(QSIM.kH, _ONE),),
     "S": (_Native(QSIM.kS, _ONE),),
     "T": (_Native(QSIM.kT, _ONE),),
-    "SX": (_Native(QSIM.kXPowGate, _ONE, lambda _: {"exponent": 0.5, "global_shift": 0.0}),),
+    "SX": (
+        _Native(
+            QSIM.kXPowGate,
+            _ONE,
+            (_Param("exponent", None, offset=0.5), _Param("global_shift", None)),
+        ),
+    ),
     "RX": (_Native(QSIM.krx, _ONE, _angle()),),
     "RY": (_Native(QSIM.kry, _ONE, _angle()),),
     "RZ": (_Native(QSIM.krz, _ONE, _angle()),),
@@ -110,9 +125,12 @@ class GateStep:
         qsim qubits the gate acts on (controls excluded).
     kind : GateKind or None
         qsim gate kind, or ``None`` for a matrix gate.
-    values : Callable
-        The operation -> its qsim parameters (a dict of arrays) or matrix (an array);
-        arrays carry a leading batch axis when the operation is broadcast.
+    params : tuple[_Param, ...]
+        How a native gate's qsim parameters follow from the operation's.
+    matrix : Callable or None
+        For a matrix gate: the operation -> its matrix (batched if broadcast).
+    of_base : bool
+        Whether ``params`` read the parameters of the operation's base gate.
     controls, control_values : tuple[int, ...]
         Control qubits and the values they must have.
     """
@@ -121,7 +139,9 @@ class GateStep:
     time: int
     qubits: tuple[int, ...]
     kind: Any
-    values: Callable[[Operator], Any]
+    params: tuple[_Param, ...] = ()
+    matrix: Callable[[Operator], Any] | None = None
+    of_base: bool = False
     controls: tuple[int, ...] = ()
     control_values: tuple[int, ...] = ()
 
@@ -129,15 +149,15 @@ class GateStep:
 def structure_key(tape: QuantumScript) -> Hashable:
     """A key equal for tapes whose operations translate to the same gate plan.
 
-    The plan depends on gate names, wires, and for controlled gates on how many of
-    the wires are controls and their control values; never on parameters.
+    The plan depends on the number of wires, gate names, wires, and for controlled
+    gates on which wires are controls and their control values; never on parameters.
     """
     return tape.num_wires, tuple(_op_key(op) for op in tape.operations)
 
 
 def _op_key(op: Operator) -> Hashable:
-    if isinstance(op, Controlled):
-        return op.name, op.wires.labels, len(op.control_wires), tuple(op.control_values)
+    if isinstance(op, Controlled):  # reads stored wires: Controlled.wires concatenates
+        return op.name, op.base.wires.labels, op.control_wires.labels, tuple(op.control_values)
     return op.name, op.wires.labels
 
 
@@ -146,97 +166,70 @@ def is_translatable(op: Operator) -> bool:
     if op.name in NATIVE_GATES or op.name in _NO_OP or op.name == "GlobalPhase":
         return True
     if isinstance(op, Controlled) and len(op.base.wires) > 0:
-        base = op.base
-        return base.name in NATIVE_GATES or (
-            base.has_matrix and len(base.wires) <= MAX_MATRIX_WIRES
-        )
-    return op.has_matrix and 0 < len(op.wires) <= MAX_MATRIX_WIRES
-
-
-def build_plan(tape: QuantumScript) -> GatePlan:
-    """The gate plan of a tape on wires ``0 .. n-1`` (see ``map_to_standard_wires``).
-
-    Raises
-    ------
-    DeviceError
-        If an operation cannot be translated (preprocessing decomposes those).
-    """
-    num_qubits = tape.num_wires
-    ops = tape.operations
-    initial = None
-    steps: list[GateStep] = []
-    for index, op in enumerate(ops):
-        if index == 0 and isinstance(op, StatePrepBase):
-            initial = _initial_state_fn(op, num_qubits)
-            continue
-        steps.extend(_translate(index, op, num_qubits))
-    return GatePlan(num_qubits, _schedule(steps, num_qubits), initial)
-
-
-def _translate(index: int, op: Operator, n: int) -> list[GateStep]:
-    def qubits(wires) -> tuple[int, ...]:
-        return tuple(n - 1 - w for w in wires)
-
-    if op.name in _NO_OP:
-        return []
-    if op.name == "GlobalPhase":  # acts on no wire in particular: put it on qubit 0
-        return [GateStep(index, 0, (0,), None, _global_phase_matrix)] if n else []
-    if op.name in NATIVE_GATES:
-        return _native_steps(index, op, NATIVE_GATES[op.name], qubits(op.wires))
-    if isinstance(op, Controlled) and len(op.base.wires) > 0:
-        base = op.base
-        controls = qubits(op.control_wires)
-        values = tuple(int(v) for v in op.control_values)
-        if base.name in NATIVE_GATES:
-            steps = _native_steps(index, op, NATIVE_GATES[base.name], qubits(base.wires), True)
-        elif _fits_matrix(base):
-            steps = [GateStep(index, 0, qubits(base.wires), None, _base_matrix)]
-        else:
-            raise DeviceError(f"cannot translate {op} to qsim: its base gate is too wide")
-        return [
-            GateStep(s.op_index, 0, s.qubits, s.kind, s.values, controls, values) for s in steps
-        ]
-    if _fits_matrix(op):
-        return [GateStep(index, 0, qubits(op.wires), None, _matrix)]
-    raise DeviceError(
-        f"cannot translate {op} to qsim: it has no matrix on at most {MAX_MATRIX_WIRES} wires"
-    )
+        return op.base.name in NATIVE_GATES or _fits_matrix(op.base)
+    return _fits_matrix(op)
 
 
 def _fits_matrix(op: Operator) -> bool:
     return op.has_matrix and 0 < len(op.wires) <= MAX_MATRIX_WIRES
 
 
+def build_plan(tape: QuantumScript) -> GatePlan:
+    """The gate plan of a tape; wire ``tape.wires[i]`` becomes qsim qubit ``n - 1 - i``.
+
+    Raises
+    ------
+    DeviceError
+        If an operation cannot be translated (preprocessing decomposes those).
+    """
+    n = tape.num_wires
+    index = {wire: i for i, wire in enumerate(tape.wires)}
+
+    def qubits(wires) -> tuple[int, ...]:
+        return tuple(n - 1 - index[w] for w in wires)
+
+    initial = None
+    steps: list[GateStep] = []
+    for i, op in enumerate(tape.operations):
+        if i == 0 and isinstance(op, StatePrepBase):
+            initial = _initial_state_fn(op, index)
+        else:
+            steps.extend(_translate(i, op, qubits))
+    return GatePlan(n, _schedule(steps, n), initial)
+
+
+def _translate(i: int, op: Operator, qubits: Callable) -> list[GateStep]:
+    if op.name in _NO_OP:
+        return []
+    if op.name == "GlobalPhase":  # acts on no wire in particular: put it on qubit 0
+        return [GateStep(i, 0, (0,), None, matrix=_global_phase_matrix)]
+    if op.name in NATIVE_GATES:
+        return _native_steps(i, NATIVE_GATES[op.name], qubits(op.wires), of_base=False)
+    if isinstance(op, Controlled) and len(op.base.wires) > 0:
+        base = op.base
+        if base.name in NATIVE_GATES:
+            steps = _native_steps(i, NATIVE_GATES[base.name], qubits(base.wires), of_base=True)
+        elif _fits_matrix(base):
+            steps = [GateStep(i, 0, qubits(base.wires), None, matrix=_base_matrix)]
+        else:
+            raise DeviceError(f"cannot translate {op} to qsim: its target gate is too wide")
+        controls = qubits(op.control_wires)
+        values = tuple(int(v) for v in op.control_values)
+        return [replace(s, controls=controls, control_values=values) for s in steps]
+    if _fits_matrix(op):
+        return [GateStep(i, 0, qubits(op.wires), None, matrix=_matrix)]
+    raise DeviceError(
+        f"cannot translate {op} to qsim: it has no matrix on at most {MAX_MATRIX_WIRES} wires"
+    )
+
+
 def _native_steps(
-    index: int, op: Operator, recipe: tuple[_Native, ...], wires: tuple[int, ...], base=False
+    i: int, recipe: tuple[_Native, ...], wires: tuple[int, ...], of_base: bool
 ) -> list[GateStep]:
-    steps = []
-    for gate in recipe:
-        targets = tuple(wires[t] for t in gate.targets)
-        steps.append(GateStep(index, 0, targets, gate.kind, _native_values(gate.params, base)))
-    return steps
-
-
-def _native_values(params: ParamFn | None, base: bool) -> Callable[[Operator], Any]:
-    if params is None:
-        return lambda _: {}
-
-    def values(op: Operator) -> dict[str, np.ndarray]:
-        return params([_real(d, op) for d in (op.base if base else op).data])
-
-    return values
-
-
-def _real(value: Any, op: Operator) -> np.ndarray:
-    array = np.asarray(qml.math.to_numpy(value))
-    if np.iscomplexobj(array):
-        if np.any(array.imag != 0):
-            raise InvalidParameterError(
-                f"{op.name} on wires {op.wires.tolist()} has a complex parameter {value}; "
-                "qsim takes real angles"
-            )
-        array = array.real
-    return array.astype(float)
+    return [
+        GateStep(i, 0, tuple(wires[t] for t in gate.targets), gate.kind, gate.params, None, of_base)
+        for gate in recipe
+    ]
 
 
 def _matrix(op: Operator) -> np.ndarray:
@@ -248,8 +241,8 @@ def _base_matrix(op: Operator) -> np.ndarray:
 
 
 def _global_phase_matrix(op: Operator) -> np.ndarray:
-    phase = np.exp(-1j * _real(op.data[0], op))
-    return phase[..., None, None] * np.eye(2)
+    phase = np.exp(-1j * _number(op.data[0], op))
+    return np.multiply.outer(phase, np.eye(2))
 
 
 def _schedule(steps: list[GateStep], n: int) -> tuple[GateStep, ...]:
@@ -266,25 +259,16 @@ def _schedule(steps: list[GateStep], n: int) -> tuple[GateStep, ...]:
         time = max(free[q] for q in touched)
         for q in touched:
             free[q] = time + 1
-        timed.append(
-            GateStep(
-                step.op_index,
-                time,
-                step.qubits,
-                step.kind,
-                step.values,
-                step.controls,
-                step.control_values,
-            )
-        )
+        timed.append(replace(step, time=time))
     timed.sort(key=lambda s: s.time)
     return tuple(timed)
 
 
-def _initial_state_fn(op: Operator, n: int) -> Callable[[Operator], list]:
+def _initial_state_fn(op: Operator, index: dict) -> Callable[[Operator], list]:
     """The qsim initial states (one per sweep point) of a state preparation."""
+    n = len(index)
     if op.name == "BasisState":
-        weights = np.array([1 << (n - 1 - w) for w in op.wires], dtype=np.int64)
+        weights = np.array([1 << (n - 1 - index[w]) for w in op.wires], dtype=np.int64)
 
         def basis(prep: Operator) -> list:
             bits = np.asarray(qml.math.to_numpy(prep.data[0])).astype(np.int64)
@@ -293,8 +277,11 @@ def _initial_state_fn(op: Operator, n: int) -> Callable[[Operator], list]:
         return basis
 
     def vector(prep: Operator) -> list:
+        prep = prep.map_wires(index)
         state = np.asarray(qml.math.to_numpy(prep.state_vector(wire_order=range(n))))
         state = state.reshape(-1, 2**n).astype(np.complex64)
+        if not np.all(np.isfinite(state)):
+            raise InvalidParameterError(f"{prep.name} has a non-finite amplitude")
         return [np.ascontiguousarray(s).view(np.float32) for s in state]
 
     return vector
@@ -328,41 +315,59 @@ class GatePlan:
             If a parameter is NaN or infinite, or a rotation angle is complex.
         """
         ops = tape.operations
-        for op in ops:
-            _check_finite(op)
-        args = [_qsim_arguments(step, ops[step.op_index]) for step in self.steps]
+        args = [_arguments(step, ops[step.op_index]) for step in self.steps]
         initial = self.initial_state(ops[0]) if self.initial_state else None
         return BoundPlan(self, args, initial, tape.batch_size)
 
 
-def _check_finite(op: Operator) -> None:
-    for value in op.data:
-        array = qml.math.to_numpy(value)
-        if not np.all(np.isfinite(array)):
-            raise InvalidParameterError(
-                f"{op.name} on wires {op.wires.tolist()} has a non-finite parameter "
-                f"{np.asarray(array).tolist()}"
-            )
-
-
-def _qsim_arguments(step: GateStep, op: Operator) -> tuple[bool, Any]:
-    """``(batched, args)``: qsim arguments of one gate, per point if ``batched``."""
-    values = step.values(op)
+def _arguments(step: GateStep, op: Operator) -> tuple[bool, Any]:
+    """``(batched, args)``: the qsim arguments of one gate, per point if ``batched``."""
     if step.kind is None:  # matrix: row-major, interleaved real and imaginary parts
-        matrix = np.asarray(values, dtype=np.complex128)
+        matrix = np.asarray(step.matrix(op), dtype=np.complex128)
+        if not np.all(np.isfinite(matrix)):
+            raise _non_finite(op)
         flat = matrix.reshape(*matrix.shape[:-2], -1).view(np.float64)
-        return (matrix.ndim == 3), flat.tolist()
-    arrays = {name: np.asarray(v, dtype=float) for name, v in values.items()}
-    sizes = {a.shape[0] for a in arrays.values() if a.ndim}
+        return matrix.ndim == 3, flat.tolist()
+    data = (op.base if step.of_base else op).data
+    values = {
+        p.name: p.offset if p.index is None else p.scale * _number(data[p.index], op) + p.offset
+        for p in step.params
+    }
+    sizes = {len(v) for v in values.values() if isinstance(v, np.ndarray)}
     if not sizes:
-        return False, {name: float(a) for name, a in arrays.items()}
-    (size,) = sizes
-    columns = {name: np.broadcast_to(a, (size,)).tolist() for name, a in arrays.items()}
-    return True, [{name: col[b] for name, col in columns.items()} for b in range(size)]
+        return False, values
+    columns = {k: np.broadcast_to(v, (max(sizes),)).tolist() for k, v in values.items()}
+    return True, [dict(zip(columns, point)) for point in zip(*columns.values())]
+
+
+def _number(value: Any, op: Operator) -> float | np.ndarray:
+    """A gate parameter as a finite Python float, or a float array if broadcast."""
+    if isinstance(value, float):  # numpy float64 included: the common case, kept fast
+        if not math.isfinite(value):
+            raise _non_finite(op)
+        return value
+    array = np.asarray(qml.math.to_numpy(value))
+    if np.iscomplexobj(array):
+        if np.any(array.imag != 0):
+            raise InvalidParameterError(
+                f"{op.name} on wires {op.wires.tolist()} has a complex parameter "
+                f"{array.tolist()}; qsim takes real angles"
+            )
+        array = array.real
+    if not np.all(np.isfinite(array)):
+        raise _non_finite(op)
+    return array.astype(float) if array.ndim else float(array)
+
+
+def _non_finite(op: Operator) -> InvalidParameterError:
+    values = [np.asarray(qml.math.to_numpy(d)).tolist() for d in op.data]
+    return InvalidParameterError(
+        f"{op.name} on wires {op.wires.tolist()} has a non-finite parameter: {values}"
+    )
 
 
 class BoundPlan:
-    """A gate plan with the parameters of one tape: yields one qsim circuit per point.
+    """A gate plan with the parameters of one tape: one qsim circuit per sweep point.
 
     Parameters
     ----------
