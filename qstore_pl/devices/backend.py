@@ -170,11 +170,12 @@ def contract_vjps(jacs: Sequence[Any], cotangents: Sequence[Any], tapes: Sequenc
 
 
 def numpy_numbers(result: Any) -> Any:
-    """``result`` with Python floats and complexes made numpy float64/complex128.
+    """``result`` with Python and single-precision numbers made float64/complex128.
 
-    lightning returns expectation values as Python floats, which PennyLane's torch
-    interface turns into float32 tensors: float64 inputs would give float32 outputs on
-    groups routed there and float64 on groups routed to default.qubit.
+    The dtype of a result must not depend on where it was routed. lightning returns
+    expectation values as Python floats, which PennyLane's torch interface turns into
+    float32 tensors, and lightning with ``c_dtype=complex64`` returns float32 arrays,
+    while default.qubit and qstore.qsim return float64.
     """
     if isinstance(result, (tuple, list)):
         return type(result)(numpy_numbers(r) for r in result)
@@ -182,7 +183,12 @@ def numpy_numbers(result: Any) -> Any:
         return np.float64(result)
     if type(result) is complex:
         return np.complex128(result)
+    if isinstance(result, (np.ndarray, np.generic)) and result.dtype in _SINGLE_TO_DOUBLE:
+        return result.astype(_SINGLE_TO_DOUBLE[result.dtype])
     return result
+
+
+_SINGLE_TO_DOUBLE = {np.dtype(np.float32): np.float64, np.dtype(np.complex64): np.complex128}
 
 
 def cotangent_rows(tape: QuantumScript, dy: Any) -> list | None:
