@@ -172,10 +172,11 @@ def test_random_circuits_match_default_qubit(seed):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_expectations_alone_match_default_qubit(seed):
-    """Only Pauli expectations: computed in qsim without the state reaching Python."""
+    """Only Pauli expectations: <Z_i> from marginal probabilities, the rest in qsim."""
     rng = np.random.default_rng(100 + seed)
     n = 5
-    mps = [qml.expval(qml.Z(i)) for i in range(n)]
+    z_sum = qml.Hamiltonian([0.3, 0.7, -1.1, 0.2], [qml.I(0), qml.Z(0), qml.Z(3), qml.Z(0)])
+    mps = [qml.expval(qml.Z(i)) for i in range(n)] + [qml.expval(z_sum)]
     mps += [qml.var(qml.X(0) @ qml.Z(3)), qml.expval(qml.Y(1) @ qml.Y(2) + 0.5 * qml.X(4))]
     tape = qml.tape.QuantumScript(random_circuit(rng, n, 40), mps)
     expected = qml.execute([tape], qml.device("default.qubit"))[0]
@@ -195,17 +196,25 @@ def test_wide_pauli_words_and_big_hamiltonians():
     assert_same_results(qml.execute([tape], _qsim())[0], expected)
 
 
-def test_precision_bound_of_the_docstring():
-    """The class docstring's single-precision claim, on deeper random circuits."""
+@pytest.mark.parametrize(
+    "widths, depth, bound", [((2, 6, 10), 200, 2e-6), ((2, 3), 2000, 5e-6)], ids=["200", "2000"]
+)
+def test_precision_bound_of_the_docstring(widths, depth, bound):
+    """The class docstring's single-precision claim, on deeper random circuits.
+
+    With few qubits every gate acts on the same amplitudes and float32 rounding
+    drifts the state's norm by ~1.5e-8 per gate: expectation values must be divided
+    by the norm to stay within the bound at 2000 gates.
+    """
     rng = np.random.default_rng(11)
     worst = 0.0
-    for n, depth in ((2, 200), (6, 200), (10, 200)):
+    for n in widths:
         mps = [qml.expval(qml.Z(i)) for i in range(n)] + [qml.probs(wires=range(min(n, 4)))]
         tape = qml.tape.QuantumScript(random_circuit(rng, n, depth), mps)
         got = qml.execute([tape], _qsim())[0]
         expected = qml.execute([tape], qml.device("default.qubit"))[0]
         worst = max(worst, *(np.max(np.abs(g - e)) for g, e in zip(got, expected)))
-    assert worst < 2e-6
+    assert worst < bound
 
 
 def test_wire_labels_and_measured_only_wires():

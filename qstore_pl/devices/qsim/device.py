@@ -29,7 +29,7 @@ from pennylane.transforms.core import CompilePipeline, transform
 from pennylane.typing import Result, ResultBatch
 
 from qstore_pl.devices.qsim import translate
-from qstore_pl.devices.qsim.measurements import MeasurementPlan
+from qstore_pl.devices.qsim.measurements import MeasurementPlan, normalised
 from qstore_pl.devices.qsim.simulator import QsimSimulator
 from qstore_pl.exceptions import UnsupportedCircuitError
 
@@ -230,26 +230,14 @@ class QsimDevice(Device):
         # gates were placed by position in tape.wires; measure on those positions too
         measured = _on_standard_wires(tape)
         if tape.shots:
-            states = [_normalised(self._state(sweep, p), tape.num_wires) for p in points]
+            states = [normalised(self._state(sweep, p), tape.num_wires) for p in points]
             state = np.stack(states) if batched else states[0]
             return measure_final_state(measured, state, batched, rng=self._rng)
-
         plan = MeasurementPlan.of(measured, tape.num_wires)
-        if not plan.needs_state:
-            values = [
-                self._simulator.expectation_values(
-                    sweep.circuit(p), plan.opsums, sweep.initial_state(p)
-                )
-                for p in points
-            ]
-            return plan.results(np.array(values), None, batched)
-
-        values, states = [], []
-        for p in points:
-            state = self._state(sweep, p)
-            values.append(self._simulator.state_expectation_values(state, plan.opsums))
-            states.append(_normalised(state, tape.num_wires))
-        return plan.results(np.array(values), states, batched)
+        results = [
+            plan.evaluate(self._simulator, sweep.circuit(p), sweep.initial_state(p)) for p in points
+        ]
+        return plan.results(results, batched)
 
     def _state(self, sweep: translate.BoundPlan, point: int) -> np.ndarray:
         return self._simulator.state(sweep.circuit(point), sweep.initial_state(point))
@@ -288,14 +276,3 @@ def _on_standard_wires(tape: QuantumScript) -> QuantumScript:
         return QuantumScript([], tape.measurements, shots=tape.shots)
     index = {w: i for i, w in enumerate(tape.wires)}
     return QuantumScript([], [mp.map_wires(index) for mp in tape.measurements], shots=tape.shots)
-
-
-def _normalised(state: np.ndarray, num_wires: int) -> np.ndarray:
-    """A qsim state in double precision, renormalised, one axis per wire.
-
-    Single-precision rounding leaves the norm off by up to ~1e-6; PennyLane's
-    sampling rejects probabilities whose sum is off by more than 1e-6.
-    """
-    state = state.astype(np.complex128)
-    state /= np.linalg.norm(state)
-    return state.reshape((2,) * num_wires)

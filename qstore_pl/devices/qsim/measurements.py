@@ -1,26 +1,32 @@
 """Analytic measurements of qsim results.
 
-Expectation values and variances of observables with a Pauli representation (Pauli
-words, Pauli sums, Hamiltonians of them) are computed by qsim's C++ expectation
-routine: one pass over the state per Pauli sum, without copying the state into
-Python. A tape measuring only those never materialises the state in Python at all.
-Every other measurement (probabilities, the state, density matrices, Hermitian and
-projector observables, ...) is computed by PennyLane's own measurement functions on
-the final state.
+Three ways to compute a measurement, cheapest first:
+
+- Linear combinations of single-qubit ``Z`` (``<Z_i>`` on every qubit is the usual
+  readout of a quantum ML model): every ``<Z_i>`` from the final state's
+  probabilities in two passes over them, however many qubits are measured.
+- Other expectation values and variances of observables with a Pauli
+  representation (Pauli words, Pauli sums, Hamiltonians of them): qsim's C++
+  expectation routine, one pass over the state per Pauli sum. A tape that measures
+  only those never brings the state into Python.
+- Everything else (probabilities, the state, density matrices, Hermitian and
+  projector observables, ...): PennyLane's own measurement functions on the final
+  state, renormalised in double precision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pennylane.devices.qubit.measure import measure
 from pennylane.measurements import ExpectationMP, MeasurementProcess, VarianceMP
 from pennylane.pauli import PauliSentence
 from pennylane.tape import QuantumScript
+from pennylane.typing import Result
 
-from qstore_pl.devices.qsim.simulator import OpSum
+from qstore_pl.devices.qsim.simulator import OpSum, QsimSimulator
 from qstore_pl.devices.qsim.translate import QSIM
 
 _PAULI_KINDS = {"X": QSIM.kX, "Y": QSIM.kY, "Z": QSIM.kZ}
@@ -52,6 +58,144 @@ def _norm_opsum() -> OpSum:
     return [string], 1
 
 
+def z_expectations(state: np.ndarray, num_wires: int) -> np.ndarray:
+    """``<Z_i>`` for every wire ``i`` of a (not necessarily normalised) state.
+
+    The probabilities, as a matrix whose rows are indexed by the first half of the
+    wires and columns by the second, reduce to row and column sums in two passes;
+    each wire's marginal then comes from those short vectors.
+    """
+    probs = state.real**2
+    probs += state.imag**2
+    high = num_wires // 2
+    probs = probs.reshape(2**high, -1)
+    # float32 squares, float64 sums: a float32 sum of 2^20 terms loses ~1e-5
+    rows, cols = probs.sum(axis=1, dtype=float), probs.sum(axis=0, dtype=float)
+    ones = [rows.reshape(2**k, 2, -1)[:, 1].sum() for k in range(high)]
+    ones += [cols.reshape(2**k, 2, -1)[:, 1].sum() for k in range(num_wires - high)]
+    return 1 - 2 * np.array(ones) / rows.sum()
+
+
+def _z_linear(sentence: PauliSentence) -> tuple[float, dict[int, float]] | None:
+    """``(c, {wire: c_i})`` if the sentence is ``c + sum_i c_i Z_i``, else ``None``."""
+    constant, coeffs = 0.0, {}
+    for word, coeff in sentence.items():
+        if np.iscomplexobj(coeff) and np.imag(coeff) != 0:
+            return None
+        if not word:
+            constant += float(np.real(coeff))
+        elif len(word) == 1 and next(iter(word.values())) == "Z":
+            wire = next(iter(word))
+            coeffs[wire] = coeffs.get(wire, 0.0) + float(np.real(coeff))
+        else:
+            return None
+    return constant, coeffs
+
+
+@dataclass
+class _Point:
+    """What one sweep point's measurements are computed from."""
+
+    expectations: np.ndarray  # qsim Pauli sums, divided by the state's norm
+    z: np.ndarray | None = None  # <Z_i> for every wire
+    state: np.ndarray | None = None  # normalised complex128, one axis per wire
+
+
+@dataclass(frozen=True)
+class MeasurementPlan:
+    """How each analytic measurement of a tape is computed.
+
+    Attributes
+    ----------
+    measurements : tuple[MeasurementProcess, ...]
+        The tape's measurements, on wires ``0 .. n-1``.
+    num_wires : int
+        Width of the simulated state.
+    z_linear : dict[int, tuple[float, dict[int, float]]]
+        Measurement index -> ``(c, {wire: c_i})`` for ``<c + sum_i c_i Z_i>``.
+    opsums : list[OpSum]
+        Pauli sums for the measurements in ``in_qsim``, then the squared norm of the
+        state: float32 gates are not exactly unitary and the norm drifts with circuit
+        depth (by ~1.5e-8 per gate on two qubits), so values are divided by it.
+    in_qsim : dict[int, int]
+        Measurement index -> index of its first Pauli sum: ``O`` for an expectation
+        value, ``O`` then ``O^2`` for a variance.
+    """
+
+    measurements: tuple[MeasurementProcess, ...]
+    num_wires: int
+    z_linear: dict[int, tuple[float, dict[int, float]]]
+    opsums: list[OpSum]
+    in_qsim: dict[int, int]
+
+    @classmethod
+    def of(cls, tape: QuantumScript, num_wires: int) -> MeasurementPlan:
+        """The plan for the measurements of an analytic tape on wires ``0 .. n-1``."""
+        z_linear, opsums, in_qsim = {}, [], {}
+        for index, mp in enumerate(tape.measurements):
+            sentence = _sentence(mp)
+            if sentence is None:
+                continue
+            linear = _z_linear(sentence) if isinstance(mp, ExpectationMP) else None
+            if linear is not None:
+                z_linear[index] = linear
+                continue
+            in_qsim[index] = len(opsums)
+            opsums.append(pauli_opsum(sentence, num_wires))
+            if isinstance(mp, VarianceMP):
+                opsums.append(pauli_opsum(sentence @ sentence, num_wires))
+        if opsums:
+            opsums.append(_norm_opsum())
+        return cls(tuple(tape.measurements), num_wires, z_linear, opsums, in_qsim)
+
+    @property
+    def _on_state(self) -> bool:
+        """Whether PennyLane measures something on the state."""
+        return len(self.in_qsim) + len(self.z_linear) < len(self.measurements)
+
+    def evaluate(self, simulator: QsimSimulator, circuit: Any, initial: Any) -> _Point:
+        """Simulate one sweep point and compute what its measurements need."""
+        if not (self.z_linear or self._on_state):  # qsim does it all; no state copy
+            values = simulator.expectation_values(circuit, self.opsums, initial)
+            return _Point(_normalise(values))
+        state = simulator.state(circuit, initial)
+        values = simulator.state_expectation_values(state, self.opsums)
+        point = _Point(_normalise(values))
+        if self.z_linear:
+            point.z = z_expectations(state, self.num_wires)
+        if self._on_state:
+            point.state = normalised(state, self.num_wires)
+        return point
+
+    def results(self, points: list[_Point], batched: bool) -> Result:
+        """The tape's results, shaped as ``default.qubit`` returns them.
+
+        Parameters
+        ----------
+        points : list[_Point]
+            :meth:`evaluate` of each sweep point.
+        batched : bool
+            Whether the tape is broadcast (results get a leading batch axis).
+        """
+        values = []
+        for index, mp in enumerate(self.measurements):
+            per_point = [self._value(index, mp, point) for point in points]
+            values.append(np.stack(per_point) if batched else per_point[0])
+        return values[0] if len(values) == 1 else tuple(values)
+
+    def _value(self, index: int, mp: MeasurementProcess, point: _Point) -> Any:
+        if index in self.z_linear:
+            constant, coeffs = self.z_linear[index]
+            return np.float64(constant + sum(c * point.z[w] for w, c in coeffs.items()))
+        if index in self.in_qsim:
+            first = self.in_qsim[index]
+            value = point.expectations[first]
+            if isinstance(mp, VarianceMP):
+                value = point.expectations[first + 1] - value**2
+            return np.float64(value)
+        return measure(mp, point.state)
+
+
 def _sentence(mp: MeasurementProcess) -> PauliSentence | None:
     """The Pauli sentence qsim can compute ``mp`` from, or ``None``."""
     if type(mp) not in (ExpectationMP, VarianceMP) or mp.obs is None or mp.mv is not None:
@@ -62,71 +206,17 @@ def _sentence(mp: MeasurementProcess) -> PauliSentence | None:
     return sentence
 
 
-@dataclass(frozen=True)
-class MeasurementPlan:
-    """How each analytic measurement of a tape is computed.
+def _normalise(values: np.ndarray) -> np.ndarray:
+    """Real parts of qsim's values divided by the last one, the squared norm."""
+    return values.real[:-1] / values.real[-1] if len(values) else values.real
 
-    Attributes
-    ----------
-    opsums : list[OpSum]
-        Pauli sums qsim evaluates, for the measurements in ``in_qsim``, then the
-        squared norm of the state: float32 gates are not exactly unitary and the norm
-        drifts with circuit depth (by ~1.5e-8 per gate on two qubits), so values are
-        divided by it.
-    in_qsim : dict[int, int]
-        Measurement index -> index of its first Pauli sum: ``O`` for an expectation
-        value, ``O`` then ``O^2`` for a variance.
+
+def normalised(state: np.ndarray, num_wires: int) -> np.ndarray:
+    """A qsim state in double precision, renormalised, one axis per wire.
+
+    Single-precision rounding leaves the norm off by up to ~1e-5 after thousands of
+    gates; PennyLane's sampling rejects probabilities whose sum is off by 1e-6.
     """
-
-    opsums: list[OpSum]
-    in_qsim: dict[int, int]
-    measurements: Sequence[MeasurementProcess]
-
-    @classmethod
-    def of(cls, tape: QuantumScript, num_qubits: int) -> MeasurementPlan:
-        """The plan for the measurements of an analytic tape on wires ``0 .. n-1``."""
-        opsums, in_qsim = [], {}
-        for index, mp in enumerate(tape.measurements):
-            sentence = _sentence(mp)
-            if sentence is None:
-                continue
-            in_qsim[index] = len(opsums)
-            opsums.append(pauli_opsum(sentence, num_qubits))
-            if isinstance(mp, VarianceMP):
-                opsums.append(pauli_opsum(sentence @ sentence, num_qubits))
-        if opsums:
-            opsums.append(_norm_opsum())
-        return cls(opsums, in_qsim, tape.measurements)
-
-    @property
-    def needs_state(self) -> bool:
-        """Whether some measurement is computed from the state in Python."""
-        return len(self.in_qsim) < len(self.measurements)
-
-    def results(self, expectations: np.ndarray, states: Sequence[np.ndarray] | None, batched: bool):
-        """The tape's results, shaped as ``default.qubit`` returns them.
-
-        Parameters
-        ----------
-        expectations : np.ndarray
-            Shape ``(points, len(opsums))``: qsim's values per sweep point.
-        states : sequence of np.ndarray or None
-            Per sweep point, the normalised complex128 state with one axis per wire;
-            needed when :attr:`needs_state`.
-        batched : bool
-            Whether the tape is broadcast (results get a leading batch axis).
-        """
-        values = []
-        if self.opsums:
-            expectations = expectations.real / expectations[:, -1:].real
-        for index, mp in enumerate(self.measurements):
-            if index in self.in_qsim:
-                first = self.in_qsim[index]
-                value = expectations[:, first]
-                if isinstance(mp, VarianceMP):
-                    value = expectations[:, first + 1] - value**2
-                values.append(value if batched else value[0])
-            else:
-                per_point = [measure(mp, state) for state in states]
-                values.append(np.stack(per_point) if batched else per_point[0])
-        return values[0] if len(values) == 1 else tuple(values)
+    state = state.astype(np.complex128)
+    state /= np.linalg.norm(state)
+    return state.reshape((2,) * num_wires)
