@@ -229,6 +229,15 @@ def test_wire_labels_and_measured_only_wires():
     assert_same_results(qml.QNode(circuit, dev)(), qml.QNode(circuit, ref)())
 
 
+def test_circuits_narrower_than_the_device_and_on_no_wire():
+    for tape, wires in [
+        (qml.tape.QuantumScript([qml.RX(0.3, 0)], [qml.state()]), 3),
+        (qml.tape.QuantumScript([qml.GlobalPhase(0.3)], [qml.state()]), None),
+    ]:
+        expected = qml.execute([tape], qml.device("default.qubit", wires=wires))[0]
+        assert_same_results(qml.execute([tape], _qsim(wires=wires))[0], expected)
+
+
 def test_state_preparations_and_gate_options():
     state = np.exp(1j * np.arange(8)) * np.arange(1, 9)
     state /= np.linalg.norm(state)

@@ -195,7 +195,9 @@ def build_plan(tape: QuantumScript) -> GatePlan:
             initial = _initial_state_fn(op, index)
         else:
             steps.extend(_translate(i, op, qubits))
-    return GatePlan(n, _schedule(steps, n), initial)
+    # a circuit on no wire still carries a global phase: give qsim one qubit for it
+    width = max(n, 1)
+    return GatePlan(width, _schedule(steps, width), initial)
 
 
 def _translate(i: int, op: Operator, qubits: Callable) -> list[GateStep]:
