@@ -143,6 +143,7 @@ def random_measurements(rng: np.random.Generator, n: int) -> list:
         qml.probs(wires=w[:2]),
         qml.probs(),
         qml.state(),
+        qml.density_matrix(wires=w[:2]),
     ]
 
 
