@@ -21,8 +21,11 @@ def structure_key(tape: QuantumScript) -> Hashable:
 
 def _op_key(op: Operator) -> Hashable:
     # hyperparameters (control values, Pauli words, ...) change the circuit
-    hyper = tuple(sorted((k, _hyper_key(v)) for k, v in op.hyperparameters.items()))
-    return op.name, tuple(op.wires), len(op.data), hyper
+    hyper = op.hyperparameters
+    if hyper:
+        hyper = tuple(sorted((k, _hyper_key(v)) for k, v in hyper.items()))
+        return op.name, op.wires.labels, len(op.data), hyper
+    return op.name, op.wires.labels, len(op.data)
 
 
 def _hyper_key(value) -> Hashable:

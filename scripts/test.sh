@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up and run every check: ruff (lint + format), the pytest suite, and PennyLane's
+# device conformance suite for qstore.router and qstore.qsim (analytic and 10000 shots).
+set -euo pipefail
+. "$(dirname "$0")/_venv.sh" all,test
+ruff check .
+ruff format --check .
+python -m pytest -q "$@"
+python scripts/conformance.py
