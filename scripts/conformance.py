@@ -16,6 +16,8 @@ RUNS = [
     ("qstore.router", "10000", {}),
     ("qstore.qsim", "None", {}),
     ("qstore.qsim", "10000", {}),
+    ("qstore.batched", "None", {}),
+    ("qstore.batched", "10000", {}),
 ]
 _COUNT = re.compile(r"(\d+) (passed|failed|skipped|xfailed|xpassed|errors?)")
 

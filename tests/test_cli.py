@@ -15,7 +15,7 @@ def test_quickstart_trains_and_reports_where_it_ran():
     assert result.losses[-1] < result.losses[0]
     assert result.train_accuracy > 0.6
     assert "what ran where" in result.report
-    assert "forward + jacobian" in result.explanation
+    assert "forward + vjp" in result.explanation
     assert "chosen:" in result.explanation
 
 

@@ -119,7 +119,7 @@ def test_explain_shows_every_candidate_and_the_chosen_one():
     explanation = dev.explain(circuit, pnp.array(0.1), pnp.array([0.2, 0.3]))
     text = str(explanation)
     assert "lightning.qubit" in text and "default.qubit" in text
-    assert "forward + jacobian" in text  # trainable parameters: the derivative pass
+    assert "forward + vjp" in text  # trainable parameters: the derivative pass
     assert explanation.chosen[0] in ("lightning.qubit", "default.qubit")
     assert f"chosen: {explanation.chosen[0]}" in text
     forward = dev.explain(circuit, 0.1, np.array([0.2, 0.3]), derivative=None)

@@ -59,8 +59,15 @@ class Backend:
             # without mid-circuit measurements (qsim) would refuse circuits with none
             mcm_config = None
         config = self.device.setup_execution_config(
-            ExecutionConfig(mcm_config=mcm_config or MCMConfig()), tapes[0]
+            ExecutionConfig(
+                mcm_config=mcm_config or MCMConfig(),
+                # keep final states for the VJP that usually follows
+                use_device_jacobian_product=self.spec.direct,
+            ),
+            tapes[0],
         )
+        if self.spec.direct:
+            return numpy_numbers(tuple(self.device.execute(tapes, config)))
         program = self.device.preprocess_transforms(config)
         device_tapes, postprocess = program(tapes)
         return numpy_numbers(tuple(postprocess(self.device.execute(device_tapes, config))))
@@ -93,9 +100,16 @@ class Backend:
         contraction take one cotangent at a time, so batches are split into rows and
         the rows' products stacked as default.qubit returns them.
         """
+        if self.spec.capabilities.broadcast_derivatives:
+            return self._device_vjp(tapes, cotangents, method, with_results)
         rows = [cotangent_rows(tape, dy) for tape, dy in zip(tapes, cotangents)]
         if any(r is not None for r in rows):
             return self._vjp_by_rows(tapes, cotangents, rows, method, with_results)
+        if any(tape.batch_size for tape in tapes):
+            return self._vjp_broadcast(tapes, cotangents, method, with_results)
+        return self._device_vjp(tapes, cotangents, method, with_results)
+
+    def _device_vjp(self, tapes, cotangents, method: str, with_results: bool):
         if method == "adjoint":
             config = self._adjoint_config(vjp=True)
             if with_results:
@@ -107,6 +121,41 @@ class Backend:
         jacs = out[1] if with_results else out
         vjps = contract_vjps(jacs, cotangents, tapes)
         return (out[0], vjps) if with_results else vjps
+
+    def _vjp_broadcast(self, tapes, cotangents, method: str, with_results: bool):
+        """VJPs of parameter-broadcast tapes on a backend that takes one circuit at a time.
+
+        Each broadcast tape is split into its circuits; a broadcast parameter's VJP
+        gathers its circuits' values, a shared parameter's sums them.
+        """
+        flat_tapes, flat_dys, spans, stackers = [], [], [], []
+        for tape, dy in zip(tapes, cotangents):
+            start = len(flat_tapes)
+            if tape.batch_size:
+                circuits, stack = qml.transforms.broadcast_expand(tape)
+                single = len(tape.measurements) == 1
+                for k, circuit in enumerate(circuits):
+                    flat_tapes.append(circuit)
+                    flat_dys.append(dy[k] if single else tuple(part[k] for part in dy))
+            else:
+                stack = None
+                flat_tapes.append(tape)
+                flat_dys.append(dy)
+            spans.append((start, len(flat_tapes)))
+            stackers.append(stack)
+        out = self.vjp(flat_tapes, flat_dys, method, with_results)
+        flat_vjps = out[1] if with_results else out
+        vjps, results = [], []
+        for tape, (start, end), stack in zip(tapes, spans, stackers):
+            parts = flat_vjps[start:end]
+            if stack is None:
+                vjps.append(parts[0])
+            else:
+                vjps.append(_combine_broadcast_vjps(tape, parts))
+            if with_results:
+                got = out[0][start:end]
+                results.append(got[0] if stack is None else stack(got))
+        return (tuple(results), tuple(vjps)) if with_results else tuple(vjps)
 
     def _vjp_by_rows(self, tapes, cotangents, rows, method: str, with_results: bool):
         flat_tapes, flat_dys, owners = [], [], []
@@ -192,17 +241,33 @@ _SINGLE_TO_DOUBLE = {np.dtype(np.float32): np.float64, np.dtype(np.complex64): n
 
 
 def cotangent_rows(tape: QuantumScript, dy: Any) -> list | None:
-    """The rows of a batched cotangent for an expectation-value tape, else ``None``."""
+    """The rows of a batched cotangent for an expectation-value tape, else ``None``.
+
+    A cotangent is batched when it has one more axis than the tape's result (which
+    already has one for a parameter-broadcast tape).
+    """
     if not all(isinstance(mp, ExpectationMP) for mp in tape.measurements):
         return None  # only default.qubit differentiates the rest, and it takes batches
     single = len(tape.measurements) == 1
     parts = [dy] if single else list(dy)
-    if all(np.ndim(part) == 0 for part in parts):
+    result_ndim = 1 if tape.batch_size else 0
+    if all(np.ndim(part) <= result_ndim for part in parts):
         return None
     batch = np.shape(parts[0])[0]
     if single:
         return [dy[b] for b in range(batch)]
     return [tuple(part[b] for part in parts) for b in range(batch)]
+
+
+def _combine_broadcast_vjps(tape: QuantumScript, parts: Sequence[Any]) -> tuple:
+    """One broadcast tape's VJP from the VJPs of its circuits."""
+    combined = []
+    for p in range(len(tape.trainable_params)):
+        op, _, index = tape.get_operation(p)
+        values = np.array([np.asarray(part[p]) for part in parts])
+        broadcast = np.ndim(op.data[index]) > op.ndim_params[index]
+        combined.append(values if broadcast else values.sum(axis=0))
+    return tuple(combined)
 
 
 def _stack_rows(vjps: Sequence[Any]) -> tuple:

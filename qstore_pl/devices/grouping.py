@@ -44,13 +44,15 @@ class TapeGroup:
 
     indices: list[int]
     tapes: list[QuantumScript]
+    key: Hashable = None
 
 
 def group_by_structure(tapes: Sequence[QuantumScript]) -> list[TapeGroup]:
     """Split a batch into structure groups, in order of first appearance."""
     groups: dict[Hashable, TapeGroup] = {}
     for i, tape in enumerate(tapes):
-        group = groups.setdefault(structure_key(tape), TapeGroup([], []))
+        key = structure_key(tape)
+        group = groups.setdefault(key, TapeGroup([], [], key))
         group.indices.append(i)
         group.tapes.append(tape)
     return list(groups.values())

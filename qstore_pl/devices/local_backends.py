@@ -13,6 +13,7 @@ import importlib.util
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,22 @@ _TIME_MODELS = {
         per_gate_amplitude=1e-10,
         per_measurement_amplitude=5e-10,
         vectorised=False,
+    ),
+    "batched": TimeModel(
+        per_batch=4e-4,
+        per_circuit=1e-5,
+        per_gate=2e-5,
+        per_gate_amplitude=6e-10,
+        per_measurement_amplitude=5e-10,
+        vectorised=True,
+    ),
+    "batched64": TimeModel(
+        per_batch=4e-4,
+        per_circuit=1e-5,
+        per_gate=2e-5,
+        per_gate_amplitude=3.5e-10,
+        per_measurement_amplitude=3e-10,
+        vectorised=True,
     ),
     "default": TimeModel(
         per_batch=2e-4,
@@ -133,9 +150,26 @@ def _qsim(options: Mapping[str, Any]):
         max_matrix_wires=6,
         dtype="complex64",
         broadcasting=True,
-        derivatives={"parameter-shift": frozenset({"expval"})},
+        derivatives={"parameter-shift": frozenset({"expval", "probs"})},
     )
     return caps, _TIME_MODELS["qsim"]
+
+
+def _batched(options: Mapping[str, Any]):
+    from qstore_pl.devices.batched import BatchedDevice
+
+    single = np.dtype(options.get("c_dtype", np.complex128)) == np.complex64
+    caps = capabilities_from_toml(
+        BatchedDevice.config_filepath,
+        max_wires=max_wires_for_memory(8 if single else 16, fraction=0.1),
+        max_matrix_wires=4,
+        dtype="complex64" if single else "complex128",
+        finite_shots=False,
+        broadcasting=True,
+        broadcast_derivatives=True,
+        derivatives={"adjoint": frozenset({"expval", "probs"})},
+    )
+    return caps, _TIME_MODELS["batched64" if single else "batched"]
 
 
 def _default_qubit(options: Mapping[str, Any]):
@@ -152,30 +186,43 @@ def _default_qubit(options: Mapping[str, Any]):
     return caps, _TIME_MODELS["default"]
 
 
-#: Backend types → (PennyLane device name, capability/time-model builder, import check).
-KNOWN_BACKENDS: dict[str, tuple[str, Callable, str | None]] = {
-    "lightning.qubit": ("lightning.qubit", _lightning("lightning.qubit"), "pennylane_lightning"),
-    "lightning.kokkos": (
+@dataclass(frozen=True)
+class _Known:
+    """How to build one backend type."""
+
+    device_name: str
+    build: Callable[[Mapping[str, Any]], tuple[BackendCapabilities, TimeModel]]
+    module: str | None  # must be importable for the backend to be usable
+    direct: bool = False  # runs the router's circuits without its own preprocessing
+
+
+#: Backend types the router can build.
+KNOWN_BACKENDS: dict[str, _Known] = {
+    "lightning.qubit": _Known(
+        "lightning.qubit", _lightning("lightning.qubit"), "pennylane_lightning"
+    ),
+    "lightning.kokkos": _Known(
         "lightning.kokkos",
         _lightning("lightning.kokkos"),
         "pennylane_lightning.lightning_kokkos_ops",
     ),
-    "lightning.gpu": (
-        "lightning.gpu",
-        _lightning("lightning.gpu"),
-        "pennylane_lightning.lightning_gpu_ops",
+    "lightning.gpu": _Known(
+        "lightning.gpu", _lightning("lightning.gpu"), "pennylane_lightning.lightning_gpu_ops"
     ),
-    "qstore.qsim": ("qstore.qsim", _qsim, "qsimcirq"),
-    "default.qubit": ("default.qubit", _default_qubit, None),
+    "qstore.qsim": _Known("qstore.qsim", _qsim, "qsimcirq"),
+    "qstore.batched": _Known("qstore.batched", _batched, "numba", direct=True),
+    "default.qubit": _Known("default.qubit", _default_qubit, None),
 }
 
 #: Local simulators used when the config says ``"auto"``, in order of preference.
 AUTO_BACKENDS = (
-    "lightning.gpu",
-    "lightning.kokkos",
-    "lightning.qubit",
-    "qstore.qsim",
-    "default.qubit",
+    BackendConfig("lightning.gpu", "lightning.gpu"),
+    BackendConfig("lightning.kokkos", "lightning.kokkos"),
+    BackendConfig("lightning.qubit", "lightning.qubit"),
+    BackendConfig("qstore.batched", "qstore.batched"),
+    BackendConfig("qstore.batched.c64", "qstore.batched", {"c_dtype": "complex64"}),
+    BackendConfig("qstore.qsim", "qstore.qsim"),
+    BackendConfig("default.qubit", "default.qubit"),
 )
 
 
@@ -190,7 +237,7 @@ def build_spec(entry: BackendConfig) -> BackendSpec:
         If the backend is known but cannot be built with the given options.
     """
     try:
-        device_name, build, _ = KNOWN_BACKENDS[entry.type]
+        known = KNOWN_BACKENDS[entry.type]
     except KeyError:
         close = difflib.get_close_matches(entry.type, [*KNOWN_BACKENDS, AUTO], n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -200,7 +247,7 @@ def build_spec(entry: BackendConfig) -> BackendSpec:
         ) from None
     try:
         options = _device_options(entry.options)
-        capabilities, time_model = build(options)
+        capabilities, time_model = known.build(options)
     except ConfigError:
         raise
     except Exception as err:  # the device rejected its options
@@ -210,10 +257,11 @@ def build_spec(entry: BackendConfig) -> BackendSpec:
         ) from err
     return BackendSpec(
         name=entry.name,
-        device_name=device_name,
+        device_name=known.device_name,
         capabilities=capabilities,
         time_model=time_model,
         device_kwargs=options,
+        direct=known.direct,
     )
 
 
@@ -234,11 +282,11 @@ def is_usable(backend_type: str) -> bool:
     """Whether a known backend is installed and can start on this machine."""
     import pennylane as qml
 
-    device_name, _, module = KNOWN_BACKENDS[backend_type]
+    known = KNOWN_BACKENDS[backend_type]
     try:
-        if module is not None and importlib.util.find_spec(module) is None:
+        if known.module is not None and importlib.util.find_spec(known.module) is None:
             return False
-        qml.device(device_name, wires=1)
+        qml.device(known.device_name, wires=1)
     except Exception:  # not installed, no GPU, driver mismatch: not usable here
         return False
     return True
@@ -249,9 +297,7 @@ def resolve_backends(entries: Sequence[BackendConfig]) -> list[BackendSpec]:
     specs: list[BackendSpec] = []
     for entry in entries:
         if entry.type == AUTO:
-            for backend_type in AUTO_BACKENDS:
-                if is_usable(backend_type):
-                    specs.append(build_spec(BackendConfig(backend_type, backend_type)))
+            specs.extend(build_spec(e) for e in AUTO_BACKENDS if is_usable(e.type))
         else:
             specs.append(build_spec(entry))
     names = [s.name for s in specs]

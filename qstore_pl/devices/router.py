@@ -146,12 +146,13 @@ class RouterDevice(Device):
         if config.gradient_method in _DEVICE_GRADIENTS:
             updated["gradient_method"] = "adjoint"
             updated["use_device_gradient"] = True
-            if config.use_device_jacobian_product is None:
-                updated["use_device_jacobian_product"] = False
-            vjp = updated.get("use_device_jacobian_product", config.use_device_jacobian_product)
-            if config.grad_on_execution is None:
-                # a full Jacobian is cheapest next to the forward pass; a VJP needs dy
-                updated["grad_on_execution"] = not vjp
+            # Vector-Jacobian products: one backward sweep per batch, and broadcast
+            # batches stay whole. QNodes pass device_vjp=False by default, which
+            # cannot be told apart from an explicit choice. TensorFlow cannot
+            # vectorise device VJPs in GradientTape.jacobian, so it keeps Jacobians.
+            vjp = config.use_device_jacobian_product or not _is_tensorflow(config.interface)
+            updated["use_device_jacobian_product"] = vjp
+            updated["grad_on_execution"] = not vjp
         elif config.use_device_gradient is None:
             updated["use_device_gradient"] = False
         updated["mcm_config"] = self._setup_mcm_config(config.mcm_config, circuit)
@@ -379,6 +380,10 @@ class RouterDevice(Device):
         groups = group_by_structure(tapes)
         decisions = tuple(self._decide(g.tapes, task) for g in groups)
         return RoutingExplanation(decisions, tuple(len(g.tapes) for g in groups))
+
+
+def _is_tensorflow(interface) -> bool:
+    return str(getattr(interface, "value", interface)).startswith("tf")
 
 
 def check_finite_parameters(tape: QuantumScript) -> None:

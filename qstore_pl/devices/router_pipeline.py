@@ -32,6 +32,7 @@ from pennylane.devices.preprocess import (
 from pennylane.measurements import (
     ClassicalShadowMP,
     ExpectationMP,
+    ProbabilityMP,
     SampleMeasurement,
     ShadowExpvalMP,
     StateMeasurement,
@@ -107,14 +108,6 @@ def _sampled_measurement(mp) -> bool:
     return isinstance(mp, (SampleMeasurement, ClassicalShadowMP, ShadowExpvalMP))
 
 
-def _adjoint_measurement(mp) -> bool:
-    return isinstance(mp, ExpectationMP) or mp.obs is None
-
-
-def _expval_measurement(mp) -> bool:
-    return isinstance(mp, ExpectationMP)
-
-
 @transform
 def map_to_backend_wires(tape: QuantumScript, device_wires: Wires | None = None):
     """Move a circuit onto wires ``0 .. k-1``, keeping the device's wire order."""
@@ -138,7 +131,10 @@ def _first(results):
 
 @transform
 def state_in_backend_order(
-    tape: QuantumScript, device_wires: Wires | None = None, device_vjp: bool = False
+    tape: QuantumScript,
+    device_wires: Wires | None = None,
+    device_vjp: bool = False,
+    keep_probs: bool = False,
 ):
     """``adjoint_state_measurements`` with the state in the order the backend simulates.
 
@@ -147,8 +143,13 @@ def state_in_backend_order(
     ``adjoint_state_measurements`` asks for the state in the order the wires first
     appear in the circuit, so probs of a circuit whose first gate is not on its lowest
     wire got a permuted Jacobian. After :func:`map_to_backend_wires` this order is
-    ``0 .. k-1`` ascending.
+    ``0 .. k-1`` ascending. With ``keep_probs`` (some backend differentiates
+    probabilities itself), expectation values and probabilities pass unchanged.
     """
+    if keep_probs and all(
+        isinstance(mp, (ExpectationMP, ProbabilityMP)) for mp in tape.measurements
+    ):
+        return (tape,), _first
     (new_tape,), postprocess = adjoint_state_measurements(tape, device_vjp=device_vjp)
     if new_tape is tape:
         return (tape,), postprocess
@@ -158,6 +159,25 @@ def state_in_backend_order(
     return (new_tape,), partial(
         all_state_postprocessing, measurements=tape.measurements, wire_order=wires
     )
+
+
+@transform
+def expand_trainable_broadcast(tape: QuantumScript):
+    """Split a parameter-broadcast tape into its circuits if a broadcast parameter is
+    trainable; keep it whole otherwise.
+
+    Vector-Jacobian products keep broadcast tapes whole (a TorchLayer batch with
+    trainable weights runs as one simulation), but PennyLane's interfaces expect the
+    VJP entries of one tape to share a shape, which a broadcast trainable parameter
+    (an input that needs gradients) would break.
+    """
+    if not tape.batch_size:
+        return (tape,), _first
+    for p in range(len(tape.trainable_params)):
+        op, _, index = tape.get_operation(p)
+        if qml.math.ndim(op.data[index]) > op.ndim_params[index]:
+            return broadcast_expand(tape)
+    return (tape,), _first
 
 
 def build_pipeline(
@@ -220,18 +240,29 @@ def add_adjoint_transforms(
         skip_initial_state_prep=False,
     )
     pipeline.add_transform(validate_observables, lambda obs: obs.has_matrix, name=name)
-    # probs and state are differentiated as a state measurement plus postprocessing;
-    # without a backend that differentiates the state, refuse them here, so that
-    # supports_derivatives says no (and "best" falls back to parameter shift)
-    # instead of routing failing later
-    state = any("state" in kinds for c in capabilities for kinds in c.derivatives.values())
+    # Probabilities are differentiated natively where a backend can (qstore.batched),
+    # otherwise, like states, as a state measurement plus postprocessing. Without a
+    # backend for them, refuse them here, so that supports_derivatives says no (and
+    # "best" falls back to parameter shift) instead of routing failing later.
+    kinds = {kind for c in capabilities for found in c.derivatives.values() for kind in found}
+    state, probs = "state" in kinds, "probs" in kinds
+
+    def accepted(mp) -> bool:
+        if isinstance(mp, ExpectationMP):
+            return True
+        if isinstance(mp, ProbabilityMP):
+            return probs or state
+        return mp.obs is None and state
+
+    pipeline.add_transform(validate_measurements, analytic_measurements=accepted, name=name)
     pipeline.add_transform(
-        validate_measurements,
-        analytic_measurements=_adjoint_measurement if state else _expval_measurement,
-        name=name,
+        state_in_backend_order,
+        device_wires,
+        device_vjp=config.use_device_jacobian_product,
+        keep_probs=probs,
     )
-    pipeline.add_transform(
-        state_in_backend_order, device_wires, device_vjp=config.use_device_jacobian_product
-    )
-    pipeline.add_transform(broadcast_expand)
+    if config.use_device_jacobian_product:
+        pipeline.add_transform(expand_trainable_broadcast)
+    else:
+        pipeline.add_transform(broadcast_expand)
     pipeline.add_transform(validate_adjoint_trainable_params)

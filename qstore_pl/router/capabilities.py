@@ -42,6 +42,9 @@ class BackendCapabilities:
         State-vector dtype, ``"complex64"`` or ``"complex128"``.
     broadcasting : bool
         Whether parameter-broadcast tapes run natively.
+    broadcast_derivatives : bool
+        Whether vector-Jacobian products of parameter-broadcast tapes (and stacked
+        cotangents) are computed natively; otherwise the router splits them.
     """
 
     max_wires: int
@@ -60,6 +63,7 @@ class BackendCapabilities:
     derivatives: Mapping[str, frozenset[str]] = field(default_factory=dict)
     dtype: str = "complex128"
     broadcasting: bool = False
+    broadcast_derivatives: bool = False
 
     def __post_init__(self):
         if self.dtype not in _DTYPE_PRECISION:

@@ -26,6 +26,9 @@ class BackendSpec:
         What the backend can run.
     time_model : TimeModel
         How long it takes.
+    direct : bool
+        Whether the device executes the router's preprocessed circuits as they are,
+        without its own preprocessing (qstore's batched engine).
     """
 
     name: str
@@ -33,6 +36,7 @@ class BackendSpec:
     capabilities: BackendCapabilities
     time_model: TimeModel = field(default_factory=TimeModel)
     device_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    direct: bool = False
 
     def with_time_model(self, time_model: TimeModel) -> BackendSpec:
         """A copy of this spec with another time model."""

@@ -1,0 +1,218 @@
+"""Forward simulation and adjoint derivatives of a whole batch at once.
+
+The backward sweep walks the circuit in *segments*. A trainable gate's derivative is
+``-2 Im <λ|G|ψ>`` with ψ and λ taken right after the gate; when the generator G
+commutes with every gate that follows it inside the segment, the same value can be
+read at the segment's end. So a segment collects, walking backwards, the gates whose
+generators commute with what comes after them; all their derivatives are read at
+once (one basis change and one reduction per group of wires), then the segment is
+undone on ψ and λ. For a layer of single-qubit rotations that is one read per layer
+instead of one per gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pennylane as qml
+
+from qstore_pl.devices.batched.kernel import fuse
+from qstore_pl.devices.batched.measure import marginal, z_expectations
+from qstore_pl.devices.batched.program import ArrayGate, BoundProgram, GateTemplate, Program
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One step of the backward sweep: read derivatives here, then undo gates.
+
+    Attributes
+    ----------
+    evaluate : tuple[int, ...]
+        Gates (positions in ``program.gates``) whose derivatives are read at this point.
+    undo : tuple[int, ...]
+        Gates to undo afterwards, in the order to undo them.
+    """
+
+    evaluate: tuple[int, ...]
+    undo: tuple[int, ...]
+
+
+def _commute(generator_gate: GateTemplate, other: GateTemplate) -> bool:
+    if not set(generator_gate.wires) & set(other.wires):
+        return True
+    if generator_gate.generator.basis is None and other.kind in ("diag",):
+        return True  # both diagonal in the computational basis
+    return _commute_numerically(generator_gate, other)
+
+
+def _commute_numerically(generator_gate: GateTemplate, other: GateTemplate) -> bool:
+    wires = tuple(dict.fromkeys(generator_gate.wires + other.wires))
+    if len(wires) > 6 or other.num_params > 1:
+        return False
+    g = _embed(generator_gate.generator.matrix, generator_gate.wires, wires)
+    if other.num_params == 0:
+        m = other.fixed_matrix if other.fixed_matrix is not None else np.asarray(other.op.matrix())
+    elif other.generator is not None:
+        m = other.generator.matrix  # U(θ) commutes with G iff its generator does
+    else:
+        return False
+    m = _embed(np.asarray(m, complex), other.wires, wires)
+    return bool(np.allclose(g @ m, m @ g, atol=1e-12))
+
+
+def _embed(matrix: np.ndarray, wires: tuple[int, ...], all_wires: tuple[int, ...]):
+    return qml.math.expand_matrix(matrix, wires, wire_order=all_wires)
+
+
+def segments(program: Program, trainable: frozenset[int]) -> list[Segment]:
+    """The backward sweep's steps for the gates at positions ``trainable``.
+
+    Cached on the program: the schedule depends only on the structure.
+    """
+    cache = program.__dict__.setdefault("_segments", {})
+    if trainable not in cache:
+        cache[trainable] = _build_segments(program, trainable)
+    return cache[trainable]
+
+
+def _build_segments(program: Program, trainable: frozenset[int]) -> list[Segment]:
+    """Peel the circuit from its end.
+
+    Each step reads the derivative of every not-yet-read trainable gate whose
+    generator commutes with all gates still after it on its wires, then undoes every
+    gate it can: a gate last on all its wires that is not trainable or already read.
+    """
+    gates = program.gates
+    stacks: dict[int, list[int]] = {}
+    for p, gate in enumerate(gates):
+        for w in gate.wires:
+            stacks.setdefault(w, []).append(p)
+    left = set(trainable)
+    result = []
+    while left:
+        evaluate = []
+        for p in sorted(left):
+            gate = gates[p]
+            later = {q for w in gate.wires for q in stacks[w][stacks[w].index(p) + 1 :]}
+            if all(_commute(gate, gates[q]) for q in later):
+                evaluate.append(p)
+        left.difference_update(evaluate)
+        undo: list[int] = []
+        progress = True
+        while progress and left:
+            progress = False
+            for w in list(stacks):
+                if not stacks[w]:
+                    continue
+                top = stacks[w][-1]
+                if top in left or any(stacks[v][-1] != top for v in gates[top].wires):
+                    continue
+                for v in gates[top].wires:
+                    stacks[v].pop()
+                undo.append(top)
+                progress = True
+        result.append(Segment(tuple(evaluate), tuple(undo)))
+    return result
+
+
+def forward(kernel, bound: BoundProgram) -> np.ndarray:
+    """Final states of every circuit, ``(B, 2**n)``."""
+    n = bound.program.num_wires
+    states = kernel.initial_states(bound.batch, n, bound.initial_state)
+    states = kernel.apply_all(
+        states, fuse([g.array() for g in bound.gates], kernel.compose_permutations), n
+    )
+    if bound.global_phase is not None:
+        states = states * bound.global_phase[:, None].astype(states.dtype)
+    return states
+
+
+def _frame(bound: BoundProgram, positions) -> dict[int, np.ndarray]:
+    """Basis changes that make the one-wire generators at ``positions`` diagonal."""
+    frame: dict[int, np.ndarray] = {}
+    for p in positions:
+        g = bound.gates[p].template.generator
+        if g.single_wire and g.basis is not None:
+            (w,) = g.wires
+            frame.setdefault(w, g.basis)
+    return frame
+
+
+def _read_derivatives(kernel, psi, lam, bound: BoundProgram, positions, frame, n):
+    """``-2 Im <λ|G|ψ>`` for the gates at ``positions``: ``{position: (rows,)}``.
+
+    ψ and λ arrive rotated by ``frame`` (wire -> basis change). Generators that are
+    diagonal in that frame are read from one product ``conj(λ)·ψ``; others get their
+    own basis change on copies. ``lam`` may stack several adjoint states per circuit.
+    """
+    gates = bound.gates
+    batch, size = psi.shape
+    repeat = lam.shape[0] // batch
+
+    def product(bra, ket):  # conj(bra) * ket, the ket shared by stacked bras
+        return (np.conj(bra).reshape(repeat, batch, size) * ket[None]).reshape(-1, size)
+
+    out = {}
+    direct, other = [], []
+    for p in positions:
+        g = gates[p].template.generator
+        in_frame = g.single_wire and g.wires[0] in frame and g.basis is not None
+        untouched = g.basis is None and not set(g.wires) & frame.keys()
+        if in_frame and frame[g.wires[0]] is g.basis:
+            direct.append(p)
+        elif untouched:
+            direct.append(p)
+        else:
+            other.append(p)
+    if direct:
+        w = product(lam, psi)
+        singles = [p for p in direct if gates[p].template.generator.single_wire]
+        if singles:
+            # <λ|Z_i|ψ> for every wire in one product; a one-wire diagonal generator
+            # diag(e0, e1) = (e0 + e1)/2 I + (e0 - e1)/2 Z
+            total, per_wire = z_expectations(w, n)
+            for p in singles:
+                g = gates[p].template.generator
+                e0, e1 = g.eigvals
+                overlap = (e0 + e1) / 2 * total + (e0 - e1) / 2 * per_wire[:, g.wires[0]]
+                out[p] = -2 * np.imag(overlap)
+        for p in direct:
+            if p in out:
+                continue
+            g = gates[p].template.generator
+            out[p] = -2 * np.imag(marginal(w, g.wires, n) @ g.eigvals)
+    for p in other:
+        g = gates[p].template.generator
+        undo = [ArrayGate("dense", (v,), frame[v].conj().T) for v in g.wires if v in frame]
+        rotation = undo + ([ArrayGate("dense", g.wires, g.basis)] if g.basis is not None else [])
+        w = product(
+            kernel.apply_all(lam.copy(), rotation, n), kernel.apply_all(psi.copy(), rotation, n)
+        )
+        out[p] = -2 * np.imag(marginal(w, g.wires, n) @ g.eigvals)
+    return out
+
+
+def backward(kernel, bound: BoundProgram, psi, lam, trainable: frozenset[int]):
+    """Derivatives of every trainable gate parameter: ``{position: (rows,)}``.
+
+    ``lam`` holds one adjoint state per circuit (a vector-Jacobian product) or several
+    stacked copies of the batch (one per output, for a Jacobian). Between reads, the
+    undoing of a segment, the basis change back from the last read and the basis
+    change for the next read are fused into one pass per wire.
+    """
+    n = bound.program.num_wires
+    psi = psi.copy()  # the kernels work in place
+    grads = {}
+    pending: list[ArrayGate] = []
+    for segment in segments(bound.program, trainable):
+        frame = _frame(bound, segment.evaluate)
+        rotate = [ArrayGate("dense", (w,), basis) for w, basis in frame.items()]
+        ops = fuse(pending + rotate, kernel.compose_permutations)
+        psi = kernel.apply_all(psi, ops, n)
+        lam = kernel.apply_all(lam, ops, n)
+        if segment.evaluate:
+            grads.update(_read_derivatives(kernel, psi, lam, bound, segment.evaluate, frame, n))
+        unrotate = [ArrayGate("dense", (w,), basis.conj().T) for w, basis in frame.items()]
+        pending = unrotate + [bound.gates[p].array(inverse=True) for p in segment.undo]
+    return grads

@@ -1,0 +1,471 @@
+"""The ``qstore.batched`` device: every circuit of a batch in one vectorised simulation.
+
+Circuits that share a structure (a TorchLayer batch arrives as one broadcast tape; a
+list of tapes from ``qml.execute`` is grouped) run as one simulation over a batch of
+states, and their derivatives come from one adjoint sweep: a vector-Jacobian product
+costs one forward and one backward pass for the whole batch.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pennylane as qml
+from pennylane.devices import Device, ExecutionConfig
+from pennylane.devices.modifiers import simulator_tracking, single_tape_support
+from pennylane.devices.preprocess import (
+    decompose,
+    validate_adjoint_trainable_params,
+    validate_device_wires,
+    validate_measurements,
+    validate_observables,
+)
+from pennylane.devices.qubit.simulate import measure_final_state
+from pennylane.exceptions import DeviceError
+from pennylane.measurements import ExpectationMP, ProbabilityMP
+from pennylane.tape import QuantumScript
+from pennylane.transforms import broadcast_expand, defer_measurements
+from pennylane.transforms.core import CompilePipeline
+
+from qstore_pl.devices.batched.adjoint import backward, forward
+from qstore_pl.devices.batched.kernel import StateKernel
+from qstore_pl.devices.batched.measure import (
+    adjoint_states,
+    measure,
+    output_sizes,
+    supports_measurement,
+)
+from qstore_pl.devices.batched.program import BoundProgram, Program
+from qstore_pl.devices.batched.qsim_kernel import QsimStateKernel
+from qstore_pl.devices.grouping import group_by_structure, structure_key
+
+_DEVICE_GRADIENTS = {"best", "adjoint", "device"}
+# (tape positions in the batch, bound program, final states)
+_Group = tuple[list[int], BoundProgram, np.ndarray]
+_PROGRAM_CACHE_SIZE = 64
+#: Widest gate applied as one dense matrix.
+MAX_GATE_WIRES = 4
+#: From this width, complex64 circuits run on qsim's kernels (measured crossover on a
+#: 2-core x86 machine; calibration refines it).
+QSIM_MIN_WIRES = 14
+
+
+def _supported_gate(op) -> bool:
+    return op.has_matrix and len(op.wires) <= MAX_GATE_WIRES and op.name != "Snapshot"
+
+
+def _differentiable_gate(op) -> bool:
+    if op.num_params == 0 or not any(qml.math.requires_grad(d) for d in op.data):
+        return _supported_gate(op)
+    return op.num_params == 1 and op.has_generator and _supported_gate(op)
+
+
+def _differentiable_measurement(mp) -> bool:
+    if isinstance(mp, ProbabilityMP):
+        return mp.obs is None
+    return isinstance(mp, ExpectationMP) and supports_measurement(mp)
+
+
+@simulator_tracking
+@single_tape_support
+class BatchedDevice(Device):
+    """Vectorised state-vector simulator for batches of same-structure circuits.
+
+    Parameters
+    ----------
+    wires : int or Iterable, optional
+        Number of wires or wire labels.
+    shots : int, optional
+        Finite shots sample from the batch's final states; derivatives are analytic
+        only (the adjoint method).
+    c_dtype : numpy dtype
+        ``np.complex128`` (default) or ``np.complex64``. Single precision halves memory
+        traffic; expectation values then agree with complex128 to about ``1e-6``.
+    kernel : {"auto", "jit", "qsim"}
+        The compiled row kernel, qsim's kernels (complex64 only), or qsim from
+        ``qsim_min_wires`` wires up in complex64 (``"auto"``).
+    qsim_min_wires : int
+        The width from which ``"auto"`` uses qsim.
+    seed : int or numpy Generator, optional
+        Seed for sampling with finite shots.
+
+    Notes
+    -----
+    Supported: any gate with a matrix on at most four wires, parameter broadcasting,
+    ``expval``/``var`` of any observable with a matrix or Pauli representation,
+    ``probs`` and ``state``. Derivatives: the adjoint method for ``expval`` and
+    ``probs``, as vector-Jacobian products (one backward sweep for the batch) or
+    Jacobians (one sweep with an adjoint state per output).
+    """
+
+    name = "qstore.batched"
+    config_filepath = Path(__file__).with_name("batched.toml")
+    _device_options = ()
+
+    def __init__(
+        self,
+        wires=None,
+        shots=None,
+        c_dtype=np.complex128,
+        kernel: str = "auto",
+        qsim_min_wires: int = QSIM_MIN_WIRES,
+        seed: int | np.random.Generator | None = None,
+    ):
+        super().__init__(wires=wires, shots=shots)
+        dtype = np.dtype(c_dtype)
+        if dtype not in (np.complex64, np.complex128):
+            raise ValueError(f"c_dtype must be complex64 or complex128, got {c_dtype!r}")
+        if kernel not in ("auto", "jit", "qsim"):
+            raise ValueError(f"kernel must be 'auto', 'jit' or 'qsim', got {kernel!r}")
+        if kernel == "qsim" and dtype != np.complex64:
+            raise ValueError("kernel='qsim' computes in complex64; pass c_dtype=np.complex64")
+        self.c_dtype = dtype.type
+        self._rng = np.random.default_rng(seed)
+        self._jit = StateKernel(dtype)
+        self._qsim = QsimStateKernel() if dtype == np.complex64 and kernel != "jit" else None
+        self._qsim_min_wires = 0 if kernel == "qsim" else qsim_min_wires
+        self._programs: OrderedDict[Hashable, Program] = OrderedDict()
+        # the last execution's groups and final states, for the VJP that follows it
+        self._executed: tuple[tuple[QuantumScript, ...], list[_Group]] | None = None
+        self._supports_adjoint: dict[Hashable, bool] = {}
+
+    # ----------------------------------------------------------- configuration
+    def setup_execution_config(
+        self, config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
+    ) -> ExecutionConfig:
+        config = config or ExecutionConfig()
+        for option in config.device_options:
+            raise DeviceError(f"device option {option!r} is not known to {self.name}")
+        updated: dict[str, Any] = {"convert_to_numpy": True}
+        if config.gradient_method in _DEVICE_GRADIENTS:
+            updated["gradient_method"] = "adjoint"
+            updated["use_device_gradient"] = True
+            # One backward sweep per batch beats a Jacobian, so vector-Jacobian
+            # products are used (QNodes pass device_vjp=False by default, which
+            # cannot be told apart from an explicit choice) except with TensorFlow,
+            # whose GradientTape.jacobian cannot vectorise device VJPs.
+            interface = str(getattr(config.interface, "value", config.interface))
+            updated["use_device_jacobian_product"] = (
+                config.use_device_jacobian_product or not interface.startswith("tf")
+            )
+            updated["grad_on_execution"] = False
+        mcm = config.mcm_config
+        if mcm.mcm_method not in (None, "deferred"):
+            raise DeviceError(f"{self.name} supports mcm_method='deferred' only")
+        updated["mcm_config"] = replace(mcm, mcm_method="deferred")
+        return replace(config, **updated)
+
+    def preprocess_transforms(self, execution_config: ExecutionConfig | None = None):
+        config = execution_config or self.setup_execution_config()
+        pipeline = CompilePipeline()
+        pipeline.add_transform(defer_measurements, allow_postselect=False)
+        pipeline.add_transform(
+            decompose, stopping_condition=_supported_gate, device_wires=self.wires, name=self.name
+        )
+        pipeline.add_transform(validate_device_wires, self.wires, name=self.name)
+        pipeline.add_transform(
+            validate_measurements, analytic_measurements=supports_measurement, name=self.name
+        )
+        if config.gradient_method == "adjoint":
+            name = f"adjoint + {self.name}"
+            pipeline.add_transform(
+                decompose,
+                stopping_condition=_differentiable_gate,
+                device_wires=self.wires,
+                name=name,
+                skip_initial_state_prep=False,
+            )
+            pipeline.add_transform(
+                validate_observables, lambda obs: obs.has_matrix or obs.pauli_rep, name=name
+            )
+            pipeline.add_transform(
+                validate_measurements,
+                analytic_measurements=_differentiable_measurement,
+                name=name,
+            )
+            pipeline.add_transform(validate_adjoint_trainable_params)
+            if not config.use_device_jacobian_product:
+                pipeline.add_transform(broadcast_expand)
+        return pipeline
+
+    def supports_derivatives(self, execution_config=None, circuit=None) -> bool:
+        if execution_config is None:
+            return True
+        if execution_config.gradient_method not in _DEVICE_GRADIENTS:
+            return False
+        if circuit is None:
+            return True
+        if circuit.shots:
+            return False
+        # the QNode asks on every call; the answer depends only on the structure
+        key = structure_key(circuit)
+        if key not in self._supports_adjoint:
+            config = self.setup_execution_config(
+                replace(execution_config, gradient_method="adjoint"), circuit
+            )
+            try:
+                self.preprocess_transforms(config)((circuit,))
+                self._supports_adjoint[key] = True
+            except (DeviceError, qml.operation.DecompositionUndefinedError, AttributeError):
+                self._supports_adjoint[key] = False
+        return self._supports_adjoint[key]
+
+    def supports_vjp(self, execution_config=None, circuit=None) -> bool:
+        return self.supports_derivatives(execution_config, circuit)
+
+    # ---------------------------------------------------------------- execution
+    def execute(self, circuits, execution_config: ExecutionConfig | None = None):
+        config = execution_config or ExecutionConfig()
+        groups = self._simulate(circuits)
+        self._executed = (tuple(circuits), groups) if config.use_device_jacobian_product else None
+        results: list[Any] = [None] * len(circuits)
+        for indices, bound, states in groups:
+            self._collect(results, indices, bound, states)
+        return tuple(results)
+
+    def compute_vjp(self, circuits, cotangents, execution_config=None):
+        return self._vjp(circuits, cotangents)[1]
+
+    def execute_and_compute_vjp(self, circuits, cotangents, execution_config=None):
+        return self._vjp(circuits, cotangents, want_results=True)
+
+    def compute_derivatives(self, circuits, execution_config=None):
+        return self._jacobian(circuits)[1]
+
+    def execute_and_compute_derivatives(self, circuits, execution_config=None):
+        return self._jacobian(circuits, want_results=True)
+
+    # ------------------------------------------------------------- internals
+    def _kernel(self, bound: BoundProgram):
+        """qsim's kernels for wide complex64 circuits, the compiled row kernel otherwise."""
+        if self._qsim is not None and bound.program.num_wires >= self._qsim_min_wires:
+            return self._qsim
+        return self._jit
+
+    def _program(self, key: Hashable, tape: QuantumScript) -> Program:
+        program = self._programs.get(key)
+        if program is None:
+            program = Program(tape)
+            self._programs[key] = program
+            if len(self._programs) > _PROGRAM_CACHE_SIZE:
+                self._programs.popitem(last=False)
+        return program
+
+    def _simulate(self, circuits) -> list[_Group]:
+        """Bind and run every structure group: ``(indices, bound program, final states)``.
+
+        The groups of the last execution are reused when asked about the same tapes
+        (PennyLane executes, then asks for the VJP of the very same tapes).
+        """
+        if self._executed is not None:
+            tapes, groups = self._executed
+            if len(tapes) == len(circuits) and all(map(_same_circuit, tapes, circuits)):
+                return groups
+        tapes = [t.map_to_standard_wires() for t in circuits]
+        groups = []
+        for group in group_by_structure(tapes):
+            bound = self._program(group.key, group.tapes[0]).bind(group.tapes)
+            groups.append((group.indices, bound, forward(self._kernel(bound), bound)))
+        return groups
+
+    def _collect(self, results: list, indices, bound: BoundProgram, states) -> None:
+        kernel, n = self._kernel(bound), _width(bound)
+        if bound.tapes[0].shots:  # grouped by structure, so every tape has shots
+            for tape_no, (i, s) in enumerate(zip(indices, bound.slices)):
+                tape = bound.tapes[tape_no]
+                rows = states[s].astype(np.complex128)
+                rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+                state = rows.reshape((-1,) + (2,) * n)
+                state = state if tape.batch_size else state[0]
+                results[i] = measure_final_state(tape, state, bool(tape.batch_size), rng=self._rng)
+            return
+        values = [measure(kernel, states, mp, n) for mp in bound.program.measurements]
+        for tape_no, (i, s) in enumerate(zip(indices, bound.slices)):
+            results[i] = _per_tape(values, s, bound.tapes[tape_no])
+
+    def _vjp(self, circuits, cotangents, want_results=False):
+        results: list[Any] = [None] * len(circuits)
+        vjps: list[Any] = [None] * len(circuits)
+        for indices, bound, psi in self._simulate(circuits):
+            kernel = self._kernel(bound)
+            n = _width(bound)
+            measurements = bound.program.measurements
+            dys, stacked = _cotangent_columns(
+                [cotangents[i] for i in indices], bound, len(measurements)
+            )
+            lam = adjoint_states(
+                kernel,
+                np.concatenate([psi] * stacked) if stacked > 1 else psi,
+                measurements,
+                dys,
+                n,
+            )
+            trainable = _trainable_gates(bound)
+            grads = backward(kernel, bound, psi, lam.astype(psi.dtype), trainable)
+            for tape_no, i in enumerate(indices):
+                vjps[i] = _tape_vjp(bound, tape_no, grads, stacked)
+            if want_results:
+                self._collect(results, indices, bound, psi)
+        return tuple(results), tuple(vjps)
+
+    def _jacobian(self, circuits, want_results=False):
+        results: list[Any] = [None] * len(circuits)
+        jacs: list[Any] = [None] * len(circuits)
+        for indices, bound, psi in self._simulate(circuits):
+            if any(t.batch_size for t in bound.tapes):
+                raise DeviceError(
+                    "Jacobians of parameter-broadcast tapes need broadcast_expand; use "
+                    "device_vjp=True or let the device preprocess the tapes"
+                )
+            kernel = self._kernel(bound)
+            n = _width(bound)
+            measurements = bound.program.measurements
+            sizes = output_sizes(measurements, n)
+            outputs = sum(sizes)
+            # one adjoint state per output: cotangents are the unit vectors
+            dys, offset = [], 0
+            for size in sizes:
+                eye = np.zeros((outputs, bound.batch, size))
+                for q in range(size):
+                    eye[offset + q, :, q] = 1.0
+                dys.append(
+                    eye.reshape(outputs * bound.batch, size).squeeze(-1)
+                    if size == 1
+                    else eye.reshape(outputs * bound.batch, size)
+                )
+                offset += size
+            lam = adjoint_states(kernel, np.concatenate([psi] * outputs), measurements, dys, n)
+            grads = backward(kernel, bound, psi, lam.astype(psi.dtype), _trainable_gates(bound))
+            for tape_no, i in enumerate(indices):
+                jacs[i] = _tape_jacobian(bound, tape_no, grads, sizes)
+            if want_results:
+                self._collect(results, indices, bound, psi)
+        return tuple(results), tuple(jacs)
+
+
+def _same_circuit(a: QuantumScript, b: QuantumScript) -> bool:
+    """Whether two tapes hold the same gates with the same parameters.
+
+    PennyLane hands the device fresh tape objects for the forward pass and for the
+    VJP that follows it; comparing them costs far less than simulating again.
+    """
+    if a is b:
+        return True
+    if (
+        len(a.operations) != len(b.operations)
+        or a.trainable_params != b.trainable_params
+        or a.measurements != b.measurements
+    ):
+        return False
+    return all(
+        x.name == y.name
+        and x.wires == y.wires
+        and all(np.array_equal(p, q) for p, q in zip(x.data, y.data, strict=True))
+        for x, y in zip(a.operations, b.operations)
+    )
+
+
+def _width(bound: BoundProgram) -> int:
+    return bound.program.num_wires
+
+
+def _per_tape(values: list[np.ndarray], s: slice, tape: QuantumScript):
+    out = [v[s] if tape.batch_size else v[s][0] for v in values]
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def _trainable_gates(bound: BoundProgram) -> frozenset[int]:
+    """Positions in ``program.gates`` of gates with a trainable parameter in any tape."""
+    program = bound.program
+    position = program.position
+    trainable = set()
+    for tape in bound.tapes:
+        for param in tape.trainable_params:
+            if param < len(program.param_owner):
+                op_index, _ = program.param_owner[param]
+                if op_index in position:
+                    trainable.add(position[op_index])
+    return frozenset(trainable)
+
+
+def _cotangent_columns(cotangents, bound: BoundProgram, num_measurements: int):
+    """Cotangents per measurement as ``(stacked * B, ...)`` arrays.
+
+    A cotangent with one more leading axis than the result is a stack of cotangents
+    (JAX's vmap for Jacobians); ``stacked`` says how many.
+    """
+    n = bound.program.num_wires
+    per_measurement = [[] for _ in range(num_measurements)]
+    stacked = 1
+    for tape_no, dy in enumerate(cotangents):
+        tape = bound.tapes[tape_no]
+        dy = (dy,) if num_measurements == 1 else tuple(dy)
+        for m, (mp, value) in enumerate(zip(bound.program.measurements, dy)):
+            value = np.asarray(value, dtype=float)
+            result_ndim = (1 if tape.batch_size else 0) + (
+                1 if isinstance(mp, ProbabilityMP) else 0
+            )
+            if value.ndim == result_ndim + 1:
+                stacked = value.shape[0]
+            else:
+                value = value[None]
+            rows = tape.batch_size or 1
+            size = 2 ** (len(mp.wires) or n) if isinstance(mp, ProbabilityMP) else 1
+            per_measurement[m].append(value.reshape(value.shape[0], rows, size))
+    columns = []
+    for parts in per_measurement:
+        parts = [np.broadcast_to(p, (stacked, *p.shape[1:])) for p in parts]
+        joined = np.concatenate(parts, axis=1)  # (stacked, B, size)
+        joined = joined.reshape(stacked * bound.batch, joined.shape[-1])
+        columns.append(joined[:, 0] if joined.shape[-1] == 1 else joined)
+    return columns, stacked
+
+
+def _gate_grad(bound: BoundProgram, grads, param: int, stacked: int, s: slice, tape):
+    """One trainable parameter's derivative for one tape: ``(stacked, rows)``."""
+    program = bound.program
+    if param >= len(program.param_owner):
+        return None  # an observable's parameter: not differentiated by the adjoint method
+    op_index, _ = program.param_owner[param]
+    position = program.position.get(op_index)
+    if position is None or position not in grads:
+        return None
+    values = grads[position].reshape(stacked, bound.batch)[:, s]
+    op = tape.operations[op_index]
+    broadcast = tape.batch_size and np.ndim(op.data[0]) > op.ndim_params[0]
+    return values if broadcast else values.sum(axis=1)
+
+
+def _tape_vjp(bound: BoundProgram, tape_no: int, grads, stacked: int):
+    tape = bound.tapes[tape_no]
+    s = bound.slices[tape_no]
+    out = []
+    for param in tape.trainable_params:
+        value = _gate_grad(bound, grads, param, stacked, s, tape)
+        if value is None:
+            value = np.zeros(stacked)
+        out.append(value[0] if stacked == 1 else value)
+    return tuple(np.asarray(v) for v in out)
+
+
+def _tape_jacobian(bound: BoundProgram, tape_no: int, grads, sizes: list[int]):
+    tape = bound.tapes[tape_no]
+    s = bound.slices[tape_no]
+    outputs = sum(sizes)
+    columns = []  # per trainable parameter: (outputs,)
+    for param in tape.trainable_params:
+        value = _gate_grad(bound, grads, param, outputs, s, tape)
+        columns.append(np.zeros(outputs) if value is None else np.asarray(value).reshape(outputs))
+    per_measurement, offset = [], 0
+    for _mp, size in zip(bound.program.measurements, sizes):
+        entries = [np.array(c[offset]) if size == 1 else c[offset : offset + size] for c in columns]
+        per_measurement.append(entries[0] if len(entries) == 1 else tuple(entries))
+        offset += size
+    if not columns:
+        return () if len(sizes) == 1 else tuple(() for _ in sizes)
+    return per_measurement[0] if len(sizes) == 1 else tuple(per_measurement)

@@ -1,0 +1,165 @@
+"""Compiled gate kernel (numba): a whole gate sequence, row by row, in place.
+
+``states`` is ``(M, 2**n)``. Each row (one circuit's state) is split into separate
+real and imaginary planes, gets every gate of the sequence while it sits in the CPU
+cache (a row is 512 KiB at 16 qubits and 8 MiB at 20 in complex64), and is written
+back: a sequence costs one trip to main memory per row instead of one per gate, and
+on separate planes the compiler vectorises the arithmetic (interleaved complex
+numbers defeat it: measured 0.5 against 2.5-3.5 G amplitude updates per second and
+core for gates on wires with stride >= 8). Rows run in parallel.
+
+A sequence is encoded as flat arrays (:func:`~qstore_pl.devices.batched.kernel.encode`):
+per gate a kind, its wires as bit positions (0 = least significant), and an offset
+into flat buffers of matrix or diagonal entries (real and imaginary parts apart). A
+gate stores ``K`` matrices, ``K`` being 1 (the whole batch shares it) or the batch
+size; row ``r`` uses matrix ``r % K``, which also serves stacked copies of a batch.
+Parameters are checked to be finite before any kernel runs, so ``fastmath`` is safe.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+#: Gate kinds in an encoded sequence.
+DENSE, DIAGONAL, PERMUTATION = 0, 1, 2
+
+
+@njit(cache=True, fastmath=True)
+def _one_wire(re, im, mr, mi, base, position):
+    ar, ai, br, bi = mr[base], mi[base], mr[base + 1], mi[base + 1]
+    cr, ci, dr, di = mr[base + 2], mi[base + 2], mr[base + 3], mi[base + 3]
+    stride = 1 << position
+    size = re.shape[0]
+    for start in range(0, size, 2 * stride):
+        r0 = re[start : start + stride]
+        i0 = im[start : start + stride]
+        r1 = re[start + stride : start + 2 * stride]
+        i1 = im[start + stride : start + 2 * stride]
+        for j in range(stride):
+            x0r = r0[j]
+            x0i = i0[j]
+            x1r = r1[j]
+            x1i = i1[j]
+            r0[j] = ar * x0r - ai * x0i + br * x1r - bi * x1i
+            i0[j] = ar * x0i + ai * x0r + br * x1i + bi * x1r
+            r1[j] = cr * x0r - ci * x0i + dr * x1r - di * x1i
+            i1[j] = cr * x0i + ci * x0r + dr * x1i + di * x1r
+
+
+@njit(cache=True, fastmath=True)
+def _dense(re, im, mr, mi, base, positions, lr, li):
+    k = positions.shape[0]
+    dim = 1 << k
+    offsets = np.zeros(dim, dtype=np.int64)
+    for j in range(dim):
+        off = 0
+        for p in range(k):
+            if (j >> (k - 1 - p)) & 1:
+                off |= 1 << positions[p]
+        offsets[j] = off
+    ordered = np.sort(positions)
+    for g in range(re.shape[0] >> k):
+        start = g
+        for p in range(k):  # insert a zero bit at every target position
+            bit = ordered[p]
+            low = start & ((1 << bit) - 1)
+            start = ((start - low) << 1) | low
+        for j in range(dim):
+            lr[j] = re[start + offsets[j]]
+            li[j] = im[start + offsets[j]]
+        for i in range(dim):
+            accr = 0.0
+            acci = 0.0
+            for j in range(dim):
+                m = base + i * dim + j
+                accr += mr[m] * lr[j] - mi[m] * li[j]
+                acci += mr[m] * li[j] + mi[m] * lr[j]
+            re[start + offsets[i]] = accr
+            im[start + offsets[i]] = acci
+
+
+@njit(cache=True, fastmath=True)
+def _diagonal(re, im, mr, mi, base, positions):
+    k = positions.shape[0]
+    size = re.shape[0]
+    if k == 1:
+        stride = 1 << positions[0]
+        for bit in range(2):
+            dr, di = mr[base + bit], mi[base + bit]
+            for start in range(bit * stride, size, 2 * stride):
+                r = re[start : start + stride]
+                i = im[start : start + stride]
+                for j in range(stride):
+                    xr = r[j]
+                    xi = i[j]
+                    r[j] = dr * xr - di * xi
+                    i[j] = dr * xi + di * xr
+        return
+    for idx in range(size):
+        local = 0
+        for p in range(k):
+            local = (local << 1) | ((idx >> positions[p]) & 1)
+        dr, di = mr[base + local], mi[base + local]
+        xr = re[idx]
+        xi = im[idx]
+        re[idx] = dr * xr - di * xi
+        im[idx] = dr * xi + di * xr
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def apply_sequence(states, kinds, counts, position_offsets, positions, value_offsets, real, imag):
+    """Apply an encoded gate sequence to every row of ``states`` in place.
+
+    Parameters
+    ----------
+    states : (M, 2**n) complex array
+    kinds : (G,) int
+        ``DENSE``, ``DIAGONAL`` or ``PERMUTATION`` per gate.
+    counts : (G,) int
+        ``K`` (matrices stored) per gate; unused for permutations.
+    position_offsets : (G + 1,) int
+        Gate ``g``'s bit positions are ``positions[position_offsets[g]:position_offsets[g+1]]``;
+        for a permutation they are the gather index over the whole state.
+    value_offsets : (G,) int
+        Start of gate ``g``'s matrices (``K * d * d`` values) or diagonals (``K * d``).
+    real, imag : float arrays
+        Real and imaginary parts of the matrices and diagonals, flattened.
+    """
+    rows, size = states.shape
+    gates = kinds.shape[0]
+    for r in prange(rows):
+        row = states[r]
+        re = np.empty(size, dtype=real.dtype)
+        im = np.empty(size, dtype=real.dtype)
+        for idx in range(size):
+            re[idx] = row[idx].real
+            im[idx] = row[idx].imag
+        scratch = np.empty(size, dtype=real.dtype)
+        lr = np.empty(64, dtype=real.dtype)
+        li = np.empty(64, dtype=real.dtype)
+        for g in range(gates):
+            lo = position_offsets[g]
+            hi = position_offsets[g + 1]
+            kind = kinds[g]
+            if kind == PERMUTATION:
+                for idx in range(size):
+                    scratch[idx] = re[positions[lo + idx]]
+                re[:] = scratch
+                for idx in range(size):
+                    scratch[idx] = im[positions[lo + idx]]
+                im[:] = scratch
+                continue
+            k = hi - lo
+            dim = 1 << k
+            if kind == DIAGONAL:
+                base = value_offsets[g] + (r % counts[g]) * dim
+                _diagonal(re, im, real, imag, base, positions[lo:hi])
+            elif k == 1:
+                base = value_offsets[g] + (r % counts[g]) * 4
+                _one_wire(re, im, real, imag, base, positions[lo])
+            else:
+                base = value_offsets[g] + (r % counts[g]) * dim * dim
+                _dense(re, im, real, imag, base, positions[lo:hi], lr, li)
+        for idx in range(size):
+            row[idx] = re[idx] + 1j * im[idx]

@@ -1,0 +1,234 @@
+"""Measurements on batches of states, and the adjoint states that derivatives start from.
+
+Expectation values of Pauli words come from probabilities after a change of basis
+(H for X, H·S† for Y) on the word's wires; other observables are applied as matrices.
+The adjoint state of a cotangent ``dy`` is ``λ = Σ_m dy_m O_m ψ``; every diagonal part
+(Z words, probabilities) is gathered into one diagonal first.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+import pennylane as qml
+from pennylane.measurements import (
+    ExpectationMP,
+    MeasurementProcess,
+    ProbabilityMP,
+    StateMeasurement,
+    StateMP,
+    VarianceMP,
+)
+from pennylane.pauli import PauliSentence, PauliWord
+
+from qstore_pl.devices.batched.program import ArrayGate
+
+_H = np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2)
+# Maps Y to Z: _YZ @ Y @ _YZ^† = Z
+_YZ = _H @ np.diag([1, -1j])
+_BASIS = {"X": _H, "Y": _YZ}
+_PAULI = {
+    "X": np.array([[0, 1], [1, 0]], dtype=complex),
+    "Y": np.array([[0, -1j], [1j, 0]], dtype=complex),
+    "Z": np.array([[1, 0], [0, -1]], dtype=complex),
+}
+
+#: Measurement kinds the batched engine computes natively; any other
+#: ``StateMeasurement`` goes through its own ``process_state``, row by row.
+SUPPORTED = (ExpectationMP, VarianceMP, ProbabilityMP, StateMP)
+
+
+def supports_measurement(mp: MeasurementProcess) -> bool:
+    """Whether the batched engine computes ``mp`` (analytically)."""
+    if isinstance(mp, (ExpectationMP, VarianceMP)):
+        return mp.obs is not None and (mp.obs.pauli_rep is not None or mp.obs.has_matrix)
+    if isinstance(mp, ProbabilityMP):
+        return mp.obs is None or mp.obs.has_diagonalizing_gates
+    return isinstance(mp, StateMeasurement) and mp.obs is None
+
+
+@functools.cache
+def bit_table(n: int, wires: tuple[int, ...]) -> np.ndarray:
+    """For each basis index of ``n`` qubits, the index of its bits on ``wires``."""
+    index = np.arange(2**n)
+    local = np.zeros_like(index)
+    for w in wires:
+        local = (local << 1) | ((index >> (n - 1 - w)) & 1)
+    return local
+
+
+@functools.cache
+def z_signs(n: int, wires: tuple[int, ...]) -> np.ndarray:
+    """``±1`` per basis index: the eigenvalue of Z⊗...⊗Z on ``wires``."""
+    parity = np.zeros(2**n, dtype=np.int64)
+    index = np.arange(2**n)
+    for w in wires:
+        parity ^= (index >> (n - 1 - w)) & 1
+    return 1.0 - 2.0 * parity
+
+
+@functools.cache
+def z_sign_matrix(n: int) -> np.ndarray:
+    """``(2**n, n)``: column ``i`` holds the eigenvalue of ``Z_i`` per basis index."""
+    return np.stack([z_signs(n, (i,)) for i in range(n)], axis=1)
+
+
+def z_expectations(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``Σ_k values[:, k]`` and ``Σ_k values[:, k] z_i(k)`` for every wire ``i``.
+
+    Two reductions over the state (high half and low half of the bits) and two small
+    products, instead of one pass per wire or a ``2**n x n`` sign matrix.
+    """
+    rows = values.shape[0]
+    high = n // 2
+    low = n - high
+    blocks = values.reshape(rows, 2**high, 2**low)
+    by_high = blocks.sum(axis=2)
+    by_low = blocks.sum(axis=1)
+    per_wire = np.concatenate([by_high @ z_sign_matrix(high), by_low @ z_sign_matrix(low)], 1)
+    return by_high.sum(axis=1), per_wire
+
+
+def marginal(values: np.ndarray, wires: Sequence[int], n: int) -> np.ndarray:
+    """Sum ``(M, 2**n)`` values over every wire but ``wires``: ``(M, 2**k)`` in their order."""
+    rows = values.shape[0]
+    wires = list(wires)
+    others = tuple(1 + i for i in range(n) if i not in wires)
+    reduced = values.reshape((rows,) + (2,) * n).sum(axis=others) if others else values
+    reduced = reduced.reshape((rows,) + (2,) * len(wires))
+    order = np.argsort(np.argsort(wires))  # axis order of wires after the reduction
+    reduced = np.transpose(reduced, [0, *(1 + order)]) if len(wires) > 1 else reduced
+    return reduced.reshape(rows, 2 ** len(wires))
+
+
+def _rotate(kernel, states, basis: dict[int, str], n: int):
+    return kernel.apply_all(
+        states.copy(), [ArrayGate("dense", (w,), _BASIS[p]) for w, p in basis.items()], n
+    )
+
+
+def pauli_expvals(kernel, states: np.ndarray, sentence: PauliSentence, n: int) -> np.ndarray:
+    """``<ψ|Σ c P|ψ>`` for every row, one basis change per distinct X/Y pattern."""
+    total = np.zeros(states.shape[0])
+    by_basis: dict[tuple, list[tuple[PauliWord, complex]]] = {}
+    for word, coeff in sentence.items():
+        basis = tuple(sorted((int(w), p) for w, p in word.items() if p != "Z"))
+        by_basis.setdefault(basis, []).append((word, coeff))
+    for basis, terms in by_basis.items():
+        rotated = _rotate(kernel, states, dict(basis), n) if basis else states
+        probs = np.abs(rotated) ** 2
+        norm, single = z_expectations(probs, n) if len(terms) > 2 else (None, None)
+        for word, coeff in terms:
+            wires = tuple(sorted(int(w) for w in word))
+            if not wires:
+                value = probs.sum(axis=1) if norm is None else norm
+            elif len(wires) == 1 and single is not None:
+                value = single[:, wires[0]]
+            else:
+                value = probs @ z_signs(n, wires)
+            total += np.real(coeff) * value
+    return total
+
+
+def _matrix_of(obs, n: int) -> tuple[np.ndarray, tuple[int, ...]]:
+    wires = tuple(int(w) for w in obs.wires)
+    return np.asarray(qml.matrix(obs, wire_order=wires), complex), wires
+
+
+def apply_observable(kernel, states: np.ndarray, obs, n: int) -> np.ndarray:
+    """``O ψ`` for every row."""
+    if obs.pauli_rep is not None:
+        out = np.zeros_like(states)
+        for word, coeff in obs.pauli_rep.items():
+            paulis = [ArrayGate("dense", (int(w),), _PAULI[p]) for w, p in word.items()]
+            out += coeff * kernel.apply_all(states.copy(), paulis, n)
+        return out
+    matrix, wires = _matrix_of(obs, n)
+    return kernel.apply(states.copy(), ArrayGate("dense", wires, matrix), n)
+
+
+def expval(kernel, states: np.ndarray, obs, n: int) -> np.ndarray:
+    """``<ψ|O|ψ>`` for every row."""
+    if obs.pauli_rep is not None:
+        return pauli_expvals(kernel, states, obs.pauli_rep, n)
+    applied = apply_observable(kernel, states, obs, n)
+    return np.real(np.einsum("mk,mk->m", np.conj(states), applied))
+
+
+def measure(kernel, states: np.ndarray, mp: MeasurementProcess, n: int) -> np.ndarray:
+    """One measurement for every row: ``(M,)`` or ``(M, ...)``."""
+    if isinstance(mp, ExpectationMP):
+        return expval(kernel, states, mp.obs, n)
+    if isinstance(mp, VarianceMP):
+        obs = mp.obs
+        mean = expval(kernel, states, obs, n)
+        if obs.pauli_rep is not None:
+            square = pauli_expvals(kernel, states, obs.pauli_rep @ obs.pauli_rep, n)
+        else:
+            applied = apply_observable(kernel, states, obs, n)
+            square = np.real(np.einsum("mk,mk->m", np.conj(applied), applied))
+        return square - mean**2
+    if isinstance(mp, ProbabilityMP):
+        wires = [int(w) for w in mp.wires] or list(range(n))
+        if mp.obs is not None:  # probabilities in the observable's eigenbasis
+            states = kernel.apply_all(states.copy(), _gates(mp.obs.diagonalizing_gates()), n)
+        return marginal(np.abs(states) ** 2, wires, n)
+    if isinstance(mp, StateMP):
+        return np.asarray(states, dtype=complex)
+    wire_order = qml.wires.Wires(range(n))
+    return np.stack([np.asarray(mp.process_state(row, wire_order)) for row in states])
+
+
+def _gates(ops) -> list[ArrayGate]:
+    return [
+        ArrayGate("dense", tuple(int(w) for w in op.wires), np.asarray(op.matrix(), complex))
+        for op in ops
+    ]
+
+
+def output_sizes(measurements: Sequence[MeasurementProcess], n: int) -> list[int]:
+    """Number of real outputs of each measurement (expval 1, probs 2**k)."""
+    sizes = []
+    for mp in measurements:
+        if isinstance(mp, ProbabilityMP):
+            sizes.append(2 ** (len(mp.wires) or n))
+        elif isinstance(mp, ExpectationMP):
+            sizes.append(1)
+        else:
+            raise NotImplementedError(
+                f"derivatives of {type(mp).__name__} are not computed by the batched engine"
+            )
+    return sizes
+
+
+def adjoint_states(
+    kernel, states: np.ndarray, measurements, cotangents: Sequence[np.ndarray], n: int
+) -> np.ndarray:
+    """``λ = Σ_m dy_m O_m ψ`` per row; ``cotangents[m]`` is ``(M,)`` or ``(M, 2**k)``."""
+    rows = states.shape[0]
+    diagonal = np.zeros((rows, 2**n))
+    has_diagonal = False
+    out = None
+    for mp, dy in zip(measurements, cotangents):
+        dy = np.asarray(dy, dtype=float).reshape(rows, -1)
+        if isinstance(mp, ProbabilityMP):
+            wires = tuple(int(w) for w in mp.wires) or tuple(range(n))
+            diagonal += dy[:, bit_table(n, wires)]
+            has_diagonal = True
+            continue
+        obs = mp.obs
+        rep = obs.pauli_rep
+        if rep is not None and all(set(word.values()) <= {"Z"} for word in rep):
+            for word, coeff in rep.items():
+                wires = tuple(sorted(int(w) for w in word))
+                diagonal += (np.real(coeff) * dy) * z_signs(n, wires)[None, :]
+            has_diagonal = True
+            continue
+        term = dy * apply_observable(kernel, states, obs, n)
+        out = term if out is None else out + term
+    if has_diagonal:
+        diag_term = states * diagonal.astype(states.dtype)
+        out = diag_term if out is None else out + diag_term
+    return out if out is not None else np.zeros_like(states)
