@@ -65,6 +65,7 @@ ROUTER_CASES = [
     pytest.param(RouterCase({"backends": ["lightning.qubit"]}, "lightning.qubit"), id="lightning"),
     pytest.param(RouterCase({"backends": ["default.qubit"]}, "default.qubit"), id="default"),
     pytest.param(RouterCase({}, None), id="auto"),
+    pytest.param(RouterCase({"backends": ["qstore.batched"]}, "qstore.batched"), id="batched"),
     pytest.param(
         RouterCase({"backends": [QSIM]}, QSIM),
         id="qsim",

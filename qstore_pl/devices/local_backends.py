@@ -164,7 +164,6 @@ def _batched(options: Mapping[str, Any]):
         max_wires=max_wires_for_memory(8 if single else 16, fraction=0.1),
         max_matrix_wires=4,
         dtype="complex64" if single else "complex128",
-        finite_shots=False,
         broadcasting=True,
         broadcast_derivatives=True,
         derivatives={"adjoint": frozenset({"expval", "probs"})},

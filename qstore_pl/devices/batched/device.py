@@ -386,10 +386,24 @@ def _trainable_gates(bound: BoundProgram) -> frozenset[int]:
     trainable = set()
     for tape in bound.tapes:
         for param in tape.trainable_params:
-            if param < len(program.param_owner):
-                op_index, _ = program.param_owner[param]
-                if op_index in position:
-                    trainable.add(position[op_index])
+            if param >= len(program.param_owner):
+                raise DeviceError(
+                    f"parameter {param} of the circuit belongs to a measured observable; the "
+                    "adjoint method differentiates gate parameters only. Pass observable "
+                    "coefficients as constants, or use diff_method='parameter-shift'"
+                )
+            op_index, _ = program.param_owner[param]
+            if op_index in position:
+                trainable.add(position[op_index])
+    for p in trainable:
+        template = program.gates[p]
+        if template.generator is None:
+            raise DeviceError(
+                f"{template.name} has trainable parameters but no single generator, so the "
+                "adjoint method cannot differentiate it; pass its parameters as trainable "
+                "interface tensors so that preprocessing decomposes it, or use "
+                "diff_method='parameter-shift'"
+            )
     return frozenset(trainable)
 
 

@@ -176,7 +176,10 @@ def measure(kernel, states: np.ndarray, mp: MeasurementProcess, n: int) -> np.nd
             states = kernel.apply_all(states.copy(), _gates(mp.obs.diagonalizing_gates()), n)
         return marginal(np.abs(states) ** 2, wires, n)
     if isinstance(mp, StateMP):
-        return np.asarray(states, dtype=complex)
+        wires = [int(w) for w in mp.wires]
+        if wires and wires != list(range(n)):  # the state in the measurement's wire order
+            states = states.reshape((-1,) + (2,) * n).transpose([0, *(1 + w for w in wires)])
+        return np.asarray(states, dtype=complex).reshape(-1, 2**n)
     wire_order = qml.wires.Wires(range(n))
     return np.stack([np.asarray(mp.process_state(row, wire_order)) for row in states])
 

@@ -1,0 +1,235 @@
+"""Tests of the ``qstore.batched`` engine itself, through its device API.
+
+The router-level comparison (every interface, broadcasting, probs, state) runs the
+``batched`` case of ``test_router_correctness.py``; PennyLane's conformance suite runs
+from ``scripts/conformance.py``. Here: the kernels against each other and against
+default.qubit, device VJPs and Jacobians of grouped batches, and bad input.
+
+Tolerances. complex128 kernels are exact up to rounding (1e-16 per operation; these
+circuits have < 100 gates), so 1e-10. complex64 rounds every amplitude to float32
+(6e-8 relative per gate); after ~80 gates, sums of up to 8 expectation values stay
+below 1e-5, which is still far below any real bug (>= 1e-3).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pennylane as qml
+import pytest
+from pennylane.devices import ExecutionConfig
+from pennylane.exceptions import DeviceError
+
+from qstore_pl.devices.batched import BatchedDevice
+from qstore_pl.exceptions import InvalidParameterError
+
+DOUBLE = 1e-10
+SINGLE = 1e-5
+
+_ONE = ("RX", "RY", "RZ", "PhaseShift")
+_TWO = ("CRX", "CRY", "CRZ", "IsingXX", "IsingYY", "IsingZZ", "ControlledPhaseShift")
+_FIXED = ("CNOT", "CZ", "Hadamard", "S", "T", "SWAP", "Toffoli")
+
+
+def layered_tape(n: int, seed: int, batch: int | None = None) -> qml.tape.QuantumScript:
+    """An encoding layer (broadcast when ``batch``), then random gates of every family."""
+    rng = np.random.default_rng(seed)
+    shape = (batch, n) if batch else (n,)
+    inputs = rng.uniform(-np.pi, np.pi, shape)
+    ops = [qml.RY(inputs[..., w], w) for w in range(n)]
+    for _ in range(6 * n):
+        family = rng.choice(["one", "two", "fixed"])
+        if family == "one":
+            name = rng.choice(_ONE)
+            ops.append(getattr(qml, name)(rng.uniform(-np.pi, np.pi), int(rng.integers(n))))
+        elif family == "two":
+            name = rng.choice(_TWO)
+            wires = [int(w) for w in rng.choice(n, 2, replace=False)]
+            ops.append(getattr(qml, name)(rng.uniform(-np.pi, np.pi), wires))
+        else:
+            name = rng.choice(_FIXED)
+            size = {"CNOT": 2, "CZ": 2, "SWAP": 2, "Toffoli": 3}.get(name, 1)
+            wires = [int(w) for w in rng.choice(n, size, replace=False)]
+            ops.append(getattr(qml, name)(wires=wires))
+    ops.append(qml.Rot(*rng.uniform(-np.pi, np.pi, 3), wires=0))
+    measurements = [qml.expval(qml.Z(w)) for w in range(n)]
+    measurements += [
+        qml.expval(qml.X(0) @ qml.Y(n - 1)),
+        qml.expval(0.5 * qml.Z(1) + 1.5 * qml.X(0) @ qml.X(1)),
+        qml.probs(wires=[n - 1, 0]),
+    ]
+    gate_params = sum(op.num_params for op in ops)  # observable coefficients are constants
+    return qml.tape.QuantumScript(ops, measurements, trainable_params=list(range(gate_params)))
+
+
+def run(dev, tapes, config=None):
+    config = dev.setup_execution_config(config)
+    program = dev.preprocess_transforms(config)
+    processed, post = program(tapes)
+    return post(dev.execute(processed, config))
+
+
+def flat(result) -> np.ndarray:
+    return np.concatenate([np.ravel(r) for r in result])
+
+
+@pytest.mark.parametrize(
+    "kwargs, tol",
+    [
+        ({}, DOUBLE),
+        ({"c_dtype": np.complex64, "kernel": "jit"}, SINGLE),
+        ({"c_dtype": np.complex64, "kernel": "qsim"}, SINGLE),
+    ],
+    ids=["jit128", "jit64", "qsim64"],
+)
+@pytest.mark.parametrize("n", [3, 6, 9])
+def test_kernels_match_default_qubit_on_broadcast_batches(kwargs, tol, n):
+    tapes = [layered_tape(n, seed, batch=5) for seed in range(3)]
+    dev = BatchedDevice(wires=n, **kwargs)
+    expected = run(qml.device("default.qubit"), tapes)
+    for got, want in zip(run(dev, tapes), expected):
+        np.testing.assert_allclose(flat(got), flat(want), atol=tol, rtol=0)
+
+
+def test_same_structure_tapes_run_as_one_group_with_their_own_parameters():
+    """Tapes that differ only in parameters share one program and one simulation."""
+    base = layered_tape(4, seed=1)
+    params = np.array(base.get_parameters(operations_only=True))
+    indices = list(range(len(params)))  # operations' parameters come first
+    tapes = [base.bind_new_parameters(params * s, indices) for s in (1.0, 0.5, -1.3)]
+    dev = BatchedDevice(wires=4)
+    results = run(dev, tapes)
+    assert len(dev._programs) == 1
+    ((indices, _, states),) = dev._simulate(tapes)  # one group, one simulation
+    assert indices == [0, 1, 2] and states.shape == (3, 2**4)
+    expected = run(qml.device("default.qubit"), tapes)
+    for got, want in zip(results, expected):
+        np.testing.assert_allclose(flat(got), flat(want), atol=DOUBLE, rtol=0)
+    assert not np.allclose(flat(results[0]), flat(results[1]))
+
+
+def reference_vjp(tape, cotangent: np.ndarray) -> np.ndarray:
+    """``dy · J`` from default.qubit's backprop Jacobian (autograd)."""
+    params = qml.numpy.array(tape.get_parameters(), requires_grad=True)
+
+    def cost(p):
+        bound = tape.bind_new_parameters(p, tape.trainable_params)
+        (res,) = qml.execute([bound], qml.device("default.qubit"), diff_method="backprop")
+        res = res if isinstance(res, tuple) else (res,)
+        return qml.math.concatenate([qml.math.reshape(r, (-1,)) for r in res])
+
+    jac = qml.jacobian(cost)(params)
+    return cotangent @ jac
+
+
+@pytest.mark.parametrize("kwargs, tol", [({}, DOUBLE), ({"c_dtype": np.complex64}, SINGLE)])
+def test_vjp_of_a_grouped_batch_matches_backprop(kwargs, tol):
+    """One backward sweep gives every tape's VJP (expvals, sums, probs together)."""
+    n = 4
+    tapes = [layered_tape(n, seed) for seed in (3, 3)]
+    # trainable interface tensors, as a QNode passes them: preprocessing then
+    # decomposes gates without a generator (Rot) into ones with one
+    for i, shift in enumerate((0.0, 0.3)):
+        params = np.array(tapes[i].get_parameters(operations_only=True)) + shift
+        tensors = [qml.numpy.array(p, requires_grad=True) for p in params]
+        tapes[i] = tapes[i].bind_new_parameters(tensors, list(range(len(params))))
+    dev = BatchedDevice(wires=n, **kwargs)
+    config = dev.setup_execution_config(ExecutionConfig(gradient_method="adjoint"))
+    assert config.use_device_jacobian_product
+    processed, _ = dev.preprocess_transforms(config)(tapes)
+    for tape in processed:  # as PennyLane's ML boundary does: trainable = requires_grad
+        tape.trainable_params = qml.math.get_trainable_indices(tape.get_parameters(False))
+    rng = np.random.default_rng(0)
+    sizes = [1] * (n + 2) + [4]
+    cotangents = [
+        tuple(rng.normal(size=s) if s > 1 else rng.normal() for s in sizes) for _ in tapes
+    ]
+    _, vjps = dev.execute_and_compute_vjp(processed, cotangents, config)
+    for tape, dy, vjp in zip(processed, cotangents, vjps):
+        want = reference_vjp(tape, np.concatenate([np.ravel(d) for d in dy]))
+        np.testing.assert_allclose(np.asarray(vjp), want, atol=tol * 10, rtol=0)
+
+
+def test_jacobian_of_broadcast_tape_matches_backprop():
+    """The TensorFlow path asks for Jacobians; rows of a broadcast tape stay separate."""
+    n = 3
+    ops = [qml.RX(np.array([0.1, 0.7]), 0), qml.RY(0.4, 1), qml.CNOT([0, 1]), qml.CRZ(1.1, [1, 2])]
+    ops += [qml.RY(-0.5, 2)]
+    tape = qml.tape.QuantumScript(ops, [qml.expval(qml.Z(2)), qml.expval(qml.X(0) @ qml.Z(1))],
+                                  trainable_params=[1, 2, 3])  # fmt: skip
+    dev = BatchedDevice(wires=n)
+    config = ExecutionConfig(gradient_method="adjoint", use_device_jacobian_product=False,
+                             interface="tf")  # fmt: skip
+    config = dev.setup_execution_config(config)
+    assert not config.use_device_jacobian_product
+    processed, _ = dev.preprocess_transforms(config)([tape])
+    jacs = dev.compute_derivatives(processed, config)
+    results = run(dev, processed)
+    expected = run(qml.device("default.qubit"), processed)
+    for got, want in zip(results, expected):
+        np.testing.assert_allclose(flat(got), flat(want), atol=DOUBLE, rtol=0)
+    assert len(processed) == 2, "Jacobians need broadcast_expand: one tape per row"
+    for row, jac in zip(processed, jacs):
+        for m in range(2):  # jac[m][p]: measurement m, trainable parameter p
+            got = np.array([float(j) for j in jac[m]])
+            np.testing.assert_allclose(got, reference_vjp(row, np.eye(2)[m]), atol=DOUBLE)
+
+
+def test_finite_shots_sample_from_the_final_states():
+    n = 3
+    tape = qml.tape.QuantumScript(
+        [qml.RY(np.array([0.3, 2.0]), 0), qml.CNOT([0, 1]), qml.RX(0.8, 2)],
+        [qml.expval(qml.Z(1)), qml.counts(wires=[0, 1]), qml.sample(qml.Z(2))],
+        shots=20_000,
+    )
+    dev = BatchedDevice(wires=n, seed=11)
+    expval, counts, samples = run(dev, [tape])[0]
+    exact = np.cos([0.3, 2.0])
+    np.testing.assert_allclose(expval, exact, atol=5 / np.sqrt(20_000))
+    for row, c in enumerate(counts):
+        assert set(c) <= {"00", "11"}, "CNOT copies wire 0 onto wire 1: only 00 and 11"
+        assert abs(c.get("00", 0) / 20_000 - np.cos(0.15 if row == 0 else 1.0) ** 2) < 0.02
+    assert np.asarray(samples).shape == (2, 20_000)
+    assert abs(np.mean(samples) - np.cos(0.8)) < 5 / np.sqrt(40_000)
+
+
+def test_trainable_observable_coefficients_are_refused_not_ignored():
+    tape = qml.tape.QuantumScript([qml.RX(0.3, 0)], [qml.expval(0.5 * qml.Z(0))])
+    dev = BatchedDevice(wires=1)
+    config = dev.setup_execution_config(ExecutionConfig(gradient_method="adjoint"))
+    with pytest.raises(DeviceError, match="belongs to a measured observable"):
+        dev.execute_and_compute_vjp([tape], [1.0], config)
+
+
+def test_nan_parameter_names_the_gate():
+    tape = qml.tape.QuantumScript([qml.RX(np.nan, 0), qml.CNOT([0, 1])], [qml.expval(qml.Z(1))])
+    with pytest.raises(InvalidParameterError, match=r"RX on wires \[0\].*not finite"):
+        run(BatchedDevice(wires=2), [tape])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"c_dtype": np.float64}, "c_dtype must be complex64 or complex128"),
+        ({"kernel": "gpu"}, "kernel must be 'auto', 'jit' or 'qsim'"),
+        ({"kernel": "qsim"}, "pass c_dtype=np.complex64"),
+    ],
+)
+def test_invalid_options_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        BatchedDevice(wires=2, **kwargs)
+
+
+def test_wide_gates_are_decomposed_and_non_generator_gates_are_not_adjoint_differentiated():
+    """A 5-wire MultiControlledX decomposes; a trainable Rot becomes RZ/RY gates."""
+    n = 5
+    ops = [qml.RY(0.4, w) for w in range(n)] + [qml.MultiControlledX(wires=range(n))]
+    ops += [qml.Rot(*qml.numpy.array([0.1, 0.2, 0.3], requires_grad=True), wires=4)]
+    tape = qml.tape.QuantumScript(ops, [qml.expval(qml.Z(4))])
+    dev = BatchedDevice(wires=n)
+    np.testing.assert_allclose(
+        run(dev, [tape])[0], run(qml.device("default.qubit"), [tape])[0], atol=DOUBLE
+    )
+    config = dev.setup_execution_config(ExecutionConfig(gradient_method="adjoint"))
+    processed, _ = dev.preprocess_transforms(config)([tape])
+    names = {op.name for op in processed[0].operations}
+    assert "Rot" not in names and "MultiControlledX" not in names
