@@ -107,7 +107,12 @@ def _diagonal(re, im, mr, mi, base, positions):
         im[idx] = dr * xi + di * xr
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+#: Below this many amplitude updates (rows x amplitudes x gates) a call runs on one
+#: thread: waking numba's thread pool costs more than the work (measured ~1 ms per
+#: call on a loaded 2-core machine, against microseconds of arithmetic at 4 qubits).
+PARALLEL_MIN_WORK = 1 << 17
+
+
 def apply_sequence(states, kinds, counts, position_offsets, positions, value_offsets, real, imag):
     """Apply an encoded gate sequence to every row of ``states`` in place.
 
@@ -126,40 +131,58 @@ def apply_sequence(states, kinds, counts, position_offsets, positions, value_off
     real, imag : float arrays
         Real and imaginary parts of the matrices and diagonals, flattened.
     """
-    rows, size = states.shape
+    work = states.shape[0] * states.shape[1] * kinds.shape[0]
+    run = _rows_parallel if work >= PARALLEL_MIN_WORK else _rows_serial
+    run(states, kinds, counts, position_offsets, positions, value_offsets, real, imag)
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _rows_parallel(states, kinds, counts, position_offsets, positions, value_offsets, real, imag):
+    for r in prange(states.shape[0]):
+        _row(states, r, kinds, counts, position_offsets, positions, value_offsets, real, imag)
+
+
+@njit(cache=True, fastmath=True)
+def _rows_serial(states, kinds, counts, position_offsets, positions, value_offsets, real, imag):
+    for r in range(states.shape[0]):
+        _row(states, r, kinds, counts, position_offsets, positions, value_offsets, real, imag)
+
+
+@njit(cache=True, fastmath=True)
+def _row(states, r, kinds, counts, position_offsets, positions, value_offsets, real, imag):
+    size = states.shape[1]
     gates = kinds.shape[0]
-    for r in prange(rows):
-        row = states[r]
-        re = np.empty(size, dtype=real.dtype)
-        im = np.empty(size, dtype=real.dtype)
-        for idx in range(size):
-            re[idx] = row[idx].real
-            im[idx] = row[idx].imag
-        scratch = np.empty(size, dtype=real.dtype)
-        lr = np.empty(64, dtype=real.dtype)
-        li = np.empty(64, dtype=real.dtype)
-        for g in range(gates):
-            lo = position_offsets[g]
-            hi = position_offsets[g + 1]
-            kind = kinds[g]
-            if kind == PERMUTATION:
-                for idx in range(size):
-                    scratch[idx] = re[positions[lo + idx]]
-                re[:] = scratch
-                for idx in range(size):
-                    scratch[idx] = im[positions[lo + idx]]
-                im[:] = scratch
-                continue
-            k = hi - lo
-            dim = 1 << k
-            if kind == DIAGONAL:
-                base = value_offsets[g] + (r % counts[g]) * dim
-                _diagonal(re, im, real, imag, base, positions[lo:hi])
-            elif k == 1:
-                base = value_offsets[g] + (r % counts[g]) * 4
-                _one_wire(re, im, real, imag, base, positions[lo])
-            else:
-                base = value_offsets[g] + (r % counts[g]) * dim * dim
-                _dense(re, im, real, imag, base, positions[lo:hi], lr, li)
-        for idx in range(size):
-            row[idx] = re[idx] + 1j * im[idx]
+    row = states[r]
+    re = np.empty(size, dtype=real.dtype)
+    im = np.empty(size, dtype=real.dtype)
+    for idx in range(size):
+        re[idx] = row[idx].real
+        im[idx] = row[idx].imag
+    scratch = np.empty(size, dtype=real.dtype)
+    lr = np.empty(64, dtype=real.dtype)
+    li = np.empty(64, dtype=real.dtype)
+    for g in range(gates):
+        lo = position_offsets[g]
+        hi = position_offsets[g + 1]
+        kind = kinds[g]
+        if kind == PERMUTATION:
+            for idx in range(size):
+                scratch[idx] = re[positions[lo + idx]]
+            re[:] = scratch
+            for idx in range(size):
+                scratch[idx] = im[positions[lo + idx]]
+            im[:] = scratch
+            continue
+        k = hi - lo
+        dim = 1 << k
+        if kind == DIAGONAL:
+            base = value_offsets[g] + (r % counts[g]) * dim
+            _diagonal(re, im, real, imag, base, positions[lo:hi])
+        elif k == 1:
+            base = value_offsets[g] + (r % counts[g]) * 4
+            _one_wire(re, im, real, imag, base, positions[lo])
+        else:
+            base = value_offsets[g] + (r % counts[g]) * dim * dim
+            _dense(re, im, real, imag, base, positions[lo:hi], lr, li)
+    for idx in range(size):
+        row[idx] = re[idx] + 1j * im[idx]
