@@ -19,7 +19,17 @@ def structure_key(tape: QuantumScript) -> Hashable:
     return ops, tuple(mp.hash for mp in tape.measurements), tape.shots, len(tape.wires)
 
 
+#: Gates whose hyperparameters follow from their name and wires (PennyLane stores
+#: the control wires and base gate of CNOT & co. as hyperparameters).
+_WIRES_ONLY = frozenset(
+    {"CNOT", "CZ", "CY", "CH", "Toffoli", "CCZ", "CSWAP", "CRX", "CRY", "CRZ", "CRot"}
+    | {"ControlledPhaseShift"}
+)
+
+
 def _op_key(op: Operator) -> Hashable:
+    if op.name in _WIRES_ONLY:
+        return op.name, op.wires.labels, len(op.data)
     # hyperparameters (control values, Pauli words, ...) change the circuit
     hyper = op.hyperparameters
     if hyper:

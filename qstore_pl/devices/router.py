@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,11 +27,12 @@ from pennylane.devices import Device, ExecutionConfig, MCMConfig
 from pennylane.devices.modifiers import simulator_tracking, single_tape_support
 from pennylane.exceptions import DeviceError
 from pennylane.tape import QuantumScript
+from pennylane.transforms.core import CompilePipeline
 
 from qstore_pl.callbacks import DeviceCallback, ExecutionRecord
 from qstore_pl.devices.backend import Backend
 from qstore_pl.devices.executors import make_executor
-from qstore_pl.devices.grouping import TapeGroup, group_by_structure
+from qstore_pl.devices.grouping import TapeGroup, group_by_structure, structure_key
 from qstore_pl.devices.local_backends import resolve_backends
 from qstore_pl.devices.router_pipeline import build_pipeline
 from qstore_pl.exceptions import BackendExecutionError, ConfigError, InvalidParameterError
@@ -39,12 +40,13 @@ from qstore_pl.router.config import RouterConfig, load_config
 from qstore_pl.router.explain import RoutingExplanation
 from qstore_pl.router.policy import RoutingDecision, get_policy, route
 from qstore_pl.router.report import RoutedRun, RoutingLog, RoutingReport
-from qstore_pl.router.workload import describe
+from qstore_pl.router.workload import WorkloadFeatures, describe
 
 logger = logging.getLogger(__name__)
 
 _DEVICE_GRADIENTS = {"best", "adjoint", "device"}
 _MCM_METHODS = {"deferred", "one-shot"}
+_CACHE_SIZE = 256  # structures remembered
 
 
 @dataclass
@@ -129,6 +131,10 @@ class RouterDevice(Device):
         self._rng = np.random.default_rng(seed)
         self._instances: dict[tuple[str, int], Backend] = {}
         self._log = RoutingLog()
+        # per-structure answers: QNodes ask the same questions on every call
+        self._pipelines: dict[Hashable, CompilePipeline] = {}
+        self._supports_adjoint: dict[Hashable, bool] = {}
+        self._features: dict[Hashable, WorkloadFeatures] = {}
 
     def __repr__(self) -> str:
         wires = len(self.wires) if self.wires is not None else None
@@ -173,8 +179,17 @@ class RouterDevice(Device):
 
     def preprocess_transforms(self, execution_config: ExecutionConfig | None = None):
         config = execution_config or self.setup_execution_config()
-        capabilities = [spec.capabilities for spec in self.backends]
-        return build_pipeline(config, capabilities, self.wires)
+        # the pipeline depends on these settings only; building it anew on every
+        # call would also throw away its per-gate-kind decisions
+        key = (
+            config.mcm_config.mcm_method,
+            config.gradient_method,
+            config.use_device_jacobian_product,
+        )
+        if key not in self._pipelines:
+            capabilities = [spec.capabilities for spec in self.backends]
+            self._pipelines[key] = build_pipeline(config, capabilities, self.wires)
+        return self._pipelines[key]
 
     def supports_derivatives(
         self, execution_config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
@@ -189,14 +204,20 @@ class RouterDevice(Device):
             return True
         if circuit.shots:
             return False
-        config = self.setup_execution_config(
-            replace(execution_config, gradient_method="adjoint"), circuit
-        )
-        try:
-            self.preprocess_transforms(config)((circuit,))
-        except (DeviceError, qml.operation.DecompositionUndefinedError, AttributeError):
-            return False
-        return True
+        # the QNode asks on every call; the answer depends on the structure only
+        key = (structure_key(circuit), tuple(circuit.trainable_params), execution_config.interface)
+        if key not in self._supports_adjoint:
+            if len(self._supports_adjoint) > _CACHE_SIZE:
+                self._supports_adjoint.clear()
+            config = self.setup_execution_config(
+                replace(execution_config, gradient_method="adjoint"), circuit
+            )
+            try:
+                self.preprocess_transforms(config)((circuit,))
+                self._supports_adjoint[key] = True
+            except (DeviceError, qml.operation.DecompositionUndefinedError, AttributeError):
+                self._supports_adjoint[key] = False
+        return self._supports_adjoint[key]
 
     def supports_vjp(self, execution_config=None, circuit=None) -> bool:
         return self.supports_derivatives(execution_config, circuit)
@@ -228,7 +249,7 @@ class RouterDevice(Device):
         jobs = [
             _Job(
                 group=group,
-                decision=self._decide(group.tapes, task),
+                decision=self._decide(group, task),
                 task=task,
                 cotangents=[cotangents[i] for i in group.indices] if cotangents else None,
                 mcm_config=config.mcm_config,
@@ -242,11 +263,20 @@ class RouterDevice(Device):
                 results[i] = value
         return tuple(results)
 
-    def _decide(self, tapes: Sequence[QuantumScript], task: str) -> RoutingDecision:
+    def _decide(self, group: TapeGroup, task: str) -> RoutingDecision:
         derivative = None
         if task != "execute":
             derivative = "vjp" if task.endswith("vjp") else "jacobian"
-        features = describe(tapes, derivative)
+        tapes = group.tapes
+        key = (group.key, tuple(tapes[0].trainable_params), derivative)
+        features = self._features.get(key)
+        if features is None:
+            features = self._features[key] = describe(tapes, derivative)
+            if len(self._features) > _CACHE_SIZE:
+                self._features.pop(next(iter(self._features)))
+        else:  # the structure's features, this group's size
+            batch = sum(t.batch_size or 1 for t in tapes)
+            features = replace(features, batch_size=batch, num_tapes=len(tapes))
         return route(features, self.backends, self._policy, self.config.precision)
 
     def _run_job(self, job: _Job) -> list:
@@ -378,7 +408,7 @@ class RouterDevice(Device):
                 derivative = "vjp" if config.use_device_jacobian_product else "jacobian"
         task = "execute" if derivative is None else derivative
         groups = group_by_structure(tapes)
-        decisions = tuple(self._decide(g.tapes, task) for g in groups)
+        decisions = tuple(self._decide(g, task) for g in groups)
         return RoutingExplanation(decisions, tuple(len(g.tapes) for g in groups))
 
 

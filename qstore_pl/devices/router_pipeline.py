@@ -11,7 +11,7 @@ circuit touches.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 
 import pennylane as qml
@@ -62,12 +62,17 @@ def gate_acceptor(capabilities: Sequence[BackendCapabilities]) -> Callable[[Oper
     """Stopping condition: every backend runs the gate, or some does and it cannot be
     decomposed further."""
 
+    known: dict[Hashable, bool] = {}  # the answer depends on the gate's kind only
+
     def accepted(op: Operator) -> bool:
         if isinstance(op, (MidMeasure, Conditional)):
             return True  # handled by the mid-circuit-measurement method
-        if all(_accepts(c, op) for c in capabilities):
-            return True
-        return not op.has_decomposition and any(_accepts(c, op) for c in capabilities)
+        key = (type(op), op.name, len(op.wires))
+        if key not in known:
+            known[key] = all(_accepts(c, op) for c in capabilities) or (
+                not op.has_decomposition and any(_accepts(c, op) for c in capabilities)
+            )
+        return known[key]
 
     return accepted
 
