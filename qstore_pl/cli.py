@@ -63,6 +63,22 @@ def _backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from qstore_pl.devices.calibrate import calibrate
+    from qstore_pl.devices.local_backends import resolve_backends
+    from qstore_pl.router.config import load_config
+
+    specs = resolve_backends(load_config(args.config).backends)
+    if args.backend:
+        specs = [s for s in specs if s.name in args.backend]
+    print(f"measuring {', '.join(s.name for s in specs)} ({args.level}) ...", flush=True)
+    calibration = calibrate(specs, args.level)
+    path = calibration.save()
+    print(calibration.describe())
+    print(f"saved to {path}; qstore.router uses it from now on")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``qstore-pl``."""
     parser = argparse.ArgumentParser(
@@ -97,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     backends = sub.add_parser("backends", help="list the backends the router would use")
     backends.add_argument("--config", help="router config file (YAML or TOML)")
     backends.set_defaults(func=_backends)
+
+    cal = sub.add_parser("calibrate", help="measure the local backends and cache their time models")
+    cal.add_argument("--level", choices=("quick", "full"), default="full")
+    cal.add_argument("--backend", action="append", help="only this backend (repeatable)")
+    cal.add_argument("--config", help="router config file (YAML or TOML)")
+    cal.set_defaults(func=_calibrate)
     return parser
 
 

@@ -31,6 +31,7 @@ from pennylane.transforms.core import CompilePipeline
 
 from qstore_pl.callbacks import DeviceCallback, ExecutionRecord
 from qstore_pl.devices.backend import Backend
+from qstore_pl.devices.calibrate import apply_calibration
 from qstore_pl.devices.executors import make_executor
 from qstore_pl.devices.grouping import TapeGroup, group_by_structure, structure_key
 from qstore_pl.devices.local_backends import resolve_backends
@@ -123,7 +124,9 @@ class RouterDevice(Device):
     ):
         super().__init__(wires=wires, shots=shots)
         self.config: RouterConfig = load_config(config, **config_overrides)
-        self.backends = resolve_backends(self.config.backends)
+        self.backends = apply_calibration(
+            resolve_backends(self.config.backends), self.config.calibration
+        )
         self._specs = {spec.name: spec for spec in self.backends}
         self._policy = get_policy(self.config.routing_strategy)
         self._executor = make_executor(self.config.executor)

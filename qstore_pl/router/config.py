@@ -17,12 +17,20 @@ from typing import Any
 import yaml
 
 from qstore_pl.exceptions import ConfigError
+from qstore_pl.router.calibration import CALIBRATION_MODES
 from qstore_pl.router.capabilities import PRECISIONS
 
 #: Backend type that stands for "every local simulator that is installed".
 AUTO = "auto"
 
-_TOP_LEVEL_KEYS = ("backends", "routing_strategy", "precision", "fallback", "executor")
+_TOP_LEVEL_KEYS = (
+    "backends",
+    "routing_strategy",
+    "precision",
+    "fallback",
+    "executor",
+    "calibration",
+)
 _BACKEND_KEYS = ("name", "type", "options")
 _EXECUTOR_KINDS = ("serial",)
 
@@ -63,6 +71,9 @@ class RouterConfig:
         Whether a failing backend hands its work to the next-ranked one.
     executor : Mapping[str, Any]
         How routed groups are executed (``{"kind": "serial"}``).
+    calibration : {"auto", "off"}
+        ``"auto"``: time models measured on this machine (a quick calibration runs on
+        first use; ``qstore-pl calibrate`` runs the full one). ``"off"``: built-in models.
     """
 
     backends: tuple[BackendConfig, ...] = (BackendConfig(name=AUTO, type=AUTO),)
@@ -70,6 +81,7 @@ class RouterConfig:
     precision: str = "single"
     fallback: bool = True
     executor: Mapping[str, Any] = field(default_factory=lambda: {"kind": "serial"})
+    calibration: str = "auto"
 
 
 def load_config(config: Mapping | str | PathLike | None = None, **overrides: Any) -> RouterConfig:
@@ -107,7 +119,13 @@ def load_config(config: Mapping | str | PathLike | None = None, **overrides: Any
     fallback = config.get("fallback", True)
     if not isinstance(fallback, bool):
         raise ConfigError(f"config['fallback'] must be true or false, got {fallback!r}")
+    calibration = config.get("calibration", "auto")
+    if calibration not in CALIBRATION_MODES:
+        raise ConfigError(
+            f"config['calibration'] = {calibration!r}; choose one of {CALIBRATION_MODES}"
+        )
     return RouterConfig(
+        calibration=calibration,
         backends=_parse_backends(config.get("backends", AUTO)),
         routing_strategy=strategy,
         precision=precision,

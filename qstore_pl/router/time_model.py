@@ -33,6 +33,8 @@ class TimeModel:
     vectorised : bool
         Whether a parameter-broadcast tape pays the per-circuit and per-gate costs once
         for its whole batch rather than once per circuit.
+    backward_factor : float
+        Cost of one adjoint backward sweep relative to the forward pass.
     """
 
     per_batch: float = 1e-4
@@ -41,6 +43,7 @@ class TimeModel:
     per_gate_amplitude: float = 1e-9
     per_measurement_amplitude: float = 1e-9
     vectorised: bool = False
+    backward_factor: float = 2.0
 
     def forward_seconds(self, features: WorkloadFeatures) -> float:
         """Seconds for one forward execution of every circuit in the group."""
@@ -69,9 +72,8 @@ class TimeModel:
         if features.derivative is None or derivative_method is None:
             return forward
         if derivative_method == "adjoint":
-            # A backward sweep costs about two forward passes; a full Jacobian needs
-            # one per measurement, a VJP one in all.
+            # a full Jacobian needs one backward sweep per measurement, a VJP one in all
             sweeps = 1 if features.derivative == "vjp" else features.num_measurements
-            return forward * (1 + 2 * sweeps)
+            return forward * (1 + self.backward_factor * sweeps)
         # parameter-shift: two shifted circuits per trainable parameter, plus forward
         return forward * (1 + 2 * max(features.num_trainable, 1))

@@ -1,0 +1,167 @@
+"""Measure the local backends and fit their time models (see ``router/calibration.py``).
+
+The workload is the hardware-efficient training circuit the router mostly sees: RX
+encoding, layers of RY and RZ on every wire with a ring of CNOTs, ``<Z>`` on every
+wire; as single circuits and as parameter-broadcast batches, forward and with an
+adjoint VJP, over a range of widths and depths. Each backend runs through the same
+:class:`~qstore_pl.devices.backend.Backend` adapter the router uses, so the fit
+includes the adapter's own overhead.
+
+A *quick* calibration (first use) stays at small widths and takes about a second
+per backend; ``qstore-pl calibrate`` runs the *full* one, up to 18 qubits, which
+also captures how memory traffic grows once states leave the CPU caches.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from functools import partial
+
+import numpy as np
+import pennylane as qml
+from pennylane.tape import QuantumScript
+
+from qstore_pl.devices.backend import Backend
+from qstore_pl.devices.local_backends import KNOWN_BACKENDS
+from qstore_pl.router.calibration import (
+    Calibration,
+    Sample,
+    calibration_mode,
+    calibration_path,
+    fit_time_model,
+    machine_fingerprint,
+)
+from qstore_pl.router.spec import BackendSpec
+from qstore_pl.router.workload import describe
+
+logger = logging.getLogger(__name__)
+
+#: (widths, layers, batch sizes, seconds per backend) per calibration level
+LEVELS = {
+    "quick": ((3, 8, 12), (1, 3), (1, 16), 0.3),
+    "full": ((4, 8, 12, 14, 16, 18), (1, 4), (1, 32), 30.0),
+}
+
+
+def workload_tape(n: int, layers: int, batch: int, rng: np.random.Generator) -> QuantumScript:
+    """The calibration circuit; ``batch > 1`` broadcasts the encoding over the batch."""
+    features = rng.uniform(0, np.pi, (batch, n) if batch > 1 else (n,))
+    weights = rng.uniform(-np.pi, np.pi, (layers, n, 2))
+    ops = [qml.RX(features[..., i], wires=i) for i in range(n)]
+    for layer in range(layers):
+        for i in range(n):
+            ops += [qml.RY(weights[layer, i, 0], wires=i), qml.RZ(weights[layer, i, 1], wires=i)]
+        if n > 1:
+            ops += [qml.CNOT([i, (i + 1) % n]) for i in range(n)]
+    encoding = sum(op.num_params for op in ops[:n])
+    trainable = list(range(encoding, encoding + 2 * layers * n))
+    return QuantumScript(ops, [qml.expval(qml.Z(i)) for i in range(n)], trainable_params=trainable)
+
+
+def _best_of(run: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def measure_backend(spec: BackendSpec, level: str, rng: np.random.Generator) -> list[Sample]:
+    """Samples of one backend, cheapest workloads first, within the level's time budget.
+
+    Measuring stops once the budget is spent and the samples can be fitted (two
+    widths, enough forward runs), so a slow backend costs little more than its budget.
+    """
+    widths, depths, batches, budget = LEVELS[level]
+    widths = [n for n in widths if n <= spec.capabilities.max_wires]
+    adjoint = "adjoint" in spec.capabilities.derivatives
+    workloads = sorted(
+        itertools.product(widths, depths, batches), key=lambda w: (2 ** w[0] * w[1] * w[2], w)
+    )
+    deadline = time.perf_counter() + budget
+    backends: dict[int, Backend] = {}
+    samples: list[Sample] = []
+    for n, layers, batch in workloads:
+        if time.perf_counter() > deadline and _enough(samples):
+            break
+        backend = backends.setdefault(n, Backend(spec, n))
+        tape = workload_tape(n, layers, batch, rng)
+        runs = [(None, partial(backend.execute, [tape]))]
+        if adjoint:
+            dy = tuple(np.ones((n, batch)) if batch > 1 else np.ones(n))
+            runs.append(("vjp", partial(backend.vjp, [tape], [dy], "adjoint")))
+        for derivative, run in runs:
+            run()  # compile, allocate, fill caches
+            samples.append(Sample(describe([tape], derivative), _best_of(run, 2)))
+    return samples
+
+
+def _enough(samples: list[Sample]) -> bool:
+    forward = [s for s in samples if s.features.derivative is None]
+    return len(forward) >= 5 and len({s.features.num_wires for s in forward}) >= 2
+
+
+def calibrate(specs: Sequence[BackendSpec], level: str = "quick", seed: int = 0) -> Calibration:
+    """Measure every local backend of ``specs`` and fit its time model.
+
+    Backends that are not local simulators (cloud services) keep their models.
+    """
+    if level not in LEVELS:
+        raise ValueError(f"calibration level {level!r} is not one of {sorted(LEVELS)}")
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    models = {}
+    for spec in specs:
+        if not _is_local(spec):
+            continue
+        samples = measure_backend(spec, level, rng)
+        models[spec.name] = fit_time_model(samples, spec.time_model)
+    return Calibration(
+        models=models,
+        level=level,
+        seconds=time.perf_counter() - start,
+        created=time.time(),
+        fingerprint=machine_fingerprint(),
+    )
+
+
+def _is_local(spec: BackendSpec) -> bool:
+    return any(spec.device_name == known.device_name for known in KNOWN_BACKENDS.values())
+
+
+def apply_calibration(specs: list[BackendSpec], configured: str) -> list[BackendSpec]:
+    """Specs with this machine's calibrated time models.
+
+    With ``"auto"``, a machine without a calibration runs the quick one now and caches
+    it (``qstore-pl calibrate`` replaces it with the full one); ``"off"`` keeps the
+    built-in models.
+    """
+    if calibration_mode(configured) == "off":
+        return specs
+    fingerprint = machine_fingerprint()
+    path = calibration_path(fingerprint)
+    calibration = Calibration.load(path)
+    missing = [
+        s
+        for s in specs
+        if _is_local(s) and (calibration is None or s.name not in calibration.models)
+    ]
+    if missing:
+        logger.info("calibrating %s (first use on this machine)", [s.name for s in missing])
+        fresh = calibrate(missing, "quick")
+        merged = {**(calibration.models if calibration else {}), **fresh.models}
+        level = calibration.level if calibration else "quick"
+        calibration = replace(fresh, models=merged, level=level)
+        try:
+            calibration.save(path)
+        except OSError as err:  # a read-only home still routes, just calibrates again
+            logger.warning("cannot cache the calibration at %s: %s", path, err)
+    return [
+        s.with_time_model(calibration.models[s.name]) if s.name in calibration.models else s
+        for s in specs
+    ]
