@@ -14,9 +14,18 @@ from pennylane.tape import QuantumScript
 
 
 def structure_key(tape: QuantumScript) -> Hashable:
-    """A key equal for tapes that differ only in gate parameters."""
-    ops = tuple(_op_key(op) for op in tape.operations)
-    return ops, tuple(mp.hash for mp in tape.measurements), tape.shots, len(tape.wires)
+    """A key equal for tapes that differ only in gate parameters.
+
+    Computed once per tape: the QNode, the router and the backend all ask for it, and
+    a tape's operations do not change after it is built (new parameters make a new
+    tape).
+    """
+    key = tape.__dict__.get("_qstore_structure_key")
+    if key is None:
+        ops = tuple(_op_key(op) for op in tape.operations)
+        key = ops, tuple(mp.hash for mp in tape.measurements), tape.shots, len(tape.wires)
+        tape.__dict__["_qstore_structure_key"] = key
+    return key
 
 
 #: Gates whose hyperparameters follow from their name and wires (PennyLane stores

@@ -1,0 +1,153 @@
+"""Workload W1 of DESIGN.md, built for one contender in one process.
+
+RX angle encoding of n features, 4 layers of (RY, RZ on every qubit, ring of CNOTs),
+<Z> on every qubit, Linear(n -> 2), cross-entropy, Adam; batch 32. A *train step* is
+forward + backward + Adam update; a *forward batch* is the model under ``no_grad``.
+
+Run as a script, it measures one contender and prints one JSON line::
+
+    python benchmarks/w1_workload.py --contender router --qubits 8 --mode train
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import numpy as np
+
+LAYERS = 4
+BATCH = 32
+
+#: contender -> (device name, device kwargs, QNode kwargs)
+CONTENDERS = {
+    "router": ("qstore.router", {}, {}),
+    "lightning adjoint": ("lightning.qubit", {}, {"diff_method": "adjoint"}),
+    "lightning adjoint+vjp": (
+        "lightning.qubit",
+        {},
+        {"diff_method": "adjoint", "device_vjp": True},
+    ),
+    "default.qubit backprop": ("default.qubit", {}, {"diff_method": "backprop"}),
+}
+
+
+def direct_contender(backend: str) -> tuple[str, dict, dict]:
+    """The router's chosen backend, called directly (for the router-overhead row)."""
+    import pennylane as qml  # noqa: F401  (registers plugins)
+
+    from qstore_pl.devices.local_backends import AUTO_BACKENDS
+
+    for entry in AUTO_BACKENDS:
+        if entry.name == backend:
+            return entry.type, _numpy_options(entry.options), {"diff_method": "best"}
+    return backend, {}, {"diff_method": "best"}
+
+
+def _numpy_options(options) -> dict:
+    """Config strings such as ``"complex64"`` as the numpy dtypes devices take."""
+    return {k: np.dtype(v).type if k == "c_dtype" else v for k, v in dict(options).items()}
+
+
+def build(n: int, device: str, device_kwargs: dict, qnode_kwargs: dict, seed: int = 0):
+    """The torch model, optimiser, loss and one batch of data."""
+    import pennylane as qml
+    import torch
+
+    import qstore_pl  # noqa: F401  (router config support)
+
+    torch.manual_seed(seed)
+    dev = qml.device(device, wires=n, **device_kwargs)
+
+    @qml.qnode(dev, interface="torch", **qnode_kwargs)
+    def circuit(inputs, weights):
+        for i in range(n):
+            qml.RX(inputs[..., i], wires=i)
+        for layer in range(LAYERS):
+            for i in range(n):
+                qml.RY(weights[layer, i, 0], wires=i)
+                qml.RZ(weights[layer, i, 1], wires=i)
+            for i in range(n):
+                qml.CNOT([i, (i + 1) % n])
+        return [qml.expval(qml.Z(i)) for i in range(n)]
+
+    layer = qml.qnn.TorchLayer(circuit, {"weights": (LAYERS, n, 2)})
+    model = torch.nn.Sequential(layer, torch.nn.Linear(n, 2))
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
+    rng = np.random.default_rng(seed)
+    x = torch.tensor(rng.uniform(0, np.pi, (BATCH, n)), dtype=torch.float32)
+    y = torch.tensor(rng.integers(0, 2, BATCH))
+    return dev, model, optimiser, torch.nn.CrossEntropyLoss(), x, y
+
+
+def step_function(mode: str, model, optimiser, loss_fn, x, y):
+    import torch
+
+    def train():
+        optimiser.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimiser.step()
+
+    def forward():
+        with torch.no_grad():
+            model(x)
+
+    return train if mode == "train" else forward
+
+
+def measure(args) -> dict:
+    """Time one contender: first call, then steps until ``--seconds`` or ``--steps``."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.contender.startswith("direct:"):
+        device, device_kwargs, qnode_kwargs = direct_contender(args.contender[7:])
+    else:
+        device, device_kwargs, qnode_kwargs = CONTENDERS[args.contender]
+    dev, model, optimiser, loss_fn, x, y = build(args.qubits, device, device_kwargs, qnode_kwargs)
+    step = step_function(args.mode, model, optimiser, loss_fn, x, y)
+    start = time.perf_counter()
+    step()
+    first = time.perf_counter() - start
+    times: list[float] = []
+    deadline = time.perf_counter() + args.seconds
+    while len(times) < args.steps and (
+        len(times) < args.min_steps or time.perf_counter() < deadline
+    ):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    chosen = None
+    if device == "qstore.router":
+        chosen = sorted(dev.routing_report().totals)
+    return {
+        "contender": args.contender,
+        "qubits": args.qubits,
+        "mode": args.mode,
+        "first_s": first,
+        "median_ms": 1e3 * statistics.median(times),
+        "best_ms": 1e3 * min(times),
+        "steps": len(times),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "chosen": chosen,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--contender", required=True)
+    parser.add_argument("--qubits", type=int, required=True)
+    parser.add_argument("--mode", choices=("train", "forward"), default="train")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--min-steps", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    print(json.dumps(measure(parser.parse_args())), flush=True)
+
+
+if __name__ == "__main__":
+    main()
