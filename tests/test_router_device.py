@@ -271,7 +271,7 @@ def test_routing_works_with_wire_labels_and_unused_wires():
     assert np.allclose(got[0], want[0]) and np.isclose(got[1], want[1])
     # only the two wires the circuit touches were simulated
     assert dev.routing_report().recent[-1].circuits == 1
-    assert any(key[1] == 2 for key in dev._instances)
+    assert any(key[1] == 2 for key in dev._seeds)
 
 
 def test_package_exports_the_errors():

@@ -30,9 +30,8 @@ from pennylane.tape import QuantumScript
 from pennylane.transforms.core import CompilePipeline
 
 from qstore_pl.callbacks import DeviceCallback, ExecutionRecord
-from qstore_pl.devices.backend import Backend
 from qstore_pl.devices.calibrate import apply_calibration
-from qstore_pl.devices.executors import make_executor
+from qstore_pl.devices.executors import GroupWork, make_executor
 from qstore_pl.devices.grouping import TapeGroup, group_by_structure, structure_key
 from qstore_pl.devices.local_backends import resolve_backends
 from qstore_pl.devices.router_pipeline import build_pipeline
@@ -132,7 +131,7 @@ class RouterDevice(Device):
         self._executor = make_executor(self.config.executor)
         self._callbacks = _check_callbacks(callbacks)
         self._rng = np.random.default_rng(seed)
-        self._instances: dict[tuple[str, int], Backend] = {}
+        self._seeds: dict[tuple[str, int], int] = {}  # per backend and width
         self._log = RoutingLog()
         # per-structure answers: QNodes ask the same questions on every call
         self._pipelines: dict[Hashable, CompilePipeline] = {}
@@ -304,35 +303,34 @@ class RouterDevice(Device):
 
     def _run_on(self, name: str, job: _Job, method: str | None) -> tuple[list, int]:
         tapes = job.group.tapes
-        backend = self._backend(name, len(tapes[0].wires))
         if job.task == "execute":
-            return self._execute_with_cache(backend, tapes, job.mcm_config)
-        with_results = job.task.startswith("execute+")
-        if job.task.endswith("jacobian"):
-            out = backend.jacobian(tapes, method, with_results=with_results)
-        else:
-            out = backend.vjp(tapes, job.cotangents, method, with_results=with_results)
-        return (list(zip(*out)) if with_results else list(out)), 0
+            return self._execute_with_cache(name, tapes, job.mcm_config)
+        work = self._work(name, job.task, tapes, cotangents=job.cotangents, method=method)
+        return self._executor.run(work), 0
 
-    def _execute_with_cache(self, backend: Backend, tapes, mcm_config) -> tuple[list, int]:
+    def _execute_with_cache(self, name: str, tapes, mcm_config) -> tuple[list, int]:
         cached = {}
         for i, tape in enumerate(tapes):
             for callback in self._callbacks:
                 lookup = getattr(callback, "lookup", None)
-                hit = _safe_call(lookup, tape, backend.spec.name) if lookup else None
+                hit = _safe_call(lookup, tape, name) if lookup else None
                 if hit is not None:
                     cached[i] = hit
                     break
         todo = [t for i, t in enumerate(tapes) if i not in cached]
-        fresh = iter(backend.execute(todo, mcm_config) if todo else ())
+        fresh = iter(())
+        if todo:
+            work = self._work(name, "execute", todo, mcm_config=mcm_config)
+            fresh = iter(self._executor.run(work))
         return [cached[i] if i in cached else next(fresh) for i in range(len(tapes))], len(cached)
 
-    def _backend(self, name: str, num_wires: int) -> Backend:
-        key = (name, max(num_wires, 1))
-        if key not in self._instances:
-            seed = int(self._rng.integers(2**31 - 1))
-            self._instances[key] = Backend(self._specs[name], key[1], seed=seed)
-        return self._instances[key]
+    def _work(self, name: str, task: str, tapes, **details) -> GroupWork:
+        """What the executor runs: plain data, cheap to ship to another process."""
+        key = (name, max(len(tapes[0].wires), 1))
+        if key not in self._seeds:
+            self._seeds[key] = int(self._rng.integers(2**31 - 1))
+        owner, spec, seed = self._executor.owner, self._specs[name], self._seeds[key]
+        return GroupWork(owner, spec, key[1], seed, task, tapes, **details)
 
     def _record(self, job, backend, method, output, seconds, failures, cached) -> None:
         tapes = job.group.tapes

@@ -7,6 +7,7 @@ the value and what would be accepted.
 from __future__ import annotations
 
 import difflib
+import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,21 @@ _TOP_LEVEL_KEYS = (
     "calibration",
 )
 _BACKEND_KEYS = ("name", "type", "options")
-_EXECUTOR_KINDS = ("serial",)
+_EXECUTOR_KINDS = ("serial", "dask")
+#: Options of each executor kind and the check each value must pass.
+_EXECUTOR_OPTIONS = {
+    "serial": {},
+    "dask": {
+        "address": (lambda v: isinstance(v, str) and "://" in v, "a 'tcp://host:port' string"),
+        "n_workers": (lambda v: type(v) is int and v > 0, "a positive integer"),
+        "chunks_per_worker": (lambda v: type(v) is int and v > 0, "a positive integer"),
+        "retries": (lambda v: type(v) is int and v >= 0, "a non-negative integer"),
+        "progress": (lambda v: isinstance(v, bool), "true or false"),
+        "timeout": (lambda v: type(v) in (int, float) and v > 0, "a positive number"),
+    },
+}
+#: Scheduler address that makes the Dask executor the default.
+DASK_ADDRESS_ENV = "QSTORE_DASK_ADDRESS"
 
 
 @dataclass(frozen=True)
@@ -70,7 +85,9 @@ class RouterConfig:
     fallback : bool
         Whether a failing backend hands its work to the next-ranked one.
     executor : Mapping[str, Any]
-        How routed groups are executed (``{"kind": "serial"}``).
+        How routed groups are executed: ``{"kind": "serial"}``, or ``{"kind": "dask",
+        "address": "tcp://host:8786"}`` to fan them out over a Dask cluster (the
+        default when ``QSTORE_DASK_ADDRESS`` is set).
     calibration : {"auto", "off"}
         ``"auto"``: time models measured on this machine (a quick calibration runs on
         first use; ``qstore-pl calibrate`` runs the full one). ``"off"``: built-in models.
@@ -130,7 +147,7 @@ def load_config(config: Mapping | str | PathLike | None = None, **overrides: Any
         routing_strategy=strategy,
         precision=precision,
         fallback=fallback,
-        executor=_parse_executor(config.get("executor", {"kind": "serial"})),
+        executor=_parse_executor(config.get("executor", _default_executor())),
     )
 
 
@@ -184,6 +201,11 @@ def _parse_backends(value: Any) -> tuple[BackendConfig, ...]:
     return tuple(entries)
 
 
+def _default_executor() -> dict[str, Any]:
+    address = os.environ.get(DASK_ADDRESS_ENV)
+    return {"kind": "dask", "address": address} if address else {"kind": "serial"}
+
+
 def _parse_executor(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         value = {"kind": value}
@@ -191,7 +213,21 @@ def _parse_executor(value: Any) -> dict[str, Any]:
         raise ConfigError(
             f"config['executor'] = {value!r}; use {{'kind': k}} with k in {_EXECUTOR_KINDS}"
         )
-    return dict(value)
+    options = _EXECUTOR_OPTIONS[value["kind"]]
+    _reject_unknown(value, ("kind", *options), "config['executor']")
+    for key, (valid, expected) in options.items():
+        if key in value and not valid(value[key]):
+            raise ConfigError(f"config['executor'][{key!r}] = {value[key]!r}; use {expected}")
+    value = dict(value)
+    local = "address" in value or "n_workers" in value
+    if value["kind"] == "dask" and not local and os.environ.get(DASK_ADDRESS_ENV):
+        value["address"] = os.environ[DASK_ADDRESS_ENV]
+    if value.get("address") and "n_workers" in value:
+        raise ConfigError(
+            "config['executor'] has both 'address' and 'n_workers': n_workers sizes a local "
+            "cluster the router starts; a cluster given by address is sized by whoever runs it"
+        )
+    return value
 
 
 def _reject_unknown(mapping: Mapping, allowed: Sequence[str], where: str) -> None:
