@@ -54,7 +54,8 @@ class CircuitProgress:
             self._bar.update(circuits)
 
     def close(self) -> None:
-        """Remove the bar."""
+        """Draw the final count, then remove the bar."""
+        self._bar.refresh()  # updates closer together than tqdm's interval are not drawn
         self._bar.close()
 
     def __enter__(self) -> CircuitProgress:

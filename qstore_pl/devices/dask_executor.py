@@ -167,7 +167,7 @@ class DaskExecutor:
         futures = {client.submit(run_on_worker, p, pure=False): i for i, p in enumerate(pieces)}
         results: list[list | None] = [None] * len(pieces)
         attempts = [0] * len(pieces)
-        pending = as_completed(futures)
+        pending = as_completed(futures, loop=client.loop)
         for future in pending:
             i = futures.pop(future)
             try:
