@@ -13,6 +13,7 @@ import pytest
 import qstore_pl
 from qstore_pl.devices.dask_executor import DaskExecutor
 from qstore_pl.devices.executors import BackendPool, SerialExecutor, run_work
+from qstore_pl.devices.tape_packing import PackedTapes, pack, unpack
 from qstore_pl.progress import CircuitProgress
 from qstore_pl.router.config import load_config
 
@@ -74,8 +75,9 @@ def test_work_is_plain_data_and_cheap_to_ship():
     tapes = _tapes(10)
     work = dev._work("lightning.qubit", "execute", tapes)
     shipped = pickle.dumps(work)
-    # the tapes plus a few kB of backend description; no device, no router
-    assert len(shipped) < len(pickle.dumps(tapes)) + 8_000
+    # a template tape, a table of parameters and the backend's description: smaller
+    # than the tapes themselves, and no device or router
+    assert len(shipped) < len(pickle.dumps(tapes))
     pool = BackendPool()
     got = run_work(pickle.loads(shipped), pool)
     want = [qml.device("default.qubit").execute(t) for t in tapes]
@@ -104,3 +106,31 @@ def test_progress_counts_circuits_and_shows_them():
         progress.advance(8)
         assert (progress.done, progress.total) == (10, 10)
     assert "10/10" in out.getvalue()
+
+
+def test_packed_tapes_rebuild_exactly():
+    rng = np.random.default_rng(0)
+    tapes = []
+    for _ in range(5):
+        a, b = rng.uniform(0, np.pi, 2)
+        tape = qml.tape.QuantumScript(
+            [qml.RX(a, 0), qml.CRY(b, [0, 1]), qml.Rot(a, b, 0.3, 1)],
+            [qml.expval(qml.Z(0) @ qml.X(1)), qml.probs(wires=[1])],
+        )
+        tape.trainable_params = [0, 2]
+        tapes.append(tape)
+    packed = pack(tapes)
+    assert isinstance(packed, PackedTapes) and packed.parameters.shape == (5, 5)
+    back = unpack(pickle.loads(pickle.dumps(packed)))
+    for got, want in zip(back, tapes):
+        qml.assert_equal(got, want)
+        assert got.trainable_params == [0, 2]
+
+
+def test_tapes_that_do_not_share_a_structure_travel_as_they_are():
+    one = qml.tape.QuantumScript([qml.RX(0.1, 0)], [qml.expval(qml.Z(0))])
+    other = qml.tape.QuantumScript([qml.RY(0.1, 0)], [qml.expval(qml.Z(0))])
+    assert pack([one, other]) == [one, other]
+    single_precision = qml.tape.QuantumScript([qml.RX(np.float32(0.1), 0)], one.measurements)
+    packed = pack([single_precision, single_precision])
+    assert unpack(packed)[1].operations[0].data[0].dtype == np.float32

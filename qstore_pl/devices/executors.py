@@ -17,13 +17,14 @@ import itertools
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
 
 from pennylane.devices import MCMConfig
 from pennylane.tape import QuantumScript
 
 from qstore_pl.devices.backend import Backend
+from qstore_pl.devices.tape_packing import pack, unpack
 from qstore_pl.exceptions import ConfigError
 from qstore_pl.router.spec import BackendSpec
 
@@ -74,6 +75,12 @@ class GroupWork:
         """Number of circuits, counting each entry of a parameter broadcast."""
         return sum(tape.batch_size or 1 for tape in self.tapes)
 
+    def __reduce__(self):
+        # tapes travel packed: one template and a table of parameters
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["tapes"] = pack(self.tapes)
+        return _unpacked_work, (values,)
+
     def split(self, parts: int) -> list[GroupWork]:
         """This work as up to ``parts`` pieces of consecutive tapes, in order."""
         count = len(self.tapes)
@@ -84,6 +91,10 @@ class GroupWork:
             cotangents = self.cotangents[start:stop] if self.cotangents is not None else None
             pieces.append(replace(self, tapes=self.tapes[start:stop], cotangents=cotangents))
         return pieces
+
+
+def _unpacked_work(values: dict[str, Any]) -> GroupWork:
+    return GroupWork(**{**values, "tapes": unpack(values["tapes"])})
 
 
 class BackendPool:
