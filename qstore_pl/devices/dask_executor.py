@@ -1,9 +1,11 @@
 """Fan routed groups of circuits out over a Dask cluster.
 
 Each group's :class:`~qstore_pl.devices.executors.GroupWork` is split into pieces of
-consecutive tapes, one Dask task per piece, and the pieces' results are put back in
-order. A task holds only tapes, the backend's spec and the task name; workers build
-each backend device once and keep it (:class:`~qstore_pl.devices.executors.BackendPool`).
+consecutive tapes, one Dask task per piece (by default one per worker thread, piece
+``i`` preferring thread ``i``), and the pieces' results are put back in order. A task
+holds only the pickled work: tapes packed as one template and a parameter table, the
+backend's spec and the task name. Workers build each backend device once and keep it
+(:class:`~qstore_pl.devices.executors.BackendPool`).
 
 Fault tolerance comes from Dask: the tasks of a worker that dies are rescheduled on
 the others. A piece whose workers keep dying (``KilledWorker``) is resubmitted up to
@@ -17,6 +19,7 @@ and closes it with the executor.
 
 from __future__ import annotations
 
+import pickle
 import threading
 import uuid
 import weakref
@@ -35,9 +38,13 @@ from qstore_pl.progress import CircuitProgress
 _WORKER_POOL = BackendPool(max_size=32)
 
 
-def run_on_worker(work: GroupWork) -> list:
-    """The Dask task: run ``work`` with this worker's cached backend devices."""
-    return run_work(work, _WORKER_POOL)
+def run_on_worker(payload: bytes) -> list:
+    """The Dask task: run a pickled :class:`GroupWork` with this worker's devices.
+
+    The work travels as bytes: the scheduler unpickles the arguments of the tasks it
+    receives, and should not rebuild and re-pickle every tape on its way through.
+    """
+    return run_work(pickle.loads(payload), _WORKER_POOL)
 
 
 class DaskExecutor:
@@ -65,7 +72,7 @@ class DaskExecutor:
         self,
         address: str | None = None,
         n_workers: int | None = None,
-        chunks_per_worker: int = 2,
+        chunks_per_worker: int = 1,
         retries: int = 2,
         progress: bool = False,
         timeout: float = 10.0,
@@ -149,22 +156,31 @@ class DaskExecutor:
 
     def run(self, work: GroupWork) -> list:
         client = self.client
-        threads = sum(client.nthreads().values())
-        if threads == 0:
+        # a slot per worker thread; piece i of a group goes to slot i, so the pieces of
+        # a forward pass and of the derivative pass after it meet the same device
+        slots = [w for w, n in sorted(client.nthreads().items()) for _ in range(n)]
+        if not slots:
             raise BackendExecutionError(
                 f"the Dask cluster at {client.scheduler.address} has no workers; start "
                 "some (`dask worker <scheduler address>`)"
             )
-        pieces = work.split(threads * self.chunks_per_worker)
+        pieces = work.split(len(slots) * self.chunks_per_worker)
+        homes = [slots[i % len(slots)] for i in range(len(pieces))]
         with self._tracking() as progress:
             progress.expect(work.circuits)
             with self._released():
-                results = self._gather(client, pieces, progress)
+                results = self._gather(client, pieces, homes, progress)
         return [value for piece in results for value in piece]
 
-    def _gather(self, client: Client, pieces: list[GroupWork], progress) -> list[list]:
+    def _gather(self, client: Client, pieces: list[GroupWork], homes: list[str], progress):
         """Each piece's result, in order, resubmitting pieces lost with their workers."""
-        futures = {client.submit(run_on_worker, p, pure=False): i for i, p in enumerate(pieces)}
+        payloads = [pickle.dumps(piece) for piece in pieces]
+        futures = {
+            client.submit(
+                run_on_worker, payload, pure=False, workers=[home], allow_other_workers=True
+            ): i
+            for i, (payload, home) in enumerate(zip(payloads, homes))
+        }
         results: list[list | None] = [None] * len(pieces)
         attempts = [0] * len(pieces)
         pending = as_completed(futures, loop=client.loop)
@@ -183,7 +199,7 @@ class DaskExecutor:
                         "dying (out of memory?)"
                     ) from err
                 self.resubmitted += 1
-                retry = client.submit(run_on_worker, pieces[i], pure=False)
+                retry = client.submit(run_on_worker, payloads[i], pure=False)
                 futures[retry] = i
                 pending.add(retry)
                 continue
