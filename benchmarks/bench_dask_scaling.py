@@ -94,7 +94,7 @@ class PinnedCluster:
     thread pools sized for every core on one core, which crawls)."""
 
     def __init__(self, workers: int):
-        self.scheduler = LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None)
+        self.scheduler = LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=":0")
         self.address = self.scheduler.scheduler_address
         cores = sorted(os.sched_getaffinity(0))
         env = {**os.environ, **WORKER_ENV}

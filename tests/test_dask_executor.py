@@ -32,7 +32,7 @@ def cluster():
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",
             # the simulators' thread counts as in this process (Dask sets 1 by default), so
             # that their floating-point reductions run in the same order as serial ones
             env={"OMP_NUM_THREADS": str(os.cpu_count())},

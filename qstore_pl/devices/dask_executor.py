@@ -14,7 +14,9 @@ a retry never loses or duplicates a result.
 
 A cluster given by address is only connected to, never shut down. Without an address
 (and without ``QSTORE_DASK_ADDRESS``) the executor starts a ``LocalCluster`` of its own
-and closes it with the executor.
+and closes it with the executor. (Dask is used directly rather than through
+``pennylane.concurrency``'s ``DaskExec``, which in PennyLane 0.45 shuts a connected
+cluster down on exit and cannot be bound to an address by the device.)
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ class DaskExecutor:
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address=":0",
             )
             return Client(cluster, set_as_default=False), cluster
         try:
