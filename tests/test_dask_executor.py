@@ -143,12 +143,24 @@ def test_gradients_through_the_fan_out_match_serial_and_default_qubit(fanned_rou
         np.testing.assert_allclose(fanned[1], reference[1], atol=1e-10)
 
 
-def test_worker_killed_mid_batch_costs_a_retry_not_a_result(fanned_router, cluster):
+def _set_allowed_failures(client, value):
+    def assign(dask_scheduler, value):
+        previous, dask_scheduler.allowed_failures = dask_scheduler.allowed_failures, value
+        return previous
+
+    return client.run_on_scheduler(assign, value=value)
+
+
+@pytest.mark.parametrize("retried_by", ["dask", "executor"])
+def test_worker_killed_mid_batch_costs_a_retry_not_a_result(fanned_router, cluster, retried_by):
+    """Dask reschedules a dead worker's task; where the scheduler gives up at once
+    (allowed-failures 0, the KilledWorker path), the executor resubmits the piece."""
     _, client = cluster
-    # 16 qubits, deep enough that each of the 4 pieces runs for a good fraction of a second
+    # 16 qubits, deep enough that each piece runs for a good fraction of a second
     tapes = _layer_tapes(16, 48, layers=6, seed=5)
     dev = fanned_router(16)
     pids = client.run(os.getpid)
+    allowed = _set_allowed_failures(client, 0) if retried_by == "executor" else None
 
     def executing(dask_worker):
         return [ts.key for ts in dask_worker.state.executing]
@@ -167,8 +179,12 @@ def test_worker_killed_mid_batch_costs_a_retry_not_a_result(fanned_router, clust
 
     killer = threading.Thread(target=kill_one_busy_worker)
     killer.start()
-    fanned = qml.execute(tapes, dev)
-    killer.join()
+    try:
+        fanned = qml.execute(tapes, dev)
+    finally:
+        killer.join()
+        if allowed is not None:
+            _set_allowed_failures(client, allowed)
     assert killed, "no task was seen executing"
 
     serial = qml.execute(tapes, qml.device("qstore.router", wires=16, config=LIGHTNING))
@@ -176,11 +192,14 @@ def test_worker_killed_mid_batch_costs_a_retry_not_a_result(fanned_router, clust
     for got, want in zip(fanned, serial):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
 
-    # the scheduler ran the killed worker's piece a second time, elsewhere
     def times_processing(dask_scheduler, key):
         return sum(1 for entry in dask_scheduler.story(key) if entry[2] == "processing")
 
-    assert client.run_on_scheduler(times_processing, key=killed["key"]) >= 2
+    if retried_by == "dask":  # the scheduler ran the killed piece again, elsewhere
+        runs = client.run_on_scheduler(times_processing, key=killed["key"])
+        assert runs >= 2 and dev._executor.resubmitted == 0
+    else:  # the scheduler gave up on the dead worker's pieces, the executor resent them
+        assert dev._executor.resubmitted >= 1
     client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
 
 
