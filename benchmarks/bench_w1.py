@@ -193,11 +193,17 @@ def main() -> None:
     parser.add_argument("--min-steps", type=int, default=2)
     parser.add_argument("--max-step-seconds", type=float, default=40.0)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--merge", action="store_true", help="keep other widths' results")
     parser.add_argument("--tfq-python", help="python of a virtualenv with tensorflow-quantum")
     args = parser.parse_args()
     print(f"W1 on {machine()}")
     rows = sweep(args)
     RESULTS.mkdir(exist_ok=True)
+    if args.merge and (RESULTS / "w1.json").exists():  # replace only what was re-measured
+        done = {(r["qubits"], r["mode"]) for r in rows}
+        old = json.loads((RESULTS / "w1.json").read_text())["rows"]
+        rows = [r for r in old if (r["qubits"], r["mode"]) not in done] + rows
+        args.modes = sorted({r["mode"] for r in rows}, reverse=True)
     (RESULTS / "w1.json").write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1))
     for mode in args.modes:
         print(f"\nW1 {mode} (median ms; ratios > 1 mean qstore.router is faster)")

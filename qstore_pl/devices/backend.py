@@ -288,6 +288,8 @@ def real_parameters(tape: QuantumScript) -> QuantumScript:
     params = tape.get_parameters(trainable_only=False, operations_only=True)
     indices, real = [], []
     for i, p in enumerate(params):
+        if isinstance(p, float) or (isinstance(p, np.ndarray) and p.dtype.kind != "c"):
+            continue  # the common case, without the dispatch below
         if qml.math.is_abstract(p) or "complex" not in qml.math.get_dtype_name(p):
             continue
         if qml.math.allclose(qml.math.imag(p), 0, rtol=0, atol=0):
