@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--backend", action="append", help="only this backend (repeatable)")
     cal.add_argument("--config", help="router config file (YAML or TOML)")
     cal.set_defaults(func=_calibrate)
+
+    from qstore_pl.db.commands import add_db_parser
+
+    add_db_parser(sub)
     return parser
 
 

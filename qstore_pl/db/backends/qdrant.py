@@ -1,0 +1,199 @@
+"""Qdrant: the embedded default (local mode, on disk or in memory) and Qdrant servers.
+
+Local mode (``QdrantClient(path=...)`` or ``":memory:"``) runs in-process with no
+server; ``QdrantClient(url=...)`` talks to a server through the same calls. One
+collection per namespace, created on first write with the dimension of its vectors
+and the dot-product distance.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from qstore_pl.db.backends.base import Match, Record
+from qstore_pl.db.errors import StoreError, StoreUnavailableError
+from qstore_pl.db.filters import Condition
+
+PREFIX = "qstore_"
+
+
+class QdrantBackend:
+    """A :class:`~qstore_pl.db.backends.base.VectorBackend` on Qdrant.
+
+    Parameters
+    ----------
+    path : str or PathLike, optional
+        Directory of an embedded (local-mode) store; created if missing.
+    url : str, optional
+        URL of a Qdrant server instead of a local store.
+    api_key : str, optional
+        API key of a Qdrant server (never printed).
+    """
+
+    max_dimension = None
+
+    def __init__(self, path=None, *, url: str | None = None, api_key: str | None = None):
+        from qdrant_client import QdrantClient
+
+        try:
+            if url is not None:
+                self._client = QdrantClient(url=url, api_key=api_key)
+                self.location = f"qdrant:{url}"
+            elif path is not None:
+                self._client = QdrantClient(path=str(path))
+                self.location = f"qdrant:{path}"
+            else:
+                self._client = QdrantClient(location=":memory:")
+                self.location = "qdrant::memory:"
+        except RuntimeError as err:  # local mode locks its directory
+            raise StoreError(
+                f"cannot open the embedded store at {path}: {err}. Close the other "
+                "client using it (one process at a time), or use a Qdrant server."
+            ) from err
+        self._lock = threading.Lock()  # local mode is not thread-safe
+        self._dimensions: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"QdrantBackend({self.location})"
+
+    def _call(self, method: str, *args, **kwargs):
+        try:
+            with self._lock:
+                return getattr(self._client, method)(*args, **kwargs)
+        except (ConnectionError, TimeoutError, OSError) as err:
+            raise StoreUnavailableError(f"{self.location} is unreachable: {err}") from err
+        except Exception as err:
+            if type(err).__name__ in {"ResponseHandlingException", "ConnectError"}:
+                raise StoreUnavailableError(f"{self.location} is unreachable: {err}") from err
+            raise StoreError(f"{self.location} refused {method}: {err}") from err
+
+    def _collection(self, namespace: str) -> str:
+        return PREFIX + namespace
+
+    def _ensure(self, namespace: str, dimension: int) -> None:
+        from qdrant_client import models
+
+        known = self._dimensions.get(namespace) if self._exists(namespace) else None
+        if known is None:
+            params = models.VectorParams(size=dimension, distance=models.Distance.DOT)
+            self._call("create_collection", self._collection(namespace), vectors_config=params)
+            known = dimension
+        if known != dimension:
+            raise StoreError(
+                f"namespace {namespace!r} holds vectors of length {known}, not {dimension}"
+            )
+        self._dimensions[namespace] = known
+
+    def _exists(self, namespace: str) -> bool:
+        """Whether the namespace's collection exists (its dimension is then known)."""
+        if namespace in self._dimensions:
+            return True
+        if not self._call("collection_exists", self._collection(namespace)):
+            return False
+        info = self._call("get_collection", self._collection(namespace))
+        self._dimensions[namespace] = info.config.params.vectors.size
+        return True
+
+    def upsert(self, namespace: str, records: Sequence[Record]) -> None:
+        from qdrant_client import models
+
+        if not records:
+            return
+        self._ensure(namespace, len(records[0].vector))
+        batch = models.Batch(
+            ids=[r.id for r in records],
+            vectors=[np.asarray(r.vector, dtype=np.float32).tolist() for r in records],
+            payloads=[dict(r.metadata) for r in records],
+        )
+        self._call("upsert", self._collection(namespace), points=batch, wait=True)
+
+    def query(
+        self, namespace: str, vector: np.ndarray, top_k: int, conditions: list[Condition]
+    ) -> list[Match]:
+        if not self._exists(namespace):
+            return []
+        response = self._call(
+            "query_points",
+            self._collection(namespace),
+            query=np.asarray(vector, dtype=np.float32).tolist(),
+            limit=top_k,
+            query_filter=to_qdrant(conditions),
+            with_payload=True,
+            with_vectors=True,
+        )
+        return [Match(_record(p), float(p.score)) for p in response.points]
+
+    def fetch(self, namespace: str, ids: Sequence[str]) -> dict[str, Record]:
+        if not ids or not self._exists(namespace):
+            return {}
+        points = self._call(
+            "retrieve", self._collection(namespace), ids=list(ids), with_vectors=True
+        )
+        return {str(p.id): _record(p) for p in points}
+
+    def delete(self, namespace: str, ids: Sequence[str]) -> None:
+        from qdrant_client import models
+
+        if ids and self._exists(namespace):
+            selector = models.PointIdsList(points=list(ids))
+            self._call("delete", self._collection(namespace), points_selector=selector)
+
+    def counts(self) -> dict[str, int]:
+        names = [c.name for c in self._call("get_collections").collections]
+        return {
+            name[len(PREFIX) :]: self._call("count", name, exact=True).count
+            for name in sorted(names)
+            if name.startswith(PREFIX)
+        }
+
+    def scan(self, namespace: str, batch_size: int = 256) -> Iterator[Record]:
+        if not self._exists(namespace):
+            return
+        offset = None
+        while True:
+            points, offset = self._call(
+                "scroll",
+                self._collection(namespace),
+                limit=batch_size,
+                offset=offset,
+                with_payload=True,
+                with_vectors=True,
+            )
+            yield from (_record(p) for p in points)
+            if offset is None:
+                return
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _record(point) -> Record:
+    return Record(str(point.id), np.asarray(point.vector, dtype=np.float32), point.payload or {})
+
+
+def to_qdrant(conditions: list[Condition]) -> Any:
+    """Qdrant's filter for the conditions (``None`` for none)."""
+    from qdrant_client import models
+
+    if not conditions:
+        return None
+
+    def equal(field: str, value) -> Any:
+        if isinstance(value, float) and not isinstance(value, bool):
+            return models.FieldCondition(key=field, range=models.Range(gte=value, lte=value))
+        return models.FieldCondition(key=field, match=models.MatchValue(value=value))
+
+    must = []
+    for c in conditions:
+        if c.op == "$eq":
+            must.append(equal(c.field, c.value))
+        elif c.op == "$in":
+            must.append(models.Filter(should=[equal(c.field, v) for v in c.value]))
+        else:
+            bound = {c.op[1:]: c.value}
+            must.append(models.FieldCondition(key=c.field, range=models.Range(**bound)))
+    return models.Filter(must=must)

@@ -1,0 +1,126 @@
+"""What the database reads from an executed circuit: its identity, its parameters,
+its final state and, for shot runs, its measured distribution."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pennylane as qml
+from pennylane.devices.qubit import get_final_state
+from pennylane.measurements import CountsMP, ProbabilityMP, SampleMP
+from pennylane.tape import QuantumScript
+from pennylane.wires import Wires
+
+
+def state_wires(tape: QuantumScript) -> Wires:
+    """The wire order of recorded states: 0..max for integer wires (as ``qml.state()``
+    on a device with ``wires=n``), the tape's own order otherwise."""
+    labels = list(tape.wires)
+    if labels and all(isinstance(w, int) and w >= 0 for w in labels):
+        return Wires(range(max(labels) + 1))
+    return tape.wires
+
+
+def structure_text(tape: QuantumScript) -> str:
+    """The circuit without its parameter values: gate names, wires, measurements."""
+    ops = ";".join(f"{op.name}{list(op.wires)}" for op in tape.operations)
+    measurements = ";".join(type(m).__name__ + str(list(m.wires)) for m in tape.measurements)
+    observables = ";".join(
+        repr(m.obs.name if m.obs is not None else None) for m in tape.measurements
+    )
+    return f"{ops}|{measurements}|{observables}"
+
+
+def structure_hash(tape: QuantumScript) -> str:
+    """A short digest of :func:`structure_text`: the same for every parameter value."""
+    return hashlib.sha256(structure_text(tape).encode()).hexdigest()[:16]
+
+
+def _numeric_data(tape: QuantumScript) -> list:
+    data = [d for op in tape.operations for d in op.data]
+    data += [d for m in tape.measurements if m.obs is not None for d in m.obs.data]
+    return data
+
+
+def exact_digest(tape: QuantumScript, *extra: str) -> bytes:
+    """A digest of the structure, the exact parameter values (bit for bit), the shots
+    and ``extra`` strings: equal digests mean the same execution."""
+    digest = hashlib.sha256(structure_text(tape).encode())
+    digest.update(repr(tape.shots).encode())
+    for value in _numeric_data(tape):
+        array = np.asarray(qml.math.unwrap(value))
+        digest.update(f"{array.dtype.kind}{array.shape}".encode())
+        kind = np.complex128 if np.iscomplexobj(array) else np.float64
+        digest.update(np.ascontiguousarray(array, dtype=kind).tobytes())
+    for text in extra:
+        digest.update(b"\0" + text.encode())
+    return digest.digest()
+
+
+def parameter_rows(tape: QuantumScript) -> list[np.ndarray]:
+    """The gate parameters of each circuit in the tape (one row per broadcast element)."""
+    batch = tape.batch_size or 1
+    rows: list[list[np.ndarray]] = [[] for _ in range(batch)]
+    for op in tape.operations:
+        ndims = op.ndim_params if op.batch_size else (None,) * len(op.data)
+        for value, ndim in zip(op.data, ndims):
+            array = np.asarray(qml.math.unwrap(value))
+            if np.iscomplexobj(array):  # matrices and state vectors: keep their size only
+                array = np.asarray([], dtype=float)
+            broadcast = op.batch_size and ndim is not None and array.ndim > ndim
+            for b, row in enumerate(rows):
+                row.append(np.ravel(array[b] if broadcast else array).astype(float))
+    return [np.concatenate(row) if row else np.zeros(0) for row in rows]
+
+
+def final_states(tape: QuantumScript) -> np.ndarray:
+    """The final pure state of each circuit in the tape, simulated with PennyLane's
+    ``default.qubit`` functions: shape ``(batch, 2**n)`` over :func:`state_wires`."""
+    wires = state_wires(tape)
+    idle = [qml.Identity(w) for w in wires if w not in tape.wires]
+    circuit = QuantumScript(tape.operations + idle, [], shots=None)
+    state, batched = get_final_state(circuit)
+    state = np.asarray(qml.math.unwrap(state))
+    if not batched:
+        state = state[np.newaxis]
+    order = [circuit.wires.index(w) + 1 for w in wires]
+    state = np.transpose(state, [0, *order])
+    return state.reshape(state.shape[0], 2 ** len(wires))
+
+
+def measured_distributions(tape: QuantumScript, result) -> np.ndarray | None:
+    """The measured distribution over all :func:`state_wires` when a finite-shot tape
+    returns ``qml.probs()``, ``qml.counts()`` or ``qml.sample()`` on every wire, as an
+    array ``(batch, 2**n)``; ``None`` otherwise."""
+    if not tape.shots or tape.shots.has_partitioned_shots:
+        return None
+    wires = state_wires(tape)
+    results = [result] if len(tape.measurements) == 1 else list(result)
+    for mp, value in zip(tape.measurements, results):
+        if isinstance(mp, ProbabilityMP | CountsMP | SampleMP) and mp.obs is None:
+            measured = mp.wires if len(mp.wires) else tape.wires
+            if set(measured) == set(wires):
+                return _distribution(mp, value, measured, wires, tape.batch_size)
+    return None
+
+
+def _distribution(mp, value, measured: Wires, wires: Wires, batch_size) -> np.ndarray:
+    n = len(wires)
+    rows = list(value) if batch_size else [value]
+    out = np.zeros((len(rows), 2**n))
+    for i, row in enumerate(rows):
+        if isinstance(mp, ProbabilityMP):
+            probs = np.asarray(row, dtype=float).reshape((2,) * n)
+        else:
+            counts = np.zeros((2,) * n)
+            if isinstance(mp, CountsMP):
+                for bits, count in row.items():
+                    counts[tuple(int(b) for b in bits)] += count
+            else:
+                samples = np.asarray(row, dtype=int).reshape(-1, n)
+                np.add.at(counts, tuple(samples.T), 1)
+            probs = counts / counts.sum()
+        order = [list(measured).index(w) for w in wires]
+        out[i] = np.transpose(probs, order).reshape(-1)
+    return out

@@ -1,0 +1,123 @@
+"""``qstore-pl db``: inspect a state store from the command line.
+
+::
+
+    qstore-pl db stats  [--path DIR | --qdrant-url URL | --pinecone-host HOST]
+    qstore-pl db query  (--state state.npy | --circuit circuit.json) [--kind pure|probs]
+                        [--top-k 5] [--filter '{"backend": "lightning.qubit"}']
+    qstore-pl db export out.jsonl [--namespace pure-8q]
+
+A circuit file is JSON: ``{"wires": 3, "ops": [["RX", [0.1], [0]], ["CNOT", [], [0, 1]]]}``
+(PennyLane gate names, their parameters, their wires). API keys come from
+``QDRANT_API_KEY`` / ``PINECONE_API_KEY``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def add_db_parser(sub) -> None:
+    """Add the ``db`` command group to the ``qstore-pl`` parser's subparsers."""
+    db = sub.add_parser("db", help="inspect a quantum-state store (stats, query, export)")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    where = common.add_mutually_exclusive_group()
+    where.add_argument("--path", help="embedded store directory (default: the user data dir)")
+    where.add_argument("--qdrant-url", help="a Qdrant server")
+    where.add_argument("--pinecone-host", help="a Pinecone index host")
+
+    stats = db_sub.add_parser("stats", parents=[common], help="states per namespace")
+    stats.set_defaults(func=_stats)
+
+    query = db_sub.add_parser("query", parents=[common], help="nearest states by fidelity")
+    source = query.add_mutually_exclusive_group(required=True)
+    source.add_argument("--state", help=".npy file with a state or probability vector")
+    source.add_argument("--circuit", help="JSON circuit file; its final state is the query")
+    query.add_argument("--kind", choices=("pure", "probs"), default="pure")
+    query.add_argument("--top-k", type=int, default=5)
+    query.add_argument("--filter", help="metadata filter as JSON")
+    query.set_defaults(func=_query)
+
+    export = db_sub.add_parser("export", parents=[common], help="write every state as JSON lines")
+    export.add_argument("output", help="output file (.jsonl)")
+    export.add_argument("--namespace", help="only this namespace, e.g. pure-8q")
+    export.set_defaults(func=_export)
+
+
+def _open(args: argparse.Namespace):
+    from qstore_pl.db import open_store
+
+    if args.pinecone_host:
+        return open_store("pinecone", index_host=args.pinecone_host)
+    if args.qdrant_url:
+        return open_store("qdrant", url=args.qdrant_url)
+    return open_store("embedded") if args.path is None else open_store(path=args.path)
+
+
+def _stats(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        print(store.stats())
+    return 0
+
+
+def circuit_state(path) -> np.ndarray:
+    """The final state of a JSON circuit file (see the module notes)."""
+    import pennylane as qml
+
+    from qstore_pl.db.errors import StateEncodingError
+
+    spec = json.loads(Path(path).read_text())
+    ops = []
+    for name, params, wires in spec["ops"]:
+        gate = getattr(qml, name, None)
+        if gate is None:
+            raise StateEncodingError(f"{path}: unknown gate {name!r}; use PennyLane gate names")
+        ops.append(gate(*params, wires=wires))
+
+    @qml.qnode(qml.device("default.qubit", wires=spec["wires"]))
+    def circuit():
+        for op in ops:
+            qml.apply(op)
+        return qml.state()
+
+    return np.asarray(circuit())
+
+
+def _query(args: argparse.Namespace) -> int:
+    state = np.load(args.state) if args.state else circuit_state(args.circuit)
+    filters = json.loads(args.filter) if args.filter else None
+    with _open(args) as store:
+        hits = store.query_similar(state, top_k=args.top_k, filter=filters, kind=args.kind)
+    print(f"{'fidelity':>10}  {'id':<36}  backend / circuit / parameters")
+    for hit in hits:
+        meta = hit.metadata
+        details = " / ".join(
+            str(meta.get(k, "-")) for k in ("backend", "circuit_hash", "parameters")
+        )
+        print(f"{hit.fidelity:>10.6f}  {hit.id:<36}  {details}")
+    if not hits:
+        print("(no stored states of this kind and width)")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    count = 0
+    with _open(args) as store, open(args.output, "w") as out:
+        for stored in store.states(args.namespace):
+            line = {
+                "id": stored.id,
+                "kind": stored.kind,
+                "n_qubits": stored.n_qubits,
+                "real": np.real(stored.state).tolist(),
+                "imag": np.imag(stored.state).tolist(),
+                "metadata": stored.metadata,
+            }
+            out.write(json.dumps(line) + "\n")
+            count += 1
+    print(f"exported {count} states to {args.output}")
+    return 0
