@@ -287,6 +287,8 @@ class StateRecorder(DeviceCallback):
         except StateEncodingError as err:
             self._warn_once(f"width{n_qubits}", str(err))
             return []
+        except StoreUnavailableError:
+            pass  # the limit is unknown while the store is down; a write checks it
         meta = {
             "circuit_hash": structure_hash(tape),
             "backend": record.backend,

@@ -109,9 +109,8 @@ class StateStore:
     def encode(
         self, state, kind: str = "pure", metadata: Mapping[str, Any] | None = None, id=None
     ) -> EncodedState:
-        """Check and encode a state for this store (see :meth:`add`)."""
+        """Check and encode a state (see :meth:`add`); the width is checked on writing."""
         vector, n_qubits = encoding.encode(state, kind)
-        self.check_width(kind, n_qubits)
         meta = check_metadata(metadata or {})
         meta.update(kind=kind, n_qubits=n_qubits)
         return EncodedState(
@@ -148,6 +147,7 @@ class StateStore:
             A UUID string; a new one by default. Writing an existing id overwrites it.
         """
         entry = self.encode(state, kind, metadata, id)
+        self.check_width(kind, entry.metadata["n_qubits"])
         self.write([entry])
         return entry.id
 

@@ -49,6 +49,10 @@ class PineconeBackend:
         self.location = f"pinecone:{index_host}"
         self._index = Index(host=index_host, api_key=key, timeout=timeout)
         self._dimension: int | None = None
+        try:  # known from the start, the limit needs no request while the store is down
+            self.max_dimension  # noqa: B018
+        except StoreUnavailableError:
+            pass  # asked again on first use
 
     def __repr__(self) -> str:
         return f"PineconeBackend({self.location})"
