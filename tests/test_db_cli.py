@@ -18,12 +18,10 @@ def test_db_commands(tmp_path, capsys):
     assert "2 states" in capsys.readouterr().out
 
     circuit = tmp_path / "bell.json"
-    circuit.write_text(
-        json.dumps({"wires": 2, "ops": [["Hadamard", [], [0]], ["CNOT", [], [0, 1]]]})
-    )
-    assert (
-        main(["db", "query", "--path", str(path), "--circuit", str(circuit), "--top-k", "1"]) == 0
-    )
+    ops = [["Hadamard", [], [0]], ["CNOT", [], [0, 1]]]
+    circuit.write_text(json.dumps({"wires": 2, "ops": ops}))
+    db = ["db", "query", "--path", str(path)]
+    assert main([*db, "--circuit", str(circuit), "--top-k", "1"]) == 0
     out = capsys.readouterr().out
     assert bell_id in out and "1.000000" in out
 
