@@ -13,12 +13,14 @@ The devices are registered with PennyLane's plugin entry points::
 from qstore_pl import device_config
 from qstore_pl.exceptions import (
     BackendExecutionError,
+    BudgetExceeded,
     ConfigError,
     InvalidParameterError,
     QstoreError,
     UnknownBackendError,
     UnsupportedCircuitError,
 )
+from qstore_pl.router.purpose import purpose
 
 __version__ = "0.1.0"
 
@@ -26,10 +28,12 @@ device_config.install()
 
 __all__ = [
     "BackendExecutionError",
+    "BudgetExceeded",
     "ConfigError",
     "InvalidParameterError",
     "QstoreError",
     "UnknownBackendError",
     "UnsupportedCircuitError",
     "__version__",
+    "purpose",
 ]

@@ -36,3 +36,44 @@ class InvalidParameterError(QstoreError, ValueError):
 
 class BackendExecutionError(QstoreError, RuntimeError):
     """Every backend allowed for a circuit batch failed to execute it."""
+
+
+class BudgetExceeded(QstoreError, RuntimeError):
+    """Running a job would take spending over ``budget`` or ``max_cost_per_batch``.
+
+    Attributes
+    ----------
+    backend : str
+        Backend the job was meant for.
+    estimate : float
+        Estimated cost of the job (USD).
+    spent : float
+        Spent or reserved so far in the ledger (USD).
+    limit : float
+        The limit that would be passed (USD).
+    kind : {"budget", "max_cost_per_batch"}
+        Which limit.
+    """
+
+    def __init__(self, backend: str, estimate: float, spent: float, limit: float, kind: str):
+        self.backend, self.estimate, self.spent, self.limit, self.kind = (
+            backend,
+            estimate,
+            spent,
+            limit,
+            kind,
+        )
+        if kind == "max_cost_per_batch":
+            detail = f"more than max_cost_per_batch = {limit:.2f} USD"
+            fix = "raise max_cost_per_batch, use fewer shots or circuits per batch"
+        else:
+            detail = (
+                f"over the budget of {limit:.2f} USD ({spent:.2f} USD spent or reserved, "
+                f"{max(limit - spent, 0.0):.2f} USD left)"
+            )
+            fix = "raise the budget, use fewer shots"
+        super().__init__(
+            f"a job on {backend!r} would cost {estimate:.2f} USD (estimate), {detail}. "
+            f"Nothing was submitted. To run it, {fix}, or set on_budget_exceeded='fallback' "
+            "to run on the next backend of the fallback chain instead."
+        )

@@ -5,7 +5,6 @@ import pennylane as qml
 import pytest
 
 from qstore_pl.ionq.native import (
-    GateCounts,
     compile_native,
     gpi2_matrix,
     gpi_matrix,

@@ -185,6 +185,12 @@ def _default_qubit(options: Mapping[str, Any]):
     return caps, _TIME_MODELS["default"]
 
 
+def _ionq(options: Mapping[str, Any]):
+    from qstore_pl.devices.ionq.spec import build_ionq  # pennylane-ionq is imported late
+
+    return build_ionq(options)
+
+
 @dataclass(frozen=True)
 class _Known:
     """How to build one backend type."""
@@ -211,6 +217,7 @@ KNOWN_BACKENDS: dict[str, _Known] = {
     "qstore.qsim": _Known("qstore.qsim", _qsim, "qsimcirq"),
     "qstore.batched": _Known("qstore.batched", _batched, "numba", direct=True),
     "default.qubit": _Known("default.qubit", _default_qubit, None),
+    "ionq": _Known("qstore.ionq", _ionq, "pennylane_ionq"),
 }
 
 #: Local simulators used when the config says ``"auto"``, in order of preference.

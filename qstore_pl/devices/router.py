@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -35,10 +36,19 @@ from qstore_pl.devices.executors import GroupWork, make_executor
 from qstore_pl.devices.grouping import TapeGroup, group_by_structure, structure_key
 from qstore_pl.devices.local_backends import resolve_backends
 from qstore_pl.devices.router_pipeline import build_pipeline
-from qstore_pl.exceptions import BackendExecutionError, ConfigError, InvalidParameterError
+from qstore_pl.devices.spending import Spending, apply_spending_settings
+from qstore_pl.exceptions import (
+    BackendExecutionError,
+    BudgetExceeded,
+    ConfigError,
+    InvalidParameterError,
+)
 from qstore_pl.router.config import RouterConfig, load_config
+from qstore_pl.router.cost_estimate import CostEstimate
+from qstore_pl.router.cost_report import CostReport
 from qstore_pl.router.explain import RoutingExplanation
-from qstore_pl.router.policy import RoutingDecision, get_policy, route
+from qstore_pl.router.policy import RoutingContext, RoutingDecision, get_policy, route
+from qstore_pl.router.purpose import current_purpose
 from qstore_pl.router.report import RoutedRun, RoutingLog, RoutingReport
 from qstore_pl.router.workload import WorkloadFeatures, describe
 
@@ -58,6 +68,7 @@ class _Job:
     task: str
     cotangents: list | None
     mcm_config: MCMConfig
+    purpose: str
 
 
 @simulator_tracking
@@ -123,9 +134,11 @@ class RouterDevice(Device):
     ):
         super().__init__(wires=wires, shots=shots)
         self.config: RouterConfig = load_config(config, **config_overrides)
-        self.backends = apply_calibration(
-            resolve_backends(self.config.backends), self.config.calibration
-        )
+        specs = apply_spending_settings(resolve_backends(self.config.backends), self.config)
+        local = apply_calibration([s for s in specs if not s.metered], self.config.calibration)
+        calibrated = {s.name: s for s in local}
+        self.backends = [calibrated.get(s.name, s) for s in specs]  # cloud ones uncalibrated
+        self._spending = Spending(self.config, self.backends)
         self._specs = {spec.name: spec for spec in self.backends}
         self._policy = get_policy(self.config.routing_strategy)
         self._executor = make_executor(self.config.executor)
@@ -248,13 +261,15 @@ class RouterDevice(Device):
         config = execution_config or ExecutionConfig()
         for tape in circuits:
             check_finite_parameters(tape)
+        purpose = current_purpose()  # the caller's: jobs may run in other threads
         jobs = [
             _Job(
                 group=group,
-                decision=self._decide(group, task),
+                decision=self._decide(group, task, purpose),
                 task=task,
                 cotangents=[cotangents[i] for i in group.indices] if cotangents else None,
                 mcm_config=config.mcm_config,
+                purpose=purpose,
             )
             for group in group_by_structure(circuits)
         ]
@@ -265,7 +280,7 @@ class RouterDevice(Device):
                 results[i] = value
         return tuple(results)
 
-    def _decide(self, group: TapeGroup, task: str) -> RoutingDecision:
+    def _decide(self, group: TapeGroup, task: str, purpose: str | None = None) -> RoutingDecision:
         derivative = None
         if task != "execute":
             derivative = "vjp" if task.endswith("vjp") else "jacobian"
@@ -279,17 +294,40 @@ class RouterDevice(Device):
         else:  # the structure's features, this group's size
             batch = sum(t.batch_size or 1 for t in tapes)
             features = replace(features, batch_size=batch, num_tapes=len(tapes))
-        return route(features, self.backends, self._policy, self.config.precision)
+        context = RoutingContext(purpose=purpose or current_purpose(), chain=self._spending.chain)
+        if self._spending.active:
+            unavailable, queues = self._spending.conditions()
+            context = replace(
+                context,
+                costs=self._spending.costs(tapes, group.key),
+                unavailable=unavailable,
+                queue_seconds=queues,
+            )
+        return route(features, self.backends, self._policy, self.config.precision, context)
 
     def _run_job(self, job: _Job) -> list:
         """Run one group, falling back down the ranking when a backend fails."""
         candidates = job.decision.ranked if self.config.fallback else [job.decision.backend]
         failures: list[str] = []
+        execution = uuid.uuid4().hex  # one charge per backend at most, retries included
         for name in candidates:
             method = _method_for(job.decision, name)
+            spec = self._specs[name]
+            quote = None
+            if spec.metered and job.group.tapes[0].shots:
+                quote = self._spending.quote(spec, job.group.tapes, job.group.key)
             start = time.perf_counter()
             try:
-                output, cached = self._run_on(name, job, method)
+                with self._spending.charge(spec, quote, job.purpose, execution) as bill:
+                    output, cached = self._run_on(name, job, method)
+                    if bill is not None:
+                        bill.cached = cached
+            except BudgetExceeded as err:
+                if self.config.on_budget_exceeded == "raise":
+                    raise
+                failures.append(f"{name}: {err}")
+                logger.warning("budget: not running on %s (%s); trying the next", name, err)
+                continue
             except Exception as err:  # any backend failure: try the next one
                 failures.append(f"{name}: {type(err).__name__}: {err}")
                 logger.warning("backend %s failed (%s: %s); trying the next", name, job.task, err)
@@ -375,6 +413,31 @@ class RouterDevice(Device):
         """Totals per backend and recent runs: what ran where, and why."""
         return self._log.report()
 
+    def cost_report(self) -> CostReport:
+        """What was spent, per backend and purpose, from the spending ledger.
+
+        Returns
+        -------
+        CostReport
+            ``.total`` (USD), ``.by_backend``, ``.by_purpose``, ``.executions``,
+            ``.shots``, ``.saved`` (USD a result cache saved), ``.unconfirmed``;
+            printable.
+        """
+        return self._spending.report()
+
+    def estimate_cost(self, circuit, *args, **kwargs) -> CostEstimate:
+        """Price a forward pass and a training step on every metered backend, before
+        anything runs: gate counts before and after native compilation, and one step
+        with the parameter-shift rule and with SPSA.
+
+        Parameters
+        ----------
+        circuit : QNode or QuantumScript or Sequence[QuantumScript]
+            A QNode is called with ``*args, **kwargs`` to build its tapes (not run).
+        """
+        tapes = self._device_tapes(circuit, *args, **kwargs)[0]
+        return self._spending.estimate(tapes)
+
     def reset_routing_report(self) -> None:
         """Forget the routing history."""
         self._log.clear()
@@ -396,13 +459,7 @@ class RouterDevice(Device):
         RoutingExplanation
             Printable; ``.decisions`` holds the decisions.
         """
-        if isinstance(circuit, qml.QNode):
-            tapes, _ = qml.workflow.construct_batch(circuit, level="device")(*args, **kwargs)
-            config = qml.workflow.construct_execution_config(circuit)(*args, **kwargs)
-        else:
-            tapes = [circuit] if isinstance(circuit, QuantumScript) else list(circuit)
-            config = self.setup_execution_config()
-            tapes, _ = self.preprocess_transforms(config)(tapes)
+        tapes, config = self._device_tapes(circuit, *args, **kwargs)
         if derivative == "auto":
             derivative = None
             if config.gradient_method == "adjoint" and any(t.trainable_params for t in tapes):
@@ -412,6 +469,17 @@ class RouterDevice(Device):
         decisions = tuple(self._decide(g, task) for g in groups)
         return RoutingExplanation(decisions, tuple(len(g.tapes) for g in groups))
 
+    def _device_tapes(self, circuit, *args, **kwargs):
+        """The tapes the router would route for a circuit, and the execution config."""
+        if isinstance(circuit, qml.QNode):
+            tapes, _ = qml.workflow.construct_batch(circuit, level="device")(*args, **kwargs)
+            config = qml.workflow.construct_execution_config(circuit)(*args, **kwargs)
+        else:
+            tapes = [circuit] if isinstance(circuit, QuantumScript) else list(circuit)
+            config = self.setup_execution_config()
+            tapes, _ = self.preprocess_transforms(config)(tapes)
+        return tapes, config
+
 
 def _is_tensorflow(interface) -> bool:
     return str(getattr(interface, "value", interface)).startswith("tf")
@@ -419,6 +487,10 @@ def _is_tensorflow(interface) -> bool:
 
 def check_finite_parameters(tape: QuantumScript) -> None:
     """Raise :class:`InvalidParameterError` if a gate parameter is NaN or infinite."""
+    values = [np.asarray(v) for op in tape.operations for v in op.data]
+    numeric = [v.ravel() for v in values if v.dtype.kind in "fc"]
+    if not numeric or np.isfinite(np.concatenate(numeric)).all():
+        return  # one vectorised check for the common case
     for op in tape.operations:
         for i, value in enumerate(op.data):
             array = np.asarray(value)

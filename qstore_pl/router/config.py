@@ -20,6 +20,8 @@ import yaml
 from qstore_pl.exceptions import ConfigError
 from qstore_pl.router.calibration import CALIBRATION_MODES
 from qstore_pl.router.capabilities import PRECISIONS
+from qstore_pl.router.purpose import PURPOSES
+from qstore_pl.router.secret import Secret
 
 #: Backend type that stands for "every local simulator that is installed".
 AUTO = "auto"
@@ -31,8 +33,17 @@ _TOP_LEVEL_KEYS = (
     "fallback",
     "executor",
     "calibration",
+    "budget",
+    "max_cost_per_batch",
+    "on_budget_exceeded",
+    "ledger",
+    "fallback_chain",
 )
-_BACKEND_KEYS = ("name", "type", "options")
+_BACKEND_KEYS = ("name", "type", "options", "target", "use_for", "pricing", "max_queue_seconds")
+#: What the router does when a job would pass a spending limit.
+ON_BUDGET_EXCEEDED = ("raise", "fallback")
+#: ``use_for`` shorthands: purposes each stands for (``None``: every purpose).
+_USE_FOR_ALIASES = {"any": None, "critical_only": frozenset({"validation"})}
 _EXECUTOR_KINDS = ("serial", "dask")
 #: Options of each executor kind and the check each value must pass.
 _EXECUTOR_OPTIONS = {
@@ -61,12 +72,22 @@ class BackendConfig:
     type : str
         Backend type: a known backend name such as ``"lightning.qubit"``, or ``"auto"``.
     options : Mapping[str, Any]
-        Keyword arguments for the backend's device.
+        Keyword arguments for the backend's device (``target`` given at the top level of
+        the entry lands here; an ``api_key`` is held as a :class:`Secret`).
+    use_for : frozenset[str] or None
+        Purposes this backend serves (see :mod:`qstore_pl.router.purpose`); ``None``: all.
+    pricing : Mapping[str, Any] or None
+        Overrides of the backend's default prices (see :mod:`qstore_pl.router.pricing`).
+    max_queue_seconds : float or None
+        Skip the backend while its reported average queue time is longer.
     """
 
     name: str
     type: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    use_for: frozenset[str] | None = None
+    pricing: Mapping[str, Any] | None = None
+    max_queue_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +112,17 @@ class RouterConfig:
     calibration : {"auto", "off"}
         ``"auto"``: time models measured on this machine (a quick calibration runs on
         first use; ``qstore-pl calibrate`` runs the full one). ``"off"``: built-in models.
+    budget, max_cost_per_batch : float or None
+        Spending limits in USD: over the whole ledger, and per job.
+    on_budget_exceeded : {"raise", "fallback"}
+        Raise :class:`~qstore_pl.exceptions.BudgetExceeded`, or run on the next backend
+        of the fallback chain.
+    ledger : str or None
+        Spending ledger file (default: ``$QSTORE_LEDGER``, else the user data directory).
+    fallback_chain : tuple[str, ...]
+        Backend names (an ``auto`` entry's name stands for all its backends) tried in
+        order after the chosen backend fails or would pass a limit. Empty: the
+        policy's ranking.
     """
 
     backends: tuple[BackendConfig, ...] = (BackendConfig(name=AUTO, type=AUTO),)
@@ -99,6 +131,11 @@ class RouterConfig:
     fallback: bool = True
     executor: Mapping[str, Any] = field(default_factory=lambda: {"kind": "serial"})
     calibration: str = "auto"
+    budget: float | None = None
+    max_cost_per_batch: float | None = None
+    on_budget_exceeded: str = "raise"
+    ledger: str | None = None
+    fallback_chain: tuple[str, ...] = ()
 
 
 def load_config(config: Mapping | str | PathLike | None = None, **overrides: Any) -> RouterConfig:
@@ -141,9 +178,11 @@ def load_config(config: Mapping | str | PathLike | None = None, **overrides: Any
         raise ConfigError(
             f"config['calibration'] = {calibration!r}; choose one of {CALIBRATION_MODES}"
         )
+    backends = _parse_backends(config.get("backends", AUTO))
     return RouterConfig(
+        **_parse_spending(config, backends),
         calibration=calibration,
-        backends=_parse_backends(config.get("backends", AUTO)),
+        backends=backends,
         routing_strategy=strategy,
         precision=precision,
         fallback=fallback,
@@ -193,12 +232,86 @@ def _parse_backends(value: Any) -> tuple[BackendConfig, ...]:
         options = item.get("options", {})
         if not isinstance(options, Mapping):
             raise ConfigError(f"{where}['options'] must be a dict, got {options!r}")
-        entries.append(BackendConfig(name=name, type=kind, options=dict(options)))
+        options = dict(options)
+        if "target" in item:
+            options["target"] = item["target"]
+        if options.get("api_key") is not None:
+            options["api_key"] = Secret(str(options["api_key"]))
+        pricing = item.get("pricing")
+        if pricing is not None and not isinstance(pricing, Mapping):
+            raise ConfigError(f"{where}['pricing'] must be a dict such as {{'model': 'free'}}")
+        queue = item.get("max_queue_seconds")
+        if queue is not None and not _is_amount(queue):
+            raise ConfigError(f"{where}['max_queue_seconds'] = {queue!r}; use seconds >= 0")
+        entries.append(
+            BackendConfig(
+                name=name,
+                type=kind,
+                options=options,
+                use_for=_parse_use_for(item.get("use_for", "any"), where),
+                pricing=dict(pricing) if pricing is not None else None,
+                max_queue_seconds=queue,
+            )
+        )
     names = [e.name for e in entries]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"config['backends'] names must be unique; repeated: {duplicates}")
     return tuple(entries)
+
+
+def _is_amount(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
+def _parse_use_for(value: Any, where: str) -> frozenset[str] | None:
+    if isinstance(value, str) and value in _USE_FOR_ALIASES:
+        return _USE_FOR_ALIASES[value]
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, Sequence) or not names or any(n not in PURPOSES for n in names):
+        raise ConfigError(
+            f"{where}['use_for'] = {value!r}; use one of {PURPOSES}, a list of them, "
+            f"or {sorted(_USE_FOR_ALIASES)}"
+        )
+    return frozenset(names)
+
+
+def _parse_spending(config: Mapping, backends: Sequence[BackendConfig]) -> dict[str, Any]:
+    """The budget, per-batch limit, what to do beyond them, the ledger and the chain."""
+    values: dict[str, Any] = {}
+    for key in ("budget", "max_cost_per_batch"):
+        value = config.get(key)
+        if value is not None and not _is_amount(value):
+            raise ConfigError(f"config[{key!r}] = {value!r}; use an amount in USD (>= 0)")
+        values[key] = None if value is None else float(value)
+    action = config.get("on_budget_exceeded", "raise")
+    if action not in ON_BUDGET_EXCEEDED:
+        raise ConfigError(
+            f"config['on_budget_exceeded'] = {action!r}; choose one of {ON_BUDGET_EXCEEDED}"
+        )
+    ledger = config.get("ledger")
+    if ledger is not None and not isinstance(ledger, (str, PathLike)):
+        raise ConfigError(f"config['ledger'] must be a file path, got {ledger!r}")
+    chain = config.get("fallback_chain", ())
+    if isinstance(chain, str) or not isinstance(chain, Sequence):
+        raise ConfigError(
+            f"config['fallback_chain'] must be a list of backend names, got {chain!r}"
+        )
+    names = [b.name for b in backends]
+    for name in chain:
+        if name not in names:
+            close = difflib.get_close_matches(str(name), names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"config['fallback_chain'] names {name!r}{hint}, which is not a configured "
+                f"backend; configured: {names}"
+            )
+    values.update(
+        on_budget_exceeded=action,
+        ledger=None if ledger is None else str(ledger),
+        fallback_chain=tuple(chain),
+    )
+    return values
 
 
 def _default_executor() -> dict[str, Any]:

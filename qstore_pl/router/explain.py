@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qstore_pl.router.policy import RoutingDecision, format_seconds
+from qstore_pl.router.policy import RoutingDecision, format_seconds, format_usd
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,23 @@ def format_decision(decision: RoutingDecision, tapes: int = 1, index: int = 0) -
         + (f" + {f.num_multi_gates}xNq" if f.num_multi_gates else "")
         + f" gates, {f.num_trainable} trainable, {shots}, {task}",
         f"  policy: {decision.policy}",
-        f"  {'':2}{'backend':<18}{'est. time':>11}  {'precision':<10}{'derivatives':<17}notes",
     ]
+    priced = decision.policy == "cost_optimized" or any(c.cost for c in decision.candidates)
+    cost_header = f"{'est. cost':>12}" if priced else ""
+    lines.append(
+        f"  {'':2}{'backend':<18}{'est. time':>11}{cost_header}  {'precision':<10}"
+        f"{'derivatives':<17}notes"
+    )
     for c in decision.candidates:
         mark = "->" if c.backend == decision.backend else "  "
         seconds = format_seconds(c.seconds) if c.seconds is not None else "-"
+        cost = f"{format_usd(c.cost):>12}" if priced else ""
         method = c.derivative_method or "-"
         notes = "; ".join(c.reasons) if not c.eligible else ""
-        lines.append(f"  {mark}{c.backend:<18}{seconds:>11}  {c.precision:<10}{method:<17}{notes}")
+        lines.append(
+            f"  {mark}{c.backend:<18}{seconds:>11}{cost}  {c.precision:<10}{method:<17}{notes}"
+        )
     lines.append(f"  chosen: {decision.backend} ({decision.reason})")
+    if decision.order[1:]:
+        lines.append(f"  fallback chain: {', '.join(decision.order[1:])}")
     return "\n".join(lines)

@@ -8,8 +8,8 @@ decision can be explained afterwards.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from qstore_pl.exceptions import ConfigError, UnsupportedCircuitError
 from qstore_pl.router.spec import BackendSpec
@@ -37,6 +37,10 @@ class CandidateEstimate:
         Estimated time (``None`` when not eligible).
     precision : str
         ``"single"`` or ``"double"``.
+    cost : float or None
+        Estimated USD for the group (``None`` when not priced).
+    hardware : bool
+        Whether the backend is a quantum computer.
     """
 
     backend: str
@@ -45,6 +49,35 @@ class CandidateEstimate:
     derivative_method: str | None
     seconds: float | None
     precision: str
+    cost: float | None = None
+    hardware: bool = False
+
+
+@dataclass(frozen=True)
+class RoutingContext:
+    """What besides the workload decides a route: purpose, prices, live status.
+
+    Attributes
+    ----------
+    purpose : str or None
+        Purpose of the call (backends whose ``use_for`` lacks it are not eligible);
+        ``None`` ignores ``use_for``.
+    costs : Mapping[str, float]
+        Estimated USD of the group per priced backend.
+    unavailable : Mapping[str, str]
+        Backends that must not be used now, with the reason (status, queue too long).
+    queue_seconds : Mapping[str, float]
+        Reported average queue time per backend, added to its time estimate.
+    chain : Mapping[str, int]
+        Position of each backend in the configured fallback chain; when not empty,
+        only these backends are fallbacks, in this order.
+    """
+
+    purpose: str | None = None
+    costs: Mapping[str, float] = field(default_factory=dict)
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+    queue_seconds: Mapping[str, float] = field(default_factory=dict)
+    chain: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -65,6 +98,8 @@ class RoutingDecision:
         The workload the decision is about.
     policy : str
         Name of the policy that decided.
+    order : tuple[str, ...]
+        The chosen backend and its fallbacks, when a fallback chain sets them.
     """
 
     backend: str
@@ -73,11 +108,19 @@ class RoutingDecision:
     candidates: tuple[CandidateEstimate, ...]
     features: WorkloadFeatures
     policy: str
+    order: tuple[str, ...] = ()
 
     @property
     def ranked(self) -> list[str]:
-        """Eligible backends, best first (the fallback order)."""
+        """The chosen backend then its fallbacks, in order."""
+        if self.order:
+            return list(self.order)
         return [c.backend for c in self.candidates if c.eligible]
+
+    @property
+    def cost(self) -> float | None:
+        """Estimated USD on the chosen backend (``None`` when it is not priced)."""
+        return next(c.cost for c in self.candidates if c.backend == self.backend)
 
 
 class RoutingPolicy(ABC):
@@ -131,7 +174,48 @@ class PerformancePolicy(RoutingPolicy):
         )
 
 
-POLICIES: dict[str, type[RoutingPolicy]] = {PerformancePolicy.name: PerformancePolicy}
+class CostOptimizedPolicy(RoutingPolicy):
+    """Cheapest estimated backend; equal prices go to the fastest."""
+
+    name = "cost_optimized"
+
+    def rank(self, candidates, features):
+        return sorted(candidates, key=lambda c: (round(c.cost or 0.0, 6), c.seconds))
+
+    def reason(self, chosen, runner_up):
+        price = format_usd(chosen.cost)
+        if runner_up is None:
+            return f"only eligible backend ({price}, est. {format_seconds(chosen.seconds)})"
+        if (chosen.cost or 0.0) < (runner_up.cost or 0.0):
+            return f"cheapest: {price} vs {format_usd(runner_up.cost)} on {runner_up.backend}"
+        return (
+            f"cheapest ({price}, as {runner_up.backend}) and faster: est. "
+            f"{format_seconds(chosen.seconds)} vs {format_seconds(runner_up.seconds)}"
+        )
+
+
+class PrecisionPolicy(RoutingPolicy):
+    """Most faithful results: hardware where it is eligible (it is what a model will
+    face; ``use_for`` keeps it to validation), then complex128 simulators, then
+    complex64 ones; the fastest within each tier."""
+
+    name = "precision"
+
+    def rank(self, candidates, features):
+        return sorted(
+            candidates, key=lambda c: (not c.hardware, c.precision != "double", c.seconds)
+        )
+
+    def reason(self, chosen, runner_up):
+        tier = "hardware" if chosen.hardware else f"{chosen.precision} precision"
+        if runner_up is None:
+            return f"only eligible backend ({tier})"
+        return f"most precise: {tier}, ahead of {runner_up.backend}"
+
+
+POLICIES: dict[str, type[RoutingPolicy]] = {
+    p.name: p for p in (PerformancePolicy, CostOptimizedPolicy, PrecisionPolicy)
+}
 
 
 def get_policy(name: str) -> RoutingPolicy:
@@ -151,15 +235,27 @@ def get_policy(name: str) -> RoutingPolicy:
 
 
 def estimate_candidates(
-    features: WorkloadFeatures, backends: Sequence[BackendSpec], precision: str
+    features: WorkloadFeatures,
+    backends: Sequence[BackendSpec],
+    precision: str,
+    context: RoutingContext | None = None,
 ) -> list[CandidateEstimate]:
-    """Eligibility, derivative method and estimated time of every backend."""
+    """Eligibility, derivative method, estimated time and cost of every backend."""
+    context = context or RoutingContext()
     estimates = []
     for spec in backends:
         caps = spec.capabilities
         reasons = caps.missing(features, precision)
+        purpose = context.purpose
+        if purpose is not None and spec.use_for is not None and purpose not in spec.use_for:
+            reasons.append(f"use_for {sorted(spec.use_for)}, not {purpose}")
+        if spec.name in context.unavailable:
+            reasons.append(context.unavailable[spec.name])
         method = caps.derivative_method(features) if features.derivative else None
-        seconds = None if reasons else spec.time_model.estimate(features, method)
+        seconds = None
+        if not reasons:
+            seconds = spec.time_model.estimate(features, method)
+            seconds += context.queue_seconds.get(spec.name, 0.0)
         estimates.append(
             CandidateEstimate(
                 backend=spec.name,
@@ -168,6 +264,8 @@ def estimate_candidates(
                 derivative_method=method,
                 seconds=seconds,
                 precision=caps.precision,
+                cost=context.costs.get(spec.name, 0.0 if spec.pricing.is_free else None),
+                hardware=spec.hardware,
             )
         )
     return estimates
@@ -178,6 +276,7 @@ def route(
     backends: Sequence[BackendSpec],
     policy: RoutingPolicy,
     precision: str = "single",
+    context: RoutingContext | None = None,
 ) -> RoutingDecision:
     """Choose a backend for a workload.
 
@@ -191,14 +290,27 @@ def route(
         Orders the eligible candidates.
     precision : {"single", "double"}
         Least precision accepted.
+    context : RoutingContext, optional
+        Purpose, prices, live status and fallback chain.
 
     Raises
     ------
     UnsupportedCircuitError
         If no candidate can run the workload; the message lists each candidate's reasons.
     """
-    estimates = estimate_candidates(features, backends, precision)
+    context = context or RoutingContext()
+    estimates = estimate_candidates(features, backends, precision, context)
     eligible = [c for c in estimates if c.eligible]
+    # the fallback chain runs work whatever its members' use_for: a fallback is a fallback
+    chain = [b for b in backends if b.name in context.chain]
+    relaxed = estimate_candidates(features, chain, precision, replace(context, purpose=None))
+    relaxed = [c for c in relaxed if c.eligible]
+    note = ""
+    if not eligible and relaxed:
+        eligible = relaxed
+        names = {c.backend for c in relaxed}
+        estimates = relaxed + [c for c in estimates if c.backend not in names]
+        note = f"no backend has use_for {context.purpose}; fallback chain: "
     if not eligible:
         details = "; ".join(f"{c.backend}: {', '.join(c.reasons)}" for c in estimates)
         raise UnsupportedCircuitError(
@@ -209,14 +321,25 @@ def route(
     chosen = ranked[0]
     runner_up = ranked[1] if len(ranked) > 1 else None
     others = [c for c in estimates if not c.eligible]
+    order: tuple[str, ...] = ()
+    if context.chain:
+        fallbacks = [c for c in policy.rank(relaxed, features) if c.backend != chosen.backend]
+        fallbacks.sort(key=lambda c: context.chain[c.backend])  # stable: policy order within
+        order = (chosen.backend, *(c.backend for c in fallbacks))
     return RoutingDecision(
         backend=chosen.backend,
         derivative_method=chosen.derivative_method,
-        reason=policy.reason(chosen, runner_up),
+        reason=note + policy.reason(chosen, runner_up),
         candidates=tuple(ranked + others),
         features=features,
         policy=policy.name,
+        order=order,
     )
+
+
+def format_usd(usd: float | None) -> str:
+    """USD with cents, ``"-"`` when not priced."""
+    return "-" if usd is None else f"{usd:.2f} USD"
 
 
 def format_seconds(seconds: float) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from qstore_pl.router.capabilities import BackendCapabilities
+from qstore_pl.router.pricing import FREE, PricingModel
 from qstore_pl.router.time_model import TimeModel
 
 
@@ -29,6 +30,16 @@ class BackendSpec:
     direct : bool
         Whether the device executes the router's preprocessed circuits as they are,
         without its own preprocessing (qstore's batched engine).
+    pricing : PricingModel
+        What a job costs (free for local simulators).
+    use_for : frozenset[str] or None
+        Purposes the backend serves; ``None`` means every purpose.
+    max_queue_seconds : float or None
+        Skip the backend while its queue is longer.
+    metered : bool
+        Whether its jobs are recorded in the spending ledger (cloud backends).
+    hardware : bool
+        Whether it is a quantum computer rather than a simulator.
     """
 
     name: str
@@ -37,6 +48,11 @@ class BackendSpec:
     time_model: TimeModel = field(default_factory=TimeModel)
     device_kwargs: Mapping[str, Any] = field(default_factory=dict)
     direct: bool = False
+    pricing: PricingModel = FREE
+    use_for: frozenset[str] | None = None
+    max_queue_seconds: float | None = None
+    metered: bool = False
+    hardware: bool = False
 
     def with_time_model(self, time_model: TimeModel) -> BackendSpec:
         """A copy of this spec with another time model."""
