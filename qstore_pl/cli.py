@@ -79,6 +79,35 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ionq_emulator(args: argparse.Namespace) -> int:
+    from qstore_pl.ionq.emulator import IonQEmulator
+
+    emulator = IonQEmulator(host=args.host, port=args.port, seed=args.seed)
+    emulator.set_faults(
+        latency=args.latency,
+        job_seconds=args.job_seconds,
+        rate_limit=args.rate_limit,
+        queue_seconds=dict(args.queue or ()),
+    )
+    print(f"IonQ emulator (API v0.4) on {emulator.url}", flush=True)
+    print(f"  export QSTORE_IONQ_URL={emulator.url} IONQ_API_KEY=any-key", flush=True)
+    try:
+        emulator.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+def _queue_entry(text: str) -> tuple[str, float]:
+    backend, _, seconds = text.partition("=")
+    try:
+        return backend, float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"use BACKEND=SECONDS, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``qstore-pl``."""
     parser = argparse.ArgumentParser(
@@ -123,6 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     from qstore_pl.db.commands import add_db_parser
 
     add_db_parser(sub)
+
+    emu = sub.add_parser(
+        "ionq-emulator", help="serve an offline IonQ cloud (API v0.4) for development and tests"
+    )
+    emu.add_argument("--port", type=int, default=8765)
+    emu.add_argument("--host", default="127.0.0.1")
+    emu.add_argument("--seed", type=int, default=None, help="seed for sampled results")
+    emu.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
+    emu.add_argument("--job-seconds", type=float, default=0.0, help="seconds until a job completes")
+    emu.add_argument("--rate-limit", type=float, default=0.0, help="requests/s before HTTP 429")
+    emu.add_argument(
+        "--queue", type=_queue_entry, action="append", help="reported queue: qpu.aria-1=120"
+    )
+    emu.set_defaults(func=_ionq_emulator)
     return parser
 
 
