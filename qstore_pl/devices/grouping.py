@@ -38,7 +38,10 @@ _WIRES_ONLY = frozenset(
 
 def _op_key(op: Operator) -> Hashable:
     if op.name in _WIRES_ONLY:
-        return op.name, op.wires.labels, len(op.data)
+        # their ``wires`` property concatenates control and target wires on every
+        # call (~5 us); the same labels, read from what the gate stores
+        wires = op.hyperparameters["control_wires"].labels + op._wires.labels
+        return op.name, wires, len(op.data)
     # hyperparameters (control values, Pauli words, ...) change the circuit
     hyper = op.hyperparameters
     if hyper:
