@@ -10,9 +10,7 @@ NOTEBOOK = Path(__file__).parent.parent / "notebooks" / "state_recorder.ipynb"
 
 def test_state_recorder_notebook_runs():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3").execute(
-        cwd=str(NOTEBOOK.parent)
-    )
+    NotebookClient(notebook, timeout=300, kernel_name="python3").execute(cwd=str(NOTEBOOK.parent))
     printed = "".join(
         out.get("text", "") for cell in notebook.cells for out in cell.get("outputs", [])
     )
