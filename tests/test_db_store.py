@@ -128,10 +128,10 @@ def test_pinecone_faults_rate_limits_and_secrets(pinecone_server, monkeypatch):
     with pytest.raises(StoreError) as refused:
         pinecone.add(psi)
     assert not isinstance(refused.value, StoreUnavailableError)
-    bad = open_store("pinecone", index_host=pinecone_server.host, api_key="wrong-secret-123")
-    with pytest.raises(StoreError) as denied:
-        bad.add(psi)
-    assert "wrong-secret-123" not in str(denied.value) + repr(bad) + repr(bad.backend)
+    with pytest.raises(StoreError) as denied:  # refused when opened, key not shown
+        open_store("pinecone", index_host=pinecone_server.host, api_key="wrong-secret-123")
+    assert "Invalid API Key" in str(denied.value)
+    assert "wrong-secret-123" not in str(denied.value) + repr(pinecone) + repr(pinecone.backend)
     monkeypatch.delenv("PINECONE_API_KEY", raising=False)
     with pytest.raises(StoreError, match="PINECONE_API_KEY"):
         open_store("pinecone", index_host=pinecone_server.host)
