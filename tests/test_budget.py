@@ -135,6 +135,21 @@ def test_many_threads_through_one_router_stay_within_budget(emulator, tmp_path):
     assert dev.cost_report().total == pytest.approx(8.0)
 
 
+def test_a_timed_out_job_stays_counted_and_the_chain_runs_the_work(emulator, tmp_path):
+    cfg = hardware_config(tmp_path, budget=3.0, fallback_chain=["simulator"])
+    cfg["backends"][0]["options"]["job_timeout"] = 0.3
+    dev = qml.device("qstore.router", wires=2, config=cfg)
+    circuit = two_qubit_circuit(dev)
+    with qstore_pl.purpose("validation"):
+        emulator.set_faults(job_seconds=30)  # the hardware job outlives its 0.3 s timeout
+        threading.Timer(0.6, emulator.set_faults, kwargs={"job_seconds": 0}).start()
+        circuit(0.3)  # hardware times out; the simulator answers once jobs finish again
+        report = dev.cost_report()
+        assert report.total == 0.0 and report.unconfirmed == pytest.approx(2.0)
+        with pytest.raises(BudgetExceeded, match=r"2\.00 USD spent or reserved"):
+            circuit(0.4)
+
+
 def test_cache_hits_are_not_charged_and_show_as_saved(emulator, tmp_path):
     class Cache(DeviceCallback):
         def lookup(self, tape, backend):

@@ -223,8 +223,9 @@ class Spending:
     ) -> Iterator[Bill | None]:
         """Reserve ``quote`` before the block, commit the actual charge after it.
 
-        The reservation is released if the block raises. Circuits a cache answered
-        (``bill.cached``) are not charged and are recorded as saved.
+        The reservation is released if the block raises, except on a timeout: the job
+        may still run and be billed, so it stays counted as unconfirmed. Circuits a
+        cache answered (``bill.cached``) are not charged and are recorded as saved.
 
         Raises
         ------
@@ -248,6 +249,9 @@ class Spending:
         bill = Bill(quote)
         try:
             yield bill
+        except TimeoutError:
+            ledger.mark_unconfirmed(execution, spec.name)
+            raise
         except BaseException:
             ledger.release(execution, spec.name)
             raise

@@ -4,10 +4,11 @@ Every priced job is first *reserved* at its estimated cost, inside one write
 transaction that also checks the limits, so concurrent submitters (threads or
 processes sharing the file) can never reserve more than the budget together. After
 the job completes the reservation is *committed* at the actual charge; when it fails
-it is *released*. Rows are keyed by ``(execution, backend)``: retrying one execution
-reserves and charges once. The file uses SQLite's write-ahead log with full syncs, so
-what was committed survives a crash; reservations of a process that died stay counted
-(as "unconfirmed") until someone settles them.
+it is *released*; when its outcome is unknown (it timed out after submission: IonQ may
+still run and bill it) it stays counted as *unconfirmed*. Rows are keyed by
+``(execution, backend)``: retrying one execution reserves and charges once. The file
+uses SQLite's write-ahead log with full syncs, so what was committed survives a crash;
+reservations of a process that died stay counted (as unconfirmed) too.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ CREATE TABLE IF NOT EXISTS charges (
     execution TEXT NOT NULL,
     backend TEXT NOT NULL,
     purpose TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('reserved', 'committed', 'released', 'saved')),
+    state TEXT NOT NULL
+        CHECK (state IN ('reserved', 'committed', 'released', 'unconfirmed', 'saved')),
     usd REAL NOT NULL,
     estimate REAL NOT NULL,
     circuits INTEGER NOT NULL,
@@ -45,7 +47,10 @@ CREATE TABLE IF NOT EXISTS charges (
     PRIMARY KEY (execution, backend)
 )
 """
-_SPENT = "SELECT COALESCE(SUM(usd), 0) FROM charges WHERE state IN ('reserved', 'committed')"
+_SPENT = (
+    "SELECT COALESCE(SUM(usd), 0) FROM charges "
+    "WHERE state IN ('reserved', 'committed', 'unconfirmed')"
+)
 
 
 def default_ledger_path() -> Path:
@@ -172,6 +177,16 @@ class Ledger:
             )
             return cursor.rowcount == 1
 
+    def mark_unconfirmed(self, execution: str, backend: str) -> bool:
+        """Keep a reservation counted: the job was submitted but its outcome is unknown."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE charges SET state = 'unconfirmed', updated = ? "
+                "WHERE execution = ? AND backend = ? AND state = 'reserved'",
+                (time.time(), execution, backend),
+            )
+            return cursor.rowcount == 1
+
     def record_saving(
         self, execution: str, backend: str, usd: float, purpose: str, circuits: int, shots: int
     ) -> None:
@@ -215,7 +230,9 @@ class Ledger:
         for backend, purpose, state, usd, circuits, n_shots, pid, row_host in rows:
             if state == "saved":
                 saved += usd
-            elif state == "reserved" and not (row_host == host and _alive(pid)):
+            elif state == "unconfirmed" or (
+                state == "reserved" and not (row_host == host and _alive(pid))
+            ):
                 unconfirmed += usd
             elif state == "committed":
                 by_backend[backend] = by_backend.get(backend, 0.0) + usd
