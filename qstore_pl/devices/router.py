@@ -93,6 +93,11 @@ class RouterDevice(Device):
         ``{"name", "type", "options"}`` dicts), ``routing_strategy``
         (``"performance"``), ``precision`` (``"single"`` allows complex64 backends,
         ``"double"`` requires complex128), ``fallback`` (bool) and ``executor``.
+        Spending: ``budget`` and ``max_cost_per_batch`` (USD), ``on_budget_exceeded``
+        (``"raise"`` or ``"fallback"``), ``ledger`` (path), ``fallback_chain``; per
+        backend ``use_for``, ``pricing``, ``target`` and ``max_queue_seconds`` (IonQ
+        backends: ``"type": "ionq"``). ``routing_strategy`` may also be
+        ``"cost_optimized"`` or ``"precision"``.
     callbacks : Sequence[DeviceCallback], optional
         Called with an :class:`~qstore_pl.callbacks.ExecutionRecord` per circuit run.
     seed : int, optional
