@@ -31,6 +31,7 @@ from pennylane.tape import QuantumScript
 from pennylane.transforms.core import CompilePipeline
 
 from qstore_pl.callbacks import DeviceCallback, ExecutionRecord
+from qstore_pl.devices.adjoint_support import adjoint_support
 from qstore_pl.devices.calibrate import apply_calibration
 from qstore_pl.devices.executors import GroupWork, make_executor
 from qstore_pl.devices.grouping import TapeGroup, group_by_structure, structure_key
@@ -224,20 +225,8 @@ class RouterDevice(Device):
             return True
         if circuit.shots:
             return False
-        # the QNode asks on every call; the answer depends on the structure only
         key = (structure_key(circuit), tuple(circuit.trainable_params), execution_config.interface)
-        if key not in self._supports_adjoint:
-            if len(self._supports_adjoint) > _CACHE_SIZE:
-                self._supports_adjoint.clear()
-            config = self.setup_execution_config(
-                replace(execution_config, gradient_method="adjoint"), circuit
-            )
-            try:
-                self.preprocess_transforms(config)((circuit,))
-                self._supports_adjoint[key] = True
-            except (DeviceError, qml.operation.DecompositionUndefinedError, AttributeError):
-                self._supports_adjoint[key] = False
-        return self._supports_adjoint[key]
+        return adjoint_support(self, self._supports_adjoint, key, execution_config, circuit)
 
     def supports_vjp(self, execution_config=None, circuit=None) -> bool:
         return self.supports_derivatives(execution_config, circuit)

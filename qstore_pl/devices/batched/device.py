@@ -32,6 +32,7 @@ from pennylane.tape import QuantumScript
 from pennylane.transforms import broadcast_expand, defer_measurements
 from pennylane.transforms.core import CompilePipeline
 
+from qstore_pl.devices.adjoint_support import adjoint_support
 from qstore_pl.devices.batched.adjoint import backward, forward
 from qstore_pl.devices.batched.kernel import StateKernel
 from qstore_pl.devices.batched.measure import (
@@ -203,18 +204,8 @@ class BatchedDevice(Device):
             return True
         if circuit.shots:
             return False
-        # the QNode asks on every call; the answer depends only on the structure
         key = structure_key(circuit)
-        if key not in self._supports_adjoint:
-            config = self.setup_execution_config(
-                replace(execution_config, gradient_method="adjoint"), circuit
-            )
-            try:
-                self.preprocess_transforms(config)((circuit,))
-                self._supports_adjoint[key] = True
-            except (DeviceError, qml.operation.DecompositionUndefinedError, AttributeError):
-                self._supports_adjoint[key] = False
-        return self._supports_adjoint[key]
+        return adjoint_support(self, self._supports_adjoint, key, execution_config, circuit)
 
     def supports_vjp(self, execution_config=None, circuit=None) -> bool:
         return self.supports_derivatives(execution_config, circuit)

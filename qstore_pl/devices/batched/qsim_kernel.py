@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from qstore_pl.devices.batched.kernel import StateKernel
 from qstore_pl.devices.batched.program import ArrayGate
 from qstore_pl.devices.qsim.simulator import QsimSimulator
 from qstore_pl.devices.qsim.translate import QSIM
@@ -26,7 +27,7 @@ def _local_matrix(gate: ArrayGate, row: int) -> np.ndarray:
     return np.diag(value) if gate.kind == "diag" else value
 
 
-class QsimStateKernel:
+class QsimStateKernel(StateKernel):
     """Applies array gates to batches of complex64 states with qsim.
 
     Parameters
@@ -42,20 +43,8 @@ class QsimStateKernel:
     compose_permutations = False
 
     def __init__(self, threads: int | None = None, max_fused_gate_size: int = 4):
-        self.dtype = np.dtype(np.complex64)
+        super().__init__(np.complex64)
         self._simulator = QsimSimulator(max_fused_gate_size, threads or os.cpu_count() or 1)
-
-    def initial_states(self, batch: int, n: int, initial: np.ndarray | None) -> np.ndarray:
-        """``|0...0>`` (or the given state-preparation states) for every circuit."""
-        if initial is not None:
-            return np.array(initial, dtype=self.dtype)
-        states = np.zeros((batch, 2**n), dtype=self.dtype)
-        states[:, 0] = 1
-        return states
-
-    def apply(self, states: np.ndarray, gate: ArrayGate, n: int) -> np.ndarray:
-        """Apply one array gate to every row."""
-        return self.apply_all(states, [gate], n)
 
     def apply_all(self, states: np.ndarray, gates: Sequence[ArrayGate], n: int) -> np.ndarray:
         """Apply array gates in order to every row (overwrites ``states``)."""
