@@ -6,6 +6,7 @@ import pytest
 from ionq_support import config, emulator_server, ionq, price
 from pennylane import numpy as pnp
 
+from qstore_pl.callbacks import DeviceCallback
 from qstore_pl.exceptions import ConfigError
 from qstore_pl.ionq.simulate import gate_counts
 from qstore_pl.router.pricing import PricingModel, default_pricing, parse_pricing
@@ -109,3 +110,27 @@ def test_spsa_training_steps_cost_what_the_estimate_says(emulator, tmp_path):
     qml.grad(spsa)(w)
     assert len(emulator.jobs) == 2  # the forward pass, then both SPSA circuits as one job
     assert dev.cost_report().total == pytest.approx(expected)
+
+
+def test_callbacks_and_the_tracker_see_what_each_circuit_cost(emulator, tmp_path):
+    class Records(DeviceCallback):
+        def __init__(self):
+            self.records = []
+
+        def on_execution(self, record):
+            self.records.append(record)
+
+        lookup = DeviceCallback.lookup
+
+    seen = Records()
+    cfg = config(tmp_path, ionq("hardware", "qpu.aria-1"))
+    dev = qml.device("qstore.router", wires=3, config=cfg, callbacks=[seen])
+    circuit = layer_circuit(dev, shots=5000)
+    batch = np.stack([np.linspace(0.1, 0.6, 6), np.linspace(0.6, 0.1, 6)], axis=1)
+    with qml.Tracker(dev) as tracker:
+        circuit(batch)  # one broadcast tape of 2 circuits: one job
+    charged = dev.cost_report().total
+    assert charged == pytest.approx(price((6, 3), 5000, circuits=2))
+    assert sum(r.cost for r in seen.records) == pytest.approx(charged)
+    assert {r.backend for r in seen.records} == {"hardware"}
+    assert tracker.totals["cost"] == pytest.approx(charged)

@@ -327,7 +327,8 @@ class RouterDevice(Device):
                 logger.warning("backend %s failed (%s: %s); trying the next", name, job.task, err)
                 continue
             seconds = time.perf_counter() - start
-            self._record(job, name, method, output, seconds, failures, cached)
+            charged = bill.charged if bill is not None else 0.0
+            self._record(job, name, method, output, seconds, failures, cached, charged)
             return output
         raise BackendExecutionError(
             f"every backend allowed for this {job.task} failed: " + " | ".join(failures)
@@ -364,7 +365,7 @@ class RouterDevice(Device):
         owner, spec, seed = self._executor.owner, self._specs[name], self._seeds[key]
         return GroupWork(owner, spec, key[1], seed, task, tapes, **details)
 
-    def _record(self, job, backend, method, output, seconds, failures, cached) -> None:
+    def _record(self, job, backend, method, output, seconds, failures, cached, cost) -> None:
         tapes = job.group.tapes
         circuits = sum(t.batch_size or 1 for t in tapes)
         reason = job.decision.reason
@@ -383,7 +384,7 @@ class RouterDevice(Device):
             )
         )
         if self.tracker.active:
-            self.tracker.update(backend=backend, **{f"executions:{backend}": circuits})
+            self.tracker.update(backend=backend, cost=cost, **{f"executions:{backend}": circuits})
             self.tracker.record()
         if not self._callbacks:
             return
@@ -397,6 +398,7 @@ class RouterDevice(Device):
                 backend=backend,
                 shots=shots,
                 seconds=share,
+                cost=cost * (tape.batch_size or 1) / circuits,
                 derivative_method=method,
             )
             for callback in self._callbacks:

@@ -106,10 +106,12 @@ class Quote:
 
 @dataclass
 class Bill:
-    """An open charge; the router sets ``cached`` when a cache answered circuits."""
+    """An open charge: the router sets ``cached`` (circuits a cache answered); the
+    charge committed when the block ends is ``charged`` (USD)."""
 
     quote: Quote
     cached: int = 0
+    charged: float = 0.0
 
 
 class Spending:
@@ -258,6 +260,7 @@ class Spending:
         ran = quote.circuits - bill.cached
         actual = spec.pricing.job_cost(ran, quote.shots, *quote.submitted_gates)
         ledger.commit(execution, spec.name, actual)
+        bill.charged = actual
         if bill.cached:
             self.record_saving(spec.name, quote.usd - actual, purpose, bill.cached, quote.shots)
 
