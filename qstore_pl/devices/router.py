@@ -432,7 +432,7 @@ class RouterDevice(Device):
             A QNode is called with ``*args, **kwargs`` to build its tapes (not run).
         """
         tapes = self._device_tapes(circuit, *args, **kwargs)[0]
-        return self._spending.estimate(tapes)
+        return self._spending.estimate(group_by_structure(tapes))
 
     def reset_routing_report(self) -> None:
         """Forget the routing history."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import pennylane as qml
 from pennylane.tape import QuantumScript
 
+from qstore_pl.devices.grouping import TapeGroup
 from qstore_pl.router.config import AUTO, RouterConfig
 from qstore_pl.router.cost_estimate import CostEstimate, CostLine
 from qstore_pl.router.cost_report import CostReport
@@ -31,6 +32,7 @@ from qstore_pl.router.pricing import FREE, default_pricing, parse_pricing
 from qstore_pl.router.spec import BackendSpec
 
 IONQ_DEVICE = "qstore.ionq"
+_COUNTS_KEPT = 256  # structures whose gate counts are remembered
 
 
 def apply_spending_settings(
@@ -155,9 +157,11 @@ class Spending:
         gateset = spec.device_kwargs.get("gateset", "qis")
         cache_key = (key, gateset)
         if cache_key not in self._counts:
+            if len(self._counts) > _COUNTS_KEPT:
+                self._counts.clear()
             self._counts[cache_key] = gate_counts(tapes[0], native=gateset == "native")
         gates, submitted = self._counts[cache_key]
-        shots = tapes[0].shots.total_shots or 0 if tapes[0].shots else 0
+        shots = tapes[0].shots.total_shots if tapes[0].shots else 0
         circuits = sum(t.batch_size or 1 for t in tapes)
         usd = spec.pricing.job_cost(circuits, shots, *submitted)
         return Quote(usd, circuits, shots, gates, submitted)
@@ -168,27 +172,27 @@ class Spending:
             return {}  # IonQ needs shots: no metered backend is eligible anyway
         return {n: self.quote(s, tapes, key).usd for n, s in self.specs.items() if s.metered}
 
-    def estimate(self, tapes: Sequence[QuantumScript]) -> CostEstimate:
-        """Forward and training-step prices of ``tapes`` on every metered backend."""
+    def estimate(self, groups: Sequence[TapeGroup]) -> CostEstimate:
+        """Forward and training-step prices on every metered backend, one line per
+        backend and group of same-structure tapes (labelled ``name [i]`` when several)."""
         lines = []
-        for spec in self.specs.values():
-            if not spec.metered:
-                continue
-            native = spec.device_kwargs.get("gateset", "qis") == "native"
-            circuits = sum(t.batch_size or 1 for t in tapes)
-            gates, submitted = gate_counts(tapes[0], native=native)
-            shots = tapes[0].shots.total_shots if tapes[0].shots else 0
-            lines.append(
-                CostLine(
-                    backend=spec.name,
-                    pricing=spec.pricing,
-                    gates=gates,
-                    native_gates=submitted if native else None,
-                    circuits=circuits,
-                    trainable=len(tapes[0].trainable_params),
-                    shots=shots,
+        for i, group in enumerate(groups):
+            for spec in self.specs.values():
+                if not spec.metered:
+                    continue
+                quote = self.quote(spec, group.tapes, group.key)
+                native = spec.device_kwargs.get("gateset", "qis") == "native"
+                lines.append(
+                    CostLine(
+                        backend=spec.name if len(groups) == 1 else f"{spec.name} [{i}]",
+                        pricing=spec.pricing,
+                        gates=quote.gates,
+                        native_gates=quote.submitted_gates if native else None,
+                        circuits=quote.circuits,
+                        trainable=len(group.tapes[0].trainable_params),
+                        shots=quote.shots,
+                    )
                 )
-            )
         return CostEstimate(tuple(lines))
 
     # -------------------------------------------------------------- conditions

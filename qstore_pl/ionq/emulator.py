@@ -90,7 +90,6 @@ class EmulatedJob:
     fail: bool
     results: dict | None = None
     error: str | None = None
-    polls: int = 0
 
     def status(self, faults: Faults) -> str:
         if self.fail or self.error:
@@ -232,7 +231,6 @@ class IonQEmulator:
                 return 404, {"error": f"no job {job_id}"}
             if self.faults.get_errors:
                 return self.faults.get_errors.pop(0), {"error": "injected fault"}
-            job.polls += 1
             status = job.status(self.faults)
         body: dict[str, Any] = {"id": job.id, "status": status, "backend": job.payload["backend"]}
         if status == "completed":

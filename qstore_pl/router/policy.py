@@ -117,11 +117,6 @@ class RoutingDecision:
             return list(self.order)
         return [c.backend for c in self.candidates if c.eligible]
 
-    @property
-    def cost(self) -> float | None:
-        """Estimated USD on the chosen backend (``None`` when it is not priced)."""
-        return next(c.cost for c in self.candidates if c.backend == self.backend)
-
 
 class RoutingPolicy(ABC):
     """Orders eligible candidates, best first."""
