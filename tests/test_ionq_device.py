@@ -157,3 +157,15 @@ def test_emulator_speaks_the_rest_of_the_api(emulator):
     answer = requests.post(f"{root}/jobs", json=bad, headers=headers)
     assert answer.status_code == 400
     assert "unsupported gate 'warp'" in answer.json()["error"]
+
+
+def test_rate_limits_and_the_control_endpoint(emulator):
+    headers = {"Authorization": f"apiKey {API_KEY}"}
+    answer = requests.post(f"{emulator.url}/_emulator/faults", json={"rate_limit": 2})
+    assert answer.json()["rate_limit"] == 2
+    codes = [
+        requests.get(f"{emulator.url}/v0.4/backends", headers=headers).status_code for _ in range(4)
+    ]
+    assert codes[:2] == [200, 200] and 429 in codes[2:]
+    bad = requests.post(f"{emulator.url}/_emulator/faults", json={"meteor": True})
+    assert bad.status_code == 400 and "unknown fault 'meteor'" in bad.json()["error"]
