@@ -131,7 +131,10 @@ def calibrate(specs: Sequence[BackendSpec], level: str = "quick", seed: int = 0)
 
 
 def _is_local(spec: BackendSpec) -> bool:
-    return any(spec.device_name == known.device_name for known in KNOWN_BACKENDS.values())
+    return any(
+        spec.device_name == known.device_name and not known.remote
+        for known in KNOWN_BACKENDS.values()
+    )
 
 
 def apply_calibration(specs: list[BackendSpec], configured: str) -> list[BackendSpec]:

@@ -199,6 +199,7 @@ class _Known:
     build: Callable[[Mapping[str, Any]], tuple[BackendCapabilities, TimeModel]]
     module: str | None  # must be importable for the backend to be usable
     direct: bool = False  # runs the router's circuits without its own preprocessing
+    remote: bool = False  # a cloud service: not measured by calibration
 
 
 #: Backend types the router can build.
@@ -217,7 +218,7 @@ KNOWN_BACKENDS: dict[str, _Known] = {
     "qstore.qsim": _Known("qstore.qsim", _qsim, "qsimcirq"),
     "qstore.batched": _Known("qstore.batched", _batched, "numba", direct=True),
     "default.qubit": _Known("default.qubit", _default_qubit, None),
-    "ionq": _Known("qstore.ionq", _ionq, "pennylane_ionq"),
+    "ionq": _Known("qstore.ionq", _ionq, "pennylane_ionq", remote=True),
 }
 
 #: Local simulators used when the config says ``"auto"``, in order of preference.
