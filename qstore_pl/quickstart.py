@@ -23,6 +23,7 @@ class QuickstartResult:
     seconds_per_epoch: float
     report: str
     explanation: str
+    cost_report: str
 
 
 def two_moons(n: int, noise: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -140,6 +141,7 @@ def run(
         seconds_per_epoch=seconds_per_epoch,
         report=str(dev.routing_report()),
         explanation=explanation,
+        cost_report=str(dev.cost_report()),
     )
 
 
@@ -151,6 +153,8 @@ def main(**kwargs) -> QuickstartResult:
     print(f"{result.seconds_per_epoch:.2f} s per epoch")
     print()
     print(result.report)
+    print()
+    print(result.cost_report)
     print()
     print("How one training step is routed:")
     print(result.explanation)

@@ -1,5 +1,6 @@
 """The qstore-pl command and the quickstart it runs."""
 
+import re
 import subprocess
 import sys
 
@@ -15,6 +16,7 @@ def test_quickstart_trains_and_reports_where_it_ran():
     assert result.losses[-1] < result.losses[0]
     assert result.train_accuracy > 0.6
     assert "what ran where" in result.report
+    assert re.search(r"total\s+0\.00\b", result.cost_report), "local simulators are free"
     assert "forward + vjp" in result.explanation
     assert "chosen:" in result.explanation
 
