@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -172,15 +171,10 @@ def plot(rows: list[dict], modes, path: Path) -> None:
 
 
 def machine() -> str:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    from qstore_pl.router.calibration import machine_fingerprint
+
+    f = machine_fingerprint()
+    return f"{f['cpu']}, {f['cores']} cores, Python {f['python']}"
 
 
 def main() -> None:
