@@ -2,6 +2,7 @@
 shot runs store measured distributions, an outage loses nothing and duplicates nothing."""
 
 import time
+
 import numpy as np
 import pennylane as qml
 import pytest
