@@ -85,3 +85,12 @@ def test_bad_arguments_say_what_is_expected(kwargs, message):
 def test_shape_helper():
     assert HardwareEfficientAnsatz.shape(4, 8) == (4, 8, 2)
     assert HardwareEfficientAnsatz.shape(1, 3, rotations=["RX", "RY", "RZ"]) == (1, 3, 3)
+
+
+def test_decomposes_to_portable_gates_only():
+    from qstore_pl.templates import PORTABLE_GATES
+
+    w = np.zeros(HardwareEfficientAnsatz.shape(2, 3, rotations=["RX", "RY", "RZ"]))
+    for kind in ("linear", "ring", "full"):
+        ops = HardwareEfficientAnsatz(w, range(3), ["RX", "RY", "RZ"], kind).decomposition()
+        assert {op.name for op in ops} <= PORTABLE_GATES

@@ -4,6 +4,7 @@ hand-written circuits, broadcasting, gate sets, gradients and bad input."""
 import numpy as np
 import pennylane as qml
 import pytest
+from ionq_support import config, emulator_server, ionq
 from pennylane import numpy as pnp
 
 from qstore_pl.templates import (
@@ -15,6 +16,7 @@ from qstore_pl.templates import (
 )
 from qstore_pl.templates.encodings import uniformly_controlled_rotation
 
+emulator = pytest.fixture(emulator_server, name="emulator")
 rng = np.random.default_rng(5)
 
 
@@ -77,6 +79,33 @@ def test_portable_gates_run_natively_on_every_backend():
 def test_decompositions_use_portable_gates_only(op, gates):
     assert gate_names(op) == gates
     assert {g.name for g in op.decomposition()} == gates  # one level suffices
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_amplitude_encoding_gate_counts(n):
+    ops = AmplitudeEncoding(rng.normal(size=2**n), wires=range(n)).decomposition()
+    names = [op.name for op in ops]
+    assert (names.count("RY"), names.count("CNOT"), len(names)) == (
+        2**n - 1,
+        2**n - 2,
+        2 ** (n + 1) - 3,
+    )
+
+
+def test_operators_are_valid_pennylane_operators():
+    for op in (
+        AngleEncoding(rng.normal(size=2), [0, 1, 2], rotation="XY", scaling=0.5),
+        AmplitudeEncoding(rng.normal(size=3), [0, 1]),
+        AmplitudeEncoding(rng.normal(size=4) + 1j, [0, 1]),
+        DataReuploading(rng.normal(size=2), rng.normal(size=(2, 2, 2)), [0, 1]),
+    ):
+        qml.ops.functions.assert_valid(op, skip_capture=True)  # capture needs another jax
+    for op in (  # broadcast: PennyLane's parameter-shift check refuses broadcast tapes
+        AngleEncoding(rng.normal(size=(3, 2)), [0, 1]),
+        AmplitudeEncoding(rng.normal(size=(3, 4)), [0, 1]),
+        DataReuploading(rng.normal(size=(3, 2)), rng.normal(size=(3, 1, 2, 2)), [0, 1]),
+    ):
+        qml.ops.functions.assert_valid(op, skip_capture=True, skip_differentiation=True)
 
 
 # ---------------------------------------------------------------- AngleEncoding
@@ -407,3 +436,41 @@ def test_reuploading_runs_on_the_router():
     got = qml.QNode(circuit, qml.device("qstore.router", wires=n))(x)
     want = qml.QNode(circuit, qml.device("default.qubit", wires=n))(x)
     np.testing.assert_allclose(got, want, atol=1e-5)  # a complex64 backend may run it
+
+
+# ------------------------------------------------------------------- other backends
+
+
+def test_encodings_run_batched_on_the_router():
+    x = rng.normal(size=(5, 6))
+
+    def circuit(features):
+        AmplitudeEncoding(features, wires=range(3))
+        AngleEncoding(features[..., :3], wires=range(3), rotation="Z")
+        return qml.expval(qml.X(0) @ qml.Z(2)), qml.probs(wires=[1])
+
+    got = qml.QNode(circuit, qml.device("qstore.router", wires=3))(x)
+    want = qml.QNode(circuit, qml.device("default.qubit", wires=3))(x)
+    np.testing.assert_allclose(got[0], want[0], atol=1e-5)  # a complex64 backend may run it
+    np.testing.assert_allclose(got[1], want[1], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "gateset, sent", [("qis", {"ry", "rx", "rz", "cnot"}), ("native", {"gpi", "gpi2", "ms"})]
+)
+def test_encodings_run_on_ionq_through_the_router(emulator, tmp_path, gateset, sent):
+    x = rng.normal(size=7)
+    w = rng.normal(size=DataReuploading.shape(1, 3))
+
+    def circuit():
+        AmplitudeEncoding(x, wires=range(3))
+        DataReuploading(x[:3], w, wires=range(3))
+        return qml.probs(wires=[0, 2])
+
+    backend = ionq("sim", options={"gateset": gateset})
+    dev = qml.device("qstore.router", wires=3, config=config(tmp_path, backend))
+    got = qml.QNode(circuit, dev, shots=500)()
+    want = qml.QNode(circuit, qml.device("default.qubit"))()
+    np.testing.assert_allclose(got, want, atol=1e-10)  # IonQ's simulator target is exact
+    [job] = emulator.jobs.values()
+    assert {g["gate"] for g in job.payload["input"]["circuit"]} <= sent

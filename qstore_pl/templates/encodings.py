@@ -39,6 +39,7 @@ def parse_rotation(rotation: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def check_angle_features(template: str, features, n_wires: int):
+    """``features`` as a real array of shape ``(n,)`` or ``(batch, n)``, ``n <= n_wires``."""
     features = as_tensor(features)
     shape = tuple(math.shape(features))
     if len(shape) not in (1, 2) or shape[-1] == 0:

@@ -99,7 +99,8 @@ class ClusterState(Operation):
     def compute_decomposition(wires):
         """H, then each ring CZ as ``H CNOT H`` with cancelling Hadamards dropped."""
         ops = []
-        # wires still owed their initial Hadamard: for them H (owed) H (from a CZ) = I
+        # wires still owed their initial Hadamard: for them H (owed) H (from a CZ) = I.
+        # Every wire is a target once on the ring, so none is owed at the end.
         owed = set(wires)
         for a, b in zip(wires, [*wires[1:], wires[0]]):
             if a in owed:  # a control must be in the |+> basis first
@@ -110,7 +111,6 @@ class ClusterState(Operation):
             else:
                 ops.append(qml.Hadamard(wires=b))
             ops += [qml.CNOT(wires=[a, b]), qml.Hadamard(wires=b)]
-        ops += [qml.Hadamard(wires=w) for w in wires if w in owed]
         return ops
 
 
