@@ -84,7 +84,8 @@ def output_width(qnode: qml.QNode, weight_shapes: Mapping[str, tuple], n_feature
         (samples, counts, states).
     """
     args = {name: np.zeros(shape) for name, shape in weight_shapes.items()}
-    tape = qml.tape.make_qscript(qnode.func)(**{INPUT_ARG: np.zeros(n_features)}, **args)
+    # ones, not zeros: amplitude encodings reject a zero vector
+    tape = qml.tape.make_qscript(qnode.func)(**{INPUT_ARG: np.ones(n_features)}, **args)
     n_wires = len(qnode.device.wires) if qnode.device.wires is not None else tape.num_wires
     width = 0
     for mp in tape.measurements:

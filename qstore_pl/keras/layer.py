@@ -154,32 +154,39 @@ class KerasLayer(keras.layers.Layer):
             },
             weight_shapes={name: list(shape) for name, shape in self.weight_shapes.items()},
             output_dim=self.output_dim,
-            weight_specs={
-                name: {
-                    key: keras.saving.serialize_keras_object(value)
-                    if key in _SERIALISED_SPEC_KEYS
-                    else value
-                    for key, value in spec.items()
-                }
-                for name, spec in self.weight_specs.items()
-            },
+            weight_specs=self._serialised_weight_specs(),
             input_gradients=self.input_gradients,
         )
         return config
 
-    @classmethod
-    def from_config(cls, config: dict) -> KerasLayer:
-        config = dict(config)
-        qnode = _rebuild_qnode(config.pop("qnode"))
-        config["weight_specs"] = {
+    def _serialised_weight_specs(self) -> dict:
+        return {
+            name: {
+                key: keras.saving.serialize_keras_object(value)
+                if key in _SERIALISED_SPEC_KEYS
+                else value
+                for key, value in spec.items()
+            }
+            for name, spec in self.weight_specs.items()
+        }
+
+    @staticmethod
+    def _deserialised_weight_specs(specs: Mapping) -> dict:
+        return {
             name: {
                 key: keras.saving.deserialize_keras_object(value)
                 if key in _SERIALISED_SPEC_KEYS
                 else value
                 for key, value in spec.items()
             }
-            for name, spec in config.get("weight_specs", {}).items()
+            for name, spec in specs.items()
         }
+
+    @classmethod
+    def from_config(cls, config: dict) -> KerasLayer:
+        config = dict(config)
+        qnode = _rebuild_qnode(config.pop("qnode"))
+        config["weight_specs"] = cls._deserialised_weight_specs(config.get("weight_specs", {}))
         return cls(qnode, **config)
 
 

@@ -1,0 +1,5 @@
+"""torch modules for quantum circuits (PennyLane's TorchLayer underneath)."""
+
+from qstore_pl.torch.quantum_layer import QuantumLayer
+
+__all__ = ["QuantumLayer"]

@@ -1,0 +1,73 @@
+"""``QuantumLayer`` for torch: a circuit described by size and parts, on TorchLayer."""
+
+from __future__ import annotations
+
+import pennylane as qml
+
+from qstore_pl.device_choice import make_device
+from qstore_pl.layer_circuit import LayerCircuit
+
+
+class QuantumLayer(qml.qnn.TorchLayer):
+    """A trainable quantum ``torch.nn.Module`` in the style of Q-Store's ``QuantumLayer``.
+
+    PennyLane's :class:`~pennylane.qnn.TorchLayer` does the torch integration (batches
+    are broadcast into one tape, so ``qstore.router`` runs a batch as one simulation and
+    its backward pass as one adjoint VJP).
+
+    Parameters
+    ----------
+    n_qubits, depth : int
+        Circuit width and number of ansatz layers.
+    encoding, ansatz, entanglement, measurement
+        See :class:`qstore_pl.layer_circuit.LayerCircuit`.
+    device : str or Device
+        ``"qstore.router"`` (default) or any PennyLane device name or instance.
+    diff_method : str
+        The QNode's differentiation method.
+    init_method : callable or Mapping, optional
+        As TorchLayer's (default: uniform in :math:`[0, 2\\pi)`).
+    **circuit_options
+        ``rotations``, ``encoding_axis``, ``scaling``.
+
+    **Example**
+
+    >>> layer = QuantumLayer(n_qubits=4, depth=2)
+    >>> model = torch.nn.Sequential(layer, torch.nn.Linear(4, 2))
+    """
+
+    def __init__(
+        self,
+        n_qubits: int,
+        depth: int,
+        encoding: str = "angle",
+        ansatz: str = "hardware_efficient",
+        entanglement: str = "linear",
+        measurement="z",
+        device="qstore.router",
+        diff_method: str = "best",
+        init_method=None,
+        **circuit_options,
+    ):
+        circuit = LayerCircuit(
+            n_qubits,
+            depth,
+            encoding=encoding,
+            ansatz=ansatz,
+            entanglement=entanglement,
+            measurement=measurement,
+            **circuit_options,
+        )
+        qnode = qml.QNode(
+            circuit.qfunc(),
+            make_device(device, n_qubits),
+            interface="torch",
+            diff_method=diff_method,
+        )
+        super().__init__(qnode, circuit.weight_shapes(), init_method=init_method)
+        self.circuit = circuit
+
+    @property
+    def output_dim(self) -> int:
+        """Outputs per sample."""
+        return self.circuit.output_dim
