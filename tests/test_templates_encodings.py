@@ -317,6 +317,25 @@ def test_amplitude_encoding_gradient_in_torch():
     np.testing.assert_allclose(xt.grad.numpy(), fd, atol=1e-7)
 
 
+def test_amplitude_encoding_in_tensorflow():
+    # the framework ops of the encoding (where, arctan2, tensordot) in TensorFlow
+    tf = pytest.importorskip("tensorflow")
+    x = rng.normal(size=(2, 6))
+
+    @qml.qnode(qml.device("default.qubit", wires=3), interface="tf")
+    def circuit(features):
+        AmplitudeEncoding(features, wires=range(3))
+        return qml.expval(qml.X(0) @ qml.Z(2))
+
+    xt = tf.Variable(x)
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(circuit(xt))
+    reference = qml.QNode(circuit.func, qml.device("default.qubit", wires=3))
+    want = qml.grad(lambda f: pnp.sum(reference(f)))(pnp.array(x, requires_grad=True))
+    assert float(total) == pytest.approx(np.sum(reference(x)), abs=1e-12)
+    np.testing.assert_allclose(tape.gradient(total, xt).numpy(), want, atol=1e-12)
+
+
 def test_encodings_under_jax_jit():
     jax = pytest.importorskip("jax")
     jnp = jax.numpy
