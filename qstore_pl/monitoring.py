@@ -10,7 +10,8 @@ here depends on an ML framework.
 Tags (``<backend>`` is a router backend name, ``total`` sums over backends):
 
 =========================================  ==============================================
-``router/executions/<backend>``            circuits run (broadcast batches count each)
+``router/executions/<backend>``            circuits answered (broadcast batches count
+                                           each; cache hits included)
 ``router/gradient_executions/<backend>``   of those, circuits run for derivatives
 ``router/shots/<backend>``                 shots taken (0 for analytic results)
 ``router/cost_usd/<backend>``              USD charged (this device's share of each job)
@@ -71,6 +72,8 @@ class RouterMetrics(DeviceCallback):
     ``cost_report()``, read only for devices with metered (priced) backends, so that a
     local-only router never opens a spending ledger. The ledger may be shared with
     other routers and processes, whose savings then show in ``saved_usd`` too.
+    ``reset_routing_report()`` on a bound device also resets its cache-hit count;
+    call :meth:`reset` after it.
     """
 
     def __init__(self, device: Any = None):
