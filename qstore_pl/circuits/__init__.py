@@ -1,0 +1,65 @@
+"""Circuits as data (TensorFlow Quantum's core idea, for PennyLane tapes).
+
+* :mod:`~qstore_pl.circuits.json_format`: exact, versioned JSON for any tape.
+* :mod:`~qstore_pl.circuits.qasm`: OpenQASM 2.0 (qelib1) where it can express the circuit.
+* :mod:`~qstore_pl.circuits.tensor`: numeric circuit tensors for frameworks without
+  string tensors (Keras on JAX or torch).
+* :class:`Symbol` / :class:`ParametrizedCircuit`: circuits with named placeholder
+  parameters, bound to numpy, autograd, torch, JAX or TensorFlow values later.
+* :mod:`~qstore_pl.circuits.datasets`: a torch ``Dataset`` and a ``tf.data`` pipeline.
+
+Nothing here imports qstore_pl's devices, torch or TensorFlow.
+"""
+
+from qstore_pl.circuits.datasets import CircuitDataset, circuits_to_tf_dataset
+from qstore_pl.circuits.json_format import (
+    FORMAT_VERSION,
+    measurement_from_dict,
+    measurement_to_dict,
+    operator_from_dict,
+    operator_to_dict,
+    register_operator,
+    tape_from_dict,
+    tape_from_json,
+    tape_to_dict,
+    tape_to_json,
+)
+from qstore_pl.circuits.parametrized import ParametrizedCircuit
+from qstore_pl.circuits.qasm import from_openqasm, to_openqasm
+from qstore_pl.circuits.symbol import Symbol, symbol_array
+from qstore_pl.circuits.tensor import (
+    MAX_WIRES,
+    OP_CODES,
+    OP_VOCABULARY,
+    OP_VOCABULARY_VERSION,
+    decode_circuits,
+    encode_circuits,
+    row_width,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAX_WIRES",
+    "OP_CODES",
+    "OP_VOCABULARY",
+    "OP_VOCABULARY_VERSION",
+    "CircuitDataset",
+    "ParametrizedCircuit",
+    "Symbol",
+    "circuits_to_tf_dataset",
+    "decode_circuits",
+    "encode_circuits",
+    "from_openqasm",
+    "measurement_from_dict",
+    "measurement_to_dict",
+    "operator_from_dict",
+    "operator_to_dict",
+    "register_operator",
+    "row_width",
+    "symbol_array",
+    "tape_from_dict",
+    "tape_from_json",
+    "tape_to_dict",
+    "tape_to_json",
+    "to_openqasm",
+]
