@@ -61,7 +61,7 @@ def test_hybrid_torch_model_learns_through_the_router():
     torch.manual_seed(0)
     rng = np.random.default_rng(3)
     x = torch.tensor(rng.uniform(0, np.pi, (40, N)), dtype=torch.float32)
-    y = torch.tensor((x[:, 0] < np.pi / 2).long())
+    y = (x[:, 0] < np.pi / 2).long()
     model = torch.nn.Sequential(QuantumLayer(N, 2, entanglement="ring"), torch.nn.Linear(N, 2))
     optimiser = torch.optim.Adam(model.parameters(), lr=0.1)
     losses = []

@@ -206,6 +206,7 @@ class RouterDevice(Device):
             config.mcm_config.mcm_method,
             config.gradient_method,
             config.use_device_jacobian_product,
+            config.interface,
         )
         if key not in self._pipelines:
             capabilities = [spec.capabilities for spec in self.backends]

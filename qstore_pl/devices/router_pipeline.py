@@ -167,22 +167,31 @@ def state_in_backend_order(
 
 
 @transform
-def expand_trainable_broadcast(tape: QuantumScript):
+def expand_trainable_broadcast(tape: QuantumScript, whole_vjp: bool = False):
     """Split a parameter-broadcast tape into its circuits if a broadcast parameter is
     trainable; keep it whole otherwise.
 
     Vector-Jacobian products keep broadcast tapes whole (a TorchLayer batch with
-    trainable weights runs as one simulation), but PennyLane's interfaces expect the
-    VJP entries of one tape to share a shape, which a broadcast trainable parameter
-    (an input that needs gradients) would break.
+    trainable weights runs as one simulation). PennyLane's torch and JAX interfaces
+    expect the VJP entries of one tape to share a shape, which a broadcast trainable
+    parameter (an input that needs gradients) would break; the autograd interface
+    takes them as they come (``whole_vjp``), so Keras layers keep whole batches.
+    Trainability is read from the parameters themselves: decompositions earlier in
+    the pipeline reset ``tape.trainable_params`` to every parameter.
     """
-    if not tape.batch_size:
+    if not tape.batch_size or whole_vjp:
         return (tape,), _first
-    for p in range(len(tape.trainable_params)):
-        op, _, index = tape.get_operation(p)
-        if qml.math.ndim(op.data[index]) > op.ndim_params[index]:
-            return broadcast_expand(tape)
+    for op in tape.operations:
+        for index, param in enumerate(op.data):
+            if qml.math.ndim(param) > op.ndim_params[index] and _may_be_trained(param):
+                return broadcast_expand(tape)
     return (tape,), _first
+
+
+def _may_be_trained(param) -> bool:
+    if qml.math.get_interface(param) == "tensorflow":
+        return True  # only a GradientTape knows what it watches
+    return bool(qml.math.requires_grad(param))
 
 
 def build_pipeline(
@@ -267,7 +276,8 @@ def add_adjoint_transforms(
         keep_probs=probs,
     )
     if config.use_device_jacobian_product:
-        pipeline.add_transform(expand_trainable_broadcast)
+        autograd = str(getattr(config.interface, "value", config.interface)) == "autograd"
+        pipeline.add_transform(expand_trainable_broadcast, whole_vjp=autograd)
     else:
         pipeline.add_transform(broadcast_expand)
     pipeline.add_transform(validate_adjoint_trainable_params)
