@@ -1,4 +1,5 @@
-"""Exact JSON round trips of PennyLane tapes (qstore_pl.circuits.json_format)."""
+"""Exact JSON round trips of tapes (qstore_pl.circuits.json_format) and parametrized
+circuits with Symbols (qstore_pl.circuits.parametrized)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from pennylane.tape import QuantumScript
 
 from qstore_pl.circuits import (
     FORMAT_VERSION,
+    ParametrizedCircuit,
+    Symbol,
     json_format,
     operator_from_dict,
     operator_to_dict,
     register_operator,
+    symbol_array,
     tape_from_dict,
     tape_from_json,
     tape_to_dict,
@@ -348,3 +352,196 @@ def test_non_json_text_and_symbols_are_rejected():
     d["operations"][0]["data"] = [{"$": "symbol", "name": "w", "index": [0]}]
     with pytest.raises(ValueError, match=r"ParametrizedCircuit\.from_json"):
         tape_from_dict(d)
+
+
+# ----------------------------------------------------------------------------- symbols
+
+
+def ansatz(weights, x, c):
+    """A circuit of primitives, templates, arithmetic and a symbolic observable."""
+    qml.AngleEmbedding(x, wires=[0, 1, 2])
+    for layer in range(2):
+        for i in range(3):
+            qml.Rot(*weights[layer, i], wires=i)
+        qml.CNOT([0, 1])
+        qml.CRZ(-2 * weights[layer, 0, 0], wires=[1, 2])
+    qml.ctrl(qml.RY(weights[1, 2, 1] / 2, wires=2), control=0, control_values=0)
+    qml.adjoint(qml.IsingXX(c, wires=[0, 2]))
+    qml.StronglyEntanglingLayers(weights, wires=[0, 1, 2])
+    return qml.expval(qml.Hamiltonian([c, 0.5], [qml.Z(0) @ qml.Z(2), qml.X(1)]))
+
+
+def direct(weights, x, c):
+    """``ansatz`` written with numbers, as an ordinary QNode body."""
+    qml.AngleEmbedding(x, wires=[0, 1, 2])
+    for layer in range(2):
+        for i in range(3):
+            qml.Rot(*weights[layer, i], wires=i)
+        qml.CNOT([0, 1])
+        qml.CRZ(-2 * weights[layer, 0, 0], wires=[1, 2])
+    qml.ctrl(qml.RY(weights[1, 2, 1] / 2, wires=2), control=0, control_values=0)
+    qml.adjoint(qml.IsingXX(c, wires=[0, 2]))
+    qml.StronglyEntanglingLayers(weights, wires=[0, 1, 2])
+    return qml.expval(qml.Hamiltonian([c, 0.5], [qml.Z(0) @ qml.Z(2), qml.X(1)]))
+
+
+SHAPES = {"weights": (2, 3, 3), "x": 3, "c": ()}
+DEV = qml.device("default.qubit")
+
+
+@pytest.fixture(scope="module")
+def circuit():
+    return ParametrizedCircuit.from_function(ansatz, **SHAPES)
+
+
+def _values(seed: int, batch: int | None = None) -> dict:
+    rng = np.random.default_rng(seed)
+    lead = () if batch is None else (batch,)
+    return {
+        "weights": rng.normal(size=(*lead, 2, 3, 3)),
+        "x": rng.normal(size=(*lead, 3)),
+        "c": rng.normal(size=lead),
+    }
+
+
+def test_recording_keeps_symbols_in_operator_slots(circuit):
+    assert circuit.symbols == {"weights": (2, 3, 3), "x": (3,), "c": ()}
+    ops = circuit.operations
+    assert [op.name for op in ops[:3]] == ["AngleEmbedding", "Rot", "Rot"]
+    assert ops[1].data == (Symbol("weights", (0, 0, 0)), *ops[1].data[1:])
+    assert ops[5].data == (Symbol("weights", (0, 0, 0), scale=-2.0),)
+    assert len(circuit.measurements) == 1
+    assert circuit.wires.tolist() == [0, 1, 2]
+
+
+def test_bind_gives_the_plain_circuit(circuit):
+    values = _values(0)
+    tape = circuit.bind(**values)
+    with qml.queuing.AnnotatedQueue() as q:
+        direct(**values)
+    assert qml.equal(tape, QuantumScript.from_queue(q))
+
+
+def test_bind_with_autograd_gives_the_plain_qnode_gradient(circuit):
+    values = _values(1)
+    weights = pnp.array(values["weights"], requires_grad=True)
+
+    def cost(w):
+        tape = circuit.bind(weights=w, x=values["x"], c=values["c"])
+        return qml.execute([tape], DEV, diff_method="parameter-shift")[0]
+
+    plain = qml.QNode(direct, DEV, diff_method="parameter-shift")
+    expected = qml.grad(plain, argnums=0)(weights, values["x"], values["c"])
+    np.testing.assert_allclose(qml.grad(cost)(weights), expected, atol=1e-12)
+    # the circuit as the body of a QNode
+    as_qnode = qml.QNode(lambda w: circuit(weights=w, x=values["x"], c=values["c"]), DEV)
+    np.testing.assert_allclose(qml.grad(as_qnode)(weights), expected, atol=1e-12)
+
+
+def test_bind_with_torch_and_jax_values(circuit):
+    import jax
+    import jax.numpy as jnp
+
+    values = _values(2)
+    plain = qml.QNode(direct, DEV)
+    expected = qml.grad(plain, argnums=0)(
+        pnp.array(values["weights"], requires_grad=True), values["x"], values["c"]
+    )
+    w = torch.tensor(values["weights"], requires_grad=True)
+    tape = circuit.bind(weights=w, x=torch.tensor(values["x"]), c=torch.tensor(values["c"]))
+    qml.execute([tape], DEV, diff_method="backprop")[0].backward()
+    np.testing.assert_allclose(w.grad.numpy(), expected, atol=1e-12)
+
+    def cost(w):  # float32 (JAX's default precision)
+        tape = circuit.bind(weights=w, x=jnp.asarray(values["x"]), c=jnp.asarray(values["c"]))
+        return qml.execute([tape], DEV, diff_method="backprop")[0]
+
+    grad = jax.jit(jax.grad(cost))(jnp.asarray(values["weights"], dtype=jnp.float32))
+    np.testing.assert_allclose(grad, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("batched", [("weights",), ("x",), ("weights", "x")])
+def test_batched_binding_matches_each_sample(circuit, batched):
+    single, many = _values(3), _values(4, batch=5)
+    values = {k: many[k] if k in batched else single[k] for k in single}
+    tape = circuit.bind(**values)
+    assert tape.batch_size == 5
+    (got,) = qml.execute([tape], DEV)
+    for b in range(5):
+        sample = {k: v[b] if k in batched else v for k, v in values.items()}
+        (expected,) = qml.execute([circuit.bind(**sample)], DEV)
+        np.testing.assert_allclose(got[b], expected, atol=1e-12)
+
+
+def test_batched_binding_an_operator_pennylane_cannot_broadcast(circuit):
+    values = {**_values(3), "c": np.zeros(4)}  # c is a Hamiltonian coefficient
+    with pytest.raises(
+        ValueError, match=r"bind: operator LinearCombination rejected the bound values \(a batch"
+    ):
+        circuit.bind(**values)
+
+
+def test_json_round_trip_is_exact(circuit):
+    text = circuit.to_json()
+    restored = ParametrizedCircuit.from_json(text)
+    assert restored.to_json() == text
+    assert restored.symbols == circuit.symbols
+    values = _values(5)
+    assert qml.equal(restored.bind(**values), circuit.bind(**values))
+    assert json.loads(text)["format"] == "qstore_pl.parametrized_circuit"
+
+
+def test_function_without_measurements_and_constants():
+    def layer(w):
+        qml.RX(0.123, wires=0)
+        qml.RY(w, wires=0)
+
+    pc = ParametrizedCircuit.from_function(layer, w=())
+    assert pc.measurements == [] and pc.symbols == {"w": ()}
+    tape = pc.bind(w=0.5)
+    assert tape.operations[0] is pc.operations[0]  # symbol-free operators are reused
+    assert qml.equal(tape, QuantumScript([qml.RX(0.123, 0), qml.RY(0.5, 0)]))
+
+
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [
+        ({"x": np.zeros(3), "c": 0.1}, r"missing values for \['weights'\]"),
+        ({**_values(0), "extra": 1}, r"unknown symbols \['extra'\]"),
+        ({**_values(0), "x": np.zeros(4)}, r"'x' must have shape \(3,\)"),
+        ({**_values(0, batch=2), "x": np.zeros((3, 3))}, "batch sizes differ"),
+    ],
+)
+def test_bind_errors(circuit, values, match):
+    with pytest.raises(ValueError, match=match):
+        circuit.bind(**values)
+
+
+@pytest.mark.parametrize(
+    ("fn", "error", "match"),
+    [
+        (lambda w: qml.RX(w[0] + 1, 0), ValueError, "operator RX holds a NaN"),
+        (lambda w: qml.RX(np.cos(w[0]), 0), TypeError, "Symbols can only be passed straight"),
+        (lambda w: qml.Rot(*np.array([w[0], w[1], 0.0]), wires=0), ValueError, "Rot holds a NaN"),
+        (lambda w: qml.RX(Symbol("other"), 0), ValueError, "'other' is not declared"),
+        (lambda w: qml.RX(Symbol("w", (5,)), 0), ValueError, "outside the declared shape"),
+    ],
+)
+def test_recording_errors(fn, error, match):
+    with pytest.raises(error, match=match):
+        ParametrizedCircuit.from_function(fn, w=2)
+
+
+def test_symbol_arithmetic():
+    s = Symbol("w", (1, 2))
+    assert 2 * s == Symbol("w", (1, 2), 2.0) == s * np.float64(2.0)
+    assert -s / 4 == Symbol("w", (1, 2), -0.25)
+    assert hash(3 * s) == hash(Symbol("w", (1, 2), 3.0))
+    assert repr(-s) == "Symbol('w', (1, 2), scale=-1.0)"
+    with pytest.raises(TypeError, match="real constant"):
+        s * s
+    with pytest.raises(ZeroDivisionError):
+        s / 0
+    with pytest.raises(ValueError, match="identifier"):
+        Symbol("not a name")
+    assert symbol_array("v", (2,))[1] == Symbol("v", (1,))

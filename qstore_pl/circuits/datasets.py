@@ -29,7 +29,7 @@ def _labels(labels, n: int) -> np.ndarray | None:
     labels = np.asarray(labels)
     if labels.ndim == 0 or len(labels) != n:
         raise ValueError(
-            f"got {n} circuits but labels of shape {labels.shape}; give one label each"
+            f"got {n} circuits but labels of shape {labels.shape}; give one label per circuit"
         )
     return labels
 

@@ -34,6 +34,11 @@ FORMAT_VERSION = 1
 # _Const holding an object with no symbol in it (reused as it is).
 
 
+class BindError(ValueError):
+    """An operator could not be rebuilt from the bound values (e.g. PennyLane does not
+    broadcast that operator's parameters over a batch)."""
+
+
 class _Const:
     __slots__ = ("value",)
 
@@ -100,7 +105,16 @@ def _compile_flattened(obj, found: list[Symbol]):
     cls = type(obj)
 
     def rebuild(values, axes):
-        return cls._unflatten(_run(data_recipe, values, axes), _run(meta_recipe, values, axes))
+        data, meta = _run(data_recipe, values, axes), _run(meta_recipe, values, axes)
+        try:
+            return cls._unflatten(data, meta)
+        except BindError:
+            raise
+        except Exception as err:
+            batch = " (a batch dimension?)" if any(axes.values()) else ""
+            raise BindError(
+                f"bind: {where} rejected the bound values{batch}: {type(err).__name__}: {err}"
+            ) from err
 
     return rebuild
 

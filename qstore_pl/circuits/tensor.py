@@ -251,7 +251,7 @@ def _decode_row(row: np.ndarray, labels, max_params: int, where: str) -> Operato
     code = row[0]
     if not (code == int(code) and 1 <= code <= len(OP_VOCABULARY)):
         raise ValueError(
-            f"{where}: op code {code} is not in the vocabulary (1..{len(OP_VOCABULARY)}, "
+            f"{where}: op code {code:g} is not in the vocabulary (1..{len(OP_VOCABULARY)}, "
             f"version {OP_VOCABULARY_VERSION})"
         )
     name = OP_VOCABULARY[int(code) - 1]
