@@ -545,3 +545,21 @@ def test_symbol_arithmetic():
     with pytest.raises(ValueError, match="identifier"):
         Symbol("not a name")
     assert symbol_array("v", (2,))[1] == Symbol("v", (1,))
+
+
+def test_arrays_mixing_symbols_and_constants():
+    def embed(w, v):
+        qml.AngleEmbedding(np.array([w[0], 0.25, -2 * v], dtype=object), wires=[0, 1, 2])
+        return qml.expval(qml.Z(0) @ qml.Z(1) @ qml.Z(2))
+
+    pc = ParametrizedCircuit.from_function(embed, w=2, v=())
+    pc = ParametrizedCircuit.from_json(pc.to_json())
+    tape = pc.bind(w=np.array([[0.1, 0.2], [0.3, 0.4]]), v=0.5)  # w batched, v shared
+    np.testing.assert_array_equal(
+        tape.operations[0].data[0], [[0.1, 0.25, -1.0], [0.3, 0.25, -1.0]]
+    )
+    weights = pnp.array([0.1, 0.2], requires_grad=True)
+    grad = qml.grad(lambda w: qml.execute([pc.bind(w=w, v=0.5)], DEV, diff_method="best")[0])
+    # d/dw0 of cos(w0) cos(0.25) cos(-1) with RX embeddings and Z⊗Z⊗Z
+    expected = -np.sin(0.1) * np.cos(0.25) * np.cos(-1.0)
+    np.testing.assert_allclose(grad(weights), [expected, 0.0], atol=1e-12)

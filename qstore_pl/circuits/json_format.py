@@ -30,13 +30,18 @@ kind              value
 ``wires``         ``v``: wire labels
 ``opclass``       ``name``: an operator class (e.g. a template's entangler)
 ``symbol``        a :class:`~qstore_pl.circuits.Symbol` (parametrized circuits only)
-``symbols``       an object array of Symbols: ``shape``, ``items``
+``symbols``       an object array of Symbols (and real constants): ``shape``, ``items``
 ================  ==================================================================
 
 Floats are written with ``repr`` and arrays as raw bytes, so parameters come back
-bit for bit with their dtype. Classes are named by their class name when PennyLane
-defines them, by ``"module:QualName"`` otherwise; only classes from ``pennylane``,
-``qstore_pl`` or :func:`register_operator` are loaded.
+bit for bit with their dtype (JAX arrays come back in float32 unless
+``jax_enable_x64`` is on, as JAX itself decides). Not stored: operator ``id`` labels,
+and anything that refers to mid-circuit measurement values (``qml.cond``, measurements
+of ``qml.measure`` results), which raise a ``ValueError``.
+
+Classes are named by their class name when PennyLane defines them, by
+``"module:QualName"`` otherwise; only classes from ``pennylane``, ``qstore_pl`` or
+:func:`register_operator` are loaded.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ from pennylane.operation import Operator
 from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
 
-from qstore_pl.circuits.symbol import Symbol, is_symbol_array
+from qstore_pl.circuits.symbol import Symbol, holds_symbol
 
 #: Value of the ``"format"`` field of a serialised tape.
 FORMAT_NAME = "qstore_pl.circuit"
@@ -207,7 +212,7 @@ class _Encoder:
                 "items": [[self.value(k, where), self.value(v, where)] for k, v in x.items()],
             }
         if isinstance(x, np.ndarray) and x.dtype == object:
-            if self.symbols and is_symbol_array(x):
+            if self.symbols and holds_symbol(x):
                 return {
                     "$": "symbols",
                     "shape": list(x.shape),
@@ -357,8 +362,12 @@ class _Decoder:
         if kind == "symbols":
             shape = tuple(_list_field(x, "shape", where))
             items = [self.value(v, where) for v in _list_field(x, "items", where)]
-            if not all(isinstance(v, Symbol) for v in items) or len(items) != math.prod(shape):
-                raise ValueError(f"{where}: a symbol array needs {shape} Symbol items")
+            if len(items) != math.prod(shape) or not all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool) for v in items
+            ):
+                raise ValueError(
+                    f"{where}: a symbol array of shape {shape} needs that many Symbols or reals"
+                )
             array = np.empty(len(items), dtype=object)
             array[:] = items
             return array.reshape(shape)

@@ -12,6 +12,7 @@ TensorFlow values, batched or not.
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -22,7 +23,7 @@ from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
 
 from qstore_pl.circuits import json_format
-from qstore_pl.circuits.symbol import Symbol, is_symbol_array, normalize_shape, symbol_array
+from qstore_pl.circuits.symbol import Symbol, holds_symbol, normalize_shape, symbol_array
 
 #: Value of the ``"format"`` field of a serialised parametrized circuit.
 FORMAT_NAME = "qstore_pl.parametrized_circuit"
@@ -53,23 +54,8 @@ def _compile(x, where: str, found: list[Symbol]):
         return _symbol_getter(x)
     if isinstance(x, Operator | MeasurementProcess):
         return _compile_flattened(x, found)
-    if isinstance(x, np.ndarray) and x.dtype == object and is_symbol_array(x):
-        found.extend(x.flat)
-        getters = [_symbol_getter(s) for s in x.flat]
-        names = [s.name for s in x.flat]
-        shape = x.shape
-
-        def stacked(values, axes):
-            items = [g(values, axes) for g in getters]
-            batched = [axes[n] for n in names]
-            if any(batched) and not all(batched):  # share unbatched elements across the batch
-                ref = qml.math.zeros_like(items[batched.index(1)])
-                items = [v if b else v + ref for v, b in zip(items, batched)]
-            flat = qml.math.stack(items, axis=-1)
-            batch = tuple(qml.math.shape(flat)[:-1])
-            return qml.math.reshape(flat, (*batch, *shape))
-
-        return stacked
+    if holds_symbol(x):
+        return _compile_object_array(x, where, found)
     if isinstance(x, tuple | list):
         parts = [_compile(v, where, found) for v in x]
         if all(isinstance(p, _Const) for p in parts):
@@ -92,6 +78,41 @@ def _compile(x, where: str, found: list[Symbol]):
             "values classically as their own symbol."
         )
     return _Const(x)
+
+
+def _compile_object_array(array: np.ndarray, where: str, found: list[Symbol]):
+    """An object array of Symbols (a slice of a placeholder) and real constants,
+    rebuilt as one array of the bound values' type with the batch axis in front."""
+    elements = list(array.flat)
+    for v in elements:
+        if isinstance(v, Symbol):
+            found.append(v)
+        elif isinstance(v, bool) or not isinstance(v, numbers.Real) or np.isnan(v):
+            raise ValueError(
+                f"{where} holds an array mixing Symbols with {v!r}; only real constants "
+                "may sit next to symbols"
+            )
+    getters = [_symbol_getter(v) if isinstance(v, Symbol) else None for v in elements]
+    names = [v.name if isinstance(v, Symbol) else None for v in elements]
+    shape = array.shape
+
+    def stacked(values, axes):
+        items = [g(values, axes) if g else None for g in getters]
+        batched = [bool(n) and axes[n] == 1 for n in names]
+        if any(batched):
+            ref = qml.math.zeros_like(items[batched.index(True)])
+        else:
+            ref = qml.math.zeros_like(next(v for v in items if v is not None))
+        # constants, and unbatched symbols of a batched binding, take the batch's shape
+        items = [
+            float(c) + ref if v is None else (v if b or not any(batched) else v + ref)
+            for v, b, c in zip(items, batched, elements)
+        ]
+        flat = qml.math.stack(items, axis=-1)
+        batch = tuple(qml.math.shape(flat)[:-1])
+        return qml.math.reshape(flat, (*batch, *shape))
+
+    return stacked
 
 
 def _compile_flattened(obj, found: list[Symbol]):
@@ -220,7 +241,7 @@ class ParametrizedCircuit:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_function(cls, fn: Callable, **symbol_shapes: int | Sequence[int]):
+    def from_function(cls, fn: Callable, /, **symbol_shapes: int | Sequence[int]):
         """Record the operators and measurements ``fn`` queues when called with symbol
         placeholders.
 

@@ -160,11 +160,10 @@ def normalize_shape(name: str, shape) -> tuple[int, ...]:
     return shape
 
 
-def is_symbol_array(value) -> bool:
-    """Whether ``value`` is a non-empty object array whose elements are all Symbols."""
+def holds_symbol(value) -> bool:
+    """Whether ``value`` is an object array with at least one Symbol element."""
     return (
         isinstance(value, np.ndarray)
         and value.dtype == object
-        and value.size > 0
-        and all(isinstance(v, Symbol) for v in value.flat)
+        and any(isinstance(v, Symbol) for v in value.flat)
     )
