@@ -1,6 +1,7 @@
 """Keras 3 layers for quantum circuits, on the TensorFlow, JAX and torch backends."""
 
 from qstore_pl.keras.layer import KerasLayer
+from qstore_pl.keras.pqc import PQC, ControlledPQC
 from qstore_pl.keras.quantum_layer import QuantumLayer
 
-__all__ = ["KerasLayer", "QuantumLayer"]
+__all__ = ["PQC", "ControlledPQC", "KerasLayer", "QuantumLayer"]

@@ -8,6 +8,14 @@ import keras
 
 from qstore_pl.interfaces.host import HostFunction
 
+try:  # Keras marks shape inference with a scope; not re-exported publicly
+    from keras.src.backend.common.symbolic_scope import in_symbolic_scope
+except ImportError:  # pragma: no cover - a Keras without it runs the host on fake data
+
+    def in_symbolic_scope() -> bool:
+        return False
+
+
 SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 
 
@@ -36,6 +44,20 @@ def differentiable_op(host: HostFunction, n_outputs: int, keep_vjp: bool) -> Cal
     from qstore_pl.interfaces.torch_bridge import torch_op
 
     return torch_op(host)
+
+
+def cached_op(cache: dict, host: HostFunction, n_outputs: int, keep_vjp: bool) -> Callable:
+    """:func:`differentiable_op`, built once per layer and ``keep_vjp`` setting.
+
+    During Keras's shape inference (the torch backend calls layers on tensors filled
+    with a constant) the op returns zeros instead of running circuits on fake data,
+    which could fail or, on a paid backend, cost money.
+    """
+    if in_symbolic_scope():
+        return lambda first, *rest: keras.ops.zeros((first.shape[0], n_outputs), first.dtype)
+    if keep_vjp not in cache:
+        cache[keep_vjp] = differentiable_op(host, n_outputs, keep_vjp)
+    return cache[keep_vjp]
 
 
 def supports_xla() -> bool:

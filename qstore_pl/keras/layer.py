@@ -9,7 +9,7 @@ import keras
 import pennylane as qml
 from keras import ops
 
-from qstore_pl.keras.backend_ops import differentiable_op, supports_xla
+from qstore_pl.keras.backend_ops import cached_op, supports_xla
 from qstore_pl.qnode_spec import (
     describe_device,
     describe_qnode_options,
@@ -139,9 +139,7 @@ class KerasLayer(keras.layers.Layer):
         return y
 
     def _op(self, keep_vjp: bool):
-        if keep_vjp not in self._ops:
-            self._ops[keep_vjp] = differentiable_op(self._host, self.output_dim, keep_vjp)
-        return self._ops[keep_vjp]
+        return cached_op(self._ops, self._host, self.output_dim, keep_vjp)
 
     # ---------------------------------------------------------- serialisation
     def get_config(self) -> dict:

@@ -1,0 +1,103 @@
+"""Run a batch of data circuits, each followed by a model circuit, as one differentiable
+host function (TFQ's PQC and ControlledPQC, framework-neutral)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import autograd.numpy as anp
+import pennylane as qml
+from pennylane.tape import QuantumScript
+
+from qstore_pl.circuits import ParametrizedCircuit, decode_circuits
+from qstore_pl.interfaces.host import HostFunction
+
+
+def expval_measurements(observables: Sequence) -> list:
+    """``qml.expval`` of each observable; a clear error for anything else."""
+    measurements = []
+    for obs in observables:
+        if not isinstance(obs, qml.operation.Operator):
+            raise TypeError(f"observables must be PennyLane operators, got {obs!r}")
+        measurements.append(qml.expval(obs))
+    if not measurements:
+        raise ValueError("give at least one observable to measure")
+    return measurements
+
+
+class CircuitBatch:
+    """Data circuits (a circuit tensor) + a symbol-parametrised model circuit.
+
+    Parameters
+    ----------
+    model : ParametrizedCircuit
+        Appended to every data circuit.
+    observables : Sequence[Operator]
+        One expectation value each, the outputs.
+    device : Device
+        Where the circuits run.
+    diff_method : str
+        Passed to ``qml.execute``.
+    per_sample_symbols : bool
+        ``False`` (PQC): the symbols are shared weights, one argument each.
+        ``True`` (ControlledPQC): one ``(batch, n_symbols)`` argument carries every
+        sample's symbol values, flattened in the order of ``model.symbols``.
+    """
+
+    def __init__(
+        self,
+        model: ParametrizedCircuit,
+        observables: Sequence,
+        device,
+        diff_method: str = "best",
+        per_sample_symbols: bool = False,
+    ):
+        self.model = model
+        self.measurements = expval_measurements(observables)
+        self.device = device
+        self.diff_method = diff_method
+        self.per_sample_symbols = per_sample_symbols
+        self.symbol_sizes = {
+            name: int(anp.prod(anp.array(shape))) for name, shape in model.symbols.items()
+        }
+
+    @property
+    def n_symbol_values(self) -> int:
+        """Values per sample a ControlledPQC input must carry."""
+        return sum(self.symbol_sizes.values())
+
+    def _split(self, row) -> dict:
+        values, start = {}, 0
+        for name, shape in self.model.symbols.items():
+            size = self.symbol_sizes[name]
+            values[name] = anp.reshape(row[start : start + size], shape)
+            start += size
+        return values
+
+    def __call__(self, circuit_tensor, *symbol_args):
+        data = decode_circuits(circuit_tensor)
+        if self.per_sample_symbols:
+            (values,) = symbol_args
+            if values.shape != (len(data), self.n_symbol_values):
+                raise ValueError(
+                    f"symbol values have shape {tuple(values.shape)}; expected "
+                    f"({len(data)}, {self.n_symbol_values}): one row per circuit, the "
+                    f"symbols {dict(self.model.symbols)} flattened in that order"
+                )
+            bound = [self.model.bind(**self._split(values[i])) for i in range(len(data))]
+        else:
+            shared = self.model.bind(**dict(zip(self.model.symbols, symbol_args, strict=True)))
+            bound = [shared] * len(data)
+        tapes = [
+            QuantumScript(circuit.operations + model.operations, self.measurements)
+            for circuit, model in zip(data, bound, strict=True)
+        ]
+        results = qml.execute(tapes, self.device, diff_method=self.diff_method)
+        if len(self.measurements) == 1:
+            return anp.reshape(anp.stack(list(results)), (len(tapes), 1))
+        return anp.stack([anp.stack(list(r)) for r in results])
+
+    def host_function(self) -> HostFunction:
+        """As a :class:`HostFunction`: no gradients for the circuit tensor."""
+        n_args = 2 if self.per_sample_symbols else 1 + len(self.model.symbols)
+        return HostFunction(self, diff_argnums=range(1, n_args))
