@@ -24,7 +24,7 @@ from qstore_pl.circuits.json_format import (
     tape_to_dict,
     tape_to_json,
 )
-from qstore_pl.circuits.parametrized import ParametrizedCircuit
+from qstore_pl.circuits.parametrized import BindError, ParametrizedCircuit
 from qstore_pl.circuits.qasm import from_openqasm, to_openqasm
 from qstore_pl.circuits.symbol import Symbol, symbol_array
 from qstore_pl.circuits.tensor import (
@@ -43,6 +43,7 @@ __all__ = [
     "OP_CODES",
     "OP_VOCABULARY",
     "OP_VOCABULARY_VERSION",
+    "BindError",
     "CircuitDataset",
     "ParametrizedCircuit",
     "Symbol",
