@@ -11,6 +11,7 @@ from pennylane.tape import QuantumScript
 
 from qstore_pl.circuits import ParametrizedCircuit, decode_circuits
 from qstore_pl.interfaces.host import HostFunction
+from qstore_pl.templates import PORTABLE_GATES
 
 
 def expval_measurements(observables: Sequence) -> list:
@@ -87,6 +88,8 @@ class CircuitBatch:
             bound = [self.model.bind(**self._split(values[i])) for i in range(len(data))]
         else:
             shared = self.model.bind(**dict(zip(self.model.symbols, symbol_args, strict=True)))
+            # decompose the shared model once, not once per data circuit downstream
+            [shared], _ = qml.transforms.decompose(shared, gate_set=PORTABLE_GATES)
             bound = [shared] * len(data)
         tapes = [
             QuantumScript(circuit.operations + model.operations, self.measurements)

@@ -9,11 +9,13 @@ from pennylane import math
 def check_finite(template: str, name: str, value) -> None:
     """Raise if ``value`` holds NaN or infinity.
 
-    Abstract values (inside ``jax.jit`` or a ``tf.function``) cannot be inspected and
-    pass unchecked.
+    Abstract values (inside ``jax.jit`` or a ``tf.function``) and symbol placeholders
+    cannot be inspected and pass unchecked.
     """
     if math.is_abstract(value):
         return
+    if getattr(value, "dtype", None) == object:
+        return  # symbolic placeholders (qstore_pl.circuits.Symbol): checked once bound
     bad = ~math.isfinite(value)
     if bool(math.any(bad)):
         count = int(math.sum(math.cast(bad, "int64")))
