@@ -35,6 +35,7 @@ HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 PEERS = ("lightning adjoint", "lightning adjoint+vjp", "default.qubit backprop")
 TFQ = "TFQ 0.7.6"
+KERAS = "router keras"  # qstore_pl.keras.KerasLayer on the router (w1_workload.KERAS)
 
 
 def run_contender(contender: str, n: int, mode: str, args) -> dict:
@@ -60,7 +61,7 @@ def run_contender(contender: str, n: int, mode: str, args) -> dict:
 
 
 def sweep(args) -> list[dict]:
-    contenders = ["router", *PEERS] + ([TFQ] if args.tfq_python else [])
+    contenders = ["router", KERAS, *PEERS] + ([TFQ] if args.tfq_python else [])
     rows: list[dict] = []
     last: dict[tuple[str, str], tuple[int, float]] = {}
     for n in args.qubits:
@@ -101,7 +102,7 @@ def table(rows: list[dict], mode: str) -> str:
     """Markdown table for one mode: ms per step, ratios, first call and peak memory."""
     by = {(r["contender"], r["qubits"]): r for r in rows if r["mode"] == mode}
     widths = sorted({r["qubits"] for r in rows if r["mode"] == mode})
-    names = [c for c in ["router", TFQ, *PEERS] if any((c, n) in by for n in widths)]
+    names = [c for c in ["router", KERAS, TFQ, *PEERS] if any((c, n) in by for n in widths)]
 
     def cell(name, n):
         r = by.get((name, n))
@@ -112,12 +113,14 @@ def table(rows: list[dict], mode: str) -> str:
         return f"{r['median_ms']:,.1f}"
 
     header = "| qubits | " + " | ".join(f"{c} ms" for c in names)
-    header += " | router vs TFQ | router vs best PL | router overhead | first call | peak RSS |"
+    header += " | router vs TFQ | keras vs TFQ | router vs best PL | router overhead | first call"
+    header += " | peak RSS |"
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for n in widths:
         router = by.get(("router", n), {})
         ms = router.get("median_ms")
         tfq = by.get((TFQ, n), {}).get("median_ms")
+        keras_ms = by.get((KERAS, n), {}).get("median_ms")
         peers = [by[(p, n)]["median_ms"] for p in PEERS if "median_ms" in by.get((p, n), {})]
         direct = next(
             (r for (c, q), r in by.items() if q == n and c.startswith("direct:")), {}
@@ -132,7 +135,7 @@ def table(rows: list[dict], mode: str) -> str:
         lines.append(
             f"| {n} | "
             + " | ".join(cells)
-            + f" | {_ratio(tfq, ms)} | {_ratio(best, ms)} | {overhead} "
+            + f" | {_ratio(tfq, ms)} | {_ratio(tfq, keras_ms)} | {_ratio(best, ms)} | {overhead} "
             f"| {first} | {rss} |"
         )
     return "\n".join(lines)
@@ -158,7 +161,7 @@ def plot(rows: list[dict], modes, path: Path) -> None:
                 if r["mode"] == mode and r["contender"] == name and "median_ms" in r
             )
             if points:
-                style = "-o" if name in ("router", TFQ) else "--."
+                style = "-o" if name in ("router", KERAS, TFQ) else "--."
                 ax.plot(*zip(*points), style, label=name)
         ax.set_yscale("log")
         ax.set_xlabel("qubits")

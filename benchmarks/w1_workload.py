@@ -21,6 +21,8 @@ import numpy as np
 
 LAYERS = 4
 BATCH = 32
+#: the Keras-layer contender (``qstore_pl.keras.KerasLayer`` on the router)
+KERAS = "router keras"
 
 #: contender -> (device name, device kwargs, QNode kwargs)
 CONTENDERS = {
@@ -83,6 +85,44 @@ def build(n: int, device: str, device_kwargs: dict, qnode_kwargs: dict, seed: in
     return dev, model, optimiser, torch.nn.CrossEntropyLoss(), x, y
 
 
+def build_keras(n: int, mode: str, seed: int = 0):
+    """The same model as a Keras 3 model with ``qstore_pl.keras.KerasLayer`` (backend from
+    ``KERAS_BACKEND``) on ``qstore.router``: the router and its step function."""
+    import keras
+    import pennylane as qml
+
+    from qstore_pl.keras import KerasLayer
+
+    keras.utils.set_random_seed(seed)
+    dev = qml.device("qstore.router", wires=n)
+
+    @qml.qnode(dev)
+    def circuit(inputs, weights):
+        for i in range(n):
+            qml.RX(inputs[..., i], wires=i)
+        for layer in range(LAYERS):
+            for i in range(n):
+                qml.RY(weights[layer, i, 0], wires=i)
+                qml.RZ(weights[layer, i, 1], wires=i)
+            for i in range(n):
+                qml.CNOT([i, (i + 1) % n])
+        return [qml.expval(qml.Z(i)) for i in range(n)]
+
+    model = keras.Sequential(
+        [keras.Input((n,)), KerasLayer(circuit, {"weights": (LAYERS, n, 2)}), keras.layers.Dense(2)]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, np.pi, (BATCH, n)).astype("float32")
+    y = rng.integers(0, 2, BATCH)
+    if mode == "train":
+        return dev, lambda: model.train_on_batch(x, y)
+    return dev, lambda: model.predict_on_batch(x)
+
+
 def step_function(mode: str, model, optimiser, loss_fn, x, y):
     import torch
 
@@ -104,12 +144,18 @@ def measure(args) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.contender.startswith("direct:"):
-        device, device_kwargs, qnode_kwargs = direct_contender(args.contender[7:])
+    if args.contender == KERAS:
+        device = "qstore.router"
+        dev, step = build_keras(args.qubits, args.mode)
     else:
-        device, device_kwargs, qnode_kwargs = CONTENDERS[args.contender]
-    dev, model, optimiser, loss_fn, x, y = build(args.qubits, device, device_kwargs, qnode_kwargs)
-    step = step_function(args.mode, model, optimiser, loss_fn, x, y)
+        if args.contender.startswith("direct:"):
+            device, device_kwargs, qnode_kwargs = direct_contender(args.contender[7:])
+        else:
+            device, device_kwargs, qnode_kwargs = CONTENDERS[args.contender]
+        dev, model, optimiser, loss_fn, x, y = build(
+            args.qubits, device, device_kwargs, qnode_kwargs
+        )
+        step = step_function(args.mode, model, optimiser, loss_fn, x, y)
     start = time.perf_counter()
     step()
     first = time.perf_counter() - start

@@ -15,8 +15,9 @@ Each worker is told the cluster and its own index by ``TF_CONFIG``; on one machi
 deploy/k8s/tfjob.yaml starts the workers on Kubernetes (the training operator writes
 ``TF_CONFIG``). ``--grad-check PATH`` runs one step on a fixed global batch and has
 worker 0 save the summed gradients there (the test suite compares them with one
-worker). The training loop is a custom one and runs eagerly: PennyLane's QNodes
-execute on the router outside TensorFlow's graph.
+worker). The quantum layer is ``qstore_pl.keras.KerasLayer``: the circuit runs on the
+host and its gradient is the router's VJP, so PennyLane's TensorFlow interface is not
+involved.
 """
 
 from __future__ import annotations
@@ -36,43 +37,27 @@ import pennylane as qml
 import tensorflow as tf
 
 import qstore_pl  # noqa: F401  (lets qml.device take a router config)
+from qstore_pl.keras import KerasLayer
 from qstore_pl.quickstart import two_moons
 from qstore_pl.templates import HardwareEfficientAnsatz
 
 
-class QuantumLayer(keras.layers.Layer):
-    """Angle encoding + hardware-efficient ansatz, ⟨Z⟩ on every qubit.
+def quantum_layer(dev, n_qubits: int, n_layers: int, seed: int) -> KerasLayer:
+    """Angle encoding + hardware-efficient ansatz, <Z> on every qubit, as a Keras layer
+    (the batch runs as one parameter-broadcast circuit; gradients by the router's VJP)."""
 
-    A minimal Keras 3 layer around a QNode with the TensorFlow interface; the batch
-    runs as one parameter-broadcast circuit.
-    """
+    @qml.qnode(dev)
+    def circuit(inputs, weights):
+        qml.AngleEmbedding(inputs, wires=range(n_qubits), rotation="X")
+        HardwareEfficientAnsatz(weights, wires=range(n_qubits))
+        return [qml.expval(qml.Z(i)) for i in range(n_qubits)]
 
-    def __init__(self, dev, n_qubits: int, n_layers: int, seed: int, **kwargs):
-        super().__init__(**kwargs)
-        self.n_qubits = n_qubits
-        self.weight_shape = HardwareEfficientAnsatz.shape(n_layers, n_qubits)
-        self.seed = seed
-
-        @qml.qnode(dev, interface="tf", diff_method="best")
-        def circuit(inputs, weights):
-            qml.AngleEmbedding(inputs, wires=range(n_qubits), rotation="X")
-            HardwareEfficientAnsatz(weights, wires=range(n_qubits))
-            return [qml.expval(qml.Z(i)) for i in range(n_qubits)]
-
-        self.circuit = circuit
-
-    def build(self, input_shape):
-        init = keras.initializers.RandomUniform(0.0, 2 * np.pi, seed=self.seed)
-        self.quantum_weights = self.add_weight(
-            shape=self.weight_shape, initializer=init, name="quantum_weights"
-        )
-
-    def call(self, inputs):
-        weights = tf.convert_to_tensor(self.quantum_weights)
-        return tf.stack(self.circuit(inputs, weights), axis=-1)
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], self.n_qubits)
+    init = keras.initializers.RandomUniform(0.0, 2 * np.pi, seed=seed)
+    return KerasLayer(
+        circuit,
+        {"weights": HardwareEfficientAnsatz.shape(n_layers, n_qubits)},
+        weight_specs={"weights": {"initializer": init}},
+    )
 
 
 def router_config(precision: str) -> dict:
@@ -88,7 +73,7 @@ def make_model(n_qubits: int, n_layers: int, seed: int, config: dict) -> keras.M
         [
             keras.Input(shape=(2,)),
             keras.layers.Dense(n_qubits, kernel_initializer=keras.initializers.GlorotUniform(seed)),
-            QuantumLayer(dev, n_qubits, n_layers, seed),
+            quantum_layer(dev, n_qubits, n_layers, seed),
             keras.layers.Dense(2, kernel_initializer=keras.initializers.GlorotUniform(seed + 1)),
         ]
     )
