@@ -68,3 +68,25 @@ def test_optax_training_under_jit_lowers_the_loss():
         params, state, value = step(params, state)
         losses.append(float(value))
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_jitted_gradient_with_a_constant_broadcast_input_runs_without_fallbacks():
+    """Under jax.jit PennyLane differentiates through Jacobians: the router must split a
+    broadcast tape even when the broadcast input is not trained."""
+    dev = qml.device("qstore.router", wires=2)
+
+    def circuit(x, w):
+        qml.RY(x, wires=0)
+        qml.RX(w, wires=0)
+        qml.CNOT([0, 1])
+        return qml.expval(qml.Z(1))
+
+    x = np.linspace(0, 1, 5)
+    routed = qml.QNode(circuit, dev, interface="jax")
+    reference = qml.QNode(circuit, qml.device("default.qubit"), interface="jax")
+    grad = jax.jit(jax.grad(lambda w: routed(x, w).sum()))(0.3)
+    expected = jax.grad(lambda w: reference(x, w).sum())(0.3)
+    np.testing.assert_allclose(grad, expected, atol=1e-10)
+    report = dev.routing_report()
+    assert all(t.failures == 0 for t in report.totals.values()), str(report)
+    assert "qstore.qsim" not in report.totals  # no parameter-shift fallback

@@ -167,20 +167,25 @@ def state_in_backend_order(
 
 
 @transform
-def expand_trainable_broadcast(tape: QuantumScript, whole_vjp: bool = False):
-    """Split a parameter-broadcast tape into its circuits if a broadcast parameter is
-    trainable; keep it whole otherwise.
+def expand_trainable_broadcast(tape: QuantumScript, split: str = "trained"):
+    """Split a parameter-broadcast tape into its circuits where the interface needs it.
 
     Vector-Jacobian products keep broadcast tapes whole (a TorchLayer batch with
-    trainable weights runs as one simulation). PennyLane's torch and JAX interfaces
-    expect the VJP entries of one tape to share a shape, which a broadcast trainable
-    parameter (an input that needs gradients) would break; the autograd interface
-    takes them as they come (``whole_vjp``), so Keras layers keep whole batches.
-    Trainability is read from the parameters themselves: decompositions earlier in
-    the pipeline reset ``tape.trainable_params`` to every parameter.
+    trainable weights runs as one simulation). ``split`` says when that is not enough:
+
+    - ``"never"`` (autograd): its VJPs take entries of mixed shapes, so even a
+      broadcast trainable input stays whole (Keras layers keep whole batches);
+    - ``"trained"`` (torch): VJP entries of one tape must share a shape, which a
+      broadcast trainable parameter breaks; trainability is read from the parameters
+      themselves, since decompositions earlier in the pipeline reset
+      ``tape.trainable_params`` to every parameter;
+    - ``"always"`` (JAX): under ``jax.jit`` PennyLane differentiates through
+      Jacobians, which need one tape per circuit.
     """
-    if not tape.batch_size or whole_vjp:
+    if not tape.batch_size or split == "never":
         return (tape,), _first
+    if split == "always":
+        return broadcast_expand(tape)
     for op in tape.operations:
         for index, param in enumerate(op.data):
             if qml.math.ndim(param) > op.ndim_params[index] and _may_be_trained(param):
@@ -276,8 +281,11 @@ def add_adjoint_transforms(
         keep_probs=probs,
     )
     if config.use_device_jacobian_product:
-        autograd = str(getattr(config.interface, "value", config.interface)) == "autograd"
-        pipeline.add_transform(expand_trainable_broadcast, whole_vjp=autograd)
+        interface = str(getattr(config.interface, "value", config.interface))
+        split = "never" if interface == "autograd" else "trained"
+        if interface.startswith("jax"):
+            split = "always"
+        pipeline.add_transform(expand_trainable_broadcast, split=split)
     else:
         pipeline.add_transform(broadcast_expand)
     pipeline.add_transform(validate_adjoint_trainable_params)
