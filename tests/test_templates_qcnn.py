@@ -337,3 +337,19 @@ def test_operators_are_valid_pennylane_operators():
         # capture needs another jax; QCNN's gradients are checked above (42 angles: slow here)
         slow = isinstance(op, (QCNN, QCNNConvolution))
         qml.ops.functions.assert_valid(op, skip_capture=True, skip_differentiation=slow)
+
+
+def test_qcnn_records_with_symbols_and_binds_to_the_same_circuit():
+    """Templates accept symbol placeholders (circuits as data) and check them once bound."""
+    from qstore_pl.circuits import ParametrizedCircuit
+
+    wires = list(range(4))
+    recorded = ParametrizedCircuit.from_function(lambda w: QCNN(w, wires), w=QCNN.shape(4))
+    weights = np.random.default_rng(11).uniform(0, 2 * np.pi, QCNN.shape(4))
+    bound = recorded.bind(w=weights)
+    direct = qml.tape.QuantumScript([QCNN(weights, wires)])
+    np.testing.assert_allclose(
+        qml.matrix(bound, wire_order=wires), qml.matrix(direct, wire_order=wires), atol=1e-12
+    )
+    with pytest.raises(ValueError, match="NaN"):
+        recorded.bind(w=np.full(QCNN.shape(4), np.nan))
