@@ -57,6 +57,7 @@ def quantum_layer(dev, n_qubits: int, n_layers: int, seed: int) -> KerasLayer:
         circuit,
         {"weights": HardwareEfficientAnsatz.shape(n_layers, n_qubits)},
         weight_specs={"weights": {"initializer": init}},
+        dtype="float64",
     )
 
 
@@ -67,14 +68,19 @@ def router_config(precision: str) -> dict:
 
 def make_model(n_qubits: int, n_layers: int, seed: int, config: dict) -> keras.Model:
     """The hybrid model, with weights that depend on ``seed`` only (float64)."""
-    keras.config.set_floatx("float64")
+    # float64 per layer, not through keras.config.set_floatx: the global dtype policy
+    # is fixed once anything has asked for it, and other code shares the process
     dev = qml.device("qstore.router", wires=n_qubits, config=config, seed=seed)
     model = keras.Sequential(
         [
-            keras.Input(shape=(2,)),
-            keras.layers.Dense(n_qubits, kernel_initializer=keras.initializers.GlorotUniform(seed)),
+            keras.Input(shape=(2,), dtype="float64"),
+            keras.layers.Dense(
+                n_qubits, kernel_initializer=keras.initializers.GlorotUniform(seed), dtype="float64"
+            ),
             quantum_layer(dev, n_qubits, n_layers, seed),
-            keras.layers.Dense(2, kernel_initializer=keras.initializers.GlorotUniform(seed + 1)),
+            keras.layers.Dense(
+                2, kernel_initializer=keras.initializers.GlorotUniform(seed + 1), dtype="float64"
+            ),
         ]
     )
     return model
