@@ -13,6 +13,7 @@ def torch_op(host: HostFunction) -> Callable:
 
     class _HostOp(torch.autograd.Function):
         @staticmethod
+        @torch.compiler.disable
         def forward(ctx, *args):
             arrays = [a.detach().cpu().numpy() for a in args]
             needs_vjp = any(ctx.needs_input_grad)
@@ -22,6 +23,7 @@ def torch_op(host: HostFunction) -> Callable:
             return torch.as_tensor(value, dtype=args[0].dtype, device=args[0].device)
 
         @staticmethod
+        @torch.compiler.disable
         def backward(ctx, upstream):
             grads = host.vjp(ctx.arrays, upstream.detach().cpu().numpy())
             return tuple(
@@ -31,6 +33,9 @@ def torch_op(host: HostFunction) -> Callable:
                 )
             )
 
+    # torch.compile (Keras's jit_compile on torch) cannot trace a host call: run it
+    # eagerly and compile around it
+    @torch.compiler.disable
     def op(*args):
         return _HostOp.apply(*args)
 

@@ -156,6 +156,13 @@ def test_jit_compile_where_the_backend_allows_it():
     # "auto" compiles with XLA / jax.jit where every layer supports it
     losses = fit_threshold(model, jit_compile="auto")
     assert losses[-1] < losses[0]
+    if BACKEND == "torch":  # jit_compile=True means torch.compile around the host call
+        layer = router_layer()
+        model = keras.Sequential([keras.Input((N,)), layer, keras.layers.Dense(2)])
+        losses = fit_threshold(model, jit_compile=True)
+        assert losses[-1] < losses[0]
+        report = layer.qnode.device.routing_report()
+        assert all(t.failures == 0 for t in report.totals.values()), str(report)
     if BACKEND == "jax":
         cot = np.ones((4, N + 1), dtype="float32")
         x = np.full((4, N), 0.3, dtype="float32")
