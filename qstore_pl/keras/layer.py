@@ -64,7 +64,8 @@ class KerasLayer(keras.layers.Layer):
     device is stored by name and wires only (router configs and callbacks are runtime
     settings and may hold secrets), so the loaded layer runs on a default-configured
     device of the same name. With the TensorFlow backend the layer opts out of XLA compilation
-    (host callbacks cannot be compiled); with JAX it works under ``jax.jit``.
+    (host callbacks cannot be compiled); with JAX it works under ``jax.jit``; with
+    torch, ``torch.compile`` compiles around it.
 
     **Example**
 
