@@ -54,17 +54,10 @@ def _numpy_options(options) -> dict:
     return {k: np.dtype(v).type if k == "c_dtype" else v for k, v in dict(options).items()}
 
 
-def build(n: int, device: str, device_kwargs: dict, qnode_kwargs: dict, seed: int = 0):
-    """The torch model, optimiser, loss and one batch of data."""
+def w1_circuit(n: int):
+    """The W1 circuit on ``n`` qubits as a function ``(inputs, weights)``, for any QNode."""
     import pennylane as qml
-    import torch
 
-    import qstore_pl  # noqa: F401  (router config support)
-
-    torch.manual_seed(seed)
-    dev = qml.device(device, wires=n, **device_kwargs)
-
-    @qml.qnode(dev, interface="torch", **qnode_kwargs)
     def circuit(inputs, weights):
         for i in range(n):
             qml.RX(inputs[..., i], wires=i)
@@ -75,6 +68,21 @@ def build(n: int, device: str, device_kwargs: dict, qnode_kwargs: dict, seed: in
             for i in range(n):
                 qml.CNOT([i, (i + 1) % n])
         return [qml.expval(qml.Z(i)) for i in range(n)]
+
+    return circuit
+
+
+def build(n: int, device: str, device_kwargs: dict, qnode_kwargs: dict, seed: int = 0):
+    """The torch model, optimiser, loss and one batch of data."""
+    import pennylane as qml
+    import torch
+
+    import qstore_pl  # noqa: F401  (router config support)
+
+    torch.manual_seed(seed)
+    dev = qml.device(device, wires=n, **device_kwargs)
+
+    circuit = qml.QNode(w1_circuit(n), dev, interface="torch", **qnode_kwargs)
 
     layer = qml.qnn.TorchLayer(circuit, {"weights": (LAYERS, n, 2)})
     model = torch.nn.Sequential(layer, torch.nn.Linear(n, 2))
@@ -96,17 +104,7 @@ def build_keras(n: int, mode: str, seed: int = 0):
     keras.utils.set_random_seed(seed)
     dev = qml.device("qstore.router", wires=n)
 
-    @qml.qnode(dev)
-    def circuit(inputs, weights):
-        for i in range(n):
-            qml.RX(inputs[..., i], wires=i)
-        for layer in range(LAYERS):
-            for i in range(n):
-                qml.RY(weights[layer, i, 0], wires=i)
-                qml.RZ(weights[layer, i, 1], wires=i)
-            for i in range(n):
-                qml.CNOT([i, (i + 1) % n])
-        return [qml.expval(qml.Z(i)) for i in range(n)]
+    circuit = qml.QNode(w1_circuit(n), dev)
 
     model = keras.Sequential(
         [keras.Input((n,)), KerasLayer(circuit, {"weights": (LAYERS, n, 2)}), keras.layers.Dense(2)]
