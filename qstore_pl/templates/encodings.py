@@ -94,13 +94,8 @@ class AngleEncoding(Operation):
         self._hyperparameters = {"rotation": axes, "scaling": scaling}
         super().__init__(features, wires=wires, id=id)
 
-    @property
-    def num_params(self) -> int:
-        return 1
-
-    @property
-    def ndim_params(self) -> tuple[int]:
-        return (1,)
+    num_params = 1
+    ndim_params = (1,)
 
     @staticmethod
     def compute_decomposition(features, wires, rotation, scaling):
@@ -156,13 +151,8 @@ class AmplitudeEncoding(Operation):
         self._hyperparameters = {}
         super().__init__(features, wires=wires, id=id)
 
-    @property
-    def num_params(self) -> int:
-        return 1
-
-    @property
-    def ndim_params(self) -> tuple[int]:
-        return (1,)
+    num_params = 1
+    ndim_params = (1,)
 
     @staticmethod
     def n_wires_for(n_features: int) -> int:

@@ -85,13 +85,8 @@ class HardwareEfficientAnsatz(Operation):
         self._hyperparameters = {"rotations": rotations, "entanglement": entanglement}
         super().__init__(weights, wires=wires, id=id)
 
-    @property
-    def num_params(self) -> int:
-        return 1
-
-    @property
-    def ndim_params(self) -> tuple[int]:
-        return (3,)
+    num_params = 1
+    ndim_params = (3,)
 
     @staticmethod
     def shape(n_layers: int, n_wires: int, rotations: Sequence[str] = ("RY", "RZ")):

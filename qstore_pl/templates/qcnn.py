@@ -143,13 +143,8 @@ class QCNNConvolution(Operation):
         weights = _check_weights("QCNNConvolution", weights, CONV_PARAMS, "(TFQ's 15 symbols)")
         super().__init__(weights, wires=wires, id=id)
 
-    @property
-    def num_params(self) -> int:
-        return 1
-
-    @property
-    def ndim_params(self) -> tuple[int]:
-        return (1,)
+    num_params = 1
+    ndim_params = (1,)
 
     @staticmethod
     def compute_decomposition(weights, wires):
@@ -202,13 +197,8 @@ class QCNNPooling(Operation):
         weights = _check_weights("QCNNPooling", weights, POOL_PARAMS, "(TFQ's 6 symbols)")
         super().__init__(weights, wires=sources + sinks, id=id)
 
-    @property
-    def num_params(self) -> int:
-        return 1
-
-    @property
-    def ndim_params(self) -> tuple[int]:
-        return (1,)
+    num_params = 1
+    ndim_params = (1,)
 
     @property
     def source_wires(self) -> Wires:
@@ -286,13 +276,8 @@ class QCNN(Operation):
         check_finite("QCNN", "weights", weights)
         super().__init__(weights, wires=wires, id=id)
 
-    @property
-    def num_params(self) -> int:
-        return 1
-
-    @property
-    def ndim_params(self) -> tuple[int]:
-        return (2,)
+    num_params = 1
+    ndim_params = (2,)
 
     @staticmethod
     def shape(n_wires: int) -> tuple[int, int]:

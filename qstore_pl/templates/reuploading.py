@@ -100,13 +100,8 @@ class DataReuploading(Operation):
         }
         super().__init__(features, weights, wires=wires, id=id)
 
-    @property
-    def num_params(self) -> int:
-        return 2
-
-    @property
-    def ndim_params(self) -> tuple[int, int]:
-        return (1, 3)
+    num_params = 2
+    ndim_params = (1, 3)
 
     @staticmethod
     def shape(n_layers: int, n_wires: int, rotations: Sequence[str] = ("RY", "RZ")):
