@@ -3,6 +3,7 @@ host function (TFQ's PQC and ControlledPQC, framework-neutral)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import autograd.numpy as anp
@@ -58,9 +59,7 @@ class CircuitBatch:
         self.device = device
         self.diff_method = diff_method
         self.per_sample_symbols = per_sample_symbols
-        self.symbol_sizes = {
-            name: int(anp.prod(anp.array(shape))) for name, shape in model.symbols.items()
-        }
+        self.symbol_sizes = {name: math.prod(shape) for name, shape in model.symbols.items()}
 
     @property
     def n_symbol_values(self) -> int:

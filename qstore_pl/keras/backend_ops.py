@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import keras
@@ -17,6 +18,11 @@ except ImportError:  # pragma: no cover - a Keras without it runs the host on fa
 
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def angle_initializer() -> keras.initializers.Initializer:
+    """Default for circuit weights: rotation angles uniform in :math:`[0, 2\\pi)`."""
+    return keras.initializers.RandomUniform(0.0, 2 * math.pi)
 
 
 def active_backend() -> str:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import keras
 import pennylane as qml
 from keras import ops
 
-from qstore_pl.keras.backend_ops import cached_op, supports_xla
+from qstore_pl.keras.backend_ops import angle_initializer, cached_op, supports_xla
 from qstore_pl.qnode_spec import (
     describe_device,
     describe_qnode_options,
@@ -117,7 +116,7 @@ class KerasLayer(keras.layers.Layer):
         self.output_dim = width
         for name, shape in self.weight_shapes.items():
             spec = dict(self.weight_specs.get(name, {}))
-            spec.setdefault("initializer", keras.initializers.RandomUniform(0.0, 2 * math.pi))
+            spec.setdefault("initializer", angle_initializer())
             self.qnode_weights[name] = self.add_weight(name=name, shape=shape, **spec)
 
     def compute_output_shape(self, input_shape):

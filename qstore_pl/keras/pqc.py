@@ -7,7 +7,6 @@ circuit) on every backend.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import keras
@@ -16,7 +15,7 @@ from keras import ops
 from qstore_pl.circuit_batch import CircuitBatch
 from qstore_pl.circuits import ParametrizedCircuit, operator_from_dict, operator_to_dict
 from qstore_pl.device_choice import make_device
-from qstore_pl.keras.backend_ops import cached_op, supports_xla
+from qstore_pl.keras.backend_ops import angle_initializer, cached_op, supports_xla
 from qstore_pl.qnode_spec import describe_device, rebuild_device
 
 
@@ -111,9 +110,7 @@ class PQC(_CircuitInputLayer):
 
     def __init__(self, model_circuit, observables, initializer=None, **kwargs):
         super().__init__(model_circuit, observables, **kwargs)
-        self.initializer = keras.initializers.get(
-            initializer or keras.initializers.RandomUniform(0.0, 2 * math.pi)
-        )
+        self.initializer = keras.initializers.get(initializer or angle_initializer())
         self.symbol_weights = {
             name: self.add_weight(name=name, shape=shape, initializer=self.initializer)
             for name, shape in model_circuit.symbols.items()
