@@ -3,6 +3,7 @@
 import numpy as np
 import pennylane as qml
 import pytest
+import torch
 from pennylane import numpy as pnp
 
 import qstore_pl
@@ -83,8 +84,9 @@ def test_an_operation_no_backend_supports_is_named():
         Opaque(wires=0)
         return qml.expval(qml.Z(0))
 
-    with pytest.raises(UnsupportedCircuitError, match="Opaque"):
-        circuit()
+    for _ in range(2):  # every time: known structures skip preprocessing, refused ones never
+        with pytest.raises(UnsupportedCircuitError, match="Opaque"):
+            circuit()
 
 
 def test_an_observable_only_some_backends_support_routes_to_them():
@@ -277,3 +279,26 @@ def test_routing_works_with_wire_labels_and_unused_wires():
 def test_package_exports_the_errors():
     for name in ("ConfigError", "UnknownBackendError", "UnsupportedCircuitError"):
         assert issubclass(getattr(qstore_pl, name), qstore_pl.QstoreError)
+
+
+def test_a_derivative_goes_where_the_forward_states_already_are():
+    dev = qml.device("qstore.router", wires=2, config={"backends": ["qstore.batched"]})
+    circuit = small_circuit(dev, interface="torch")
+    x = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)  # broadcast: three circuits
+    w = torch.tensor([0.2, 0.3], dtype=torch.float64, requires_grad=True)
+
+    def vjp_estimate():
+        (decision,) = dev.explain(circuit, x, w, derivative="vjp").decisions
+        return decision.candidates[0].seconds
+
+    cold = vjp_estimate()
+    circuit(x, w).sum().backward()
+    runs = dev.routing_report().recent
+    assert [r.task for r in runs] == ["execute", "vjp"]
+    assert runs[1].backend == runs[0].backend == "qstore.batched"
+    forward = dev.explain(circuit, x, w, derivative=None).decisions[0].candidates[0].seconds
+    assert vjp_estimate() == pytest.approx(cold - forward)  # the forward pass is not paid twice
+    expected = torch.tensor([0.2, 0.3], dtype=torch.float64, requires_grad=True)
+    reference = small_circuit(qml.device("default.qubit", wires=2), interface="torch")
+    reference(x, expected).sum().backward()
+    assert torch.allclose(w.grad, expected.grad, atol=1e-10)

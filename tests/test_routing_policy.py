@@ -1,11 +1,13 @@
 """Routing on plain workload features: eligibility, ranking, reasons, explanations."""
 
+from dataclasses import replace
+
 import pytest
 
 from qstore_pl.exceptions import ConfigError, UnsupportedCircuitError
 from qstore_pl.router.capabilities import BackendCapabilities
 from qstore_pl.router.explain import RoutingExplanation
-from qstore_pl.router.policy import PerformancePolicy, get_policy, route
+from qstore_pl.router.policy import PerformancePolicy, RoutingContext, get_policy, route
 from qstore_pl.router.spec import BackendSpec
 from qstore_pl.router.time_model import TimeModel
 from qstore_pl.router.workload import WorkloadFeatures
@@ -158,3 +160,22 @@ def test_explanation_lists_every_candidate_and_the_choice():
 def test_features_reject_unknown_derivative_kinds():
     with pytest.raises(ValueError, match="derivative"):
         features(derivative="hessian")
+
+
+def test_a_backend_holding_the_forward_states_skips_the_forward_in_its_estimate():
+    keeps = BackendSpec(
+        name="keeps",
+        device_name="z",
+        capabilities=replace(SLOW_DOUBLE.capabilities, keeps_forward_states=True),
+        time_model=SLOW_DOUBLE.time_model,
+    )
+    vjp = features(derivative="vjp")
+    forward = SLOW_DOUBLE.time_model.estimate(features(), None)
+    cold = route(vjp, [keeps, SLOW_DOUBLE], PerformancePolicy())
+    warm = RoutingContext(warm=frozenset({"keeps", "slow128"}))
+    hot = route(vjp, [keeps, SLOW_DOUBLE], PerformancePolicy(), context=warm)
+    seconds = {c.backend: c.seconds for c in hot.candidates}
+    assert {c.backend: c.seconds for c in cold.candidates}["keeps"] == pytest.approx(3 * forward)
+    assert seconds["keeps"] == pytest.approx(2 * forward)  # the backward sweep only
+    assert seconds["slow128"] == pytest.approx(3 * forward)  # cannot reuse states
+    assert hot.backend == "keeps"

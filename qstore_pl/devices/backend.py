@@ -46,6 +46,7 @@ class Backend:
         if seed is not None and _accepts_seed(spec.device_name):
             kwargs.setdefault("seed", seed)
         self.device = qml.device(spec.device_name, wires=num_wires, **kwargs)
+        self._configs: dict = {}  # resolved execution configs that need no circuit
 
     def __repr__(self) -> str:
         return f"<Backend {self.spec.name} on {len(self.device.wires)} wires>"
@@ -178,9 +179,11 @@ class Backend:
         return stacked
 
     def _adjoint_config(self, vjp: bool) -> ExecutionConfig:
-        return self.device.setup_execution_config(
-            ExecutionConfig(gradient_method="adjoint", use_device_jacobian_product=vjp)
-        )
+        if vjp not in self._configs:
+            self._configs[vjp] = self.device.setup_execution_config(
+                ExecutionConfig(gradient_method="adjoint", use_device_jacobian_product=vjp)
+            )
+        return self._configs[vjp]
 
     def _parameter_shift(self, tapes: Sequence[QuantumScript], with_results: bool):
         shifted, processors, sizes = [], [], []

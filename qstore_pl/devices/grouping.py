@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from pennylane.operation import Operator
 from pennylane.tape import QuantumScript
@@ -22,10 +23,69 @@ def structure_key(tape: QuantumScript) -> Hashable:
     """
     key = tape.__dict__.get("_qstore_structure_key")
     if key is None:
+        # the gates' and measurements' wires fix the tape's wires: no need for
+        # ``tape.wires``, which costs a union over every gate on a fresh tape
         ops = tuple(_op_key(op) for op in tape.operations)
-        key = ops, tuple(mp.hash for mp in tape.measurements), tape.shots, len(tape.wires)
+        key = ops, tuple(mp.hash for mp in tape.measurements), tape.shots
         tape.__dict__["_qstore_structure_key"] = key
     return key
+
+
+def broadcast_size(tape: QuantumScript) -> int | None:
+    """``tape.batch_size``: how many circuits a parameter-broadcast tape holds.
+
+    PennyLane finds it through ``qml.math`` dispatch on every parameter of every gate
+    (about 0.3 ms for a 50-gate tape), and each device call gets fresh tapes. Gates
+    that declare their parameters' dimensions as a class attribute (the standard
+    ones) are read directly here; anything unusual is left to PennyLane, which also
+    raises its errors for mismatched broadcast sizes.
+    """
+    cached = tape.__dict__.get("_qstore_broadcast_size", _UNSET)
+    if cached is not _UNSET:
+        return cached
+    size = None
+    for op in tape.operations:
+        found = _op_broadcast_size(op) if op.data else None
+        if found is _UNSET:
+            size = tape.batch_size
+            break
+        if found is not None:
+            if size is not None and found != size:
+                size = tape.batch_size  # raises PennyLane's error
+                break
+            size = found
+    tape.__dict__["_qstore_broadcast_size"] = size
+    return size
+
+
+_UNSET = object()
+
+
+@cache
+def _declared_ndims(cls: type) -> tuple[int, ...] | None:
+    """``ndim_params`` when the class declares it as a tuple, not computes it."""
+    for klass in cls.__mro__:
+        if "ndim_params" in klass.__dict__:
+            declared = klass.__dict__["ndim_params"]
+            return declared if isinstance(declared, tuple) else None
+    return None
+
+
+def _op_broadcast_size(op: Operator):
+    """The gate's broadcast size, ``None`` if it has none, ``_UNSET`` if not known here."""
+    expected = _declared_ndims(type(op))
+    if expected is None or len(expected) != len(op.data):
+        return _UNSET
+    size = None
+    for param, ndim in zip(op.data, expected):
+        actual = getattr(param, "ndim", 0)
+        if actual == ndim:
+            continue
+        shape = getattr(param, "shape", ())
+        if actual != ndim + 1 or shape[0] is None or (size is not None and shape[0] != size):
+            return _UNSET
+        size = int(shape[0])
+    return size
 
 
 #: Gates whose hyperparameters follow from their name and wires (PennyLane stores

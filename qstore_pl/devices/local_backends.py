@@ -166,6 +166,7 @@ def _batched(options: Mapping[str, Any]):
         dtype="complex64" if single else "complex128",
         broadcasting=True,
         broadcast_derivatives=True,
+        keeps_forward_states=True,
         derivatives={"adjoint": frozenset({"expval", "probs"})},
     )
     return caps, _TIME_MODELS["batched64" if single else "batched"]

@@ -34,8 +34,14 @@ from qstore_pl.callbacks import DeviceCallback, ExecutionRecord
 from qstore_pl.devices.adjoint_support import adjoint_support
 from qstore_pl.devices.calibrate import apply_calibration
 from qstore_pl.devices.executors import GroupWork, make_executor
-from qstore_pl.devices.grouping import TapeGroup, group_by_structure, structure_key
+from qstore_pl.devices.grouping import (
+    TapeGroup,
+    broadcast_size,
+    group_by_structure,
+    structure_key,
+)
 from qstore_pl.devices.local_backends import resolve_backends
+from qstore_pl.devices.preprocess_cache import skip_known_structures
 from qstore_pl.devices.router_pipeline import build_pipeline
 from qstore_pl.devices.spending import Spending, apply_spending_settings
 from qstore_pl.exceptions import (
@@ -156,6 +162,10 @@ class RouterDevice(Device):
         self._pipelines: dict[Hashable, CompilePipeline] = {}
         self._supports_adjoint: dict[Hashable, bool] = {}
         self._features: dict[Hashable, WorkloadFeatures] = {}
+        self._decisions: dict[Hashable, RoutingDecision] = {}
+        # structure -> backend that ran its last forward pass: a derivative that
+        # follows finds the forward states there (see RoutingContext.warm)
+        self._last_forward: dict[Hashable, str] = {}
 
     def __repr__(self) -> str:
         wires = len(self.wires) if self.wires is not None else None
@@ -210,7 +220,8 @@ class RouterDevice(Device):
         )
         if key not in self._pipelines:
             capabilities = [spec.capabilities for spec in self.backends]
-            self._pipelines[key] = build_pipeline(config, capabilities, self.wires)
+            pipeline = build_pipeline(config, capabilities, self.wires)
+            self._pipelines[key] = skip_known_structures(pipeline)
         return self._pipelines[key]
 
     def supports_derivatives(
@@ -280,16 +291,34 @@ class RouterDevice(Device):
         if task != "execute":
             derivative = "vjp" if task.endswith("vjp") else "jacobian"
         tapes = group.tapes
+        batch = sum(broadcast_size(t) or 1 for t in tapes)
+        purpose = purpose or current_purpose()
+        warm = self._last_forward.get(group.key) if derivative else None
+        trainable = tuple(tapes[0].trainable_params)
+        if not self._spending.active:
+            # without prices, outages or queues a decision depends on this key only
+            key = (group.key, trainable, derivative, batch, len(tapes), purpose, warm)
+            decision = self._decisions.get(key)
+            if decision is None:
+                decision = self._route(group, derivative, batch, purpose, warm)
+                _remember(self._decisions, key, decision)
+            return decision
+        return self._route(group, derivative, batch, purpose, warm)
+
+    def _route(self, group, derivative, batch, purpose, warm) -> RoutingDecision:
+        tapes = group.tapes
         key = (group.key, tuple(tapes[0].trainable_params), derivative)
         features = self._features.get(key)
         if features is None:
-            features = self._features[key] = describe(tapes, derivative)
-            if len(self._features) > _CACHE_SIZE:
-                self._features.pop(next(iter(self._features)))
-        else:  # the structure's features, this group's size
-            batch = sum(t.batch_size or 1 for t in tapes)
+            features = describe(tapes, derivative)
+            _remember(self._features, key, features)
+        if features.batch_size != batch or features.num_tapes != len(tapes):
             features = replace(features, batch_size=batch, num_tapes=len(tapes))
-        context = RoutingContext(purpose=purpose or current_purpose(), chain=self._spending.chain)
+        context = RoutingContext(
+            purpose=purpose,
+            chain=self._spending.chain,
+            warm=frozenset((warm,)) if warm else frozenset(),
+        )
         if self._spending.active:
             unavailable, queues = self._spending.conditions()
             context = replace(
@@ -336,13 +365,13 @@ class RouterDevice(Device):
         )
 
     def _run_on(self, name: str, job: _Job, method: str | None) -> tuple[list, int]:
-        tapes = job.group.tapes
         if job.task == "execute":
-            return self._execute_with_cache(name, tapes, job.mcm_config)
-        work = self._work(name, job.task, tapes, cotangents=job.cotangents, method=method)
+            return self._execute_with_cache(name, job)
+        work = self._work(name, job, job.group.tapes, cotangents=job.cotangents, method=method)
         return self._executor.run(work), 0
 
-    def _execute_with_cache(self, name: str, tapes, mcm_config) -> tuple[list, int]:
+    def _execute_with_cache(self, name: str, job: _Job) -> tuple[list, int]:
+        tapes = job.group.tapes
         cached = {}
         for i, tape in enumerate(tapes):
             for callback in self._callbacks:
@@ -354,21 +383,25 @@ class RouterDevice(Device):
         todo = [t for i, t in enumerate(tapes) if i not in cached]
         fresh = iter(())
         if todo:
-            work = self._work(name, "execute", todo, mcm_config=mcm_config)
+            work = self._work(name, job, todo, mcm_config=job.mcm_config)
             fresh = iter(self._executor.run(work))
         return [cached[i] if i in cached else next(fresh) for i in range(len(tapes))], len(cached)
 
-    def _work(self, name: str, task: str, tapes, **details) -> GroupWork:
+    def _work(self, name: str, job: _Job, tapes, **details) -> GroupWork:
         """What the executor runs: plain data, cheap to ship to another process."""
-        key = (name, max(len(tapes[0].wires), 1))
+        # the structure's width, known from routing (a fresh tape's ``wires`` is a
+        # union over every gate)
+        key = (name, max(job.decision.features.num_wires, 1))
         if key not in self._seeds:
             self._seeds[key] = int(self._rng.integers(2**31 - 1))
         owner, spec, seed = self._executor.owner, self._specs[name], self._seeds[key]
-        return GroupWork(owner, spec, key[1], seed, task, tapes, **details)
+        return GroupWork(owner, spec, key[1], seed, job.task, tapes, **details)
 
     def _record(self, job, backend, method, output, seconds, failures, cached, cost) -> None:
         tapes = job.group.tapes
-        circuits = sum(t.batch_size or 1 for t in tapes)
+        if job.task == "execute":
+            _remember(self._last_forward, job.group.key, backend)
+        circuits = sum(broadcast_size(t) or 1 for t in tapes)
         reason = job.decision.reason
         if failures:
             reason = f"fallback after {len(failures)} failure(s); first choice: {reason}"
@@ -399,7 +432,7 @@ class RouterDevice(Device):
                 backend=backend,
                 shots=shots,
                 seconds=share,
-                cost=cost * (tape.batch_size or 1) / circuits,
+                cost=cost * (broadcast_size(tape) or 1) / circuits,
                 derivative_method=method,
             )
             for callback in self._callbacks:
@@ -498,6 +531,13 @@ def check_finite_parameters(tape: QuantumScript) -> None:
                     "the inputs and weights feeding this circuit (a diverged optimiser or a "
                     "division by zero upstream)."
                 )
+
+
+def _remember(cache: dict, key: Hashable, value: Any) -> None:
+    """``cache[key] = value``, forgetting the oldest entry beyond ``_CACHE_SIZE``."""
+    cache[key] = value
+    if len(cache) > _CACHE_SIZE:
+        cache.pop(next(iter(cache)))
 
 
 def _method_for(decision: RoutingDecision, backend: str) -> str | None:

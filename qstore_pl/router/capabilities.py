@@ -45,6 +45,9 @@ class BackendCapabilities:
     broadcast_derivatives : bool
         Whether vector-Jacobian products of parameter-broadcast tapes (and stacked
         cotangents) are computed natively; otherwise the router splits them.
+    keeps_forward_states : bool
+        Whether the backend keeps the final states of its last forward execution, so
+        that derivatives of the same circuits that follow it skip the forward pass.
     """
 
     max_wires: int
@@ -64,6 +67,7 @@ class BackendCapabilities:
     dtype: str = "complex128"
     broadcasting: bool = False
     broadcast_derivatives: bool = False
+    keeps_forward_states: bool = False
 
     def __post_init__(self):
         if self.dtype not in _DTYPE_PRECISION:

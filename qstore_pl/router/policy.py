@@ -71,6 +71,9 @@ class RoutingContext:
     chain : Mapping[str, int]
         Position of each backend in the configured fallback chain; when not empty,
         only these backends are fallbacks, in this order.
+    warm : frozenset[str]
+        Backends that ran the forward pass of the circuits whose derivatives are asked
+        for; those that keep forward states skip it (estimates without the forward).
     """
 
     purpose: str | None = None
@@ -78,6 +81,7 @@ class RoutingContext:
     unavailable: Mapping[str, str] = field(default_factory=dict)
     queue_seconds: Mapping[str, float] = field(default_factory=dict)
     chain: Mapping[str, int] = field(default_factory=dict)
+    warm: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -249,7 +253,8 @@ def estimate_candidates(
         method = caps.derivative_method(features) if features.derivative else None
         seconds = None
         if not reasons:
-            seconds = spec.time_model.estimate(features, method)
+            warm = spec.name in context.warm and caps.keeps_forward_states
+            seconds = spec.time_model.estimate(features, method, warm=warm)
             seconds += context.queue_seconds.get(spec.name, 0.0)
         estimates.append(
             CandidateEstimate(

@@ -58,7 +58,9 @@ class TimeModel:
         sampling = (features.shots or 0) * features.num_wires * 1e-8
         return self.per_batch + overhead + features.batch_size * (simulation + sampling)
 
-    def estimate(self, features: WorkloadFeatures, derivative_method: str | None) -> float:
+    def estimate(
+        self, features: WorkloadFeatures, derivative_method: str | None, warm: bool = False
+    ) -> float:
         """Seconds for the workload, derivatives included when it asks for them.
 
         Parameters
@@ -67,6 +69,9 @@ class TimeModel:
             The workload.
         derivative_method : str or None
             ``"adjoint"`` or ``"parameter-shift"`` when ``features.derivative`` is set.
+        warm : bool
+            Whether the backend already holds the forward states (adjoint derivatives
+            then cost the backward sweeps only).
         """
         forward = self.forward_seconds(features)
         if features.derivative is None or derivative_method is None:
@@ -74,6 +79,6 @@ class TimeModel:
         if derivative_method == "adjoint":
             # a full Jacobian needs one backward sweep per measurement, a VJP one in all
             sweeps = 1 if features.derivative == "vjp" else features.num_measurements
-            return forward * (1 + self.backward_factor * sweeps)
+            return forward * ((0 if warm else 1) + self.backward_factor * sweeps)
         # parameter-shift: two shifted circuits per trainable parameter, plus forward
         return forward * (1 + 2 * max(features.num_trainable, 1))
