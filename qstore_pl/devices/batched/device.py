@@ -44,6 +44,7 @@ from qstore_pl.devices.batched.measure import (
 from qstore_pl.devices.batched.program import BoundProgram, Program
 from qstore_pl.devices.batched.qsim_kernel import QsimStateKernel
 from qstore_pl.devices.grouping import group_by_structure, structure_key
+from qstore_pl.devices.preprocess_cache import skip_known_structures
 
 _DEVICE_GRADIENTS = {"best", "adjoint", "device"}
 # (tape positions in the batch, bound program, final states)
@@ -135,6 +136,7 @@ class BatchedDevice(Device):
         # the last execution's groups and final states, for the VJP that follows it
         self._executed: tuple[tuple[QuantumScript, ...], list[_Group]] | None = None
         self._supports_adjoint: dict[Hashable, bool] = {}
+        self._pipelines: dict[Hashable, CompilePipeline] = {}
 
     # ----------------------------------------------------------- configuration
     def setup_execution_config(
@@ -164,6 +166,13 @@ class BatchedDevice(Device):
 
     def preprocess_transforms(self, execution_config: ExecutionConfig | None = None):
         config = execution_config or self.setup_execution_config()
+        # one pipeline per setting, which remembers the structures it leaves alone
+        key = (config.gradient_method, config.use_device_jacobian_product)
+        if key not in self._pipelines:
+            self._pipelines[key] = skip_known_structures(self._build_pipeline(config))
+        return self._pipelines[key]
+
+    def _build_pipeline(self, config: ExecutionConfig) -> CompilePipeline:
         pipeline = CompilePipeline()
         pipeline.add_transform(defer_measurements, allow_postselect=False)
         pipeline.add_transform(
