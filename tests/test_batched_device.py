@@ -233,3 +233,81 @@ def test_wide_gates_are_decomposed_and_non_generator_gates_are_not_adjoint_diffe
     processed, _ = dev.preprocess_transforms(config)([tape])
     names = {op.name for op in processed[0].operations}
     assert "Rot" not in names and "MultiControlledX" not in names
+
+
+def small_tape(theta, inputs=(0.2, 0.9), wires=(0, 1, 2)) -> qml.tape.QuantumScript:
+    """Three wires: a (broadcast) encoding, trainable RY/RZ/CRX, two expvals."""
+    a, b, c = wires
+    ops = [qml.RX(np.array(inputs) if np.ndim(inputs) else inputs, a), qml.RY(0.4, b)]
+    ops += [qml.CNOT([a, b]), qml.RZ(theta, b), qml.RY(0.3, c), qml.CRX(0.5, [b, c])]
+    ops += [qml.Hadamard(a), qml.IsingZZ(-0.8, [c, a])]
+    measurements = [qml.expval(qml.Z(b)), qml.expval(qml.Y(c) @ qml.X(a))]
+    return qml.tape.QuantumScript(ops, measurements, trainable_params=[1, 2, 3, 4, 5])
+
+
+def adjoint_config(dev):
+    config = dev.setup_execution_config(ExecutionConfig(gradient_method="adjoint"))
+    assert config.use_device_jacobian_product
+    return config
+
+
+def test_vjp_reuses_the_forward_states_only_for_equal_parameters():
+    """A fresh copy of the executed tape reuses its states; one changed angle does not."""
+    dev = BatchedDevice(wires=3)
+    config = adjoint_config(dev)
+    dev.execute([small_tape(0.7)], config)
+    assert dev._simulate([small_tape(0.7)]) is dev._executed[1]
+    assert dev._simulate([small_tape(0.7, inputs=(0.2, 0.9000001))]) is not dev._executed[1]
+    assert dev._simulate([small_tape(0.7, inputs=(0.2, 0.9, 0.1))]) is not dev._executed[1]
+    cotangent = (np.array([1.0, -0.5]), np.array([0.3, 2.0]))
+    for changed in (0.7, 0.8):  # 0.8: the states of 0.7 would give a wrong VJP
+        dev.execute([small_tape(0.7)], config)
+        (vjp,) = dev.compute_vjp([small_tape(changed)], [cotangent], config)
+        want = reference_vjp(small_tape(changed), np.concatenate(cotangent))
+        np.testing.assert_allclose(np.asarray(vjp), want, atol=DOUBLE)
+
+
+def test_tapes_on_other_wire_labels_match_default_qubit():
+    """Wires that are not 0 .. k-1 are mapped (the reuse check still works on them)."""
+    dev = BatchedDevice(wires=["b", "a", 5])
+    tapes = [small_tape(0.7, wires=("b", "a", 5)), small_tape(0.7, wires=(5, "b", "a"))]
+    expected = run(qml.device("default.qubit"), tapes)
+    for got, want in zip(run(dev, tapes), expected):
+        np.testing.assert_allclose(flat(got), flat(want), atol=DOUBLE, rtol=0)
+    config = adjoint_config(dev)
+    cotangent = (np.array([1.0, -0.5]), np.array([0.3, 2.0]))
+    dev.execute(tapes, config)
+    vjps = dev.compute_vjp([small_tape(0.7, wires=t.wires[:3]) for t in tapes], [cotangent] * 2,
+                           config)  # fmt: skip
+    for tape, vjp in zip(tapes, vjps):
+        want = reference_vjp(tape, np.concatenate(cotangent))
+        np.testing.assert_allclose(np.asarray(vjp), want, atol=DOUBLE)
+
+
+def test_a_group_of_broadcast_and_plain_tapes_keeps_each_tapes_rows():
+    """Broadcast sizes 3, none and 2 in one group: results and VJPs per tape."""
+    tapes = [
+        small_tape(0.7, inputs=(0.2, 0.9, -1.1)),
+        small_tape(-0.4, inputs=1.3),
+        small_tape(1.9, inputs=(2.0, 0.1)),
+    ]
+    dev = BatchedDevice(wires=3)
+    ((indices, bound, states),) = dev._simulate(tapes)
+    assert indices == [0, 1, 2] and states.shape == (6, 8) and bound.batch_sizes == [3, None, 2]
+    expected = run(qml.device("default.qubit"), tapes)
+    for got, want in zip(run(dev, tapes), expected):
+        np.testing.assert_allclose(flat(got), flat(want), atol=DOUBLE, rtol=0)
+    config = adjoint_config(dev)
+    rng = np.random.default_rng(5)
+    cotangents = [tuple(rng.normal(size=t.batch_size or ()) for _ in range(2)) for t in tapes]
+    _, vjps = dev.execute_and_compute_vjp(tapes, cotangents, config)
+    for tape, dy, vjp in zip(tapes, cotangents, vjps):
+        want = reference_vjp(tape, np.concatenate([np.ravel(d) for d in dy]))
+        np.testing.assert_allclose(np.asarray(vjp), want, atol=DOUBLE)
+
+
+def test_mismatched_broadcast_sizes_are_refused():
+    ops = [qml.RX(np.array([0.1, 0.2]), 0), qml.RY(np.array([0.1, 0.2, 0.3]), 1)]
+    tape = qml.tape.QuantumScript(ops, [qml.expval(qml.Z(0))])
+    with pytest.raises(ValueError, match="batch sizes"):
+        BatchedDevice(wires=2).execute([tape])

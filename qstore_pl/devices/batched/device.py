@@ -137,6 +137,7 @@ class BatchedDevice(Device):
         self._executed: tuple[tuple[QuantumScript, ...], list[_Group]] | None = None
         self._supports_adjoint: dict[Hashable, bool] = {}
         self._pipelines: dict[Hashable, CompilePipeline] = {}
+        self._wire_maps: dict[Hashable, bool] = {}  # structure -> on wires 0 .. k-1
 
     # ----------------------------------------------------------- configuration
     def setup_execution_config(
@@ -267,27 +268,41 @@ class BatchedDevice(Device):
             tapes, groups = self._executed
             if len(tapes) == len(circuits) and all(map(_same_circuit, tapes, circuits)):
                 return groups
-        tapes = [t.map_to_standard_wires() for t in circuits]
+        tapes = [t if self._standard_wires(t) else t.map_to_standard_wires() for t in circuits]
         groups = []
         for group in group_by_structure(tapes):
             bound = self._program(group.key, group.tapes[0]).bind(group.tapes)
             groups.append((group.indices, bound, forward(self._kernel(bound), bound)))
         return groups
 
+    def _standard_wires(self, tape: QuantumScript) -> bool:
+        """Whether ``tape`` already acts on wires ``0 .. k-1``, asked once per structure.
+
+        The structure key holds every gate's and measurement's wire labels (and work
+        wires, as hyperparameters), which is all that ``map_to_standard_wires`` reads.
+        """
+        key = structure_key(tape)
+        standard = self._wire_maps.get(key)
+        if standard is None:
+            if len(self._wire_maps) > _PROGRAM_CACHE_SIZE:
+                self._wire_maps.clear()
+            standard = self._wire_maps[key] = tape.map_to_standard_wires() is tape
+        return standard
+
     def _collect(self, results: list, indices, bound: BoundProgram, states) -> None:
         kernel, n = self._kernel(bound), _width(bound)
         if bound.tapes[0].shots:  # grouped by structure, so every tape has shots
             for tape_no, (i, s) in enumerate(zip(indices, bound.slices)):
-                tape = bound.tapes[tape_no]
+                tape, broadcast = bound.tapes[tape_no], bool(bound.batch_sizes[tape_no])
                 rows = states[s].astype(np.complex128)
                 rows /= np.linalg.norm(rows, axis=1, keepdims=True)
                 state = rows.reshape((-1,) + (2,) * n)
-                state = state if tape.batch_size else state[0]
-                results[i] = measure_final_state(tape, state, bool(tape.batch_size), rng=self._rng)
+                state = state if broadcast else state[0]
+                results[i] = measure_final_state(tape, state, broadcast, rng=self._rng)
             return
         values = [measure(kernel, states, mp, n) for mp in bound.program.measurements]
         for tape_no, (i, s) in enumerate(zip(indices, bound.slices)):
-            results[i] = _per_tape(values, s, bound.tapes[tape_no])
+            results[i] = _per_tape(values, s, bound.batch_sizes[tape_no])
 
     def _vjp(self, circuits, cotangents, want_results=False):
         results: list[Any] = [None] * len(circuits)
@@ -318,7 +333,7 @@ class BatchedDevice(Device):
         results: list[Any] = [None] * len(circuits)
         jacs: list[Any] = [None] * len(circuits)
         for indices, bound, psi in self._simulate(circuits):
-            if any(t.batch_size for t in bound.tapes):
+            if any(bound.batch_sizes):
                 raise DeviceError(
                     "Jacobians of parameter-broadcast tapes need broadcast_expand; use "
                     "device_vjp=True or let the device preprocess the tapes"
@@ -353,30 +368,37 @@ def _same_circuit(a: QuantumScript, b: QuantumScript) -> bool:
     """Whether two tapes hold the same gates with the same parameters.
 
     PennyLane hands the device fresh tape objects for the forward pass and for the
-    VJP that follows it; comparing them costs far less than simulating again.
+    VJP that follows it; comparing them costs far less than simulating again. The
+    structure key compares gate names, wires, hyperparameters and measurements
+    (a tape's key is computed once); the parameters are compared exactly, shapes
+    included, scalars in one array comparison.
     """
     if a is b:
         return True
-    if (
-        len(a.operations) != len(b.operations)
-        or a.trainable_params != b.trainable_params
-        or a.measurements != b.measurements
-    ):
+    if a.trainable_params != b.trainable_params or structure_key(a) != structure_key(b):
         return False
-    return all(
-        x.name == y.name
-        and x.wires == y.wires
-        and all(np.array_equal(p, q) for p, q in zip(x.data, y.data, strict=True))
-        for x, y in zip(a.operations, b.operations)
-    )
+    left, right = [], []  # scalar parameters, compared at once
+    for x, y in zip(a.operations, b.operations):
+        xs, ys = x.data, y.data
+        if xs is ys:
+            continue
+        for p, q in zip(xs, ys, strict=True):
+            if p is q:
+                continue
+            if np.ndim(p) == 0 and np.ndim(q) == 0:
+                left.append(p)
+                right.append(q)
+            elif np.shape(p) != np.shape(q) or not np.array_equal(p, q):
+                return False
+    return not left or bool(np.array_equal(np.array(left), np.array(right)))
 
 
 def _width(bound: BoundProgram) -> int:
     return bound.program.num_wires
 
 
-def _per_tape(values: list[np.ndarray], s: slice, tape: QuantumScript):
-    out = [v[s] if tape.batch_size else v[s][0] for v in values]
+def _per_tape(values: list[np.ndarray], s: slice, batch_size: int | None):
+    out = [v[s] if batch_size else v[s][0] for v in values]
     return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -418,18 +440,16 @@ def _cotangent_columns(cotangents, bound: BoundProgram, num_measurements: int):
     per_measurement = [[] for _ in range(num_measurements)]
     stacked = 1
     for tape_no, dy in enumerate(cotangents):
-        tape = bound.tapes[tape_no]
+        batch_size = bound.batch_sizes[tape_no]
         dy = (dy,) if num_measurements == 1 else tuple(dy)
         for m, (mp, value) in enumerate(zip(bound.program.measurements, dy)):
             value = np.asarray(value, dtype=float)
-            result_ndim = (1 if tape.batch_size else 0) + (
-                1 if isinstance(mp, ProbabilityMP) else 0
-            )
+            result_ndim = (1 if batch_size else 0) + (1 if isinstance(mp, ProbabilityMP) else 0)
             if value.ndim == result_ndim + 1:
                 stacked = value.shape[0]
             else:
                 value = value[None]
-            rows = tape.batch_size or 1
+            rows = batch_size or 1
             size = 2 ** (len(mp.wires) or n) if isinstance(mp, ProbabilityMP) else 1
             per_measurement[m].append(value.reshape(value.shape[0], rows, size))
     columns = []
@@ -441,7 +461,7 @@ def _cotangent_columns(cotangents, bound: BoundProgram, num_measurements: int):
     return columns, stacked
 
 
-def _gate_grad(bound: BoundProgram, grads, param: int, stacked: int, s: slice, tape):
+def _gate_grad(bound: BoundProgram, grads, param: int, stacked: int, tape_no: int):
     """One trainable parameter's derivative for one tape: ``(stacked, rows)``."""
     program = bound.program
     if param >= len(program.param_owner):
@@ -450,18 +470,16 @@ def _gate_grad(bound: BoundProgram, grads, param: int, stacked: int, s: slice, t
     position = program.position.get(op_index)
     if position is None or position not in grads:
         return None
-    values = grads[position].reshape(stacked, bound.batch)[:, s]
-    op = tape.operations[op_index]
-    broadcast = tape.batch_size and np.ndim(op.data[0]) > op.ndim_params[0]
+    values = grads[position].reshape(stacked, bound.batch)[:, bound.slices[tape_no]]
+    broadcast = bound.parameters[tape_no].broadcast[program.slot[op_index]][0]
     return values if broadcast else values.sum(axis=1)
 
 
 def _tape_vjp(bound: BoundProgram, tape_no: int, grads, stacked: int):
     tape = bound.tapes[tape_no]
-    s = bound.slices[tape_no]
     out = []
     for param in tape.trainable_params:
-        value = _gate_grad(bound, grads, param, stacked, s, tape)
+        value = _gate_grad(bound, grads, param, stacked, tape_no)
         if value is None:
             value = np.zeros(stacked)
         out.append(value[0] if stacked == 1 else value)
@@ -470,11 +488,10 @@ def _tape_vjp(bound: BoundProgram, tape_no: int, grads, stacked: int):
 
 def _tape_jacobian(bound: BoundProgram, tape_no: int, grads, sizes: list[int]):
     tape = bound.tapes[tape_no]
-    s = bound.slices[tape_no]
     outputs = sum(sizes)
     columns = []  # per trainable parameter: (outputs,)
     for param in tape.trainable_params:
-        value = _gate_grad(bound, grads, param, outputs, s, tape)
+        value = _gate_grad(bound, grads, param, outputs, tape_no)
         columns.append(np.zeros(outputs) if value is None else np.asarray(value).reshape(outputs))
     per_measurement, offset = [], 0
     for _mp, size in zip(bound.program.measurements, sizes):

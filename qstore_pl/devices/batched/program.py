@@ -297,6 +297,9 @@ class Program:
                 continue
             self.gates.append(self._template(index, op))
         self.num_ops = len(ops)
+        # operations with parameters (gates, state preparation, global phase)
+        self.param_ops = tuple(i for i, op in enumerate(ops) if op.data)
+        self.slot = {i: j for j, i in enumerate(self.param_ops)}  # op index -> param_ops
         # the tape numbers parameters operation by operation: (operation, parameter)
         self.param_owner = [(i, k) for i, op in enumerate(ops) for k in range(len(op.data))]
         # operation index -> position in self.gates
@@ -341,21 +344,26 @@ class BoundProgram:
     def __init__(self, program: Program, tapes: Sequence[QuantumScript]):
         self.program = program
         self.tapes = list(tapes)
-        sizes = [t.batch_size or 1 for t in tapes]
+        params = [tape_parameters(tape, program.param_ops) for tape in tapes]
+        self.parameters = params
+        #: each tape's broadcast size (``None``: not broadcast), as ``tape.batch_size``
+        self.batch_sizes = [p.size for p in params]
+        sizes = [p.size or 1 for p in params]
         self.batch = int(sum(sizes))
         bounds = np.cumsum([0, *sizes])
         self.slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
         single_tape = len(tapes) == 1
+        slot = program.slot
         self.gates = []
         for t in program.gates:
             if t.num_params == 0:
                 self.gates.append(BoundGate(t, None, True))
                 continue
             columns, shared = [], True
-            ops = [tape.operations[t.index] for tape in tapes]
+            j = slot[t.index]
             for k in range(t.num_params):
-                values = [op.data[k] for op in ops]
-                broadcast = [_broadcast(op, k) for op in ops]
+                values = [p.data[j][k] for p in params]
+                broadcast = [p.broadcast[j][k] for p in params]
                 if single_tape and not broadcast[0]:
                     column = np.asarray(values[0])[None]
                 else:
@@ -368,6 +376,7 @@ class BoundProgram:
                     )
                 _check_finite(column, t)
                 columns.append(column)
+            ops = [tape.operations[t.index] for tape in tapes]
             self.gates.append(BoundGate(t, columns, shared, ops, sizes))
         self.global_phase = self._global_phase(tapes, sizes)
         self.initial_state = self._initial_state(tapes, sizes)
@@ -391,6 +400,76 @@ class BoundProgram:
             state = np.asarray(op.state_vector(wire_order=range(n)), complex)
             states.append(np.broadcast_to(state.reshape(-1, 2**n), (size, 2**n)))
         return np.concatenate(states)
+
+
+@dataclass
+class TapeParameters:
+    """The parameters of a tape's parametrized operations, and how they broadcast.
+
+    Attributes
+    ----------
+    size : int or None
+        The tape's broadcast size (what ``tape.batch_size`` says), ``None`` if none.
+    data : list[tuple]
+        ``op.data`` of each operation in ``Program.param_ops``.
+    broadcast : list[tuple[bool, ...]]
+        Per operation and parameter: whether it carries the broadcast axis.
+    """
+
+    size: int | None
+    data: list[tuple]
+    broadcast: list[tuple[bool, ...]]
+
+
+def tape_parameters(tape: QuantumScript, param_ops: Sequence[int]) -> TapeParameters:
+    """Read the parameters of ``tape`` and its broadcast size in one pass.
+
+    PennyLane's ``tape.batch_size`` asks every operation through ``qml.math`` (about
+    7 us each); for operations whose class fixes the dimensions of its parameters
+    (``ndim_params``, as the standard gates do) comparing ``np.ndim`` is enough. Other
+    operations are asked as PennyLane asks them.
+    """
+    ops = tape.operations
+    size = None
+    data, flags = [], []
+    for i in param_ops:
+        op = ops[i]
+        values = op.data
+        op_size, op_flags = _op_broadcast(op, values)
+        if op_size is not None:
+            if size is None:
+                size = op_size
+            elif op_size != size:
+                raise ValueError(
+                    "The batch sizes of the quantum script operations do not match, they "
+                    f"include {size} and {op_size}; broadcast every parameter along the "
+                    "same batch size"
+                )
+        data.append(values)
+        flags.append(op_flags)
+    return TapeParameters(size, data, flags)
+
+
+def _op_broadcast(op: Operator, values: tuple) -> tuple[int | None, tuple[bool, ...]]:
+    expected = type(op).ndim_params  # a class attribute for fixed dimensions
+    if isinstance(expected, tuple) and len(expected) == len(values):
+        size, flags = None, []
+        for value, ndim in zip(values, expected):
+            actual = np.ndim(value)
+            if actual == ndim:
+                flags.append(False)
+                continue
+            if actual != ndim + 1:
+                break  # PennyLane's check raises the error that names the problem
+            first = np.shape(value)[0]
+            if size is not None and first != size:
+                break
+            size = first
+            flags.append(True)
+        else:
+            return size, tuple(flags)
+    size = op.batch_size
+    return size, tuple(_broadcast(op, k) for k in range(len(values)))
 
 
 def _broadcast(op: Operator, k: int) -> bool:
