@@ -292,13 +292,36 @@ def test_a_derivative_goes_where_the_forward_states_already_are():
         return decision.candidates[0].seconds
 
     cold = vjp_estimate()
+    forward = dev.explain(circuit, x, w, derivative=None).decisions[0].candidates[0].seconds
     circuit(x, w).sum().backward()
     runs = dev.routing_report().recent
     assert [r.task for r in runs] == ["execute", "vjp"]
     assert runs[1].backend == runs[0].backend == "qstore.batched"
-    forward = dev.explain(circuit, x, w, derivative=None).decisions[0].candidates[0].seconds
     assert vjp_estimate() == pytest.approx(cold - forward)  # the forward pass is not paid twice
     expected = torch.tensor([0.2, 0.3], dtype=torch.float64, requires_grad=True)
     reference = small_circuit(qml.device("default.qubit", wires=2), interface="torch")
     reference(x, expected).sum().backward()
     assert torch.allclose(w.grad, expected.grad, atol=1e-10)
+
+
+def test_forward_passes_of_a_training_loop_are_routed_with_their_vjp():
+    dev = qml.device("qstore.router", wires=2, config={"backends": ["qstore.batched"]})
+    circuit = small_circuit(dev, interface="torch")
+    x = torch.tensor([0.1, 0.5], dtype=torch.float64)
+    w = torch.tensor([0.2, 0.3], dtype=torch.float64, requires_grad=True)
+    circuit(x, w).sum().backward()  # forward, then vjp
+    circuit(x, w).sum().backward()
+    with torch.no_grad():
+        circuit(x, w)
+        circuit(x, w)  # two forward passes in a row: no longer a training loop
+    reasons = [
+        (r.task, "with the vjp that follows" in r.reason) for r in dev.routing_report().recent
+    ]
+    assert reasons == [
+        ("execute", False),
+        ("vjp", False),
+        ("execute", True),
+        ("vjp", False),
+        ("execute", True),
+        ("execute", False),
+    ]

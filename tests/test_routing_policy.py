@@ -179,3 +179,37 @@ def test_a_backend_holding_the_forward_states_skips_the_forward_in_its_estimate(
     assert seconds["keeps"] == pytest.approx(2 * forward)  # the backward sweep only
     assert seconds["slow128"] == pytest.approx(3 * forward)  # cannot reuse states
     assert hot.backend == "keeps"
+
+
+def test_a_forward_that_a_vjp_follows_is_ranked_with_it():
+    # fast64 runs the forward fastest but differentiates by parameter shift; keeps
+    # runs the forward slower, then the VJP from the states it kept
+    fwd = features(num_trainable=40)
+    keeps = BackendSpec(
+        name="keeps",
+        device_name="z",
+        capabilities=replace(
+            SLOW_DOUBLE.capabilities,
+            keeps_forward_states=True,
+            operations=frozenset({"RX", "CNOT"}),
+        ),
+        time_model=TimeModel(per_gate_amplitude=1e-9, per_gate=1e-6, backward_factor=2.0),
+    )
+    forward_only = route(fwd, [FAST_SINGLE, keeps], PerformancePolicy())
+    assert forward_only.backend == "fast64"
+    training = route(
+        fwd, [FAST_SINGLE, keeps], PerformancePolicy(), context=RoutingContext(then="vjp")
+    )
+    assert training.backend == "keeps"
+    assert "with the vjp that follows" in training.reason
+    seconds = {c.backend: c.seconds for c in training.candidates}
+    keeps_forward = keeps.time_model.estimate(fwd, None)
+    vjp = replace(fwd, derivative="vjp")
+    best_cold = min(
+        keeps.time_model.estimate(vjp, "adjoint"),
+        FAST_SINGLE.time_model.estimate(vjp, "parameter-shift"),
+    )
+    assert seconds["keeps"] == pytest.approx(keeps_forward + 2.0 * keeps_forward)
+    assert seconds["fast64"] == pytest.approx(
+        FAST_SINGLE.time_model.estimate(fwd, None) + best_cold
+    )

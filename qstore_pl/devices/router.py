@@ -166,6 +166,10 @@ class RouterDevice(Device):
         # structure -> backend that ran its last forward pass: a derivative that
         # follows finds the forward states there (see RoutingContext.warm)
         self._last_forward: dict[Hashable, str] = {}
+        # structure -> the derivative asked for after its last forward pass (training),
+        # and the structures whose last forward pass has had none yet
+        self._followed_by: dict[Hashable, str] = {}
+        self._awaiting: set[Hashable] = set()
 
     def __repr__(self) -> str:
         wires = len(self.wires) if self.wires is not None else None
@@ -294,18 +298,21 @@ class RouterDevice(Device):
         batch = sum(broadcast_size(t) or 1 for t in tapes)
         purpose = purpose or current_purpose()
         warm = self._last_forward.get(group.key) if derivative else None
+        then = None
+        if not derivative and group.key not in self._awaiting:  # not a 2nd forward in a row
+            then = self._followed_by.get(group.key)
         trainable = tuple(tapes[0].trainable_params)
         if not self._spending.active:
             # without prices, outages or queues a decision depends on this key only
-            key = (group.key, trainable, derivative, batch, len(tapes), purpose, warm)
+            key = (group.key, trainable, derivative, batch, len(tapes), purpose, warm, then)
             decision = self._decisions.get(key)
             if decision is None:
-                decision = self._route(group, derivative, batch, purpose, warm)
+                decision = self._route(group, derivative, batch, purpose, warm, then)
                 _remember(self._decisions, key, decision)
             return decision
-        return self._route(group, derivative, batch, purpose, warm)
+        return self._route(group, derivative, batch, purpose, warm, then)
 
-    def _route(self, group, derivative, batch, purpose, warm) -> RoutingDecision:
+    def _route(self, group, derivative, batch, purpose, warm, then) -> RoutingDecision:
         tapes = group.tapes
         key = (group.key, tuple(tapes[0].trainable_params), derivative)
         features = self._features.get(key)
@@ -318,6 +325,7 @@ class RouterDevice(Device):
             purpose=purpose,
             chain=self._spending.chain,
             warm=frozenset((warm,)) if warm else frozenset(),
+            then=then,
         )
         if self._spending.active:
             unavailable, queues = self._spending.conditions()
@@ -399,8 +407,7 @@ class RouterDevice(Device):
 
     def _record(self, job, backend, method, output, seconds, failures, cached, cost) -> None:
         tapes = job.group.tapes
-        if job.task == "execute":
-            _remember(self._last_forward, job.group.key, backend)
+        self._note_sequence(job.group.key, job.task, backend)
         circuits = sum(broadcast_size(t) or 1 for t in tapes)
         reason = job.decision.reason
         if failures:
@@ -437,6 +444,20 @@ class RouterDevice(Device):
             )
             for callback in self._callbacks:
                 _safe_call(callback.on_execution, record)
+
+    def _note_sequence(self, key: Hashable, task: str, backend: str) -> None:
+        """Remember where a structure's forward pass ran and whether derivatives follow
+        its forward passes: a training loop then routes forward and derivative together."""
+        if task == "execute":
+            if key in self._awaiting:  # two forward passes in a row: inference
+                self._followed_by.pop(key, None)
+            _remember(self._last_forward, key, backend)
+            self._awaiting.add(key)
+            if len(self._awaiting) > _CACHE_SIZE:
+                self._awaiting.clear()
+        elif not task.startswith("execute+"):
+            _remember(self._followed_by, key, "vjp" if task.endswith("vjp") else "jacobian")
+            self._awaiting.discard(key)
 
     # ---------------------------------------------------------- transparency
     def routing_report(self) -> RoutingReport:

@@ -74,6 +74,11 @@ class RoutingContext:
     warm : frozenset[str]
         Backends that ran the forward pass of the circuits whose derivatives are asked
         for; those that keep forward states skip it (estimates without the forward).
+    then : {None, "vjp", "jacobian"}
+        For a forward pass: the derivative that the caller asked for after its last
+        forward pass of these circuits (a training loop). A forward pass is then
+        ranked by the time of both: its own, plus the derivative's on the same backend
+        if that one keeps forward states, or else on the fastest backend for it.
     """
 
     purpose: str | None = None
@@ -82,6 +87,7 @@ class RoutingContext:
     queue_seconds: Mapping[str, float] = field(default_factory=dict)
     chain: Mapping[str, int] = field(default_factory=dict)
     warm: frozenset[str] = frozenset()
+    then: str | None = None
 
 
 @dataclass(frozen=True)
@@ -242,6 +248,11 @@ def estimate_candidates(
     """Eligibility, derivative method, estimated time and cost of every backend."""
     context = context or RoutingContext()
     estimates = []
+    followup = None
+    if features.derivative is None and context.then is not None:
+        followup = _followup_seconds(
+            replace(features, derivative=context.then), backends, precision, context
+        )
     for spec in backends:
         caps = spec.capabilities
         reasons = caps.missing(features, precision)
@@ -256,6 +267,9 @@ def estimate_candidates(
             warm = spec.name in context.warm and caps.keeps_forward_states
             seconds = spec.time_model.estimate(features, method, warm=warm)
             seconds += context.queue_seconds.get(spec.name, 0.0)
+            if followup is not None:
+                best_elsewhere, here = followup
+                seconds += min(best_elsewhere, here.get(spec.name, float("inf")))
         estimates.append(
             CandidateEstimate(
                 backend=spec.name,
@@ -269,6 +283,16 @@ def estimate_candidates(
             )
         )
     return estimates
+
+
+def _followup_seconds(derivative, backends, precision, context):
+    """The expected derivative after a forward pass: the fastest estimate anywhere
+    (forward included), and per backend that keeps forward states its warm estimate."""
+    cold = estimate_candidates(derivative, backends, precision, replace(context, warm=frozenset()))
+    best = min((c.seconds for c in cold if c.eligible), default=0.0)
+    keepers = {s.name for s in backends if s.capabilities.keeps_forward_states}
+    warm = estimate_candidates(derivative, backends, precision, replace(context, warm=keepers))
+    return best, {c.backend: c.seconds for c in warm if c.eligible and c.backend in keepers}
 
 
 def route(
@@ -317,6 +341,8 @@ def route(
             f"no backend can run this circuit ({details}). Reduce the circuit to what "
             "one of them supports, or configure a backend that supports it."
         )
+    if context.then is not None and features.derivative is None:
+        note += f"with the {context.then} that follows: "
     ranked = policy.rank(eligible, features)
     chosen = ranked[0]
     runner_up = ranked[1] if len(ranked) > 1 else None
