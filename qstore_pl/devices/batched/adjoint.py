@@ -19,6 +19,7 @@ import pennylane as qml
 
 from qstore_pl.devices.batched.kernel import fuse
 from qstore_pl.devices.batched.measure import marginal, z_expectations
+from qstore_pl.devices.batched.plan import Element, Layout, SequencePlan, forward_plan, layout
 from qstore_pl.devices.batched.program import ArrayGate, BoundProgram, GateTemplate, Program
 
 
@@ -116,13 +117,27 @@ def _build_segments(program: Program, trainable: frozenset[int]) -> list[Segment
     return result
 
 
+def source(bound: BoundProgram) -> tuple[Layout, np.ndarray]:
+    """``bound``'s layout and its flat source of gate values, built once per binding."""
+    found = bound.__dict__.get("_source")
+    if found is None:
+        lay = layout(bound)
+        found = bound.__dict__["_source"] = (lay, lay.values(bound))
+    return found
+
+
 def forward(kernel, bound: BoundProgram) -> np.ndarray:
     """Final states of every circuit, ``(B, 2**n)``."""
     n = bound.program.num_wires
     states = kernel.initial_states(bound.batch, n, bound.initial_state)
-    states = kernel.apply_all(
-        states, fuse([g.array() for g in bound.gates], kernel.compose_permutations), n
-    )
+    if kernel.planned:
+        lay, values = source(bound)
+        plan = lay.plan("forward", forward_plan)
+        real, imag = plan.values(values, np.finfo(states.dtype).dtype)
+        states = plan.apply(states, 0, real, imag)
+    else:
+        gates = [g.array() for g in bound.gates]
+        states = kernel.apply_all(states, fuse(gates, kernel.compose_permutations), n)
     if bound.global_phase is not None:
         states = states * bound.global_phase[:, None].astype(states.dtype)
     return states
@@ -201,6 +216,8 @@ def backward(kernel, bound: BoundProgram, psi, lam, trainable: frozenset[int]):
     undoing of a segment, the basis change back from the last read and the basis
     change for the next read are fused into one pass per wire.
     """
+    if kernel.planned:
+        return _backward_planned(kernel, bound, psi, lam, trainable)
     n = bound.program.num_wires
     psi = psi.copy()  # the kernels work in place
     grads = {}
@@ -215,4 +232,112 @@ def backward(kernel, bound: BoundProgram, psi, lam, trainable: frozenset[int]):
             grads.update(_read_derivatives(kernel, psi, lam, bound, segment.evaluate, frame, n))
         unrotate = [ArrayGate("dense", (w,), basis.conj().T) for w, basis in frame.items()]
         pending = unrotate + [bound.gates[p].array(inverse=True) for p in segment.undo]
+    return grads
+
+
+@dataclass(frozen=True)
+class _Read:
+    """One segment's derivative reads, classified once per structure.
+
+    ``singles`` are one-wire generators diagonal in the current frame, read from one
+    ``z_expectations``; ``multi`` other diagonal ones, read from marginals; ``other``
+    need their own basis change (``frame``: wire -> basis in force).
+    """
+
+    singles: tuple[int, ...]
+    wires: np.ndarray
+    half_sum: np.ndarray
+    half_diff: np.ndarray
+    multi: tuple[int, ...]
+    other: tuple[int, ...]
+    frame: dict[int, np.ndarray]
+
+
+def _backward_plan(lay: Layout, trainable: frozenset[int]) -> tuple[SequencePlan, list[_Read]]:
+    """Every step of the backward sweep as one encoded plan, and what each step reads."""
+    program = lay.program
+    gates = program.gates
+    steps, reads = [], []
+    pending: list[Element] = []
+    for segment in segments(program, trainable):
+        frame: dict[int, int] = {}  # wire -> gate whose generator basis is in force
+        for p in segment.evaluate:
+            g = gates[p].generator
+            if g.single_wire and g.basis is not None:
+                frame.setdefault(g.wires[0], p)
+        steps.append(pending + [lay.basis(p) for p in frame.values()])
+        reads.append(_classify(program, segment.evaluate, frame))
+        pending = [lay.basis(p, inverse=True) for p in frame.values()]
+        pending += [lay.element(p, inverse=True) for p in segment.undo]
+    return SequencePlan(steps, program.num_wires, lay.batch), reads
+
+
+def _classify(program: Program, positions, frame: dict[int, int]) -> _Read:
+    gates = program.gates
+    bases = {w: gates[p].generator.basis for w, p in frame.items()}
+    singles, multi, other = [], [], []
+    for p in positions:
+        g = gates[p].generator
+        in_frame = g.single_wire and g.basis is not None and bases.get(g.wires[0]) is g.basis
+        untouched = g.basis is None and not set(g.wires) & bases.keys()
+        if in_frame or untouched:
+            (singles if g.single_wire else multi).append(p)
+        else:
+            other.append(p)
+    eig = np.array([gates[p].generator.eigvals for p in singles]).reshape(-1, 2)
+    return _Read(
+        tuple(singles),
+        np.array([gates[p].generator.wires[0] for p in singles], dtype=np.int64),
+        (eig[:, 0] + eig[:, 1]) / 2,
+        (eig[:, 0] - eig[:, 1]) / 2,
+        tuple(multi),
+        tuple(other),
+        bases,
+    )
+
+
+def _read(kernel, psi, lam, program: Program, read: _Read, n: int) -> dict[int, np.ndarray]:
+    """``-2 Im <λ|G|ψ>`` for the gates of ``read`` (as :func:`_read_derivatives`)."""
+    batch, size = psi.shape
+    repeat = lam.shape[0] // batch
+
+    def product(bra, ket):  # conj(bra) * ket, the ket shared by stacked bras
+        return (np.conj(bra).reshape(repeat, batch, size) * ket[None]).reshape(-1, size)
+
+    out = {}
+    if read.singles or read.multi:
+        w = product(lam, psi)
+        if read.singles:
+            total, per_wire = z_expectations(w, n)
+            overlap = total[:, None] * read.half_sum + per_wire[:, read.wires] * read.half_diff
+            values = -2 * np.imag(overlap)
+            for i, p in enumerate(read.singles):
+                out[p] = values[:, i]
+        for p in read.multi:
+            g = program.gates[p].generator
+            out[p] = -2 * np.imag(marginal(w, g.wires, n) @ g.eigvals)
+    for p in read.other:
+        g = program.gates[p].generator
+        frame = read.frame
+        undo = [ArrayGate("dense", (v,), frame[v].conj().T) for v in g.wires if v in frame]
+        rotation = undo + ([ArrayGate("dense", g.wires, g.basis)] if g.basis is not None else [])
+        w = product(
+            kernel.apply_all(lam.copy(), rotation, n), kernel.apply_all(psi.copy(), rotation, n)
+        )
+        out[p] = -2 * np.imag(marginal(w, g.wires, n) @ g.eigvals)
+    return out
+
+
+def _backward_planned(kernel, bound: BoundProgram, psi, lam, trainable: frozenset[int]):
+    """:func:`backward` on one encoded plan: ψ and λ stacked, one kernel call per step."""
+    lay, values = source(bound)
+    plan, reads = lay.plan(("backward", trainable), lambda lay: _backward_plan(lay, trainable))
+    real, imag = plan.values(values, np.finfo(psi.dtype).dtype)
+    batch = psi.shape[0]
+    states = np.concatenate([psi, lam])  # rows of λ reuse ψ's matrices (row % batch)
+    n = bound.program.num_wires
+    grads = {}
+    for step, read in enumerate(reads):
+        plan.apply(states, step, real, imag)
+        grads.update(_read(kernel, states[:batch], states[batch:], bound.program, read, n))
     return grads

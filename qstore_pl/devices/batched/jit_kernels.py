@@ -186,3 +186,66 @@ def _row(states, r, kinds, counts, position_offsets, positions, value_offsets, r
             _dense(re, im, real, imag, base, positions[lo:hi], lr, li)
     for idx in range(size):
         row[idx] = re[idx] + 1j * im[idx]
+
+
+@njit(cache=True)
+def assemble(src, fused, members, copies, real, imag):
+    """Write the matrices of an encoded sequence from the gates' values in ``src``.
+
+    ``src`` holds every gate's matrices or diagonals, flattened; an entry is read
+    at ``offset + row * stride`` (``stride`` 0 when the batch shares it).
+
+    Parameters
+    ----------
+    fused : (F, 4) int
+        Runs of one-wire gates multiplied into one ``2x2`` matrix per row:
+        ``(output offset, rows, first member, end of members)``.
+    members : (M, 4) int
+        ``(offset, stride, diagonal, inverse)`` per member, in the order applied.
+    copies : (C, 7) int
+        Other gates: ``(output offset, rows, offset, stride, dim, diagonal, inverse)``.
+    real, imag : float arrays
+        The encoded sequence's values, written in place.
+    """
+    for f in range(fused.shape[0]):
+        out, rows, start, stop = fused[f, 0], fused[f, 1], fused[f, 2], fused[f, 3]
+        for r in range(rows):
+            a00, a01, a10, a11 = 1.0 + 0.0j, 0.0j, 0.0j, 1.0 + 0.0j
+            for m in range(start, stop):
+                base = members[m, 0] + r * members[m, 1]
+                inverse = members[m, 3] != 0
+                if members[m, 2]:  # diagonal
+                    d0, d1 = src[base], src[base + 1]
+                    if inverse:
+                        d0, d1 = np.conj(d0), np.conj(d1)
+                    a00, a01, a10, a11 = d0 * a00, d0 * a01, d1 * a10, d1 * a11
+                    continue
+                m00, m01, m10, m11 = src[base], src[base + 1], src[base + 2], src[base + 3]
+                if inverse:
+                    m00, m01, m10, m11 = np.conj(m00), np.conj(m10), np.conj(m01), np.conj(m11)
+                a00, a01, a10, a11 = (
+                    m00 * a00 + m01 * a10,
+                    m00 * a01 + m01 * a11,
+                    m10 * a00 + m11 * a10,
+                    m10 * a01 + m11 * a11,
+                )
+            o = out + 4 * r
+            real[o], imag[o] = a00.real, a00.imag
+            real[o + 1], imag[o + 1] = a01.real, a01.imag
+            real[o + 2], imag[o + 2] = a10.real, a10.imag
+            real[o + 3], imag[o + 3] = a11.real, a11.imag
+    for c in range(copies.shape[0]):
+        out, rows, offset, stride = copies[c, 0], copies[c, 1], copies[c, 2], copies[c, 3]
+        dim, diagonal, inverse = copies[c, 4], copies[c, 5] != 0, copies[c, 6] != 0
+        block = dim if diagonal else dim * dim
+        for r in range(rows):
+            base = offset + r * stride
+            o = out + r * block
+            for i in range(block):
+                j = i
+                if inverse and not diagonal:  # conjugate transpose
+                    j = (i % dim) * dim + i // dim
+                v = src[base + j]
+                if inverse:
+                    v = np.conj(v)
+                real[o + i], imag[o + i] = v.real, v.imag

@@ -100,6 +100,8 @@ class StateKernel:
 
     name = "jit"
     compose_permutations = True
+    #: runs encoded sequences compiled once per structure (:mod:`.plan`)
+    planned = True
 
     def __init__(self, dtype=np.complex128):
         self.dtype = np.dtype(dtype)

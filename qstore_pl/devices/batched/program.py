@@ -352,34 +352,52 @@ class BoundProgram:
         self.batch = int(sum(sizes))
         bounds = np.cumsum([0, *sizes])
         self.slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+        self.sizes = sizes
         single_tape = len(tapes) == 1
-        slot = program.slot
-        self.gates = []
+        # per gate of the program: whether each circuit has its own parameters (a
+        # broadcast parameter, or several tapes) or the batch shares them
+        per_row = []
         for t in program.gates:
             if t.num_params == 0:
-                self.gates.append(BoundGate(t, None, True))
+                per_row.append(False)
                 continue
-            columns, shared = [], True
-            j = slot[t.index]
-            for k in range(t.num_params):
-                values = [p.data[j][k] for p in params]
-                broadcast = [p.broadcast[j][k] for p in params]
-                if single_tape and not broadcast[0]:
-                    column = np.asarray(values[0])[None]
-                else:
-                    shared = False
-                    column = np.concatenate(
-                        [
-                            np.asarray(v) if b else np.asarray(v)[None].repeat(s, axis=0)
-                            for v, b, s in zip(values, broadcast, sizes)
-                        ]
-                    )
-                _check_finite(column, t)
-                columns.append(column)
-            ops = [tape.operations[t.index] for tape in tapes]
-            self.gates.append(BoundGate(t, columns, shared, ops, sizes))
+            j = program.slot[t.index]
+            per_row.append(not single_tape or any(params[0].broadcast[j]))
+        self.per_row = tuple(per_row)
         self.global_phase = self._global_phase(tapes, sizes)
         self.initial_state = self._initial_state(tapes, sizes)
+
+    def column(self, op_index: int, k: int) -> np.ndarray:
+        """Parameter ``k`` of operation ``op_index`` for every circuit: ``(B, ...)``.
+
+        ``(1, ...)`` when the batch shares it (one tape, not broadcast).
+        """
+        j = self.program.slot[op_index]
+        values = [p.data[j][k] for p in self.parameters]
+        broadcast = [p.broadcast[j][k] for p in self.parameters]
+        if len(values) == 1 and not broadcast[0]:
+            return np.asarray(values[0])[None]
+        return np.concatenate(
+            [
+                np.asarray(v) if b else np.asarray(v)[None].repeat(s, axis=0)
+                for v, b, s in zip(values, broadcast, self.sizes)
+            ]
+        )
+
+    @cached_property
+    def gates(self) -> list[BoundGate]:
+        """Every gate of the program with its parameter columns."""
+        gates = []
+        for p, t in enumerate(self.program.gates):
+            if t.num_params == 0:
+                gates.append(BoundGate(t, None, True))
+                continue
+            columns = [self.column(t.index, k) for k in range(t.num_params)]
+            for column in columns:
+                _check_finite(column, t)
+            ops = [tape.operations[t.index] for tape in self.tapes]
+            gates.append(BoundGate(t, columns, not self.per_row[p], ops, self.sizes))
+        return gates
 
     def _global_phase(self, tapes, sizes) -> np.ndarray | None:
         if not self.program.phase_gates:

@@ -41,6 +41,7 @@ class QsimStateKernel(StateKernel):
     name = "qsim"
     #: qsim needs every permutation as its own gate (it fuses them itself).
     compose_permutations = False
+    planned = False
 
     def __init__(self, threads: int | None = None, max_fused_gate_size: int = 4):
         super().__init__(np.complex64)

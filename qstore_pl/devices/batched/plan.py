@@ -1,0 +1,321 @@
+"""Gate sequences compiled once per circuit structure, filled per call.
+
+Which gates fuse into which array operation, and every encoded array the row kernel
+reads except the matrix values, depend only on the circuit's structure and on which
+gates carry one set of parameters per circuit (the *pattern*). A :class:`Layout` fixes,
+for one program, pattern and batch size, where each gate's matrices sit in one flat
+source array; a :class:`SequencePlan` is an encoded gate sequence (the forward pass,
+or every step of the backward sweep) whose values one compiled call
+(:func:`~qstore_pl.devices.batched.jit_kernels.assemble`) writes from that source.
+Per call, Python then only gathers the parameters, one array per gate kind, and
+builds the matrices of each kind in one vectorised call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from qstore_pl.devices.batched import jit_kernels
+from qstore_pl.devices.batched.gate_matrices import DENSE, DIAGONAL
+from qstore_pl.devices.batched.program import (
+    BoundProgram,
+    GateTemplate,
+    Program,
+    _check_finite,
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one gate's values sit in the flat source array.
+
+    Row ``r`` of the batch reads ``dim`` (diagonal) or ``dim * dim`` (matrix) values
+    from ``offset + r * stride``; ``stride`` is 0 when the batch shares them.
+    """
+
+    offset: int
+    stride: int
+    dim: int
+    diagonal: bool
+
+
+@dataclass(frozen=True)
+class Element:
+    """One gate of a sequence: a permutation (``gather``) or values at ``source``."""
+
+    wires: tuple[int, ...]
+    source: Source | None = None
+    gather: np.ndarray | None = None
+    inverse: bool = False
+
+    @property
+    def fusable(self) -> bool:
+        """A one-wire matrix or diagonal: multiplied into its neighbours."""
+        return self.gather is None and len(self.wires) == 1
+
+
+@dataclass
+class _Group:
+    """Gates whose matrices one call builds: one builder, or one generic gate."""
+
+    positions: list[int]
+    builder: object | None  # angle array -> matrices, or None: the gate's own method
+    per_row: bool
+    offset: int = 0  # in the source array, after the constants
+
+
+def _builder(template: GateTemplate):
+    if template.num_params != 1 or not template.class_matrix:
+        return None
+    return (DIAGONAL if template.kind == "diag" else DENSE).get(template.name)
+
+
+class Layout:
+    """Where every gate's values sit, for one program, pattern and batch size.
+
+    Parameters
+    ----------
+    program : Program
+    per_row : tuple[bool, ...]
+        Per gate: whether each circuit has its own parameters.
+    batch : int
+        Circuits in the batch.
+    """
+
+    def __init__(self, program: Program, per_row: tuple[bool, ...], batch: int):
+        self.program = program
+        self.batch = batch
+        constants, const_sources = program_constants(program)
+        self.constants = constants
+        groups: dict[tuple, _Group] = {}
+        generic: list[_Group] = []
+        for p, t in enumerate(program.gates):
+            if t.num_params == 0:
+                continue
+            build = _builder(t)
+            if build is None:
+                generic.append(_Group([p], None, per_row[p]))
+            else:
+                key = (t.name, t.kind, per_row[p])
+                groups.setdefault(key, _Group([], build, per_row[p])).positions.append(p)
+        self.groups = list(groups.values()) + generic
+        self.sources: list[Source | None] = [None] * len(program.gates)
+        self.basis_sources = {p: src for p, src in const_sources.items() if p[0] == "basis"}
+        for (what, p), src in const_sources.items():
+            if what == "gate":
+                self.sources[p] = src
+        offset = constants.size
+        for group in self.groups:
+            group.offset = offset
+            rows = batch if group.per_row else 1
+            for p in group.positions:
+                t = program.gates[p]
+                dim = 2 ** len(t.wires)
+                diagonal = t.kind == "diag"
+                block = dim if diagonal else dim * dim
+                self.sources[p] = Source(offset, block if group.per_row else 0, dim, diagonal)
+                offset += rows * block
+        self.size = offset
+        self._plans: dict = {}
+
+    def values(self, bound: BoundProgram) -> np.ndarray:
+        """The flat source array for ``bound``: constants, then each group's matrices."""
+        parts = [self.constants]
+        program = self.program
+        for group in self.groups:
+            if group.builder is None:
+                (p,) = group.positions
+                value = bound.gates[p].array().value
+            else:
+                angles = _angles(bound, group)
+                if not np.all(np.isfinite(angles)):
+                    for p in group.positions:
+                        t = program.gates[p]
+                        _check_finite(bound.column(t.index, 0), t)
+                value = group.builder(angles)
+            parts.append(np.ravel(value))
+        return np.concatenate(parts).astype(complex, copy=False)
+
+    def plan(self, key, build) -> SequencePlan:
+        """The plan named ``key``, compiled by ``build(layout)`` on first use."""
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = build(self)
+        return plan
+
+    def element(self, p: int, inverse: bool = False) -> Element:
+        """Gate ``p`` (or its adjoint) as a sequence element."""
+        t = self.program.gates[p]
+        if t.kind == "perm":
+            gather = t.inverse_perm.value if inverse else t.fixed_perm
+            return Element(t.wires, gather=gather)
+        return Element(t.wires, self.sources[p], inverse=inverse)
+
+    def basis(self, p: int, inverse: bool = False) -> Element:
+        """The basis change that diagonalises gate ``p``'s one-wire generator."""
+        t = self.program.gates[p]
+        return Element(t.wires, self.basis_sources[("basis", p)], inverse=inverse)
+
+
+def _angles(bound: BoundProgram, group: _Group) -> np.ndarray:
+    """The group's parameters: ``(m,)`` shared, ``(m, B)`` per circuit."""
+    program = bound.program
+    gates = program.gates
+    if len(bound.parameters) == 1:
+        data = bound.parameters[0].data
+        slot = program.slot
+        return np.array([data[slot[gates[p].index]][0] for p in group.positions], dtype=float)
+    return np.array([bound.column(gates[p].index, 0) for p in group.positions], dtype=float)
+
+
+def program_constants(program: Program) -> tuple[np.ndarray, dict]:
+    """Values of the fixed gates and generator bases, computed once per program."""
+    cached = program.__dict__.get("_constants")
+    if cached is None:
+        parts, sources, offset = [], {}, 0
+        for p, t in enumerate(program.gates):
+            entries = []
+            if t.num_params == 0 and t.kind != "perm":
+                value = t.fixed_diag if t.kind == "diag" else t.fixed_matrix
+                entries.append((("gate", p), value, t.kind == "diag"))
+            g = t.generator
+            if g is not None and g.single_wire and g.basis is not None:
+                entries.append((("basis", p), g.basis, False))
+            for key, value, diagonal in entries:
+                value = np.asarray(value, complex)
+                sources[key] = Source(offset, 0, 2 ** len(t.wires), diagonal)
+                parts.append(value.ravel())
+                offset += value.size
+        constants = np.concatenate(parts) if parts else np.zeros(0, complex)
+        cached = program.__dict__["_constants"] = (constants, sources)
+    return cached
+
+
+class SequencePlan:
+    """Encoded gate sequences (one or several steps) with their value assembly.
+
+    Parameters
+    ----------
+    steps : sequence of sequences of Element
+        Each step is applied by one kernel call; all steps share one value array.
+    n : int
+        Number of wires.
+    batch : int
+        Circuits in the batch (rows of per-circuit matrices).
+    """
+
+    def __init__(self, steps: Sequence[Sequence[Element]], n: int, batch: int):
+        kinds, counts, position_offsets, positions, value_offsets = [], [], [0], [], []
+        fused, members, copies = [], [], []
+        self.ranges = []
+        offset = 0
+        for elements in steps:
+            first = len(kinds)
+            for item in _fuse(elements):
+                if isinstance(item, np.ndarray):  # a permutation
+                    kinds.append(jit_kernels.PERMUTATION)
+                    counts.append(1)
+                    positions.append(np.asarray(item, dtype=np.int64))
+                    value_offsets.append(offset)
+                elif isinstance(item, list):  # one-wire gates multiplied together
+                    rows = batch if any(e.source.stride for e in item) else 1
+                    kinds.append(jit_kernels.DENSE)
+                    counts.append(rows)
+                    positions.append(np.array([n - 1 - item[0].wires[0]], dtype=np.int64))
+                    value_offsets.append(offset)
+                    fused.append((offset, rows, len(members), len(members) + len(item)))
+                    for e in item:
+                        src = e.source
+                        members.append((src.offset, src.stride, src.diagonal, e.inverse))
+                    offset += 4 * rows
+                else:  # a gate on several wires
+                    src = item.source
+                    rows = batch if src.stride else 1
+                    kinds.append(jit_kernels.DIAGONAL if src.diagonal else jit_kernels.DENSE)
+                    counts.append(rows)
+                    positions.append(np.array([n - 1 - w for w in item.wires], dtype=np.int64))
+                    value_offsets.append(offset)
+                    block = src.dim if src.diagonal else src.dim**2
+                    copies.append(
+                        (offset, rows, src.offset, src.stride, src.dim, src.diagonal, item.inverse)
+                    )
+                    offset += rows * block
+                position_offsets.append(position_offsets[-1] + positions[-1].shape[0])
+            self.ranges.append((first, len(kinds)))
+        self.size = max(offset, 1)
+        kinds = np.array(kinds, dtype=np.int64)
+        counts = np.array(counts, dtype=np.int64)
+        position_offsets = np.array(position_offsets, dtype=np.int64)
+        flat_positions = np.concatenate(positions) if positions else np.zeros(0, np.int64)
+        value_offsets = np.array(value_offsets, dtype=np.int64)
+        #: per step: the structure arguments of ``apply_sequence`` (before the values)
+        self.structure = []
+        for a, b in self.ranges:
+            step = (kinds[a:b], counts[a:b], position_offsets[a : b + 1], flat_positions)
+            self.structure.append((*step, value_offsets[a:b]))
+        self._fused = np.array(fused, dtype=np.int64).reshape(-1, 4)
+        self._members = np.array(members, dtype=np.int64).reshape(-1, 4)
+        self._copies = np.array(copies, dtype=np.int64).reshape(-1, 7)
+
+    def values(self, source: np.ndarray, real_dtype) -> tuple[np.ndarray, np.ndarray]:
+        """Real and imaginary parts of every step's matrices, from the layout's source."""
+        real = np.empty(self.size, dtype=real_dtype)
+        imag = np.empty(self.size, dtype=real_dtype)
+        jit_kernels.assemble(source, self._fused, self._members, self._copies, real, imag)
+        return real, imag
+
+    def apply(self, states: np.ndarray, step: int, real, imag) -> np.ndarray:
+        """Apply step ``step`` to every row of ``states`` in place."""
+        a, b = self.ranges[step]
+        if b > a:
+            jit_kernels.apply_sequence(states, *self.structure[step], real, imag)
+        return states
+
+
+def _fuse(elements: Sequence[Element]) -> list:
+    """Items to encode: permutation gathers, lists of one-wire elements, other elements.
+
+    The same grouping as :func:`~qstore_pl.devices.batched.kernel.fuse`: consecutive
+    one-wire gates on a wire multiply into one matrix, and consecutive permutations
+    compose into one gather.
+    """
+    out: list = []
+    pending: dict[int, list[Element]] = {}
+
+    def flush(wires):
+        for w in wires:
+            if w in pending:
+                out.append(pending.pop(w))
+
+    for e in elements:
+        if e.fusable:
+            pending.setdefault(e.wires[0], []).append(e)
+            continue
+        flush(e.wires if e.gather is None else list(pending))
+        if e.gather is not None and out and isinstance(out[-1], np.ndarray):
+            out[-1] = out[-1][e.gather]
+        else:
+            out.append(e.gather if e.gather is not None else e)
+    flush(list(pending))
+    return out
+
+
+def layout(bound: BoundProgram) -> Layout:
+    """The layout for ``bound``'s program, pattern and batch size (cached on the program)."""
+    cache = bound.program.__dict__.setdefault("_layouts", {})
+    key = (bound.per_row, bound.batch)
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= 16:
+            cache.clear()
+        found = cache[key] = Layout(bound.program, bound.per_row, bound.batch)
+    return found
+
+
+def forward_plan(lay: Layout) -> SequencePlan:
+    """The whole circuit as one step."""
+    elements = [lay.element(p) for p in range(len(lay.program.gates))]
+    return SequencePlan([elements], lay.program.num_wires, lay.batch)
