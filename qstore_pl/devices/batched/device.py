@@ -41,7 +41,7 @@ from qstore_pl.devices.batched.measure import (
     output_sizes,
     supports_measurement,
 )
-from qstore_pl.devices.batched.program import BoundProgram, Program
+from qstore_pl.devices.batched.program import BoundProgram, Program, ndim
 from qstore_pl.devices.batched.qsim_kernel import QsimStateKernel
 from qstore_pl.devices.grouping import group_by_structure, structure_key
 from qstore_pl.devices.preprocess_cache import skip_known_structures
@@ -385,7 +385,7 @@ def _same_circuit(a: QuantumScript, b: QuantumScript) -> bool:
         for p, q in zip(xs, ys, strict=True):
             if p is q:
                 continue
-            if np.ndim(p) == 0 and np.ndim(q) == 0:
+            if ndim(p) == 0 and ndim(q) == 0:
                 left.append(p)
                 right.append(q)
             elif np.shape(p) != np.shape(q) or not np.array_equal(p, q):

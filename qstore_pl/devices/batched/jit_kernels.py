@@ -249,3 +249,30 @@ def assemble(src, fused, members, copies, real, imag):
                 if inverse:
                     v = np.conj(v)
                 real[o + i], imag[o + i] = v.real, v.imag
+
+
+@njit(cache=True, fastmath=True)
+def one_wire_derivatives(psi, lam, bits, half_sum, half_diff, out):
+    """``-2 Im <λ|G_i|ψ>`` per row of ``lam`` for one-wire diagonal generators ``G_i``.
+
+    ``G_i = half_sum[i] I + half_diff[i] Z`` on bit position ``bits[i]``; row ``r`` of
+    ``lam`` pairs with row ``r % B`` of ``psi``. One pass over each row for every
+    generator: for narrow circuits, where a call to numpy costs more than the pass.
+    """
+    batch = psi.shape[0]
+    count = bits.shape[0]
+    ones = np.empty(count, dtype=np.complex128)
+    for r in range(lam.shape[0]):
+        p = psi[r % batch]
+        lr = lam[r]
+        total = 0j
+        ones[:] = 0j
+        for k in range(p.shape[0]):
+            v = np.conj(lr[k]) * p[k]
+            total += v
+            for i in range(count):
+                if (k >> bits[i]) & 1:
+                    ones[i] += v
+        for i in range(count):
+            z = total - 2 * ones[i]  # <λ|Z|ψ>
+            out[r, i] = -2 * (half_sum[i] * total + half_diff[i] * z).imag

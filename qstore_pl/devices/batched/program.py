@@ -468,16 +468,25 @@ def tape_parameters(tape: QuantumScript, param_ops: Sequence[int]) -> TapeParame
     return TapeParameters(size, data, flags)
 
 
+def ndim(value) -> int:
+    """``np.ndim``, without its array conversion for arrays and Python numbers."""
+    if isinstance(value, np.ndarray):
+        return value.ndim
+    if isinstance(value, (float, int, complex)):
+        return 0
+    return np.ndim(value)
+
+
 def _op_broadcast(op: Operator, values: tuple) -> tuple[int | None, tuple[bool, ...]]:
     expected = type(op).ndim_params  # a class attribute for fixed dimensions
     if isinstance(expected, tuple) and len(expected) == len(values):
         size, flags = None, []
-        for value, ndim in zip(values, expected):
-            actual = np.ndim(value)
-            if actual == ndim:
+        for value, expected_ndim in zip(values, expected):
+            actual = ndim(value)
+            if actual == expected_ndim:
                 flags.append(False)
                 continue
-            if actual != ndim + 1:
+            if actual != expected_ndim + 1:
                 break  # PennyLane's check raises the error that names the problem
             first = np.shape(value)[0]
             if size is not None and first != size:
