@@ -19,7 +19,7 @@ import pytest
 from pennylane.devices import ExecutionConfig
 from pennylane.exceptions import DeviceError
 
-from qstore_pl.devices.batched import BatchedDevice, adjoint
+from qstore_pl.devices.batched import BatchedDevice
 from qstore_pl.exceptions import InvalidParameterError
 
 DOUBLE = 1e-10
@@ -313,18 +313,14 @@ def test_mismatched_broadcast_sizes_are_refused():
         BatchedDevice(wires=2).execute([tape])
 
 
-@pytest.mark.parametrize("compiled_read", [True, False])
 @pytest.mark.parametrize("kwargs, tol", [({}, DOUBLE), ({"c_dtype": np.complex64}, SINGLE)])
-def test_compiled_plans_match_gate_by_gate_application(kwargs, tol, compiled_read, monkeypatch):
+def test_compiled_plans_match_gate_by_gate_application(kwargs, tol):
     """The plans compiled per structure give the states and VJPs of applying each gate.
 
     Broadcast and shared parameters, multi-tape groups, fixed and generic gates (Rot),
-    and a backward sweep through every gate family; one-wire derivatives read by the
-    compiled pass (narrow circuits) or by numpy (wide ones).
+    and a backward sweep through every gate family.
     """
     n = 4
-    if not compiled_read:
-        monkeypatch.setattr(adjoint, "COMPILED_READ_MAX_WIRES", 0)
     cases = [[layered_tape(n, 7, batch=3)], [layered_tape(n, 8)], [layered_tape(n, 9)] * 2]
     for tapes in cases:
         dev = BatchedDevice(wires=n, **kwargs)

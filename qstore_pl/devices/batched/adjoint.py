@@ -144,69 +144,15 @@ def forward(kernel, bound: BoundProgram) -> np.ndarray:
     return states
 
 
-def _frame(bound: BoundProgram, positions) -> dict[int, np.ndarray]:
-    """Basis changes that make the one-wire generators at ``positions`` diagonal."""
-    frame: dict[int, np.ndarray] = {}
+def _frame(program: Program, positions) -> dict[int, int]:
+    """Wire -> the first gate at ``positions`` whose one-wire generator needs a basis
+    change on that wire to be diagonal."""
+    frame: dict[int, int] = {}
     for p in positions:
-        g = bound.gates[p].template.generator
+        g = program.gates[p].generator
         if g.single_wire and g.basis is not None:
-            (w,) = g.wires
-            frame.setdefault(w, g.basis)
+            frame.setdefault(g.wires[0], p)
     return frame
-
-
-def _read_derivatives(kernel, psi, lam, bound: BoundProgram, positions, frame, n):
-    """``-2 Im <λ|G|ψ>`` for the gates at ``positions``: ``{position: (rows,)}``.
-
-    ψ and λ arrive rotated by ``frame`` (wire -> basis change). Generators that are
-    diagonal in that frame are read from one product ``conj(λ)·ψ``; others get their
-    own basis change on copies. ``lam`` may stack several adjoint states per circuit.
-    """
-    gates = bound.gates
-    batch, size = psi.shape
-    repeat = lam.shape[0] // batch
-
-    def product(bra, ket):  # conj(bra) * ket, the ket shared by stacked bras
-        return (np.conj(bra).reshape(repeat, batch, size) * ket[None]).reshape(-1, size)
-
-    out = {}
-    direct, other = [], []
-    for p in positions:
-        g = gates[p].template.generator
-        in_frame = g.single_wire and g.wires[0] in frame and g.basis is not None
-        untouched = g.basis is None and not set(g.wires) & frame.keys()
-        if in_frame and frame[g.wires[0]] is g.basis:
-            direct.append(p)
-        elif untouched:
-            direct.append(p)
-        else:
-            other.append(p)
-    if direct:
-        w = product(lam, psi)
-        singles = [p for p in direct if gates[p].template.generator.single_wire]
-        if singles:
-            # <λ|Z_i|ψ> for every wire in one product; a one-wire diagonal generator
-            # diag(e0, e1) = (e0 + e1)/2 I + (e0 - e1)/2 Z
-            total, per_wire = z_expectations(w, n)
-            for p in singles:
-                g = gates[p].template.generator
-                e0, e1 = g.eigvals
-                overlap = (e0 + e1) / 2 * total + (e0 - e1) / 2 * per_wire[:, g.wires[0]]
-                out[p] = -2 * np.imag(overlap)
-        for p in direct:
-            if p in out:
-                continue
-            g = gates[p].template.generator
-            out[p] = -2 * np.imag(marginal(w, g.wires, n) @ g.eigvals)
-    for p in other:
-        g = gates[p].template.generator
-        undo = [ArrayGate("dense", (v,), frame[v].conj().T) for v in g.wires if v in frame]
-        rotation = undo + ([ArrayGate("dense", g.wires, g.basis)] if g.basis is not None else [])
-        w = product(
-            kernel.apply_all(lam.copy(), rotation, n), kernel.apply_all(psi.copy(), rotation, n)
-        )
-        out[p] = -2 * np.imag(marginal(w, g.wires, n) @ g.eigvals)
-    return out
 
 
 def backward(kernel, bound: BoundProgram, psi, lam, trainable: frozenset[int]):
@@ -224,21 +170,16 @@ def backward(kernel, bound: BoundProgram, psi, lam, trainable: frozenset[int]):
     grads = {}
     pending: list[ArrayGate] = []
     for segment in segments(bound.program, trainable):
-        frame = _frame(bound, segment.evaluate)
-        rotate = [ArrayGate("dense", (w,), basis) for w, basis in frame.items()]
+        read = _classify(bound.program, segment.evaluate, _frame(bound.program, segment.evaluate))
+        rotate = [ArrayGate("dense", (w,), basis) for w, basis in read.frame.items()]
         ops = fuse(pending + rotate, kernel.compose_permutations)
         psi = kernel.apply_all(psi, ops, n)
         lam = kernel.apply_all(lam, ops, n)
         if segment.evaluate:
-            grads.update(_read_derivatives(kernel, psi, lam, bound, segment.evaluate, frame, n))
-        unrotate = [ArrayGate("dense", (w,), basis.conj().T) for w, basis in frame.items()]
+            grads.update(_read(kernel, psi, lam, bound.program, read, n))
+        unrotate = [ArrayGate("dense", (w,), basis.conj().T) for w, basis in read.frame.items()]
         pending = unrotate + [bound.gates[p].array(inverse=True) for p in segment.undo]
     return grads
-
-
-#: Up to this width one-wire derivatives are read by one compiled pass per row (one
-#: call instead of about ten numpy calls); wider, numpy's two reductions per row win.
-COMPILED_READ_MAX_WIRES = 10
 
 
 @dataclass(frozen=True)
@@ -262,15 +203,10 @@ class _Read:
 def _backward_plan(lay: Layout, trainable: frozenset[int]) -> tuple[SequencePlan, list[_Read]]:
     """Every step of the backward sweep as one encoded plan, and what each step reads."""
     program = lay.program
-    gates = program.gates
     steps, reads = [], []
     pending: list[Element] = []
     for segment in segments(program, trainable):
-        frame: dict[int, int] = {}  # wire -> gate whose generator basis is in force
-        for p in segment.evaluate:
-            g = gates[p].generator
-            if g.single_wire and g.basis is not None:
-                frame.setdefault(g.wires[0], p)
+        frame = _frame(program, segment.evaluate)  # wire -> gate whose basis is in force
         steps.append(pending + [lay.basis(p) for p in frame.values()])
         reads.append(_classify(program, segment.evaluate, frame))
         pending = [lay.basis(p, inverse=True) for p in frame.values()]
@@ -312,7 +248,7 @@ def _read(kernel, psi, lam, program: Program, read: _Read, n: int) -> dict[int, 
 
     out = {}
     singles = read.singles
-    if singles and n <= COMPILED_READ_MAX_WIRES:
+    if singles:
         values = np.empty((lam.shape[0], len(singles)))
         bits = n - 1 - read.wires
         jit_kernels.one_wire_derivatives(psi, lam, bits, read.half_sum, read.half_diff, values)

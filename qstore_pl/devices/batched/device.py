@@ -37,7 +37,7 @@ from qstore_pl.devices.batched.adjoint import backward, forward
 from qstore_pl.devices.batched.kernel import StateKernel
 from qstore_pl.devices.batched.measure import (
     adjoint_states,
-    measure,
+    measure_all,
     output_sizes,
     supports_measurement,
 )
@@ -300,7 +300,7 @@ class BatchedDevice(Device):
                 state = state if broadcast else state[0]
                 results[i] = measure_final_state(tape, state, broadcast, rng=self._rng)
             return
-        values = [measure(kernel, states, mp, n) for mp in bound.program.measurements]
+        values = measure_all(kernel, states, bound.program.measurements, n)
         for tape_no, (i, s) in enumerate(zip(indices, bound.slices)):
             results[i] = _per_tape(values, s, bound.batch_sizes[tape_no])
 

@@ -42,7 +42,7 @@ def fuse(gates: Sequence[ArrayGate], compose_permutations: bool = True) -> list[
             continue
         flush(gate.wires if gate.kind != "perm" else list(pending))
         if compose_permutations and gate.kind == "perm" and out and out[-1].kind == "perm":
-            out[-1] = ArrayGate("perm", (), out[-1].value[gate.value])
+            out[-1] = ArrayGate("perm", (), np.asarray(out[-1].value)[np.asarray(gate.value)])
         else:
             out.append(gate)
     flush(list(pending))

@@ -72,6 +72,8 @@ def z_signs(n: int, wires: tuple[int, ...]) -> np.ndarray:
 @functools.cache
 def z_sign_matrix(n: int) -> np.ndarray:
     """``(2**n, n)``: column ``i`` holds the eigenvalue of ``Z_i`` per basis index."""
+    if n == 0:
+        return np.zeros((1, 0))
     return np.stack([z_signs(n, (i,)) for i in range(n)], axis=1)
 
 
@@ -157,6 +159,44 @@ def expval(kernel, states: np.ndarray, obs, n: int) -> np.ndarray:
     return np.real(np.einsum("mk,mk->m", np.conj(states), applied))
 
 
+def _z_word_wires(mp: MeasurementProcess) -> tuple[int, ...] | None:
+    """The wires of an expectation value of one Z word (coefficient 1), else ``None``."""
+    if not isinstance(mp, ExpectationMP) or mp.obs is None:
+        return None
+    rep = mp.obs.pauli_rep
+    if rep is None or len(rep) != 1:
+        return None
+    ((word, coeff),) = rep.items()
+    if coeff != 1 or any(p != "Z" for p in word.values()):
+        return None
+    return tuple(sorted(int(w) for w in word))
+
+
+def measure_all(kernel, states: np.ndarray, measurements, n: int) -> list[np.ndarray]:
+    """Every measurement for every row, as :func:`measure` gives them one by one.
+
+    Expectation values of Z words (``<Z_i>`` on every qubit, as most models read
+    out) share one pass over the probabilities instead of one pass each: at 20
+    qubits and a batch of 32, 20 readouts cost 1.8 s one by one.
+    """
+    words = [_z_word_wires(mp) for mp in measurements]
+    if sum(w is not None for w in words) < 2:
+        return [measure(kernel, states, mp, n) for mp in measurements]
+    probs = np.abs(states) ** 2
+    norm, single = z_expectations(probs, n)
+    values = []
+    for mp, wires in zip(measurements, words):
+        if wires is None:
+            values.append(measure(kernel, states, mp, n))
+        elif not wires:
+            values.append(norm)
+        elif len(wires) == 1:
+            values.append(single[:, wires[0]])
+        else:
+            values.append(probs @ z_signs(n, wires))
+    return values
+
+
 def measure(kernel, states: np.ndarray, mp: MeasurementProcess, n: int) -> np.ndarray:
     """One measurement for every row: ``(M,)`` or ``(M, ...)``."""
     if isinstance(mp, ExpectationMP):
@@ -214,8 +254,14 @@ def adjoint_states(
     diagonal = np.zeros((rows, 2**n))
     has_diagonal = False
     out = None
+    singles = np.zeros((rows, n))  # cotangents of <Z_i>, added in one separable pass
     for mp, dy in zip(measurements, cotangents):
         dy = np.asarray(dy, dtype=float).reshape(rows, -1)
+        wires = _z_word_wires(mp)
+        if wires is not None and len(wires) == 1:
+            singles[:, wires[0]] += dy[:, 0]
+            has_diagonal = True
+            continue
         if isinstance(mp, ProbabilityMP):
             wires = tuple(int(w) for w in mp.wires) or tuple(range(n))
             diagonal += dy[:, bit_table(n, wires)]
@@ -232,6 +278,23 @@ def adjoint_states(
         term = dy * apply_observable(kernel, states, obs, n)
         out = term if out is None else out + term
     if has_diagonal:
+        diagonal += _z_weighted_signs(singles, n)
         diag_term = states * diagonal.astype(states.dtype)
         out = diag_term if out is None else out + diag_term
     return out if out is not None else np.zeros_like(states)
+
+
+def _z_weighted_signs(weights: np.ndarray, n: int) -> np.ndarray:
+    """``Σ_i weights[:, i] z_i(k)`` for every basis index ``k``: ``(rows, 2**n)``.
+
+    The sum splits into a part over the high half of the bits and one over the low
+    half, so two small products and one broadcast addition replace ``n`` passes over
+    the state (and a ``2**n x n`` sign matrix).
+    """
+    high = n // 2
+    low = n - high
+    by_high = weights[:, :high] @ z_sign_matrix(high).T
+    by_low = weights[:, high:] @ z_sign_matrix(low).T
+    rows = weights.shape[0]
+    total = by_high[:, :, None] + by_low[:, None, :]
+    return total.reshape(rows, 2**n)

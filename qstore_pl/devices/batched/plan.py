@@ -151,7 +151,7 @@ class Layout:
         t = self.program.gates[p]
         if t.kind == "perm":
             gather = t.inverse_perm.value if inverse else t.fixed_perm
-            return Element(t.wires, gather=gather)
+            return Element(t.wires, gather=np.asarray(gather))
         return Element(t.wires, self.sources[p], inverse=inverse)
 
     def basis(self, p: int, inverse: bool = False) -> Element:
