@@ -13,7 +13,14 @@ import qstore_pl  # noqa: F401  (router config support)
 from qstore_pl.cli import main as cli_main
 from qstore_pl.devices.calibrate import workload_tape
 from qstore_pl.exceptions import ConfigError
-from qstore_pl.router.calibration import Calibration, Sample, calibration_path, fit_time_model
+from qstore_pl.router.calibration import (
+    Calibration,
+    Sample,
+    calibration_path,
+    engine_digest,
+    fit_time_model,
+    machine_fingerprint,
+)
 from qstore_pl.router.time_model import TimeModel
 from qstore_pl.router.workload import describe
 
@@ -147,3 +154,11 @@ def test_cli_calibrate_writes_this_machines_file(calibrating, capsys):
     out = capsys.readouterr().out
     assert "qstore.batched" in out and str(calibration_path()) in out
     assert set(Calibration.load().models) == {"qstore.batched"}
+
+
+def test_a_change_to_the_simulators_code_asks_for_a_new_calibration(tmp_path, monkeypatch):
+    monkeypatch.setenv("QSTORE_CACHE_DIR", str(tmp_path))
+    fingerprint = machine_fingerprint()
+    assert fingerprint["engines"] == engine_digest()
+    edited = {**fingerprint, "engines": "another kernel"}
+    assert calibration_path(edited) != calibration_path(fingerprint)

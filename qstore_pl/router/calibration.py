@@ -12,6 +12,7 @@ This module only fits and stores; measuring needs devices and lives in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -146,8 +147,19 @@ def machine_fingerprint() -> dict[str, str]:
         "cores": str(os.cpu_count()),
         "gpus": str(len(gpus)),
         "python": platform.python_version(),
+        "engines": engine_digest(),
         **{f"version:{k}": v for k, v in versions.items()},
     }
+
+
+@functools.cache
+def engine_digest() -> str:
+    """A digest of the simulators' own code (``qstore_pl/devices``): a faster kernel
+    makes old timings wrong even when no version number changed."""
+    digest = hashlib.sha256()
+    for path in sorted((Path(__file__).parents[1] / "devices").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def calibration_path(fingerprint: Mapping[str, str] | None = None) -> Path:
