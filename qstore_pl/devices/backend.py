@@ -59,19 +59,25 @@ class Backend:
             # the router picks "one-shot" for every finite-shot circuit; a backend
             # without mid-circuit measurements (qsim) would refuse circuits with none
             mcm_config = None
-        config = self.device.setup_execution_config(
-            ExecutionConfig(
-                mcm_config=mcm_config or MCMConfig(),
-                # keep final states for the VJP that usually follows
-                use_device_jacobian_product=self.spec.direct,
-            ),
-            tapes[0],
-        )
-        if self.spec.direct:
-            return numpy_numbers(tuple(self.device.execute(tapes, config)))
+        mcm_config = mcm_config or MCMConfig()
+        if self.spec.direct:  # the config of our own engine does not depend on the circuit
+            if mcm_config not in self._configs:
+                self._configs[mcm_config] = self._execute_config(mcm_config, None)
+            return numpy_numbers(tuple(self.device.execute(tapes, self._configs[mcm_config])))
+        config = self._execute_config(mcm_config, tapes[0])
         program = self.device.preprocess_transforms(config)
         device_tapes, postprocess = program(tapes)
         return numpy_numbers(tuple(postprocess(self.device.execute(device_tapes, config))))
+
+    def _execute_config(self, mcm_config: MCMConfig, circuit) -> ExecutionConfig:
+        return self.device.setup_execution_config(
+            ExecutionConfig(
+                mcm_config=mcm_config,
+                # keep final states for the VJP that usually follows
+                use_device_jacobian_product=self.spec.direct,
+            ),
+            circuit,
+        )
 
     # derivatives ----------------------------------------------------------------
     def jacobian(

@@ -10,6 +10,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
+import numpy as np
 from pennylane.operation import Operator
 from pennylane.tape import QuantumScript
 
@@ -32,33 +33,33 @@ def structure_key(tape: QuantumScript) -> Hashable:
 
 
 def broadcast_size(tape: QuantumScript) -> int | None:
-    """``tape.batch_size``: how many circuits a parameter-broadcast tape holds.
+    """``tape.batch_size``: how many circuits a parameter-broadcast tape holds."""
+    return broadcast_layout(tape)[0]
 
-    PennyLane finds it through ``qml.math`` dispatch on every parameter of every gate
-    (about 0.3 ms for a 50-gate tape), and each device call gets fresh tapes. Gates
-    that declare their parameters' dimensions as a class attribute (the standard
-    ones) are read directly here; anything unusual is left to PennyLane, which also
+
+def broadcast_layout(tape: QuantumScript) -> tuple[int | None, tuple[tuple[bool, ...], ...]]:
+    """The tape's broadcast size, and per operation which parameters carry the batch axis.
+
+    PennyLane finds the size through ``qml.math`` dispatch on every parameter of every
+    gate (about 0.3 ms for a 50-gate tape), and each device call gets fresh tapes.
+    Gates that declare their parameters' dimensions as a class attribute (the
+    standard ones) are read directly here, once per tape (the router and the batched
+    engine both ask); anything unusual is asked as PennyLane asks, and PennyLane
     raises its errors for mismatched broadcast sizes.
     """
-    cached = tape.__dict__.get("_qstore_broadcast_size", _UNSET)
-    if cached is not _UNSET:
+    cached = tape.__dict__.get("_qstore_broadcast")
+    if cached is not None:
         return cached
-    size = None
+    size, flags = None, []
     for op in tape.operations:
-        found = _op_broadcast_size(op) if op.data else None
-        if found is _UNSET:
-            size = tape.batch_size
-            break
-        if found is not None:
-            if size is not None and found != size:
-                size = tape.batch_size  # raises PennyLane's error
-                break
-            size = found
-    tape.__dict__["_qstore_broadcast_size"] = size
-    return size
-
-
-_UNSET = object()
+        op_size, op_flags = _op_broadcast(op)
+        if op_size is not None:
+            if size is not None and op_size != size:
+                tape.batch_size  # noqa: B018  (raises PennyLane's error)
+            size = op_size
+        flags.append(op_flags)
+    cached = tape.__dict__["_qstore_broadcast"] = (size, tuple(flags))
+    return cached
 
 
 @cache
@@ -71,21 +72,45 @@ def _declared_ndims(cls: type) -> tuple[int, ...] | None:
     return None
 
 
-def _op_broadcast_size(op: Operator):
-    """The gate's broadcast size, ``None`` if it has none, ``_UNSET`` if not known here."""
+def _op_broadcast(op: Operator) -> tuple[int | None, tuple[bool, ...]]:
+    """The operation's broadcast size and which of its parameters carry the batch axis."""
+    data = op.data
+    if not data:
+        return None, ()
     expected = _declared_ndims(type(op))
-    if expected is None or len(expected) != len(op.data):
-        return _UNSET
-    size = None
-    for param, ndim in zip(op.data, expected):
-        actual = getattr(param, "ndim", 0)
-        if actual == ndim:
-            continue
-        shape = getattr(param, "shape", ())
-        if actual != ndim + 1 or shape[0] is None or (size is not None and shape[0] != size):
-            return _UNSET
-        size = int(shape[0])
-    return size
+    if expected is not None and len(expected) == len(data):
+        size, flags = None, []
+        for param, declared in zip(data, expected):
+            actual = ndim(param)
+            if actual == declared:
+                flags.append(False)
+                continue
+            first = np.shape(param)[0] if actual == declared + 1 else None
+            if first is None or (size is not None and first != size):
+                break  # PennyLane's own check below names the problem
+            size = int(first)
+            flags.append(True)
+        else:
+            return size, tuple(flags)
+    return op.batch_size, tuple(_carries_batch(op, k) for k in range(len(data)))
+
+
+def ndim(value) -> int:
+    """``np.ndim`` without its array conversion for arrays and Python numbers."""
+    if isinstance(value, np.ndarray):
+        return value.ndim
+    if isinstance(value, (float, int, complex)):
+        return 0
+    return np.ndim(value)
+
+
+def _carries_batch(op: Operator, k: int) -> bool:
+    if op.batch_size is None:
+        return False
+    try:
+        return np.ndim(op.data[k]) > op.ndim_params[k]
+    except AttributeError:  # operators that do not track per-parameter dimensions
+        return True
 
 
 #: Gates whose hyperparameters follow from their name and wires (PennyLane stores

@@ -41,9 +41,9 @@ from qstore_pl.devices.batched.measure import (
     output_sizes,
     supports_measurement,
 )
-from qstore_pl.devices.batched.program import BoundProgram, Program, ndim
+from qstore_pl.devices.batched.program import BoundProgram, Program
 from qstore_pl.devices.batched.qsim_kernel import QsimStateKernel
-from qstore_pl.devices.grouping import group_by_structure, structure_key
+from qstore_pl.devices.grouping import group_by_structure, ndim, structure_key
 from qstore_pl.devices.preprocess_cache import skip_known_structures
 
 _DEVICE_GRADIENTS = {"best", "adjoint", "device"}

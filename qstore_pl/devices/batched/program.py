@@ -23,6 +23,7 @@ from pennylane.ops.qubit.attributes import diagonal_in_z_basis
 from pennylane.tape import QuantumScript
 
 from qstore_pl.devices.batched.gate_matrices import DENSE, DIAGONAL
+from qstore_pl.devices.grouping import broadcast_layout
 from qstore_pl.exceptions import InvalidParameterError
 
 
@@ -467,73 +468,11 @@ class TapeParameters:
 
 
 def tape_parameters(tape: QuantumScript, param_ops: Sequence[int]) -> TapeParameters:
-    """Read the parameters of ``tape`` and its broadcast size in one pass.
-
-    PennyLane's ``tape.batch_size`` asks every operation through ``qml.math`` (about
-    7 us each); for operations whose class fixes the dimensions of its parameters
-    (``ndim_params``, as the standard gates do) comparing ``np.ndim`` is enough. Other
-    operations are asked as PennyLane asks them.
-    """
+    """The parameters of ``tape``'s operations at ``param_ops`` and how they broadcast
+    (read once per tape, shared with the router: :func:`broadcast_layout`)."""
+    size, flags = broadcast_layout(tape)
     ops = tape.operations
-    size = None
-    data, flags = [], []
-    for i in param_ops:
-        op = ops[i]
-        values = op.data
-        op_size, op_flags = _op_broadcast(op, values)
-        if op_size is not None:
-            if size is None:
-                size = op_size
-            elif op_size != size:
-                raise ValueError(
-                    "The batch sizes of the quantum script operations do not match, they "
-                    f"include {size} and {op_size}; broadcast every parameter along the "
-                    "same batch size"
-                )
-        data.append(values)
-        flags.append(op_flags)
-    return TapeParameters(size, data, flags)
-
-
-def ndim(value) -> int:
-    """``np.ndim``, without its array conversion for arrays and Python numbers."""
-    if isinstance(value, np.ndarray):
-        return value.ndim
-    if isinstance(value, (float, int, complex)):
-        return 0
-    return np.ndim(value)
-
-
-def _op_broadcast(op: Operator, values: tuple) -> tuple[int | None, tuple[bool, ...]]:
-    expected = type(op).ndim_params  # a class attribute for fixed dimensions
-    if isinstance(expected, tuple) and len(expected) == len(values):
-        size, flags = None, []
-        for value, expected_ndim in zip(values, expected):
-            actual = ndim(value)
-            if actual == expected_ndim:
-                flags.append(False)
-                continue
-            if actual != expected_ndim + 1:
-                break  # PennyLane's check raises the error that names the problem
-            first = np.shape(value)[0]
-            if size is not None and first != size:
-                break
-            size = first
-            flags.append(True)
-        else:
-            return size, tuple(flags)
-    size = op.batch_size
-    return size, tuple(_broadcast(op, k) for k in range(len(values)))
-
-
-def _broadcast(op: Operator, k: int) -> bool:
-    """Whether parameter ``k`` of ``op`` carries a broadcast (batch) dimension."""
-    if op.batch_size is None:
-        return False
-    try:
-        return np.ndim(op.data[k]) > op.ndim_params[k]
-    except AttributeError:  # operators that do not track per-parameter dimensions
-        return True
+    return TapeParameters(size, [ops[i].data for i in param_ops], [flags[i] for i in param_ops])
 
 
 def _check_finite(column: np.ndarray, template: GateTemplate) -> None:
