@@ -2,7 +2,8 @@
 
 RX angle encoding of n features, 4 layers of (RY, RZ on every qubit, ring of CNOTs),
 <Z> on every qubit, Linear(n -> 2), cross-entropy, Adam; batch 32. A *train step* is
-forward + backward + Adam update; a *forward batch* is the model under ``no_grad``.
+forward + backward + Adam update; a *forward batch* is the model under ``no_grad`` on a
+new input batch each step (cycling through four).
 
 Run as a script, it measures one contender and prints one JSON line::
 
@@ -118,7 +119,15 @@ def build_keras(n: int, mode: str, seed: int = 0):
     y = rng.integers(0, 2, BATCH)
     if mode == "train":
         return dev, lambda: model.train_on_batch(x, y)
-    return dev, lambda: model.predict_on_batch(x)
+    batches = fresh_batches(rng, n)
+    calls = iter(range(10**9))
+    return dev, lambda: model.predict_on_batch(batches[next(calls) % len(batches)])
+
+
+def fresh_batches(rng, n: int, count: int = 4) -> list:
+    """Input batches that forward steps cycle through: inference sees new data every
+    step, and a device may answer a repeated circuit from the states it kept."""
+    return [rng.uniform(0, np.pi, (BATCH, n)).astype("float32") for _ in range(count)]
 
 
 def step_function(mode: str, model, optimiser, loss_fn, x, y):
@@ -130,9 +139,12 @@ def step_function(mode: str, model, optimiser, loss_fn, x, y):
         loss.backward()
         optimiser.step()
 
+    batches = [torch.as_tensor(b) for b in fresh_batches(np.random.default_rng(1), x.shape[1])]
+    calls = iter(range(10**9))
+
     def forward():
         with torch.no_grad():
-            model(x)
+            model(batches[next(calls) % len(batches)])
 
     return train if mode == "train" else forward
 

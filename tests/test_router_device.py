@@ -318,10 +318,13 @@ def test_forward_passes_of_a_training_loop_are_routed_with_their_vjp():
         (r.task, "with the vjp that follows" in r.reason) for r in dev.routing_report().recent
     ]
     assert reasons == [
-        ("execute", False),
+        ("execute", True),  # trainable parameters and device VJPs: one is expected
         ("vjp", False),
         ("execute", True),
         ("vjp", False),
         ("execute", True),
         ("execute", False),
     ]
+    fresh = qml.device("qstore.router", wires=2, config={"backends": ["qstore.batched"]})
+    small_circuit(fresh, interface="torch")(x, w.detach())  # nothing trainable
+    assert "follows" not in fresh.routing_report().recent[-1].reason

@@ -272,10 +272,13 @@ class RouterDevice(Device):
         for tape in circuits:
             check_finite_parameters(tape)
         purpose = current_purpose()  # the caller's: jobs may run in other threads
+        expected = None  # the derivative this configuration asks for, if any
+        if config.gradient_method == "adjoint" and config.use_device_gradient:
+            expected = "vjp" if config.use_device_jacobian_product else "jacobian"
         jobs = [
             _Job(
                 group=group,
-                decision=self._decide(group, task, purpose),
+                decision=self._decide(group, task, purpose, expected),
                 task=task,
                 cotangents=[cotangents[i] for i in group.indices] if cotangents else None,
                 mcm_config=config.mcm_config,
@@ -290,7 +293,16 @@ class RouterDevice(Device):
                 results[i] = value
         return tuple(results)
 
-    def _decide(self, group: TapeGroup, task: str, purpose: str | None = None) -> RoutingDecision:
+    def _decide(
+        self,
+        group: TapeGroup,
+        task: str,
+        purpose: str | None = None,
+        expected: str | None = None,
+    ) -> RoutingDecision:
+        """Route a group; ``expected`` is the derivative the QNode's configuration asks
+        for, assumed to follow the first forward pass of a structure with trainable
+        parameters (afterwards what actually followed decides)."""
         derivative = None
         if task != "execute":
             derivative = "vjp" if task.endswith("vjp") else "jacobian"
@@ -298,10 +310,11 @@ class RouterDevice(Device):
         batch = sum(broadcast_size(t) or 1 for t in tapes)
         purpose = purpose or current_purpose()
         warm = self._last_forward.get(group.key) if derivative else None
+        trainable = tuple(tapes[0].trainable_params)
         then = None
         if not derivative and group.key not in self._awaiting:  # not a 2nd forward in a row
-            then = self._followed_by.get(group.key)
-        trainable = tuple(tapes[0].trainable_params)
+            first = group.key not in self._last_forward
+            then = self._followed_by.get(group.key, expected if first and trainable else None)
         if not self._spending.active:
             # without prices, outages or queues a decision depends on this key only
             key = (group.key, trainable, derivative, batch, len(tapes), purpose, warm, then)
