@@ -388,7 +388,14 @@ class RouterDevice(Device):
     def _run_on(self, name: str, job: _Job, method: str | None) -> tuple[list, int]:
         if job.task == "execute":
             return self._execute_with_cache(name, job)
-        work = self._work(name, job, job.group.tapes, cotangents=job.cotangents, method=method)
+        work = self._work(
+            name,
+            job.task,
+            job.group.tapes,
+            job.decision.features.num_wires,
+            cotangents=job.cotangents,
+            method=method,
+        )
         return self._executor.run(work), 0
 
     def _execute_with_cache(self, name: str, job: _Job) -> tuple[list, int]:
@@ -404,19 +411,25 @@ class RouterDevice(Device):
         todo = [t for i, t in enumerate(tapes) if i not in cached]
         fresh = iter(())
         if todo:
-            work = self._work(name, job, todo, mcm_config=job.mcm_config)
+            width = job.decision.features.num_wires
+            work = self._work(name, job.task, todo, width, mcm_config=job.mcm_config)
             fresh = iter(self._executor.run(work))
         return [cached[i] if i in cached else next(fresh) for i in range(len(tapes))], len(cached)
 
-    def _work(self, name: str, job: _Job, tapes, **details) -> GroupWork:
-        """What the executor runs: plain data, cheap to ship to another process."""
-        # the structure's width, known from routing (a fresh tape's ``wires`` is a
-        # union over every gate)
-        key = (name, max(job.decision.features.num_wires, 1))
+    def _work(
+        self, name: str, task: str, tapes, num_wires: int | None = None, **details
+    ) -> GroupWork:
+        """What the executor runs: plain data, cheap to ship to another process.
+
+        ``num_wires`` is the structure's width when routing already knows it (a fresh
+        tape's ``wires`` is a union over every gate).
+        """
+        width = num_wires if num_wires is not None else len(tapes[0].wires)
+        key = (name, max(width, 1))
         if key not in self._seeds:
             self._seeds[key] = int(self._rng.integers(2**31 - 1))
         owner, spec, seed = self._executor.owner, self._specs[name], self._seeds[key]
-        return GroupWork(owner, spec, key[1], seed, job.task, tapes, **details)
+        return GroupWork(owner, spec, key[1], seed, task, tapes, **details)
 
     def _record(self, job, backend, method, output, seconds, failures, cached, cost) -> None:
         tapes = job.group.tapes
