@@ -46,7 +46,9 @@ class Backend:
         if seed is not None and _accepts_seed(spec.device_name):
             kwargs.setdefault("seed", seed)
         self.device = qml.device(spec.device_name, wires=num_wires, **kwargs)
-        self._configs: dict = {}  # resolved execution configs that need no circuit
+        # resolved execution configs that need no circuit: ("execute", MCMConfig) for
+        # our own engine, ("adjoint", vjp) for derivatives
+        self._configs: dict[tuple, ExecutionConfig] = {}
 
     def __repr__(self) -> str:
         return f"<Backend {self.spec.name} on {len(self.device.wires)} wires>"
@@ -61,9 +63,10 @@ class Backend:
             mcm_config = None
         mcm_config = mcm_config or MCMConfig()
         if self.spec.direct:  # the config of our own engine does not depend on the circuit
-            if mcm_config not in self._configs:
-                self._configs[mcm_config] = self._execute_config(mcm_config, None)
-            return numpy_numbers(tuple(self.device.execute(tapes, self._configs[mcm_config])))
+            key = ("execute", mcm_config)
+            if key not in self._configs:
+                self._configs[key] = self._execute_config(mcm_config, None)
+            return numpy_numbers(tuple(self.device.execute(tapes, self._configs[key])))
         config = self._execute_config(mcm_config, tapes[0])
         program = self.device.preprocess_transforms(config)
         device_tapes, postprocess = program(tapes)
@@ -185,11 +188,12 @@ class Backend:
         return stacked
 
     def _adjoint_config(self, vjp: bool) -> ExecutionConfig:
-        if vjp not in self._configs:
-            self._configs[vjp] = self.device.setup_execution_config(
+        key = ("adjoint", vjp)
+        if key not in self._configs:
+            self._configs[key] = self.device.setup_execution_config(
                 ExecutionConfig(gradient_method="adjoint", use_device_jacobian_product=vjp)
             )
-        return self._configs[vjp]
+        return self._configs[key]
 
     def _parameter_shift(self, tapes: Sequence[QuantumScript], with_results: bool):
         shifted, processors, sizes = [], [], []

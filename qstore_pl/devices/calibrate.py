@@ -103,8 +103,9 @@ def measure_backend(spec: BackendSpec, level: str, rng: np.random.Generator) -> 
             dy = tuple(np.ones((n, batch)) if batch > 1 else np.ones(n))
             runs.append(("vjp", partial(_vjp, backend, dy)))
         for derivative, run in runs:
-            run(tapes())  # compile, allocate, fill caches
-            samples.append(Sample(describe([tapes()], derivative), _best_of(run, tapes)))
+            warmup = tapes()
+            run(warmup)  # compile, allocate, fill caches
+            samples.append(Sample(describe([warmup], derivative), _best_of(run, tapes)))
     return samples
 
 

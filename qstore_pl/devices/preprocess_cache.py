@@ -17,7 +17,7 @@ from collections.abc import Hashable
 from pennylane.tape import QuantumScript
 from pennylane.transforms.core import CompilePipeline, transform
 
-from qstore_pl.devices.grouping import structure_key
+from qstore_pl.devices.grouping import ndim, structure_key
 
 _REMEMBERED = 1024  # structures per pipeline
 
@@ -43,7 +43,7 @@ def preprocessing_key(tape: QuantumScript) -> Hashable:
     parameters are trainable, and each parameter's type and number of dimensions
     (broadcasting, and interfaces whose tensors the pipeline treats differently).
     """
-    params = tuple((type(p), getattr(p, "ndim", 0)) for op in tape.operations for p in op.data)
+    params = tuple((type(p), ndim(p)) for op in tape.operations for p in op.data)
     return structure_key(tape), tuple(tape.trainable_params), params
 
 
