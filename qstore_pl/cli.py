@@ -100,6 +100,18 @@ def _ionq_emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ledger(args: argparse.Namespace) -> int:
+    from qstore_pl.router.ledger import Ledger
+
+    ledger = Ledger(args.ledger)
+    if args.action == "reconcile":
+        from qstore_pl.devices.ionq.reconcile import reconcile_ionq
+
+        print(reconcile_ionq(ledger, args.url, backends=args.backend))
+    print(ledger.report(args.budget))
+    return 0
+
+
 def _queue_entry(text: str) -> tuple[str, float]:
     backend, _, seconds = text.partition("=")
     try:
@@ -152,6 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
     from qstore_pl.db.commands import add_db_parser
 
     add_db_parser(sub)
+
+    led = sub.add_parser(
+        "ledger",
+        help="the spending ledger: report, or reconcile with IonQ's record of the jobs",
+        description="reconcile sets every charge to what IonQ billed for its jobs (the "
+        "job list; API key from PENNYLANE_IONQ_API_KEY or IONQ_API_KEY), releases "
+        "charges IonQ has no job for and confirms jobs whose outcome was unknown",
+    )
+    led.add_argument("action", choices=("report", "reconcile"))
+    led.add_argument("--ledger", help="ledger file (default: $QSTORE_LEDGER or the user's)")
+    led.add_argument("--url", help="IonQ server (default: $QSTORE_IONQ_URL or IonQ's cloud)")
+    led.add_argument("--backend", action="append", help="only this backend's charges")
+    led.add_argument("--budget", type=float, default=None, help="show the budget left")
+    led.set_defaults(func=_ledger)
 
     emu = sub.add_parser(
         "ionq-emulator", help="serve an offline IonQ cloud (API v0.4) for development and tests"

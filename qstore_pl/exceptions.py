@@ -77,3 +77,22 @@ class BudgetExceeded(QstoreError, RuntimeError):
             f"Nothing was submitted. To run it, {fix}, or set on_budget_exceeded='fallback' "
             "to run on the next backend of the fallback chain instead."
         )
+
+
+class JobOutcomeUnknown(QstoreError, RuntimeError):
+    """A priced job may have run (and be billed), but whether it did is unknown.
+
+    Its charge stays reserved in the ledger, as unconfirmed, until
+    ``qstore-pl ledger reconcile`` reads the provider's record of the job.
+
+    Attributes
+    ----------
+    job_ids : tuple[str, ...]
+        Provider job ids known so far.
+    job_keys : tuple[str, ...]
+        Idempotency keys of submissions whose job id never came back.
+    """
+
+    def __init__(self, message: str, job_ids: tuple = (), job_keys: tuple = ()):
+        super().__init__(message)
+        self.job_ids, self.job_keys = tuple(job_ids), tuple(job_keys)

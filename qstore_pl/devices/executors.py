@@ -58,6 +58,9 @@ class GroupWork:
         Mid-circuit measurement settings, for forward executions.
     method : str or None
         Derivative method (``"adjoint"`` or ``"parameter-shift"``) for derivative tasks.
+    job_tags : Mapping[str, str] or None
+        For a metered backend: metadata its provider jobs carry (the ledger charge
+        they belong to, see :func:`qstore_pl.devices.spending.job_tags`).
     """
 
     owner: str
@@ -69,6 +72,7 @@ class GroupWork:
     cotangents: Sequence[Any] | None = None
     mcm_config: MCMConfig | None = None
     method: str | None = None
+    job_tags: Mapping[str, str] | None = None
 
     @property
     def circuits(self) -> int:
@@ -82,7 +86,13 @@ class GroupWork:
         return _unpacked_work, (values,)
 
     def split(self, parts: int) -> list[GroupWork]:
-        """This work as up to ``parts`` pieces of consecutive tapes, in order."""
+        """This work as up to ``parts`` pieces of consecutive tapes, in order.
+
+        Metered work stays whole: a provider bills per job (with a minimum charge per
+        job), and the group was priced as one job.
+        """
+        if self.spec.metered:
+            return [self]
         count = len(self.tapes)
         parts = max(1, min(parts, count))
         bounds = [round(i * count / parts) for i in range(parts + 1)]
@@ -140,6 +150,7 @@ def run_work(work: GroupWork, pool: BackendPool) -> list:
     For ``"execute+..."`` tasks each entry is a ``(result, derivative)`` pair.
     """
     backend = pool.get(work)
+    _tag_jobs(backend.device, work.job_tags)
     tapes = work.tapes
     if work.task == "execute":
         return list(backend.execute(tapes, work.mcm_config))
@@ -149,6 +160,13 @@ def run_work(work: GroupWork, pool: BackendPool) -> list:
     else:
         out = backend.vjp(tapes, work.cotangents, work.method, with_results=with_results)
     return list(zip(*out)) if with_results else list(out)
+
+
+def _tag_jobs(device, tags: Mapping[str, str] | None) -> None:
+    """Hand the job metadata to a device that tags its provider jobs (``job_tags``)."""
+    device = getattr(device, "target_device", device)  # a legacy device's facade
+    if hasattr(device, "job_tags"):
+        device.job_tags = dict(tags or {})
 
 
 class GroupExecutor(Protocol):

@@ -43,7 +43,7 @@ from qstore_pl.devices.grouping import (
 from qstore_pl.devices.local_backends import resolve_backends
 from qstore_pl.devices.preprocess_cache import skip_known_structures
 from qstore_pl.devices.router_pipeline import build_pipeline
-from qstore_pl.devices.spending import Spending, apply_spending_settings
+from qstore_pl.devices.spending import Spending, apply_spending_settings, job_tags
 from qstore_pl.exceptions import (
     BackendExecutionError,
     BudgetExceeded,
@@ -364,7 +364,7 @@ class RouterDevice(Device):
             start = time.perf_counter()
             try:
                 with self._spending.charge(spec, quote, job.purpose, execution) as bill:
-                    output, cached = self._run_on(name, job, method)
+                    output, cached = self._run_on(name, job, method, job_tags(spec, execution))
                     if bill is not None:
                         bill.cached = cached
             except BudgetExceeded as err:
@@ -385,9 +385,9 @@ class RouterDevice(Device):
             f"every backend allowed for this {job.task} failed: " + " | ".join(failures)
         )
 
-    def _run_on(self, name: str, job: _Job, method: str | None) -> tuple[list, int]:
+    def _run_on(self, name: str, job: _Job, method: str | None, tags) -> tuple[list, int]:
         if job.task == "execute":
-            return self._execute_with_cache(name, job)
+            return self._execute_with_cache(name, job, tags)
         work = self._work(
             name,
             job.task,
@@ -395,10 +395,11 @@ class RouterDevice(Device):
             job.decision.features.num_wires,
             cotangents=job.cotangents,
             method=method,
+            job_tags=tags,
         )
         return self._executor.run(work), 0
 
-    def _execute_with_cache(self, name: str, job: _Job) -> tuple[list, int]:
+    def _execute_with_cache(self, name: str, job: _Job, tags) -> tuple[list, int]:
         tapes = job.group.tapes
         cached = {}
         for i, tape in enumerate(tapes):
@@ -412,7 +413,7 @@ class RouterDevice(Device):
         fresh = iter(())
         if todo:
             width = job.decision.features.num_wires
-            work = self._work(name, job.task, todo, width, mcm_config=job.mcm_config)
+            work = self._work(name, job.task, todo, width, mcm_config=job.mcm_config, job_tags=tags)
             fresh = iter(self._executor.run(work))
         return [cached[i] if i in cached else next(fresh) for i in range(len(tapes))], len(cached)
 
@@ -544,7 +545,8 @@ class RouterDevice(Device):
         task = "execute" if derivative is None else derivative
         groups = group_by_structure(tapes)
         decisions = tuple(self._decide(g, task) for g in groups)
-        return RoutingExplanation(decisions, tuple(len(g.tapes) for g in groups))
+        spending = self._spending.report().summary() if self._spending.active else None
+        return RoutingExplanation(decisions, tuple(len(g.tapes) for g in groups), spending)
 
     def _device_tapes(self, circuit, *args, **kwargs):
         """The tapes the router would route for a circuit, and the execution config."""

@@ -24,10 +24,11 @@ import pennylane as qml
 from pennylane.tape import QuantumScript
 
 from qstore_pl.devices.grouping import TapeGroup
+from qstore_pl.exceptions import JobOutcomeUnknown
 from qstore_pl.router.config import AUTO, RouterConfig
 from qstore_pl.router.cost_estimate import CostEstimate, CostLine
 from qstore_pl.router.cost_report import CostReport
-from qstore_pl.router.ledger import Ledger
+from qstore_pl.router.ledger import BACKEND_TAG, CHARGE_TAG, Ledger
 from qstore_pl.router.pricing import FREE, default_pricing, parse_pricing
 from qstore_pl.router.spec import BackendSpec
 
@@ -66,6 +67,14 @@ def apply_spending_settings(
             )
         )
     return out
+
+
+def job_tags(spec: BackendSpec, execution: str) -> dict[str, str] | None:
+    """Metadata the provider jobs of one charge carry, so that
+    :meth:`~qstore_pl.router.ledger.Ledger.reconcile` can match them to the ledger."""
+    if not spec.metered:
+        return None
+    return {CHARGE_TAG: execution, BACKEND_TAG: spec.name}
 
 
 def chain_positions(config: RouterConfig, specs: Sequence[BackendSpec]) -> dict[str, int]:
@@ -229,8 +238,9 @@ class Spending:
     ) -> Iterator[Bill | None]:
         """Reserve ``quote`` before the block, commit the actual charge after it.
 
-        The reservation is released if the block raises, except on a timeout: the job
-        may still run and be billed, so it stays counted as unconfirmed. Circuits a
+        The reservation is released if the block raises, except when the job may have
+        run (:class:`~qstore_pl.exceptions.JobOutcomeUnknown`, a timeout): it may be
+        billed, so it stays counted as unconfirmed until reconciled. Circuits a
         cache answered (``bill.cached``) are not charged and are recorded as saved.
 
         Raises
@@ -255,7 +265,7 @@ class Spending:
         bill = Bill(quote)
         try:
             yield bill
-        except TimeoutError:
+        except (JobOutcomeUnknown, TimeoutError):
             ledger.mark_unconfirmed(execution, spec.name)
             raise
         except BaseException:

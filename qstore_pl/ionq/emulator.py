@@ -3,16 +3,21 @@ pennylane-ionq uses, backed by PennyLane's default.qubit.
 
 Endpoints (under ``/v0.4``): ``POST /jobs`` (``ionq.circuit.v1`` and
 ``ionq.multi-circuit.v1``), ``GET /jobs/{id}``, ``GET /jobs/{id}/results/probabilities``,
-``GET /backends`` (status, degraded, qubits, average queue time) and
-``GET /jobs/estimate``. Requests need an ``Authorization: apiKey ...`` header (any
-key). Faults can be injected for tests and drills: HTTP error codes for the next
-requests, FAILED jobs, latency, slow or never-finishing jobs, queue times, backend
-status, rate limits (429). Start it with ``qstore-pl ionq-emulator --port N`` and point
+``GET /jobs`` (the job list, newest first, paginated with ``limit`` and ``next``: id,
+status, name, metadata, ``cost_usd``), ``GET /backends`` (status, degraded, qubits,
+average queue time) and ``GET /jobs/estimate``. Requests need an
+``Authorization: apiKey ...`` header (any key). Faults can be injected for tests and
+drills: HTTP error codes for the next requests (submissions, polls, results), FAILED
+jobs, latency, slow or never-finishing jobs, queue times, backend status, rate limits
+(429), unparseable results. Like IonQ, it bills every job that completed (failed jobs
+are free), whether or not anyone fetched its results: :meth:`IonQEmulator.billing` says
+what it would charge. Start it with ``qstore-pl ionq-emulator --port N`` and point
 IonQ backends at it with ``QSTORE_IONQ_URL=http://127.0.0.1:N`` (or the backend option
 ``url``).
 
 Control endpoints (not part of IonQ's API): ``POST /_emulator/faults`` with a JSON
-body of :class:`Faults` fields, ``GET /_emulator/jobs`` lists the jobs received.
+body of :class:`Faults` fields, ``GET /_emulator/jobs`` lists the jobs received,
+``GET /_emulator/billing`` answers :meth:`IonQEmulator.billing`.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 
 from qstore_pl.ionq.simulate import NOISE_MODELS, CircuitError, ionq_probabilities
-from qstore_pl.router.pricing import default_pricing
+from qstore_pl.router.pricing import PricingModel, default_pricing
 
 API_PREFIX = "/v0.4"
 #: Backends the emulator reports, with their qubit counts.
@@ -50,13 +55,18 @@ class Faults:
 
     Attributes
     ----------
-    post_errors, get_errors : list[int]
-        HTTP status codes answered to the next POST /jobs requests and the next GET
-        requests on jobs, one code per request, in order.
+    post_errors, get_errors, results_errors : list[int]
+        HTTP status codes answered to the next POST /jobs requests, the next GET
+        requests on a job and the next GET requests on a job's results, one code per
+        request, in order. A POST answered with an error creates no job.
+    bad_results : int
+        The next this many results requests are answered ``200`` with a body that is
+        not JSON.
     failed_jobs : int
         The next this many jobs end with status ``failed``.
     latency : float
-        Seconds added to every request.
+        Seconds added to every request before it is handled (a client that gives up
+        sooner still gets its job created).
     job_seconds : float
         Seconds from submission until a job is ``completed`` (``running`` before).
     hang : bool
@@ -71,6 +81,8 @@ class Faults:
 
     post_errors: list[int] = field(default_factory=list)
     get_errors: list[int] = field(default_factory=list)
+    results_errors: list[int] = field(default_factory=list)
+    bad_results: int = 0
     failed_jobs: int = 0
     latency: float = 0.0
     job_seconds: float = 0.0
@@ -88,6 +100,7 @@ class EmulatedJob:
     payload: dict
     created: float
     fail: bool
+    request: float = 0.0
     results: dict | None = None
     error: str | None = None
 
@@ -110,6 +123,9 @@ class IonQEmulator:
         Port; 0 picks a free one.
     seed : int, optional
         Seed for sampled (QPU and noisy-simulator) results.
+    pricing : PricingModel, optional
+        What every completed job costs; default IonQ's public prices of its backend
+        (the cloud simulator is free).
 
     **Example**
 
@@ -118,8 +134,15 @@ class IonQEmulator:
     ...     emulator.faults.post_errors = [503]  # the next submission fails once
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, seed: int | None = None):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int | None = None,
+        pricing: PricingModel | None = None,
+    ):
         self.faults = Faults()
+        self.pricing = pricing
         self.jobs: dict[str, EmulatedJob] = {}
         self.lock = threading.RLock()
         self.rng = np.random.default_rng(seed)
@@ -190,7 +213,7 @@ class IonQEmulator:
                 return self.faults.post_errors.pop(0), {"error": "injected fault"}
             fail = self.faults.failed_jobs > 0
             self.faults.failed_jobs -= int(fail)
-        job = EmulatedJob(uuid.uuid4().hex, dict(payload), time.monotonic(), fail)
+        job = EmulatedJob(uuid.uuid4().hex, dict(payload), time.monotonic(), fail, time.time())
         if not fail:
             try:
                 job.results = self._simulate(payload)
@@ -241,11 +264,73 @@ class IonQEmulator:
         return 200, body
 
     def get_results(self, job_id: str) -> tuple[int, Any]:
+        """The results, or an injected fault: ``(code, body)``; a ``bytes`` body is sent
+        as it is (not JSON)."""
         with self.lock:
             job = self.jobs.get(job_id)
-        if job is None or job.status(self.faults) != "completed":
-            return 404, {"error": f"no results for job {job_id}"}
+            if job is None or job.status(self.faults) != "completed":
+                return 404, {"error": f"no results for job {job_id}"}
+            if self.faults.results_errors:
+                return self.faults.results_errors.pop(0), {"error": "injected fault"}
+            if self.faults.bad_results > 0:
+                self.faults.bad_results -= 1
+                return 200, b"<html>502 Bad Gateway</html>"
         return 200, job.results
+
+    def list_jobs(self, query: Mapping[str, list[str]]) -> tuple[int, dict]:
+        """``GET /jobs``: newest first, ``limit`` per page, ``next`` for the page after."""
+        try:
+            limit = max(1, min(int(query.get("limit", ["25"])[0]), 1000))
+        except ValueError as err:
+            return 400, {"error": f"limit: {err}"}
+        after = query.get("next", [None])[0]
+        with self.lock:
+            jobs = sorted(self.jobs.values(), key=lambda j: j.created, reverse=True)
+            if after is not None:
+                ids = [j.id for j in jobs]
+                if after not in ids:
+                    return 400, {"error": f"unknown page token {after!r}"}
+                jobs = jobs[ids.index(after) + 1 :]
+            page = [self._describe(j) for j in jobs[:limit]]
+        more = len(jobs) > limit
+        return 200, {"jobs": page, "next": page[-1]["id"] if more else None}
+
+    def _describe(self, job: EmulatedJob) -> dict:
+        status = job.status(self.faults)
+        return {
+            "id": job.id,
+            "status": status,
+            "name": job.payload.get("name"),
+            "metadata": job.payload.get("metadata") or {},
+            "backend": job.payload.get("backend", "simulator"),
+            "request": int(job.request),
+            "shots": job.payload.get("shots"),
+            "cost_usd": self.job_cost(job) if status == "completed" else 0.0,
+            "estimated_cost_usd": self.job_cost(job),
+        }
+
+    def job_cost(self, job: EmulatedJob) -> float:
+        """What ``job`` costs once completed (USD)."""
+        payload = job.payload
+        backend = payload.get("backend", "simulator")
+        mitigation = bool((payload.get("settings") or {}).get("error_mitigation"))
+        pricing = self.pricing or default_pricing(backend, mitigation)
+        spec = payload.get("input") or {}
+        circuits = (
+            [c["circuit"] for c in spec["circuits"]]
+            if "circuits" in spec
+            else [spec.get("circuit", [])]
+        )
+        two = sum(_is_two_qubit(g) for c in circuits for g in c)
+        one = sum(len(c) for c in circuits) - two
+        n = len(circuits)
+        return pricing.job_cost(n, payload["shots"], round(one / n), round(two / n))
+
+    def billing(self) -> dict:
+        """What IonQ would bill: ``{"jobs": completed jobs, "usd": their total cost}``."""
+        with self.lock:
+            done = [j for j in self.jobs.values() if j.status(self.faults) == "completed"]
+            return {"jobs": len(done), "usd": sum(self.job_cost(j) for j in done)}
 
     def backends(self) -> tuple[int, list]:
         with self.lock:
@@ -281,6 +366,12 @@ class IonQEmulator:
         }
 
 
+def _is_two_qubit(gate: Mapping[str, Any]) -> bool:
+    targets = gate.get("targets") or ([gate["target"]] if "target" in gate else [])
+    controls = gate.get("controls") or ([gate["control"]] if "control" in gate else [])
+    return len(targets) + len(controls) > 1
+
+
 def _handler_for(emulator: IonQEmulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -289,7 +380,7 @@ def _handler_for(emulator: IonQEmulator) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _send(self, code: int, body: Any) -> None:
-            data = json.dumps(body).encode()
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -321,6 +412,8 @@ def _handler_for(emulator: IonQEmulator) -> type[BaseHTTPRequestHandler]:
                 return self._send(*emulator.create_job(payload))
             if method == "GET" and parts == ["backends"]:
                 return self._send(*emulator.backends())
+            if method == "GET" and parts == ["jobs"]:
+                return self._send(*emulator.list_jobs(parse_qs(url.query)))
             if method == "GET" and parts == ["jobs", "estimate"]:
                 return self._send(*emulator.estimate(parse_qs(url.query)))
             if method == "GET" and len(parts) == 2 and parts[0] == "jobs":
@@ -343,6 +436,8 @@ def _handler_for(emulator: IonQEmulator) -> type[BaseHTTPRequestHandler]:
                         for j in emulator.jobs.values()
                     ]
                 return self._send(200, jobs)
+            if method == "GET" and path == "/_emulator/billing":
+                return self._send(200, emulator.billing())
             return self._send(404, {"error": f"unknown control endpoint {path}"})
 
         def do_GET(self) -> None:

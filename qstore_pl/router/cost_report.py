@@ -21,8 +21,12 @@ class CostReport:
         USD not spent because a result cache answered (fed by the router when a
         callback's ``lookup`` hits, and by :meth:`Ledger.record_saving`).
     unconfirmed : float
-        USD reserved for jobs whose outcome is unknown (their process ended while the
-        job ran); counted against the budget until confirmed.
+        USD reserved for jobs that may have run but were not confirmed (a timeout, no
+        answer to a submission, lost results, a process that ended mid-job); counted
+        against the budget until ``qstore-pl ledger reconcile`` reads the provider's
+        record.
+    unreconciled : float
+        USD of ``total`` not yet checked against the provider's record.
     budget : float or None
         The configured budget, if any.
     ledger : str
@@ -36,6 +40,7 @@ class CostReport:
     shots: dict[str, int] = field(default_factory=dict)
     saved: float = 0.0
     unconfirmed: float = 0.0
+    unreconciled: float = 0.0
     budget: float | None = None
     ledger: str = ""
 
@@ -45,6 +50,20 @@ class CostReport:
         if self.budget is None:
             return None
         return max(self.budget - self.total - self.unconfirmed, 0.0)
+
+    def summary(self) -> str:
+        """One line: spent, unconfirmed, unreconciled, budget left."""
+        parts = [f"{self.total:.2f} USD charged"]
+        if self.unreconciled:
+            parts.append(f"{self.unreconciled:.2f} of it not reconciled with the provider")
+        if self.unconfirmed:
+            parts.append(f"{self.unconfirmed:.2f} USD unconfirmed (may have run)")
+        if self.budget is not None:
+            parts.append(f"budget {self.budget:.2f} USD, {self.remaining:.2f} left")
+        line = "spending: " + ", ".join(parts)
+        if self.unconfirmed or self.unreconciled:
+            line += "; `qstore-pl ledger reconcile` checks them against the provider"
+        return line
 
     def __str__(self) -> str:
         lines = [f"qstore.router: cost report ({self.ledger})"]
@@ -64,7 +83,14 @@ class CostReport:
             parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(self.by_purpose.items()))
             lines.append(f"  by purpose: {parts} USD")
         if self.unconfirmed:
-            lines.append(f"  unconfirmed (jobs cut off mid-run): {self.unconfirmed:.2f} USD")
+            lines.append(
+                f"  unconfirmed (jobs that may have run, counted against the budget): "
+                f"{self.unconfirmed:.2f} USD; run `qstore-pl ledger reconcile`"
+            )
+        if self.unreconciled:
+            lines.append(
+                f"  not yet reconciled with the provider: {self.unreconciled:.2f} USD of the total"
+            )
         lines.append(f"  saved by the result cache: {self.saved:.2f} USD")
         if self.budget is not None:
             lines.append(f"  budget: {self.budget:.2f} USD, remaining {self.remaining:.2f} USD")

@@ -17,10 +17,14 @@ class RoutingExplanation:
         One decision per group, in batch order.
     group_sizes : tuple[int, ...]
         Number of tapes in each group.
+    spending : str or None
+        The ledger's state for a router with priced backends (see
+        :meth:`~qstore_pl.router.cost_report.CostReport.summary`).
     """
 
     decisions: tuple[RoutingDecision, ...]
     group_sizes: tuple[int, ...]
+    spending: str | None = None
 
     @property
     def chosen(self) -> list[str]:
@@ -28,10 +32,11 @@ class RoutingExplanation:
         return [d.backend for d in self.decisions]
 
     def __str__(self) -> str:
-        return "\n\n".join(
+        tables = [
             format_decision(d, size, i)
             for i, (d, size) in enumerate(zip(self.decisions, self.group_sizes))
-        )
+        ]
+        return "\n\n".join(tables + ([self.spending] if self.spending else []))
 
 
 def format_decision(decision: RoutingDecision, tapes: int = 1, index: int = 0) -> str:

@@ -9,6 +9,11 @@ still run and bill it) it stays counted as *unconfirmed*. Rows are keyed by
 ``(execution, backend)``: retrying one execution reserves and charges once. The file
 uses SQLite's write-ahead log with full syncs, so what was committed survives a crash;
 reservations of a process that died stay counted (as unconfirmed) too.
+
+Only the provider knows what it billed: every priced job carries the row it belongs to
+in its metadata (:data:`CHARGE_TAG`, :data:`BACKEND_TAG`), and :meth:`Ledger.reconcile`
+sets each row to what the provider's job list says it charged (``qstore-pl ledger
+reconcile``). Rows not checked against the provider yet show as unreconciled.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -28,6 +34,15 @@ from qstore_pl.router.cost_report import CostReport
 
 #: Overrides the default ledger location (a file in the user's data directory).
 LEDGER_ENV = "QSTORE_LEDGER"
+#: Job metadata naming the ledger row ``(execution, backend)`` a provider job belongs to.
+CHARGE_TAG, BACKEND_TAG = "qstore_charge", "qstore_backend"
+#: Provider job states after which the charge no longer changes.
+FINAL_STATES = frozenset({"completed", "failed", "canceled"})
+_COLUMNS = (
+    "execution, backend, purpose, state, usd, estimate, circuits, shots, pid, host, "
+    "created, updated"
+)
+_INSERT = f"INSERT INTO charges ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS charges (
@@ -75,6 +90,9 @@ class Ledger:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(charges)")}
+            if "reconciled" not in columns:  # ledgers written before reconciliation
+                db.execute("ALTER TABLE charges ADD COLUMN reconciled REAL")
 
     def __repr__(self) -> str:
         return f"Ledger({str(self.path)!r})"
@@ -140,11 +158,12 @@ class Ledger:
             if budget is not None and spent + usd > budget + 1e-12:
                 raise BudgetExceeded(backend, usd, spent, budget, "budget")
             db.execute(
-                "INSERT INTO charges VALUES (?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?, ?, ?)",
+                _INSERT,
                 (
                     execution,
                     backend,
                     purpose,
+                    "reserved",
                     usd,
                     usd,
                     circuits,
@@ -194,11 +213,12 @@ class Ledger:
         now = time.time()
         with self._transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO charges VALUES (?, ?, ?, 'saved', ?, ?, ?, ?, ?, ?, ?, ?)",
+                _INSERT.replace("INSERT", "INSERT OR IGNORE", 1),
                 (
                     execution,
                     backend,
                     purpose,
+                    "saved",
                     usd,
                     usd,
                     circuits,
@@ -219,15 +239,18 @@ class Ledger:
         """Totals per backend and purpose, savings and unconfirmed reservations."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT backend, purpose, state, usd, circuits, shots, pid, host FROM charges"
+                "SELECT backend, purpose, state, usd, circuits, shots, pid, host, reconciled "
+                "FROM charges"
             ).fetchall()
         by_backend: dict[str, float] = {}
         by_purpose: dict[str, float] = {}
         executions: dict[str, int] = {}
         shots: dict[str, int] = {}
-        saved = unconfirmed = 0.0
+        saved = unconfirmed = unreconciled = 0.0
         host = socket.gethostname()
-        for backend, purpose, state, usd, circuits, n_shots, pid, row_host in rows:
+        for backend, purpose, state, usd, circuits, n_shots, pid, row_host, checked in rows:
+            if state == "committed" and checked is None:
+                unreconciled += usd
             if state == "saved":
                 saved += usd
             elif state == "unconfirmed" or (
@@ -247,8 +270,120 @@ class Ledger:
             shots=shots,
             saved=saved,
             unconfirmed=unconfirmed,
+            unreconciled=unreconciled,
             budget=budget,
             ledger=str(self.path),
+        )
+
+    def reconcile(
+        self, jobs: Iterable[ProviderJob], backends: Collection[str] | None = None
+    ) -> Reconciliation:
+        """Set every charge to what the provider billed for its jobs.
+
+        A charge whose jobs all reached a final state becomes committed at the sum
+        of their costs (failed jobs cost nothing); one with a job still running stays
+        unconfirmed; one with no job at the provider was never run and is released (or
+        committed at 0). Provider jobs tagged with a charge the ledger lacks are added.
+        Reservations of live processes on this host are left to their process.
+
+        Parameters
+        ----------
+        jobs : Iterable[ProviderJob]
+            The provider's jobs that carry :data:`CHARGE_TAG` (all of them: a charge
+            with no job listed is released).
+        backends : Collection[str], optional
+            Backends whose charges the job list covers (default: every backend).
+        """
+        billed: dict[tuple[str, str], list[ProviderJob]] = {}
+        for job in jobs:
+            if backends is None or job.backend in backends:
+                billed.setdefault((job.execution, job.backend), []).append(job)
+        outcome = Reconciliation()
+        now, host = time.time(), socket.gethostname()
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT execution, backend, state, usd, pid, host FROM charges "
+                "WHERE state != 'saved'"
+            ).fetchall()
+            for execution, backend, state, usd, pid, row_host in rows:
+                if backends is not None and backend not in backends:
+                    continue
+                found = billed.pop((execution, backend), [])
+                if state == "reserved" and row_host == host and _alive(pid):
+                    continue  # its process settles it
+                if any(j.status not in FINAL_STATES for j in found):
+                    new_state, new_usd, checked = "unconfirmed", usd, None
+                    outcome.pending += 1
+                elif found:
+                    new_state, new_usd, checked = "committed", sum(j.usd for j in found), now
+                    outcome.confirmed += 1
+                else:  # the provider has no job of this charge: nothing was billed
+                    new_state = "committed" if state == "committed" else "released"
+                    new_usd, checked = 0.0, now
+                    outcome.released += state != "committed"
+                outcome.changed_usd += new_usd - usd
+                db.execute(
+                    "UPDATE charges SET state = ?, usd = ?, reconciled = ?, updated = ? "
+                    "WHERE execution = ? AND backend = ?",
+                    (new_state, new_usd, checked, now, execution, backend),
+                )
+            for (execution, backend), found in billed.items():
+                final = all(j.status in FINAL_STATES for j in found)
+                usd = sum(j.usd if final else j.estimate for j in found)
+                state = "committed" if final else "unconfirmed"
+                row = (execution, backend, "unrecorded", state, usd, usd, len(found), 0, 0)
+                db.execute(_INSERT, (*row, "provider", now, now))
+                if final:
+                    db.execute(
+                        "UPDATE charges SET reconciled = ? WHERE execution = ? AND backend = ?",
+                        (now, execution, backend),
+                    )
+                outcome.added += 1
+                outcome.changed_usd += usd
+        return outcome
+
+
+@dataclass(frozen=True)
+class ProviderJob:
+    """One provider job as its job list reports it.
+
+    Attributes
+    ----------
+    execution, backend : str
+        The ledger row it belongs to (from its metadata).
+    status : str
+        Provider status (``completed``, ``failed``, ``running``, ...).
+    usd : float
+        What the provider charged (0 until the job is final).
+    estimate : float
+        The provider's estimate, counted while the job is not final.
+    """
+
+    execution: str
+    backend: str
+    status: str
+    usd: float
+    estimate: float = 0.0
+
+
+@dataclass
+class Reconciliation:
+    """What :meth:`Ledger.reconcile` changed: charges confirmed at the provider's
+    cost, released (no job), still pending (a job not final), added (jobs the ledger
+    lacked), and the USD total's change."""
+
+    confirmed: int = 0
+    released: int = 0
+    pending: int = 0
+    added: int = 0
+    changed_usd: float = 0.0
+
+    def __str__(self) -> str:
+        return (
+            f"reconciled: {self.confirmed} charge(s) confirmed, {self.released} released "
+            f"(no job at the provider), {self.pending} still running (unconfirmed), "
+            f"{self.added} added from the provider's list; ledger total changed by "
+            f"{self.changed_usd:+.2f} USD"
         )
 
 

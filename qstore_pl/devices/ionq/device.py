@@ -1,9 +1,10 @@
 """``qstore.ionq``: pennylane-ionq's device with the pieces a router needs.
 
 - its own base URL per device (the emulator, or IonQ's cloud; see connection.py),
-- bounded retries with exponential backoff for HTTP 5xx/429, connection errors,
-  request timeouts and FAILED jobs (pennylane-ionq's client retries polls but never a
-  refused submission), and a job-level timeout (pennylane-ionq polls a job forever),
+- each job submitted at most once (an idempotency key in its metadata, looked up
+  before any re-send; see jobs.py), bounded retries with exponential backoff for polls,
+  results and refused submissions, a new job for a FAILED one, and a job-level timeout
+  (pennylane-ionq polls a job forever),
 - ``gateset="native"``: circuits are compiled to GPI/GPI2/MS by
   :func:`qstore_pl.ionq.native.compile_native` (fewer gates than IonQ's plain
   translation) after measurements are rotated to the computational basis,
@@ -14,38 +15,33 @@ One PennyLane batch is one IonQ job (``ionq.multi-circuit.v1`` for several circu
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
+import uuid
 
 import pennylane as qml
-import requests
 from pennylane.tape import QuantumScript
-from pennylane_ionq.api_client import APIClient, Job
 from pennylane_ionq.device import IonQDevice, QPUDevice, SimulatorDevice, _qis_operation_map
 
-from qstore_pl.devices.ionq.connection import api_key, api_url
+from qstore_pl.devices.ionq.connection import api_key
+from qstore_pl.devices.ionq.jobs import (
+    KEY_FIELD,
+    IonQJobError,
+    IonQTimeoutError,  # noqa: F401  (re-exported: raised by jobs)
+    JobFailed,
+    JobSession,
+    Refused,
+)
 from qstore_pl.exceptions import QstoreError
 from qstore_pl.ionq.native import NATIVE_GATES, compile_native
+from qstore_pl.router.ledger import CHARGE_TAG
 from qstore_pl.router.secret import Secret
 
 logger = logging.getLogger(__name__)
 
 #: Gates the router may send (IonQ's "qis" gate set, without its aliases).
 QIS_GATES = frozenset(n for n in _qis_operation_map if "." not in n and n != "Evolution")
-#: HTTP answers worth another try.
-RETRIABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-
-
-class IonQJobError(QstoreError, RuntimeError):
-    """An IonQ job could not be run (after retries, or for a reason retrying cannot fix)."""
-
-
-class IonQTimeoutError(IonQJobError, TimeoutError):
-    """An IonQ job did not complete within the job-level timeout."""
-
-
-class _Transient(Exception):
-    """A failure another attempt may not see."""
 
 
 class QstoreIonQDevice(IonQDevice):
@@ -109,6 +105,10 @@ class QstoreIonQDevice(IonQDevice):
         self.job_timeout, self.retries, self.backoff = job_timeout, retries, backoff
         self.request_timeout = request_timeout
         self.submitted_jobs: list[str] = []
+        #: Metadata added to every job (the router names the charge it belongs to).
+        self.job_tags: dict[str, str] = {}
+        self._device_key = uuid.uuid4().hex
+        self._counter = itertools.count()
         super().__init__(
             wires=wires,
             target=target,
@@ -146,12 +146,32 @@ class QstoreIonQDevice(IonQDevice):
 
     # ------------------------------------------------------------- submission
     def _submit_job(self):
+        """Run ``self.job`` as one IonQ job, submitted at most once (see jobs.py).
+
+        Retries go to a refused submission (after checking no job has this key), to
+        polls and to the results fetch; a FAILED job (not billed) is replaced by a new
+        one with a new key.
+        """
         deadline = time.monotonic() + self.job_timeout
+        session = JobSession(
+            self._key.reveal(), self.url, self.request_timeout, self.retries, self.backoff
+        )
+        params = None if self.sharpen is None else {"sharpen": self.sharpen}
+        key, job_id = self._next_key(), None
         for attempt in range(self.retries + 1):
             try:
-                self.histograms = self._attempt(deadline)
+                if job_id is None:
+                    job_id = (session.find(key) if attempt else None) or session.submit(
+                        self._payload(key)
+                    )
+                    self.submitted_jobs.append(job_id)
+                data = session.wait(job_id, self.job_timeout, deadline, params)
+                inner = next(iter(data.values()))
+                self.histograms = list(data.values()) if isinstance(inner, dict) else [data]
                 return
-            except _Transient as err:
+            except (Refused, JobFailed) as err:
+                if isinstance(err, JobFailed):
+                    key, job_id = self._next_key(), None
                 delay = self.backoff * 2**attempt
                 if attempt == self.retries or time.monotonic() + delay > deadline:
                     raise IonQJobError(
@@ -160,46 +180,14 @@ class QstoreIonQDevice(IonQDevice):
                 logger.warning("IonQ %s: %s; retrying in %.2f s", self.target, err, delay)
                 time.sleep(delay)
 
-    def _attempt(self, deadline: float) -> list[dict]:
-        client = APIClient(
-            api_key=self._key.reveal(),
-            timeout=self.request_timeout,
-            max_retries=self.retries,  # the client retries GETs (polls) itself
-            retry_delay=self.backoff,
-        )
-        client.BASE_URL = api_url(self.url)  # per client, not pennylane-ionq's global
-        job = Job(client=client)
-        try:
-            job.manager.create(**self.job)
-        except requests.RequestException as err:
-            raise _Transient(f"submission: {type(err).__name__}") from None
-        except Exception as err:  # pennylane-ionq raises Exception(response.text)
-            raise _http_error(job, "submission", err) from None
-        if not job.id.value:
-            raise _Transient("submission got no answer")
-        self.submitted_jobs.append(job.id.value)
-        wait = 0.01
-        while not job.is_complete:
-            if time.monotonic() > deadline:
-                raise IonQTimeoutError(
-                    f"IonQ job {job.id.value} on {self.target} not complete after "
-                    f"{self.job_timeout:.1f} s (job_timeout)"
-                )
-            time.sleep(wait)
-            wait = min(wait * 2, 1.0)
-            try:
-                job.reload()
-            except requests.RequestException as err:
-                raise _Transient(f"polling: {type(err).__name__}") from None
-            except Exception as err:
-                raise _http_error(job, "polling", err) from None
-            if job.is_failed:
-                raise _Transient(f"job {job.id.value} FAILED")
-        if self.sharpen is not None:
-            job.manager.get(resource_id=job.id.value, params={"sharpen": self.sharpen})
-        data = job.data.value
-        inner = next(iter(data.values()))
-        return list(data.values()) if isinstance(inner, dict) else [data]
+    def _next_key(self) -> str:
+        """A new idempotency key: the router's charge (if any) and a counter."""
+        charge = self.job_tags.get(CHARGE_TAG) or self._device_key
+        return f"{charge}.{next(self._counter)}"
+
+    def _payload(self, key: str) -> dict:
+        metadata = {**(self.job.get("metadata") or {}), **self.job_tags, KEY_FIELD: key}
+        return {**self.job, "metadata": metadata}
 
 
 def to_native(tape: QuantumScript) -> QuantumScript:
@@ -214,11 +202,3 @@ def _resolve_key(value: str | Secret | None) -> Secret:
         return api_key(value)
     except QstoreError as err:
         raise ValueError(str(err)) from None
-
-
-def _http_error(job: Job, stage: str, err: Exception) -> Exception:
-    code = job.manager.http_response_status_code
-    message = f"{stage}: HTTP {code}"
-    if code in RETRIABLE_STATUS:
-        return _Transient(message)
-    return IonQJobError(f"IonQ rejected the job ({message}): {str(err)[:200]}")

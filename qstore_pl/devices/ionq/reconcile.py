@@ -1,0 +1,45 @@
+"""IonQ's own record of the jobs the router sent: what :meth:`Ledger.reconcile
+<qstore_pl.router.ledger.Ledger.reconcile>` compares the ledger with."""
+
+from __future__ import annotations
+
+from qstore_pl.devices.ionq.connection import api_key
+from qstore_pl.devices.ionq.jobs import JobSession
+from qstore_pl.router.ledger import BACKEND_TAG, CHARGE_TAG, Ledger, ProviderJob, Reconciliation
+from qstore_pl.router.secret import Secret
+
+
+def provider_jobs(
+    url: str | None = None, key: str | Secret | None = None, request_timeout: float = 30.0
+) -> list[ProviderJob]:
+    """Every job on the IonQ server at ``url`` tagged with a ledger charge.
+
+    Raises
+    ------
+    ConfigError
+        Without an API key.
+    JobOutcomeUnknown
+        If the job list cannot be read (nothing is changed then).
+    """
+    session = JobSession(api_key(key).reveal(), url, request_timeout, retries=3, backoff=0.5)
+    found = []
+    for job in session.jobs():
+        meta = job.get("metadata") or {}
+        if CHARGE_TAG in meta and BACKEND_TAG in meta:
+            found.append(
+                ProviderJob(
+                    execution=str(meta[CHARGE_TAG]),
+                    backend=str(meta[BACKEND_TAG]),
+                    status=str(job.get("status", "")).lower(),
+                    usd=float(job.get("cost_usd") or 0.0),
+                    estimate=float(job.get("estimated_cost_usd") or 0.0),
+                )
+            )
+    return found
+
+
+def reconcile_ionq(
+    ledger: Ledger, url: str | None = None, key: str | Secret | None = None, backends=None
+) -> Reconciliation:
+    """Reconcile ``ledger`` with the job list of the IonQ server at ``url``."""
+    return ledger.reconcile(provider_jobs(url, key), backends)
