@@ -23,6 +23,7 @@ body of :class:`Faults` fields, ``GET /_emulator/jobs`` lists the jobs received,
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import uuid
@@ -147,7 +148,7 @@ class IonQEmulator:
         self.lock = threading.RLock()
         self.rng = np.random.default_rng(seed)
         self._recent: deque[float] = deque()
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server = _Server((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -366,6 +367,12 @@ class IonQEmulator:
         }
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up
+            super().handle_error(request, client_address)
+
+
 def _is_two_qubit(gate: Mapping[str, Any]) -> bool:
     targets = gate.get("targets") or ([gate["target"]] if "target" in gate else [])
     controls = gate.get("controls") or ([gate["control"]] if "control" in gate else [])
@@ -386,8 +393,11 @@ def _handler_for(emulator: IonQEmulator) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             if code == 429:
                 self.send_header("Retry-After", "1")
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up waiting (a request timeout): as on a real server
 
         def _route(self, method: str) -> None:
             time.sleep(emulator.faults.latency)
