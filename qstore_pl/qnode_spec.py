@@ -117,18 +117,16 @@ def host_function(qnode: qml.QNode, weight_names: list[str], input_gradients: bo
 
 
 def describe_device(device) -> dict:
-    """A serialisable description from which :func:`rebuild_device` makes a like device.
+    """A serialisable description of ``device``: its name and wires.
+
+    Loading rebuilds it only if it is a local simulator
+    (:func:`qstore_pl.keras.loading.rebuild_device`).
 
     Only the name and wires are kept: router configs can hold API keys, and callbacks
     and budgets are runtime settings, so they are never written into saved models.
     """
     wires = None if device.wires is None else list(device.wires.labels)
     return {"name": device.name, "wires": wires}
-
-
-def rebuild_device(description: Mapping):
-    """Inverse of :func:`describe_device`."""
-    return qml.device(description["name"], wires=description["wires"])
 
 
 def describe_qnode_options(qnode: qml.QNode) -> dict:

@@ -1,7 +1,16 @@
 """Keras 3 layers for quantum circuits, on the TensorFlow, JAX and torch backends."""
 
 from qstore_pl.keras.layer import KerasLayer
+from qstore_pl.keras.loading import LOAD_DEVICE, UnsafeDeviceWarning, load_model
 from qstore_pl.keras.pqc import PQC, ControlledPQC
 from qstore_pl.keras.quantum_layer import QuantumLayer
 
-__all__ = ["PQC", "ControlledPQC", "KerasLayer", "QuantumLayer"]
+__all__ = [
+    "LOAD_DEVICE",
+    "PQC",
+    "ControlledPQC",
+    "KerasLayer",
+    "QuantumLayer",
+    "UnsafeDeviceWarning",
+    "load_model",
+]

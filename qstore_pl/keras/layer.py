@@ -9,13 +9,13 @@ import pennylane as qml
 from keras import ops
 
 from qstore_pl.keras.backend_ops import angle_initializer, cached_op, supports_xla
+from qstore_pl.keras.loading import rebuild_device
 from qstore_pl.qnode_spec import (
     describe_device,
     describe_qnode_options,
     host_function,
     normalise_weight_shapes,
     output_width,
-    rebuild_device,
 )
 
 #: ``add_weight`` arguments a weight spec may set.

@@ -7,8 +7,9 @@ import pennylane as qml
 
 from qstore_pl.device_choice import make_device
 from qstore_pl.keras.layer import KerasLayer
+from qstore_pl.keras.loading import rebuild_device
 from qstore_pl.layer_circuit import LayerCircuit
-from qstore_pl.qnode_spec import describe_device, rebuild_device
+from qstore_pl.qnode_spec import describe_device
 
 
 @keras.saving.register_keras_serializable(package="qstore_pl")
