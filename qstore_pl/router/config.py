@@ -21,7 +21,7 @@ from qstore_pl.exceptions import ConfigError
 from qstore_pl.router.calibration import CALIBRATION_MODES
 from qstore_pl.router.capabilities import PRECISIONS
 from qstore_pl.router.purpose import PURPOSES
-from qstore_pl.router.secret import Secret
+from qstore_pl.router.secret import Secret, redacted
 
 #: Backend type that stands for "every local simulator that is installed".
 AUTO = "auto"
@@ -212,7 +212,7 @@ def _parse_backends(value: Any) -> tuple[BackendConfig, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
         raise ConfigError(
             "config['backends'] must be 'auto' or a non-empty list of backend names or "
-            f"{{'name', 'type', 'options'}} entries, got {value!r}"
+            f"{{'name', 'type', 'options'}} entries, got {redacted(value)!r}"
         )
     entries = []
     for i, item in enumerate(value):
@@ -221,7 +221,7 @@ def _parse_backends(value: Any) -> tuple[BackendConfig, ...]:
             entries.append(BackendConfig(name=item, type=item))
             continue
         if not isinstance(item, Mapping):
-            raise ConfigError(f"{where} must be a name or a dict, got {item!r}")
+            raise ConfigError(f"{where} must be a name or a dict, got {redacted(item)!r}")
         _reject_unknown(item, _BACKEND_KEYS, where)
         name = item.get("name", item.get("type"))
         if not isinstance(name, str) or not name:
@@ -231,7 +231,8 @@ def _parse_backends(value: Any) -> tuple[BackendConfig, ...]:
             raise ConfigError(f"{where}['type'] must be a string, got {kind!r}")
         options = item.get("options", {})
         if not isinstance(options, Mapping):
-            raise ConfigError(f"{where}['options'] must be a dict, got {options!r}")
+            # never the value: options hold API keys, in whatever shape they were written
+            raise ConfigError(f"{where}['options'] must be a dict, got a {type(options).__name__}")
         options = dict(options)
         if "target" in item:
             options["target"] = item["target"]
