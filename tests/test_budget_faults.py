@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections import Counter
+from dataclasses import asdict
 
 import pennylane as qml
 import pytest
@@ -18,6 +19,7 @@ from qstore_pl.cli import main as cli
 from qstore_pl.devices.executors import GroupWork
 from qstore_pl.devices.ionq.reconcile import reconcile_ionq
 from qstore_pl.exceptions import JobOutcomeUnknown
+from qstore_pl.ionq.emulator import Faults
 from qstore_pl.router.capabilities import BackendCapabilities
 from qstore_pl.router.ledger import CHARGE_TAG, Ledger
 from qstore_pl.router.pricing import PricingModel
@@ -104,6 +106,7 @@ FAULTS = {
         "post_errors": [503, 429, 500, 502, 503],
         "get_errors": [502, 503, 500, 429],
     },
+    "5xx answered after the job was created": {"lost_answers": [502, 504, 502, 500]},
     "429 on the results of completed jobs": {"results_errors": [429] * 9},
     "unparseable results": {"bad_results": 6},
     "latency above the request timeout": {"latency": 0.4},
@@ -129,10 +132,7 @@ def test_provider_bill_stays_within_budget_and_reconciles(emulator, workers, tmp
         workers.replace(0)
         expected -= 1
     outcomes = Counter(o for _ in range(expected) for o in workers.answers.get(timeout=120))
-    emulator.set_faults(
-        post_errors=[], get_errors=[], results_errors=[], bad_results=0, latency=0.0,
-        failed_jobs=0, hang=False, rate_limit=0.0, job_seconds=0.0,
-    )  # fmt: skip
+    emulator.set_faults(**asdict(Faults()))  # no more faults
     time.sleep(0.5)  # submissions that arrived late are created now
     bill = emulator.billing()
     assert bill["usd"] <= BUDGET, (fault, bill, outcomes)
@@ -193,6 +193,19 @@ def test_a_slow_server_gets_one_job_per_call_and_the_outcome_is_unknown(emulator
     emulator.set_faults(latency=0.0)
     time.sleep(0.5)
     assert len(emulator.jobs) == 1  # pennylane-ionq would have posted it 4 times, we 3 more
+
+
+def test_a_refusal_that_created_the_job_is_not_sent_again(emulator):
+    emulator.set_faults(lost_answers=[502, 502, 502])  # every answer lost, each time
+    dev = qml.device("qstore.ionq", wires=1, **OPTIONS)
+
+    @qml.qnode(dev, shots=100)
+    def circuit(x):
+        qml.RX(x, 0)
+        return qml.expval(qml.Z(0))
+
+    assert circuit(0.0) == 1.0
+    assert len(emulator.jobs) == 1 and emulator.faults.lost_answers == [502, 502]
 
 
 def test_metered_work_is_never_split_across_workers():

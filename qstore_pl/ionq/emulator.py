@@ -60,6 +60,9 @@ class Faults:
         HTTP status codes answered to the next POST /jobs requests, the next GET
         requests on a job and the next GET requests on a job's results, one code per
         request, in order. A POST answered with an error creates no job.
+    lost_answers : list[int]
+        HTTP status codes answered to the next POST /jobs requests *after* the job was
+        created (a gateway that lost the answer on its way back).
     bad_results : int
         The next this many results requests are answered ``200`` with a body that is
         not JSON.
@@ -83,6 +86,7 @@ class Faults:
     post_errors: list[int] = field(default_factory=list)
     get_errors: list[int] = field(default_factory=list)
     results_errors: list[int] = field(default_factory=list)
+    lost_answers: list[int] = field(default_factory=list)
     bad_results: int = 0
     failed_jobs: int = 0
     latency: float = 0.0
@@ -222,6 +226,8 @@ class IonQEmulator:
                 return 400, {"error": str(err)}
         with self.lock:
             self.jobs[job.id] = job
+            if self.faults.lost_answers:
+                return self.faults.lost_answers.pop(0), {"error": "injected fault"}
         return 200, {"id": job.id, "status": "submitted", "request": time.time()}
 
     def _simulate(self, payload: Mapping[str, Any]) -> dict:

@@ -370,7 +370,7 @@ class ProviderJob:
 class Reconciliation:
     """What :meth:`Ledger.reconcile` changed: charges confirmed at the provider's
     cost, released (no job), still pending (a job not final), added (jobs the ledger
-    lacked), and the USD total's change."""
+    lacked), and the change of the USD counted against the budget."""
 
     confirmed: int = 0
     released: int = 0
@@ -382,8 +382,8 @@ class Reconciliation:
         return (
             f"reconciled: {self.confirmed} charge(s) confirmed, {self.released} released "
             f"(no job at the provider), {self.pending} still running (unconfirmed), "
-            f"{self.added} added from the provider's list; ledger total changed by "
-            f"{self.changed_usd:+.2f} USD"
+            f"{self.added} added from the provider's list; spending counted against the "
+            f"budget changed by {self.changed_usd:+.2f} USD"
         )
 
 

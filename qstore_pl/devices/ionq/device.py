@@ -150,13 +150,13 @@ class QstoreIonQDevice(IonQDevice):
 
         Retries go to a refused submission (after checking no job has this key), to
         polls and to the results fetch; a FAILED job (not billed) is replaced by a new
-        one with a new key.
+        one with a new key. Before giving up on refused submissions the job list is
+        checked once more: a refusal that created the job after all is waited for.
         """
         deadline = time.monotonic() + self.job_timeout
         session = JobSession(
             self._key.reveal(), self.url, self.request_timeout, self.retries, self.backoff
         )
-        params = None if self.sharpen is None else {"sharpen": self.sharpen}
         key, job_id = self._next_key(), None
         for attempt in range(self.retries + 1):
             try:
@@ -165,20 +165,28 @@ class QstoreIonQDevice(IonQDevice):
                         self._payload(key)
                     )
                     self.submitted_jobs.append(job_id)
-                data = session.wait(job_id, self.job_timeout, deadline, params)
-                inner = next(iter(data.values()))
-                self.histograms = list(data.values()) if isinstance(inner, dict) else [data]
-                return
+                return self._collect(session, job_id, deadline)
             except (Refused, JobFailed) as err:
                 if isinstance(err, JobFailed):
                     key, job_id = self._next_key(), None
                 delay = self.backoff * 2**attempt
                 if attempt == self.retries or time.monotonic() + delay > deadline:
+                    late = session.find(key) if isinstance(err, Refused) else None
+                    if late is not None:
+                        self.submitted_jobs.append(late)
+                        return self._collect(session, late, deadline)
                     raise IonQJobError(
                         f"IonQ job on {self.target} failed after {attempt + 1} attempt(s): {err}"
                     ) from None
                 logger.warning("IonQ %s: %s; retrying in %.2f s", self.target, err, delay)
                 time.sleep(delay)
+
+    def _collect(self, session: JobSession, job_id: str, deadline: float) -> None:
+        """Wait for ``job_id`` and keep its histograms (one per circuit)."""
+        params = None if self.sharpen is None else {"sharpen": self.sharpen}
+        data = session.wait(job_id, self.job_timeout, deadline, params)
+        inner = next(iter(data.values()))
+        self.histograms = list(data.values()) if isinstance(inner, dict) else [data]
 
     def _next_key(self) -> str:
         """A new idempotency key: the router's charge (if any) and a counter."""
