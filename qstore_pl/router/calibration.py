@@ -26,13 +26,12 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import nnls
 
+from qstore_pl import paths
 from qstore_pl.router.time_model import TimeModel
 from qstore_pl.router.workload import WorkloadFeatures
 
 #: Environment variable that overrides the router's ``calibration`` setting.
 CALIBRATION_ENV = "QSTORE_CALIBRATION"
-#: Environment variable for the directory that holds calibration files.
-CACHE_DIR_ENV = "QSTORE_CACHE_DIR"
 #: Calibration settings: use (or on first use run and cache) a calibration, or not.
 CALIBRATION_MODES = ("auto", "off")
 _FORMAT = 1
@@ -172,12 +171,9 @@ def engine_digest() -> str:
 
 def calibration_path(fingerprint: Mapping[str, str] | None = None) -> Path:
     """The cache file for this machine (``$QSTORE_CACHE_DIR`` or the user cache dir)."""
-    from platformdirs import user_cache_dir
-
     fingerprint = fingerprint or machine_fingerprint()
     digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
-    directory = Path(os.environ.get(CACHE_DIR_ENV) or user_cache_dir("qstore_pl"))
-    return directory / f"calibration-{digest}.json"
+    return paths.cache_dir() / f"calibration-{digest}.json"
 
 
 @dataclass(frozen=True)

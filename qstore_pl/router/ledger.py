@@ -21,13 +21,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import platformdirs
-
+from qstore_pl import paths
 from qstore_pl.exceptions import BudgetExceeded
 from qstore_pl.router.cost_report import CostReport
-
-#: Overrides the default ledger location (a file in the user's data directory).
-LEDGER_ENV = "QSTORE_LEDGER"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS charges (
@@ -55,9 +51,7 @@ _SPENT = (
 
 def default_ledger_path() -> Path:
     """``$QSTORE_LEDGER``, else ``spending.sqlite`` in the user's data directory."""
-    if os.environ.get(LEDGER_ENV):
-        return Path(os.environ[LEDGER_ENV])
-    return Path(platformdirs.user_data_dir("qstore_pl")) / "spending.sqlite"
+    return paths.ledger_path()
 
 
 class Ledger:
