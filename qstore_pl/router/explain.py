@@ -17,10 +17,13 @@ class RoutingExplanation:
         One decision per group, in batch order.
     group_sizes : tuple[int, ...]
         Number of tapes in each group.
+    time_models : str
+        Which backends' time models were measured on this machine and which are built in.
     """
 
     decisions: tuple[RoutingDecision, ...]
     group_sizes: tuple[int, ...]
+    time_models: str = ""
 
     @property
     def chosen(self) -> list[str]:
@@ -28,10 +31,11 @@ class RoutingExplanation:
         return [d.backend for d in self.decisions]
 
     def __str__(self) -> str:
-        return "\n\n".join(
+        parts = [
             format_decision(d, size, i)
             for i, (d, size) in enumerate(zip(self.decisions, self.group_sizes))
-        )
+        ]
+        return "\n\n".join(parts + ([self.time_models] if self.time_models else []))
 
 
 def format_decision(decision: RoutingDecision, tapes: int = 1, index: int = 0) -> str:
