@@ -280,7 +280,7 @@ def _announce(missing: Sequence[BackendSpec], path: Path) -> None:
         return
     _announced = True
     logger.warning(
-        "qstore.router: calibrating %s on this machine (first use, a few seconds; cached in "
+        "qstore.router: calibrating %s on this machine (first use, about 20 s; cached in "
         "%s; `qstore-pl calibrate` for the full calibration, QSTORE_CALIBRATION=off to skip)",
         ", ".join(s.name for s in missing),
         path.parent,
