@@ -8,25 +8,19 @@ The devices are registered with PennyLane's plugin entry points::
 
     dev = qml.device("qstore.router", wires=8)   # cost-aware router
     dev = qml.device("qstore.qsim", wires=20)    # qsim driven directly
+
+Importing the package loads neither PennyLane nor a machine-learning framework (the
+command line starts in a fraction of a second); the exceptions load on first use and
+``qml.device`` is adapted as soon as PennyLane is imported.
 """
 
-from qstore_pl import device_config
-from qstore_pl.exceptions import (
-    BackendExecutionError,
-    BudgetExceeded,
-    ConfigError,
-    InvalidParameterError,
-    QstoreError,
-    UnknownBackendError,
-    UnsupportedCircuitError,
-)
+from qstore_pl.after_import import when_imported
 from qstore_pl.router.purpose import purpose
 
 __version__ = "0.1.0"
 
-device_config.install()
-
-__all__ = [
+#: Exported from :mod:`qstore_pl.exceptions`, which imports PennyLane (loaded on use).
+_EXCEPTIONS = (
     "BackendExecutionError",
     "BudgetExceeded",
     "ConfigError",
@@ -34,6 +28,23 @@ __all__ = [
     "QstoreError",
     "UnknownBackendError",
     "UnsupportedCircuitError",
-    "__version__",
-    "purpose",
-]
+)
+
+
+def __getattr__(name: str):
+    if name in _EXCEPTIONS:
+        from qstore_pl import exceptions
+
+        return getattr(exceptions, name)
+    raise AttributeError(f"module 'qstore_pl' has no attribute {name!r}")
+
+
+def _adapt_qml_device() -> None:
+    from qstore_pl import device_config
+
+    device_config.install()
+
+
+when_imported("pennylane", _adapt_qml_device)
+
+__all__ = [*_EXCEPTIONS, "__version__", "purpose"]

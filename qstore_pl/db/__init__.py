@@ -10,37 +10,38 @@ fidelity, and never pay twice for the same execution.
 >>> hits = store.query_similar(state, top_k=5, filter={"backend": "lightning.qubit"})
 
 The router calls callbacks through :mod:`qstore_pl.callbacks`; this package never
-imports :mod:`qstore_pl.devices`.
+imports :mod:`qstore_pl.devices`. Names load on first use.
 """
 
-from qstore_pl.db.cache import CacheSavings, ResultCache
-from qstore_pl.db.errors import (
-    FilterError,
-    MetadataError,
-    StateDimensionError,
-    StateEncodingError,
-    StoreError,
-    StoreUnavailableError,
-)
-from qstore_pl.db.open import default_store_path, open_store
-from qstore_pl.db.recorder import RecorderStats, StateRecorder
-from qstore_pl.db.store import Hit, StateStore, StoredState, StoreStats
+import importlib
 
-__all__ = [
-    "CacheSavings",
-    "FilterError",
-    "Hit",
-    "MetadataError",
-    "RecorderStats",
-    "ResultCache",
-    "StateDimensionError",
-    "StateEncodingError",
-    "StateRecorder",
-    "StateStore",
-    "StoreError",
-    "StoreStats",
-    "StoreUnavailableError",
-    "StoredState",
-    "default_store_path",
-    "open_store",
-]
+#: Public names and the modules that define them, imported on first use: the command
+#: line's parser lives in this package and must not load PennyLane to show its help.
+_EXPORTS = {
+    "CacheSavings": "cache",
+    "ResultCache": "cache",
+    "FilterError": "errors",
+    "MetadataError": "errors",
+    "StateDimensionError": "errors",
+    "StateEncodingError": "errors",
+    "StoreError": "errors",
+    "StorePathError": "errors",
+    "StoreUnavailableError": "errors",
+    "default_store_path": "open",
+    "open_store": "open",
+    "RecorderStats": "recorder",
+    "StateRecorder": "recorder",
+    "Hit": "store",
+    "StateStore": "store",
+    "StoredState": "store",
+    "StoreStats": "store",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"qstore_pl.db.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'qstore_pl.db' has no attribute {name!r}")
+
+
+__all__ = sorted(_EXPORTS)

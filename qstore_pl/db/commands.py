@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qstore_pl.cli_args import json_object, positive_int, readable_file
+
 
 def add_db_parser(sub) -> None:
     """Add the ``db`` command group to the ``qstore-pl`` parser's subparsers."""
@@ -27,20 +29,35 @@ def add_db_parser(sub) -> None:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     where = common.add_mutually_exclusive_group()
-    where.add_argument("--path", help="embedded store directory (default: the user data dir)")
-    where.add_argument("--qdrant-url", help="a Qdrant server")
-    where.add_argument("--pinecone-host", help="a Pinecone index host")
+    where.add_argument(
+        "--path",
+        help="embedded store directory; default: $QSTORE_DB_PATH, else the user data dir "
+        "(`qstore-pl paths` shows it)",
+    )
+    where.add_argument("--qdrant-url", help="a Qdrant server (API key: $QDRANT_API_KEY)")
+    where.add_argument("--pinecone-host", help="a Pinecone index host (API key: $PINECONE_API_KEY)")
 
     stats = db_sub.add_parser("stats", parents=[common], help="states per namespace")
     stats.set_defaults(func=_stats)
 
     query = db_sub.add_parser("query", parents=[common], help="nearest states by fidelity")
     source = query.add_mutually_exclusive_group(required=True)
-    source.add_argument("--state", help=".npy file with a state or probability vector")
-    source.add_argument("--circuit", help="JSON circuit file; its final state is the query")
-    query.add_argument("--kind", choices=("pure", "probs"), default="pure")
-    query.add_argument("--top-k", type=int, default=5)
-    query.add_argument("--filter", help="metadata filter as JSON")
+    source.add_argument(
+        "--state", type=readable_file, help=".npy file with a state or probability vector"
+    )
+    source.add_argument(
+        "--circuit", type=readable_file, help="JSON circuit file; its final state is the query"
+    )
+    query.add_argument(
+        "--kind",
+        choices=("pure", "probs"),
+        default="pure",
+        help="search pure states or measured distributions",
+    )
+    query.add_argument("--top-k", type=positive_int, default=5, help="how many states to show")
+    query.add_argument(
+        "--filter", type=json_object, help='metadata filter as JSON: \'{"backend": "..."}\''
+    )
     query.set_defaults(func=_query)
 
     export = db_sub.add_parser("export", parents=[common], help="write every state as JSON lines")
@@ -88,11 +105,22 @@ def circuit_state(path) -> np.ndarray:
     return np.asarray(circuit())
 
 
+def load_state(path) -> np.ndarray:
+    """The state or probability vector saved in a ``.npy`` file."""
+    from qstore_pl.db.errors import StateEncodingError
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as err:
+        raise StateEncodingError(
+            f"{path} is not a .npy array ({err}); save the vector with numpy.save"
+        ) from err
+
+
 def _query(args: argparse.Namespace) -> int:
-    state = np.load(args.state) if args.state else circuit_state(args.circuit)
-    filters = json.loads(args.filter) if args.filter else None
+    state = load_state(args.state) if args.state else circuit_state(args.circuit)
     with _open(args) as store:
-        hits = store.query_similar(state, top_k=args.top_k, filter=filters, kind=args.kind)
+        hits = store.query_similar(state, top_k=args.top_k, filter=args.filter, kind=args.kind)
     print(f"{'fidelity':>10}  {'id':<36}  backend / circuit / parameters")
     for hit in hits:
         meta = hit.metadata

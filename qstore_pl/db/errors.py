@@ -13,6 +13,10 @@ class StoreUnavailableError(StoreError, ConnectionError):
     """A vector store cannot be reached or is throttling; retrying later may succeed."""
 
 
+class StorePathError(QstoreError, OSError):
+    """The embedded store's directory cannot be used (a file, unwritable, cannot be created)."""
+
+
 class StateEncodingError(QstoreError, ValueError):
     """A state or probability vector cannot be encoded (not normalised, wrong length)."""
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
+from qstore_pl import paths
+from qstore_pl.db.errors import StorePathError
 from qstore_pl.db.store import StateStore
 
 DEFAULT = "default"
@@ -15,8 +15,7 @@ KINDS = ("embedded", "qdrant", "pinecone")
 
 def default_store_path() -> Path:
     """The embedded store's default directory: ``$QSTORE_DB_PATH`` or the user data dir."""
-    env = os.environ.get("QSTORE_DB_PATH")
-    return Path(env) if env else Path(platformdirs.user_data_dir("qstore_pl")) / "states"
+    return paths.store_path()
 
 
 def open_store(
@@ -48,15 +47,29 @@ def open_store(
     Returns
     -------
     StateStore
+
+    Raises
+    ------
+    StorePathError
+        If the embedded store's directory cannot be created or used.
     """
     if kind == "embedded":
         from qstore_pl.db.backends.qdrant import QdrantBackend
 
         if path == DEFAULT:
             path = default_store_path()
-        if path is not None:
+        if path is None:
+            return StateStore(QdrantBackend(None))
+        try:
             Path(path).mkdir(parents=True, exist_ok=True)
-        return StateStore(QdrantBackend(path))
+            return StateStore(QdrantBackend(path))
+        except OSError as err:
+            raise StorePathError(
+                f"cannot use {str(path)!r} as the embedded store's directory: "
+                f"{err.strerror or err}. Give open_store(path=...) (or ${paths.DB_PATH_ENV}, "
+                "or --path of `qstore-pl db`) a directory you can write to, or path=None for a "
+                "store in memory."
+            ) from err
     if kind == "qdrant":
         from qstore_pl.db.backends.qdrant import QdrantBackend
 

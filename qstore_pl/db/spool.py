@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import platformdirs
 
+from qstore_pl import paths
 from qstore_pl.db.store import EncodedState
 
 _SCHEMA = """
@@ -39,9 +39,10 @@ CREATE TABLE IF NOT EXISTS rejected (
 
 
 def default_spool_path(location: str) -> Path:
-    """The spool file of a store: one per store location, in the user data dir."""
+    """The spool file of a store: one per store location, in ``$QSTORE_SPOOL_DIR`` or
+    the user data dir."""
     digest = hashlib.sha256(location.encode()).hexdigest()[:16]
-    return Path(platformdirs.user_data_dir("qstore_pl")) / "spool" / f"{digest}.sqlite"
+    return paths.spool_dir() / f"{digest}.sqlite"
 
 
 class Spool:

@@ -7,19 +7,23 @@ adjoint VJP, over a range of widths and depths. Each backend runs through the sa
 :class:`~qstore_pl.devices.backend.Backend` adapter the router uses, so the fit
 includes the adapter's own overhead.
 
-A *quick* calibration (first use) stays at small widths and takes about a second
-per backend; ``qstore-pl calibrate`` runs the *full* one, up to 18 qubits, which
-also captures how memory traffic grows once states leave the CPU caches.
+A *quick* calibration (first use) stays at small widths; ``qstore-pl calibrate``
+runs the *full* one, up to 18 qubits, which also captures how memory traffic grows
+once states leave the CPU caches. Every workload is timed several times on fresh
+parameters and the fastest run kept (another process can only add time), and the fit
+drops the runs it misses by far (see :func:`~qstore_pl.router.calibration.fit_and_check`):
+on a busy machine the models stay those of the machine, not of the moment.
 """
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pennylane as qml
@@ -27,12 +31,13 @@ from pennylane.tape import QuantumScript
 
 from qstore_pl.devices.backend import Backend
 from qstore_pl.devices.local_backends import KNOWN_BACKENDS
+from qstore_pl.exceptions import ConfigError, UnknownBackendError
 from qstore_pl.router.calibration import (
     Calibration,
     Sample,
     calibration_mode,
     calibration_path,
-    fit_time_model,
+    fit_and_check,
     machine_fingerprint,
 )
 from qstore_pl.router.spec import BackendSpec
@@ -40,11 +45,13 @@ from qstore_pl.router.workload import describe
 
 logger = logging.getLogger(__name__)
 
-#: (widths, layers, batch sizes, seconds per backend) per calibration level
+#: (widths, layers, batch sizes, seconds per backend, timed runs per workload) per level
 LEVELS = {
-    "quick": ((3, 8, 12), (1, 3), (1, 16), 0.3),
-    "full": ((4, 8, 12, 14, 16, 18), (1, 4), (1, 32), 30.0),
+    "quick": ((3, 8, 12), (1, 3), (1, 16), 0.3, 3),
+    "full": ((4, 8, 12, 14, 16, 18), (1, 4), (1, 32), 30.0, 5),
 }
+#: Progress messages go here (the command line prints them on stderr).
+Progress = Callable[[str], None]
 
 
 def workload_tape(n: int, layers: int, batch: int, rng: np.random.Generator) -> QuantumScript:
@@ -62,14 +69,18 @@ def workload_tape(n: int, layers: int, batch: int, rng: np.random.Generator) -> 
     return QuantumScript(ops, [qml.expval(qml.Z(i)) for i in range(n)], trainable_params=trainable)
 
 
-def _best_of(run: Callable[[QuantumScript], object], tapes: Callable[[], QuantumScript]) -> float:
-    """Best time of ``run`` over two fresh circuits of the same structure.
+def _best_of(
+    run: Callable[[QuantumScript], object], tapes: Callable[[], QuantumScript], repeats: int
+) -> float:
+    """Best time of ``run`` over ``repeats`` fresh circuits of the same structure.
 
     Fresh parameters every time: a backend that keeps the states of its last forward
-    pass (qstore.batched) answers a repeated circuit without simulating it.
+    pass (qstore.batched) answers a repeated circuit without simulating it. The
+    minimum, because other processes only ever add time.
     """
     times = []
-    for tape in (tapes(), tapes()):
+    for _ in range(repeats):
+        tape = tapes()
         start = time.perf_counter()
         run(tape)
         times.append(time.perf_counter() - start)
@@ -82,7 +93,7 @@ def measure_backend(spec: BackendSpec, level: str, rng: np.random.Generator) -> 
     Measuring stops once the budget is spent and the samples can be fitted (two
     widths, enough forward runs), so a slow backend costs little more than its budget.
     """
-    widths, depths, batches, budget = LEVELS[level]
+    widths, depths, batches, budget, repeats = LEVELS[level]
     widths = [n for n in widths if n <= spec.capabilities.max_wires]
     adjoint = "adjoint" in spec.capabilities.derivatives
     workloads = sorted(
@@ -105,7 +116,8 @@ def measure_backend(spec: BackendSpec, level: str, rng: np.random.Generator) -> 
         for derivative, run in runs:
             warmup = tapes()
             run(warmup)  # compile, allocate, fill caches
-            samples.append(Sample(describe([warmup], derivative), _best_of(run, tapes)))
+            seconds = _best_of(run, tapes, repeats)
+            samples.append(Sample(describe([warmup], derivative), seconds))
     return samples
 
 
@@ -122,28 +134,99 @@ def _enough(samples: list[Sample]) -> bool:
     return len(forward) >= 5 and len({s.features.num_wires for s in forward}) >= 2
 
 
-def calibrate(specs: Sequence[BackendSpec], level: str = "quick", seed: int = 0) -> Calibration:
+def calibrate(
+    specs: Sequence[BackendSpec],
+    level: str = "quick",
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Calibration:
     """Measure every local backend of ``specs`` and fit its time model.
 
     Backends that are not local simulators (cloud services) keep their models.
+    ``progress`` receives one line as each backend starts and ends.
     """
     if level not in LEVELS:
         raise ValueError(f"calibration level {level!r} is not one of {sorted(LEVELS)}")
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
-    models = {}
-    for spec in specs:
-        if not _is_local(spec):
-            continue
+    models, checks = {}, {}
+    local = [s for s in specs if _is_local(s)]
+    for i, spec in enumerate(local, 1):
+        began = time.perf_counter()
+        if progress:
+            progress(f"[{i}/{len(local)}] measuring {spec.name} ({level}) ...")
         samples = measure_backend(spec, level, rng)
-        models[spec.name] = fit_time_model(samples, spec.time_model)
+        models[spec.name], checks[spec.name] = fit_and_check(samples, spec.time_model)
+        if progress:
+            check = checks[spec.name]
+            progress(
+                f"[{i}/{len(local)}] {spec.name}: {len(samples)} timings in "
+                f"{time.perf_counter() - began:.1f} s, fit within {check.median_error:.0%} "
+                f"(median; {check.rejected} outliers dropped)"
+                + ("; poor fit: was the machine busy?" if check.poor else "")
+            )
     return Calibration(
         models=models,
         level=level,
         seconds=time.perf_counter() - start,
         created=time.time(),
         fingerprint=machine_fingerprint(),
+        levels=dict.fromkeys(models, level),
+        checks=checks,
     )
+
+
+def select_for_calibration(
+    specs: Sequence[BackendSpec], names: Sequence[str] | None = None
+) -> list[BackendSpec]:
+    """The local backends of ``specs`` to calibrate: all, or those ``names`` asks for.
+
+    Raises
+    ------
+    UnknownBackendError
+        If a name is not one of the configured backends (the closest one is named).
+    ConfigError
+        If a named backend is a cloud service, or nothing is left to measure.
+    """
+    local = [s for s in specs if _is_local(s)]
+    if names:
+        by_name = {s.name: s for s in specs}
+        for name in names:
+            if name not in by_name:
+                close = difflib.get_close_matches(name, list(by_name), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise UnknownBackendError(
+                    f"no backend {name!r} to calibrate.{hint} The configured local backends "
+                    f"are: {', '.join(s.name for s in local) or 'none'}."
+                )
+            if not _is_local(by_name[name]):
+                raise ConfigError(
+                    f"{name!r} is a cloud service; only local simulators are calibrated "
+                    f"({', '.join(s.name for s in local) or 'none configured'})"
+                )
+        local = [s for s in local if s.name in names]
+    if not local:
+        raise ConfigError(
+            "no local simulator to calibrate: the config names none that is installed here "
+            "(`qstore-pl backends` lists them)"
+        )
+    return local
+
+
+def calibrate_and_save(
+    specs: Sequence[BackendSpec], level: str, progress: Progress | None = None
+) -> tuple[Calibration, Path]:
+    """Calibrate ``specs`` and merge the models into this machine's cached calibration.
+
+    The other backends' models in the cache are kept. Returns the merged calibration
+    and its file. Raises ``OSError`` when the cache cannot be written.
+    """
+    fresh = calibrate(specs, level, progress=progress)
+    path = calibration_path(fresh.fingerprint)
+    cached = Calibration.load(path)
+    merged = cached.merged(fresh) if cached is not None else fresh
+    merged.save(path)
+    return merged, path
 
 
 def _is_local(spec: BackendSpec) -> bool:
@@ -153,17 +236,19 @@ def _is_local(spec: BackendSpec) -> bool:
     )
 
 
+_announced = False
+
+
 def apply_calibration(specs: list[BackendSpec], configured: str) -> list[BackendSpec]:
     """Specs with this machine's calibrated time models.
 
     With ``"auto"``, a machine without a calibration runs the quick one now and caches
     it (``qstore-pl calibrate`` replaces it with the full one); ``"off"`` keeps the
-    built-in models.
+    built-in models. Each spec's ``time_model_source`` says which it got.
     """
     if calibration_mode(configured) == "off":
         return specs
-    fingerprint = machine_fingerprint()
-    path = calibration_path(fingerprint)
+    path = calibration_path(machine_fingerprint())
     calibration = Calibration.load(path)
     missing = [
         s
@@ -171,16 +256,32 @@ def apply_calibration(specs: list[BackendSpec], configured: str) -> list[Backend
         if _is_local(s) and (calibration is None or s.name not in calibration.models)
     ]
     if missing:
-        logger.info("calibrating %s (first use on this machine)", [s.name for s in missing])
+        _announce(missing, path)
         fresh = calibrate(missing, "quick")
-        merged = {**(calibration.models if calibration else {}), **fresh.models}
-        level = calibration.level if calibration else "quick"
-        calibration = replace(fresh, models=merged, level=level)
+        calibration = calibration.merged(fresh) if calibration is not None else fresh
         try:
             calibration.save(path)
         except OSError as err:  # a read-only home still routes, just calibrates again
             logger.warning("cannot cache the calibration at %s: %s", path, err)
     return [
-        s.with_time_model(calibration.models[s.name]) if s.name in calibration.models else s
+        s.with_time_model(
+            calibration.models[s.name], f"measured ({calibration.level_of(s.name)} calibration)"
+        )
+        if s.name in calibration.models
+        else s
         for s in specs
     ]
+
+
+def _announce(missing: Sequence[BackendSpec], path: Path) -> None:
+    """Say once per process, in one line, why the first router takes a few seconds."""
+    global _announced
+    if _announced:
+        return
+    _announced = True
+    logger.warning(
+        "qstore.router: calibrating %s on this machine (first use, about 20 s; cached in "
+        "%s; `qstore-pl calibrate` for the full calibration, QSTORE_CALIBRATION=off to skip)",
+        ", ".join(s.name for s in missing),
+        path.parent,
+    )

@@ -546,7 +546,15 @@ class RouterDevice(Device):
         groups = group_by_structure(tapes)
         decisions = tuple(self._decide(g, task) for g in groups)
         spending = self._spending.report().summary() if self._spending.active else None
-        return RoutingExplanation(decisions, tuple(len(g.tapes) for g in groups), spending)
+        sources: dict[str, list[str]] = {}
+        for spec in self.backends:
+            sources.setdefault(spec.time_model_source, []).append(spec.name)
+        time_models = "time models: " + "; ".join(
+            f"{source}: {', '.join(names)}" for source, names in sources.items()
+        )
+        return RoutingExplanation(
+            decisions, tuple(len(g.tapes) for g in groups), spending, time_models
+        )
 
     def _device_tapes(self, circuit, *args, **kwargs):
         """The tapes the router would route for a circuit, and the execution config."""

@@ -19,20 +19,19 @@ import os
 import platform
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import nnls
 
+from qstore_pl import paths
 from qstore_pl.router.time_model import TimeModel
 from qstore_pl.router.workload import WorkloadFeatures
 
 #: Environment variable that overrides the router's ``calibration`` setting.
 CALIBRATION_ENV = "QSTORE_CALIBRATION"
-#: Environment variable for the directory that holds calibration files.
-CACHE_DIR_ENV = "QSTORE_CACHE_DIR"
 #: Calibration settings: use (or on first use run and cache) a calibration, or not.
 CALIBRATION_MODES = ("auto", "off")
 _FORMAT = 1
@@ -69,15 +68,59 @@ _FORWARD_FIELDS = (
 AMPLITUDE_MIN_WIRES = 10
 
 
+#: A sample whose time is further than this factor from the fit (and than a few
+#: times the typical deviation) is an outlier: another process held the core.
+OUTLIER_FACTOR = 2.0
+#: At most this share of the samples is rejected as outliers.
+MAX_REJECTED_SHARE = 0.25
+#: A fit whose median error exceeds this is reported as poor.
+POOR_FIT = 0.5
+
+
+@dataclass(frozen=True)
+class FitCheck:
+    """How well a fitted model reproduces its own measurements.
+
+    Attributes
+    ----------
+    samples : int
+        Forward samples measured.
+    rejected : int
+        Samples left out of the fit as outliers (disturbed by other processes).
+    median_error : float
+        Median of ``|predicted / measured - 1|`` over the samples kept.
+    max_error : float
+        Largest such error over the samples kept.
+    """
+
+    samples: int
+    rejected: int
+    median_error: float
+    max_error: float
+
+    @property
+    def poor(self) -> bool:
+        """Whether the model misses half its own measurements by more than half: the
+        timings were disturbed (a busy machine) and the calibration is worth rerunning."""
+        return self.median_error > POOR_FIT
+
+
 def fit_time_model(samples: Sequence[Sample], prior: TimeModel) -> TimeModel:
-    """Fit a backend's coefficients to measured samples.
+    """Fit a backend's coefficients to measured samples (see :func:`fit_and_check`)."""
+    return fit_and_check(samples, prior)[0]
+
+
+def fit_and_check(samples: Sequence[Sample], prior: TimeModel) -> tuple[TimeModel, FitCheck]:
+    """Fit a backend's coefficients to measured samples, robustly, and check the fit.
 
     Forward coefficients come from the samples without derivatives, by non-negative
     least squares on relative error. The per-amplitude coefficients are fitted only
     when at least two samples are ``AMPLITUDE_MIN_WIRES`` wide; otherwise the prior's
-    are kept and only the overheads are fitted. The cost of a backward sweep relative
-    to the forward pass (``backward_factor``) is the median ratio over the derivative
-    samples.
+    are kept and only the overheads are fitted. Samples that the fit misses by more
+    than ``OUTLIER_FACTOR`` (and by more than three robust deviations) are dropped and
+    the rest refitted, a quarter of the samples at most: a run slowed down by another
+    process must not move the model. The cost of a backward sweep relative to the
+    forward pass (``backward_factor``) is the median ratio over the derivative samples.
 
     Parameters
     ----------
@@ -85,6 +128,11 @@ def fit_time_model(samples: Sequence[Sample], prior: TimeModel) -> TimeModel:
         Measurements of one backend.
     prior : TimeModel
         The model before calibration (its ``vectorised`` flag is kept).
+
+    Returns
+    -------
+    tuple[TimeModel, FitCheck]
+        The model, and how far it is from the forward samples it was fitted to.
 
     Raises
     ------
@@ -98,6 +146,33 @@ def fit_time_model(samples: Sequence[Sample], prior: TimeModel) -> TimeModel:
         raise ValueError(
             f"need at least {free} forward samples to fit a time model, got {len(forward)}"
         )
+    kept = forward
+    model = _fit_forward(kept, prior, free)
+    most_rejected = min(int(MAX_REJECTED_SHARE * len(forward)), len(forward) - free)
+    for _ in range(5):  # converges in one or two rounds
+        misses = _log_misses(model, forward)
+        typical = float(np.median(misses[[s in kept for s in forward]]))
+        limit = max(np.log(OUTLIER_FACTOR), 3 * 1.4826 * typical)
+        worst_first = sorted(range(len(forward)), key=lambda i: -misses[i])
+        outliers = [i for i in worst_first if misses[i] > limit][:most_rejected]
+        refit = [s for i, s in enumerate(forward) if i not in outliers]
+        if refit == kept:
+            break
+        kept = refit
+        model = _fit_forward(kept, prior, free)
+    model = _fit_backward_factor(model, samples)
+    errors = np.abs(np.exp(-_log_misses(model, kept, signed=True)) - 1.0)
+    check = FitCheck(
+        samples=len(forward),
+        rejected=len(forward) - len(kept),
+        median_error=float(np.median(errors)),
+        max_error=float(errors.max()),
+    )
+    return model, check
+
+
+def _fit_forward(forward: Sequence[Sample], prior: TimeModel, free: int) -> TimeModel:
+    """Non-negative least squares on relative error for the first ``free`` coefficients."""
     terms = np.array([_forward_terms(s.features, prior.vectorised) for s in forward])
     fixed = np.array([getattr(prior, name) for name in _FORWARD_FIELDS[free:]])
     seconds = np.array([s.seconds for s in forward]) - terms[:, free:] @ fixed
@@ -107,7 +182,17 @@ def fit_time_model(samples: Sequence[Sample], prior: TimeModel) -> TimeModel:
     scale[scale == 0] = 1.0
     coefficients, _ = nnls(design / scale, np.ones_like(seconds))
     fitted = (coefficients / scale).tolist() + fixed.tolist()
-    model = replace(prior, **dict(zip(_FORWARD_FIELDS, fitted)))
+    return replace(prior, **dict(zip(_FORWARD_FIELDS, fitted)))
+
+
+def _log_misses(model: TimeModel, forward: Sequence[Sample], signed: bool = False) -> np.ndarray:
+    """``log(measured / predicted)`` per sample (its absolute value unless ``signed``)."""
+    predicted = np.array([max(model.forward_seconds(s.features), 1e-12) for s in forward])
+    misses = np.log(np.array([s.seconds for s in forward]) / predicted)
+    return misses if signed else np.abs(misses)
+
+
+def _fit_backward_factor(model: TimeModel, samples: Sequence[Sample]) -> TimeModel:
     ratios = []
     for s in samples:
         f = s.features
@@ -172,23 +257,43 @@ def engine_digest() -> str:
 
 def calibration_path(fingerprint: Mapping[str, str] | None = None) -> Path:
     """The cache file for this machine (``$QSTORE_CACHE_DIR`` or the user cache dir)."""
-    from platformdirs import user_cache_dir
-
     fingerprint = fingerprint or machine_fingerprint()
     digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
-    directory = Path(os.environ.get(CACHE_DIR_ENV) or user_cache_dir("qstore_pl"))
-    return directory / f"calibration-{digest}.json"
+    return paths.cache_dir() / f"calibration-{digest}.json"
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """Fitted time models per backend name, and how they were obtained."""
+    """Fitted time models per backend name, and how they were obtained.
+
+    ``levels`` and ``checks`` are per backend: a calibration of some backends merges
+    into the cache (:meth:`merged`) without discarding the others' models.
+    """
 
     models: Mapping[str, TimeModel]
-    level: str  # "quick" or "full"
-    seconds: float  # how long measuring took
-    created: float  # UNIX time
+    level: str  # "quick", "full", or "mixed" after merging
+    seconds: float  # how long the last measuring took
+    created: float  # UNIX time of the last measuring
     fingerprint: Mapping[str, str]
+    levels: Mapping[str, str] = field(default_factory=dict)  # per backend; default: level
+    checks: Mapping[str, FitCheck] = field(default_factory=dict)
+
+    def level_of(self, name: str) -> str:
+        """The calibration level of one backend's model."""
+        return self.levels.get(name, self.level)
+
+    def merged(self, newer: Calibration) -> Calibration:
+        """This calibration with ``newer``'s models added or replacing these."""
+        levels = {name: self.level_of(name) for name in self.models}
+        levels |= {name: newer.level_of(name) for name in newer.models}
+        distinct = set(levels.values())
+        return replace(
+            newer,
+            models={**self.models, **newer.models},
+            levels=levels,
+            level=distinct.pop() if len(distinct) == 1 else "mixed",
+            checks={**self.checks, **newer.checks},
+        )
 
     def save(self, path: Path | None = None) -> Path:
         """Write atomically (a crash never leaves half a file)."""
@@ -201,6 +306,8 @@ class Calibration:
             "created": self.created,
             "fingerprint": dict(self.fingerprint),
             "models": {name: asdict(m) for name, m in self.models.items()},
+            "levels": dict(self.levels),
+            "checks": {name: asdict(c) for name, c in self.checks.items()},
         }
         temporary = path.with_suffix(f".tmp{os.getpid()}")
         temporary.write_text(json.dumps(payload, indent=1, sort_keys=True))
@@ -220,30 +327,41 @@ class Calibration:
                 name: TimeModel(**{k: v for k, v in m.items() if k in known})
                 for name, m in payload["models"].items()
             }
+            checks = {name: FitCheck(**c) for name, c in payload.get("checks", {}).items()}
+            return cls(
+                models=models,
+                level=payload["level"],
+                seconds=payload["seconds"],
+                created=payload["created"],
+                fingerprint=payload["fingerprint"],
+                levels=dict(payload.get("levels", {})),
+                checks=checks,
+            )
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        return cls(
-            models=models,
-            level=payload["level"],
-            seconds=payload["seconds"],
-            created=payload["created"],
-            fingerprint=payload["fingerprint"],
-        )
 
     def describe(self) -> str:
-        """A table of the fitted coefficients."""
+        """A table of the fitted coefficients and of how well each fit matches its samples."""
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created))
         lines = [
-            f"calibration ({self.level}, measured in {self.seconds:.1f} s on {when}; "
+            f"calibration ({self.level}, last measured in {self.seconds:.1f} s on {when}; "
             f"{self.fingerprint.get('cpu', '?')}, {self.fingerprint.get('cores', '?')} cores)",
-            f"  {'backend':<20}{'per call':>10}{'per circ':>10}{'per gate':>10}"
-            f"{'ns/gate/amp':>13}{'backward':>10}",
+            f"  {'backend':<20}{'level':<7}{'per call':>10}{'per circ':>10}{'per gate':>10}"
+            f"{'ns/gate/amp':>13}{'backward':>10}  fit error (median/max, outliers)",
         ]
         for name, m in self.models.items():
+            check = self.checks.get(name)
+            fit = (
+                f"{check.median_error:.0%}/{check.max_error:.0%}, "
+                f"{check.rejected} of {check.samples}"
+                + (" (poor: rerun on a quiet machine)" if check.poor else "")
+                if check
+                else "-"
+            )
             lines.append(
-                f"  {name:<20}{m.per_batch * 1e3:>8.2f}ms{m.per_circuit * 1e6:>8.1f}us"
-                f"{m.per_gate * 1e6:>8.2f}us{m.per_gate_amplitude * 1e9:>13.3f}"
-                f"{m.backward_factor:>10.2f}"
+                f"  {name:<20}{self.level_of(name):<7}{m.per_batch * 1e3:>8.2f}ms"
+                f"{m.per_circuit * 1e6:>8.1f}us{m.per_gate * 1e6:>8.2f}us"
+                f"{m.per_gate_amplitude * 1e9:>13.3f}{m.backward_factor:>10.2f}  {fit}"
             )
         return "\n".join(lines)
 

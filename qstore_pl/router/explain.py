@@ -20,11 +20,14 @@ class RoutingExplanation:
     spending : str or None
         The ledger's state for a router with priced backends (see
         :meth:`~qstore_pl.router.cost_report.CostReport.summary`).
+    time_models : str
+        Which backends' time models were measured on this machine and which are built in.
     """
 
     decisions: tuple[RoutingDecision, ...]
     group_sizes: tuple[int, ...]
     spending: str | None = None
+    time_models: str = ""
 
     @property
     def chosen(self) -> list[str]:
@@ -32,11 +35,12 @@ class RoutingExplanation:
         return [d.backend for d in self.decisions]
 
     def __str__(self) -> str:
-        tables = [
+        parts = [
             format_decision(d, size, i)
             for i, (d, size) in enumerate(zip(self.decisions, self.group_sizes))
         ]
-        return "\n\n".join(tables + ([self.spending] if self.spending else []))
+        extra = [text for text in (self.spending, self.time_models) if text]
+        return "\n\n".join(parts + extra)
 
 
 def format_decision(decision: RoutingDecision, tapes: int = 1, index: int = 0) -> str:

@@ -27,13 +27,10 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
+from qstore_pl import paths
 from qstore_pl.exceptions import BudgetExceeded
 from qstore_pl.router.cost_report import CostReport
 
-#: Overrides the default ledger location (a file in the user's data directory).
-LEDGER_ENV = "QSTORE_LEDGER"
 #: Job metadata naming the ledger row ``(execution, backend)`` a provider job belongs to.
 CHARGE_TAG, BACKEND_TAG = "qstore_charge", "qstore_backend"
 #: Provider job states after which the charge no longer changes.
@@ -70,9 +67,7 @@ _SPENT = (
 
 def default_ledger_path() -> Path:
     """``$QSTORE_LEDGER``, else ``spending.sqlite`` in the user's data directory."""
-    if os.environ.get(LEDGER_ENV):
-        return Path(os.environ[LEDGER_ENV])
-    return Path(platformdirs.user_data_dir("qstore_pl")) / "spending.sqlite"
+    return paths.ledger_path()
 
 
 class Ledger:

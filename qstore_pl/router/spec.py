@@ -40,6 +40,8 @@ class BackendSpec:
         Whether its jobs are recorded in the spending ledger (cloud backends).
     hardware : bool
         Whether it is a quantum computer rather than a simulator.
+    time_model_source : str
+        Where ``time_model`` comes from: ``"built-in"`` or measured on this machine.
     """
 
     name: str
@@ -53,7 +55,8 @@ class BackendSpec:
     max_queue_seconds: float | None = None
     metered: bool = False
     hardware: bool = False
+    time_model_source: str = "built-in"
 
-    def with_time_model(self, time_model: TimeModel) -> BackendSpec:
-        """A copy of this spec with another time model."""
-        return replace(self, time_model=time_model)
+    def with_time_model(self, time_model: TimeModel, source: str = "measured") -> BackendSpec:
+        """A copy of this spec with another time model, and where that model comes from."""
+        return replace(self, time_model=time_model, time_model_source=source)

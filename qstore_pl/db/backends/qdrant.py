@@ -9,6 +9,7 @@ and the dot-product distance.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -56,6 +57,10 @@ class QdrantBackend:
             ) from err
         self._lock = threading.Lock()  # local mode is not thread-safe
         self._dimensions: dict[str, int] = {}
+        # Close when collected or, at the latest, at interpreter exit while imports
+        # still work: qdrant's own __del__ imports portalocker and prints a traceback
+        # when it runs during shutdown. Recorders registered later flush first.
+        self._finalizer = weakref.finalize(self, self._client.close)
 
     def __repr__(self) -> str:
         return f"QdrantBackend({self.location})"
@@ -168,7 +173,7 @@ class QdrantBackend:
                 return
 
     def close(self) -> None:
-        self._client.close()
+        self._finalizer()  # closes once, however often it is called
 
 
 def _record(point) -> Record:
