@@ -222,20 +222,49 @@ def test_keras_layer_with_a_wrong_weight_shape_names_the_shape():
     from qstore_pl.keras import KerasLayer
 
     dev = qml.device("qstore.router", wires=2, config=LOCAL)
-
-    @qml.qnode(dev)
-    def circuit(inputs, weights):
-        qml.AngleEmbedding(inputs, wires=range(2))
-        qml.StronglyEntanglingLayers(weights, wires=range(2))
-        return [qml.expval(qml.Z(i)) for i in range(2)]
-
-    layer = KerasLayer(circuit, {"weights": (3,)})
+    layer = KerasLayer(strongly_entangling(dev), {"weights": (3,)})
     with pytest.raises(ValueError) as info:
         layer(np.ones((4, 2)))
     message = str(info.value)
     assert "weights: (3,)" in message and "weight_shapes" in message
     assert "StronglyEntanglingLayers.shape" in message
     assert dev.routing_report().totals == {}  # nothing ran
+
+
+def strongly_entangling(dev):
+    @qml.qnode(dev)
+    def circuit(inputs, weights):
+        qml.AngleEmbedding(inputs, wires=range(2))
+        qml.StronglyEntanglingLayers(weights, wires=range(2))
+        return [qml.expval(qml.Z(i)) for i in range(2)]
+
+    return circuit
+
+
+def test_torch_layer_with_a_wrong_weight_shape_names_the_shape():
+    from qstore_pl.torch import TorchLayer
+
+    dev = qml.device("qstore.router", wires=2, config=LOCAL)
+    layer = TorchLayer(strongly_entangling(dev), {"weights": (3,)})
+    with pytest.raises(ValueError) as info:
+        layer(torch.ones(4, 2))
+    message = str(info.value)
+    assert "weights: (3,)" in message and "2 input features" in message
+    assert "IndexError" in message and "StronglyEntanglingLayers.shape" in message
+    assert dev.routing_report().totals == {}  # nothing ran
+
+
+def test_torch_layer_with_the_right_shape_matches_pennylanes():
+    from qstore_pl.torch import TorchLayer
+
+    circuit = strongly_entangling(qml.device("qstore.router", wires=2, config=LOCAL))
+    shapes = {"weights": qml.StronglyEntanglingLayers.shape(n_layers=2, n_wires=2)}
+    torch.manual_seed(3)
+    ours = TorchLayer(circuit, shapes)
+    theirs = qml.qnn.TorchLayer(circuit, shapes)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.rand(5, 2, dtype=torch.float64)
+    assert torch.allclose(ours(x), theirs(x))
 
 
 def test_keras_quantum_layer_takes_integer_sizes():
