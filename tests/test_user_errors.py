@@ -35,6 +35,13 @@ def rx_circuit(dev):
 
 
 # ------------------------------------------------------- input errors raise at once
+def test_none_as_an_argument_raises_at_once():
+    dev = qml.device("qstore.router", wires=2, config=LOCAL)
+    tape = qml.tape.QuantumScript([qml.RY(None, 1)], [qml.expval(qml.Z(1))])
+    with pytest.raises(ParameterTypeError, match=r"parameter 0 of RY is None \(NoneType\)"):
+        qml.execute([tape], dev)
+
+
 def test_a_string_argument_raises_at_once_and_nothing_runs(caplog):
     dev = qml.device("qstore.router", wires=2, config=LOCAL)
     with caplog.at_level(logging.WARNING, logger=ROUTER_LOG):
@@ -78,6 +85,8 @@ def test_an_input_error_from_a_backend_keeps_its_type_and_is_not_retried(caplog)
         DeviceError("operation not supported"),
         qstore_pl.UnsupportedCircuitError("too wide"),
         numba.core.errors.TypingError("cannot type"),
+        qml.exceptions.QuantumFunctionError("adjoint does not support this observable"),
+        qml.exceptions.MatrixUndefinedError(),
     ],
 )
 def test_backend_faults_fall_back(error):

@@ -14,13 +14,29 @@ unchanged.
 
 from __future__ import annotations
 
-from pennylane.exceptions import DeviceError
+from pennylane.exceptions import (
+    DecompositionError,
+    DeviceError,
+    OperatorPropertyUndefined,
+    QuantumFunctionError,
+)
 
 #: Exception types that are faults of the backend that raised them. ``OSError``
 #: covers connection errors, timeouts and ``requests``' HTTP errors; ``RuntimeError``
 #: covers native-extension crashes (pybind11 maps C++ exceptions to it),
-#: ``NotImplementedError`` and the router's own ``BackendExecutionError``.
-FAULT_TYPES: tuple[type[BaseException], ...] = (MemoryError, OSError, RuntimeError, DeviceError)
+#: ``NotImplementedError`` and the router's own ``BackendExecutionError``. PennyLane's
+#: device-side refusals (``DeviceError``; ``QuantumFunctionError`` from a device's
+#: derivative method; a gate lacking the matrix, generator or decomposition this
+#: backend simulates it by) are this backend's limits: another may run the circuit.
+FAULT_TYPES: tuple[type[BaseException], ...] = (
+    MemoryError,
+    OSError,
+    RuntimeError,
+    DeviceError,
+    QuantumFunctionError,
+    OperatorPropertyUndefined,
+    DecompositionError,
+)
 
 #: Packages whose own exceptions are engine failures (a numba typing error in a
 #: compiled kernel is the kernel's limit, not the caller's mistake).

@@ -592,7 +592,7 @@ def check_parameters(tape: QuantumScript) -> None:
         A parameter is NaN or infinite.
     """
     values = [np.asarray(v) for op in tape.operations for v in op.data]
-    if any(v.dtype.kind in _NOT_NUMBERS or (v.ndim == 0 and v.item() is None) for v in values):
+    if any(_not_numbers(v) for v in values):
         _raise_for_non_number(tape)
     numeric = [v.ravel() for v in values if v.dtype.kind in "fc"]
     if not numeric or np.isfinite(np.concatenate(numeric)).all():
@@ -609,17 +609,20 @@ def check_parameters(tape: QuantumScript) -> None:
                 )
 
 
-_NOT_NUMBERS = "USV"  # numpy dtype kinds of text and raw bytes
+def _not_numbers(array: np.ndarray) -> bool:
+    """Whether a parameter is text, raw bytes or ``None``."""
+    kind = array.dtype.kind
+    return kind in "USV" or (kind == "O" and array.ndim == 0 and array.item() is None)
 
 
 def _raise_for_non_number(tape: QuantumScript) -> None:
     for op in tape.operations:
         for i, value in enumerate(op.data):
-            array = np.asarray(value)
-            if array.dtype.kind in _NOT_NUMBERS or (array.ndim == 0 and array.item() is None):
+            if _not_numbers(np.asarray(value)):
                 raise ParameterTypeError(
-                    f"parameter {i} of {op.name} on wires {op.wires.tolist()} is "
-                    f"{value!r} ({type(value).__name__}), not a number; gate parameters must "
+                    # no wires: the tape is on the backend's wires by now, not the user's
+                    f"parameter {i} of {op.name} is {value!r} ({type(value).__name__}), "
+                    "not a number; gate parameters must "
                     "be numbers or arrays of numbers. Pass numbers to the QNode (convert "
                     "text with float(...))."
                 )
