@@ -20,7 +20,7 @@ def test_an_offline_target_says_offline_and_what_to_do(emulator, tmp_path):
         two_qubit_circuit(dev, shots=100)(0.3)
     message = str(info.value)
     assert "ionq: IonQ reports offline" in message
-    assert "cannot take jobs now: wait until it is back, or add a fallback" in message
+    assert "To run it, wait until ionq can take jobs again, or add a fallback" in message
     assert "reduce the circuit" not in message.lower()
     assert not emulator.jobs  # nothing submitted
     assert dev.cost_report().total == 0.0
@@ -33,6 +33,7 @@ def test_an_analytic_circuit_on_ionq_only_says_it_needs_shots(emulator, tmp_path
     message = str(info.value)
     assert "needs shots (no analytic mode)" in message
     assert "give the QNode shots" in message and "qml.set_shots" in message
+    assert "or add a simulator for analytic circuits" in message
     assert "reduce the circuit" not in message.lower()
     assert not emulator.jobs
 
@@ -51,6 +52,7 @@ def test_an_analytic_circuit_on_the_chain_names_the_backend_that_could_not(emula
     assert run.backend == "local"
     assert run.reason.startswith("no backend for training can run this (ionq_simulator: ")
     assert "needs shots" in run.reason and "give the QNode shots" in run.reason
+    assert "add a simulator" not in run.reason  # one ran it
     assert "no backend has use_for" not in run.reason
     assert not emulator.jobs
 

@@ -19,13 +19,16 @@ _USE_FOR = "use_for "
 
 _SHOTS_FIX = (
     "give the QNode shots (@qml.qnode(dev, shots=1000) or qml.set_shots(circuit, "
-    "shots=1000)) to run on {names}, or add a simulator for analytic circuits (e.g. "
-    "'auto') to 'backends' and 'fallback_chain'"
+    "shots=1000)) to run on {names}"
 )
-_OFFLINE_FIX = (
-    "{names} cannot take jobs now: wait until it is back, or add a fallback (e.g. a "
-    "local simulator: 'auto' in 'backends' and 'fallback_chain')"
-)
+_OFFLINE_FIX = "wait until {names} can take jobs again"
+#: Added where nothing else ran the work.
+_ADD_FALLBACK = {
+    _SHOTS_FIX: ", or add a simulator for analytic circuits (e.g. 'auto') to 'backends'",
+    _OFFLINE_FIX: (
+        ", or add a fallback (e.g. a local simulator: 'auto' in 'backends' and 'fallback_chain')"
+    ),
+}
 _PURPOSE_FIX = (
     "run the call under qstore_pl.purpose(...) with a purpose they serve, or widen their 'use_for'"
 )
@@ -47,9 +50,8 @@ def no_backend_message(
         Backends unusable right now (offline, degraded, queue too long), with the reason.
     """
     details = "; ".join(f"{c.backend}: {', '.join(c.reasons)}" for c in estimates)
-    return (
-        f"no backend can run this circuit ({details}). To run it, {_fix(estimates, unavailable)}."
-    )
+    fix = _fix(estimates, unavailable)
+    return f"no backend can run this circuit ({details}). To run it, {fix}."
 
 
 def purpose_note(
@@ -74,18 +76,26 @@ def purpose_note(
     why = "; ".join(f"{c.backend}: {', '.join(c.reasons)}" for c in serving)
     return (
         f"no backend for {purpose} can run this ({why}; to use them, "
-        f"{_fix(serving, unavailable)}); fallback chain: "
+        f"{_fix(serving, unavailable, fallback_ran=True)}); fallback chain: "
     )
 
 
-def _fix(estimates: Sequence[CandidateEstimate], unavailable: Mapping[str, str]) -> str:
-    """What to do, for the reasons that stop the most telling backends."""
+def _fix(
+    estimates: Sequence[CandidateEstimate],
+    unavailable: Mapping[str, str],
+    fallback_ran: bool = False,
+) -> str:
+    """What to do, for the reasons that stop the most telling backends; where nothing
+    ran the work (``fallback_ran`` false), also how to have something run it."""
     offline = [c.backend for c in estimates if c.backend in unavailable]
-    if offline:
-        return _OFFLINE_FIX.format(names=", ".join(offline))
     sampled = [c.backend for c in estimates if any(r.startswith(_NEEDS_SHOTS) for r in c.reasons)]
-    if sampled:
-        return _SHOTS_FIX.format(names=", ".join(sampled))
-    if all(any(r.startswith(_USE_FOR) for r in c.reasons) for c in estimates):
+    if offline:
+        fix, names = _OFFLINE_FIX, offline
+    elif sampled:
+        fix, names = _SHOTS_FIX, sampled
+    elif all(any(r.startswith(_USE_FOR) for r in c.reasons) for c in estimates):
         return _PURPOSE_FIX
-    return _CIRCUIT_FIX
+    else:
+        return _CIRCUIT_FIX
+    advice = fix.format(names=", ".join(names))
+    return advice if fallback_ran else advice + _ADD_FALLBACK[fix]
