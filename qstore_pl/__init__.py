@@ -25,6 +25,7 @@ _EXCEPTIONS = (
     "BudgetExceeded",
     "ConfigError",
     "InvalidParameterError",
+    "ParameterTypeError",
     "QstoreError",
     "UnknownBackendError",
     "UnsupportedCircuitError",

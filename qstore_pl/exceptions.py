@@ -34,6 +34,10 @@ class InvalidParameterError(QstoreError, ValueError):
     """A circuit parameter is not a finite number (NaN or infinity)."""
 
 
+class ParameterTypeError(InvalidParameterError, TypeError):
+    """A circuit parameter is not a number (text, ``None``)."""
+
+
 class BackendExecutionError(QstoreError, RuntimeError):
     """Every backend allowed for a circuit batch failed to execute it."""
 

@@ -8,6 +8,7 @@ description into a circuit function with TorchLayer's signature
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -71,7 +72,14 @@ class LayerCircuit:
     _wires: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        if int(self.n_qubits) < 1 or int(self.depth) < 1:
+        for name in ("n_qubits", "depth"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(
+                    f"{name} must be an integer, got {value!r} ({type(value).__name__}); "
+                    f"e.g. {name}=4"
+                )
+        if self.n_qubits < 1 or self.depth < 1:
             raise ValueError(
                 f"n_qubits and depth must be at least 1, got {self.n_qubits} and {self.depth}"
             )

@@ -74,6 +74,31 @@ def normalise_weight_shapes(qnode: qml.QNode, weight_shapes: Mapping) -> dict[st
 _DIFFERENTIABLE = (ExpectationMP, VarianceMP, ProbabilityMP)
 
 
+def trial_tape(
+    qnode: qml.QNode, weight_shapes: Mapping[str, tuple], n_features: int
+) -> qml.tape.QuantumScript:
+    """The QNode's circuit for placeholder inputs and weights of the declared shapes.
+
+    Raises
+    ------
+    ValueError
+        If the circuit function fails with weights of these shapes (a wrong shape in
+        ``weight_shapes`` shows up as an ``IndexError`` deep inside a template).
+    """
+    args = {name: np.zeros(shape) for name, shape in weight_shapes.items()}
+    try:
+        # ones, not zeros: amplitude encodings reject a zero vector
+        return qml.tape.make_qscript(qnode.func)(**{INPUT_ARG: np.ones(n_features)}, **args)
+    except (IndexError, ValueError, TypeError) as err:
+        declared = ", ".join(f"{name}: {shape}" for name, shape in weight_shapes.items())
+        raise ValueError(
+            f"the circuit {qnode.func.__name__} fails with weights of the declared shapes "
+            f"({declared}) and {n_features} input features: {type(err).__name__}: {err}. "
+            "Check weight_shapes: each shape must match what the circuit indexes, e.g. "
+            "qml.StronglyEntanglingLayers.shape(n_layers, n_wires) for that template"
+        ) from err
+
+
 def output_width(qnode: qml.QNode, weight_shapes: Mapping[str, tuple], n_features: int) -> int:
     """Number of real outputs per sample, read from the circuit without running it.
 
@@ -83,9 +108,7 @@ def output_width(qnode: qml.QNode, weight_shapes: Mapping[str, tuple], n_feature
         If the circuit returns something a layer cannot output as real numbers
         (samples, counts, states).
     """
-    args = {name: np.zeros(shape) for name, shape in weight_shapes.items()}
-    # ones, not zeros: amplitude encodings reject a zero vector
-    tape = qml.tape.make_qscript(qnode.func)(**{INPUT_ARG: np.ones(n_features)}, **args)
+    tape = trial_tape(qnode, weight_shapes, n_features)
     n_wires = len(qnode.device.wires) if qnode.device.wires is not None else tape.num_wires
     width = 0
     for mp in tape.measurements:

@@ -108,7 +108,8 @@ def test_fallback_runs_down_the_chain_instead(emulator, tmp_path):
     [job] = emulator.jobs.values()
     assert job.payload["backend"] == "simulator" and job.payload["shots"] == 700
     [run] = dev.routing_report().recent
-    assert run.backend == "simulator" and "max_cost_per_batch" in run.failed[0]
+    assert run.backend == "simulator" and "max_cost_per_batch" in run.refused[0]
+    assert run.failed == () and dev.routing_report().totals["hardware"].failures == 0
     assert dev.cost_report().total == 0.0
 
 

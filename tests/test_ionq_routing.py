@@ -56,7 +56,8 @@ def test_training_on_simulators_validation_on_hardware(emulator, tmp_path):
     analytic = two_qubit_circuit(dev, shots=None)
     assert analytic(0.2) == pytest.approx(exact(0.2))
     explanation = str(dev.explain(analytic, 0.2))
-    assert "no backend has use_for training; fallback chain" in explanation
+    assert "no backend for training can run this (ionq_simulator: " in explanation
+    assert "give the QNode shots" in explanation
 
 
 def test_the_same_config_from_yaml_and_toml(emulator, tmp_path):

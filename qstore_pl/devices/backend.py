@@ -69,7 +69,13 @@ class Backend:
             return numpy_numbers(tuple(self.device.execute(tapes, self._configs[key])))
         config = self._execute_config(mcm_config, tapes[0])
         program = self.device.preprocess_transforms(config)
-        device_tapes, postprocess = program(tapes)
+        try:
+            device_tapes, postprocess = program(tapes)
+        except Exception as err:
+            # the router checked the circuits against every backend's capabilities, so
+            # this device's own compilation refusing them is this backend's limit
+            err.backend_fault = True  # read by qstore_pl.devices.faults
+            raise
         return numpy_numbers(tuple(postprocess(self.device.execute(device_tapes, config))))
 
     def _execute_config(self, mcm_config: MCMConfig, circuit) -> ExecutionConfig:
@@ -232,9 +238,10 @@ def contract_vjps(jacs: Sequence[Any], cotangents: Sequence[Any], tapes: Sequenc
 
 
 def numpy_numbers(result: Any) -> Any:
-    """``result`` with Python and single-precision numbers made float64/complex128.
+    """``result`` with Python and single-precision numbers made float64/complex128,
+    and 0-d arrays made numpy scalars.
 
-    The dtype of a result must not depend on where it was routed. lightning returns
+    The type and dtype of a result must not depend on where it was routed. lightning returns
     expectation values as Python floats, which PennyLane's torch interface turns into
     float32 tensors, and lightning with ``c_dtype=complex64`` returns float32 arrays,
     while default.qubit and qstore.qsim return float64.
@@ -245,6 +252,8 @@ def numpy_numbers(result: Any) -> Any:
         return np.float64(result)
     if type(result) is complex:
         return np.complex128(result)
+    if isinstance(result, np.ndarray) and result.ndim == 0:
+        result = result[()]  # a numpy scalar, as default.qubit returns (IonQ gives 0-d arrays)
     if isinstance(result, (np.ndarray, np.generic)) and result.dtype in _SINGLE_TO_DOUBLE:
         return result.astype(_SINGLE_TO_DOUBLE[result.dtype])
     return result

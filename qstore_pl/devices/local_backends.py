@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib.util
+import inspect
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from pennylane.devices.capabilities import DeviceCapabilities, ExecutionCondition
+from pennylane.devices.device_constructor import plugin_devices
 
 from qstore_pl.exceptions import ConfigError, UnknownBackendError
 from qstore_pl.router.capabilities import BackendCapabilities
@@ -253,6 +255,7 @@ def build_spec(entry: BackendConfig) -> BackendSpec:
             f"unknown backend {entry.type!r}.{hint} Known backends: "
             f"{', '.join([*KNOWN_BACKENDS, AUTO])}."
         ) from None
+    check_options(entry, known.device_name)
     try:
         options = _device_options(entry.options)
         capabilities, time_model = known.build(options)
@@ -270,6 +273,57 @@ def build_spec(entry: BackendConfig) -> BackendSpec:
         time_model=time_model,
         device_kwargs=options,
         direct=known.direct,
+    )
+
+
+def check_options(entry: BackendConfig, device_name: str) -> None:
+    """Reject options the backend's device does not take, naming the closest valid one.
+
+    The valid options are the keyword arguments of the device class's ``__init__``
+    (without ``wires``, which the router sets), so a misspelt option fails here instead
+    of at the first execution.
+
+    Raises
+    ------
+    ConfigError
+        If an option is not a keyword argument of the device.
+    """
+    valid = device_options(device_name)
+    if valid is None:
+        return  # not installed, or takes **kwargs: building it says what is wrong
+    for key in entry.options:
+        if key in valid:
+            continue
+        if key == "wires":
+            fix = "the router sets each backend's wires; remove 'wires' from the options"
+        else:
+            close = difflib.get_close_matches(str(key), valid, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            fix = f"{hint}valid options of {device_name}: {', '.join(valid)}"
+        raise ConfigError(
+            f"backend {entry.name!r} ({entry.type}) cannot be built with options "
+            f"{dict(entry.options)!r}: unknown option {key!r}; {fix}"
+        )
+
+
+@functools.cache
+def device_options(device_name: str) -> tuple[str, ...] | None:
+    """Keyword arguments a PennyLane device's ``__init__`` takes (``wires`` aside), or
+    ``None`` if the device is not installed or takes arbitrary ``**kwargs``."""
+    entry_point = plugin_devices.get(device_name)
+    if entry_point is None:
+        return None
+    try:
+        parameters = inspect.signature(entry_point.load().__init__).parameters.values()
+    except Exception:  # a plugin that cannot be imported here: building it will say so
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    skip = {"self", "wires"}
+    return tuple(
+        p.name
+        for p in parameters
+        if p.name not in skip and p.kind is not inspect.Parameter.VAR_POSITIONAL
     )
 
 

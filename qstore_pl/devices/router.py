@@ -34,6 +34,7 @@ from qstore_pl.callbacks import DeviceCallback, ExecutionRecord
 from qstore_pl.devices.adjoint_support import adjoint_support
 from qstore_pl.devices.calibrate import apply_calibration
 from qstore_pl.devices.executors import GroupWork, make_executor
+from qstore_pl.devices.faults import is_backend_fault
 from qstore_pl.devices.grouping import (
     TapeGroup,
     broadcast_size,
@@ -44,11 +45,13 @@ from qstore_pl.devices.local_backends import resolve_backends
 from qstore_pl.devices.preprocess_cache import skip_known_structures
 from qstore_pl.devices.router_pipeline import build_pipeline
 from qstore_pl.devices.spending import Spending, apply_spending_settings, job_tags
+from qstore_pl.devices.wire_count import check_wire_count
 from qstore_pl.exceptions import (
     BackendExecutionError,
     BudgetExceeded,
     ConfigError,
     InvalidParameterError,
+    ParameterTypeError,
 )
 from qstore_pl.router.config import RouterConfig, load_config
 from qstore_pl.router.cost_estimate import CostEstimate
@@ -144,6 +147,7 @@ class RouterDevice(Device):
         seed: int | None = None,
         **config_overrides,
     ):
+        check_wire_count(wires, self.name)
         super().__init__(wires=wires, shots=shots)
         self.config: RouterConfig = load_config(config, **config_overrides)
         specs = apply_spending_settings(resolve_backends(self.config.backends), self.config)
@@ -270,7 +274,7 @@ class RouterDevice(Device):
     def _run(self, circuits, task, execution_config, cotangents=None) -> tuple:
         config = execution_config or ExecutionConfig()
         for tape in circuits:
-            check_finite_parameters(tape)
+            check_parameters(tape)
         purpose = current_purpose()  # the caller's: jobs may run in other threads
         expected = None  # the derivative this configuration asks for, if any
         if config.gradient_method == "adjoint" and config.use_device_gradient:
@@ -354,8 +358,10 @@ class RouterDevice(Device):
         """Run one group, falling back down the ranking when a backend fails."""
         candidates = job.decision.ranked if self.config.fallback else [job.decision.backend]
         failures: list[str] = []
+        refusals: list[str] = []  # spending limits: not the backend's failure
         execution = uuid.uuid4().hex  # one charge per backend at most, retries included
-        for name in candidates:
+        for position, name in enumerate(candidates):
+            last = position == len(candidates) - 1
             method = _method_for(job.decision, name)
             spec = self._specs[name]
             quote = None
@@ -370,19 +376,28 @@ class RouterDevice(Device):
             except BudgetExceeded as err:
                 if self.config.on_budget_exceeded == "raise":
                     raise
-                failures.append(f"{name}: {err}")
-                logger.warning("budget: not running on %s (%s); trying the next", name, err)
+                refusals.append(f"{name}: {err}")
+                logger.warning("budget: not running on %s (%s); %s", name, err, _next(last))
                 continue
-            except Exception as err:  # any backend failure: try the next one
+            except Exception as err:
+                if not is_backend_fault(err):  # the input's fault: every backend would fail
+                    err.add_note(
+                        f"qstore.router: raised by backend {name!r} ({job.task}); not retried "
+                        "on other backends, since this is an input error, not a backend fault"
+                    )
+                    raise
                 failures.append(f"{name}: {type(err).__name__}: {err}")
-                logger.warning("backend %s failed (%s: %s); trying the next", name, job.task, err)
+                logger.warning("backend %s failed (%s: %s); %s", name, job.task, err, _next(last))
                 continue
             seconds = time.perf_counter() - start
             charged = bill.charged if bill is not None else 0.0
-            self._record(job, name, method, output, seconds, failures, cached, charged)
+            passed_over = (tuple(failures), tuple(refusals))
+            self._record(job, name, method, output, seconds, passed_over, cached, charged)
             return output
+        outcome = "failed or would pass a spending limit" if refusals else "failed"
         raise BackendExecutionError(
-            f"every backend allowed for this {job.task} failed: " + " | ".join(failures)
+            f"every backend allowed for this {job.task} {outcome}: "
+            + " | ".join(refusals + failures)
         )
 
     def _run_on(self, name: str, job: _Job, method: str | None, tags) -> tuple[list, int]:
@@ -432,11 +447,14 @@ class RouterDevice(Device):
         owner, spec, seed = self._executor.owner, self._specs[name], self._seeds[key]
         return GroupWork(owner, spec, key[1], seed, task, tapes, **details)
 
-    def _record(self, job, backend, method, output, seconds, failures, cached, cost) -> None:
+    def _record(self, job, backend, method, output, seconds, passed_over, cached, cost) -> None:
         tapes = job.group.tapes
         self._note_sequence(job.group.key, job.task, backend)
         circuits = sum(broadcast_size(t) or 1 for t in tapes)
+        failures, refusals = passed_over
         reason = job.decision.reason
+        if refusals:
+            reason = f"over a spending limit on {len(refusals)} backend(s); first choice: {reason}"
         if failures:
             reason = f"fallback after {len(failures)} failure(s); first choice: {reason}"
         self._log.add(
@@ -446,7 +464,8 @@ class RouterDevice(Device):
                 circuits=circuits,
                 seconds=seconds,
                 reason=reason,
-                failed=tuple(failures),
+                failed=failures,
+                refused=refusals,
                 derivative_method=method,
                 cached=cached,
             )
@@ -572,9 +591,19 @@ def _is_tensorflow(interface) -> bool:
     return str(getattr(interface, "value", interface)).startswith("tf")
 
 
-def check_finite_parameters(tape: QuantumScript) -> None:
-    """Raise :class:`InvalidParameterError` if a gate parameter is NaN or infinite."""
+def check_parameters(tape: QuantumScript) -> None:
+    """Raise at once if a gate parameter is not a number, or is NaN or infinite.
+
+    Raises
+    ------
+    ParameterTypeError
+        A parameter is text (or an array of it) or ``None``.
+    InvalidParameterError
+        A parameter is NaN or infinite.
+    """
     values = [np.asarray(v) for op in tape.operations for v in op.data]
+    if any(_not_numbers(v) for v in values):
+        _raise_for_non_number(tape)
     numeric = [v.ravel() for v in values if v.dtype.kind in "fc"]
     if not numeric or np.isfinite(np.concatenate(numeric)).all():
         return  # one vectorised check for the common case
@@ -590,11 +619,34 @@ def check_finite_parameters(tape: QuantumScript) -> None:
                 )
 
 
+def _not_numbers(array: np.ndarray) -> bool:
+    """Whether a parameter is text, raw bytes or ``None``."""
+    kind = array.dtype.kind
+    return kind in "USV" or (kind == "O" and array.ndim == 0 and array.item() is None)
+
+
+def _raise_for_non_number(tape: QuantumScript) -> None:
+    for op in tape.operations:
+        for i, value in enumerate(op.data):
+            if _not_numbers(np.asarray(value)):
+                raise ParameterTypeError(
+                    # no wires: the tape is on the backend's wires by now, not the user's
+                    f"parameter {i} of {op.name} is {value!r} ({type(value).__name__}), "
+                    "not a number; gate parameters must "
+                    "be numbers or arrays of numbers. Pass numbers to the QNode (convert "
+                    "text with float(...))."
+                )
+
+
 def _remember(cache: dict, key: Hashable, value: Any) -> None:
     """``cache[key] = value``, forgetting the oldest entry beyond ``_CACHE_SIZE``."""
     cache[key] = value
     if len(cache) > _CACHE_SIZE:
         cache.pop(next(iter(cache)))
+
+
+def _next(last: bool) -> str:
+    return "no backend left to try" if last else "trying the next"
 
 
 def _method_for(decision: RoutingDecision, backend: str) -> str | None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from qstore_pl.exceptions import ConfigError, UnsupportedCircuitError
+from qstore_pl.router.refusal import no_backend_message, purpose_note
 from qstore_pl.router.spec import BackendSpec
 from qstore_pl.router.workload import WorkloadFeatures
 
@@ -332,15 +333,16 @@ def route(
     note = ""
     if not eligible and relaxed:
         eligible = relaxed
+        serving = [
+            c
+            for c, spec in zip(estimates, backends)
+            if spec.use_for is None or context.purpose in spec.use_for
+        ]
         names = {c.backend for c in relaxed}
         estimates = relaxed + [c for c in estimates if c.backend not in names]
-        note = f"no backend has use_for {context.purpose}; fallback chain: "
+        note = purpose_note(context.purpose, serving, context.unavailable)
     if not eligible:
-        details = "; ".join(f"{c.backend}: {', '.join(c.reasons)}" for c in estimates)
-        raise UnsupportedCircuitError(
-            f"no backend can run this circuit ({details}). Reduce the circuit to what "
-            "one of them supports, or configure a backend that supports it."
-        )
+        raise UnsupportedCircuitError(no_backend_message(estimates, context.unavailable))
     if context.then is not None and features.derivative is None:
         note += f"with the {context.then} that follows: "
     ranked = policy.rank(eligible, features)

@@ -25,6 +25,9 @@ class RoutedRun:
         Why the router chose the first backend it tried.
     failed : tuple[str, ...]
         Backends that failed before this one succeeded (``"name: error"``).
+    refused : tuple[str, ...]
+        Backends passed over because the job would pass a spending limit
+        (``"name: reason"``); a refusal is not a failure of the backend.
     derivative_method : str or None
         How derivatives were computed.
     cached : int
@@ -37,6 +40,7 @@ class RoutedRun:
     seconds: float
     reason: str
     failed: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
     derivative_method: str | None = None
     cached: int = 0
 
@@ -50,6 +54,7 @@ class BackendTotals:
     derivative_groups: int = 0
     seconds: float = 0.0
     failures: int = 0
+    refused: int = 0  # jobs not sent because of a spending limit
     cached: int = 0
 
 
@@ -63,12 +68,12 @@ class RoutingReport:
     def __str__(self) -> str:
         lines = ["qstore.router: what ran where"]
         header = f"  {'backend':<18}{'groups':>8}{'circuits':>10}{'with grads':>12}{'seconds':>10}"
-        header += f"{'failed':>8}{'cached':>8}"
+        header += f"{'failed':>8}{'refused':>9}{'cached':>8}"
         lines.append(header)
         for name, t in sorted(self.totals.items(), key=lambda kv: -kv[1].circuits):
             lines.append(
                 f"  {name:<18}{t.groups:>8}{t.circuits:>10}{t.derivative_groups:>12}"
-                f"{t.seconds:>10.3f}{t.failures:>8}{t.cached:>8}"
+                f"{t.seconds:>10.3f}{t.failures:>8}{t.refused:>9}{t.cached:>8}"
             )
         if not self.totals:
             lines.append("  (nothing executed yet)")
@@ -110,6 +115,9 @@ class RoutingLog:
             for failure in run.failed:
                 name = failure.split(":", 1)[0]
                 self._totals.setdefault(name, BackendTotals()).failures += 1
+            for refusal in run.refused:
+                name = refusal.split(":", 1)[0]
+                self._totals.setdefault(name, BackendTotals()).refused += 1
 
     def report(self) -> RoutingReport:
         """A snapshot of the totals and recent runs."""

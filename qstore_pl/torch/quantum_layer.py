@@ -6,9 +6,10 @@ import pennylane as qml
 
 from qstore_pl.device_choice import make_device
 from qstore_pl.layer_circuit import LayerCircuit
+from qstore_pl.torch.layer import TorchLayer
 
 
-class QuantumLayer(qml.qnn.TorchLayer):
+class QuantumLayer(TorchLayer):
     """A trainable quantum ``torch.nn.Module`` in the style of Q-Store's ``QuantumLayer``.
 
     PennyLane's :class:`~pennylane.qnn.TorchLayer` does the torch integration (batches

@@ -45,6 +45,7 @@ from qstore_pl.devices.batched.program import BoundProgram, Program
 from qstore_pl.devices.batched.qsim_kernel import QsimStateKernel
 from qstore_pl.devices.grouping import group_by_structure, ndim, structure_key
 from qstore_pl.devices.preprocess_cache import skip_known_structures
+from qstore_pl.devices.wire_count import check_wire_count
 
 _DEVICE_GRADIENTS = {"best", "adjoint", "device"}
 # (tape positions in the batch, bound program, final states)
@@ -119,6 +120,7 @@ class BatchedDevice(Device):
         qsim_min_wires: int = QSIM_MIN_WIRES,
         seed: int | np.random.Generator | None = None,
     ):
+        check_wire_count(wires, self.name)
         super().__init__(wires=wires, shots=shots)
         dtype = np.dtype(c_dtype)
         if dtype not in (np.complex64, np.complex128):

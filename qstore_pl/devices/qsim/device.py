@@ -31,6 +31,7 @@ from pennylane.typing import Result, ResultBatch
 from qstore_pl.devices.qsim import translate
 from qstore_pl.devices.qsim.measurements import MeasurementPlan, normalised
 from qstore_pl.devices.qsim.simulator import QsimSimulator
+from qstore_pl.devices.wire_count import check_wire_count
 from qstore_pl.exceptions import UnsupportedCircuitError
 
 #: Default gate-fusion size. Measured at 16-20 qubits on 2 cores: on the DESIGN.md
@@ -134,6 +135,7 @@ class QsimDevice(Device):
         max_fused_gate_size: int = DEFAULT_MAX_FUSED_GATE_SIZE,
         cpu_threads: int | None = None,
     ):
+        check_wire_count(wires, self.name)
         super().__init__(wires=wires, shots=shots)
         if not 1 <= max_fused_gate_size <= translate.MAX_MATRIX_WIRES:
             raise ValueError(f"max_fused_gate_size must be 1-6, got {max_fused_gate_size}")
