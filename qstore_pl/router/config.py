@@ -56,6 +56,7 @@ _EXECUTOR_OPTIONS = {
         "retries": (lambda v: type(v) is int and v >= 0, "a non-negative integer"),
         "progress": (lambda v: isinstance(v, bool), "true or false"),
         "timeout": (lambda v: type(v) in (int, float) and v > 0, "a positive number"),
+        "worker_timeout": (lambda v: type(v) in (int, float) and v > 0, "a positive number"),
     },
 }
 #: Scheduler address that makes the Dask executor the default.
