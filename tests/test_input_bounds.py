@@ -273,6 +273,16 @@ def test_yaml_ordinary_anchors_still_load(tmp_path):
     assert config.fallback_chain == ("fast", "check")
 
 
+@pytest.mark.parametrize("suffix", [".yaml", ".toml"])
+def test_deeply_nested_config_is_a_config_error(tmp_path, suffix):
+    path = tmp_path / f"deep{suffix}"
+    path.write_text("backends = " if suffix == ".toml" else "backends: ")
+    with path.open("a") as f:
+        f.write("[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ConfigError, match="nests lists or tables too deeply"):
+        load_config(path)
+
+
 def test_yaml_alias_bound_follows_the_environment(tmp_path, monkeypatch):
     path = tmp_path / "fanout.yaml"
     path.write_text("a: &a [lightning.qubit]\nbackends: [" + ", ".join(["*a"] * 50) + "]\n")

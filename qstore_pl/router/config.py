@@ -208,6 +208,10 @@ def _read_file(path: Path) -> Any:
         raise ConfigError(f"config file {str(path)!r} is not valid {suffix[1:]}: {err}") from err
     except InputLimitError as err:
         raise ConfigError(f"config file {str(path)!r}: {err}") from None
+    except RecursionError:  # both parsers recurse per nesting level
+        raise ConfigError(
+            f"config file {str(path)!r} nests lists or tables too deeply to read"
+        ) from None
 
 
 class _BoundedYamlLoader(yaml.SafeLoader):
