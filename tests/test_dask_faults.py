@@ -103,7 +103,8 @@ def _assert_equal_to_serial(results, tapes, wires):
     serial = qml.execute(tapes, qml.device("qstore.router", wires=wires, config=LIGHTNING))
     assert len(results) == len(tapes)
     for got, want in zip(results, serial):
-        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+        # workers' simulators run single-threaded: reductions may differ in the last bit
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=0, atol=1e-12)
 
 
 # The tests run in file order and leave the cluster as the next one expects: two
@@ -209,7 +210,9 @@ def test_pieces_pinned_to_departed_workers_are_repinned(cluster):
         executor.close()
     assert executor.repinned == 3
     pool = BackendPool()
-    assert gathered[0] == [run_work(piece, pool) for piece in pieces]
+    expected = [run_work(piece, pool) for piece in pieces]
+    assert [len(piece) for piece in gathered[0]] == [len(piece) for piece in expected]
+    np.testing.assert_allclose(np.array(gathered[0]), np.array(expected), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("answer", [None, b"HTTP/1.1 400 Bad Request\r\n\r\n"])

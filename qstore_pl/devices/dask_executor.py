@@ -44,6 +44,7 @@ from typing import Any
 
 from distributed import Client, Future, KilledWorker, LocalCluster
 from distributed.comm import connect
+from distributed.security import Security
 
 from qstore_pl.devices.executors import BackendPool, GroupWork, run_work
 from qstore_pl.exceptions import BackendExecutionError
@@ -195,13 +196,13 @@ class DaskExecutor:
 
     def run(self, work: GroupWork) -> list:
         client = self.client
-        slots = _slots(client.nthreads())
+        slots = _slots(self._ask(client, "ncores"))
         if not slots:
             try:
                 client.wait_for_workers(1, timeout=self.worker_timeout)
             except TimeoutError:
                 raise BackendExecutionError(self._no_workers(client)) from None
-            slots = _slots(client.nthreads())
+            slots = _slots(self._ask(client, "ncores"))
         pieces = work.split(len(slots) * self.chunks_per_worker)
         homes = [slots[i % len(slots)] for i in range(len(pieces))]
         with self._tracking() as progress:
@@ -272,7 +273,7 @@ class DaskExecutor:
                 f"lost the connection to the Dask scheduler at {self.address!r} with "
                 f"{len(futures)} pieces unfinished; check the cluster and run again"
             )
-        workers = client.nthreads()
+        workers = self._ask(client, "ncores")
         if not workers:
             now = time.monotonic()
             if no_workers_since is not None and now - no_workers_since > self.worker_timeout:
@@ -282,7 +283,7 @@ class DaskExecutor:
         if gone:
             # Dask keeps a task whose preferred worker died while no worker was alive
             # waiting for that address forever; move it unless it already runs elsewhere
-            running = {key for keys in client.processing().values() for key in keys}
+            running = {key for keys in self._ask(client, "processing").values() for key in keys}
             slots = _slots(workers)
             for future in gone:
                 if future.key in running or future.done():
@@ -293,6 +294,17 @@ class DaskExecutor:
                 self.repinned += 1
                 submit(i, slots[i % len(slots)])
         return None
+
+    def _ask(self, client: Client, handler: str) -> dict:
+        """A scheduler handler's answer (``ncores``: threads per worker, ``processing``:
+        task keys per worker), within ``timeout`` seconds."""
+        try:
+            return client.sync(getattr(client.scheduler, handler), callback_timeout=self.timeout)
+        except (TimeoutError, OSError) as err:
+            raise BackendExecutionError(
+                f"the Dask scheduler at {client.scheduler.address} did not answer within "
+                f"{self.timeout:g} s ({type(err).__name__}); check the cluster and run again"
+            ) from err
 
     def _no_workers(self, client: Client, unfinished: int | None = None) -> str:
         left = f" with {unfinished} pieces unfinished" if unfinished else ""
@@ -342,7 +354,8 @@ def _probe_scheduler(address: str, timeout: float) -> dict:
     from inside a running loop (notebooks)."""
 
     async def ask() -> dict:
-        comm = await connect(address, timeout=timeout)
+        # the TLS settings a Client would use (dask config), for tls:// addresses
+        comm = await connect(address, timeout=timeout, **Security().get_connection_args("client"))
         try:
             await comm.write({"op": "identity", "reply": True})
             return await comm.read()
