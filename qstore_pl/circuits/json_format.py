@@ -422,7 +422,7 @@ class _Decoder:
             with qml.QueuingManager.stop_recording():
                 return cls._unflatten(data, meta)
         except Exception as err:
-            raise ValueError(f"{where}: cannot rebuild the operator: {err}") from err
+            raise ValueError(f"{where}: cannot rebuild the operator: {str(err)[:300]}") from err
 
     def mp(self, d: dict, where: str) -> MeasurementProcess:
         if not isinstance(d, dict) or "mp" not in d:
@@ -440,7 +440,7 @@ class _Decoder:
             with qml.QueuingManager.stop_recording():
                 return cls._unflatten(data, meta)
         except Exception as err:
-            raise ValueError(f"{where}: cannot rebuild the measurement: {err}") from err
+            raise ValueError(f"{where}: cannot rebuild the measurement: {str(err)[:300]}") from err
 
 
 def _check_parameters(data: tuple, where: str) -> None:
