@@ -109,7 +109,7 @@ def test_an_unusable_store_path_is_one_line_naming_the_path(capsys, tmp_path):
         status, _, err = run_cli(capsys, "db", "stats", "--path", where)
         assert status == 2
         assert len(err.splitlines()) == 1, err
-        assert repr(where) in err and "directory you can write to" in err
+        assert repr(where) in err and "check the path" in err
 
 
 def test_a_state_file_that_is_not_npy_is_one_line(capsys, tmp_path):

@@ -51,6 +51,7 @@ import importlib
 import json
 import math
 import numbers
+import sys
 
 import numpy as np
 import pennylane as qml
@@ -62,6 +63,7 @@ from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
 
 from qstore_pl.circuits.symbol import Symbol, holds_symbol
+from qstore_pl.limits import InputLimitError, current_limits, excerpt
 
 #: Value of the ``"format"`` field of a serialised tape.
 FORMAT_NAME = "qstore_pl.circuit"
@@ -127,12 +129,12 @@ def _class_key(cls: type, base: type) -> str:
 def _resolve_class(key, base: type, where: str) -> type:
     kind = "operator" if base is Operator else "measurement"
     if not isinstance(key, str):
-        raise ValueError(f"{where}: the {kind} name must be a string, got {key!r}")
+        raise ValueError(f"{where}: the {kind} name must be a string, got {excerpt(key)}")
     if ":" not in key:
         cls = _pennylane_class(key, base)
         if cls is None:
             raise ValueError(
-                f"{where}: unknown {kind} {key!r}: PennyLane {qml.__version__} has no such "
+                f"{where}: unknown {kind} {excerpt(key)}: PennyLane {qml.__version__} has no such "
                 f"{kind} class (a newer or older PennyLane may, or the name is misspelt)"
             )
         return cls
@@ -142,7 +144,7 @@ def _resolve_class(key, base: type, where: str) -> type:
         module_name, _, qualname = key.partition(":")
         if module_name.split(".")[0] not in _TRUSTED_PACKAGES:
             raise ValueError(
-                f"{where}: {kind} class {key!r} is outside PennyLane and qstore_pl; call "
+                f"{where}: {kind} class {excerpt(key)} is outside PennyLane and qstore_pl; call "
                 "qstore_pl.circuits.register_operator(cls) before loading it"
             )
         try:
@@ -150,9 +152,9 @@ def _resolve_class(key, base: type, where: str) -> type:
             for part in qualname.split("."):
                 cls = getattr(cls, part)
         except (ImportError, AttributeError) as err:
-            raise ValueError(f"{where}: unknown {kind} class {key!r} ({err})") from err
+            raise ValueError(f"{where}: unknown {kind} class {excerpt(key)} ({err})") from err
     if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise ValueError(f"{where}: {key!r} is not a PennyLane {kind} class")
+        raise ValueError(f"{where}: {excerpt(key)} is not a PennyLane {kind} class")
     return cls
 
 
@@ -317,7 +319,7 @@ class _Decoder:
         if isinstance(x, list):
             return [self.value(v, where) for v in x]
         if not isinstance(x, dict):
-            raise ValueError(f"{where}: unexpected JSON value {x!r}")
+            raise ValueError(f"{where}: unexpected JSON value {excerpt(x)}")
         if "op" in x:
             return self.op(x, where)
         if "mp" in x:
@@ -325,7 +327,9 @@ class _Decoder:
         kind = x.get("$")
         if kind == "float":
             if x.get("v") not in ("nan", "inf", "-inf"):
-                raise ValueError(f"{where}: a tagged float must be nan, inf or -inf, got {x!r}")
+                raise ValueError(
+                    f"{where}: a tagged float must be nan, inf or -inf, got {excerpt(x)}"
+                )
             return float(x["v"])
         if kind == "complex":
             return complex(self._real(x, "re", where), self._real(x, "im", where))
@@ -358,7 +362,7 @@ class _Decoder:
                     _field(x, "name", where), _field(x, "index", where), x.get("scale", 1.0)
                 )
             except (TypeError, ValueError) as err:
-                raise ValueError(f"{where}: bad symbol {x!r}: {err}") from err
+                raise ValueError(f"{where}: bad symbol {excerpt(x)}: {err}") from err
         if kind == "symbols":
             shape = tuple(_list_field(x, "shape", where))
             items = [self.value(v, where) for v in _list_field(x, "items", where)]
@@ -371,19 +375,21 @@ class _Decoder:
             array = np.empty(len(items), dtype=object)
             array[:] = items
             return array.reshape(shape)
-        raise ValueError(f"{where}: unknown tagged value kind {kind!r} in {x!r}")
+        raise ValueError(f"{where}: unknown tagged value kind {excerpt(kind)} in {excerpt(x)}")
 
     def _real(self, x: dict, key: str, where: str) -> float:
         value = self.value(_field(x, key, where), where)
         if not isinstance(value, numbers.Real):
-            raise ValueError(f"{where}: {key!r} of a complex number must be real, got {value!r}")
+            raise ValueError(
+                f"{where}: {key!r} of a complex number must be real, got {excerpt(value)}"
+            )
         return value
 
     def _array(self, x: dict, where: str):
         dtype = _dtype(x, where)
         shape = tuple(_list_field(x, "shape", where))
         if not all(isinstance(n, int) and n >= 0 for n in shape):
-            raise ValueError(f"{where}: bad array shape {shape}")
+            raise ValueError(f"{where}: bad array shape {excerpt(shape)}")
         if "b64" in x:
             array = _from_b64(x["b64"], dtype, shape, where)
         elif shape == ():
@@ -399,6 +405,7 @@ class _Decoder:
         cls = _resolve_class(d["op"], Operator, where)
         where = f"{where} ({d['op']})"
         data = tuple(self.value(p, where) for p in _list_field(d, "data", where))
+        _check_parameters(data, where)
         if "meta" in d:
             meta = self.value(d["meta"], where)
         else:
@@ -407,11 +414,15 @@ class _Decoder:
             if not isinstance(hyper, dict):
                 raise ValueError(f"{where}: 'hyper' must be an object")
             meta = (wires, tuple((k, self.value(v, where)) for k, v in hyper.items()))
+        if issubclass(cls, qml.StatePrep):
+            # builds (and may pad to) a dense vector of 2**wires amplitudes
+            width = max((len(w) for w in _wires_in(meta)), default=0)
+            current_limits().check("max_state_wires", width, f"{where}: wires of the state")
         try:
             with qml.QueuingManager.stop_recording():
                 return cls._unflatten(data, meta)
         except Exception as err:
-            raise ValueError(f"{where}: cannot rebuild the operator: {err}") from err
+            raise ValueError(f"{where}: cannot rebuild the operator: {str(err)[:300]}") from err
 
     def mp(self, d: dict, where: str) -> MeasurementProcess:
         if not isinstance(d, dict) or "mp" not in d:
@@ -429,32 +440,71 @@ class _Decoder:
             with qml.QueuingManager.stop_recording():
                 return cls._unflatten(data, meta)
         except Exception as err:
-            raise ValueError(f"{where}: cannot rebuild the measurement: {err}") from err
+            raise ValueError(f"{where}: cannot rebuild the measurement: {str(err)[:300]}") from err
+
+
+def _check_parameters(data: tuple, where: str) -> None:
+    """Operator parameters are numbers, numeric arrays, tensors or (for composite
+    operators) operators: anything else would build e.g. ``RX('abc')``."""
+    for i, value in enumerate(data):
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list | tuple):
+                stack += item
+            elif isinstance(item, str | bytes | dict | Wires | type | MeasurementProcess):
+                raise ValueError(
+                    f"{where}: parameter {i} is {excerpt(item)} (a {type(item).__name__}); "
+                    "operator parameters must be numbers or numeric arrays"
+                )
+
+
+def _wires_in(meta):
+    """The ``Wires`` objects inside an operator's metadata."""
+    stack = [meta]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Wires):
+            yield item
+        elif isinstance(item, list | tuple):
+            stack += item
+
+
+def _check_nesting(value, max_depth: int) -> None:
+    """Raise when JSON lists and objects nest deeper than ``max_depth`` (checked
+    without recursion, so any depth gives this error rather than a RecursionError)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > max_depth:
+            current_limits().check("max_nesting", depth, "the circuit's JSON nesting depth")
+        stack += [(child, depth + 1) for child in children]
 
 
 def _field(d: dict, key: str, where: str):
     if key not in d:
-        raise ValueError(f"{where}: missing field {key!r} in {_short(d)}")
+        raise ValueError(f"{where}: missing field {key!r} in {excerpt(d)}")
     return d[key]
 
 
 def _list_field(d: dict, key: str, where: str) -> list:
     value = _field(d, key, where)
     if not isinstance(value, list):
-        raise ValueError(f"{where}: field {key!r} must be a list, got {_short(value)}")
+        raise ValueError(f"{where}: field {key!r} must be a list, got {excerpt(value)}")
     return value
-
-
-def _short(x) -> str:
-    text = repr(x)
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _dtype(x: dict, where: str) -> np.dtype:
     try:
         dtype = np.dtype(_field(x, "dtype", where))
     except TypeError as err:
-        raise ValueError(f"{where}: unknown dtype {x.get('dtype')!r}") from err
+        raise ValueError(f"{where}: unknown dtype {excerpt(x.get('dtype'))}") from err
     if dtype.kind not in "biufc":
         raise ValueError(f"{where}: dtype {dtype} is not numeric")
     return dtype
@@ -481,7 +531,7 @@ def _to_interface(array: np.ndarray, interface, requires_grad: bool, where: str)
 
         return pnp.tensor(array, requires_grad=requires_grad)
     if interface not in _FRAMEWORK_INTERFACES:
-        raise ValueError(f"{where}: unknown array interface {interface!r}")
+        raise ValueError(f"{where}: unknown array interface {excerpt(interface)}")
     try:
         if interface == "torch":
             import torch
@@ -662,7 +712,7 @@ def _shots_from_json(value, where: str = "shots") -> Shots:
         for p in value
     ):
         raise ValueError(
-            f"{where}: expected null or a list of [shots, copies] pairs, got {value!r}"
+            f"{where}: expected null or a list of [shots, copies] pairs, got {excerpt(value)}"
         )
     return Shots([tuple(p) for p in value])
 
@@ -672,15 +722,20 @@ def check_header(d, name: str, version: int) -> int:
     if not isinstance(d, dict):
         raise ValueError(f"expected a JSON object for a {name}, got {type(d).__name__}")
     if d.get("format") != name:
-        raise ValueError(f"not a {name!r} object (its 'format' field is {d.get('format')!r})")
+        raise ValueError(
+            f"not a {name!r} object (its 'format' field is {excerpt(d.get('format'))})"
+        )
     found = d.get("version")
     if not isinstance(found, int) or isinstance(found, bool) or found < 1:
-        raise ValueError(f"{name}: the 'version' field must be a positive int, got {found!r}")
+        raise ValueError(
+            f"{name}: the 'version' field must be a positive int, got {excerpt(found)}"
+        )
     if found > version:
         raise ValueError(
             f"{name} version {found} is newer than this qstore_pl reads (up to {version}); "
             "upgrade qstore_pl to load it"
         )
+    _check_nesting(d, current_limits().max_nesting)
     return found
 
 
@@ -713,7 +768,7 @@ def tape_from_dict(d: dict) -> QuantumScript:
         ):
             raise ValueError(
                 f"trainable_params must be a list of parameter indices below "
-                f"{tape.num_params}, got {_short(trainable)}"
+                f"{tape.num_params}, got {excerpt(trainable)}"
             )
         tape.trainable_params = trainable
     return tape
@@ -737,3 +792,10 @@ def loads(text: str | bytes):
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"the circuit text is not valid JSON: {err}") from err
+    except RecursionError:
+        # json's own depth guard, near Python's recursion limit: past any sane bound
+        limits = current_limits()
+        raise InputLimitError(
+            f"the circuit's JSON nests deeper than {sys.getrecursionlimit():,} levels; the "
+            f"limit is {limits.max_nesting} (max_nesting, {limits.env_var('max_nesting')})"
+        ) from None

@@ -16,7 +16,7 @@ import ast
 import math
 import operator
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pennylane as qml
@@ -25,6 +25,8 @@ from pennylane.operation import Operator
 from pennylane.ops.op_math import Controlled
 from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
+
+from qstore_pl.limits import Limits, current_limits, excerpt
 
 _Builder = Callable[[list[float], list[int]], Operator]
 
@@ -264,22 +266,34 @@ _FUNCTIONS = {
 }
 
 
-def evaluate_angle(text: str) -> float:
+def evaluate_angle(text: str, limits: Limits | None = None) -> float:
     """Evaluate a QASM 2 parameter expression: numbers, ``pi``, ``+ - * / ^``, parentheses
-    and ``sin cos tan exp ln sqrt``. A plain number is read with ``float`` (exactly)."""
+    and ``sin cos tan exp ln sqrt``. A plain number is read with ``float`` (exactly).
+
+    Arithmetic is in floats, so ``9^9^9`` overflows at once instead of computing a
+    huge integer; expressions are at most ``limits.max_expression`` characters.
+    """
+    limits = limits or current_limits()
+    text = text.strip()
+    limits.check("max_expression", len(text), f"the QASM expression {excerpt(text)}")
     try:
-        tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
-    except SyntaxError as err:
-        raise ValueError(f"cannot parse the QASM expression {text!r}") from err
+        tree = ast.parse(text.replace("^", "**"), mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as err:
+        raise ValueError(f"cannot parse the QASM expression {excerpt(text)}") from err
     try:
-        return float(_eval(tree.body, text))
-    except (ZeroDivisionError, OverflowError, ValueError) as err:
-        raise ValueError(f"cannot evaluate the QASM expression {text!r}: {err}") from err
+        value = _eval(tree.body, text)
+    except (ZeroDivisionError, OverflowError, ValueError, RecursionError) as err:
+        raise ValueError(f"cannot evaluate the QASM expression {excerpt(text)}: {err}") from err
+    if not isinstance(value, float) or not math.isfinite(value):
+        raise ValueError(
+            f"the QASM expression {excerpt(text)} is {value!r}, not a finite real angle"
+        )
+    return value
 
 
 def _eval(node, text: str) -> float:
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value
+        return float(node.value)
     if isinstance(node, ast.Name) and node.id == "pi":
         return math.pi
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
@@ -295,7 +309,8 @@ def _eval(node, text: str) -> float:
     ):
         return _FUNCTIONS[node.func.id](_eval(node.args[0], text))
     raise ValueError(
-        f"unsupported element {ast.unparse(node)!r} in the QASM expression {text!r} "
+        f"unsupported element {excerpt(ast.unparse(node))} in the QASM expression "
+        f"{excerpt(text)} "
         f"(allowed: numbers, pi, + - * / ^, {', '.join(_FUNCTIONS)})"
     )
 
@@ -317,19 +332,25 @@ def _split_top(text: str) -> list[str]:
 
 
 class _Registers:
-    def __init__(self):
+    def __init__(self, limits: Limits):
         self.quantum: dict[str, tuple[int, int]] = {}  # name -> (offset, size)
         self.classical: dict[str, int] = {}
         self.size = 0
+        self.limits = limits
 
     def declare(self, kind: str, rest: str, where: str) -> None:
-        match = re.fullmatch(r"([A-Za-z_]\w*)\s*\[\s*(\d+)\s*\]", rest.strip())
+        match = re.fullmatch(r"([A-Za-z_]\w*)\s*\[\s*(\d{1,12})\s*\]", rest.strip())
         if not match:
-            raise ValueError(f"{where}: malformed register declaration {kind} {rest!r}")
+            raise ValueError(
+                f"{where}: malformed register declaration {kind} {excerpt(rest.strip())}"
+            )
         name, size = match.group(1), int(match.group(2))
         if name in self.quantum or name in self.classical:
             raise ValueError(f"{where}: register {name!r} is declared twice")
+        # classical bits cost nothing, but a bound keeps the same rule for both
+        self.limits.check("max_wires", size, f"{where}: {kind} {name}")
         if kind == "qreg":
+            self.limits.check("max_wires", self.size + size, f"{where}: qubits declared")
             self.quantum[name] = (self.size, size)
             self.size += size
         else:
@@ -339,7 +360,9 @@ class _Registers:
         """Wire indices an operand names: one for ``q[i]``, the register for ``q``."""
         match = _OPERAND.match(operand)
         if not match or match.group(1) not in self.quantum:
-            raise ValueError(f"{where}: {operand!r} is not a declared quantum register or qubit")
+            raise ValueError(
+                f"{where}: {excerpt(operand)} is not a declared quantum register or qubit"
+            )
         offset, size = self.quantum[match.group(1)]
         if match.group(2) is None:
             return list(range(offset, offset + size))
@@ -349,8 +372,8 @@ class _Registers:
         return [offset + i]
 
 
-def _statements(text: str) -> list[tuple[int, str]]:
-    """(line number, statement) pairs, comments removed."""
+def _statements(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, statement) pairs, comments removed, in one pass over the text."""
     text = re.sub(r"//[^\n]*", "", text)
     brace = re.search(r"[{}]", text)
     if brace:
@@ -358,17 +381,19 @@ def _statements(text: str) -> list[tuple[int, str]]:
             f"line {text.count(chr(10), 0, brace.start()) + 1}: custom gate definitions "
             "(gate ... { }) are not supported; use qelib1 gates only"
         )
-    out, start = [], 0
+    line = 1  # line number at ``start``; counting only new text keeps parsing linear
+    start = 0
     for match in re.finditer(";", text):
         segment = text[start : match.start()]
-        if segment.strip():
-            lead = len(segment) - len(segment.lstrip())
-            out.append((text.count("\n", 0, start + lead) + 1, segment.strip()))
+        stripped = segment.lstrip()
+        if stripped:
+            yield line + segment.count("\n", 0, len(segment) - len(stripped)), stripped.rstrip()
+        line += segment.count("\n")
         start = match.end()
-    if text[start:].strip():
-        line = text.count("\n", 0, start + len(text[start:]) - len(text[start:].lstrip())) + 1
-        raise ValueError(f"line {line}: statement {text[start:].strip()!r} lacks its ';'")
-    return out
+    rest = text[start:]
+    if rest.strip():
+        line += rest.count("\n", 0, len(rest) - len(rest.lstrip()))
+        raise ValueError(f"line {line}: statement {excerpt(rest.strip())} lacks its ';'")
 
 
 def from_openqasm(text: str, measurements: Sequence[MeasurementProcess] = ()) -> QuantumScript:
@@ -388,23 +413,26 @@ def from_openqasm(text: str, measurements: Sequence[MeasurementProcess] = ()) ->
     """
     if not isinstance(text, str):
         raise TypeError(f"from_openqasm expects QASM text, got {type(text).__name__}")
-    registers = _Registers()
+    limits = current_limits()
+    registers = _Registers(limits)
     ops: list[Operator] = []
     seen_header = False
     for line, statement in _statements(text):
         where = f"line {line}"
         match = _STATEMENT.match(statement)
         if not match:
-            raise ValueError(f"{where}: cannot parse {statement!r}")
+            raise ValueError(f"{where}: cannot parse {excerpt(statement)}")
         name, param_text, rest = match.group(1), match.group(2), match.group(3).strip()
         if name == "OPENQASM":
             if not re.fullmatch(r"2(\.\d+)?", rest):
-                raise ValueError(f"{where}: only OpenQASM 2 is supported, got version {rest!r}")
+                raise ValueError(
+                    f"{where}: only OpenQASM 2 is supported, got version {excerpt(rest)}"
+                )
             seen_header = True
             continue
         if name == "include":
             if rest.strip('"') != "qelib1.inc":
-                raise ValueError(f"{where}: only qelib1.inc can be included, got {rest}")
+                raise ValueError(f"{where}: only qelib1.inc can be included, got {excerpt(rest)}")
             continue
         if name in ("qreg", "creg"):
             registers.declare(name, rest, where)
@@ -412,31 +440,37 @@ def from_openqasm(text: str, measurements: Sequence[MeasurementProcess] = ()) ->
         if name == "measure":
             parts = [p.strip() for p in rest.split("->")]
             if len(parts) != 2:
-                raise ValueError(f"{where}: malformed measure statement {statement!r}")
+                raise ValueError(f"{where}: malformed measure statement {excerpt(statement)}")
             registers.qubits(parts[0], where)
             continue
         if name == "barrier":
             wires = [w for operand in _split_top(rest) for w in registers.qubits(operand, where)]
+            limits.check("max_operations", len(ops) + 1, f"{where}: operations")
             with qml.QueuingManager.stop_recording():
                 ops.append(qml.Barrier(wires=wires))
             continue
         if name in ("reset", "if", "opaque", "gate"):
             raise ValueError(f"{where}: {name!r} is not supported by from_openqasm")
-        ops += _gate(name, param_text, rest, registers, where)
+        ops += _gate(name, param_text, rest, registers, where, limits.max_operations - len(ops))
     if not seen_header:
         raise ValueError("the text does not start with 'OPENQASM 2.0;'")
     return QuantumScript(ops, list(measurements))
 
 
-def _gate(name: str, param_text, rest: str, registers: _Registers, where: str) -> list[Operator]:
+def _gate(
+    name: str, param_text, rest: str, registers: _Registers, where: str, room: int
+) -> list[Operator]:
+    """The operators of one gate statement; ``room``: how many more the circuit may hold."""
     key = QASM_ALIASES.get(name, name)
     if key not in QASM_GATES:
         raise ValueError(
-            f"{where}: unknown gate {name!r}; supported qelib1 gates: {', '.join(QASM_GATES)}"
+            f"{where}: unknown gate {excerpt(name)}; supported qelib1 gates: "
+            f"{', '.join(QASM_GATES)}"
         )
     builder, n_params, n_qubits = QASM_GATES[key]
+    limits = registers.limits
     try:
-        params = [evaluate_angle(p) for p in _split_top(param_text)] if param_text else []
+        params = [evaluate_angle(p, limits) for p in _split_top(param_text)] if param_text else []
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
     if len(params) != n_params:
@@ -448,6 +482,10 @@ def _gate(name: str, param_text, rest: str, registers: _Registers, where: str) -
     if len(sizes) > 1:
         raise ValueError(f"{where}: registers of different sizes in one {name}")
     repeat = sizes.pop() if sizes else 1
+    if repeat > room:
+        limits.check(
+            "max_operations", limits.max_operations - room + repeat, f"{where}: operations"
+        )
     out = []
     with qml.QueuingManager.stop_recording():
         for k in range(repeat):

@@ -12,6 +12,8 @@ from pennylane.measurements import CountsMP, ProbabilityMP, SampleMP
 from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
 
+from qstore_pl.limits import current_limits
+
 
 def state_wires(tape: QuantumScript) -> Wires:
     """The wire order of recorded states: 0..max for integer wires (as ``qml.state()``
@@ -76,8 +78,16 @@ def parameter_rows(tape: QuantumScript) -> list[np.ndarray]:
 
 def final_states(tape: QuantumScript) -> np.ndarray:
     """The final pure state of each circuit in the tape, simulated with PennyLane's
-    ``default.qubit`` functions: shape ``(batch, 2**n)`` over :func:`state_wires`."""
+    ``default.qubit`` functions: shape ``(batch, 2**n)`` over :func:`state_wires`.
+
+    Raises
+    ------
+    InputLimitError
+        When the state would have more than ``max_state_wires`` wires (wire labels
+        up to 29 make a 30-wire state, 16 GiB), before anything is allocated.
+    """
     wires = state_wires(tape)
+    current_limits().check("max_state_wires", len(wires), "wires of the recorded state")
     idle = [qml.Identity(w) for w in wires if w not in tape.wires]
     circuit = QuantumScript(tape.operations + idle, [], shots=None)
     state, batched = get_final_state(circuit)

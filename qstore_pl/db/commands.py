@@ -20,7 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from qstore_pl.atomic_file import atomic_write
 from qstore_pl.cli_args import json_object, positive_int, readable_file
+
+#: File Qdrant's local mode keeps in every embedded store directory.
+_EMBEDDED_MARKER = "meta.json"
 
 
 def add_db_parser(sub) -> None:
@@ -67,13 +71,27 @@ def add_db_parser(sub) -> None:
 
 
 def _open(args: argparse.Namespace):
+    """The store the arguments name; an embedded one must exist (every ``db`` command
+    reads, and opening a mistyped path would create an empty store)."""
     from qstore_pl.db import open_store
+    from qstore_pl.db.open import default_store_path
 
     if args.pinecone_host:
         return open_store("pinecone", index_host=args.pinecone_host)
     if args.qdrant_url:
         return open_store("qdrant", url=args.qdrant_url)
-    return open_store("embedded") if args.path is None else open_store(path=args.path)
+    from qstore_pl.limits import excerpt
+
+    path = Path(args.path) if args.path is not None else default_store_path()
+    if not (path / _EMBEDDED_MARKER).is_file():
+        from qstore_pl.db.errors import StoreError
+
+        given = "--path" if args.path is not None else "the default store (QSTORE_DB_PATH)"
+        raise StoreError(
+            f"no state store at {excerpt(str(path))} ({given}); check the path: a store "
+            "directory is created when states are first recorded"
+        )
+    return open_store(path=path)
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -83,26 +101,65 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def circuit_state(path) -> np.ndarray:
-    """The final state of a JSON circuit file (see the module notes)."""
+    """The final state of a JSON circuit file (see the module notes) over its wires
+    ``0 .. wires-1``.
+
+    Raises
+    ------
+    StateEncodingError
+        For a malformed file, an unknown gate or a wire outside ``0 .. wires-1``.
+    InputLimitError
+        When ``wires`` is over ``max_state_wires`` (see :mod:`qstore_pl.limits`).
+    """
     import pennylane as qml
+    from pennylane.tape import QuantumScript
 
+    from qstore_pl.db.circuits import final_states
     from qstore_pl.db.errors import StateEncodingError
+    from qstore_pl.limits import InputLimitError, current_limits, excerpt
 
-    spec = json.loads(Path(path).read_text())
-    ops = []
-    for name, params, wires in spec["ops"]:
-        gate = getattr(qml, name, None)
-        if gate is None:
-            raise StateEncodingError(f"{path}: unknown gate {name!r}; use PennyLane gate names")
-        ops.append(gate(*params, wires=wires))
+    try:
+        spec = json.loads(Path(path).read_text())
+        n_wires, entries = spec["wires"], spec["ops"]
+        if type(n_wires) is not int or n_wires < 1 or not isinstance(entries, list):
+            raise TypeError("'wires' must be a positive integer and 'ops' a list")
+        current_limits().check("max_state_wires", n_wires, f"{path}: 'wires'")
+        ops = []
+        with qml.QueuingManager.stop_recording():
+            for name, params, wires in entries:
+                gate = getattr(qml, str(name), None)
+                if not (isinstance(gate, type) and issubclass(gate, qml.operation.Operator)):
+                    raise StateEncodingError(
+                        f"{path}: unknown gate {excerpt(name)}; use PennyLane gate names"
+                    )
+                if not all(type(w) is int and 0 <= w < n_wires for w in wires):
+                    raise StateEncodingError(
+                        f"{path}: {name} acts on wires {excerpt(wires)}; wires are 0 .. "
+                        f"{n_wires - 1} ('wires': {n_wires})"
+                    )
+                if not all(_is_numeric(value) for value in params):
+                    raise StateEncodingError(
+                        f"{path}: {name} has the parameters {excerpt(params)}; gate "
+                        "parameters are numbers (or lists of numbers)"
+                    )
+                ops.append(gate(*params, wires=wires))
+    except (KeyError, TypeError, ValueError) as err:
+        if isinstance(err, StateEncodingError | InputLimitError):
+            raise
+        raise StateEncodingError(
+            f"{path}: not a circuit file ({type(err).__name__}: {excerpt(str(err))}); write "
+            '{"wires": 2, "ops": [["Hadamard", [], [0]], ["CNOT", [], [0, 1]]]}'
+        ) from err
+    last_wire = qml.Identity(n_wires - 1)  # the state spans every declared wire
+    return final_states(QuantumScript([*ops, last_wire]))[0]
 
-    @qml.qnode(qml.device("default.qubit", wires=spec["wires"]))
-    def circuit():
-        for op in ops:
-            qml.apply(op)
-        return qml.state()
 
-    return np.asarray(circuit())
+def _is_numeric(value) -> bool:
+    try:
+        np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def load_state(path) -> np.ndarray:
@@ -135,7 +192,7 @@ def _query(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     count = 0
-    with _open(args) as store, open(args.output, "w") as out:
+    with _open(args) as store, atomic_write(args.output) as out:
         for stored in store.states(args.namespace):
             line = {
                 "id": stored.id,

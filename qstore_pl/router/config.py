@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from qstore_pl.exceptions import ConfigError
+from qstore_pl.limits import InputLimitError, current_limits
 from qstore_pl.router.calibration import CALIBRATION_MODES
 from qstore_pl.router.capabilities import PRECISIONS
 from qstore_pl.router.purpose import PURPOSES
@@ -55,6 +56,7 @@ _EXECUTOR_OPTIONS = {
         "retries": (lambda v: type(v) is int and v >= 0, "a non-negative integer"),
         "progress": (lambda v: isinstance(v, bool), "true or false"),
         "timeout": (lambda v: type(v) in (int, float) and v > 0, "a positive number"),
+        "worker_timeout": (lambda v: type(v) in (int, float) and v > 0, "a positive number"),
     },
 }
 #: Scheduler address that makes the Dask executor the default.
@@ -201,9 +203,65 @@ def _read_file(path: Path) -> Any:
     try:
         if suffix == ".toml":
             return tomllib.loads(text)
-        return yaml.safe_load(text) or {}
+        return yaml.load(text, Loader=_BoundedYamlLoader) or {}
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
         raise ConfigError(f"config file {str(path)!r} is not valid {suffix[1:]}: {err}") from err
+    except InputLimitError as err:
+        raise ConfigError(f"config file {str(path)!r}: {err}") from None
+    except RecursionError:  # both parsers recurse per nesting level
+        raise ConfigError(
+            f"config file {str(path)!r} nests lists or tables too deeply to read"
+        ) from None
+
+
+class _BoundedYamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses documents whose aliases expand past
+    ``max_config_nodes`` values ("billion laughs"): the loaded objects share the
+    aliased values, but anything that walks them (validation, error messages) would
+    expand them."""
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None:
+            _check_expanded_size(node, current_limits().max_config_nodes)
+        return node
+
+
+def _check_expanded_size(root: yaml.Node, limit: int) -> None:
+    """Count the values under ``root`` with every alias expanded (each shared node is
+    counted once per use, computed once), without recursion; refuse recursive aliases."""
+    sizes: dict[int, int] = {}
+    ancestors: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        children = _yaml_children(node)
+        if children_done:
+            ancestors.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            if sizes[key] > limit:
+                current_limits().check(
+                    "max_config_nodes", sizes[key], "values with YAML aliases expanded"
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in ancestors:
+            raise yaml.composer.ComposerError(
+                None, None, "an alias refers to a value that contains it", node.start_mark
+            )
+        ancestors.add(key)
+        stack.append((node, True))
+        stack += [(child, False) for child in children if id(child) not in sizes]
+
+
+def _yaml_children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def _parse_backends(value: Any) -> tuple[BackendConfig, ...]:
