@@ -114,6 +114,35 @@ def encode(state, kind: str) -> tuple[np.ndarray, int]:
     raise StateEncodingError(f"unknown state kind {kind!r}; use one of {KINDS}")
 
 
+def encode_rows(rows, kind: str) -> tuple[np.ndarray, int]:
+    """:func:`encode` for each row of a ``(batch, 2**n)`` array: float32 vectors
+    ``(batch, length)`` and the number of qubits. Rows are checked like single states."""
+    rows = np.asarray(rows)
+    if rows.ndim != 2:
+        raise StateEncodingError(f"expected a (batch, 2**n) array of states; got {rows.shape}")
+    n = _n_qubits(rows.shape[1])
+    if not np.all(np.isfinite(rows)):
+        raise StateEncodingError("a state has NaN or infinite entries")
+    if kind == "pure":
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        _check_total(norms, "a pure state must have norm 1")
+        fixed = fix_global_phase(rows / norms)
+        return np.concatenate([fixed.real, fixed.imag], axis=1).astype(np.float32), n
+    if kind == "probs":
+        if np.iscomplexobj(rows) or np.any(rows < -NORM_TOLERANCE):
+            raise StateEncodingError("a probability vector must be real and non-negative")
+        totals = rows.sum(axis=1, keepdims=True)
+        _check_total(totals, "probabilities must sum to 1")
+        return np.sqrt(np.clip(rows, 0.0, None) / totals).astype(np.float32), n
+    raise StateEncodingError(f"unknown state kind {kind!r}; use one of {KINDS}")
+
+
+def _check_total(totals: np.ndarray, rule: str) -> None:
+    worst = float(np.max(np.abs(totals - 1.0)))
+    if worst > NORM_TOLERANCE:
+        raise StateEncodingError(f"{rule}; a row is off by {worst:.3g}")
+
+
 def decode(vector, kind: str) -> np.ndarray:
     """The state (phase-fixed amplitudes) or probability vector a stored vector holds."""
     vector = np.asarray(vector, dtype=np.float64)
