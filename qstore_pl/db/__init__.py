@@ -17,6 +17,7 @@ from qstore_pl.db.cache import CacheSavings, ResultCache
 from qstore_pl.db.errors import (
     FilterError,
     MetadataError,
+    NoStatesError,
     StateDimensionError,
     StateEncodingError,
     StoreError,
@@ -31,6 +32,7 @@ __all__ = [
     "FilterError",
     "Hit",
     "MetadataError",
+    "NoStatesError",
     "RecorderStats",
     "ResultCache",
     "StateDimensionError",

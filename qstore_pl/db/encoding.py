@@ -7,9 +7,10 @@ Two kinds of state are stored:
     first: ψ is multiplied by e^{-iθ} so that its largest-magnitude amplitude (the
     first one on ties within 1e-9) is real and positive. The stored vector is the
     real vector [Re ψ, Im ψ] of length 2·2**n, so a dot product of two stored
-    vectors is Re⟨ψ|φ⟩ of the phase-fixed states: a lower bound of |⟨ψ|φ⟩| used only
-    to find candidates. The similarity returned to users is the fidelity
-    |⟨ψ|φ⟩|², recomputed exactly from the stored amplitudes.
+    vectors is Re⟨ψ|φ⟩ of the phase-fixed states: not a fidelity ranking, so the
+    search queries several phase rotations until the top-k by fidelity is proven
+    (:mod:`qstore_pl.db.search`). The similarity returned to users is the
+    fidelity |⟨ψ|φ⟩|², recomputed exactly from the stored amplitudes.
 ``"probs"``
     A probability vector p over the 2**n basis states (measured on hardware or
     from shots). The stored vector is √p (unit norm), so a dot product is the
