@@ -139,3 +139,23 @@ def test_a_spooled_circuit_and_its_states_are_replayed_once(tmp_path):
     assert store.stats().namespaces == {"pure-2q": 5}
     store.close()
     assert Path(spool).exists()
+
+
+def test_a_state_too_wide_for_the_store_is_set_aside_not_lost(tmp_path):
+    server = PineconeServer(dimension=16)  # pure states of up to 3 qubits
+    store = open_store("pinecone", index_host=server.host, api_key=API_KEY)
+    recorder = StateRecorder(store, spool=tmp_path / "spool.sqlite")
+    try:
+        for wires in (3, 4):
+            tape = QuantumScript([qml.Hadamard(w) for w in range(wires)], [qml.probs()])
+            states = np.full((1, 2**wires), 2 ** (-wires / 2))
+            record = ExecutionRecord(tape, None, "execute", "qstore.batched", None, 0)
+            recorder.on_execution(ExecutionRecord(**{**record.__dict__, "states": states}))
+        recorder.flush(timeout=30)
+        stats = recorder.stats()
+        assert (stats.delivered, stats.rejected, stats.waiting) == (1, 1, 0)
+        assert "at most 16" in stats.last_error
+        assert store.stats().namespaces == {"pure-3q": 1}
+    finally:
+        recorder.close(timeout=1)
+        server.stop()

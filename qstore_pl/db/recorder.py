@@ -363,50 +363,69 @@ class StateRecorder(DeviceCallback):
             return []
 
     def _deliver(self) -> None:
+        """Send the spool in order; acknowledge by position (see :class:`Spool`)."""
         while time.monotonic() >= self._next_attempt:
             batch = self.spool.pending(self._batch_size)
             if not batch:
                 return
             try:
-                batch = self._fitting(batch)
-                if batch:
-                    self.store.write(batch)
+                fitting = self._fitting(batch)
+            except StoreError as err:  # the width limit is unknown while the store is down
+                self._failed(err)
+                return
+            try:
+                if fitting:
+                    self.store.write([entry for _, entry in fitting])
             except StoreUnavailableError as err:
                 self._failed(err)
                 return
-            except StoreError as err:  # refused for good: find and set aside the culprits
-                self._reject(batch, err)
+            except StoreError:  # refused for good: find and set aside the culprits
+                self._one_by_one(fitting)
                 continue
             except Exception as err:  # unexpected: keep the states, retry later
                 self._failed(err)
                 return
-            self._acknowledge(batch)
+            self._acknowledge(batch[-1][0], len(fitting))
 
-    def _fitting(self, batch: list[EncodedState]) -> list[EncodedState]:
-        """The entries of a width the store holds (asked once per width); the others
-        are set aside in the spool's ``rejected`` table with the reason."""
+    def _fitting(self, batch: list) -> list:
+        """The ``(seq, entry)`` pairs of a width the store holds (asked once per width);
+        the others are set aside in the spool's ``rejected`` table with the reason."""
         keep = []
-        for entry in batch:
+        for seq, entry in batch:
             width = (entry.metadata["kind"], int(entry.metadata["n_qubits"]))
             if width not in self._widths:
                 try:
                     self.store.check_width(*width)
                 except StateEncodingError as err:
                     self._warn_once(f"width{width}", str(err))
-                    self._reject([entry], err)
+                    self._reject(seq, entry, err)
                     continue
                 self._widths.add(width)
-            keep.append(entry)
+            keep.append((seq, entry))
         return keep
 
-    def _acknowledge(self, batch: list[EncodedState]) -> None:
-        self.spool.ack([e.id for e in batch])
+    def _one_by_one(self, pairs: list) -> None:
+        """Send a refused batch one state at a time, in order: the good ones go
+        through, the refused ones are set aside."""
+        for seq, entry in pairs:
+            try:
+                self.store.write([entry])
+            except StoreUnavailableError as down:
+                self._failed(down)
+                return
+            except StoreError as err:
+                self._reject(seq, entry, err)
+            else:
+                self._acknowledge(seq, 1)
+
+    def _acknowledge(self, seq: int, count: int) -> None:
+        self.spool.ack_through(seq)
         if self._backoff:
             logger.info("state store %s is back; delivering spooled states", self.store.location)
         self._backoff = 0.0
         with self._changed:
-            self._delivered += len(batch)
-            self._waiting -= len(batch)
+            self._delivered += count
+            self._waiting -= count
             self._changed.notify_all()
 
     def _failed(self, err: Exception) -> None:
@@ -423,26 +442,14 @@ class StateRecorder(DeviceCallback):
             self._last_error = f"{type(err).__name__}: {err}"
             self._changed.notify_all()
 
-    def _reject(self, batch: list[EncodedState], err: Exception) -> None:
-        if len(batch) == 1:
-            logger.error("state store refused state %s: %s", batch[0].id, err)
-            self.spool.reject(batch[0], str(err))
-            with self._changed:
-                self._waiting -= 1
-                self._rejected += 1
-                self._last_error = f"{type(err).__name__}: {err}"
-                self._changed.notify_all()
-            return
-        for entry in batch:  # one by one: the good ones go through
-            try:
-                self.store.write([entry])
-            except StoreUnavailableError as down:
-                self._failed(down)
-                return
-            except StoreError as single:
-                self._reject([entry], single)
-            else:
-                self._acknowledge([entry])
+    def _reject(self, seq: int, entry: EncodedState, err: Exception) -> None:
+        logger.error("state store refused state %s: %s", entry.id, err)
+        self.spool.reject(seq, entry, str(err))
+        with self._changed:
+            self._waiting -= 1
+            self._rejected += 1
+            self._last_error = f"{type(err).__name__}: {err}"
+            self._changed.notify_all()
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:

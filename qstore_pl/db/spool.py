@@ -8,8 +8,10 @@ read by the thread that forwards. Two kinds of entry wait here:
   none); the forwarding thread simulates them and swaps each for its states in one
   transaction.
 
-An entry leaves the spool only once the store has acknowledged it (or, for a
-circuit, once its states are in ``pending``): a crash at any moment loses nothing.
+States are sent in spool order and acknowledged by position (a cursor: everything
+up to the last acknowledged ``seq`` leaves in one range delete). An entry leaves the
+spool only once the store has acknowledged it (or, for a circuit, once its states
+are in ``pending``): a crash at any moment loses nothing.
 Ids are fixed when an entry is spooled (a circuit's states get ids derived from the
 circuit's id) and store writes overwrite by id, so an entry sent again after a crash
 between the store's write and the acknowledgement is still stored once.
@@ -43,7 +45,7 @@ SYNC_MODES = ("normal", "full")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pending (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT UNIQUE NOT NULL,
+    id TEXT NOT NULL,
     namespace TEXT NOT NULL,
     vector BLOB NOT NULL,
     metadata TEXT NOT NULL
@@ -107,11 +109,10 @@ class Spool:
         self, entries: Sequence[EncodedState], circuits: Sequence[tuple[str, int, bytes, dict]] = ()
     ) -> None:
         """Add states and circuits ``(id, number of states, pickled tape, metadata)``
-        in one transaction; an id already waiting is kept once."""
+        in one transaction."""
         with self._lock, self._db:
             self._db.executemany(
-                "INSERT OR IGNORE INTO pending (id, namespace, vector, metadata) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO pending (id, namespace, vector, metadata) VALUES (?, ?, ?, ?)",
                 [_row(e) for e in entries],
             )
             self._db.executemany(
@@ -119,14 +120,14 @@ class Spool:
                 [(i, count, tape, json.dumps(meta)) for i, count, tape, meta in circuits],
             )
 
-    def pending(self, limit: int) -> list[EncodedState]:
-        """The oldest ``limit`` waiting states."""
+    def pending(self, limit: int) -> list[tuple[int, EncodedState]]:
+        """The oldest ``limit`` waiting states, with their positions ``seq``."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, namespace, vector, metadata FROM pending ORDER BY seq LIMIT ?",
+                "SELECT seq, id, namespace, vector, metadata FROM pending ORDER BY seq LIMIT ?",
                 (limit,),
             ).fetchall()
-        return [_entry(*row) for row in rows]
+        return [(seq, _entry(*row)) for seq, *row in rows]
 
     def circuits(self, limit: int) -> list[SpooledCircuit]:
         """The oldest ``limit`` circuits waiting to be simulated."""
@@ -140,18 +141,18 @@ class Spool:
         """Replace a spooled circuit by its states (one transaction)."""
         with self._lock, self._db:
             self._db.executemany(
-                "INSERT OR IGNORE INTO pending (id, namespace, vector, metadata) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO pending (id, namespace, vector, metadata) VALUES (?, ?, ?, ?)",
                 [_row(e) for e in entries],
             )
             self._db.execute("DELETE FROM circuits WHERE id = ?", (circuit_id,))
 
-    def ack(self, ids: Sequence[str]) -> None:
-        """Forget states the store has acknowledged."""
+    def ack_through(self, seq: int) -> None:
+        """Forget the states up to position ``seq``: the store has acknowledged them
+        (states are sent in order, so these are exactly the ones sent)."""
         with self._lock, self._db:
-            self._db.executemany("DELETE FROM pending WHERE id = ?", [(i,) for i in ids])
+            self._db.execute("DELETE FROM pending WHERE seq <= ?", (seq,))
 
-    def reject(self, entry: EncodedState, error: str) -> None:
+    def reject(self, seq: int, entry: EncodedState, error: str) -> None:
         """Move a state the store refuses for good out of the queue, keeping it."""
         with self._lock, self._db:
             self._db.execute(
@@ -159,7 +160,7 @@ class Spool:
                 "VALUES (?, ?, ?, ?, ?)",
                 (*_row(entry), error),
             )
-            self._db.execute("DELETE FROM pending WHERE id = ?", (entry.id,))
+            self._db.execute("DELETE FROM pending WHERE seq = ?", (seq,))
 
     def counts(self) -> tuple[int, int]:
         """Numbers of waiting states (spooled circuits counted by their states) and of
