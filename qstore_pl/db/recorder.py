@@ -31,7 +31,6 @@ id, so nothing is stored twice. See :mod:`qstore_pl.db.spool` for the ``sync``
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import pickle
 import threading
@@ -47,7 +46,7 @@ from qstore_pl.db import encoding
 from qstore_pl.db.circuits import (
     final_states,
     measured_distributions,
-    parameter_rows,
+    parameter_texts,
     state_wires,
     structure_hash,
 )
@@ -58,7 +57,6 @@ from qstore_pl.db.store import EncodedState, StateStore, check_metadata
 logger = logging.getLogger(__name__)
 
 FORWARD_TASKS = ("execute", "execute+jacobian", "execute+vjp")
-_MAX_PARAMETERS_IN_METADATA = 1000  # Pinecone metadata is limited to 40 KB
 _CIRCUITS_PER_ROUND = 16  # circuits simulated between two deliveries
 
 
@@ -304,13 +302,12 @@ class StateRecorder(DeviceCallback):
         namespace = encoding.namespace_for(kind, n_qubits)
         base = check_metadata(meta)
         base.update(kind=kind, n_qubits=n_qubits)
-        parameters = parameter_rows(tape)
+        parameters = parameter_texts(tape)
         entries = []
         for b, vector in enumerate(vectors):
             row_meta = dict(base, batch_index=b)
-            values = parameters[b] if b < len(parameters) else np.zeros(0)
-            if values.size <= _MAX_PARAMETERS_IN_METADATA:
-                row_meta["parameters"] = json.dumps(values.tolist())
+            if b < len(parameters):
+                row_meta["parameters"] = parameters[b]
             state_id = str(uuid.uuid5(uuid.UUID(call_id), str(b)))
             entries.append(EncodedState(state_id, namespace, vector, row_meta))
         return entries
