@@ -39,7 +39,7 @@ class ExecutionRecord:
         The final states the backend computed for this circuit, shape
         ``(batch, 2**n)`` over wires ``0 .. n-1``, when the backend kept them and a
         callback asked for them (:attr:`DeviceCallback.wants_states`); ``None``
-        otherwise.
+        otherwise. The backend's own memory: read it during the call, copy to keep.
     """
 
     tape: QuantumScript
