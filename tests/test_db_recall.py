@@ -62,6 +62,8 @@ def test_top5_equals_brute_force_fidelity_for_phase_shifted_queries(store):
         expected, fidelities = brute_force(query, states, ids, 5)
         assert [h.id for h in hits] == expected
         np.testing.assert_allclose([h.fidelity for h in hits], fidelities, atol=1e-5)
+        # short first lists: the bound, not exhaustion, must decide when to stop
+        assert [h.id for h in store.query_similar(query, top_k=5, candidates=5)] == expected
         is_b = np.arange(200) % 2 == 1
         hits = store.query_similar(query, top_k=5, filter={"backend": "b"})
         assert [h.id for h in hits] == brute_force(query, states, ids, 5, allowed=is_b)[0]

@@ -185,8 +185,10 @@ class StateStore:
             Compare with stored pure states or with stored probability vectors.
         candidates : int, optional
             How many matches each store query asks for first (default
-            ``max(4 * top_k, top_k + 16)``); the search asks for more until the
-            result is provably the exact top-k (see :mod:`qstore_pl.db.search`).
+            ``max(4 * top_k, 128)``: a store scans every vector per query, whatever
+            the number returned, so a deeper first query saves rounds); the search
+            asks for more until the result is provably the exact top-k (see
+            :mod:`qstore_pl.db.search`).
 
         Returns
         -------
@@ -207,7 +209,7 @@ class StateStore:
         vector, n_qubits = encoding.encode(state, kind)
         self.check_width(kind, n_qubits)
         conditions = parse_filter(filter)
-        pool = candidates or max(4 * top_k, top_k + 16)
+        pool = candidates or max(4 * top_k, 128)
         namespace = encoding.namespace_for(kind, n_qubits)
         matches = search.nearest(self.backend, namespace, vector, kind, top_k, pool, conditions)
         if not matches:
