@@ -35,6 +35,11 @@ class ExecutionRecord:
         Charge in USD attributed to this circuit.
     derivative_method : str or None
         How derivatives were computed, for derivative tasks.
+    states : numpy.ndarray or None
+        The final states the backend computed for this circuit, shape
+        ``(batch, 2**n)`` over wires ``0 .. n-1``, when the backend kept them and a
+        callback asked for them (:attr:`DeviceCallback.wants_states`); ``None``
+        otherwise. The backend's own memory: read it during the call, copy to keep.
     """
 
     tape: QuantumScript
@@ -45,6 +50,7 @@ class ExecutionRecord:
     seconds: float
     cost: float = 0.0
     derivative_method: str | None = None
+    states: Any = None
 
 
 class DeviceCallback:
@@ -52,6 +58,10 @@ class DeviceCallback:
 
     Exceptions raised by a callback are logged and never reach the computation.
     """
+
+    #: Set to ``True`` to receive :attr:`ExecutionRecord.states` where a backend kept
+    #: the final states of the circuits it ran (the router asks only then).
+    wants_states: bool = False
 
     def lookup(self, tape: QuantumScript, backend: str) -> Any | None:
         """A stored result for ``tape`` on ``backend``, or ``None`` to execute it."""

@@ -22,6 +22,7 @@ _EXPORTS = {
     "ResultCache": "cache",
     "FilterError": "errors",
     "MetadataError": "errors",
+    "NoStatesError": "errors",
     "StateDimensionError": "errors",
     "StateEncodingError": "errors",
     "StoreError": "errors",

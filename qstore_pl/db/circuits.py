@@ -4,6 +4,7 @@ its final state and, for shot runs, its measured distribution."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pennylane as qml
@@ -13,6 +14,9 @@ from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
 
 from qstore_pl.limits import current_limits
+
+#: Longest parameter list stored with a state (Pinecone metadata is limited to 40 KB).
+MAX_PARAMETERS_IN_TEXT = 1000
 
 
 def state_wires(tape: QuantumScript) -> Wires:
@@ -60,20 +64,37 @@ def exact_digest(tape: QuantumScript, *extra: str) -> bytes:
     return digest.digest()
 
 
-def parameter_rows(tape: QuantumScript) -> list[np.ndarray]:
-    """The gate parameters of each circuit in the tape (one row per broadcast element)."""
+def parameter_texts(tape: QuantumScript) -> list[str]:
+    """The gate parameters of each circuit in the tape as JSON lists, one per
+    broadcast element (matrices and state vectors are left out).
+
+    Parameters shared by every element (the weights) are formatted once: float
+    formatting is most of the cost of recording a batch.
+    """
     batch = tape.batch_size or 1
-    rows: list[list[np.ndarray]] = [[] for _ in range(batch)]
+    pieces: list[list[str] | str] = []
+    count = 0
     for op in tape.operations:
         ndims = op.ndim_params if op.batch_size else (None,) * len(op.data)
         for value, ndim in zip(op.data, ndims):
-            array = np.asarray(qml.math.unwrap(value))
-            if np.iscomplexobj(array):  # matrices and state vectors: keep their size only
-                array = np.asarray([], dtype=float)
-            broadcast = op.batch_size and ndim is not None and array.ndim > ndim
-            for b, row in enumerate(rows):
-                row.append(np.ravel(array[b] if broadcast else array).astype(float))
-    return [np.concatenate(row) if row else np.zeros(0) for row in rows]
+            if not isinstance(value, float | np.ndarray):
+                value = qml.math.unwrap(value)
+            array = np.asarray(value)
+            if np.iscomplexobj(array) or array.size == 0:  # matrices and state vectors
+                continue
+            if op.batch_size and ndim is not None and array.ndim > ndim:
+                rows = array.astype(float).reshape(batch, -1).tolist()
+                pieces.append([json.dumps(row)[1:-1] for row in rows])
+                count += len(rows[0])
+            else:
+                pieces.append(json.dumps(array.astype(float).ravel().tolist())[1:-1])
+                count += array.size
+    if count > MAX_PARAMETERS_IN_TEXT:
+        return []
+    return [
+        "[" + ", ".join(p if isinstance(p, str) else p[b] for p in pieces) + "]"
+        for b in range(batch)
+    ]
 
 
 def final_states(tape: QuantumScript) -> np.ndarray:

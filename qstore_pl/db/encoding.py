@@ -7,9 +7,10 @@ Two kinds of state are stored:
     first: ψ is multiplied by e^{-iθ} so that its largest-magnitude amplitude (the
     first one on ties within 1e-9) is real and positive. The stored vector is the
     real vector [Re ψ, Im ψ] of length 2·2**n, so a dot product of two stored
-    vectors is Re⟨ψ|φ⟩ of the phase-fixed states: a lower bound of |⟨ψ|φ⟩| used only
-    to find candidates. The similarity returned to users is the fidelity
-    |⟨ψ|φ⟩|², recomputed exactly from the stored amplitudes.
+    vectors is Re⟨ψ|φ⟩ of the phase-fixed states: not a fidelity ranking, so the
+    search queries several phase rotations until the top-k by fidelity is proven
+    (:mod:`qstore_pl.db.search`). The similarity returned to users is the
+    fidelity |⟨ψ|φ⟩|², recomputed exactly from the stored amplitudes.
 ``"probs"``
     A probability vector p over the 2**n basis states (measured on hardware or
     from shots). The stored vector is √p (unit norm), so a dot product is the
@@ -112,6 +113,35 @@ def encode(state, kind: str) -> tuple[np.ndarray, int]:
         probs = check_probs(state)
         return np.sqrt(probs).astype(np.float32), _n_qubits(probs.size)
     raise StateEncodingError(f"unknown state kind {kind!r}; use one of {KINDS}")
+
+
+def encode_rows(rows, kind: str) -> tuple[np.ndarray, int]:
+    """:func:`encode` for each row of a ``(batch, 2**n)`` array: float32 vectors
+    ``(batch, length)`` and the number of qubits. Rows are checked like single states."""
+    rows = np.asarray(rows)
+    if rows.ndim != 2:
+        raise StateEncodingError(f"expected a (batch, 2**n) array of states; got {rows.shape}")
+    n = _n_qubits(rows.shape[1])
+    if not np.all(np.isfinite(rows)):
+        raise StateEncodingError("a state has NaN or infinite entries")
+    if kind == "pure":
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        _check_total(norms, "a pure state must have norm 1")
+        fixed = fix_global_phase(rows / norms)
+        return np.concatenate([fixed.real, fixed.imag], axis=1).astype(np.float32), n
+    if kind == "probs":
+        if np.iscomplexobj(rows) or np.any(rows < -NORM_TOLERANCE):
+            raise StateEncodingError("a probability vector must be real and non-negative")
+        totals = rows.sum(axis=1, keepdims=True)
+        _check_total(totals, "probabilities must sum to 1")
+        return np.sqrt(np.clip(rows, 0.0, None) / totals).astype(np.float32), n
+    raise StateEncodingError(f"unknown state kind {kind!r}; use one of {KINDS}")
+
+
+def _check_total(totals: np.ndarray, rule: str) -> None:
+    worst = float(np.max(np.abs(totals - 1.0)))
+    if worst > NORM_TOLERANCE:
+        raise StateEncodingError(f"{rule}; a row is off by {worst:.3g}")
 
 
 def decode(vector, kind: str) -> np.ndarray:

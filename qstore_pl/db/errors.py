@@ -31,3 +31,7 @@ class FilterError(QstoreError, ValueError):
 
 class MetadataError(QstoreError, ValueError):
     """Metadata that not every store can hold (nested values, reserved keys)."""
+
+
+class NoStatesError(QstoreError, LookupError):
+    """The store holds no state of the kind and width a query asks about."""

@@ -6,30 +6,33 @@ What is recorded for an executed circuit (one state per broadcast element):
   ``qml.sample()`` on every wire: the **measured distribution** (kind ``"probs"``,
   ``source="measured"``);
 * any other run on a simulator: the circuit's **final pure state** (kind ``"pure"``,
-  ``source="simulated"``). The router hands over results, usually expectation
-  values, not states, so the recorder re-simulates the recorded circuit with
-  PennyLane's ``default.qubit`` functions on its own thread; for a simulator run
-  this is exactly the state the backend computed (up to float rounding);
+  ``source="simulated"``). Where the backend kept the states it computed
+  (``qstore.batched`` keeps its forward states) the router hands them over with the
+  record and they are stored as they are; otherwise the circuit is spooled and the
+  recorder's thread simulates it with PennyLane's ``default.qubit`` functions, which
+  for a simulator run is the state the backend computed (up to float rounding);
 * a hardware run without such a measurement: nothing can be recorded faithfully
   (re-simulating would store an ideal state the hardware never produced); it is
   counted in :attr:`RecorderStats.skipped` with a warning naming the fix. A run
   counts as hardware when its backend is in ``hardware_backends`` or it was
   charged (``cost > 0``).
 
-Writes never block training: :meth:`on_execution` only puts the record on a queue.
-A background thread encodes the states, appends them to a durable
-:class:`~qstore_pl.db.spool.Spool`, then sends them to the store in batches and
-deletes them from the spool once acknowledged. While the store is down the thread
-retries with exponential backoff and keeps spooling; a later recorder on the same
-spool replays whatever a crashed process left.
+Durability: :meth:`StateRecorder.on_execution` writes the record to a durable
+:class:`~qstore_pl.db.spool.Spool` (one transaction per call, on the calling thread)
+before it returns, so a crash at any moment loses at most the call in flight. It
+never talks to the store. A background thread forwards the spool to the store in
+batches and removes what the store acknowledged; while the store is down it
+retries with exponential backoff; a later recorder on the same spool replays what a
+killed process left. State ids are fixed when spooled and store writes overwrite by
+id, so nothing is stored twice. See :mod:`qstore_pl.db.spool` for the ``sync``
+(fsync) policy.
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import logging
-import queue
+import pickle
 import threading
 import time
 import uuid
@@ -39,20 +42,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from qstore_pl.callbacks import DeviceCallback, ExecutionRecord
+from qstore_pl.db import encoding
 from qstore_pl.db.circuits import (
     final_states,
     measured_distributions,
-    parameter_rows,
+    parameter_texts,
+    state_wires,
     structure_hash,
 )
 from qstore_pl.db.errors import StateEncodingError, StoreError, StoreUnavailableError
-from qstore_pl.db.spool import Spool, default_spool_path
-from qstore_pl.db.store import EncodedState, StateStore
+from qstore_pl.db.spool import Spool, SpooledCircuit, default_spool_path
+from qstore_pl.db.store import EncodedState, StateStore, check_metadata
 
 logger = logging.getLogger(__name__)
 
 FORWARD_TASKS = ("execute", "execute+jacobian", "execute+vjp")
-_MAX_PARAMETERS_IN_METADATA = 1000  # Pinecone metadata is limited to 40 KB
+_CIRCUITS_PER_ROUND = 16  # circuits simulated between two deliveries
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,8 @@ class RecorderStats:
     received : int
         Executions handed to :meth:`StateRecorder.on_execution`.
     spooled : int
-        States computed and written to the spool.
+        States written to the spool by this recorder (a spooled circuit counts
+        with its states).
     delivered : int
         States the store has acknowledged.
     waiting : int
@@ -105,6 +111,9 @@ class StateRecorder(DeviceCallback):
         Seconds a state may wait for a batch to fill before it is sent.
     max_backoff : float
         Longest wait, in seconds, between retries while the store is unavailable.
+    sync : {"normal", "full"}
+        The spool's commit policy: ``"normal"`` survives a killed process,
+        ``"full"`` also an operating-system crash (an fsync per call).
 
     **Example**
 
@@ -115,6 +124,8 @@ class StateRecorder(DeviceCallback):
     >>> recorder.flush()  # everything recorded so far is in the store
     """
 
+    wants_states = True
+
     def __init__(
         self,
         store: StateStore,
@@ -122,25 +133,28 @@ class StateRecorder(DeviceCallback):
         spool=None,
         tags: Sequence[str] = (),
         hardware_backends: Collection[str] = (),
-        batch_size: int = 256,
+        batch_size: int = 512,
         max_delay: float = 0.25,
         max_backoff: float = 5.0,
+        sync: str = "normal",
     ):
         self.store = store
-        self.spool = Spool(spool or default_spool_path(store.location))
+        self.spool = Spool(spool or default_spool_path(store.location), sync=sync)
         self.tags = [str(t) for t in tags]
         self.hardware_backends = frozenset(hardware_backends)
         self.run_id = uuid.uuid4().hex[:12]
         self._batch_size = batch_size
         self._max_delay = max_delay
         self._max_backoff = max_backoff
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._changed = threading.Condition()
-        self._received = self._handled = self._spooled = self._delivered = self._skipped = 0
+        self._received = self._spooled = self._delivered = self._skipped = 0
         self._waiting, self._rejected = self.spool.counts()  # a crashed run's leftovers
+        self._oldest = time.monotonic()  # when the oldest unsent state was spooled
+        self._urgent = bool(self._waiting)  # leftovers go out at once
         self._backoff = 0.0
         self._next_attempt = 0.0
         self._last_error: str | None = None
+        self._widths: set[tuple[str, int]] = set()  # (kind, qubits) the store can hold
         self._warned: set[str] = set()
         self._stopping = False
         self._thread = threading.Thread(
@@ -154,12 +168,27 @@ class StateRecorder(DeviceCallback):
 
     # ------------------------------------------------------- training thread
     def on_execution(self, record: ExecutionRecord) -> None:
-        """Queue the record (microseconds; the work happens on the recorder's thread)."""
-        if record.task not in FORWARD_TASKS or self._stopping:
+        """Write the record's states (or its circuit) to the spool, durably, before
+        returning; the store is written by the recorder's thread."""
+        if record.task not in FORWARD_TASKS:
             return
-        with self._changed:
+        if self._stopping:
+            self._warn_once("closed", "the recorder is closed; executions are not recorded")
+            return
+        received_at = time.time()
+        entries, circuits = self._capture(record, received_at)
+        states = len(entries) + sum(c[1] for c in circuits)
+        with self._changed:  # counted with the append: the forwarder recounts under it
             self._received += 1
-        self._queue.put((record, time.time()))
+            if not states:
+                self._skipped += 1
+                return
+            self.spool.append(entries, circuits)
+            if not self._waiting:
+                self._oldest = time.monotonic()
+            self._spooled += states
+            self._waiting += states
+            self._changed.notify_all()
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until everything recorded so far is in the store.
@@ -172,9 +201,10 @@ class StateRecorder(DeviceCallback):
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
-            target = self._received
+            self._urgent = True
             self._next_attempt = 0.0  # retry now rather than after the backoff
-            while not (self._handled >= target and self._waiting == 0):
+            self._changed.notify_all()
+            while self._waiting:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise StoreUnavailableError(
@@ -185,7 +215,7 @@ class StateRecorder(DeviceCallback):
                 self._changed.wait(0.05 if left is None else min(left, 0.05))
 
     def stats(self) -> RecorderStats:
-        """Counters of what has been received, encoded, delivered, spooled, skipped."""
+        """Counters of what has been received, spooled, delivered, rejected, skipped."""
         with self._changed:
             return RecorderStats(
                 self._received,
@@ -209,64 +239,19 @@ class StateRecorder(DeviceCallback):
         self._stop()
 
     def _at_exit(self) -> None:
-        # the interpreter is going: spool what is queued, give the store a moment
+        # everything is spooled already; give the store a moment to take it
         self.close(timeout=2.0)
 
     def _stop(self) -> None:
-        self._stopping = True
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
         atexit.unregister(self._at_exit)
         self._thread.join()
         self.spool.close()
 
-    # ------------------------------------------------------ recorder thread
-    def _loop(self) -> None:
-        while True:
-            try:
-                records = self._take()
-                if records:
-                    self._spool_states(records)
-                self._deliver()
-            except Exception:  # the thread must outlive any bug: states wait in the spool
-                logger.exception("StateRecorder: unexpected error; retrying")
-                time.sleep(self._max_backoff)
-            if self._stopping and self._queue.empty():
-                return
-
-    def _take(self) -> list:
-        wait = self._max_delay
-        if self._waiting:
-            wait = min(wait, max(self._next_attempt - time.monotonic(), 0.0))
-        try:
-            items = [self._queue.get(timeout=max(wait, 1e-3))]
-        except queue.Empty:
-            return []
-        while len(items) < self._batch_size:
-            try:
-                items.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return items
-
-    def _spool_states(self, items: list) -> None:
-        entries: list[EncodedState] = []
-        skipped = 0
-        for record, received_at in items:
-            try:
-                states = self._encode(record, received_at)
-            except Exception as err:  # a circuit the simulator cannot redo: say so, go on
-                self._warn_once(type(err).__name__, f"cannot record a state: {err}")
-                states = []
-            entries += states
-            skipped += not states
-        self.spool.append(entries)
-        with self._changed:
-            self._handled += len(items)
-            self._skipped += skipped
-            self._spooled += len(entries)
-            self._waiting += len(entries)
-            self._changed.notify_all()
-
-    def _encode(self, record: ExecutionRecord, received_at: float) -> list[EncodedState]:
+    def _capture(self, record: ExecutionRecord, received_at: float) -> tuple[list, list]:
+        """What to spool for a record: encoded states, or the circuit to simulate."""
         tape = record.tape
         result = record.result[0] if record.task != "execute" else record.result
         rows = measured_distributions(tape, result) if record.shots else None
@@ -279,18 +264,26 @@ class StateRecorder(DeviceCallback):
                     "returns qml.probs(), qml.counts() or qml.sample() on every wire; "
                     "add one of them to record these runs",
                 )
-                return []
-            rows, kind, source = final_states(tape), "pure", "simulated"
-        n_qubits = int(np.log2(rows.shape[1]))
+                return [], []
+            kind, source = "pure", "simulated"
+            rows = _backend_states(record)
+        meta = self._metadata(record, received_at, source)
+        if rows is None:
+            try:
+                blob = pickle.dumps(tape, protocol=5)
+            except Exception:  # a tape that cannot be spooled: simulate it here instead
+                rows = final_states(tape)
+            else:
+                return [], [(str(uuid.uuid4()), tape.batch_size or 1, blob, meta)]
         try:
-            self.store.check_width(kind, n_qubits)
+            return self._encode(rows, kind, meta, tape, str(uuid.uuid4())), []
         except StateEncodingError as err:
-            self._warn_once(f"width{n_qubits}", str(err))
-            return []
-        except StoreUnavailableError:
-            pass  # the limit is unknown while the store is down; a write checks it
-        meta = {
-            "circuit_hash": structure_hash(tape),
+            self._warn_once(type(err).__name__, f"cannot record a state: {err}")
+            return [], []
+
+    def _metadata(self, record: ExecutionRecord, received_at: float, source: str) -> dict:
+        return {
+            "circuit_hash": structure_hash(record.tape),
             "backend": record.backend,
             "shots": record.shots,
             "cost": float(record.cost),
@@ -301,42 +294,135 @@ class StateRecorder(DeviceCallback):
             "run": self.run_id,
             "tags": self.tags or None,
         }
-        parameters = parameter_rows(tape)
+
+    def _encode(self, rows, kind: str, meta: dict, tape, call_id: str) -> list[EncodedState]:
+        """One entry per row; ids derive from the call's id, so re-encoding a spooled
+        circuit after a crash gives the same ids."""
+        vectors, n_qubits = encoding.encode_rows(rows, kind)
+        namespace = encoding.namespace_for(kind, n_qubits)
+        base = check_metadata(meta)
+        base.update(kind=kind, n_qubits=n_qubits)
+        parameters = parameter_texts(tape)
         entries = []
-        for b, row in enumerate(rows):
-            values = parameters[b] if b < len(parameters) else np.zeros(0)
-            if values.size <= _MAX_PARAMETERS_IN_METADATA:
-                meta["parameters"] = json.dumps(values.tolist())
-            meta["batch_index"] = b
-            entries.append(self.store.encode(row, kind, meta))
+        for b, vector in enumerate(vectors):
+            row_meta = dict(base, batch_index=b)
+            if b < len(parameters):
+                row_meta["parameters"] = parameters[b]
+            state_id = str(uuid.uuid5(uuid.UUID(call_id), str(b)))
+            entries.append(EncodedState(state_id, namespace, vector, row_meta))
         return entries
 
+    # ------------------------------------------------------ recorder thread
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                while True:
+                    if self._stopping:
+                        return
+                    delay = self._delay()
+                    if delay is not None and delay <= 0:
+                        break
+                    self._changed.wait(delay)
+            try:
+                self._simulate_circuits()
+                self._deliver()
+            except Exception:  # the thread must outlive any bug: states wait in the spool
+                logger.exception("StateRecorder: unexpected error; retrying")
+                time.sleep(self._max_backoff)
+            with self._changed:  # the spool is the truth (another process may share it)
+                self._waiting, self._rejected = self.spool.counts()
+                self._urgent = self._urgent and bool(self._waiting)
+                self._oldest = time.monotonic()
+                self._changed.notify_all()
+
+    def _delay(self) -> float | None:
+        """Seconds until the next forwarding round; ``None``: until something arrives."""
+        if not self._waiting:
+            return None
+        now = time.monotonic()
+        ready = self._next_attempt
+        if not self._urgent and self._waiting < self._batch_size:
+            ready = max(ready, self._oldest + self._max_delay)
+        return ready - now
+
+    def _simulate_circuits(self) -> None:
+        for circuit in self.spool.circuits(_CIRCUITS_PER_ROUND):
+            self.spool.expand(circuit.id, self._states_of(circuit))
+
+    def _states_of(self, circuit: SpooledCircuit) -> list[EncodedState]:
+        try:
+            rows = final_states(circuit.tape)
+            return self._encode(rows, "pure", circuit.metadata, circuit.tape, circuit.id)
+        except Exception as err:  # a circuit the simulator cannot redo: say so, go on
+            self._warn_once(type(err).__name__, f"cannot record a state: {err}")
+            with self._changed:
+                self._skipped += 1
+            return []
+
     def _deliver(self) -> None:
-        while self._waiting and time.monotonic() >= self._next_attempt:
+        """Send the spool in order; acknowledge by position (see :class:`Spool`)."""
+        while time.monotonic() >= self._next_attempt:
             batch = self.spool.pending(self._batch_size)
             if not batch:
                 return
             try:
-                self.store.write(batch)
+                fitting = self._fitting(batch)
+            except StoreError as err:  # the width limit is unknown while the store is down
+                self._failed(err)
+                return
+            try:
+                if fitting:
+                    self.store.write([entry for _, entry in fitting])
             except StoreUnavailableError as err:
                 self._failed(err)
                 return
-            except StoreError as err:  # refused for good: find and set aside the culprits
-                self._reject(batch, err)
+            except StoreError:  # refused for good: find and set aside the culprits
+                self._one_by_one(fitting)
                 continue
             except Exception as err:  # unexpected: keep the states, retry later
                 self._failed(err)
                 return
-            self._acknowledge(batch)
+            self._acknowledge(batch[-1][0], len(fitting))
 
-    def _acknowledge(self, batch: list[EncodedState]) -> None:
-        self.spool.ack([e.id for e in batch])
+    def _fitting(self, batch: list) -> list:
+        """The ``(seq, entry)`` pairs of a width the store holds (asked once per width);
+        the others are set aside in the spool's ``rejected`` table with the reason."""
+        keep = []
+        for seq, entry in batch:
+            width = (entry.metadata["kind"], int(entry.metadata["n_qubits"]))
+            if width not in self._widths:
+                try:
+                    self.store.check_width(*width)
+                except StateEncodingError as err:
+                    self._warn_once(f"width{width}", str(err))
+                    self._reject(seq, entry, err)
+                    continue
+                self._widths.add(width)
+            keep.append((seq, entry))
+        return keep
+
+    def _one_by_one(self, pairs: list) -> None:
+        """Send a refused batch one state at a time, in order: the good ones go
+        through, the refused ones are set aside."""
+        for seq, entry in pairs:
+            try:
+                self.store.write([entry])
+            except StoreUnavailableError as down:
+                self._failed(down)
+                return
+            except StoreError as err:
+                self._reject(seq, entry, err)
+            else:
+                self._acknowledge(seq, 1)
+
+    def _acknowledge(self, seq: int, count: int) -> None:
+        self.spool.ack_through(seq)
         if self._backoff:
             logger.info("state store %s is back; delivering spooled states", self.store.location)
         self._backoff = 0.0
         with self._changed:
-            self._delivered += len(batch)
-            self._waiting -= len(batch)
+            self._delivered += count
+            self._waiting -= count
             self._changed.notify_all()
 
     def _failed(self, err: Exception) -> None:
@@ -353,28 +439,28 @@ class StateRecorder(DeviceCallback):
             self._last_error = f"{type(err).__name__}: {err}"
             self._changed.notify_all()
 
-    def _reject(self, batch: list[EncodedState], err: StoreError) -> None:
-        if len(batch) == 1:
-            logger.error("state store refused state %s: %s", batch[0].id, err)
-            self.spool.reject(batch[0], str(err))
-            with self._changed:
-                self._waiting -= 1
-                self._rejected += 1
-                self._last_error = f"{type(err).__name__}: {err}"
-                self._changed.notify_all()
-            return
-        for entry in batch:  # one by one: the good ones go through
-            try:
-                self.store.write([entry])
-            except StoreUnavailableError as down:
-                self._failed(down)
-                return
-            except StoreError as single:
-                self._reject([entry], single)
-            else:
-                self._acknowledge([entry])
+    def _reject(self, seq: int, entry: EncodedState, err: Exception) -> None:
+        logger.error("state store refused state %s: %s", entry.id, err)
+        self.spool.reject(seq, entry, str(err))
+        with self._changed:
+            self._waiting -= 1
+            self._rejected += 1
+            self._last_error = f"{type(err).__name__}: {err}"
+            self._changed.notify_all()
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
             logger.warning("StateRecorder: %s", message)
+
+
+def _backend_states(record: ExecutionRecord) -> np.ndarray | None:
+    """The states the backend handed over, when they are over the recorded wires."""
+    states = record.states
+    if states is None:
+        return None
+    rows = np.asarray(states).reshape(len(states), -1)
+    if rows.shape[1] != 2 ** len(state_wires(record.tape)):
+        return None  # the backend's wire order differs: simulate instead
+    # the backend's own rounding (complex64) is not a user error: renormalise
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)

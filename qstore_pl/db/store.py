@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from qstore_pl.db import encoding
+from qstore_pl.db import encoding, search
 from qstore_pl.db.backends.base import Record, VectorBackend
-from qstore_pl.db.errors import MetadataError, StateDimensionError
+from qstore_pl.db.errors import FilterError, MetadataError, NoStatesError, StateDimensionError
 from qstore_pl.db.filters import parse_filter
 
 RESULTS_NAMESPACE = "results"
@@ -28,8 +28,9 @@ class Hit:
     id : str
         Its id in the store.
     fidelity : float
-        |⟨ψ|φ⟩|² for pure states, (Σ√(p_i q_i))² for probability vectors, computed
-        from the stored values (float32: about 1e-7 absolute error).
+        |⟨ψ|φ⟩|² for pure states, (Σ√(p_i q_i))² for probability vectors (the
+        classical fidelity, the Bhattacharyya coefficient squared), computed from the
+        stored values (float32: about 1e-7 absolute error).
     metadata : dict
         What was stored with it (circuit hash, parameters, backend, shots, ...).
     state : numpy.ndarray
@@ -183,24 +184,36 @@ class StateStore:
         kind : {"pure", "probs"}
             Compare with stored pure states or with stored probability vectors.
         candidates : int, optional
-            How many nearest vectors (by the stored dot product, a lower bound of
-            √fidelity for pure states) to re-rank by exact fidelity; default
-            ``max(4 * top_k, top_k + 16)``.
+            How many matches each store query asks for first (default
+            ``max(4 * top_k, 128)``: a store scans every vector per query, whatever
+            the number returned, so a deeper first query saves rounds); the search
+            asks for more until the result is provably the exact top-k (see
+            :mod:`qstore_pl.db.search`).
 
         Returns
         -------
         list[Hit]
-            At most ``top_k`` hits; their fidelities are exact for the stored values.
+            At most ``top_k`` hits, best first: the ``top_k`` stored states of this
+            kind and width with the highest fidelity to ``state`` (ties in any order);
+            their fidelities are exact for the stored values.
+
+        Raises
+        ------
+        NoStatesError
+            The store holds no state of this kind and width (names those it holds).
+        FilterError
+            A filter names a metadata key that no state of this kind and width has.
         """
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1; got {top_k}")
         vector, n_qubits = encoding.encode(state, kind)
         self.check_width(kind, n_qubits)
         conditions = parse_filter(filter)
-        pool = candidates or max(4 * top_k, top_k + 16)
+        pool = candidates or max(4 * top_k, 128)
         namespace = encoding.namespace_for(kind, n_qubits)
-        matches = self.backend.query(namespace, vector, max(pool, top_k), conditions)
+        matches = search.nearest(self.backend, namespace, vector, kind, top_k, pool, conditions)
         if not matches:
+            self._explain_no_match(kind, n_qubits, conditions)
             return []
         length = len(vector)
         stored = np.stack([m.record.vector[:length] for m in matches])
@@ -215,6 +228,31 @@ class StateStore:
             )
             for i in order
         ]
+
+    def _explain_no_match(self, kind: str, n_qubits: int, conditions: list) -> None:
+        """Raise when an empty result comes from a mistake rather than the data: no
+        states of this kind and width, or a filter key that no such state has."""
+        namespace = encoding.namespace_for(kind, n_qubits)
+        held = {name: count for name, count in self.backend.counts().items() if count}
+        held.pop(RESULTS_NAMESPACE, None)
+        if namespace not in held:
+            have = ", ".join(f"{name} ({count})" for name, count in sorted(held.items()))
+            raise NoStatesError(
+                f"{self.location} holds no {kind} states of {n_qubits} qubits "
+                f"(namespace {namespace}); it holds: {have or 'no states at all'}. "
+                "Query with a state of a stored width (kind='probs' for probability vectors)."
+            )
+        missing = {c.field for c in conditions}
+        keys: set[str] = set()
+        for record in self.backend.scan(namespace):
+            keys.update(record.metadata)
+            missing -= keys
+            if not missing:
+                return  # the keys exist: nothing matches their values, a true empty
+        raise FilterError(
+            f"no stored state in {namespace} has the metadata key(s) "
+            f"{sorted(missing)}; their keys are {sorted(keys)}. Check the spelling."
+        )
 
     def get(self, ids: Sequence[str]) -> list[StoredState]:
         """The stored states with these ids (in any namespace), in the order given."""

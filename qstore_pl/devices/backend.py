@@ -78,6 +78,12 @@ class Backend:
             raise
         return numpy_numbers(tuple(postprocess(self.device.execute(device_tapes, config))))
 
+    def kept_states(self, tapes: Sequence[QuantumScript]) -> list | None:
+        """The final states of ``tapes`` if the device ran them last and kept them
+        (``qstore.batched`` does), one ``(batch, 2**n)`` array per tape; else ``None``."""
+        accessor = getattr(self.device, "kept_states", None)
+        return accessor(tapes) if accessor is not None else None
+
     def _execute_config(self, mcm_config: MCMConfig, circuit) -> ExecutionConfig:
         return self.device.setup_execution_config(
             ExecutionConfig(

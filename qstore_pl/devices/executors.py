@@ -126,22 +126,30 @@ class BackendPool:
 
     def get(self, work: GroupWork) -> Backend:
         """The backend device for ``work``, built if this process has none yet."""
-        spec = work.spec
-        key = (
-            work.owner,
-            spec.name,
-            spec.device_name,
-            repr(sorted(spec.device_kwargs.items())),
-            work.num_wires,
-            work.seed,
-        )
+        key = _pool_key(work)
         backend = self._backends.get(key)
         if backend is None:
-            backend = self._backends[key] = Backend(spec, work.num_wires, seed=work.seed)
+            backend = self._backends[key] = Backend(work.spec, work.num_wires, seed=work.seed)
             if self.max_size is not None and len(self._backends) > self.max_size:
                 self._backends.popitem(last=False)
         self._backends.move_to_end(key)
         return backend
+
+    def peek(self, work: GroupWork) -> Backend | None:
+        """The backend device for ``work`` if this process has built it."""
+        return self._backends.get(_pool_key(work))
+
+
+def _pool_key(work: GroupWork) -> Hashable:
+    spec = work.spec
+    return (
+        work.owner,
+        spec.name,
+        spec.device_name,
+        repr(sorted(spec.device_kwargs.items())),
+        work.num_wires,
+        work.seed,
+    )
 
 
 def run_work(work: GroupWork, pool: BackendPool) -> list:
@@ -196,6 +204,12 @@ class SerialExecutor:
 
     def run(self, work: GroupWork) -> list:
         return run_work(work, self._pool)
+
+    def kept_states(self, work: GroupWork) -> list | None:
+        """The final states of ``work``'s tapes if its backend ran them last and kept
+        them (see :meth:`Backend.kept_states`)."""
+        backend = self._pool.peek(work)
+        return backend.kept_states(work.tapes) if backend is not None else None
 
     def __repr__(self) -> str:
         return "SerialExecutor()"

@@ -476,7 +476,8 @@ class RouterDevice(Device):
         if not self._callbacks:
             return
         share = seconds / len(tapes)
-        for tape, value in zip(tapes, output):
+        states = self._kept_states(backend, job) or [None] * len(tapes)
+        for tape, value, state in zip(tapes, output, states):
             shots = tape.shots.total_shots if tape.shots else None
             record = ExecutionRecord(
                 tape=tape,
@@ -487,9 +488,23 @@ class RouterDevice(Device):
                 seconds=share,
                 cost=cost * (broadcast_size(tape) or 1) / circuits,
                 derivative_method=method,
+                states=state,
             )
             for callback in self._callbacks:
                 _safe_call(callback.on_execution, record)
+
+    def _kept_states(self, backend: str, job: _Job) -> list | None:
+        """The final states the backend kept of the job's tapes, when a callback wants
+        them (a recorder then stores them instead of simulating the circuits again)."""
+        if job.task != "execute" or not any(
+            getattr(cb, "wants_states", False) for cb in self._callbacks
+        ):
+            return None
+        kept = getattr(self._executor, "kept_states", None)  # local executors only
+        if kept is None:
+            return None
+        width = job.decision.features.num_wires
+        return _safe_call(kept, self._work(backend, job.task, job.group.tapes, width))
 
     def _note_sequence(self, key: Hashable, task: str, backend: str) -> None:
         """Remember where a structure's forward pass ran and whether derivatives follow

@@ -37,6 +37,9 @@ class PineconeBackend:
         Seconds per request.
     """
 
+    #: Most matches one query returns with their values (Pinecone's limit).
+    max_top_k = 1000
+
     def __init__(self, index_host: str, api_key: str | None = None, *, timeout: float = 10.0):
         from pinecone import Index
 

@@ -244,6 +244,23 @@ class BatchedDevice(Device):
     def execute_and_compute_derivatives(self, circuits, execution_config=None):
         return self._jacobian(circuits, want_results=True)
 
+    def kept_states(self, circuits) -> list[np.ndarray] | None:
+        """The final states of ``circuits`` if they are the last execution's (kept for
+        the VJP that follows): per circuit an array ``(batch, 2**n)`` over wires
+        ``0 .. n-1``; ``None`` if this device does not hold them."""
+        if self._executed is None:
+            return None
+        tapes, groups = self._executed
+        if len(tapes) != len(circuits) or not all(map(_same_circuit, tapes, circuits)):
+            return None
+        if not all(map(self._standard_wires, tapes)):
+            return None  # simulated on relabelled wires
+        states: list[Any] = [None] * len(tapes)
+        for indices, bound, psi in groups:
+            for i, s in zip(indices, bound.slices):
+                states[i] = psi[s]
+        return states
+
     # ------------------------------------------------------------- internals
     def _kernel(self, bound: BoundProgram):
         """qsim's kernels for wide complex64 circuits, the compiled row kernel otherwise."""
