@@ -10,8 +10,13 @@ The devices are registered with PennyLane's plugin entry points::
     dev = qml.device("qstore.qsim", wires=20)    # qsim driven directly
 """
 
-from qstore_pl import device_config
-from qstore_pl.exceptions import (
+# first: OpenMP runtimes read their wait policy when loaded (see qstore_pl.threads)
+from qstore_pl import threads
+
+threads.prefer_passive_waiting()
+
+from qstore_pl import device_config  # noqa: E402
+from qstore_pl.exceptions import (  # noqa: E402
     BackendExecutionError,
     BudgetExceeded,
     ConfigError,
@@ -20,7 +25,7 @@ from qstore_pl.exceptions import (
     UnknownBackendError,
     UnsupportedCircuitError,
 )
-from qstore_pl.router.purpose import purpose
+from qstore_pl.router.purpose import purpose  # noqa: E402
 
 __version__ = "0.1.0"
 
