@@ -123,7 +123,8 @@ def report() -> str:
     if policy.loaded_before:
         names = ", ".join(os.path.basename(p) for p in policy.loaded_before)
         wait += (
-            f"; already loaded before qstore_pl, so still spinning: {names} (import "
+            f"; loaded before qstore_pl, so their thread teams still spin when idle: "
+            f"{names} (harmless with one thread, e.g. OMP_NUM_THREADS=1; else import "
             "qstore_pl first or set OMP_WAIT_POLICY=passive before starting Python)"
         )
     budget = thread_budget()
