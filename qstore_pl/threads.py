@@ -19,7 +19,10 @@ from 10.9 ms to 124 ms beside two busy processes on two cores. Two measures:
   count of runnable tasks, read at most every :data:`LOAD_CHECK_SECONDS`). Small
   circuits run on one thread: waking a team costs more than the work.
 
-torch's own thread count is never changed (it is the user's global setting).
+torch's own thread count is never changed (it is the user's global setting). numba's
+threading layer stays numba's default (TBB where installed, else OpenMP, which then
+waits passively): its ``workqueue`` layer cannot serve two calling threads at once,
+which the router's executors and Dask task threads do.
 
 Environment variables
 ---------------------
@@ -49,8 +52,8 @@ PASSIVE_ENV = "QSTORE_PASSIVE_WAIT"
 #: What passive waiting means to GNU (libgomp) and LLVM/Intel (libomp, libiomp) runtimes.
 PASSIVE_SETTINGS = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
 #: Below this many amplitudes per call (rows x 2**wires) one thread does the work:
-#: 32 rows at 10 qubits. Waking a team costs ~0.1 ms idle and ~1 ms beside busy
-#: processes, more than a W1 step's kernels at 4-8 qubits take in all.
+#: 32 rows at 10 qubits. Waking a team (~1 ms per call beside busy processes) costs
+#: more than a W1 step's kernels take at 4-8 qubits.
 PARALLEL_MIN_AMPLITUDES = 1 << 15
 #: The load is re-read at most this often (a read costs ~20 us).
 LOAD_CHECK_SECONDS = 0.5
