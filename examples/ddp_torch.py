@@ -13,6 +13,12 @@ On several machines give torchrun ``--nnodes``, ``--node_rank`` and ``--rdzv_end
 (deploy/k8s/pytorchjob.yaml does this on Kubernetes). Each process routes its own
 circuits; add ``--dask tcp://scheduler:8786`` to fan them out over a Dask cluster too.
 
+Threads: each process's simulators use its share of the node's cores (torchrun's
+``LOCAL_WORLD_SIZE``; torchrun also sets ``OMP_NUM_THREADS=1`` for torch), fewer while
+other processes keep cores busy, so two ranks on two cores run one thread each
+instead of four spinning threads fighting for two cores; ``--show-threads`` prints
+each rank's decision (``qstore_pl.threads``).
+
 ``--grad-check PATH`` runs a single step on a fixed global batch and has rank 0 save
 the averaged gradients there (the test suite compares them with a single process).
 """
@@ -28,6 +34,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 import qstore_pl  # noqa: F401  (lets qml.device take a router config)
+from qstore_pl import threads
 from qstore_pl.quickstart import build_model, two_moons
 
 
@@ -85,10 +92,13 @@ def main(argv=None) -> None:
     parser.add_argument("--precision", choices=("single", "double"), default="single")
     parser.add_argument("--dask", default=None, help="Dask scheduler address (optional)")
     parser.add_argument("--grad-check", default=None, help="save one step's gradients here")
+    parser.add_argument("--show-threads", action="store_true", help="print each rank's threads")
     args = parser.parse_args(argv)
 
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
+    if args.show_threads:
+        print(f"rank {rank}: {threads.report()}", flush=True)
     if args.batch_size % world:
         raise SystemExit(f"--batch-size {args.batch_size} must be a multiple of {world}")
     config = router_config(args.precision, args.dask)

@@ -14,8 +14,13 @@ command line starts in a fraction of a second); the exceptions load on first use
 ``qml.device`` is adapted as soon as PennyLane is imported.
 """
 
-from qstore_pl.after_import import when_imported
-from qstore_pl.router.purpose import purpose
+# first: OpenMP runtimes read their wait policy when loaded (see qstore_pl.threads)
+from qstore_pl import threads
+
+threads.prefer_passive_waiting()
+
+from qstore_pl.after_import import when_imported  # noqa: E402
+from qstore_pl.router.purpose import purpose  # noqa: E402
 
 __version__ = "0.1.0"
 

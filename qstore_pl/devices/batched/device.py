@@ -46,6 +46,7 @@ from qstore_pl.devices.batched.qsim_kernel import QsimStateKernel
 from qstore_pl.devices.grouping import group_by_structure, ndim, structure_key
 from qstore_pl.devices.preprocess_cache import skip_known_structures
 from qstore_pl.devices.wire_count import check_wire_count
+from qstore_pl.threads import numba_threads
 
 _DEVICE_GRADIENTS = {"best", "adjoint", "device"}
 # (tape positions in the batch, bound program, final states)
@@ -291,7 +292,8 @@ class BatchedDevice(Device):
         groups = []
         for group in group_by_structure(tapes):
             bound = self._program(group.key, group.tapes[0]).bind(group.tapes)
-            groups.append((group.indices, bound, forward(self._kernel(bound), bound)))
+            with _threads(bound):
+                groups.append((group.indices, bound, forward(self._kernel(bound), bound)))
         return groups
 
     def _standard_wires(self, tape: QuantumScript) -> bool:
@@ -333,15 +335,16 @@ class BatchedDevice(Device):
             dys, stacked = _cotangent_columns(
                 [cotangents[i] for i in indices], bound, len(measurements)
             )
-            lam = adjoint_states(
-                kernel,
-                np.concatenate([psi] * stacked) if stacked > 1 else psi,
-                measurements,
-                dys,
-                n,
-            )
-            trainable = _trainable_gates(bound)
-            grads = backward(kernel, bound, psi, lam.astype(psi.dtype), trainable)
+            with _threads(bound):
+                lam = adjoint_states(
+                    kernel,
+                    np.concatenate([psi] * stacked) if stacked > 1 else psi,
+                    measurements,
+                    dys,
+                    n,
+                )
+                trainable = _trainable_gates(bound)
+                grads = backward(kernel, bound, psi, lam.astype(psi.dtype), trainable)
             for tape_no, i in enumerate(indices):
                 vjps[i] = _tape_vjp(bound, tape_no, grads, stacked)
             if want_results:
@@ -374,8 +377,10 @@ class BatchedDevice(Device):
                     else eye.reshape(outputs * bound.batch, size)
                 )
                 offset += size
-            lam = adjoint_states(kernel, np.concatenate([psi] * outputs), measurements, dys, n)
-            grads = backward(kernel, bound, psi, lam.astype(psi.dtype), _trainable_gates(bound))
+            with _threads(bound):
+                lam = adjoint_states(kernel, np.concatenate([psi] * outputs), measurements, dys, n)
+                trainable = _trainable_gates(bound)
+                grads = backward(kernel, bound, psi, lam.astype(psi.dtype), trainable)
             for tape_no, i in enumerate(indices):
                 jacs[i] = _tape_jacobian(bound, tape_no, grads, sizes)
             if want_results:
@@ -410,6 +415,11 @@ def _same_circuit(a: QuantumScript, b: QuantumScript) -> bool:
             elif np.shape(p) != np.shape(q) or not np.array_equal(p, q):
                 return False
     return not left or bool(np.array_equal(np.array(left), np.array(right)))
+
+
+def _threads(bound: BoundProgram):
+    """numba's threads for a group's kernels: by its amplitudes and the machine's load."""
+    return numba_threads(bound.batch << _width(bound))
 
 
 def _width(bound: BoundProgram) -> int:

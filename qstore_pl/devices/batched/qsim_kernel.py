@@ -9,7 +9,6 @@ matrix of a sequence share one qsim circuit.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,7 +32,8 @@ class QsimStateKernel(StateKernel):
     Parameters
     ----------
     threads : int, optional
-        qsim threads per state (default: every core).
+        qsim threads per state (default: decided per state by
+        :func:`qstore_pl.threads.engine_threads`).
     max_fused_gate_size : int
         qsim's gate fusion limit.
     """
@@ -45,7 +45,7 @@ class QsimStateKernel(StateKernel):
 
     def __init__(self, threads: int | None = None, max_fused_gate_size: int = 4):
         super().__init__(np.complex64)
-        self._simulator = QsimSimulator(max_fused_gate_size, threads or os.cpu_count() or 1)
+        self._simulator = QsimSimulator(max_fused_gate_size, threads)
 
     def apply_all(self, states: np.ndarray, gates: Sequence[ArrayGate], n: int) -> np.ndarray:
         """Apply array gates in order to every row (overwrites ``states``)."""

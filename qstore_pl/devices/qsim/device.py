@@ -113,10 +113,12 @@ class QsimDevice(Device):
     max_fused_gate_size : int
         qsim fuses neighbouring gates into matrices on up to this many qubits (1-6).
     cpu_threads : int, optional
-        CPU threads qsim uses per circuit; ``None`` uses all cores available to this
-        process. qsim's OpenMP threads spin while waiting: when other processes keep
-        cores busy, fewer threads (or ``OMP_WAIT_POLICY=passive``) can be many times
-        faster.
+        CPU threads qsim uses per circuit; ``None`` decides per circuit: one below
+        ~15 qubits, else the cores this process may use that no other process is
+        busy on (:mod:`qstore_pl.threads`; ``QSTORE_THREADS`` fixes the count).
+        Beside busy processes extra threads cost more than they give (20 qubits:
+        38 ms idle on 2 threads, 215-950 ms on 2 threads beside other jobs, ~50 ms
+        on 1).
 
     Raises
     ------
@@ -139,9 +141,7 @@ class QsimDevice(Device):
         super().__init__(wires=wires, shots=shots)
         if not 1 <= max_fused_gate_size <= translate.MAX_MATRIX_WIRES:
             raise ValueError(f"max_fused_gate_size must be 1-6, got {max_fused_gate_size}")
-        if cpu_threads is None:
-            cpu_threads = len(os.sched_getaffinity(0))
-        if cpu_threads < 1:
+        if cpu_threads is not None and cpu_threads < 1:
             raise ValueError(f"cpu_threads must be at least 1, got {cpu_threads}")
         self._simulator = QsimSimulator(max_fused_gate_size, cpu_threads)
         self._rng = np.random.default_rng(seed)
@@ -154,8 +154,8 @@ class QsimDevice(Device):
         return self._simulator.max_fused_gate_size
 
     @property
-    def cpu_threads(self) -> int:
-        """CPU threads qsim uses per circuit."""
+    def cpu_threads(self) -> int | None:
+        """CPU threads qsim uses per circuit; ``None``: decided per circuit."""
         return self._simulator.num_threads
 
     # preprocessing --------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from qstore_pl.devices.qsim.translate import QSIM
+from qstore_pl.threads import engine_threads
 
 #: A qsim Pauli sum: its operator strings and the most qubits one string acts on.
 OpSum = tuple[list[Any], int]
@@ -24,13 +25,18 @@ class QsimSimulator:
     ----------
     max_fused_gate_size : int
         qsim fuses neighbouring gates into matrices on up to this many qubits (1-6).
-    num_threads : int
-        CPU threads qsim uses for each circuit.
+    num_threads : int, optional
+        CPU threads qsim uses for each circuit; ``None`` decides per circuit from its
+        width and the machine's load (:func:`qstore_pl.threads.engine_threads`).
     """
 
-    def __init__(self, max_fused_gate_size: int, num_threads: int):
+    def __init__(self, max_fused_gate_size: int, num_threads: int | None = None):
         self.max_fused_gate_size = max_fused_gate_size
         self.num_threads = num_threads
+
+    def threads_for(self, num_qubits: int) -> int:
+        """The threads a circuit on ``num_qubits`` qubits runs on."""
+        return self.num_threads or engine_threads(1 << num_qubits)
 
     def _options(self, circuit: Any) -> dict[str, Any]:
         # "s" seeds qsim's own sampling, unused here; g/gmode/gsst/gdb select and tune
@@ -38,7 +44,7 @@ class QsimSimulator:
         return {
             "c": circuit,
             "f": self.max_fused_gate_size,
-            "t": self.num_threads,
+            "t": self.threads_for(circuit.num_qubits),
             "r": 1,
             "v": 0,
             "z": False,
