@@ -50,8 +50,12 @@ _DEVICE_GRADIENTS = {"best", "adjoint", "device"}
 # (tape positions in the batch, bound program, final states)
 _Group = tuple[list[int], BoundProgram, np.ndarray]
 _PROGRAM_CACHE_SIZE = 64
-#: Widest gate applied as one dense matrix.
+#: Widest gate applied as one dense matrix; wider ones are decomposed (their
+#: decompositions are cheaper than a dense matrix's ``2**k`` products per amplitude).
 MAX_GATE_WIRES = 4
+#: Gates applied as one matrix on any number of wires: decomposing a general unitary
+#: takes ``O(4**k)`` gates, more than the dense matrix's ``2**k`` per amplitude.
+DENSE_ANY_WIDTH = frozenset({"QubitUnitary", "ControlledQubitUnitary"})
 #: From this width, complex64 circuits run on qsim's kernels. Measured on a 2-core x86
 #: machine (W1 train step, batch 32): the row kernel wins at 16 qubits (691 vs 1103
 #: ms) and 18 (2.3 vs 2.5 s) and ties at 20; qsim's forward pass pulls ahead from 20.
@@ -59,6 +63,8 @@ QSIM_MIN_WIRES = 20
 
 
 def _supported_gate(op) -> bool:
+    if op.name in DENSE_ANY_WIDTH:
+        return True
     return op.has_matrix and len(op.wires) <= MAX_GATE_WIRES and op.name != "Snapshot"
 
 
@@ -99,7 +105,8 @@ class BatchedDevice(Device):
 
     Notes
     -----
-    Supported: any gate with a matrix on at most four wires, parameter broadcasting,
+    Supported: any gate with a matrix on at most four wires, ``QubitUnitary`` and
+    ``ControlledQubitUnitary`` on any number of wires, parameter broadcasting,
     ``expval``/``var`` of any observable with a matrix or Pauli representation,
     ``probs`` and ``state``. Derivatives: the adjoint method for ``expval`` and
     ``probs``, as vector-Jacobian products (one backward sweep for the batch) or
