@@ -77,3 +77,7 @@ class BudgetExceeded(QstoreError, RuntimeError):
             f"Nothing was submitted. To run it, {fix}, or set on_budget_exceeded='fallback' "
             "to run on the next backend of the fallback chain instead."
         )
+
+
+class StateTooLargeError(UnsupportedCircuitError, MemoryError):
+    """A state-vector simulation needs more memory than the machine has available."""

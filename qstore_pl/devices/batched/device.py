@@ -41,6 +41,7 @@ from qstore_pl.devices.batched.measure import (
     output_sizes,
     supports_measurement,
 )
+from qstore_pl.devices.batched.memory import check_states_fit
 from qstore_pl.devices.batched.program import BoundProgram, Program
 from qstore_pl.devices.batched.qsim_kernel import QsimStateKernel
 from qstore_pl.devices.grouping import group_by_structure, ndim, structure_key
@@ -279,6 +280,7 @@ class BatchedDevice(Device):
         groups = []
         for group in group_by_structure(tapes):
             bound = self._program(group.key, group.tapes[0]).bind(group.tapes)
+            check_states_fit(self.name, bound.program.num_wires, bound.batch, self.c_dtype)
             groups.append((group.indices, bound, forward(self._kernel(bound), bound)))
         return groups
 
