@@ -100,3 +100,7 @@ class JobOutcomeUnknown(QstoreError, RuntimeError):
     def __init__(self, message: str, job_ids: tuple = (), job_keys: tuple = ()):
         super().__init__(message)
         self.job_ids, self.job_keys = tuple(job_ids), tuple(job_keys)
+
+
+class StateTooLargeError(UnsupportedCircuitError, MemoryError):
+    """A state-vector simulation needs more memory than the machine has available."""

@@ -164,7 +164,6 @@ def _batched(options: Mapping[str, Any]):
     caps = capabilities_from_toml(
         BatchedDevice.config_filepath,
         max_wires=max_wires_for_memory(8 if single else 16, fraction=0.1),
-        max_matrix_wires=4,
         dtype="complex64" if single else "complex128",
         broadcasting=True,
         broadcast_derivatives=True,

@@ -24,7 +24,8 @@ class BackendCapabilities:
         Gate names executed natively. ``None`` means any gate that has a matrix on at
         most ``max_matrix_wires`` wires.
     max_matrix_wires : int
-        Widest gate given by its matrix, when ``operations`` is ``None``.
+        Widest gate given by its matrix, when ``operations`` is ``None``; otherwise
+        the widest ``QubitUnitary`` (or controlled one's target) applied whole.
     observables : frozenset[str] or None
         Observable names (leaves and composites); ``None`` means any observable.
     measurements, sampled_measurements : frozenset[str] or None
@@ -107,6 +108,10 @@ class BackendCapabilities:
             unknown = features.operations - self.operations
             if unknown:
                 reasons.append(f"unsupported operations {sorted(unknown)}")
+            if features.max_dense_wires > self.max_matrix_wires:
+                reasons.append(
+                    f"a {features.max_dense_wires}-wire matrix gate > max {self.max_matrix_wires}"
+                )
         if self.observables is not None:
             unknown = features.observables - self.observables
             if unknown:

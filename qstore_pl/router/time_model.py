@@ -2,9 +2,11 @@
 
 A model is a handful of coefficients: fixed costs per call, per circuit and per gate
 (interpreter overhead), and the cost of applying one gate to one amplitude of the
-state vector. Derivatives multiply the forward time by the number of state-vector
-sweeps the method needs. Each backend's defaults come from measurements on a 2-core
-x86 machine; calibration replaces them with measurements of the machine at hand.
+state vector (a dense matrix on ``k`` wires counts as ``2**k / 4`` gates there: see
+:attr:`~qstore_pl.router.workload.WorkloadFeatures.dense_gate_work`). Derivatives
+multiply the forward time by the number of state-vector sweeps the method needs. Each
+backend's defaults come from measurements on a 2-core x86 machine; calibration
+replaces them with measurements of the machine at hand.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class TimeModel:
         overhead = overhead_units * (self.per_circuit + gates * self.per_gate)
         amplitudes = 2.0**features.num_wires
         simulation = amplitudes * (
-            gates * self.per_gate_amplitude
+            (gates + features.dense_gate_work) * self.per_gate_amplitude
             + features.num_measurements * self.per_measurement_amplitude
         )
         sampling = (features.shots or 0) * features.num_wires * 1e-8

@@ -40,6 +40,14 @@ class WorkloadFeatures:
         Gate counts per circuit by number of wires acted on.
     max_gate_wires : int
         Widest gate in the circuit.
+    max_dense_wires : int
+        Widest gate that simulators apply as a dense matrix (``QubitUnitary``, and the
+        target of a controlled one); 0 if none.
+    dense_gate_work : float
+        What such matrices add to the gate count, in gates' worth of work per
+        amplitude: a dense matrix on ``k`` wires costs ``2**k`` products per
+        amplitude, ``2**k / 4`` gates on one or two wires (what the time models'
+        per-amplitude cost is measured on), so it adds ``2**k / 4 - 1``.
     num_parameters, num_trainable : int
         Gate parameters per circuit, and how many of them need derivatives.
     operations, trainable_operations, observables, measurements : frozenset[str]
@@ -64,6 +72,8 @@ class WorkloadFeatures:
     num_2q_gates: int = 0
     num_multi_gates: int = 0
     max_gate_wires: int = 0
+    max_dense_wires: int = 0
+    dense_gate_work: float = 0.0
     num_parameters: int = 0
     num_trainable: int = 0
     operations: frozenset[str] = field(default_factory=frozenset)
@@ -125,6 +135,24 @@ def observable_names(obs: qml.operation.Operator | None) -> set[str]:
     return names
 
 
+def dense_width(op: qml.operation.Operator) -> int:
+    """Wires of the dense matrix a simulator applies for ``op`` (0: not a dense matrix).
+
+    A ``QubitUnitary`` is applied whole; a controlled one as its target's matrix on
+    the amplitudes its controls select.
+    """
+    if op.name == "QubitUnitary":
+        return len(op.wires)
+    base = getattr(op, "base", None)
+    if base is not None and base.name == "QubitUnitary":
+        return len(base.wires)
+    return 0
+
+
+def _dense_gate_work(widths: Sequence[int]) -> float:
+    return float(sum(max(2.0**k / 4 - 1, 0.0) for k in widths))
+
+
 def _depth(tape: QuantumScript) -> int:
     level = {}
     depth = 0
@@ -158,6 +186,7 @@ def describe(
     """
     tape = tapes[0]
     sizes = [len(op.wires) for op in tape.operations]
+    dense = [dense_width(op) for op in tape.operations]
     observables: set[str] = set()
     for mp in tape.measurements:
         observables |= observable_names(mp.obs)
@@ -169,6 +198,8 @@ def describe(
         num_2q_gates=sum(1 for s in sizes if s == 2),
         num_multi_gates=sum(1 for s in sizes if s > 2),
         max_gate_wires=max(sizes, default=0),
+        max_dense_wires=max(dense, default=0),
+        dense_gate_work=_dense_gate_work(dense),
         num_parameters=tape.num_params,
         num_trainable=len(tape.trainable_params),
         operations=frozenset(op.name for op in tape.operations),

@@ -41,6 +41,7 @@ from qstore_pl.devices.batched.measure import (
     output_sizes,
     supports_measurement,
 )
+from qstore_pl.devices.batched.memory import check_states_fit
 from qstore_pl.devices.batched.program import BoundProgram, Program
 from qstore_pl.devices.batched.qsim_kernel import QsimStateKernel
 from qstore_pl.devices.grouping import group_by_structure, ndim, structure_key
@@ -52,8 +53,12 @@ _DEVICE_GRADIENTS = {"best", "adjoint", "device"}
 # (tape positions in the batch, bound program, final states)
 _Group = tuple[list[int], BoundProgram, np.ndarray]
 _PROGRAM_CACHE_SIZE = 64
-#: Widest gate applied as one dense matrix.
+#: Widest gate applied as one dense matrix; wider ones are decomposed (their
+#: decompositions are cheaper than a dense matrix's ``2**k`` products per amplitude).
 MAX_GATE_WIRES = 4
+#: Gates applied as one matrix on any number of wires: decomposing a general unitary
+#: takes ``O(4**k)`` gates, more than the dense matrix's ``2**k`` per amplitude.
+DENSE_ANY_WIDTH = frozenset({"QubitUnitary", "ControlledQubitUnitary"})
 #: From this width, complex64 circuits run on qsim's kernels. Measured on a 2-core x86
 #: machine (W1 train step, batch 32): the row kernel wins at 16 qubits (691 vs 1103
 #: ms) and 18 (2.3 vs 2.5 s) and ties at 20; qsim's forward pass pulls ahead from 20.
@@ -61,6 +66,8 @@ QSIM_MIN_WIRES = 20
 
 
 def _supported_gate(op) -> bool:
+    if op.name in DENSE_ANY_WIDTH:
+        return True
     return op.has_matrix and len(op.wires) <= MAX_GATE_WIRES and op.name != "Snapshot"
 
 
@@ -101,7 +108,8 @@ class BatchedDevice(Device):
 
     Notes
     -----
-    Supported: any gate with a matrix on at most four wires, parameter broadcasting,
+    Supported: any gate with a matrix on at most four wires, ``QubitUnitary`` and
+    ``ControlledQubitUnitary`` on any number of wires, parameter broadcasting,
     ``expval``/``var`` of any observable with a matrix or Pauli representation,
     ``probs`` and ``state``. Derivatives: the adjoint method for ``expval`` and
     ``probs``, as vector-Jacobian products (one backward sweep for the batch) or
@@ -292,6 +300,7 @@ class BatchedDevice(Device):
         groups = []
         for group in group_by_structure(tapes):
             bound = self._program(group.key, group.tapes[0]).bind(group.tapes)
+            check_states_fit(self.name, bound.program.num_wires, bound.batch, self.c_dtype)
             with _threads(bound):
                 groups.append((group.indices, bound, forward(self._kernel(bound), bound)))
         return groups

@@ -136,6 +136,43 @@ def apply_sequence(states, kinds, counts, position_offsets, positions, value_off
     run(states, kinds, counts, position_offsets, positions, value_offsets, real, imag)
 
 
+def check_sequence(n, kinds, counts, position_offsets, positions, value_offsets, num_values):
+    """Raise ``ValueError`` unless an encoded sequence stays inside its arrays on ``n`` wires.
+
+    The compiled kernels check no bounds (an index past an array's end corrupts the
+    heap), so every encoding is checked once, where it is built: gate positions are
+    distinct bit positions below ``n``, a permutation gathers ``2**n`` indices below
+    ``2**n``, and each gate's ``K`` matrices or diagonals lie inside the value arrays.
+    """
+    size = 1 << n
+    if len(position_offsets) != len(kinds) + 1 or position_offsets[-1] > len(positions):
+        raise ValueError("encoded gate sequence: position offsets do not match the gates")
+    for g, kind in enumerate(kinds):
+        wires = positions[position_offsets[g] : position_offsets[g + 1]]
+        if kind == PERMUTATION:
+            if len(wires) != size or (size and (wires.min() < 0 or wires.max() >= size)):
+                raise ValueError(
+                    f"encoded gate {g}: a permutation must gather {size} indices below {size}"
+                )
+            continue
+        k = len(wires)
+        if k == 0 or k > n or wires.min() < 0 or wires.max() >= n or len(set(wires)) != k:
+            raise ValueError(
+                f"encoded gate {g}: bit positions {list(wires)} are not distinct positions "
+                f"below {n}"
+            )
+        block = (1 << k) if kind == DIAGONAL else 1 << (2 * k)
+        if (
+            counts[g] < 1
+            or value_offsets[g] < 0
+            or value_offsets[g] + counts[g] * block > num_values
+        ):
+            raise ValueError(
+                f"encoded gate {g}: {counts[g]} blocks of {block} values at offset "
+                f"{value_offsets[g]} overrun the {num_values} values"
+            )
+
+
 @njit(parallel=True, cache=True, fastmath=True)
 def _rows_parallel(states, kinds, counts, position_offsets, positions, value_offsets, real, imag):
     for r in prange(states.shape[0]):
@@ -159,8 +196,13 @@ def _row(states, r, kinds, counts, position_offsets, positions, value_offsets, r
         re[idx] = row[idx].real
         im[idx] = row[idx].imag
     scratch = np.empty(size, dtype=real.dtype)
-    lr = np.empty(64, dtype=real.dtype)
-    li = np.empty(64, dtype=real.dtype)
+    # the dense gates' local amplitudes: sized for the widest one (numba checks no bounds)
+    widest = 0
+    for g in range(gates):
+        if kinds[g] == DENSE:
+            widest = max(widest, position_offsets[g + 1] - position_offsets[g])
+    lr = np.empty(1 << widest, dtype=real.dtype)
+    li = np.empty(1 << widest, dtype=real.dtype)
     for g in range(gates):
         lo = position_offsets[g]
         hi = position_offsets[g + 1]

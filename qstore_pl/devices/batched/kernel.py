@@ -75,15 +75,28 @@ def encode(gates: Sequence[ArrayGate], n: int, dtype) -> tuple[np.ndarray, ...]:
         position_offsets.append(position_offsets[-1] + positions[-1].shape[0])
     flat = np.concatenate(values) if values else np.zeros(1, complex)
     real_dtype = np.finfo(np.dtype(dtype)).dtype
-    return (
+    structure = (
         np.array(kinds, dtype=np.int64),
         np.array(counts, dtype=np.int64),
         np.array(position_offsets, dtype=np.int64),
         np.concatenate(positions) if positions else np.zeros(0, np.int64),
         np.array(value_offsets, dtype=np.int64),
+    )
+    jit_kernels.check_sequence(n, *structure, flat.size)
+    return (
+        *structure,
         np.ascontiguousarray(flat.real, dtype=real_dtype),
         np.ascontiguousarray(flat.imag, dtype=real_dtype),
     )
+
+
+def check_width(states: np.ndarray, n: int) -> None:
+    """Raise ``ValueError`` unless ``states`` holds C-ordered rows of ``2**n`` amplitudes
+    (the compiled kernels index rows by ``n`` and check no bounds)."""
+    if states.ndim != 2 or states.shape[1] != 1 << n or not states.flags.c_contiguous:
+        raise ValueError(
+            f"states of shape {states.shape} are not C-ordered rows of 2**{n} amplitudes"
+        )
 
 
 class StateKernel:
@@ -121,5 +134,6 @@ class StateKernel:
     def apply_all(self, states: np.ndarray, gates: Sequence[ArrayGate], n: int) -> np.ndarray:
         """Apply array gates in order (overwrites ``states``, which must be C-ordered)."""
         if gates:
+            check_width(states, n)
             jit_kernels.apply_sequence(states, *encode(gates, n, states.dtype))
         return states

@@ -20,6 +20,7 @@ import numpy as np
 
 from qstore_pl.devices.batched import jit_kernels
 from qstore_pl.devices.batched.gate_matrices import DENSE, DIAGONAL
+from qstore_pl.devices.batched.kernel import check_width
 from qstore_pl.devices.batched.program import (
     BoundProgram,
     GateTemplate,
@@ -137,7 +138,13 @@ class Layout:
                         _check_finite(bound.column(t.index, 0), t)
                 value = group.builder(angles)
             parts.append(np.ravel(value))
-        return np.concatenate(parts).astype(complex, copy=False)
+        values = np.concatenate(parts).astype(complex, copy=False)
+        if values.size != self.size:  # the plans index this array without bounds checks
+            raise ValueError(
+                f"gate values: {values.size} built, the layout expects {self.size}; a gate's "
+                "matrix has an unexpected shape"
+            )
+        return values
 
     def plan(self, key, build) -> SequencePlan:
         """The plan named ``key``, compiled by ``build(layout)`` on first use."""
@@ -259,9 +266,18 @@ class SequencePlan:
         self._fused = np.array(fused, dtype=np.int64).reshape(-1, 4)
         self._members = np.array(members, dtype=np.int64).reshape(-1, 4)
         self._copies = np.array(copies, dtype=np.int64).reshape(-1, 7)
+        self.n = n
+        jit_kernels.check_sequence(
+            n, kinds, counts, position_offsets, flat_positions, value_offsets, self.size
+        )
+        self._source_size = _source_extent(self._fused, self._members, self._copies)
 
     def values(self, source: np.ndarray, real_dtype) -> tuple[np.ndarray, np.ndarray]:
         """Real and imaginary parts of every step's matrices, from the layout's source."""
+        if source.ndim != 1 or source.size < self._source_size:
+            raise ValueError(
+                f"gate values: {source.size} given, the plan reads {self._source_size}"
+            )
         real = np.empty(self.size, dtype=real_dtype)
         imag = np.empty(self.size, dtype=real_dtype)
         jit_kernels.assemble(source, self._fused, self._members, self._copies, real, imag)
@@ -271,8 +287,20 @@ class SequencePlan:
         """Apply step ``step`` to every row of ``states`` in place."""
         a, b = self.ranges[step]
         if b > a:
+            check_width(states, self.n)
             jit_kernels.apply_sequence(states, *self.structure[step], real, imag)
         return states
+
+
+def _source_extent(fused: np.ndarray, members: np.ndarray, copies: np.ndarray) -> int:
+    """How many source values :func:`jit_kernels.assemble` reads at most."""
+    extent = 0
+    for _, rows, start, stop in fused:
+        for offset, stride, diagonal, _ in members[start:stop]:
+            extent = max(extent, offset + (rows - 1) * stride + (2 if diagonal else 4))
+    for _, rows, offset, stride, dim, diagonal, _ in copies:
+        extent = max(extent, offset + (rows - 1) * stride + (dim if diagonal else dim * dim))
+    return int(extent)
 
 
 def _fuse(elements: Sequence[Element]) -> list:

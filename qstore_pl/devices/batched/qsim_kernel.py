@@ -4,7 +4,8 @@ For wide circuits qsim's vectorised, multi-threaded kernels and its gate fusion 
 the compiled row kernel on forward passes; the price is a copy of each state in and
 out of qsim per sequence, which the many short sequences of an adjoint backward sweep
 feel most (measured: slower up to 18 qubits, even at 20). Rows that share every
-matrix of a sequence share one qsim circuit.
+matrix of a sequence share one qsim circuit. A sequence with a gate on more than six
+wires, which qsim refuses, runs on the compiled row kernel.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from qstore_pl.devices.batched.kernel import StateKernel
 from qstore_pl.devices.batched.program import ArrayGate
 from qstore_pl.devices.qsim.simulator import QsimSimulator
 from qstore_pl.devices.qsim.translate import QSIM
+
+#: Widest matrix gate qsim applies (``add_matrix_gate`` refuses wider ones).
+QSIM_MAX_GATE_WIRES = 6
 
 
 def _local_matrix(gate: ArrayGate, row: int) -> np.ndarray:
@@ -51,6 +55,8 @@ class QsimStateKernel(StateKernel):
         """Apply array gates in order to every row (overwrites ``states``)."""
         if not gates:
             return states
+        if any(len(g.wires) > QSIM_MAX_GATE_WIRES for g in gates):
+            return super().apply_all(states, gates, n)  # qsim refuses wider matrices
         distinct = max((g.value.shape[0] for g in gates if g.per_row), default=1)
         circuits = [self._circuit(gates, row, n) for row in range(distinct)]
         for r in range(states.shape[0]):
