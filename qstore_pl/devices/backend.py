@@ -72,6 +72,28 @@ class Backend:
         device_tapes, postprocess = program(tapes)
         return numpy_numbers(tuple(postprocess(self.device.execute(device_tapes, config))))
 
+    def backprop(
+        self, tapes: Sequence[QuantumScript], interface: str, mcm_config: MCMConfig | None = None
+    ) -> tuple:
+        """Results of ``tapes`` computed with the ML framework's own tensors.
+
+        The framework is tracing the parameters (``diff_method="backprop"``, or a
+        framework differentiating a direct ``execute``) and differentiates through the
+        simulation, so nothing is converted to NumPy. Only a backend whose
+        capabilities say ``backprop`` (default.qubit) can do this.
+        """
+        shots = bool(tapes[0].shots)
+        config = self.device.setup_execution_config(
+            ExecutionConfig(
+                gradient_method=None if shots else "backprop",
+                interface=interface,
+                mcm_config=mcm_config or MCMConfig(),
+            ),
+            tapes[0],
+        )
+        device_tapes, postprocess = self.device.preprocess_transforms(config)(tapes)
+        return tuple(postprocess(self.device.execute(device_tapes, config)))
+
     def _execute_config(self, mcm_config: MCMConfig, circuit) -> ExecutionConfig:
         return self.device.setup_execution_config(
             ExecutionConfig(

@@ -262,6 +262,8 @@ def estimate_candidates(
         if spec.name in context.unavailable:
             reasons.append(context.unavailable[spec.name])
         method = caps.derivative_method(features) if features.derivative else None
+        if features.backprop:
+            method = "backprop"
         seconds = None
         if not reasons:
             warm = spec.name in context.warm and caps.keeps_forward_states
@@ -337,10 +339,8 @@ def route(
         note = f"no backend has use_for {context.purpose}; fallback chain: "
     if not eligible:
         details = "; ".join(f"{c.backend}: {', '.join(c.reasons)}" for c in estimates)
-        raise UnsupportedCircuitError(
-            f"no backend can run this circuit ({details}). Reduce the circuit to what "
-            "one of them supports, or configure a backend that supports it."
-        )
+        fix = _fix(features)
+        raise UnsupportedCircuitError(f"no backend can run this circuit ({details}). {fix}")
     if context.then is not None and features.derivative is None:
         note += f"with the {context.then} that follows: "
     ranked = policy.rank(eligible, features)
@@ -360,6 +360,23 @@ def route(
         features=features,
         policy=policy.name,
         order=order,
+    )
+
+
+def _fix(features: WorkloadFeatures) -> str:
+    """What to do when no backend can run a workload."""
+    if features.backprop:
+        return (
+            "Backpropagation runs on default.qubit: add it to the backends, or use "
+            "diff_method='adjoint' or 'parameter-shift'."
+        )
+    if features.differenced:
+        return (
+            "Finite differences need a complex128 backend: add one (e.g. lightning.qubit), "
+            "or use diff_method='parameter-shift'."
+        )
+    return (
+        "Reduce the circuit to what one of them supports, or configure a backend that supports it."
     )
 
 
