@@ -221,9 +221,15 @@ class RouterDevice(Device):
             # batches stay whole. QNodes pass device_vjp=False by default, which
             # cannot be told apart from an explicit choice. TensorFlow cannot
             # vectorise device VJPs in GradientTape.jacobian, so it keeps Jacobians.
-            vjp = config.use_device_jacobian_product or not _is_tensorflow(config.interface)
+            # JAX keeps them for one-measurement circuits: the same single backward
+            # sweep, and forward mode (jax.jacfwd) works through them, not through
+            # a custom VJP.
+            jax = _interface_name(config.interface).startswith("jax")
+            single = circuit is not None and len(circuit.measurements) == 1
+            jacobians = _interface_name(config.interface).startswith("tf") or (jax and single)
+            vjp = config.use_device_jacobian_product or not jacobians
             updated["use_device_jacobian_product"] = vjp
-            updated["grad_on_execution"] = not vjp
+            updated["grad_on_execution"] = not (vjp or jax)  # JAX computes them on demand
         elif config.use_device_gradient is None:
             updated["use_device_gradient"] = False
         updated["mcm_config"] = self._setup_mcm_config(config.mcm_config, circuit)
@@ -633,8 +639,8 @@ class RouterDevice(Device):
         return tapes, config
 
 
-def _is_tensorflow(interface) -> bool:
-    return str(getattr(interface, "value", interface)).startswith("tf")
+def _interface_name(interface) -> str:
+    return str(getattr(interface, "value", interface))
 
 
 def check_finite_parameters(tape: QuantumScript) -> None:
