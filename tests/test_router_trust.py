@@ -389,3 +389,22 @@ def test_one_shot_mcm_goes_straight_to_a_capable_backend(caplog):
     decision = dev.explain(routed, x).decisions[0]
     ineligible = {c.backend for c in decision.candidates if not c.eligible}
     assert {"qstore.qsim", "qstore.batched"} <= ineligible
+
+
+def test_jax_jacobian_of_probs_on_a_parameter_shift_backend():
+    """``jax.jacobian`` with device VJPs batches the cotangents of probabilities too;
+    qsim (parameter shift) took them as one cotangent and failed."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+
+    def qfunc(x):
+        qml.RX(x[0], 0)
+        qml.RY(x[1], 1)
+        qml.CNOT([0, 1])
+        return qml.probs(wires=[0, 1]), qml.expval(qml.Z(0))
+
+    reference, routed, dev = qnodes(router={"backends": ["qstore.qsim"]}, qfunc=qfunc)
+    x = jax.numpy.array(X)
+    for got, expected in zip(jax.jacobian(routed)(x), jax.jacobian(reference)(x)):
+        assert np.allclose(got, expected, atol=1e-5, rtol=0)  # complex64 simulation
+    assert backends_run(dev) == {"qstore.qsim"}

@@ -18,7 +18,7 @@ import numpy as np
 import pennylane as qml
 from pennylane.devices import ExecutionConfig, MCMConfig
 from pennylane.devices.device_constructor import plugin_devices
-from pennylane.measurements import ExpectationMP
+from pennylane.measurements import ExpectationMP, ProbabilityMP
 from pennylane.ops import MidMeasure
 from pennylane.tape import QuantumScript
 
@@ -276,17 +276,19 @@ _SINGLE_TO_DOUBLE = {np.dtype(np.float32): np.float64, np.dtype(np.complex64): n
 
 
 def cotangent_rows(tape: QuantumScript, dy: Any) -> list | None:
-    """The rows of a batched cotangent for an expectation-value tape, else ``None``.
+    """The rows of a batched cotangent for a tape of expectation values and
+    probabilities, else ``None``.
 
     A cotangent is batched when it has one more axis than the tape's result (which
-    already has one for a parameter-broadcast tape).
+    already has one for a parameter-broadcast tape, and probabilities one more).
     """
-    if not all(isinstance(mp, ExpectationMP) for mp in tape.measurements):
+    if not all(isinstance(mp, (ExpectationMP, ProbabilityMP)) for mp in tape.measurements):
         return None  # only default.qubit differentiates the rest, and it takes batches
     single = len(tape.measurements) == 1
     parts = [dy] if single else list(dy)
-    result_ndim = 1 if tape.batch_size else 0
-    if all(np.ndim(part) <= result_ndim for part in parts):
+    broadcast = 1 if tape.batch_size else 0
+    ndims = [broadcast + isinstance(mp, ProbabilityMP) for mp in tape.measurements]
+    if all(np.ndim(part) <= ndim for part, ndim in zip(parts, ndims)):
         return None
     batch = np.shape(parts[0])[0]
     if single:
