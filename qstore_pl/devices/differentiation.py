@@ -96,7 +96,11 @@ def reject_complex_trainable(tape: QuantumScript) -> None:
         return
     params = tape.get_parameters(trainable_only=True, operations_only=True)
     for position, param in enumerate(params):
-        if np.iscomplexobj(param) or "complex" in qml.math.get_dtype_name(param):
+        if isinstance(param, _PLAIN):  # the common case, without qml.math's dispatch
+            complex_valued = np.iscomplexobj(param)
+        else:
+            complex_valued = "complex" in qml.math.get_dtype_name(param)
+        if complex_valued:
             op, _, _ = tape.get_operation(position)
             raise InvalidParameterError(
                 f"the trainable parameter of {op.name} on wires {op.wires.tolist()} is "

@@ -128,7 +128,9 @@ class RouterDevice(Device):
     analytic execution, the router computes derivatives itself with what the chosen
     backend does best (the adjoint method, or the parameter-shift rule run as one
     batch). With finite shots, PennyLane's parameter-shift rule runs through the
-    router.
+    router. ``diff_method="backprop"`` (and ``"best"`` with ``max_diff=2`` or
+    trainable observable coefficients) runs on default.qubit, as default.qubit's own
+    ``"best"`` would; finite differences and SPSA run in double precision.
 
     **Example**
 
