@@ -214,7 +214,6 @@ class RouterDevice(Device):
                 convert_to_numpy=False,
                 use_device_gradient=False,
                 use_device_jacobian_product=False,
-                grad_on_execution=False,
             )
         elif config.gradient_method in _DEVICE_GRADIENTS:
             updated["gradient_method"] = "adjoint"
