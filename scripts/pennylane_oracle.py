@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import importlib.util
 import re
 import subprocess
 import sys
@@ -33,14 +34,24 @@ _SUPPORT = [
     "tests/gate_data.py",
     "tests/param_shift_dev.py",
 ]
-# pytest-rng's fixture, where that plugin is not installed
-_SEED_FIXTURE = """
+# pytest-rng's fixture, where that plugin is not installed (PennyLane's conftest
+# overrides it and calls the original)
+_RNG_STUB = """import pytest
+
 
 @pytest.fixture
-def seed():
+def seed(request):
     return 1234
 """
 _DEVICE = re.compile(r"""(\b(?:qp|qml)\.device\(\s*)["']default\.qubit["']""")
+_CLASS = re.compile(r"\bDefaultQubit\((?=[^)]*\))")  # a call, not isinstance(x, DefaultQubit)
+_FACTORY = """def _device_under_test(*args, **kwargs):
+    import pennylane
+
+    return pennylane.device({device!r}, *args, **kwargs)
+
+
+"""
 
 
 def extract(repo: str, tag: str, paths: list[str], into: Path, device: str | None) -> None:
@@ -53,19 +64,20 @@ def extract(repo: str, tag: str, paths: list[str], into: Path, device: str | Non
         check=False,
     )
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
-    conftest = into / "tests" / "conftest.py"
-    if "def seed(" not in conftest.read_text():
-        conftest.write_text(conftest.read_text() + _SEED_FIXTURE)
+    (into / "tests" / "_rng_stub.py").write_text(_RNG_STUB)
     if device is None:
         return
     for path in paths:
         for file in (into / path).rglob("*.py") if (into / path).is_dir() else [into / path]:
-            file.write_text(_DEVICE.sub(rf'\g<1>"{device}"', file.read_text()))
+            text = _DEVICE.sub(rf'\g<1>"{device}"', file.read_text())
+            text = _CLASS.sub("_device_under_test(", text)
+            file.write_text(_FACTORY.format(device=device) + text)
 
 
 def run(root: Path, paths: list[str], extra: list[str]) -> dict[str, str]:
     """Outcome per test id: ``"passed"``, ``"skipped"`` or the first line of its error."""
     report = root / "report.xml"
+    rng = [] if importlib.util.find_spec("pytest_rng") else ["-p", "_rng_stub"]
     subprocess.run(
         [
             sys.executable,
@@ -74,8 +86,7 @@ def run(root: Path, paths: list[str], extra: list[str]) -> dict[str, str]:
             "-q",
             "-p",
             "no:cacheprovider",
-            "-p",
-            "no:randomly",
+            *rng,
             f"--junitxml={report}",
             *paths,
             *extra,
@@ -125,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         if outcome not in ("passed", "skipped") and reference.get(name) in ("passed", "skipped")
     }
     failing = sum(o not in ("passed", "skipped") for o in device.values())
-    print(f"{len(device)} tests; {failing} fail on {args.device}; {len(only)} only there")
+    failing_reference = sum(o not in ("passed", "skipped") for o in reference.values())
+    print(
+        f"{len(device)} tests; {failing_reference} fail on default.qubit, {failing} on "
+        f"{args.device}, {len(only)} only there"
+    )
     causes = collections.defaultdict(list)
     for name, outcome in only.items():
         causes[re.sub(r"0x[0-9a-f]+|\d+\.\d+", "#", outcome)].append(name)
