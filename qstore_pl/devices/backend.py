@@ -18,7 +18,7 @@ import numpy as np
 import pennylane as qml
 from pennylane.devices import ExecutionConfig, MCMConfig
 from pennylane.devices.device_constructor import plugin_devices
-from pennylane.measurements import ExpectationMP
+from pennylane.measurements import ExpectationMP, ProbabilityMP
 from pennylane.ops import MidMeasure
 from pennylane.tape import QuantumScript
 
@@ -83,6 +83,28 @@ class Backend:
         (``qstore.batched`` does), one ``(batch, 2**n)`` array per tape; else ``None``."""
         accessor = getattr(self.device, "kept_states", None)
         return accessor(tapes) if accessor is not None else None
+
+    def backprop(
+        self, tapes: Sequence[QuantumScript], interface: str, mcm_config: MCMConfig | None = None
+    ) -> tuple:
+        """Results of ``tapes`` computed with the ML framework's own tensors.
+
+        The framework is tracing the parameters (``diff_method="backprop"``, or a
+        framework differentiating a direct ``execute``) and differentiates through the
+        simulation, so nothing is converted to NumPy. Only a backend whose
+        capabilities say ``backprop`` (default.qubit) can do this.
+        """
+        shots = bool(tapes[0].shots)
+        config = self.device.setup_execution_config(
+            ExecutionConfig(
+                gradient_method=None if shots else "backprop",
+                interface=interface,
+                mcm_config=mcm_config or MCMConfig(),
+            ),
+            tapes[0],
+        )
+        device_tapes, postprocess = self.device.preprocess_transforms(config)(tapes)
+        return tuple(postprocess(self.device.execute(device_tapes, config)))
 
     def _execute_config(self, mcm_config: MCMConfig, circuit) -> ExecutionConfig:
         return self.device.setup_execution_config(
@@ -269,17 +291,19 @@ _SINGLE_TO_DOUBLE = {np.dtype(np.float32): np.float64, np.dtype(np.complex64): n
 
 
 def cotangent_rows(tape: QuantumScript, dy: Any) -> list | None:
-    """The rows of a batched cotangent for an expectation-value tape, else ``None``.
+    """The rows of a batched cotangent for a tape of expectation values and
+    probabilities, else ``None``.
 
     A cotangent is batched when it has one more axis than the tape's result (which
-    already has one for a parameter-broadcast tape).
+    already has one for a parameter-broadcast tape, and probabilities one more).
     """
-    if not all(isinstance(mp, ExpectationMP) for mp in tape.measurements):
+    if not all(isinstance(mp, (ExpectationMP, ProbabilityMP)) for mp in tape.measurements):
         return None  # only default.qubit differentiates the rest, and it takes batches
     single = len(tape.measurements) == 1
     parts = [dy] if single else list(dy)
-    result_ndim = 1 if tape.batch_size else 0
-    if all(np.ndim(part) <= result_ndim for part in parts):
+    broadcast = 1 if tape.batch_size else 0
+    ndims = [broadcast + isinstance(mp, ProbabilityMP) for mp in tape.measurements]
+    if all(np.ndim(part) <= ndim for part, ndim in zip(parts, ndims)):
         return None
     batch = np.shape(parts[0])[0]
     if single:

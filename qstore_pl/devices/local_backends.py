@@ -38,6 +38,9 @@ _MP_KINDS = {
     "DensityMatrixMP": "density_matrix",
 }
 
+# Methods that run mid-circuit measurements on the device itself.
+_NATIVE_MCM_METHODS = {"one-shot", "tree-traversal", "device"}
+
 # Measured on a 2-core x86 machine (W1 circuits, 2-20 qubits); calibration refines
 # them per machine.
 _TIME_MODELS = {
@@ -112,7 +115,9 @@ def capabilities_from_toml(path: str, **overrides: Any) -> BackendCapabilities:
     operations = set(caps.gate_set())
     if caps.initial_state_prep:
         operations |= {"StatePrep", "BasisState"}
-    if caps.supported_mcm_methods:
+    if _NATIVE_MCM_METHODS & set(caps.supported_mcm_methods):
+        # "deferred" alone means the device cannot run a mid-circuit measurement
+        # itself (the router defers them before routing when that method is chosen)
         operations |= {"MidMeasureMP", "Conditional"}
     fields = {
         "operations": frozenset(operations),
@@ -183,6 +188,7 @@ def _default_qubit(options: Mapping[str, Any]):
         dtype="complex128",
         broadcasting=True,
         derivatives={"adjoint": frozenset({"expval", "state"})},
+        backprop=True,
     )
     return caps, _TIME_MODELS["default"]
 

@@ -15,10 +15,11 @@ Data path::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,7 +34,14 @@ from pennylane.transforms.core import CompilePipeline
 from qstore_pl.callbacks import DeviceCallback, ExecutionRecord
 from qstore_pl.devices.adjoint_support import adjoint_support
 from qstore_pl.devices.calibrate import apply_calibration
-from qstore_pl.devices.executors import GroupWork, make_executor
+from qstore_pl.devices.differentiation import (
+    differences_values,
+    framework_interface,
+    needs_backprop,
+    reject_complex_trainable,
+    traced,
+)
+from qstore_pl.devices.executors import BackendPool, GroupWork, make_executor
 from qstore_pl.devices.faults import is_backend_fault
 from qstore_pl.devices.grouping import (
     TapeGroup,
@@ -52,6 +60,7 @@ from qstore_pl.exceptions import (
     ConfigError,
     InvalidParameterError,
     ParameterTypeError,
+    UnsupportedCircuitError,
 )
 from qstore_pl.router.config import RouterConfig, load_config
 from qstore_pl.router.cost_estimate import CostEstimate
@@ -79,6 +88,7 @@ class _Job:
     cotangents: list | None
     mcm_config: MCMConfig
     purpose: str
+    interface: str | None = None  # set when the ML framework backpropagates through it
 
 
 @simulator_tracking
@@ -121,7 +131,9 @@ class RouterDevice(Device):
     analytic execution, the router computes derivatives itself with what the chosen
     backend does best (the adjoint method, or the parameter-shift rule run as one
     batch). With finite shots, PennyLane's parameter-shift rule runs through the
-    router.
+    router. ``diff_method="backprop"`` (and ``"best"`` with ``max_diff=2`` or
+    trainable observable coefficients) runs on default.qubit, as default.qubit's own
+    ``"best"`` would; finite differences and SPSA run in double precision.
 
     **Example**
 
@@ -150,14 +162,18 @@ class RouterDevice(Device):
         check_wire_count(wires, self.name)
         super().__init__(wires=wires, shots=shots)
         self.config: RouterConfig = load_config(config, **config_overrides)
-        specs = apply_spending_settings(resolve_backends(self.config.backends), self.config)
-        local = apply_calibration([s for s in specs if not s.metered], self.config.calibration)
+        with _global_rng_kept():  # probing backends builds devices that seed from it
+            specs = apply_spending_settings(resolve_backends(self.config.backends), self.config)
+            local = apply_calibration([s for s in specs if not s.metered], self.config.calibration)
         calibrated = {s.name: s for s in local}
         self.backends = [calibrated.get(s.name, s) for s in specs]  # cloud ones uncalibrated
         self._spending = Spending(self.config, self.backends)
         self._specs = {spec.name: spec for spec in self.backends}
         self._policy = get_policy(self.config.routing_strategy)
         self._executor = make_executor(self.config.executor)
+        # backpropagation runs here whatever the executor: the framework's tensors
+        # cannot travel to another process and keep their gradients
+        self._local = BackendPool()
         self._callbacks = _check_callbacks(callbacks)
         self._rng = np.random.default_rng(seed)
         self._seeds: dict[tuple[str, int], int] = {}  # per backend and width
@@ -188,16 +204,37 @@ class RouterDevice(Device):
         for option in config.device_options:
             raise DeviceError(f"device option {option!r} is not known to {self.name}")
         updated: dict[str, Any] = {"convert_to_numpy": True}
-        if config.gradient_method in _DEVICE_GRADIENTS:
+        if (
+            config.gradient_method == "best"
+            and circuit is not None
+            and needs_backprop(config, circuit)
+            and self.supports_derivatives(config, circuit)
+        ):
+            config = replace(config, gradient_method="backprop")
+        if config.gradient_method == "backprop":
+            # as default.qubit: the framework differentiates through the simulation
+            updated.update(
+                gradient_method="backprop",
+                convert_to_numpy=False,
+                use_device_gradient=False,
+                use_device_jacobian_product=False,
+            )
+        elif config.gradient_method in _DEVICE_GRADIENTS:
             updated["gradient_method"] = "adjoint"
             updated["use_device_gradient"] = True
             # Vector-Jacobian products: one backward sweep per batch, and broadcast
             # batches stay whole. QNodes pass device_vjp=False by default, which
             # cannot be told apart from an explicit choice. TensorFlow cannot
             # vectorise device VJPs in GradientTape.jacobian, so it keeps Jacobians.
-            vjp = config.use_device_jacobian_product or not _is_tensorflow(config.interface)
+            # JAX keeps them for one-measurement circuits: the same single backward
+            # sweep, and forward mode (jax.jacfwd) works through them, not through
+            # a custom VJP.
+            jax = _interface_name(config.interface).startswith("jax")
+            single = circuit is not None and len(circuit.measurements) == 1
+            jacobians = _interface_name(config.interface).startswith("tf") or (jax and single)
+            vjp = config.use_device_jacobian_product or not jacobians
             updated["use_device_jacobian_product"] = vjp
-            updated["grad_on_execution"] = not vjp
+            updated["grad_on_execution"] = not (vjp or jax)  # JAX computes them on demand
         elif config.use_device_gradient is None:
             updated["use_device_gradient"] = False
         updated["mcm_config"] = self._setup_mcm_config(config.mcm_config, circuit)
@@ -237,7 +274,14 @@ class RouterDevice(Device):
     ) -> bool:
         if execution_config is None:
             return True
-        if execution_config.gradient_method not in _DEVICE_GRADIENTS:
+        method = execution_config.gradient_method
+        if method == "backprop" or (
+            method == "best" and circuit is not None and needs_backprop(execution_config, circuit)
+        ):
+            # higher orders and trainable observables: backpropagation (default.qubit's
+            # "best"), or else PennyLane's parameter shift through the router
+            return self._backprops(method) and (circuit is None or not circuit.shots)
+        if method not in _DEVICE_GRADIENTS:
             return False
         if not any(spec.capabilities.derivatives for spec in self.backends):
             return False
@@ -248,7 +292,22 @@ class RouterDevice(Device):
         key = (structure_key(circuit), tuple(circuit.trainable_params), execution_config.interface)
         return adjoint_support(self, self._supports_adjoint, key, execution_config, circuit)
 
+    def _backprops(self, method) -> bool:
+        """Whether a backend backpropagates; an explicit request without one raises."""
+        if any(spec.capabilities.backprop for spec in self.backends):
+            return True
+        if method == "backprop":
+            raise UnsupportedCircuitError(
+                f"diff_method='backprop' needs a backend that computes with the ML "
+                f"framework's tensors, and none of {list(self._specs)} does: add "
+                "'default.qubit' to the backends, or use diff_method='adjoint' or "
+                "'parameter-shift'."
+            )
+        return False
+
     def supports_vjp(self, execution_config=None, circuit=None) -> bool:
+        if execution_config is not None and execution_config.gradient_method == "backprop":
+            return False
         return self.supports_derivatives(execution_config, circuit)
 
     # --------------------------------------------------------------- execution
@@ -273,8 +332,18 @@ class RouterDevice(Device):
 
     def _run(self, circuits, task, execution_config, cotangents=None) -> tuple:
         config = execution_config or ExecutionConfig()
+        interface = None  # the ML framework, when it differentiates through the execution
+        if task == "execute" and (
+            config.gradient_method == "backprop" or any(traced(t) for t in circuits)
+        ):
+            interface = framework_interface(config, circuits)
         for tape in circuits:
-            check_parameters(tape)
+            if interface is None:  # traced values cannot be read (and need not be)
+                check_parameters(tape)
+            if task != "execute":
+                reject_complex_trainable(tape)
+        needs = {"backprop": interface is not None}
+        needs["differenced"] = differences_values(config.gradient_method)
         purpose = current_purpose()  # the caller's: jobs may run in other threads
         expected = None  # the derivative this configuration asks for, if any
         if config.gradient_method == "adjoint" and config.use_device_gradient:
@@ -282,11 +351,12 @@ class RouterDevice(Device):
         jobs = [
             _Job(
                 group=group,
-                decision=self._decide(group, task, purpose, expected),
+                decision=self._decide(group, task, purpose, expected, **needs),
                 task=task,
                 cotangents=[cotangents[i] for i in group.indices] if cotangents else None,
                 mcm_config=config.mcm_config,
                 purpose=purpose,
+                interface=interface,
             )
             for group in group_by_structure(circuits)
         ]
@@ -303,10 +373,12 @@ class RouterDevice(Device):
         task: str,
         purpose: str | None = None,
         expected: str | None = None,
+        **needs: bool,
     ) -> RoutingDecision:
         """Route a group; ``expected`` is the derivative the QNode's configuration asks
         for, assumed to follow the first forward pass of a structure with trainable
-        parameters (afterwards what actually followed decides)."""
+        parameters (afterwards what actually followed decides). ``needs`` are the
+        ``backprop`` and ``differenced`` flags of :class:`WorkloadFeatures`."""
         derivative = None
         if task != "execute":
             derivative = "vjp" if task.endswith("vjp") else "jacobian"
@@ -321,20 +393,21 @@ class RouterDevice(Device):
             then = self._followed_by.get(group.key, expected if first and trainable else None)
         if not self._spending.active:
             # without prices, outages or queues a decision depends on this key only
-            key = (group.key, trainable, derivative, batch, len(tapes), purpose, warm, then)
+            flags = tuple(sorted(needs.items()))
+            key = (group.key, trainable, derivative, batch, len(tapes), purpose, warm, then, flags)
             decision = self._decisions.get(key)
             if decision is None:
-                decision = self._route(group, derivative, batch, purpose, warm, then)
+                decision = self._route(group, derivative, batch, purpose, warm, then, needs)
                 _remember(self._decisions, key, decision)
             return decision
-        return self._route(group, derivative, batch, purpose, warm, then)
+        return self._route(group, derivative, batch, purpose, warm, then, needs)
 
-    def _route(self, group, derivative, batch, purpose, warm, then) -> RoutingDecision:
+    def _route(self, group, derivative, batch, purpose, warm, then, needs) -> RoutingDecision:
         tapes = group.tapes
-        key = (group.key, tuple(tapes[0].trainable_params), derivative)
+        key = (group.key, tuple(tapes[0].trainable_params), derivative, *sorted(needs.items()))
         features = self._features.get(key)
         if features is None:
-            features = describe(tapes, derivative)
+            features = describe(tapes, derivative, **needs)
             _remember(self._features, key, features)
         if features.batch_size != batch or features.num_tapes != len(tapes):
             features = replace(features, batch_size=batch, num_tapes=len(tapes))
@@ -401,6 +474,11 @@ class RouterDevice(Device):
         )
 
     def _run_on(self, name: str, job: _Job, method: str | None, tags) -> tuple[list, int]:
+        if job.interface is not None:  # never from a result cache: no gradient there
+            width = job.decision.features.num_wires
+            work = self._work(name, job.task, job.group.tapes, width)
+            backend = self._local.get(work)
+            return list(backend.backprop(work.tapes, job.interface, job.mcm_config)), 0
         if job.task == "execute":
             return self._execute_with_cache(name, job, tags)
         work = self._work(
@@ -577,8 +655,12 @@ class RouterDevice(Device):
             if config.gradient_method == "adjoint" and any(t.trainable_params for t in tapes):
                 derivative = "vjp" if config.use_device_jacobian_product else "jacobian"
         task = "execute" if derivative is None else derivative
+        needs = {
+            "backprop": task == "execute" and config.gradient_method == "backprop",
+            "differenced": differences_values(config.gradient_method),
+        }
         groups = group_by_structure(tapes)
-        decisions = tuple(self._decide(g, task) for g in groups)
+        decisions = tuple(self._decide(g, task, **needs) for g in groups)
         spending = self._spending.report().summary() if self._spending.active else None
         sources: dict[str, list[str]] = {}
         for spec in self.backends:
@@ -602,8 +684,8 @@ class RouterDevice(Device):
         return tapes, config
 
 
-def _is_tensorflow(interface) -> bool:
-    return str(getattr(interface, "value", interface)).startswith("tf")
+def _interface_name(interface) -> str:
+    return str(getattr(interface, "value", interface))
 
 
 def check_parameters(tape: QuantumScript) -> None:
@@ -651,6 +733,18 @@ def _raise_for_non_number(tape: QuantumScript) -> None:
                     "be numbers or arrays of numbers. Pass numbers to the QNode (convert "
                     "text with float(...))."
                 )
+
+
+@contextlib.contextmanager
+def _global_rng_kept() -> Iterator[None]:
+    """Leave NumPy's global random generator as it was: a seeded user script must draw
+    the same numbers whether or not it built a router (default.qubit, built to probe
+    and calibrate backends, seeds itself from the global generator)."""
+    state = np.random.get_state()  # noqa: NPY002  (the legacy global one is the point)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
 
 
 def _remember(cache: dict, key: Hashable, value: Any) -> None:

@@ -271,7 +271,9 @@ def add_adjoint_transforms(
             return True
         if isinstance(mp, ProbabilityMP):
             return probs or state
-        return mp.obs is None and state
+        # as default.qubit: any measurement the state gives without a basis change
+        # (var of a diagonal observable too) is postprocessed from the state
+        return state and not mp.diagonalizing_gates()
 
     pipeline.add_transform(validate_measurements, analytic_measurements=accepted, name=name)
     pipeline.add_transform(

@@ -49,6 +49,9 @@ class BackendCapabilities:
     keeps_forward_states : bool
         Whether the backend keeps the final states of its last forward execution, so
         that derivatives of the same circuits that follow it skip the forward pass.
+    backprop : bool
+        Whether it computes with the ML framework's tensors, so that the framework can
+        differentiate through the simulation (backpropagation).
     """
 
     max_wires: int
@@ -69,6 +72,7 @@ class BackendCapabilities:
     broadcasting: bool = False
     broadcast_derivatives: bool = False
     keeps_forward_states: bool = False
+    backprop: bool = False
 
     def __post_init__(self):
         if self.dtype not in _DTYPE_PRECISION:
@@ -127,6 +131,13 @@ class BackendCapabilities:
             reasons.append("analytic only (no sampling)")
         if PRECISIONS.index(self.precision) < PRECISIONS.index(precision):
             reasons.append(f"{self.dtype} below the requested {precision} precision")
+        elif features.differenced and self.precision != "double":
+            reasons.append(
+                f"{self.dtype}: finite differences need complex128 (single-precision "
+                "rounding over a small step gives wrong derivatives)"
+            )
+        if features.backprop and not self.backprop:
+            reasons.append("cannot backpropagate (computes with NumPy, not the ML framework)")
         if features.derivative is not None:
             method = self.derivative_method(features)
             if method is None:

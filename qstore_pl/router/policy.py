@@ -263,6 +263,8 @@ def estimate_candidates(
         if spec.name in context.unavailable:
             reasons.append(context.unavailable[spec.name])
         method = caps.derivative_method(features) if features.derivative else None
+        if features.backprop:
+            method = "backprop"
         seconds = None
         if not reasons:
             warm = spec.name in context.warm and caps.keeps_forward_states
@@ -342,7 +344,9 @@ def route(
         estimates = relaxed + [c for c in estimates if c.backend not in names]
         note = purpose_note(context.purpose, serving, context.unavailable)
     if not eligible:
-        raise UnsupportedCircuitError(no_backend_message(estimates, context.unavailable))
+        raise UnsupportedCircuitError(
+            no_backend_message(estimates, context.unavailable, _method_fix(features))
+        )
     if context.then is not None and features.derivative is None:
         note += f"with the {context.then} that follows: "
     ranked = policy.rank(eligible, features)
@@ -363,6 +367,22 @@ def route(
         policy=policy.name,
         order=order,
     )
+
+
+def _method_fix(features: WorkloadFeatures) -> str | None:
+    """What to do when the differentiation method, not the circuit, rules every
+    backend out; ``None`` when it does not."""
+    if features.backprop:
+        return (
+            "backpropagation runs on default.qubit: add it to the backends, or use "
+            "diff_method='adjoint' or 'parameter-shift'"
+        )
+    if features.differenced:
+        return (
+            "finite differences need a complex128 backend: add one (e.g. lightning.qubit), "
+            "or use diff_method='parameter-shift'"
+        )
+    return None
 
 
 def format_usd(usd: float | None) -> str:

@@ -38,7 +38,9 @@ _CIRCUIT_FIX = (
 
 
 def no_backend_message(
-    estimates: Sequence[CandidateEstimate], unavailable: Mapping[str, str]
+    estimates: Sequence[CandidateEstimate],
+    unavailable: Mapping[str, str],
+    method_fix: str | None = None,
 ) -> str:
     """The message when no backend can run a workload: each one's reasons, then the fix.
 
@@ -48,9 +50,11 @@ def no_backend_message(
         Every candidate, none eligible.
     unavailable : Mapping[str, str]
         Backends unusable right now (offline, degraded, queue too long), with the reason.
+    method_fix : str, optional
+        The fix when the differentiation method rules every backend out; it wins.
     """
     details = "; ".join(f"{c.backend}: {', '.join(c.reasons)}" for c in estimates)
-    fix = _fix(estimates, unavailable)
+    fix = method_fix or _fix(estimates, unavailable)
     return f"no backend can run this circuit ({details}). To run it, {fix}."
 
 

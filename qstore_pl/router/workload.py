@@ -63,7 +63,15 @@ class WorkloadFeatures:
     num_tapes : int
         Number of tapes in the group (fewer than ``batch_size`` when broadcasting).
     derivative : {None, "jacobian", "vjp"}
-        Whether the group needs derivatives, and in which form.
+        Whether the group needs derivatives from the router, and in which form.
+    backprop : bool
+        Whether the ML framework differentiates through the simulation itself
+        (``diff_method="backprop"``, or a framework tracing a direct execution): it
+        must run on a backend that computes with the framework's tensors.
+    differenced : bool
+        Whether derivatives are taken by differencing these results (finite
+        differences, SPSA): single-precision rounding divided by a small step would
+        swamp them, so they need double precision.
     """
 
     num_wires: int
@@ -85,6 +93,8 @@ class WorkloadFeatures:
     batch_size: int = 1
     num_tapes: int = 1
     derivative: str | None = None
+    backprop: bool = False
+    differenced: bool = False
 
     def __post_init__(self):
         if self.derivative not in DERIVATIVE_KINDS:
@@ -168,6 +178,9 @@ def describe(
     tapes: Sequence[QuantumScript],
     derivative: str | None = None,
     num_wires: int | None = None,
+    *,
+    backprop: bool = False,
+    differenced: bool = False,
 ) -> WorkloadFeatures:
     """Describe a group of tapes that share one structure.
 
@@ -179,6 +192,8 @@ def describe(
         Derivative request for the group.
     num_wires : int, optional
         Width the circuits run at (defaults to the number of wires the tape uses).
+    backprop, differenced : bool
+        See :class:`WorkloadFeatures`.
 
     Returns
     -------
@@ -213,4 +228,6 @@ def describe(
         batch_size=sum(t.batch_size or 1 for t in tapes),
         num_tapes=len(tapes),
         derivative=derivative,
+        backprop=backprop,
+        differenced=differenced,
     )

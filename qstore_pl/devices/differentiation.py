@@ -1,0 +1,110 @@
+"""How a caller differentiates circuits, read from the circuits and the execution config.
+
+The router differentiates with the adjoint method or batched parameter shifts, which
+give first derivatives of circuit parameters. Some requests need something else:
+
+- the ML framework differentiating through the simulation (backpropagation): asked for
+  with ``diff_method="backprop"``, needed by default for higher-order derivatives and
+  trainable observable coefficients (as default.qubit's ``"best"`` does), and what a
+  framework does when it traces a direct ``device.execute``;
+- gradient transforms that difference results (finite differences, SPSA), whose
+  results must be computed in double precision;
+- complex-valued trainable gate parameters, which no derivative method here handles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pennylane as qml
+from pennylane.devices import ExecutionConfig
+from pennylane.math import Interface
+from pennylane.tape import QuantumScript
+
+from qstore_pl.exceptions import InvalidParameterError
+
+# Gradient transforms that divide differences of results by a small step.
+_DIFFERENCING = {"finite-diff", "spsa", qml.gradients.finite_diff, qml.gradients.spsa_grad}
+_PLAIN = (float, int, complex, np.ndarray, np.generic)
+
+
+def differences_values(gradient_method) -> bool:
+    """Whether ``gradient_method`` takes derivatives by differencing results."""
+    try:
+        return gradient_method in _DIFFERENCING
+    except TypeError:  # an unhashable custom method
+        return False
+
+
+def needs_backprop(config: ExecutionConfig, circuit: QuantumScript) -> bool:
+    """Whether ``"best"`` must mean backpropagation for this circuit, as on default.qubit.
+
+    Device derivatives are first derivatives of gate parameters only: higher orders
+    (``max_diff=2``) would come out as zeros, and trainable coefficients of a
+    measured observable are not differentiated by the adjoint method.
+    """
+    return config.derivative_order > 1 or trains_observables(circuit)
+
+
+def trains_observables(circuit: QuantumScript) -> bool:
+    """Whether a trainable parameter belongs to a measured observable."""
+    gate_params = sum(len(op.data) for op in circuit.operations)
+    return any(index >= gate_params for index in circuit.trainable_params)
+
+
+def traced(tape: QuantumScript) -> bool:
+    """Whether an ML framework is tracing a gate parameter of ``tape`` to differentiate it.
+
+    QNodes hand devices NumPy parameters unless the framework differentiates through
+    the device itself (backpropagation); a framework tensor that records gradients
+    here means exactly that.
+    """
+    for op in tape.operations:
+        for param in op.data:
+            if not isinstance(param, _PLAIN) and _records_gradient(param):
+                return True
+    return False
+
+
+def _records_gradient(param) -> bool:
+    interface = qml.math.get_interface(param)
+    if interface == "torch":
+        return bool(getattr(param, "requires_grad", False))
+    if interface in ("autograd", "jax", "tensorflow"):
+        return qml.math.in_backprop(param, interface)
+    return False
+
+
+def framework_interface(config: ExecutionConfig, tapes: Sequence[QuantumScript]) -> str:
+    """The ML framework of the parameters: the config's, or read from the parameters
+    when the config names none (a direct ``device.execute``)."""
+    interface = getattr(config.interface, "value", config.interface)
+    if interface not in (None, Interface.NUMPY.value, Interface.AUTO.value):
+        return interface
+    params = [p for tape in tapes for op in tape.operations for p in op.data]
+    return qml.math.get_interface(*params) if params else Interface.NUMPY.value
+
+
+def reject_complex_trainable(tape: QuantumScript) -> None:
+    """Raise :class:`InvalidParameterError` for a trainable complex gate parameter.
+
+    Only tapes measuring expectation values are checked: for other measurements the
+    router's adjoint preprocessing casts every parameter to complex itself.
+    """
+    if not all(isinstance(mp, qml.measurements.ExpectationMP) for mp in tape.measurements):
+        return
+    params = tape.get_parameters(trainable_only=True, operations_only=True)
+    for position, param in enumerate(params):
+        if isinstance(param, _PLAIN):  # the common case, without qml.math's dispatch
+            complex_valued = np.iscomplexobj(param)
+        else:
+            complex_valued = "complex" in qml.math.get_dtype_name(param)
+        if complex_valued:
+            op, _, _ = tape.get_operation(position)
+            raise InvalidParameterError(
+                f"the trainable parameter of {op.name} on wires {op.wires.tolist()} is "
+                f"complex ({qml.math.get_dtype_name(param)}): the router differentiates real "
+                "gate parameters only (default.qubit's adjoint method fails on them too). "
+                "Pass the real part (e.g. jnp.real(x)), or use diff_method='backprop'."
+            )
