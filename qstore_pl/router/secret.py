@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from qstore_pl.exceptions import ConfigError
+from qstore_pl.limits import excerpt
 
 #: Mapping keys whose values are shown as ``'***'`` in messages.
 SECRET_KEY_PATTERN = re.compile(r"key|token|secret|password|credential", re.IGNORECASE)
@@ -144,3 +145,21 @@ def redacted(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(redacted(v) for v in value)
     return value
+
+
+def quoted(value: Any) -> str:
+    """``value`` as an error message quotes it: :func:`redacted`, then at most a short
+    excerpt (:func:`qstore_pl.limits.excerpt`), so neither a key nor a huge input
+    reaches the message.
+
+    Parameters
+    ----------
+    value : Any
+        A user-supplied value, e.g. an invalid configuration entry.
+
+    Returns
+    -------
+    str
+        A ``repr``-style excerpt with secret-looking values shown as ``'***'``.
+    """
+    return excerpt(redacted(value))

@@ -1,0 +1,40 @@
+"""Config errors quote user values briefly and never show an API key."""
+
+from __future__ import annotations
+
+import pytest
+
+from qstore_pl.exceptions import ConfigError
+from qstore_pl.limits import EXCERPT_CHARS
+from qstore_pl.router.config import load_config
+from qstore_pl.router.pricing import default_pricing, parse_pricing
+
+KEY = "sk-config-message-key-0123456789"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"precision": "q" * 100_000},
+        {"routing_strategy": list(range(100_000))},
+        {"executor": {"kind": "dask", "timeout": "t" * 100_000}},
+        {"fallback_chain": ["x" * 100_000]},
+        {"x" * 100_000: 1},
+    ],
+)
+def test_a_huge_value_is_quoted_as_a_short_excerpt(config):
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    assert len(str(info.value)) < 4 * EXCERPT_CHARS + 300
+
+
+def test_a_key_in_an_invalid_value_is_hidden():
+    with pytest.raises(ConfigError, match=r"'executor'.*'\*\*\*'") as info:
+        load_config({"executor": {"kind": "spark", "token": KEY}})
+    assert KEY not in str(info.value)
+
+
+def test_pricing_errors_quote_briefly():
+    with pytest.raises(ConfigError, match="non-negative") as info:
+        parse_pricing({"cost_1q": "c" * 100_000}, default_pricing("qpu.aria-1"), "pricing")
+    assert len(str(info.value)) < EXCERPT_CHARS + 200
