@@ -34,6 +34,16 @@ def test_a_key_in_an_invalid_value_is_hidden():
     assert KEY not in str(info.value)
 
 
+def test_a_yaml_syntax_error_names_the_line_not_its_text(tmp_path):
+    path = tmp_path / "router.yaml"
+    path.write_text(
+        f"backends:\n  - {{name: hw, type: ionq, options: {{api_key: {KEY}, target: [}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"not valid yaml(.|\n)*line 2, column") as info:
+        load_config(path)
+    assert KEY not in str(info.value) and KEY not in str(info.value.__cause__)
+
+
 def test_pricing_errors_quote_briefly():
     with pytest.raises(ConfigError, match="non-negative") as info:
         parse_pricing({"cost_1q": "c" * 100_000}, default_pricing("qpu.aria-1"), "pricing")

@@ -205,6 +205,7 @@ def _read_file(path: Path) -> Any:
             return tomllib.loads(text)
         return yaml.load(text, Loader=_BoundedYamlLoader) or {}
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
+        _drop_snippets(err)
         raise ConfigError(f"config file {str(path)!r} is not valid {suffix[1:]}: {err}") from err
     except InputLimitError as err:
         raise ConfigError(f"config file {str(path)!r}: {err}") from None
@@ -212,6 +213,14 @@ def _read_file(path: Path) -> Any:
         raise ConfigError(
             f"config file {str(path)!r} nests lists or tables too deeply to read"
         ) from None
+
+
+def _drop_snippets(err: Exception) -> None:
+    """Make a YAML error print line and column only: its default snippet quotes the
+    offending line, which may hold an API key (the error is chained, so it prints)."""
+    for mark in (getattr(err, "context_mark", None), getattr(err, "problem_mark", None)):
+        if mark is not None:
+            mark.buffer = None  # yaml.Mark.get_snippet gives None without a buffer
 
 
 class _BoundedYamlLoader(yaml.SafeLoader):
