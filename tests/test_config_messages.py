@@ -48,3 +48,11 @@ def test_pricing_errors_quote_briefly():
     with pytest.raises(ConfigError, match="non-negative") as info:
         parse_pricing({"cost_1q": "c" * 100_000}, default_pricing("qpu.aria-1"), "pricing")
     assert len(str(info.value)) < EXCERPT_CHARS + 200
+
+
+def test_an_unknown_ionq_target_is_quoted_briefly():
+    from qstore_pl.devices.ionq.spec import build_ionq
+
+    with pytest.raises(ConfigError, match=r"IonQ target 'qpu\.ariaaaa") as info:
+        build_ionq({"api_key": KEY, "target": "qpu.aria" + "a" * 100_000})
+    assert len(str(info.value)) < EXCERPT_CHARS + 200 and KEY not in str(info.value)
