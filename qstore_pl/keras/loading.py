@@ -72,7 +72,7 @@ def load_model(
     return keras.models.load_model(path, custom_objects=objects, **kwargs)
 
 
-def rebuild_device(description: Mapping):
+def rebuild_device(description: Mapping) -> qml.devices.Device:
     """The device for a saved layer described by ``description`` (name and wires).
 
     Raises
