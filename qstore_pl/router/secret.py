@@ -121,14 +121,13 @@ def secret_from(value: str | Secret | None, env_vars: Sequence[str]) -> Secret |
     A secret received from another process that cannot be resolved here gives way to
     this process's own environment variables.
     """
-    if isinstance(value, Secret) and not value.available:
-        found = next((s for s in map(Secret.from_env, env_vars) if s is not None), None)
-        if found is None:
-            value.reveal()  # raises: says what to set
-        return found
-    if value:
+    unresolved = isinstance(value, Secret) and not value.available
+    if value and not unresolved:
         return Secret(value)
-    return next((s for s in map(Secret.from_env, env_vars) if s is not None), None)
+    found = next((s for s in map(Secret.from_env, env_vars) if s is not None), None)
+    if found is None and unresolved:
+        value.reveal()  # raises: says what to set
+    return found
 
 
 def redacted(value: Any) -> Any:
