@@ -56,3 +56,16 @@ def test_an_unknown_ionq_target_is_quoted_briefly():
     with pytest.raises(ConfigError, match=r"IonQ target 'qpu\.ariaaaa") as info:
         build_ionq({"api_key": KEY, "target": "qpu.aria" + "a" * 100_000})
     assert len(str(info.value)) < EXCERPT_CHARS + 200 and KEY not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "backends",
+    [
+        [[("api_key", KEY)]],  # options written as pairs where an entry belongs
+        [{"name": "hw", "type": "ionq", "use_for": ["api_key", KEY]}],
+    ],
+)
+def test_a_key_written_as_a_pair_is_hidden(backends):
+    with pytest.raises(ConfigError, match=r"backends.*'api_key', '\*\*\*'") as info:
+        load_config({"backends": backends})
+    assert KEY not in str(info.value)

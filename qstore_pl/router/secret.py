@@ -132,8 +132,8 @@ def secret_from(value: str | Secret | None, env_vars: Sequence[str]) -> Secret |
 
 def redacted(value: Any) -> Any:
     """``value`` for an error message: values under secret-looking keys (``api_key``,
-    ``token``, ...) and :class:`Secret` objects shown as ``'***'``, in nested mappings
-    and lists too."""
+    ``token``, ...), in mappings or as ``(key, value)`` pairs, and :class:`Secret`
+    objects shown as ``'***'``, in nested mappings and lists too."""
     if isinstance(value, Secret):
         return _HIDDEN
     if isinstance(value, Mapping):
@@ -142,6 +142,8 @@ def redacted(value: Any) -> Any:
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
+        if len(value) == 2 and isinstance(value[0], str) and SECRET_KEY_PATTERN.search(value[0]):
+            return type(value)((value[0], _HIDDEN))  # options written as pairs, not a dict
         return type(value)(redacted(v) for v in value)
     return value
 
