@@ -309,14 +309,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except OSError as err:  # a file the user named cannot be read or written
-        if not _is_qstore_error(err):
-            print(f"qstore-pl: error: {err}", file=sys.stderr)
-            return 1
-        return fail(str(err))
     except Exception as err:
         if _is_qstore_error(err):  # the user's input or setup: the message says what to change
             return fail(str(err))
+        if isinstance(err, OSError):  # a file the user named cannot be read or written
+            print(f"qstore-pl: error: {err}", file=sys.stderr)
+            return 1
         raise
 
 

@@ -97,7 +97,7 @@ def current_limits() -> Limits:
     return Limits(**values)
 
 
-def excerpt(value, max_chars: int = EXCERPT_CHARS) -> str:
+def excerpt(value: object, max_chars: int = EXCERPT_CHARS) -> str:
     """A short ``repr`` of ``value`` for error messages: at most ``max_chars``
     characters, and bounded work however large or deeply shared ``value`` is (only
     the first items of containers and the start of strings are looked at)."""

@@ -63,10 +63,8 @@ def nearest(
     for k in range(PHASES):
         rotated = np.exp(2j * np.pi * k / PHASES) * psi
         directions.append(np.concatenate([rotated.real, rotated.imag]).astype(np.float32))
-    limit = getattr(backend, "max_top_k", None)
-    depth = [max(candidates, top_k)] * PHASES
-    if limit is not None:
-        depth = [min(d, limit) for d in depth]
+    limit = getattr(backend, "max_top_k", math.inf)  # matches one query may return
+    depth = [min(max(candidates, top_k), limit)] * PHASES
     floors = [math.inf] * PHASES
     found: dict[str, Match] = {}
     todo = list(range(PHASES))
@@ -81,7 +79,7 @@ def nearest(
         kth = _kth_overlap(psi, list(found.values()), top_k)
         threshold = kth * _ALIGNMENT - _SCORE_SLACK
         todo = [k for k in range(PHASES) if floors[k] >= threshold]
-        if limit is not None and todo and all(depth[k] >= limit for k in todo):
+        if todo and all(depth[k] >= limit for k in todo):
             logger.warning(
                 "the top %d states could not be proven exact within %s's limit of %d "
                 "matches per query; the hits are the nearest of %d candidates",
@@ -92,7 +90,7 @@ def nearest(
             )
             break
         for k in todo:
-            depth[k] = depth[k] * _GROWTH if limit is None else min(depth[k] * _GROWTH, limit)
+            depth[k] = min(depth[k] * _GROWTH, limit)
     return list(found.values())
 
 

@@ -66,6 +66,8 @@ CREATE TABLE IF NOT EXISTS rejected (
 );
 """
 
+_INSERT_PENDING = "INSERT INTO pending (id, namespace, vector, metadata) VALUES (?, ?, ?, ?)"
+
 
 def default_spool_path(location: str) -> Path:
     """The spool file of a store: one per store location, in ``$QSTORE_SPOOL_DIR`` or
@@ -112,10 +114,7 @@ class Spool:
         """Add states and circuits ``(id, number of states, pickled tape, metadata)``
         in one transaction."""
         with self._lock, self._db:
-            self._db.executemany(
-                "INSERT INTO pending (id, namespace, vector, metadata) VALUES (?, ?, ?, ?)",
-                [_row(e) for e in entries],
-            )
+            self._db.executemany(_INSERT_PENDING, [_row(e) for e in entries])
             self._db.executemany(
                 "INSERT OR IGNORE INTO circuits (id, states, tape, metadata) VALUES (?, ?, ?, ?)",
                 [(i, count, tape, json.dumps(meta)) for i, count, tape, meta in circuits],
@@ -141,10 +140,7 @@ class Spool:
     def expand(self, circuit_id: str, entries: Sequence[EncodedState]) -> None:
         """Replace a spooled circuit by its states (one transaction)."""
         with self._lock, self._db:
-            self._db.executemany(
-                "INSERT INTO pending (id, namespace, vector, metadata) VALUES (?, ?, ?, ?)",
-                [_row(e) for e in entries],
-            )
+            self._db.executemany(_INSERT_PENDING, [_row(e) for e in entries])
             self._db.execute("DELETE FROM circuits WHERE id = ?", (circuit_id,))
 
     def ack_through(self, seq: int) -> None:

@@ -385,6 +385,8 @@ class _QuietClient(Client):
     scheduler goes away (e.g. the user's cluster closes before the router): the
     executor connects again on its next batch."""
 
+    # distributed.Client has no public switch for its reconnect loop, so this overrides
+    # the private coroutine it runs when the scheduler connection drops
     async def _reconnect(self):
         await self._close(fast=True)
 

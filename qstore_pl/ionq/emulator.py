@@ -304,6 +304,7 @@ class IonQEmulator:
 
     def _describe(self, job: EmulatedJob) -> dict:
         status = job.status(self.faults)
+        cost = self.job_cost(job)
         return {
             "id": job.id,
             "status": status,
@@ -312,8 +313,8 @@ class IonQEmulator:
             "backend": job.payload.get("backend", "simulator"),
             "request": int(job.request),
             "shots": job.payload.get("shots"),
-            "cost_usd": self.job_cost(job) if status == "completed" else 0.0,
-            "estimated_cost_usd": self.job_cost(job),
+            "cost_usd": cost if status == "completed" else 0.0,
+            "estimated_cost_usd": cost,
         }
 
     def job_cost(self, job: EmulatedJob) -> float:

@@ -24,6 +24,7 @@ import keras
 import pennylane as qml
 
 from qstore_pl.device_choice import make_device
+from qstore_pl.limits import excerpt
 
 #: ``custom_objects`` key under which ``load_model`` callers pass the device for layers.
 LOAD_DEVICE = "qstore_pl>device"
@@ -72,7 +73,7 @@ def load_model(
     return keras.models.load_model(path, custom_objects=objects, **kwargs)
 
 
-def rebuild_device(description: Mapping):
+def rebuild_device(description: Mapping) -> qml.devices.Device:
     """The device for a saved layer described by ``description`` (name and wires).
 
     Raises
@@ -93,7 +94,7 @@ def rebuild_device(description: Mapping):
     name = str(description.get("name"))
     if name not in LOCAL_DEVICES:
         warnings.warn(
-            f"the saved model names the device {name!r}, which loading does not build (it "
+            f"the saved model names the device {excerpt(name)}, which loading does not build (it "
             f"may spend money or send data off this machine); its layers run on "
             f"{FALLBACK_DEVICE}. Pass the device to use at load time: "
             f"qstore_pl.keras.load_model(path, device=...) or "

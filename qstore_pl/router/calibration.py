@@ -27,6 +27,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from qstore_pl import paths
+from qstore_pl.atomic_file import atomic_write
 from qstore_pl.router.time_model import TimeModel
 from qstore_pl.router.workload import WorkloadFeatures
 
@@ -309,9 +310,8 @@ class Calibration:
             "levels": dict(self.levels),
             "checks": {name: asdict(c) for name, c in self.checks.items()},
         }
-        temporary = path.with_suffix(f".tmp{os.getpid()}")
-        temporary.write_text(json.dumps(payload, indent=1, sort_keys=True))
-        os.replace(temporary, path)
+        with atomic_write(path) as out:
+            out.write(json.dumps(payload, indent=1, sort_keys=True))
         return path
 
     @classmethod

@@ -22,7 +22,7 @@ from qstore_pl.limits import InputLimitError, current_limits
 from qstore_pl.router.calibration import CALIBRATION_MODES
 from qstore_pl.router.capabilities import PRECISIONS
 from qstore_pl.router.purpose import PURPOSES
-from qstore_pl.router.secret import Secret, redacted
+from qstore_pl.router.secret import Secret, quoted
 
 #: Backend type that stands for "every local simulator that is installed".
 AUTO = "auto"
@@ -168,17 +168,17 @@ def load_config(config: Mapping | str | PathLike | None = None, **overrides: Any
 
     precision = config.get("precision", "single")
     if precision not in PRECISIONS:
-        raise ConfigError(f"config['precision'] = {precision!r}; choose one of {PRECISIONS}")
+        raise ConfigError(f"config['precision'] = {quoted(precision)}; choose one of {PRECISIONS}")
     strategy = config.get("routing_strategy", "performance")
     if not isinstance(strategy, str):
-        raise ConfigError(f"config['routing_strategy'] must be a string, got {strategy!r}")
+        raise ConfigError(f"config['routing_strategy'] must be a string, got {quoted(strategy)}")
     fallback = config.get("fallback", True)
     if not isinstance(fallback, bool):
-        raise ConfigError(f"config['fallback'] must be true or false, got {fallback!r}")
+        raise ConfigError(f"config['fallback'] must be true or false, got {quoted(fallback)}")
     calibration = config.get("calibration", "auto")
     if calibration not in CALIBRATION_MODES:
         raise ConfigError(
-            f"config['calibration'] = {calibration!r}; choose one of {CALIBRATION_MODES}"
+            f"config['calibration'] = {quoted(calibration)}; choose one of {CALIBRATION_MODES}"
         )
     backends = _parse_backends(config.get("backends", AUTO))
     return RouterConfig(
@@ -205,6 +205,7 @@ def _read_file(path: Path) -> Any:
             return tomllib.loads(text)
         return yaml.load(text, Loader=_BoundedYamlLoader) or {}
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
+        _drop_snippets(err)
         raise ConfigError(f"config file {str(path)!r} is not valid {suffix[1:]}: {err}") from err
     except InputLimitError as err:
         raise ConfigError(f"config file {str(path)!r}: {err}") from None
@@ -212,6 +213,14 @@ def _read_file(path: Path) -> Any:
         raise ConfigError(
             f"config file {str(path)!r} nests lists or tables too deeply to read"
         ) from None
+
+
+def _drop_snippets(err: Exception) -> None:
+    """Make a YAML error print line and column only: its default snippet quotes the
+    offending line, which may hold an API key (the error is chained, so it prints)."""
+    for mark in (getattr(err, "context_mark", None), getattr(err, "problem_mark", None)):
+        if mark is not None:
+            mark.buffer = None  # yaml.Mark.get_snippet gives None without a buffer
 
 
 class _BoundedYamlLoader(yaml.SafeLoader):
@@ -270,7 +279,7 @@ def _parse_backends(value: Any) -> tuple[BackendConfig, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
         raise ConfigError(
             "config['backends'] must be 'auto' or a non-empty list of backend names or "
-            f"{{'name', 'type', 'options'}} entries, got {redacted(value)!r}"
+            f"{{'name', 'type', 'options'}} entries, got {quoted(value)}"
         )
     entries = []
     for i, item in enumerate(value):
@@ -279,14 +288,14 @@ def _parse_backends(value: Any) -> tuple[BackendConfig, ...]:
             entries.append(BackendConfig(name=item, type=item))
             continue
         if not isinstance(item, Mapping):
-            raise ConfigError(f"{where} must be a name or a dict, got {redacted(item)!r}")
+            raise ConfigError(f"{where} must be a name or a dict, got {quoted(item)}")
         _reject_unknown(item, _BACKEND_KEYS, where)
         name = item.get("name", item.get("type"))
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{where} needs a 'name' (a non-empty string)")
         kind = item.get("type", name)
         if not isinstance(kind, str):
-            raise ConfigError(f"{where}['type'] must be a string, got {kind!r}")
+            raise ConfigError(f"{where}['type'] must be a string, got {quoted(kind)}")
         options = item.get("options", {})
         if not isinstance(options, Mapping):
             # never the value: options hold API keys, in whatever shape they were written
@@ -301,7 +310,7 @@ def _parse_backends(value: Any) -> tuple[BackendConfig, ...]:
             raise ConfigError(f"{where}['pricing'] must be a dict such as {{'model': 'free'}}")
         queue = item.get("max_queue_seconds")
         if queue is not None and not _is_amount(queue):
-            raise ConfigError(f"{where}['max_queue_seconds'] = {queue!r}; use seconds >= 0")
+            raise ConfigError(f"{where}['max_queue_seconds'] = {quoted(queue)}; use seconds >= 0")
         entries.append(
             BackendConfig(
                 name=name,
@@ -329,7 +338,7 @@ def _parse_use_for(value: Any, where: str) -> frozenset[str] | None:
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, Sequence) or not names or any(n not in PURPOSES for n in names):
         raise ConfigError(
-            f"{where}['use_for'] = {value!r}; use one of {PURPOSES}, a list of them, "
+            f"{where}['use_for'] = {quoted(value)}; use one of {PURPOSES}, a list of them, "
             f"or {sorted(_USE_FOR_ALIASES)}"
         )
     return frozenset(names)
@@ -341,20 +350,20 @@ def _parse_spending(config: Mapping, backends: Sequence[BackendConfig]) -> dict[
     for key in ("budget", "max_cost_per_batch"):
         value = config.get(key)
         if value is not None and not _is_amount(value):
-            raise ConfigError(f"config[{key!r}] = {value!r}; use an amount in USD (>= 0)")
+            raise ConfigError(f"config[{key!r}] = {quoted(value)}; use an amount in USD (>= 0)")
         values[key] = None if value is None else float(value)
     action = config.get("on_budget_exceeded", "raise")
     if action not in ON_BUDGET_EXCEEDED:
         raise ConfigError(
-            f"config['on_budget_exceeded'] = {action!r}; choose one of {ON_BUDGET_EXCEEDED}"
+            f"config['on_budget_exceeded'] = {quoted(action)}; choose one of {ON_BUDGET_EXCEEDED}"
         )
     ledger = config.get("ledger")
     if ledger is not None and not isinstance(ledger, (str, PathLike)):
-        raise ConfigError(f"config['ledger'] must be a file path, got {ledger!r}")
+        raise ConfigError(f"config['ledger'] must be a file path, got {quoted(ledger)}")
     chain = config.get("fallback_chain", ())
     if isinstance(chain, str) or not isinstance(chain, Sequence):
         raise ConfigError(
-            f"config['fallback_chain'] must be a list of backend names, got {chain!r}"
+            f"config['fallback_chain'] must be a list of backend names, got {quoted(chain)}"
         )
     names = [b.name for b in backends]
     for name in chain:
@@ -362,7 +371,7 @@ def _parse_spending(config: Mapping, backends: Sequence[BackendConfig]) -> dict[
             close = difflib.get_close_matches(str(name), names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(
-                f"config['fallback_chain'] names {name!r}{hint}, which is not a configured "
+                f"config['fallback_chain'] names {quoted(name)}{hint}, which is not a configured "
                 f"backend; configured: {names}"
             )
     values.update(
@@ -383,13 +392,13 @@ def _parse_executor(value: Any) -> dict[str, Any]:
         value = {"kind": value}
     if not isinstance(value, Mapping) or value.get("kind") not in _EXECUTOR_KINDS:
         raise ConfigError(
-            f"config['executor'] = {value!r}; use {{'kind': k}} with k in {_EXECUTOR_KINDS}"
+            f"config['executor'] = {quoted(value)}; use {{'kind': k}} with k in {_EXECUTOR_KINDS}"
         )
     options = _EXECUTOR_OPTIONS[value["kind"]]
     _reject_unknown(value, ("kind", *options), "config['executor']")
     for key, (valid, expected) in options.items():
         if key in value and not valid(value[key]):
-            raise ConfigError(f"config['executor'][{key!r}] = {value[key]!r}; use {expected}")
+            raise ConfigError(f"config['executor'][{key!r}] = {quoted(value[key])}; use {expected}")
     value = dict(value)
     local = "address" in value or "n_workers" in value
     if value["kind"] == "dask" and not local and os.environ.get(DASK_ADDRESS_ENV):
@@ -408,5 +417,5 @@ def _reject_unknown(mapping: Mapping, allowed: Sequence[str], where: str) -> Non
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(
-                f"unknown key {key!r} in {where}{hint}; valid keys: {', '.join(allowed)}"
+                f"unknown key {quoted(key)} in {where}{hint}; valid keys: {', '.join(allowed)}"
             )

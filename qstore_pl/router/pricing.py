@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from qstore_pl.exceptions import ConfigError
+from qstore_pl.router.secret import quoted
 
 #: Azure Quantum's IonQ Aria numbers.
 ARIA_COST_1Q = 0.000220
@@ -131,15 +132,17 @@ def parse_pricing(
     allowed = [f.name for f in fields(PricingModel)]
     unknown = sorted(set(value) - set(allowed))
     if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in {where}; valid keys: {allowed}")
+        raise ConfigError(f"unknown key(s) {quoted(unknown)} in {where}; valid keys: {allowed}")
     model = value.get("model", default.model)
     if model not in _MODELS:
-        raise ConfigError(f"{where}['model'] = {model!r}; choose one of {_MODELS}")
+        raise ConfigError(f"{where}['model'] = {quoted(model)}; choose one of {_MODELS}")
     base = default if model == default.model else PricingModel(model)
     numbers = {}
     for key in allowed[1:]:
         number = value.get(key, getattr(base, key))
         if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0:
-            raise ConfigError(f"{where}[{key!r}] = {number!r}; use a non-negative number (USD)")
+            raise ConfigError(
+                f"{where}[{key!r}] = {quoted(number)}; use a non-negative number (USD)"
+            )
         numbers[key] = float(number)
     return PricingModel(model, **numbers)

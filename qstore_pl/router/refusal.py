@@ -53,9 +53,8 @@ def no_backend_message(
     method_fix : str, optional
         The fix when the differentiation method rules every backend out; it wins.
     """
-    details = "; ".join(f"{c.backend}: {', '.join(c.reasons)}" for c in estimates)
     fix = method_fix or _fix(estimates, unavailable)
-    return f"no backend can run this circuit ({details}). To run it, {fix}."
+    return f"no backend can run this circuit ({_reasons(estimates)}). To run it, {fix}."
 
 
 def purpose_note(
@@ -77,11 +76,15 @@ def purpose_note(
     """
     if not serving:
         return f"no backend has use_for {purpose}; fallback chain: "
-    why = "; ".join(f"{c.backend}: {', '.join(c.reasons)}" for c in serving)
     return (
-        f"no backend for {purpose} can run this ({why}; to use them, "
+        f"no backend for {purpose} can run this ({_reasons(serving)}; to use them, "
         f"{_fix(serving, unavailable, fallback_ran=True)}); fallback chain: "
     )
+
+
+def _reasons(estimates: Sequence[CandidateEstimate]) -> str:
+    """Each backend with the reasons it cannot take the workload."""
+    return "; ".join(f"{c.backend}: {', '.join(c.reasons)}" for c in estimates)
 
 
 def _fix(

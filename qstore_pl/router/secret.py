@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from qstore_pl.exceptions import ConfigError
+from qstore_pl.limits import excerpt
 
 #: Mapping keys whose values are shown as ``'***'`` in messages.
 SECRET_KEY_PATTERN = re.compile(r"key|token|secret|password|credential", re.IGNORECASE)
@@ -120,20 +121,19 @@ def secret_from(value: str | Secret | None, env_vars: Sequence[str]) -> Secret |
     A secret received from another process that cannot be resolved here gives way to
     this process's own environment variables.
     """
-    if isinstance(value, Secret) and not value.available:
-        found = next((s for s in map(Secret.from_env, env_vars) if s is not None), None)
-        if found is None:
-            value.reveal()  # raises: says what to set
-        return found
-    if value:
+    unresolved = isinstance(value, Secret) and not value.available
+    if value and not unresolved:
         return Secret(value)
-    return next((s for s in map(Secret.from_env, env_vars) if s is not None), None)
+    found = next((s for s in map(Secret.from_env, env_vars) if s is not None), None)
+    if found is None and unresolved:
+        value.reveal()  # raises: says what to set
+    return found
 
 
 def redacted(value: Any) -> Any:
     """``value`` for an error message: values under secret-looking keys (``api_key``,
-    ``token``, ...) and :class:`Secret` objects shown as ``'***'``, in nested mappings
-    and lists too."""
+    ``token``, ...), in mappings or as ``(key, value)`` pairs, and :class:`Secret`
+    objects shown as ``'***'``, in nested mappings and lists too."""
     if isinstance(value, Secret):
         return _HIDDEN
     if isinstance(value, Mapping):
@@ -142,5 +142,25 @@ def redacted(value: Any) -> Any:
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
+        if len(value) == 2 and isinstance(value[0], str) and SECRET_KEY_PATTERN.search(value[0]):
+            return type(value)((value[0], _HIDDEN))  # options written as pairs, not a dict
         return type(value)(redacted(v) for v in value)
     return value
+
+
+def quoted(value: Any) -> str:
+    """``value`` as an error message quotes it: :func:`redacted`, then at most a short
+    excerpt (:func:`qstore_pl.limits.excerpt`), so neither a key nor a huge input
+    reaches the message.
+
+    Parameters
+    ----------
+    value : Any
+        A user-supplied value, e.g. an invalid configuration entry.
+
+    Returns
+    -------
+    str
+        A ``repr``-style excerpt with secret-looking values shown as ``'***'``.
+    """
+    return excerpt(redacted(value))

@@ -4,6 +4,7 @@ circuit, so a wrong shape names itself instead of failing deep in a template."""
 from __future__ import annotations
 
 import pennylane as qml
+import torch
 
 from qstore_pl.qnode_spec import INPUT_ARG, trial_tape
 
@@ -22,7 +23,8 @@ class TorchLayer(qml.qnn.TorchLayer):
 
     _checked_width: int | None = None
 
-    def forward(self, inputs):
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Check ``weight_shapes`` on the first call per input width, then run the layer."""
         width = int(inputs.shape[-1])
         if width != self._checked_width and self.input_arg == INPUT_ARG:
             shapes = {name: tuple(w.shape) for name, w in self.qnode_weights.items()}

@@ -108,7 +108,10 @@ class QdrantBackend:
         if namespace in self._tuned:
             return
         self._tuned.add(namespace)
-        local = getattr(self._client, "_client", None)  # QdrantLocal in local mode
+        # qdrant-client has no option for local mode's SQLite settings, so this reaches
+        # into its private QdrantLocal (collections -> storage -> sqlite3 connection);
+        # the getattr chain makes it a no-op should those internals change
+        local = getattr(self._client, "_client", None)
         collection = getattr(local, "collections", {}).get(self._collection(namespace))
         connection = getattr(getattr(collection, "storage", None), "storage", None)
         if connection is not None:

@@ -134,9 +134,7 @@ class JobSession:
         JobOutcomeUnknown
             The job list could not be read.
         """
-        for attempt in range(self.retries + 1 if patient else 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+        for _ in self._attempts(self.retries + 1 if patient else 1):
             try:
                 for job in self.jobs(newest=_LOOKUP_PAGE):  # a re-send follows soon after
                     meta = job.get("metadata") or {}
@@ -230,9 +228,7 @@ class JobSession:
         else:
             url = self.client.join_path(path)
         problem = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+        for _ in self._attempts(self.retries + 1):
             try:
                 response = self.client.request(requests.get, url=url, params=params)
             except requests.RequestException as err:
@@ -249,6 +245,14 @@ class JobSession:
                 continue
             return body
         raise _NoAnswer(f"{problem} after {self.retries + 1} attempt(s)")
+
+    def _attempts(self, count: int) -> Iterator[int]:
+        """``range(count)``, pausing ``backoff`` seconds (doubling) before each attempt
+        after the first."""
+        for attempt in range(count):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            yield attempt
 
 
 def _json(response: requests.Response) -> Any:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from qstore_pl.devices.ionq.connection import api_key
 from qstore_pl.devices.ionq.jobs import JobSession
 from qstore_pl.router.ledger import BACKEND_TAG, CHARGE_TAG, Ledger, ProviderJob, Reconciliation
@@ -39,7 +41,22 @@ def provider_jobs(
 
 
 def reconcile_ionq(
-    ledger: Ledger, url: str | None = None, key: str | Secret | None = None, backends=None
+    ledger: Ledger,
+    url: str | None = None,
+    key: str | Secret | None = None,
+    backends: Collection[str] | None = None,
 ) -> Reconciliation:
-    """Reconcile ``ledger`` with the job list of the IonQ server at ``url``."""
+    """Reconcile ``ledger`` with the job list of the IonQ server at ``url``.
+
+    Parameters
+    ----------
+    ledger : Ledger
+        The spending ledger to update.
+    url : str, optional
+        The IonQ server (default: ``$QSTORE_IONQ_URL``, else IonQ's cloud).
+    key : str or Secret, optional
+        The API key (default: from the environment).
+    backends : Collection[str], optional
+        Only these backends' charges (default: every backend).
+    """
     return ledger.reconcile(provider_jobs(url, key), backends)

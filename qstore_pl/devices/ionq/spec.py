@@ -10,6 +10,7 @@ from qstore_pl.devices.ionq.connection import api_key
 from qstore_pl.devices.ionq.device import QIS_GATES
 from qstore_pl.exceptions import ConfigError
 from qstore_pl.router.capabilities import BackendCapabilities
+from qstore_pl.router.secret import quoted
 from qstore_pl.router.time_model import TimeModel
 
 #: Qubits per IonQ target (the cloud simulator takes 29).
@@ -64,4 +65,6 @@ def _check_choice(option: str, value: Any, choices) -> None:
         return
     close = difflib.get_close_matches(str(value), list(choices), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(f"IonQ {option} {value!r} is not known.{hint} Valid: {', '.join(choices)}.")
+    raise ConfigError(
+        f"IonQ {option} {quoted(value)} is not known.{hint} Valid: {', '.join(choices)}."
+    )
