@@ -24,6 +24,7 @@ from pennylane.devices.device_constructor import plugin_devices
 from qstore_pl.exceptions import ConfigError, UnknownBackendError
 from qstore_pl.router.capabilities import BackendCapabilities
 from qstore_pl.router.config import AUTO, BackendConfig
+from qstore_pl.router.secret import quoted
 from qstore_pl.router.spec import BackendSpec
 from qstore_pl.router.time_model import TimeModel
 
@@ -257,7 +258,7 @@ def build_spec(entry: BackendConfig) -> BackendSpec:
         close = difflib.get_close_matches(entry.type, [*KNOWN_BACKENDS, AUTO], n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise UnknownBackendError(
-            f"unknown backend {entry.type!r}.{hint} Known backends: "
+            f"unknown backend {quoted(entry.type)}.{hint} Known backends: "
             f"{', '.join([*KNOWN_BACKENDS, AUTO])}."
         ) from None
     check_options(entry, known.device_name)
@@ -269,7 +270,7 @@ def build_spec(entry: BackendConfig) -> BackendSpec:
     except Exception as err:  # the device rejected its options
         raise ConfigError(
             f"backend {entry.name!r} ({entry.type}) cannot be built with options "
-            f"{dict(entry.options)!r}: {err}"
+            f"{quoted(dict(entry.options))}: {err}"
         ) from err
     return BackendSpec(
         name=entry.name,
@@ -307,7 +308,7 @@ def check_options(entry: BackendConfig, device_name: str) -> None:
             fix = f"{hint}valid options of {device_name}: {', '.join(valid)}"
         raise ConfigError(
             f"backend {entry.name!r} ({entry.type}) cannot be built with options "
-            f"{dict(entry.options)!r}: unknown option {key!r}; {fix}"
+            f"{quoted(dict(entry.options))}: unknown option {quoted(key)}; {fix}"
         )
 
 

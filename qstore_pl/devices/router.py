@@ -62,6 +62,7 @@ from qstore_pl.exceptions import (
     ParameterTypeError,
     UnsupportedCircuitError,
 )
+from qstore_pl.limits import excerpt
 from qstore_pl.router.config import RouterConfig, load_config
 from qstore_pl.router.cost_estimate import CostEstimate
 from qstore_pl.router.cost_report import CostReport
@@ -728,7 +729,7 @@ def _raise_for_non_number(tape: QuantumScript) -> None:
             if _not_numbers(np.asarray(value)):
                 raise ParameterTypeError(
                     # no wires: the tape is on the backend's wires by now, not the user's
-                    f"parameter {i} of {op.name} is {value!r} ({type(value).__name__}), "
+                    f"parameter {i} of {op.name} is {excerpt(value)} ({type(value).__name__}), "
                     "not a number; gate parameters must "
                     "be numbers or arrays of numbers. Pass numbers to the QNode (convert "
                     "text with float(...))."
