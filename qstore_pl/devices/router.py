@@ -121,7 +121,7 @@ class RouterDevice(Device):
         ``"cost_optimized"`` or ``"precision"``.
     callbacks : Sequence[DeviceCallback], optional
         Called with an :class:`~qstore_pl.callbacks.ExecutionRecord` per circuit run.
-    seed : int, optional
+    seed : int or JAX PRNG key, optional
         Seed for sampling on the backends.
     **config_overrides
         Top-level config keys given directly, e.g. ``precision="double"``.
@@ -157,7 +157,7 @@ class RouterDevice(Device):
         *,
         config=None,
         callbacks: Sequence[DeviceCallback] = (),
-        seed: int | None = None,
+        seed: Any = None,
         **config_overrides,
     ):
         check_wire_count(wires, self.name)
@@ -176,7 +176,7 @@ class RouterDevice(Device):
         # cannot travel to another process and keep their gradients
         self._local = BackendPool()
         self._callbacks = _check_callbacks(callbacks)
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(_entropy(seed))
         self._seeds: dict[tuple[str, int], int] = {}  # per backend and width
         self._log = RoutingLog()
         # per-structure answers: QNodes ask the same questions on every call
@@ -734,6 +734,14 @@ def _raise_for_non_number(tape: QuantumScript) -> None:
                     "be numbers or arrays of numbers. Pass numbers to the QNode (convert "
                     "text with float(...))."
                 )
+
+
+def _entropy(seed) -> int | list[int] | None:
+    """NumPy's seed for ``seed``: an int, or a JAX PRNG key's numbers (default.qubit
+    takes both)."""
+    if seed is None or isinstance(seed, int | np.integer):
+        return seed
+    return [int(v) for v in np.asarray(seed).ravel()]
 
 
 @contextlib.contextmanager

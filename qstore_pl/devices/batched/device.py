@@ -80,7 +80,7 @@ def _differentiable_gate(op) -> bool:
 def _differentiable_measurement(mp) -> bool:
     if isinstance(mp, ProbabilityMP):
         return mp.obs is None
-    return isinstance(mp, ExpectationMP) and supports_measurement(mp)
+    return isinstance(mp, ExpectationMP) and mp.obs is not None and supports_measurement(mp)
 
 
 @simulator_tracking

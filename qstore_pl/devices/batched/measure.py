@@ -43,7 +43,9 @@ SUPPORTED = (ExpectationMP, VarianceMP, ProbabilityMP, StateMP)
 def supports_measurement(mp: MeasurementProcess) -> bool:
     """Whether the batched engine computes ``mp`` (analytically)."""
     if isinstance(mp, (ExpectationMP, VarianceMP)):
-        return mp.obs is not None and (mp.obs.pauli_rep is not None or mp.obs.has_matrix)
+        if mp.obs is None:  # of a mid-circuit measurement value (deferred to a wire)
+            return mp.mv is not None
+        return mp.obs.pauli_rep is not None or mp.obs.has_matrix
     if isinstance(mp, ProbabilityMP):
         return mp.obs is None or mp.obs.has_diagonalizing_gates
     return isinstance(mp, StateMeasurement) and mp.obs is None
@@ -199,6 +201,8 @@ def measure_all(kernel, states: np.ndarray, measurements, n: int) -> list[np.nda
 
 def measure(kernel, states: np.ndarray, mp: MeasurementProcess, n: int) -> np.ndarray:
     """One measurement for every row: ``(M,)`` or ``(M, ...)``."""
+    if isinstance(mp, (ExpectationMP, VarianceMP)) and mp.obs is None:
+        return _row_by_row(states, mp, n)  # a mid-circuit measurement value: PennyLane's rule
     if isinstance(mp, ExpectationMP):
         return expval(kernel, states, mp.obs, n)
     if isinstance(mp, VarianceMP):
@@ -220,6 +224,11 @@ def measure(kernel, states: np.ndarray, mp: MeasurementProcess, n: int) -> np.nd
         if wires and wires != list(range(n)):  # the state in the measurement's wire order
             states = states.reshape((-1,) + (2,) * n).transpose([0, *(1 + w for w in wires)])
         return np.asarray(states, dtype=complex).reshape(-1, 2**n)
+    return _row_by_row(states, mp, n)
+
+
+def _row_by_row(states: np.ndarray, mp: MeasurementProcess, n: int) -> np.ndarray:
+    """``mp`` by its own ``process_state``, one row at a time."""
     wire_order = qml.wires.Wires(range(n))
     return np.stack([np.asarray(mp.process_state(row, wire_order)) for row in states])
 
