@@ -173,6 +173,11 @@ VALUE_COMPARISON = re.compile(
     r"math\.all\(|==\s*-?\d|-?\d\S*\s*==|<\s*tol|atol|rtol"
 )
 
+# ... unless the line compares bookkeeping rather than results.
+NOT_A_VALUE = re.compile(
+    r"call_count|\.called|len\(|\.shape|\bshape\b|isinstance|type\(|repr\(|\.name|tracker"
+)
+
 
 @dataclass
 class Outcome:
@@ -341,8 +346,30 @@ def run_file(
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     run = FileRun(relative, variant, time.monotonic() - started, process.returncode, timed_out)
+    summary = {"seconds": run.seconds, "returncode": run.returncode, "timed_out": timed_out}
+    (root / f"{tag}.run.json").write_text(json.dumps(summary), encoding="utf-8")
     run.outcomes = read_outcomes(results, relative)
     return run
+
+
+def load_runs(workdir: Path) -> tuple[list[str], dict[str, int], list[FileRun]]:
+    """Read back the files, rewrite counts and runs that an earlier run left in ``workdir``."""
+    runs, files, changes = [], [], {}
+    for summary in sorted((workdir / "router").glob("*.run.json")):
+        relative = summary.name.removesuffix(".run.json").replace("__", "/")
+        files.append(relative)
+        before = (workdir / "default.qubit" / relative).read_text(encoding="utf-8")
+        after = (workdir / "router" / relative).read_text(encoding="utf-8")
+        diff = difflib.unified_diff(before.splitlines(), after.splitlines(), n=0)
+        changes[relative] = sum(line.startswith("-") for line in list(diff)[2:])
+        for folder, variant in (("default.qubit", "default.qubit"), ("router", ROUTER)):
+            root = workdir / folder
+            tag = relative.replace("/", "__")
+            info = json.loads((root / f"{tag}.run.json").read_text(encoding="utf-8"))
+            run = FileRun(relative, variant, info["seconds"], info["returncode"], info["timed_out"])
+            run.outcomes = read_outcomes(root / f"{tag}.jsonl", relative)
+            runs.append(run)
+    return files, changes, runs
 
 
 def read_outcomes(results: Path, relative: str) -> dict[str, Outcome]:
@@ -384,8 +411,11 @@ def normalise(message: str) -> str:
 
 
 def classify(outcome: Outcome) -> str:
-    """``value`` (a compared number was wrong), ``no-raise``, ``router-error``, ``other-error``."""
+    """``value`` (a compared number was wrong), ``assertion`` (another property: a call count,
+    a shape, a type, a repr), ``no-raise``, ``router-error`` or ``other-error``."""
     if outcome.exc_type == "AssertionError":
+        if NOT_A_VALUE.search(outcome.line):
+            return "assertion"
         if VALUE_COMPARISON.search(outcome.line) or "Not equal to tolerance" in outcome.message:
             return "value"
         return "assertion"
@@ -575,6 +605,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, default=Path("pennylane_oracle.md"), help="report (%(default)s)"
     )
+    parser.add_argument(
+        "--report-from",
+        type=Path,
+        nargs="+",
+        metavar="WORKDIR",
+        help="run nothing: rebuild the report from the results earlier runs left in these "
+        "work directories (merged)",
+    )
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.timeout < 1 or args.test_timeout < 0:
         parser.error("--jobs and --timeout must be at least 1, --test-timeout at least 0")
@@ -585,6 +623,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Extract, rewrite, run both copies, compare and write the report."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.report_from:
+        files, changes, runs = [], {}, []
+        for workdir in args.report_from:
+            more_files, more_changes, more_runs = load_runs(workdir)
+            files, runs = files + more_files, runs + more_runs
+            changes.update(more_changes)
+        return write_report(args, files, changes, runs, ", ".join(map(str, args.report_from)))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pennylane_oracle_"))
     original, router = workdir / "default.qubit", workdir / "router"
     for root in (original, router):
@@ -614,11 +659,16 @@ def main(argv: list[str] | None = None) -> int:
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         runs = list(pool.map(run, jobs))
+    return write_report(args, args.files, changes, runs, str(workdir))
+
+
+def write_report(args, files, changes, runs, workdir: str) -> int:
+    """Compare the runs, write the report and print the counts."""
     base_runs = [r for r in runs if r.variant == "default.qubit"]
     router_runs = [r for r in runs if r.variant == ROUTER]
     result = compare(base_runs, router_runs)
     args.out.write_text(
-        render_report(args, args.files, changes, base_runs, router_runs, result), encoding="utf-8"
+        render_report(args, files, changes, base_runs, router_runs, result), encoding="utf-8"
     )
     print(
         f"{len(result['base'])} tests on default.qubit, {len(result['both_pass'])} pass on both, "
