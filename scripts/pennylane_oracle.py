@@ -437,7 +437,8 @@ DERIVS_FIX_TARGETS = (
     (
         "higher-order / forward-mode derivatives",
         r"forward-mode|custom_vjp",
-        r"hessian|second_deriv|jacfwd|max_diff",
+        # nested differentiation: Hessians, and derivatives of gradient transforms' outputs
+        r"hessian|second_deriv|jacfwd|max_diff|diffabilit|differentiab",
         ("value", "assertion", "router-error", "other-error"),
     ),
     ("finite-diff precision", None, r"finite[-_]diff", ("value",)),
