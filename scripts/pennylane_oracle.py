@@ -445,7 +445,7 @@ DERIVS_FIX_TARGETS = (
     (
         "trainable Hamiltonian coefficients",
         None,
-        r"hamiltonian.*trainable|trainable.*hamiltonian|coeff",
+        r"hamiltonians?_trainable|trainable_hamiltonian|coeff",
         ("value", "assertion", "router-error", "other-error"),
     ),
 )
@@ -500,6 +500,11 @@ def render_report(args, files, changes, original, router, result) -> str:
     """The markdown report."""
     lines = ["# PennyLane test files on default.qubit vs qstore.router", ""]
     lines += [f"Command: `{' '.join(args.argv)}`", f"PennyLane tests: {args.ref}", ""]
+    lines += [
+        "Test ids name the device as the default.qubit copy does. `[label]` marks a cause that",
+        "the router-derivative fixes of issue 16 target (a heuristic on the test id and message).",
+        "",
+    ]
     base, router_outcomes = result["base"], result["router"]
     counts = defaultdict(int)
     for outcome in base.values():
