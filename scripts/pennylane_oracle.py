@@ -408,6 +408,7 @@ def normalise(message: str) -> str:
     if "Traceback (most recent call last)" in message:  # a callback's error: its last line says why
         first = f"{first.split(':')[0]}: ... {lines[-1]}"
     first = re.sub(r"0x[0-9a-fA-F]+", "0x…", first)
+    first = re.sub(r"wires=\w+", "wires=…", first)
     first = re.sub(r"\[[^\[\]]{0,400}\]", "[…]", first)
     first = re.sub(r"tensor\(.*?\)", "tensor(…)", first)
     first = re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "N", first)
