@@ -1,6 +1,7 @@
 """Run PennyLane's device conformance suite on the qstore devices and print the counts.
 
-Exits non-zero if any run has a failure or an error, or passes nothing.
+The runs are independent processes of about one core each, so they run side by side,
+one per core. Exits non-zero if any run has a failure or an error, or passes nothing.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 RUNS = [
     ("qstore.router", "None", {}),
@@ -22,8 +24,9 @@ RUNS = [
 _COUNT = re.compile(r"(\d+) (passed|failed|skipped|xfailed|xpassed|errors?)")
 
 
-def run(device: str, shots: str, env: dict[str, str]) -> dict[str, int]:
-    """Counts per outcome of one suite run."""
+def run(device: str, shots: str, env: dict[str, str]) -> tuple[dict[str, int], float]:
+    """Counts per outcome of one suite run, and its seconds."""
+    start = time.perf_counter()
     cmd = [
         "pl-device-test",
         f"--device={device}",
@@ -41,18 +44,17 @@ def run(device: str, shots: str, env: dict[str, str]) -> dict[str, int]:
         for n, kind in _COUNT.findall(summary)
     }
     if counts.get("failed") or counts.get("error") or not counts.get("passed"):
-        print(out.stdout[-6000:], out.stderr[-3000:], sep="\n")
-    return counts
+        print(out.stdout[-6000:], out.stderr[-3000:], sep="\n", flush=True)
+    return counts, time.perf_counter() - start
 
 
 def main() -> int:
     columns = ("passed", "failed", "skipped", "xfailed", "error")
     print(f"{'device':<15}{'shots':>7}" + "".join(f"{c:>9}" for c in columns) + "  time")
     ok = True
-    for device, shots, env in RUNS:
-        start = time.perf_counter()
-        c = run(device, shots, env)
-        seconds = time.perf_counter() - start
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        outcomes = list(pool.map(lambda r: run(*r), RUNS))
+    for (device, shots, _), (c, seconds) in zip(RUNS, outcomes):
         counts = "".join(f"{c.get(k, 0):>9}" for k in columns)
         print(f"{device:<15}{shots:>7}{counts}  {seconds:.0f} s", flush=True)
         ok &= not c.get("failed") and not c.get("error") and c.get("passed", 0) > 0
