@@ -465,8 +465,7 @@ class RouterDevice(Device):
                 continue
             seconds = time.perf_counter() - start
             charged = bill.charged if bill is not None else 0.0
-            passed_over = (tuple(failures), tuple(refusals))
-            self._record(job, name, method, output, seconds, passed_over, cached, charged)
+            self._record(job, name, method, output, seconds, cached, charged, failures, refusals)
             return output
         outcome = "failed or would pass a spending limit" if refusals else "failed"
         raise BackendExecutionError(
@@ -526,11 +525,12 @@ class RouterDevice(Device):
         owner, spec, seed = self._executor.owner, self._specs[name], self._seeds[key]
         return GroupWork(owner, spec, key[1], seed, task, tapes, **details)
 
-    def _record(self, job, backend, method, output, seconds, passed_over, cached, cost) -> None:
+    def _record(
+        self, job, backend, method, output, seconds, cached, cost, failures, refusals
+    ) -> None:
         tapes = job.group.tapes
         self._note_sequence(job.group.key, job.task, backend)
         circuits = sum(broadcast_size(t) or 1 for t in tapes)
-        failures, refusals = passed_over
         reason = job.decision.reason
         if refusals:
             reason = f"over a spending limit on {len(refusals)} backend(s); first choice: {reason}"
@@ -543,8 +543,8 @@ class RouterDevice(Device):
                 circuits=circuits,
                 seconds=seconds,
                 reason=reason,
-                failed=failures,
-                refused=refusals,
+                failed=tuple(failures),
+                refused=tuple(refusals),
                 derivative_method=method,
                 cached=cached,
             )
