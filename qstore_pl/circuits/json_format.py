@@ -79,7 +79,7 @@ _ITEM_EXACT = {"float16", "float32", "float64", "complex64", "complex128"}
 _DECOMPOSE_DEPTH = 16
 
 
-class _NotSerializable(Exception):
+class NotSerializable(Exception):
     """A value inside an operator has no JSON form; ``op`` is the innermost operator."""
 
     def __init__(self, detail: str, op: Operator | MeasurementProcess | None = None):
@@ -168,7 +168,7 @@ def _default_flattening(cls: type) -> bool:
 # ----------------------------------------------------------------------------- encoding
 
 
-class _Encoder:
+class Encoder:
     """Turns operators, measurements and their values into JSON-able objects."""
 
     def __init__(self, symbols: bool = False):
@@ -179,7 +179,7 @@ class _Encoder:
             return x
         if isinstance(x, Symbol):
             if not self.symbols:
-                raise _NotSerializable(
+                raise NotSerializable(
                     f"{where} is the placeholder {x!r}; bind values first or serialise "
                     "the ParametrizedCircuit with its to_json()"
                 )
@@ -220,14 +220,14 @@ class _Encoder:
                     "shape": list(x.shape),
                     "items": [self.value(v, where) for v in x.flat],
                 }
-            raise _NotSerializable(f"{where} is an object array (only numeric arrays are stored)")
+            raise NotSerializable(f"{where} is an object array (only numeric arrays are stored)")
         if qml.math.get_interface(x) in ("numpy", *_FRAMEWORK_INTERFACES) and hasattr(x, "shape"):
             return self._array(x, where)
-        raise _NotSerializable(f"{where} has type {type(x).__module__}.{type(x).__qualname__}")
+        raise NotSerializable(f"{where} has type {type(x).__module__}.{type(x).__qualname__}")
 
     def _scalar(self, x: np.generic, where: str) -> dict:
         if x.dtype.kind not in "biufc":
-            raise _NotSerializable(f"{where} is a numpy scalar of dtype {x.dtype}")
+            raise NotSerializable(f"{where} is a numpy scalar of dtype {x.dtype}")
         if x.dtype.kind in "biu" or x.dtype.name in _ITEM_EXACT:
             return {"$": "scalar", "dtype": x.dtype.name, "value": self.value(x.item(), where)}
         return {"$": "scalar", "dtype": x.dtype.name, "b64": _to_b64(np.asarray(x))}
@@ -235,7 +235,7 @@ class _Encoder:
     def _array(self, x, where: str) -> dict:
         interface = qml.math.get_interface(x)
         if qml.math.is_abstract(x):
-            raise _NotSerializable(
+            raise NotSerializable(
                 f"{where} is an abstract tracer (inside jax.jit); it has no value"
             )
         requires_grad = interface != "numpy" and bool(qml.math.requires_grad(x))
@@ -243,7 +243,7 @@ class _Encoder:
             x = getval(x)
         array = np.asarray(qml.math.to_numpy(x))
         if array.dtype.kind not in "biufc":
-            raise _NotSerializable(f"{where} is an array of dtype {array.dtype}")
+            raise NotSerializable(f"{where} is an array of dtype {array.dtype}")
         out = {"$": "array", "dtype": array.dtype.name, "shape": list(array.shape)}
         if array.ndim == 0 and (array.dtype.kind in "biu" or array.dtype.name in _ITEM_EXACT):
             out["value"] = self.value(array.item(), where)
@@ -272,13 +272,13 @@ class _Encoder:
             else:
                 out["data"] = [self.value(p, where) for p in data]
                 out["meta"] = self.value(meta, f"the metadata of {op.name}")
-        except _NotSerializable as err:
-            raise _NotSerializable(err.detail, err.op or op) from None
+        except NotSerializable as err:
+            raise NotSerializable(err.detail, err.op or op) from None
         return out
 
     def mp(self, mp: MeasurementProcess) -> dict:
         if mp.mv is not None:
-            raise _NotSerializable(
+            raise NotSerializable(
                 f"{type(mp).__name__} measures mid-circuit measurement values, which this "
                 "format does not store",
                 mp,
@@ -294,8 +294,8 @@ class _Encoder:
                 out["kwargs"] = {k: self.value(v, f"{k!r} of {type(mp).__name__}") for k, v in meta}
             else:
                 out["meta"] = self.value(meta, f"the metadata of {type(mp).__name__}")
-        except _NotSerializable as err:
-            raise _NotSerializable(err.detail, err.op or mp) from None
+        except NotSerializable as err:
+            raise NotSerializable(err.detail, err.op or mp) from None
         return out
 
 
@@ -307,7 +307,7 @@ def _to_b64(array: np.ndarray) -> str:
 # ----------------------------------------------------------------------------- decoding
 
 
-class _Decoder:
+class Decoder:
     """Rebuilds operators, measurements and values from their JSON form."""
 
     def __init__(self, symbols: bool = False):
@@ -341,14 +341,14 @@ class _Decoder:
         if kind == "array":
             return self._array(x, where)
         if kind == "tuple":
-            return tuple(self.value(v, where) for v in _list_field(x, "v", where))
+            return tuple(self.value(v, where) for v in list_field(x, "v", where))
         if kind == "dict":
-            items = _list_field(x, "items", where)
+            items = list_field(x, "items", where)
             if not all(isinstance(i, list) and len(i) == 2 for i in items):
                 raise ValueError(f"{where}: dict items must be [key, value] pairs")
             return {self.value(k, where): self.value(v, where) for k, v in items}
         if kind == "wires":
-            return Wires([self.value(w, where) for w in _list_field(x, "v", where)])
+            return Wires([self.value(w, where) for w in list_field(x, "v", where)])
         if kind == "opclass":
             return _resolve_class(_field(x, "name", where), Operator, where)
         if kind in ("symbol", "symbols") and not self.symbols:
@@ -364,8 +364,8 @@ class _Decoder:
             except (TypeError, ValueError) as err:
                 raise ValueError(f"{where}: bad symbol {excerpt(x)}: {err}") from err
         if kind == "symbols":
-            shape = tuple(_list_field(x, "shape", where))
-            items = [self.value(v, where) for v in _list_field(x, "items", where)]
+            shape = tuple(list_field(x, "shape", where))
+            items = [self.value(v, where) for v in list_field(x, "items", where)]
             if len(items) != math.prod(shape) or not all(
                 isinstance(v, numbers.Real) and not isinstance(v, bool) for v in items
             ):
@@ -387,7 +387,7 @@ class _Decoder:
 
     def _array(self, x: dict, where: str):
         dtype = _dtype(x, where)
-        shape = tuple(_list_field(x, "shape", where))
+        shape = tuple(list_field(x, "shape", where))
         if not all(isinstance(n, int) and n >= 0 for n in shape):
             raise ValueError(f"{where}: bad array shape {excerpt(shape)}")
         if "b64" in x:
@@ -404,12 +404,12 @@ class _Decoder:
             raise ValueError(f"{where}: an operator must be an object with an 'op' field")
         cls = _resolve_class(d["op"], Operator, where)
         where = f"{where} ({d['op']})"
-        data = tuple(self.value(p, where) for p in _list_field(d, "data", where))
+        data = tuple(self.value(p, where) for p in list_field(d, "data", where))
         _check_parameters(data, where)
         if "meta" in d:
             meta = self.value(d["meta"], where)
         else:
-            wires = Wires([self.value(w, where) for w in _list_field(d, "wires", where)])
+            wires = Wires([self.value(w, where) for w in list_field(d, "wires", where)])
             hyper = d.get("hyper", {})
             if not isinstance(hyper, dict):
                 raise ValueError(f"{where}: 'hyper' must be an object")
@@ -429,7 +429,7 @@ class _Decoder:
             raise ValueError(f"{where}: a measurement must be an object with an 'mp' field")
         cls = _resolve_class(d["mp"], MeasurementProcess, where)
         where = f"{where} ({d['mp']})"
-        data = tuple(self.value(p, where) for p in _list_field(d, "data", where))
+        data = tuple(self.value(p, where) for p in list_field(d, "data", where))
         if "kwargs" in d:
             if not isinstance(d["kwargs"], dict):
                 raise ValueError(f"{where}: 'kwargs' must be an object")
@@ -493,7 +493,8 @@ def _field(d: dict, key: str, where: str):
     return d[key]
 
 
-def _list_field(d: dict, key: str, where: str) -> list:
+def list_field(d: dict, key: str, where: str) -> list:
+    """The list stored under ``key`` in ``d``; a clear error (naming ``where``) otherwise."""
     value = _field(d, key, where)
     if not isinstance(value, list):
         raise ValueError(f"{where}: field {key!r} must be a list, got {excerpt(value)}")
@@ -563,30 +564,34 @@ def operator_to_dict(op: Operator, symbols: bool = False) -> dict:
         If a parameter or hyperparameter has no JSON form (e.g. a function).
     """
     try:
-        return _Encoder(symbols).op(op)
-    except _NotSerializable as err:
-        raise ValueError(_message(err, op, op.name, decompose_hint=False)) from None
+        return Encoder(symbols).op(op)
+    except NotSerializable as err:
+        raise ValueError(not_serializable_message(err, op, op.name, decompose_hint=False)) from None
 
 
 def operator_from_dict(d: dict, symbols: bool = False) -> Operator:
     """Rebuild an operator written by :func:`operator_to_dict`."""
-    return _Decoder(symbols).op(d, "operator")
+    return Decoder(symbols).op(d, "operator")
 
 
 def measurement_to_dict(mp: MeasurementProcess, symbols: bool = False) -> dict:
     """The JSON-able form of one measurement process."""
     try:
-        return _Encoder(symbols).mp(mp)
-    except _NotSerializable as err:
-        raise ValueError(_message(err, mp, type(mp).__name__, decompose_hint=False)) from None
+        return Encoder(symbols).mp(mp)
+    except NotSerializable as err:
+        raise ValueError(
+            not_serializable_message(err, mp, type(mp).__name__, decompose_hint=False)
+        ) from None
 
 
 def measurement_from_dict(d: dict, symbols: bool = False) -> MeasurementProcess:
     """Rebuild a measurement process written by :func:`measurement_to_dict`."""
-    return _Decoder(symbols).mp(d, "measurement")
+    return Decoder(symbols).mp(d, "measurement")
 
 
-def _message(err: _NotSerializable, top, label: str, decompose_hint: bool) -> str:
+def not_serializable_message(
+    err: NotSerializable, top: object, label: str, decompose_hint: bool
+) -> str:
     """Error text for ``err`` raised while encoding ``top`` (described by ``label``)."""
     inner = err.op
     if inner is None or inner is top:
@@ -601,7 +606,7 @@ def _message(err: _NotSerializable, top, label: str, decompose_hint: bool) -> st
     return f"cannot serialise {where} to JSON: {err.detail}.{hint}"
 
 
-def _encode_operations(tape: QuantumScript, encoder: _Encoder, decompose: bool):
+def _encode_operations(tape: QuantumScript, encoder: Encoder, decompose: bool):
     """Encoded operations and the tape's trainable parameter indices after any
     decomposition (a decomposed operator's parameters are trainable when any of the
     original ones was)."""
@@ -613,10 +618,12 @@ def _encode_operations(tape: QuantumScript, encoder: _Encoder, decompose: bool):
         n = len(op.data)
         try:
             pieces = [(op, encoder.op(op))]
-        except _NotSerializable as err:
+        except NotSerializable as err:
             if not decompose:
                 raise ValueError(
-                    _message(err, op, f"{op.name} (operations[{i}])", decompose_hint=True)
+                    not_serializable_message(
+                        err, op, f"{op.name} (operations[{i}])", decompose_hint=True
+                    )
                 ) from None
             pieces = _decomposed(op, encoder, 1)
         if len(pieces) == 1 and pieces[0][0] is op:
@@ -636,7 +643,7 @@ def _encode_operations(tape: QuantumScript, encoder: _Encoder, decompose: bool):
     return encoded, new_trainable
 
 
-def _decomposed(op: Operator, encoder: _Encoder, depth: int) -> list[tuple[Operator, dict]]:
+def _decomposed(op: Operator, encoder: Encoder, depth: int) -> list[tuple[Operator, dict]]:
     if depth > _DECOMPOSE_DEPTH:
         raise ValueError(f"cannot serialise {op.name}: its decomposition is deeper than {depth}")
     try:
@@ -651,7 +658,7 @@ def _decomposed(op: Operator, encoder: _Encoder, depth: int) -> list[tuple[Opera
     for part in parts:
         try:
             out.append((part, encoder.op(part)))
-        except _NotSerializable:
+        except NotSerializable:
             out += _decomposed(part, encoder, depth + 1)
     return out
 
@@ -677,15 +684,17 @@ def tape_to_dict(tape: QuantumScript, decompose: bool = False) -> dict:
     """
     if not isinstance(tape, QuantumScript):
         raise TypeError(f"tape_to_dict expects a QuantumScript (tape), got {type(tape).__name__}")
-    encoder = _Encoder()
+    encoder = Encoder()
     operations, trainable = _encode_operations(tape, encoder, decompose)
     measurements = []
     for i, mp in enumerate(tape.measurements):
         try:
             measurements.append(encoder.mp(mp))
-        except _NotSerializable as err:
+        except NotSerializable as err:
             name = f"{type(mp).__name__} (measurements[{i}])"
-            raise ValueError(_message(err, mp, name, decompose_hint=False)) from None
+            raise ValueError(
+                not_serializable_message(err, mp, name, decompose_hint=False)
+            ) from None
     return {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -749,14 +758,14 @@ def tape_from_dict(d: dict) -> QuantumScript:
         malformed fields; the message says where.
     """
     check_header(d, FORMAT_NAME, FORMAT_VERSION)
-    decoder = _Decoder()
+    decoder = Decoder()
     operations = [
         decoder.op(op, f"operations[{i}]")
-        for i, op in enumerate(_list_field(d, "operations", "circuit"))
+        for i, op in enumerate(list_field(d, "operations", "circuit"))
     ]
     measurements = [
         decoder.mp(mp, f"measurements[{i}]")
-        for i, mp in enumerate(_list_field(d, "measurements", "circuit"))
+        for i, mp in enumerate(list_field(d, "measurements", "circuit"))
     ]
     shots = _shots_from_json(d.get("shots"))
     trainable = d.get("trainable_params")

@@ -381,13 +381,13 @@ class ParametrizedCircuit:
     def to_dict(self) -> dict:
         """The JSON-able form: symbols, operations and measurements (symbol leaves are
         tagged ``{"$": "symbol", ...}``)."""
-        encoder = json_format._Encoder(symbols=True)
+        encoder = json_format.Encoder(symbols=True)
         try:
             operations = [encoder.op(op) for op in self._operations]
             measurements = [encoder.mp(mp) for mp in self._measurements]
-        except json_format._NotSerializable as err:
+        except json_format.NotSerializable as err:
             raise ValueError(
-                json_format._message(err, None, "the parametrized circuit", False)
+                json_format.not_serializable_message(err, None, "the parametrized circuit", False)
             ) from None
         return {
             "format": FORMAT_NAME,
@@ -404,14 +404,14 @@ class ParametrizedCircuit:
         symbols = d.get("symbols")
         if not isinstance(symbols, dict):
             raise ValueError("a parametrized circuit needs a 'symbols' object {name: shape}")
-        decoder = json_format._Decoder(symbols=True)
+        decoder = json_format.Decoder(symbols=True)
         operations = [
             decoder.op(op, f"operations[{i}]")
-            for i, op in enumerate(json_format._list_field(d, "operations", "circuit"))
+            for i, op in enumerate(json_format.list_field(d, "operations", "circuit"))
         ]
         measurements = [
             decoder.mp(mp, f"measurements[{i}]")
-            for i, mp in enumerate(json_format._list_field(d, "measurements", "circuit"))
+            for i, mp in enumerate(json_format.list_field(d, "measurements", "circuit"))
         ]
         return cls(operations, measurements, {k: tuple(v) for k, v in symbols.items()})
 
