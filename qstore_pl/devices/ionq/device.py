@@ -11,6 +11,16 @@
 - the API key held as a :class:`~qstore_pl.router.secret.Secret`.
 
 One PennyLane batch is one IonQ job (``ionq.multi-circuit.v1`` for several circuits).
+
+pennylane-ionq has no public seam for three things this device needs, so it uses these
+private names (the tests in ``tests/test_ionq_*.py`` fail if a release changes them):
+
+- ``IonQDevice._submit_job``: the one place a job is POSTed and waited for; overridden
+  because a job must be submitted at most once and polled with a deadline;
+- ``APIClient.BASE_URL``: a class attribute, not a constructor argument; set on each
+  client instance (jobs.py) so two devices can talk to two servers;
+- ``_qis_operation_map``: the QIS gate names; the public ``operations`` depends on the
+  instance's gate set, and the router needs the QIS names before any device exists.
 """
 
 from __future__ import annotations
