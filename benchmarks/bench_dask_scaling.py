@@ -122,7 +122,7 @@ def router(config_executor: dict | None):
     config = {"calibration": "off"}
     if config_executor:
         config["executor"] = config_executor
-    return qml.device("qstore.router", wires=None, config=config)
+    return qml.device("qstore.router", wires=None, router_config=config)
 
 
 def timed(run) -> float:

@@ -20,10 +20,10 @@ import time
 import numpy as np
 import pennylane as qml
 
-from qstore_pl.ionq.emulator import IonQEmulator
-from qstore_pl.ionq.native import GateCounts, compile_native
-from qstore_pl.router.cost_estimate import CostLine
-from qstore_pl.router.pricing import default_pricing
+from qstore_pl.devices.ionq.emulator import IonQEmulator
+from qstore_pl.devices.ionq.native import GateCounts, compile_native
+from qstore_pl.devices.ionq.pricing import default_pricing
+from qstore_pl.router.money.estimate import CostLine
 
 LAYERS, BATCH, SHOTS = 4, 32, 1000
 
@@ -44,7 +44,7 @@ def job_seconds(n: int, rng: np.random.Generator, repeats: int = 3) -> float:
         "ledger": os.path.join(tempfile.mkdtemp(), "l.sqlite"),
         "calibration": "off",
     }
-    dev = qml.device("qstore.router", wires=n, config=cfg)
+    dev = qml.device("qstore.router", wires=n, router_config=cfg)
     x = rng.uniform(0, np.pi, (BATCH, n))
     w = rng.uniform(-np.pi, np.pi, (LAYERS, n, 2))
 

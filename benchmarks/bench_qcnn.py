@@ -32,8 +32,8 @@ def run_qstore(epochs: int, seed: int) -> dict:
     import pennylane as qml
 
     from qstore_pl.circuits import ParametrizedCircuit, encode_circuits
+    from qstore_pl.datasets.quantum import excited_cluster_states
     from qstore_pl.keras import PQC
-    from qstore_pl.quantum_datasets import excited_cluster_states
     from qstore_pl.templates import QCNN
 
     keras.utils.set_random_seed(seed)

@@ -275,7 +275,7 @@ def plot(rows: list[dict], modes, path: Path) -> None:
 
 
 def machine() -> str:
-    from qstore_pl.router.calibration import machine_fingerprint
+    from qstore_pl.router.calibration.fit import machine_fingerprint
 
     f = machine_fingerprint()
     return f"{f['cpu']}, {f['cores']} cores, Python {f['python']}"

@@ -42,7 +42,7 @@ def direct_contender(backend: str) -> tuple[str, dict, dict]:
     """The router's chosen backend, called directly (for the router-overhead row)."""
     import pennylane as qml  # noqa: F401  (registers plugins)
 
-    from qstore_pl.devices.local_backends import AUTO_BACKENDS
+    from qstore_pl.router.registry.builtin import AUTO_BACKENDS
 
     for entry in AUTO_BACKENDS:
         if entry.name == backend:

@@ -17,7 +17,7 @@ Threads: each process's simulators use its share of the node's cores (torchrun's
 ``LOCAL_WORLD_SIZE``; torchrun also sets ``OMP_NUM_THREADS=1`` for torch), fewer while
 other processes keep cores busy, so two ranks on two cores run one thread each
 instead of four spinning threads fighting for two cores; ``--show-threads`` prints
-each rank's decision (``qstore_pl.threads``).
+each rank's decision (``qstore_pl.support.threads``).
 
 ``--grad-check PATH`` runs a single step on a fixed global batch and has rank 0 save
 the averaged gradients there (the test suite compares them with a single process).
@@ -34,8 +34,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 import qstore_pl  # noqa: F401  (lets qml.device take a router config)
-from qstore_pl import threads
-from qstore_pl.quickstart import build_model, two_moons
+from qstore_pl.cli.quickstart import build_model, two_moons
+from qstore_pl.support import threads
 
 
 def router_config(precision: str, dask_address: str | None) -> dict:
@@ -49,7 +49,7 @@ def router_config(precision: str, dask_address: str | None) -> dict:
 def make_model(n_qubits: int, n_layers: int, seed: int, config: dict) -> torch.nn.Module:
     """The hybrid model, with weights that depend on ``seed`` only."""
     torch.manual_seed(seed)
-    dev = qml.device("qstore.router", wires=n_qubits, config=config, seed=seed)
+    dev = qml.device("qstore.router", wires=n_qubits, router_config=config, seed=seed)
     model, _ = build_model(n_qubits, n_layers, dev)
     return model.double()
 

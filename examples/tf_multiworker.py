@@ -37,8 +37,8 @@ import pennylane as qml
 import tensorflow as tf
 
 import qstore_pl  # noqa: F401  (lets qml.device take a router config)
+from qstore_pl.cli.quickstart import two_moons
 from qstore_pl.keras import KerasLayer
-from qstore_pl.quickstart import two_moons
 from qstore_pl.templates import HardwareEfficientAnsatz
 
 
@@ -70,7 +70,7 @@ def make_model(n_qubits: int, n_layers: int, seed: int, config: dict) -> keras.M
     """The hybrid model, with weights that depend on ``seed`` only (float64)."""
     # float64 per layer, not through keras.config.set_floatx: the global dtype policy
     # is fixed once anything has asked for it, and other code shares the process
-    dev = qml.device("qstore.router", wires=n_qubits, config=config, seed=seed)
+    dev = qml.device("qstore.router", wires=n_qubits, router_config=config, seed=seed)
     model = keras.Sequential(
         [
             keras.Input(shape=(2,), dtype="float64"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pennylane as qml
 
-from qstore_pl.ionq.emulator import IonQEmulator
+from qstore_pl.devices.ionq.emulator import IonQEmulator
 
 API_KEY = "sk-ionq-test-4f9d2c7e"  # must never appear in any output
 FAST = {"backoff": 0.01, "job_timeout": 20.0, "retries": 2}

@@ -12,16 +12,16 @@ import torch
 from pennylane.exceptions import DeviceError
 
 import qstore_pl
-from qstore_pl.devices.faults import is_backend_fault
 from qstore_pl.exceptions import (
     BackendExecutionError,
     ConfigError,
     InvalidParameterError,
     ParameterTypeError,
 )
+from qstore_pl.router.execution.faults import is_backend_fault
 
 LOCAL = {"backends": ["qstore.batched", "lightning.qubit", "default.qubit"], "calibration": "off"}
-ROUTER_LOG = "qstore_pl.devices.router"
+ROUTER_LOG = "qstore_pl.router.device"
 
 
 def rx_circuit(dev):
@@ -36,14 +36,14 @@ def rx_circuit(dev):
 
 # ------------------------------------------------------- input errors raise at once
 def test_none_as_an_argument_raises_at_once():
-    dev = qml.device("qstore.router", wires=2, config=LOCAL)
+    dev = qml.device("qstore.router", wires=2, router_config=LOCAL)
     tape = qml.tape.QuantumScript([qml.RY(None, 1)], [qml.expval(qml.Z(1))])
     with pytest.raises(ParameterTypeError, match=r"parameter 0 of RY is None \(NoneType\)"):
         qml.execute([tape], dev)
 
 
 def test_a_string_argument_raises_at_once_and_nothing_runs(caplog):
-    dev = qml.device("qstore.router", wires=2, config=LOCAL)
+    dev = qml.device("qstore.router", wires=2, router_config=LOCAL)
     with caplog.at_level(logging.WARNING, logger=ROUTER_LOG):
         with pytest.raises(ParameterTypeError) as info:
             rx_circuit(dev)("abc")
@@ -57,7 +57,7 @@ def test_a_string_argument_raises_at_once_and_nothing_runs(caplog):
 
 def test_an_input_error_from_a_backend_keeps_its_type_and_is_not_retried(caplog):
     # a dict is not text, so it passes the router's own check and reaches a backend
-    dev = qml.device("qstore.router", wires=2, config=LOCAL)
+    dev = qml.device("qstore.router", wires=2, router_config=LOCAL)
     tape = qml.tape.QuantumScript([qml.RX({"angle": 0.1}, 0)], [qml.expval(qml.Z(0))])
     [first] = dev.explain(tape).chosen
     with caplog.at_level(logging.WARNING, logger=ROUTER_LOG):
@@ -123,7 +123,7 @@ BROKEN = {"name": "broken", "type": "lightning.qubit", "options": {"mcmc": True}
 
 
 def test_a_fault_on_the_last_backend_does_not_claim_a_next_one(caplog):
-    dev = qml.device("qstore.router", wires=2, config={"backends": [BROKEN]})
+    dev = qml.device("qstore.router", wires=2, router_config={"backends": [BROKEN]})
     with caplog.at_level(logging.WARNING, logger=ROUTER_LOG):
         with pytest.raises(BackendExecutionError, match="broken: NotImplementedError"):
             rx_circuit(dev)(0.3)
@@ -132,7 +132,9 @@ def test_a_fault_on_the_last_backend_does_not_claim_a_next_one(caplog):
 
 
 def test_a_fault_falls_back_and_says_so_once(caplog):
-    dev = qml.device("qstore.router", wires=2, config={"backends": [BROKEN, "default.qubit"]})
+    dev = qml.device(
+        "qstore.router", wires=2, router_config={"backends": [BROKEN, "default.qubit"]}
+    )
     with caplog.at_level(logging.WARNING, logger=ROUTER_LOG):
         value = rx_circuit(dev)(0.3)
     assert value == pytest.approx(np.cos(0.3))
@@ -164,7 +166,7 @@ def test_a_fault_falls_back_and_says_so_once(caplog):
 )
 def test_misspelt_backend_options_fail_at_construction(entry, expected):
     with pytest.raises(ConfigError) as info:
-        qml.device("qstore.router", wires=2, config={"backends": [entry]})
+        qml.device("qstore.router", wires=2, router_config={"backends": [entry]})
     message = str(info.value)
     assert expected in message
     assert f"backend {entry['name']!r}" in message and "unknown option" in message
@@ -174,7 +176,7 @@ def test_a_misspelt_ionq_option_fails_at_construction(monkeypatch):
     monkeypatch.setenv("IONQ_API_KEY", "sk-test-not-used")
     entry = {"name": "ionq", "type": "ionq", "options": {"gatset": "native"}}
     with pytest.raises(ConfigError, match="did you mean 'gateset'"):
-        qml.device("qstore.router", wires=2, config={"backends": [entry]})
+        qml.device("qstore.router", wires=2, router_config={"backends": [entry]})
 
 
 @pytest.mark.parametrize(
@@ -189,13 +191,13 @@ def test_ionq_target_names_are_checked_at_construction(monkeypatch, options, exp
     monkeypatch.setenv("IONQ_API_KEY", "sk-test-not-used")
     entry = {"name": "ionq", "type": "ionq", "options": options}
     with pytest.raises(ConfigError, match=expected) as info:
-        qml.device("qstore.router", wires=2, config={"backends": [entry]})
+        qml.device("qstore.router", wires=2, router_config={"backends": [entry]})
     assert "sk-test-not-used" not in str(info.value)
 
 
 def test_valid_options_still_build():
     entry = {"name": "q", "type": "qstore.qsim", "options": {"max_fused_gate_size": 3}}
-    dev = qml.device("qstore.router", wires=2, config={"backends": [entry]})
+    dev = qml.device("qstore.router", wires=2, router_config={"backends": [entry]})
     assert rx_circuit(dev)(0.4) == pytest.approx(np.cos(0.4), abs=1e-6)
 
 
@@ -230,7 +232,7 @@ def test_torch_quantum_layer_takes_integer_sizes(field):
 def test_keras_layer_with_a_wrong_weight_shape_names_the_shape():
     from qstore_pl.keras import KerasLayer
 
-    dev = qml.device("qstore.router", wires=2, config=LOCAL)
+    dev = qml.device("qstore.router", wires=2, router_config=LOCAL)
     layer = KerasLayer(strongly_entangling(dev), {"weights": (3,)})
     with pytest.raises(ValueError) as info:
         layer(np.ones((4, 2)))
@@ -253,7 +255,7 @@ def strongly_entangling(dev):
 def test_torch_layer_with_a_wrong_weight_shape_names_the_shape():
     from qstore_pl.torch import TorchLayer
 
-    dev = qml.device("qstore.router", wires=2, config=LOCAL)
+    dev = qml.device("qstore.router", wires=2, router_config=LOCAL)
     layer = TorchLayer(strongly_entangling(dev), {"weights": (3,)})
     with pytest.raises(ValueError) as info:
         layer(torch.ones(4, 2))
@@ -266,7 +268,7 @@ def test_torch_layer_with_a_wrong_weight_shape_names_the_shape():
 def test_torch_layer_with_the_right_shape_matches_pennylanes():
     from qstore_pl.torch import TorchLayer
 
-    circuit = strongly_entangling(qml.device("qstore.router", wires=2, config=LOCAL))
+    circuit = strongly_entangling(qml.device("qstore.router", wires=2, router_config=LOCAL))
     shapes = {"weights": qml.StronglyEntanglingLayers.shape(n_layers=2, n_wires=2)}
     torch.manual_seed(3)
     ours = TorchLayer(circuit, shapes)

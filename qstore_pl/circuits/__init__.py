@@ -6,12 +6,14 @@
   string tensors (Keras on JAX or torch).
 * :class:`Symbol` / :class:`ParametrizedCircuit`: circuits with named placeholder
   parameters, bound to numpy, autograd, torch, JAX or TensorFlow values later.
-* :mod:`~qstore_pl.circuits.datasets`: a torch ``Dataset`` and a ``tf.data`` pipeline.
+
+Circuit collections as a torch ``Dataset`` or a ``tf.data`` pipeline moved to
+:mod:`qstore_pl.datasets.circuits` (the names still answer here, with a warning).
 
 Nothing here imports qstore_pl's devices, torch or TensorFlow.
 """
 
-from qstore_pl.circuits.datasets import CircuitDataset, circuits_to_tf_dataset
+from qstore_pl._moved import moved_attributes
 from qstore_pl.circuits.json_format import (
     FORMAT_VERSION,
     measurement_from_dict,
@@ -44,10 +46,8 @@ __all__ = [
     "OP_VOCABULARY",
     "OP_VOCABULARY_VERSION",
     "BindError",
-    "CircuitDataset",
     "ParametrizedCircuit",
     "Symbol",
-    "circuits_to_tf_dataset",
     "decode_circuits",
     "encode_circuits",
     "from_openqasm",
@@ -64,3 +64,8 @@ __all__ = [
     "tape_to_json",
     "to_openqasm",
 ]
+
+__getattr__ = moved_attributes(
+    __name__,
+    dict.fromkeys(("CircuitDataset", "circuits_to_tf_dataset"), "qstore_pl.datasets.circuits"),
+)

@@ -63,7 +63,7 @@ from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
 
 from qstore_pl.circuits.symbol import Symbol, holds_symbol
-from qstore_pl.limits import InputLimitError, current_limits, excerpt
+from qstore_pl.support.limits import InputLimitError, current_limits, excerpt
 
 #: Value of the ``"format"`` field of a serialised tape.
 FORMAT_NAME = "qstore_pl.circuit"

@@ -26,7 +26,7 @@ from pennylane.ops.op_math import Controlled
 from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
 
-from qstore_pl.limits import Limits, current_limits, excerpt
+from qstore_pl.support.limits import Limits, current_limits, excerpt
 
 _Builder = Callable[[list[float], list[int]], Operator]
 

@@ -81,7 +81,7 @@ class ResultCache(DeviceCallback):
     **Example**
 
     >>> cache = ResultCache(open_store())
-    >>> dev = qml.device("qstore.router", wires=4, callbacks=[cache], config=...)
+    >>> dev = qml.device("qstore.router", wires=4, callbacks=[cache], router_config=...)
     >>> ...  # run, re-run: the second time nothing is charged
     >>> cache.savings().saved_usd
     """

@@ -13,7 +13,7 @@ from pennylane.measurements import CountsMP, ProbabilityMP, SampleMP
 from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
 
-from qstore_pl.limits import current_limits
+from qstore_pl.support.limits import current_limits
 
 #: Longest parameter list stored with a state (Pinecone metadata is limited to 40 KB).
 MAX_PARAMETERS_IN_TEXT = 1000

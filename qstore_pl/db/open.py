@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from qstore_pl import paths
 from qstore_pl.db.errors import StorePathError
 from qstore_pl.db.store import StateStore
+from qstore_pl.support import paths
 
 DEFAULT = "default"
 KINDS = ("embedded", "qdrant", "pinecone")

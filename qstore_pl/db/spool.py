@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from qstore_pl import paths
 from qstore_pl.db.store import EncodedState
+from qstore_pl.support import paths
 
 SYNC_MODES = ("normal", "full")
 

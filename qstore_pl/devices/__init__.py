@@ -1,1 +1,3 @@
-"""PennyLane devices shipped by qstore_pl and the adapters the router drives."""
+"""Leaf PennyLane devices (``qstore.batched``, ``qstore.qsim``, ``qstore.ionq``) and the
+small helpers they share. Nothing here imports :mod:`qstore_pl.router` or any layer
+above it: the router builds on these devices, not the other way round."""

@@ -10,7 +10,7 @@ from keras import ops
 
 from qstore_pl.keras.backend_ops import angle_initializer, cached_op, supports_xla
 from qstore_pl.keras.loading import rebuild_device
-from qstore_pl.qnode_spec import (
+from qstore_pl.layers.qnode_spec import (
     describe_device,
     describe_qnode_options,
     host_function,

@@ -23,8 +23,8 @@ from typing import Any
 import keras
 import pennylane as qml
 
-from qstore_pl.device_choice import make_device
-from qstore_pl.limits import excerpt
+from qstore_pl.layers.device_choice import make_device
+from qstore_pl.support.limits import excerpt
 
 #: ``custom_objects`` key under which ``load_model`` callers pass the device for layers.
 LOAD_DEVICE = "qstore_pl>device"

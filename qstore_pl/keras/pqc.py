@@ -12,12 +12,12 @@ from collections.abc import Mapping, Sequence
 import keras
 from keras import ops
 
-from qstore_pl.circuit_batch import CircuitBatch
 from qstore_pl.circuits import ParametrizedCircuit, operator_from_dict, operator_to_dict
-from qstore_pl.device_choice import make_device
 from qstore_pl.keras.backend_ops import angle_initializer, cached_op, supports_xla
 from qstore_pl.keras.loading import rebuild_device
-from qstore_pl.qnode_spec import describe_device
+from qstore_pl.layers.circuit_batch import CircuitBatch
+from qstore_pl.layers.device_choice import make_device
+from qstore_pl.layers.qnode_spec import describe_device
 
 
 class _CircuitInputLayer(keras.layers.Layer):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import keras
 import pennylane as qml
 
-from qstore_pl.device_choice import make_device
 from qstore_pl.keras.layer import KerasLayer
 from qstore_pl.keras.loading import rebuild_device
-from qstore_pl.layer_circuit import LayerCircuit
-from qstore_pl.qnode_spec import describe_device
+from qstore_pl.layers.circuit import LayerCircuit
+from qstore_pl.layers.device_choice import make_device
+from qstore_pl.layers.qnode_spec import describe_device
 
 
 @keras.saving.register_keras_serializable(package="qstore_pl")
@@ -21,7 +21,7 @@ class QuantumLayer(KerasLayer):
     n_qubits, depth : int
         Circuit width and number of ansatz layers.
     encoding, ansatz, entanglement, measurement
-        See :class:`qstore_pl.layer_circuit.LayerCircuit`.
+        See :class:`qstore_pl.layers.circuit.LayerCircuit`.
     device : str or Device
         ``"qstore.router"`` (default) or any PennyLane device name or instance.
     diff_method : str

@@ -18,11 +18,11 @@ from typing import Any
 import yaml
 
 from qstore_pl.exceptions import ConfigError
-from qstore_pl.limits import InputLimitError, current_limits
-from qstore_pl.router.calibration import CALIBRATION_MODES
-from qstore_pl.router.capabilities import PRECISIONS
+from qstore_pl.router.calibration.fit import CALIBRATION_MODES
 from qstore_pl.router.purpose import PURPOSES
-from qstore_pl.router.secret import Secret, quoted
+from qstore_pl.router.routing.capabilities import PRECISIONS
+from qstore_pl.support.limits import InputLimitError, current_limits
+from qstore_pl.support.secret import Secret, quoted
 
 #: Backend type that stands for "every local simulator that is installed".
 AUTO = "auto"
@@ -79,7 +79,7 @@ class BackendConfig:
     use_for : frozenset[str] or None
         Purposes this backend serves (see :mod:`qstore_pl.router.purpose`); ``None``: all.
     pricing : Mapping[str, Any] or None
-        Overrides of the backend's default prices (see :mod:`qstore_pl.router.pricing`).
+        Overrides of the backend's default prices (see :mod:`qstore_pl.devices.ionq.pricing`).
     max_queue_seconds : float or None
         Skip the backend while its reported average queue time is longer.
     """

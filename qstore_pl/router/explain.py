@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qstore_pl.router.policy import RoutingDecision, format_seconds, format_usd
+from qstore_pl.router.routing.policy import RoutingDecision, format_seconds, format_usd
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class RoutingExplanation:
         Number of tapes in each group.
     spending : str or None
         The ledger's state for a router with priced backends (see
-        :meth:`~qstore_pl.router.cost_report.CostReport.summary`).
+        :meth:`~qstore_pl.router.money.report.CostReport.summary`).
     time_models : str
         Which backends' time models were measured on this machine and which are built in.
     """

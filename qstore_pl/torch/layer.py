@@ -6,7 +6,7 @@ from __future__ import annotations
 import pennylane as qml
 import torch
 
-from qstore_pl.qnode_spec import INPUT_ARG, trial_tape
+from qstore_pl.layers.qnode_spec import INPUT_ARG, trial_tape
 
 
 class TorchLayer(qml.qnn.TorchLayer):

@@ -47,7 +47,7 @@ from qstore_pl.devices.batched.qsim_kernel import QsimStateKernel
 from qstore_pl.devices.grouping import group_by_structure, ndim, structure_key
 from qstore_pl.devices.preprocess_cache import skip_known_structures
 from qstore_pl.devices.wire_count import check_wire_count
-from qstore_pl.threads import numba_threads
+from qstore_pl.support.threads import numba_threads
 
 _DEVICE_GRADIENTS = {"best", "adjoint", "device"}
 # (tape positions in the batch, bound program, final states)

@@ -37,7 +37,7 @@ class QsimStateKernel(StateKernel):
     ----------
     threads : int, optional
         qsim threads per state (default: decided per state by
-        :func:`qstore_pl.threads.engine_threads`).
+        :func:`qstore_pl.support.threads.engine_threads`).
     max_fused_gate_size : int
         qsim's gate fusion limit.
     """

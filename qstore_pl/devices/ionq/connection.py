@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from qstore_pl.exceptions import ConfigError
-from qstore_pl.router.secret import Secret, secret_from
+from qstore_pl.support.secret import Secret, secret_from
 
 #: Points every IonQ backend at another server, e.g. ``http://127.0.0.1:8080``.
 URL_ENV = "QSTORE_IONQ_URL"

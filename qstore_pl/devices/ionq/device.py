@@ -6,9 +6,9 @@
   results and refused submissions, a new job for a FAILED one, and a job-level timeout
   (pennylane-ionq polls a job forever),
 - ``gateset="native"``: circuits are compiled to GPI/GPI2/MS by
-  :func:`qstore_pl.ionq.native.compile_native` (fewer gates than IonQ's plain
+  :func:`qstore_pl.devices.ionq.native.compile_native` (fewer gates than IonQ's plain
   translation) after measurements are rotated to the computational basis,
-- the API key held as a :class:`~qstore_pl.router.secret.Secret`.
+- the API key held as a :class:`~qstore_pl.support.secret.Secret`.
 
 One PennyLane batch is one IonQ job (``ionq.multi-circuit.v1`` for several circuits).
 
@@ -43,10 +43,10 @@ from qstore_pl.devices.ionq.jobs import (
     JobSession,
     Refused,
 )
+from qstore_pl.devices.ionq.native import NATIVE_GATES, compile_native
+from qstore_pl.devices.job_tags import CHARGE_TAG
 from qstore_pl.exceptions import QstoreError
-from qstore_pl.ionq.native import NATIVE_GATES, compile_native
-from qstore_pl.router.ledger import CHARGE_TAG
-from qstore_pl.router.secret import Secret
+from qstore_pl.support.secret import Secret
 
 logger = logging.getLogger(__name__)
 

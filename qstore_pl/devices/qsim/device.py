@@ -115,7 +115,7 @@ class QsimDevice(Device):
     cpu_threads : int, optional
         CPU threads qsim uses per circuit; ``None`` decides per circuit: one below
         ~15 qubits, else the cores this process may use that no other process is
-        busy on (:mod:`qstore_pl.threads`; ``QSTORE_THREADS`` fixes the count).
+        busy on (:mod:`qstore_pl.support.threads`; ``QSTORE_THREADS`` fixes the count).
         Beside busy processes extra threads cost more than they give (20 qubits:
         38 ms idle on 2 threads, 215-950 ms on 2 threads beside other jobs, ~50 ms
         on 1).

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from qstore_pl.devices.qsim.translate import QSIM
-from qstore_pl.threads import engine_threads
+from qstore_pl.support.threads import engine_threads
 
 #: A qsim Pauli sum: its operator strings and the most qubits one string acts on.
 OpSum = tuple[list[Any], int]
@@ -27,7 +27,7 @@ class QsimSimulator:
         qsim fuses neighbouring gates into matrices on up to this many qubits (1-6).
     num_threads : int, optional
         CPU threads qsim uses for each circuit; ``None`` decides per circuit from its
-        width and the machine's load (:func:`qstore_pl.threads.engine_threads`).
+        width and the machine's load (:func:`qstore_pl.support.threads.engine_threads`).
     """
 
     def __init__(self, max_fused_gate_size: int, num_threads: int | None = None):

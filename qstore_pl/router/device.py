@@ -1,0 +1,806 @@
+"""The ``qstore.router`` device: one PennyLane device that routes every group of
+circuits to the backend that suits it best.
+
+Data path::
+
+    execute / derivatives
+      → check parameters are finite
+      → group tapes by structure (grouping.py)
+      → describe each group as plain workload features (router/routing/workload.py)
+      → route: eligibility + policy (router/routing/policy.py)
+      → run on the chosen backend through the executor seam, falling back down the
+        ranking when a backend fails (backend.py, executors.py)
+      → log, track, call callbacks (router/report.py, callbacks.py)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pennylane as qml
+from pennylane.devices import Device, ExecutionConfig, MCMConfig
+from pennylane.devices.modifiers import simulator_tracking, single_tape_support
+from pennylane.exceptions import DeviceError
+from pennylane.tape import QuantumScript
+from pennylane.transforms.core import CompilePipeline
+
+from qstore_pl.callbacks import DeviceCallback, ExecutionRecord
+from qstore_pl.devices.adjoint_support import adjoint_support
+from qstore_pl.devices.grouping import (
+    TapeGroup,
+    broadcast_size,
+    group_by_structure,
+    structure_key,
+)
+from qstore_pl.devices.preprocess_cache import skip_known_structures
+from qstore_pl.devices.wire_count import check_wire_count
+from qstore_pl.exceptions import (
+    BackendExecutionError,
+    BudgetExceeded,
+    ConfigError,
+    InvalidParameterError,
+    ParameterTypeError,
+    UnsupportedCircuitError,
+)
+from qstore_pl.router.calibration.measure import apply_calibration
+from qstore_pl.router.config import RouterConfig, load_config
+from qstore_pl.router.execution.executors import BackendPool, GroupWork
+from qstore_pl.router.execution.factory import make_executor
+from qstore_pl.router.execution.faults import is_backend_fault
+from qstore_pl.router.explain import RoutingExplanation
+from qstore_pl.router.money.estimate import CostEstimate
+from qstore_pl.router.money.report import CostReport
+from qstore_pl.router.money.spending import Spending, apply_spending_settings, job_tags
+from qstore_pl.router.preprocessing.differentiation import (
+    differences_values,
+    framework_interface,
+    needs_backprop,
+    reject_complex_trainable,
+    traced,
+)
+from qstore_pl.router.preprocessing.pipeline import build_pipeline
+from qstore_pl.router.purpose import current_purpose
+from qstore_pl.router.registry.builtin import resolve_backends
+from qstore_pl.router.report import RoutedRun, RoutingLog, RoutingReport
+from qstore_pl.router.routing.policy import RoutingContext, RoutingDecision, get_policy, route
+from qstore_pl.router.routing.workload import WorkloadFeatures, describe
+from qstore_pl.support.limits import excerpt
+
+logger = logging.getLogger(__name__)
+
+_DEVICE_GRADIENTS = {"best", "adjoint", "device"}
+_MCM_METHODS = {"deferred", "one-shot"}
+_CACHE_SIZE = 256  # structures remembered
+
+
+@dataclass
+class _Job:
+    """One group to run: the unit the executor seam moves around."""
+
+    group: TapeGroup
+    decision: RoutingDecision
+    task: str
+    cotangents: list | None
+    mcm_config: MCMConfig
+    purpose: str
+    interface: str | None = None  # set when the ML framework backpropagates through it
+
+
+@simulator_tracking
+@single_tape_support
+class RouterDevice(Device):
+    """A PennyLane device that routes circuits to the best backend for them.
+
+    With no configuration it uses every local simulator that is installed and usable
+    (lightning.qubit, qstore.qsim, default.qubit; lightning.gpu and lightning.kokkos
+    when present) and picks, for each group of circuits that share a structure, the one
+    with the lowest estimated time.
+
+    Parameters
+    ----------
+    wires : int or Iterable, optional
+        Number of wires or wire labels. ``None`` lets each circuit use its own wires.
+    shots : int, optional
+        Default shots (deprecated in PennyLane; prefer ``qml.set_shots`` on the QNode).
+    router_config : dict or str or PathLike, optional
+        Router configuration, or a path to a YAML/TOML file with it (the keyword to
+        use through ``qml.device``, which reserves ``config`` for PennyLane's own
+        configuration). Keys:
+        ``backends`` (``"auto"`` or a list of backend names or
+        ``{"name", "type", "options"}`` dicts), ``routing_strategy``
+        (``"performance"``), ``precision`` (``"single"`` allows complex64 backends,
+        ``"double"`` requires complex128), ``fallback`` (bool) and ``executor``.
+        Spending: ``budget`` and ``max_cost_per_batch`` (USD), ``on_budget_exceeded``
+        (``"raise"`` or ``"fallback"``), ``ledger`` (path), ``fallback_chain``; per
+        backend ``use_for``, ``pricing``, ``target`` and ``max_queue_seconds`` (IonQ
+        backends: ``"type": "ionq"``). ``routing_strategy`` may also be
+        ``"cost_optimized"`` or ``"precision"``.
+    config : dict or str or PathLike, optional
+        The same, when the class is constructed directly (``RouterDevice(config=...)``).
+    callbacks : Sequence[DeviceCallback], optional
+        Called with an :class:`~qstore_pl.callbacks.ExecutionRecord` per circuit run.
+    seed : int or JAX PRNG key, optional
+        Seed for sampling on the backends.
+    **config_overrides
+        Top-level config keys given directly, e.g. ``precision="double"``.
+
+    Notes
+    -----
+    Derivatives: with ``diff_method`` ``"best"``, ``"adjoint"`` or ``"device"`` and
+    analytic execution, the router computes derivatives itself with what the chosen
+    backend does best (the adjoint method, or the parameter-shift rule run as one
+    batch). With finite shots, PennyLane's parameter-shift rule runs through the
+    router. ``diff_method="backprop"`` (and ``"best"`` with ``max_diff=2`` or
+    trainable observable coefficients) runs on default.qubit, as default.qubit's own
+    ``"best"`` would; finite differences and SPSA run in double precision.
+
+    **Example**
+
+    >>> dev = qml.device("qstore.router", wires=2)
+    >>> @qml.qnode(dev)
+    ... def circuit(x):
+    ...     qml.RX(x, 0)
+    ...     qml.CNOT([0, 1])
+    ...     return qml.expval(qml.Z(1))
+    >>> print(dev.explain(circuit, 0.3))  # every candidate, its estimate and the choice
+    """
+
+    name = "qstore.router"
+    _device_options = ()
+
+    def __init__(
+        self,
+        wires=None,
+        shots=None,
+        *,
+        router_config=None,
+        config=None,
+        callbacks: Sequence[DeviceCallback] = (),
+        seed: Any = None,
+        **config_overrides,
+    ):
+        check_wire_count(wires, self.name)
+        if router_config is not None and config is not None:
+            raise ConfigError(
+                "the router config was given twice, as router_config= and config=; "
+                "give it once (router_config= through qml.device)"
+            )
+        config = router_config if router_config is not None else config
+        super().__init__(wires=wires, shots=shots)
+        self.config: RouterConfig = load_config(config, **config_overrides)
+        with _global_rng_kept():  # probing backends builds devices that seed from it
+            specs = apply_spending_settings(resolve_backends(self.config.backends), self.config)
+            local = apply_calibration([s for s in specs if not s.metered], self.config.calibration)
+        calibrated = {s.name: s for s in local}
+        self.backends = [calibrated.get(s.name, s) for s in specs]  # cloud ones uncalibrated
+        self._spending = Spending(self.config, self.backends)
+        self._specs = {spec.name: spec for spec in self.backends}
+        self._policy = get_policy(self.config.routing_strategy)
+        self._executor = make_executor(self.config.executor)
+        # backpropagation runs here whatever the executor: the framework's tensors
+        # cannot travel to another process and keep their gradients
+        self._local = BackendPool()
+        self._callbacks = _check_callbacks(callbacks)
+        self._rng = np.random.default_rng(_entropy(seed))
+        self._seeds: dict[tuple[str, int], int] = {}  # per backend and width
+        self._log = RoutingLog()
+        # per-structure answers: QNodes ask the same questions on every call
+        self._pipelines: dict[Hashable, CompilePipeline] = {}
+        self._supports_adjoint: dict[Hashable, bool] = {}
+        self._features: dict[Hashable, WorkloadFeatures] = {}
+        self._decisions: dict[Hashable, RoutingDecision] = {}
+        # structure -> backend that ran its last forward pass: a derivative that
+        # follows finds the forward states there (see RoutingContext.warm)
+        self._last_forward: dict[Hashable, str] = {}
+        # structure -> the derivative asked for after its last forward pass (training),
+        # and the structures whose last forward pass has had none yet
+        self._followed_by: dict[Hashable, str] = {}
+        self._awaiting: set[Hashable] = set()
+
+    def __repr__(self) -> str:
+        wires = len(self.wires) if self.wires is not None else None
+        names = ", ".join(self._specs)
+        return f"<RouterDevice wires={wires} backends=[{names}] policy={self._policy.name}>"
+
+    # ------------------------------------------------------------------ config
+    def setup_execution_config(
+        self, config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
+    ) -> ExecutionConfig:
+        config = config or ExecutionConfig()
+        for option in config.device_options:
+            raise DeviceError(f"device option {option!r} is not known to {self.name}")
+        updated: dict[str, Any] = {"convert_to_numpy": True}
+        if (
+            config.gradient_method == "best"
+            and circuit is not None
+            and needs_backprop(config, circuit)
+            and self.supports_derivatives(config, circuit)
+        ):
+            config = replace(config, gradient_method="backprop")
+        if config.gradient_method == "backprop":
+            # as default.qubit: the framework differentiates through the simulation
+            updated.update(
+                gradient_method="backprop",
+                convert_to_numpy=False,
+                use_device_gradient=False,
+                use_device_jacobian_product=False,
+            )
+        elif config.gradient_method in _DEVICE_GRADIENTS:
+            updated["gradient_method"] = "adjoint"
+            updated["use_device_gradient"] = True
+            # Vector-Jacobian products: one backward sweep per batch, and broadcast
+            # batches stay whole. QNodes pass device_vjp=False by default, which
+            # cannot be told apart from an explicit choice. TensorFlow cannot
+            # vectorise device VJPs in GradientTape.jacobian, so it keeps Jacobians.
+            # JAX keeps them for one-measurement circuits: the same single backward
+            # sweep, and forward mode (jax.jacfwd) works through them, not through
+            # a custom VJP.
+            jax = _interface_name(config.interface).startswith("jax")
+            single = circuit is not None and len(circuit.measurements) == 1
+            jacobians = _interface_name(config.interface).startswith("tf") or (jax and single)
+            vjp = config.use_device_jacobian_product or not jacobians
+            updated["use_device_jacobian_product"] = vjp
+            updated["grad_on_execution"] = not (vjp or jax)  # JAX computes them on demand
+        elif config.use_device_gradient is None:
+            updated["use_device_gradient"] = False
+        updated["mcm_config"] = self._setup_mcm_config(config.mcm_config, circuit)
+        return replace(config, **updated)
+
+    def _setup_mcm_config(self, mcm_config: MCMConfig, circuit: QuantumScript | None):
+        method = mcm_config.mcm_method
+        if method is None:
+            method = "one-shot" if circuit is not None and circuit.shots else "deferred"
+        if method not in _MCM_METHODS:
+            raise DeviceError(
+                f"mcm_method={method!r} is not supported by {self.name}; "
+                f"use one of {sorted(_MCM_METHODS)}"
+            )
+        if mcm_config.postselect_mode == "fill-shots" and method != "deferred":
+            raise DeviceError("postselect_mode='fill-shots' needs mcm_method='deferred'")
+        return replace(mcm_config, mcm_method=method)
+
+    def preprocess_transforms(self, execution_config: ExecutionConfig | None = None):
+        config = execution_config or self.setup_execution_config()
+        # the pipeline depends on these settings only; building it anew on every
+        # call would also throw away its per-gate-kind decisions
+        key = (
+            config.mcm_config.mcm_method,
+            config.gradient_method,
+            config.use_device_jacobian_product,
+            config.interface,
+        )
+        if key not in self._pipelines:
+            capabilities = [spec.capabilities for spec in self.backends]
+            pipeline = build_pipeline(config, capabilities, self.wires)
+            self._pipelines[key] = skip_known_structures(pipeline)
+        return self._pipelines[key]
+
+    def supports_derivatives(
+        self, execution_config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
+    ) -> bool:
+        if execution_config is None:
+            return True
+        method = execution_config.gradient_method
+        if method == "backprop" or (
+            method == "best" and circuit is not None and needs_backprop(execution_config, circuit)
+        ):
+            # higher orders and trainable observables: backpropagation (default.qubit's
+            # "best"), or else PennyLane's parameter shift through the router
+            return self._backprops(method) and (circuit is None or not circuit.shots)
+        if method not in _DEVICE_GRADIENTS:
+            return False
+        if not any(spec.capabilities.derivatives for spec in self.backends):
+            return False
+        if circuit is None:
+            return True
+        if circuit.shots:
+            return False
+        key = (structure_key(circuit), tuple(circuit.trainable_params), execution_config.interface)
+        return adjoint_support(self, self._supports_adjoint, key, execution_config, circuit)
+
+    def _backprops(self, method) -> bool:
+        """Whether a backend backpropagates; an explicit request without one raises."""
+        if any(spec.capabilities.backprop for spec in self.backends):
+            return True
+        if method == "backprop":
+            raise UnsupportedCircuitError(
+                f"diff_method='backprop' needs a backend that computes with the ML "
+                f"framework's tensors, and none of {list(self._specs)} does: add "
+                "'default.qubit' to the backends, or use diff_method='adjoint' or "
+                "'parameter-shift'."
+            )
+        return False
+
+    def supports_vjp(self, execution_config=None, circuit=None) -> bool:
+        if execution_config is not None and execution_config.gradient_method == "backprop":
+            return False
+        return self.supports_derivatives(execution_config, circuit)
+
+    # --------------------------------------------------------------- execution
+    def execute(self, circuits, execution_config: ExecutionConfig | None = None):
+        return self._run(circuits, "execute", execution_config)
+
+    def compute_derivatives(self, circuits, execution_config: ExecutionConfig | None = None):
+        return self._run(circuits, "jacobian", execution_config)
+
+    def execute_and_compute_derivatives(
+        self, circuits, execution_config: ExecutionConfig | None = None
+    ):
+        return tuple(zip(*self._run(circuits, "execute+jacobian", execution_config)))
+
+    def compute_vjp(self, circuits, cotangents, execution_config: ExecutionConfig | None = None):
+        return self._run(circuits, "vjp", execution_config, cotangents)
+
+    def execute_and_compute_vjp(
+        self, circuits, cotangents, execution_config: ExecutionConfig | None = None
+    ):
+        return tuple(zip(*self._run(circuits, "execute+vjp", execution_config, cotangents)))
+
+    def _run(self, circuits, task, execution_config, cotangents=None) -> tuple:
+        config = execution_config or ExecutionConfig()
+        interface = None  # the ML framework, when it differentiates through the execution
+        if task == "execute" and (
+            config.gradient_method == "backprop" or any(traced(t) for t in circuits)
+        ):
+            interface = framework_interface(config, circuits)
+        for tape in circuits:
+            if interface is None:  # traced values cannot be read (and need not be)
+                check_parameters(tape)
+            if task != "execute":
+                reject_complex_trainable(tape)
+        needs = {"backprop": interface is not None}
+        needs["differenced"] = differences_values(config.gradient_method)
+        purpose = current_purpose()  # the caller's: jobs may run in other threads
+        expected = None  # the derivative this configuration asks for, if any
+        if config.gradient_method == "adjoint" and config.use_device_gradient:
+            expected = "vjp" if config.use_device_jacobian_product else "jacobian"
+        jobs = [
+            _Job(
+                group=group,
+                decision=self._decide(group, task, purpose, expected, **needs),
+                task=task,
+                cotangents=[cotangents[i] for i in group.indices] if cotangents else None,
+                mcm_config=config.mcm_config,
+                purpose=purpose,
+                interface=interface,
+            )
+            for group in group_by_structure(circuits)
+        ]
+        outputs = self._executor.map(self._run_job, jobs)
+        results: list[Any] = [None] * len(circuits)
+        for job, output in zip(jobs, outputs):
+            for i, value in zip(job.group.indices, output):
+                results[i] = value
+        return tuple(results)
+
+    def _decide(
+        self,
+        group: TapeGroup,
+        task: str,
+        purpose: str | None = None,
+        expected: str | None = None,
+        **needs: bool,
+    ) -> RoutingDecision:
+        """Route a group; ``expected`` is the derivative the QNode's configuration asks
+        for, assumed to follow the first forward pass of a structure with trainable
+        parameters (afterwards what actually followed decides). ``needs`` are the
+        ``backprop`` and ``differenced`` flags of :class:`WorkloadFeatures`."""
+        derivative = None
+        if task != "execute":
+            derivative = "vjp" if task.endswith("vjp") else "jacobian"
+        tapes = group.tapes
+        batch = sum(broadcast_size(t) or 1 for t in tapes)
+        purpose = purpose or current_purpose()
+        warm = self._last_forward.get(group.key) if derivative else None
+        trainable = tuple(tapes[0].trainable_params)
+        then = None
+        if not derivative and group.key not in self._awaiting:  # not a 2nd forward in a row
+            first = group.key not in self._last_forward
+            then = self._followed_by.get(group.key, expected if first and trainable else None)
+        if not self._spending.active:
+            # without prices, outages or queues a decision depends on this key only
+            flags = tuple(sorted(needs.items()))
+            key = (group.key, trainable, derivative, batch, len(tapes), purpose, warm, then, flags)
+            decision = self._decisions.get(key)
+            if decision is None:
+                decision = self._route(group, derivative, batch, purpose, warm, then, needs)
+                _remember(self._decisions, key, decision)
+            return decision
+        return self._route(group, derivative, batch, purpose, warm, then, needs)
+
+    def _route(self, group, derivative, batch, purpose, warm, then, needs) -> RoutingDecision:
+        tapes = group.tapes
+        key = (group.key, tuple(tapes[0].trainable_params), derivative, *sorted(needs.items()))
+        features = self._features.get(key)
+        if features is None:
+            features = describe(tapes, derivative, **needs)
+            _remember(self._features, key, features)
+        if features.batch_size != batch or features.num_tapes != len(tapes):
+            features = replace(features, batch_size=batch, num_tapes=len(tapes))
+        context = RoutingContext(
+            purpose=purpose,
+            chain=self._spending.chain,
+            warm=frozenset((warm,)) if warm else frozenset(),
+            then=then,
+        )
+        if self._spending.active:
+            unavailable, queues = self._spending.conditions()
+            context = replace(
+                context,
+                costs=self._spending.costs(tapes, group.key),
+                unavailable=unavailable,
+                queue_seconds=queues,
+            )
+        return route(features, self.backends, self._policy, self.config.precision, context)
+
+    def _run_job(self, job: _Job) -> list:
+        """Run one group, falling back down the ranking when a backend fails."""
+        candidates = job.decision.ranked if self.config.fallback else [job.decision.backend]
+        failures: list[str] = []
+        refusals: list[str] = []  # spending limits: not the backend's failure
+        execution = uuid.uuid4().hex  # one charge per backend at most, retries included
+        for position, name in enumerate(candidates):
+            last = position == len(candidates) - 1
+            method = _method_for(job.decision, name)
+            spec = self._specs[name]
+            quote = None
+            if spec.metered and job.group.tapes[0].shots:
+                quote = self._spending.quote(spec, job.group.tapes, job.group.key)
+            start = time.perf_counter()
+            try:
+                with self._spending.charge(spec, quote, job.purpose, execution) as bill:
+                    output, cached = self._run_on(name, job, method, job_tags(spec, execution))
+                    if bill is not None:
+                        bill.cached = cached
+            except BudgetExceeded as err:
+                if self.config.on_budget_exceeded == "raise":
+                    raise
+                refusals.append(f"{name}: {err}")
+                logger.warning("budget: not running on %s (%s); %s", name, err, _next(last))
+                continue
+            except Exception as err:
+                if not is_backend_fault(err):  # the input's fault: every backend would fail
+                    err.add_note(
+                        f"qstore.router: raised by backend {name!r} ({job.task}); not retried "
+                        "on other backends, since this is an input error, not a backend fault"
+                    )
+                    raise
+                failures.append(f"{name}: {type(err).__name__}: {err}")
+                logger.warning("backend %s failed (%s: %s); %s", name, job.task, err, _next(last))
+                continue
+            seconds = time.perf_counter() - start
+            charged = bill.charged if bill is not None else 0.0
+            self._record(job, name, method, output, seconds, cached, charged, failures, refusals)
+            return output
+        outcome = "failed or would pass a spending limit" if refusals else "failed"
+        raise BackendExecutionError(
+            f"every backend allowed for this {job.task} {outcome}: "
+            + " | ".join(refusals + failures)
+        )
+
+    def _run_on(self, name: str, job: _Job, method: str | None, tags) -> tuple[list, int]:
+        if job.interface is not None:  # never from a result cache: no gradient there
+            width = job.decision.features.num_wires
+            work = self._work(name, job.task, job.group.tapes, width)
+            backend = self._local.get(work)
+            return list(backend.backprop(work.tapes, job.interface, job.mcm_config)), 0
+        if job.task == "execute":
+            return self._execute_with_cache(name, job, tags)
+        work = self._work(
+            name,
+            job.task,
+            job.group.tapes,
+            job.decision.features.num_wires,
+            cotangents=job.cotangents,
+            method=method,
+            job_tags=tags,
+        )
+        return self._executor.run(work), 0
+
+    def _execute_with_cache(self, name: str, job: _Job, tags) -> tuple[list, int]:
+        tapes = job.group.tapes
+        cached = {}
+        for i, tape in enumerate(tapes):
+            for callback in self._callbacks:
+                lookup = getattr(callback, "lookup", None)
+                hit = _safe_call(lookup, tape, name) if lookup else None
+                if hit is not None:
+                    cached[i] = hit
+                    break
+        todo = [t for i, t in enumerate(tapes) if i not in cached]
+        fresh = iter(())
+        if todo:
+            width = job.decision.features.num_wires
+            work = self._work(name, job.task, todo, width, mcm_config=job.mcm_config, job_tags=tags)
+            fresh = iter(self._executor.run(work))
+        return [cached[i] if i in cached else next(fresh) for i in range(len(tapes))], len(cached)
+
+    def _work(
+        self, name: str, task: str, tapes, num_wires: int | None = None, **details
+    ) -> GroupWork:
+        """What the executor runs: plain data, cheap to ship to another process.
+
+        ``num_wires`` is the structure's width when routing already knows it (a fresh
+        tape's ``wires`` is a union over every gate).
+        """
+        width = num_wires if num_wires is not None else len(tapes[0].wires)
+        key = (name, max(width, 1))
+        if key not in self._seeds:
+            self._seeds[key] = int(self._rng.integers(2**31 - 1))
+        owner, spec, seed = self._executor.owner, self._specs[name], self._seeds[key]
+        return GroupWork(owner, spec, key[1], seed, task, tapes, **details)
+
+    def _record(
+        self, job, backend, method, output, seconds, cached, cost, failures, refusals
+    ) -> None:
+        tapes = job.group.tapes
+        self._note_sequence(job.group.key, job.task, backend)
+        circuits = sum(broadcast_size(t) or 1 for t in tapes)
+        reason = job.decision.reason
+        if refusals:
+            reason = f"over a spending limit on {len(refusals)} backend(s); first choice: {reason}"
+        if failures:
+            reason = f"fallback after {len(failures)} failure(s); first choice: {reason}"
+        self._log.add(
+            RoutedRun(
+                task=job.task,
+                backend=backend,
+                circuits=circuits,
+                seconds=seconds,
+                reason=reason,
+                failed=tuple(failures),
+                refused=tuple(refusals),
+                derivative_method=method,
+                cached=cached,
+            )
+        )
+        if self.tracker.active:
+            self.tracker.update(backend=backend, cost=cost, **{f"executions:{backend}": circuits})
+            self.tracker.record()
+        if not self._callbacks:
+            return
+        share = seconds / len(tapes)
+        states = self._kept_states(backend, job) or [None] * len(tapes)
+        for tape, value, state in zip(tapes, output, states):
+            shots = tape.shots.total_shots if tape.shots else None
+            record = ExecutionRecord(
+                tape=tape,
+                result=value,
+                task=job.task,
+                backend=backend,
+                shots=shots,
+                seconds=share,
+                cost=cost * (broadcast_size(tape) or 1) / circuits,
+                derivative_method=method,
+                states=state,
+            )
+            for callback in self._callbacks:
+                _safe_call(callback.on_execution, record)
+
+    def _kept_states(self, backend: str, job: _Job) -> list | None:
+        """The final states the backend kept of the job's tapes, when a callback wants
+        them (a recorder then stores them instead of simulating the circuits again)."""
+        if job.task != "execute" or not any(
+            getattr(cb, "wants_states", False) for cb in self._callbacks
+        ):
+            return None
+        kept = getattr(self._executor, "kept_states", None)  # local executors only
+        if kept is None:
+            return None
+        width = job.decision.features.num_wires
+        return _safe_call(kept, self._work(backend, job.task, job.group.tapes, width))
+
+    def _note_sequence(self, key: Hashable, task: str, backend: str) -> None:
+        """Remember where a structure's forward pass ran and whether derivatives follow
+        its forward passes: a training loop then routes forward and derivative together."""
+        if task == "execute":
+            if key in self._awaiting:  # two forward passes in a row: inference
+                self._followed_by.pop(key, None)
+            _remember(self._last_forward, key, backend)
+            self._awaiting.add(key)
+            if len(self._awaiting) > _CACHE_SIZE:
+                self._awaiting.clear()
+        elif not task.startswith("execute+"):
+            _remember(self._followed_by, key, "vjp" if task.endswith("vjp") else "jacobian")
+            self._awaiting.discard(key)
+
+    # ---------------------------------------------------------- transparency
+    def routing_report(self) -> RoutingReport:
+        """Totals per backend and recent runs: what ran where, and why."""
+        return self._log.report()
+
+    def cost_report(self) -> CostReport:
+        """What was spent, per backend and purpose, from the spending ledger.
+
+        Returns
+        -------
+        CostReport
+            ``.total`` (USD), ``.by_backend``, ``.by_purpose``, ``.executions``,
+            ``.shots``, ``.saved`` (USD a result cache saved), ``.unconfirmed``;
+            printable.
+        """
+        return self._spending.report()
+
+    def estimate_cost(self, circuit, *args, **kwargs) -> CostEstimate:
+        """Price a forward pass and a training step on every metered backend, before
+        anything runs: gate counts before and after native compilation, and one step
+        with the parameter-shift rule and with SPSA.
+
+        Parameters
+        ----------
+        circuit : QNode or QuantumScript or Sequence[QuantumScript]
+            A QNode is called with ``*args, **kwargs`` to build its tapes (not run).
+        """
+        tapes = self._device_tapes(circuit, *args, **kwargs)[0]
+        return self._spending.estimate(group_by_structure(tapes))
+
+    def reset_routing_report(self) -> None:
+        """Forget the routing history."""
+        self._log.clear()
+
+    def explain(self, circuit, *args, derivative: str | None = "auto", **kwargs):
+        """Show every candidate backend, its estimate, and the choice for a circuit.
+
+        Parameters
+        ----------
+        circuit : QNode or QuantumScript or Sequence[QuantumScript]
+            What to explain. A QNode is called with ``*args, **kwargs`` to build its
+            tapes, exactly as an execution would, without running them.
+        derivative : {"auto", None, "jacobian", "vjp"}
+            Explain the derivative pass instead of the forward pass. ``"auto"`` picks
+            what the QNode's configuration would do when it has trainable parameters.
+
+        Returns
+        -------
+        RoutingExplanation
+            Printable; ``.decisions`` holds the decisions.
+        """
+        tapes, config = self._device_tapes(circuit, *args, **kwargs)
+        if derivative == "auto":
+            derivative = None
+            if config.gradient_method == "adjoint" and any(t.trainable_params for t in tapes):
+                derivative = "vjp" if config.use_device_jacobian_product else "jacobian"
+        task = "execute" if derivative is None else derivative
+        needs = {
+            "backprop": task == "execute" and config.gradient_method == "backprop",
+            "differenced": differences_values(config.gradient_method),
+        }
+        groups = group_by_structure(tapes)
+        decisions = tuple(self._decide(g, task, **needs) for g in groups)
+        spending = self._spending.report().summary() if self._spending.active else None
+        sources: dict[str, list[str]] = {}
+        for spec in self.backends:
+            sources.setdefault(spec.time_model_source, []).append(spec.name)
+        time_models = "time models: " + "; ".join(
+            f"{source}: {', '.join(names)}" for source, names in sources.items()
+        )
+        return RoutingExplanation(
+            decisions, tuple(len(g.tapes) for g in groups), spending, time_models
+        )
+
+    def _device_tapes(self, circuit, *args, **kwargs):
+        """The tapes the router would route for a circuit, and the execution config."""
+        if isinstance(circuit, qml.QNode):
+            tapes, _ = qml.workflow.construct_batch(circuit, level="device")(*args, **kwargs)
+            config = qml.workflow.construct_execution_config(circuit)(*args, **kwargs)
+        else:
+            tapes = [circuit] if isinstance(circuit, QuantumScript) else list(circuit)
+            config = self.setup_execution_config()
+            tapes, _ = self.preprocess_transforms(config)(tapes)
+        return tapes, config
+
+
+def _interface_name(interface) -> str:
+    return str(getattr(interface, "value", interface))
+
+
+def check_parameters(tape: QuantumScript) -> None:
+    """Raise at once if a gate parameter is not a number, or is NaN or infinite.
+
+    Raises
+    ------
+    ParameterTypeError
+        A parameter is text (or an array of it) or ``None``.
+    InvalidParameterError
+        A parameter is NaN or infinite.
+    """
+    values = [np.asarray(v) for op in tape.operations for v in op.data]
+    if any(_not_numbers(v) for v in values):
+        _raise_for_non_number(tape)
+    numeric = [v.ravel() for v in values if v.dtype.kind in "fc"]
+    if not numeric or np.isfinite(np.concatenate(numeric)).all():
+        return  # one vectorised check for the common case
+    for op in tape.operations:
+        for i, value in enumerate(op.data):
+            array = np.asarray(value)
+            if array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
+                raise InvalidParameterError(
+                    f"parameter {i} of {op.name} on wires {op.wires.tolist()} is not finite "
+                    f"({value!r}); the router will not run NaN or infinite parameters. Check "
+                    "the inputs and weights feeding this circuit (a diverged optimiser or a "
+                    "division by zero upstream)."
+                )
+
+
+def _not_numbers(array: np.ndarray) -> bool:
+    """Whether a parameter is text, raw bytes or ``None``."""
+    kind = array.dtype.kind
+    return kind in "USV" or (kind == "O" and array.ndim == 0 and array.item() is None)
+
+
+def _raise_for_non_number(tape: QuantumScript) -> None:
+    for op in tape.operations:
+        for i, value in enumerate(op.data):
+            if _not_numbers(np.asarray(value)):
+                raise ParameterTypeError(
+                    # no wires: the tape is on the backend's wires by now, not the user's
+                    f"parameter {i} of {op.name} is {excerpt(value)} ({type(value).__name__}), "
+                    "not a number; gate parameters must "
+                    "be numbers or arrays of numbers. Pass numbers to the QNode (convert "
+                    "text with float(...))."
+                )
+
+
+def _entropy(seed) -> int | list[int] | None:
+    """NumPy's seed for ``seed``: an int, or a JAX PRNG key's numbers (default.qubit
+    takes both)."""
+    if seed is None or isinstance(seed, int | np.integer):
+        return seed
+    return [int(v) for v in np.asarray(seed).ravel()]
+
+
+@contextlib.contextmanager
+def _global_rng_kept() -> Iterator[None]:
+    """Leave NumPy's global random generator as it was: a seeded user script must draw
+    the same numbers whether or not it built a router (default.qubit, built to probe
+    and calibrate backends, seeds itself from the global generator)."""
+    state = np.random.get_state()  # noqa: NPY002  (the legacy global one is the point)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+
+
+def _remember(cache: dict, key: Hashable, value: Any) -> None:
+    """``cache[key] = value``, forgetting the oldest entry beyond ``_CACHE_SIZE``."""
+    cache[key] = value
+    if len(cache) > _CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+
+
+def _next(last: bool) -> str:
+    return "no backend left to try" if last else "trying the next"
+
+
+def _method_for(decision: RoutingDecision, backend: str) -> str | None:
+    for candidate in decision.candidates:
+        if candidate.backend == backend:
+            return candidate.derivative_method
+    return None
+
+
+def _check_callbacks(callbacks) -> tuple[DeviceCallback, ...]:
+    if isinstance(callbacks, DeviceCallback):
+        callbacks = (callbacks,)
+    for cb in callbacks:
+        if not callable(getattr(cb, "on_execution", None)):
+            raise ConfigError(
+                f"callback {cb!r} has no on_execution(record) method; subclass "
+                "qstore_pl.callbacks.DeviceCallback"
+            )
+    return tuple(callbacks)
+
+
+def _safe_call(fn: Callable, *args):
+    try:
+        return fn(*args)
+    except Exception as err:  # a callback must never break or lose a computation
+        logger.warning("callback %r failed: %s", fn, err)
+        return None

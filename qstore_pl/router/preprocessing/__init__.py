@@ -1,0 +1,1 @@
+"""The router's preprocessing: what it does to circuits before it routes them."""
