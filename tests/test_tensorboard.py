@@ -17,9 +17,9 @@ from ionq_support import config, emulator_server, ionq
 
 import qstore_pl
 from qstore_pl.callbacks import DeviceCallback
-from qstore_pl.monitoring import RouterMetrics, StepTimer, difference
 from qstore_pl.tensorboard import EventWriter, log_router_metrics
 from qstore_pl.tensorboard.event_writer import crc32c
+from qstore_pl.tensorboard.metrics import RouterMetrics, StepTimer, difference
 
 emulator = pytest.fixture(emulator_server, name="emulator")
 TESTS = Path(__file__).resolve().parent
