@@ -1,6 +1,6 @@
 """Router metrics in TensorBoard: counters from real router runs, event files that
-TensorFlow's own TFRecord reader (which checks every CRC) reads back, the Keras 3
-callback under the tensorflow, jax and torch backends, and the helper for torch loops."""
+TensorBoard's own reader (``EventAccumulator``) reads back, the Keras 3 callback under
+the tensorflow, jax and torch backends, and the helper for torch loops."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from ionq_support import config, emulator_server, ionq
 import qstore_pl
 from qstore_pl.callbacks import DeviceCallback
 from qstore_pl.tensorboard import EventWriter, log_router_metrics
-from qstore_pl.tensorboard.event_writer import crc32c
 from qstore_pl.tensorboard.metrics import RouterMetrics, StepTimer, difference
 
 emulator = pytest.fixture(emulator_server, name="emulator")
@@ -27,17 +26,19 @@ N_TRAIN, N_VAL, BATCH = 12, 5, 4
 
 
 def read_scalars(log_dir) -> dict[int, dict[str, float]]:
-    """Every scalar in the event files of ``log_dir``, by step, read with TensorFlow."""
-    import tensorflow as tf
+    """Every scalar in the event files of ``log_dir``, by step, read by TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import (
+        SCALARS,
+        EventAccumulator,
+    )
 
-    files = sorted(Path(log_dir).glob("events.out.tfevents.*"))
-    assert files, f"no event file in {log_dir}"
+    assert list(Path(log_dir).glob("events.out.tfevents.*")), f"no event file in {log_dir}"
+    events = EventAccumulator(str(log_dir), size_guidance={SCALARS: 0})  # 0: keep all
+    events.Reload()
     out: dict[int, dict[str, float]] = {}
-    for path in files:
-        for raw in tf.data.TFRecordDataset(str(path)):
-            event = tf.compat.v1.Event.FromString(raw.numpy())
-            for value in event.summary.value:
-                out.setdefault(int(event.step), {})[value.tag] = value.simple_value
+    for tag in events.Tags()["scalars"]:
+        for scalar in events.Scalars(tag):
+            out.setdefault(scalar.step, {})[tag] = scalar.value
     return out
 
 
@@ -57,11 +58,6 @@ def router_circuits(dev) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------ event files
-def test_crc32c_check_value():
-    assert crc32c(b"123456789") == 0xE3069283  # the standard CRC-32C check value
-    assert crc32c(b"") == 0
-
-
 def test_event_writer_round_trip(tmp_path):
     writer = EventWriter(tmp_path / "run")
     writer.add_scalars({"a/b": 1.5, "c": 3}, step=2)
@@ -76,10 +72,15 @@ def test_event_writer_round_trip(tmp_path):
     }
 
 
-def test_event_writer_rejects_non_numbers(tmp_path):
+def test_event_writer_rejects_non_numbers_and_keeps_what_it_had(tmp_path):
     writer = EventWriter(tmp_path)
+    writer.add_scalar("loss", 0.5, 1)
     with pytest.raises(ValueError, match=r"scalar 'loss' must be a real number"):
-        writer.add_scalar("loss", "high", 0)
+        writer.add_scalar("loss", "high", 2)
+    with pytest.raises(ValueError, match=r"step must fit a signed 64-bit integer"):
+        writer.add_scalar("loss", 1.0, 2**63)
+    writer.close()
+    assert read_scalars(tmp_path) == {1: {"loss": 0.5}}
 
 
 # ------------------------------------------------------------------ metrics

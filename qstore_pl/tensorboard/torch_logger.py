@@ -2,7 +2,7 @@
 
 Nothing here imports torch: any writer with ``add_scalar(tag, value, step)`` works
 (``torch.utils.tensorboard.SummaryWriter``, tensorboardX, :class:`EventWriter`), and a
-folder gets an :class:`EventWriter`, which needs no ``tensorboard`` package.
+folder gets an :class:`EventWriter`, which does not import TensorFlow.
 """
 
 from __future__ import annotations
