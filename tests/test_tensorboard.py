@@ -1,6 +1,7 @@
 """Router metrics in TensorBoard: counters from real router runs, event files that
 TensorBoard's own reader (``EventAccumulator``) reads back, the Keras 3 callback under
-the tensorflow, jax and torch backends, and the helper for torch loops."""
+the tensorflow, jax and torch backends, the helper for torch loops, and the deprecated
+``qstore_pl.monitoring`` path."""
 
 from __future__ import annotations
 
@@ -81,6 +82,17 @@ def test_event_writer_rejects_non_numbers_and_keeps_what_it_had(tmp_path):
         writer.add_scalar("loss", 1.0, 2**63)
     writer.close()
     assert read_scalars(tmp_path) == {1: {"loss": 0.5}}
+
+
+def test_monitoring_path_still_works_and_names_the_new_one():
+    import qstore_pl.monitoring as old
+    import qstore_pl.tensorboard.metrics as new
+
+    for name in ("RouterMetrics", "StepTimer", "difference"):
+        with pytest.warns(DeprecationWarning, match=rf"import {name} from qstore_pl\.tensorboard"):
+            assert getattr(old, name) is getattr(new, name)
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        old.Nothing  # noqa: B018
 
 
 # ------------------------------------------------------------------ metrics
