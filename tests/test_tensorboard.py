@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,19 @@ def test_event_writer_round_trip(tmp_path):
         300: {"a/b": -2.25},
         2**40: {"late": 7.0},
     }
+
+
+def test_event_writer_keeps_its_queue_when_a_flush_fails(tmp_path):
+    run = tmp_path / "run"
+    writer = EventWriter(run)
+    writer.add_scalar("loss", 0.5, 1)
+    shutil.rmtree(run)  # the folder went away (an unmounted disk, a cleanup job)
+    with pytest.raises(FileNotFoundError):
+        writer.flush()
+    run.mkdir()
+    writer.add_scalar("loss", 0.25, 2)
+    writer.flush()
+    assert read_scalars(run) == {1: {"loss": 0.5}, 2: {"loss": 0.25}}
 
 
 def test_event_writer_rejects_non_numbers_and_keeps_what_it_had(tmp_path):
