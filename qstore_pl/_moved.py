@@ -49,6 +49,7 @@ MOVED_MODULES: dict[str, str] = {
     "qstore_pl.ionq.simulate": "qstore_pl.devices.ionq.simulate",
     "qstore_pl.layer_circuit": "qstore_pl.layers.circuit",
     "qstore_pl.limits": "qstore_pl.support.limits",
+    "qstore_pl.monitoring": "qstore_pl.tensorboard.metrics",
     "qstore_pl.paths": "qstore_pl.support.paths",
     "qstore_pl.progress": "qstore_pl.support.progress",
     "qstore_pl.qnode_spec": "qstore_pl.layers.qnode_spec",

@@ -37,7 +37,6 @@ LAYERS = {
     "db": 4,
     "datasets": 5,
     "layers": 5,
-    "monitoring": 5,
     "keras": 6,
     "torch": 6,
     "tensorboard": 6,

@@ -125,7 +125,8 @@ class RouterDevice(Device):
     config : dict or str or PathLike, optional
         The same, when the class is constructed directly (``RouterDevice(config=...)``).
     callbacks : Sequence[DeviceCallback], optional
-        Called with an :class:`~qstore_pl.callbacks.ExecutionRecord` per circuit run.
+        Called with an :class:`~qstore_pl.callbacks.ExecutionRecord` per circuit run;
+        :meth:`add_callback` and :meth:`remove_callback` change them later.
     seed : int or JAX PRNG key, optional
         Seed for sampling on the backends.
     **config_overrides
@@ -208,6 +209,47 @@ class RouterDevice(Device):
         wires = len(self.wires) if self.wires is not None else None
         names = ", ".join(self._specs)
         return f"<RouterDevice wires={wires} backends=[{names}] policy={self._policy.name}>"
+
+    # --------------------------------------------------------------- callbacks
+    @property
+    def callbacks(self) -> tuple[DeviceCallback, ...]:
+        """The callbacks asked before and told after each circuit run, in order."""
+        return self._callbacks
+
+    def add_callback(self, callback: DeviceCallback) -> None:
+        """Call ``callback`` too, from the next circuit on (after those there are).
+
+        Circuits that other threads are running meanwhile may or may not call it.
+        Add and remove callbacks from one thread at a time.
+
+        Raises
+        ------
+        ConfigError
+            If ``callback`` has no ``on_execution(record)`` method.
+        ValueError
+            If ``callback`` is attached already (it would see every circuit twice).
+        """
+        (callback,) = _check_callbacks((callback,))
+        if any(cb is callback for cb in self._callbacks):
+            raise ValueError(f"{callback!r} is attached to this device already; add it once")
+        self._callbacks = (*self._callbacks, callback)
+
+    def remove_callback(self, callback: DeviceCallback) -> None:
+        """Stop calling ``callback`` from the next circuit on.
+
+        Raises
+        ------
+        ValueError
+            If ``callback`` is not attached (compared by identity); ``callbacks``
+            lists those that are.
+        """
+        kept = tuple(cb for cb in self._callbacks if cb is not callback)
+        if len(kept) == len(self._callbacks):
+            raise ValueError(
+                f"{callback!r} is not attached to this device, so it cannot be removed; "
+                f"attached: {[type(cb).__name__ for cb in self._callbacks]} (see dev.callbacks)"
+            )
+        self._callbacks = kept
 
     # ------------------------------------------------------------------ config
     def setup_execution_config(

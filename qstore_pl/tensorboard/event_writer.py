@@ -1,109 +1,40 @@
-"""A dependency-free writer of TensorBoard event files (scalars only).
+"""Scalars into TensorBoard event files through the ``tensorboard`` package, without
+TensorFlow.
 
-The ``tensorboard`` package is not a dependency of TensorFlow 2.21 any more, and
-``torch.utils.tensorboard`` needs it, so a Keras callback that must work under every
-Keras backend writes its files itself. The format is small and stable:
-
-- a file named ``events.out.tfevents.<time>.<host>.<pid>.<n>`` (TensorBoard reads
-  every file with ``tfevents`` in its name);
-- TFRecord framing per record: little-endian uint64 length, masked CRC-32C of the
-  length, the bytes, masked CRC-32C of the bytes;
-- each record a serialised ``tensorflow.Event`` protocol buffer: ``wall_time``
-  (field 1, double), ``step`` (2, int64), ``file_version`` (3, string) or ``summary``
-  (5, a ``Summary`` whose ``value`` entries (1) carry ``tag`` (1, string) and
-  ``simple_value`` (2, float)).
-
-TensorBoard shows ``simple_value`` summaries as scalars. The file is opened for each
-flush and closed again, so a writer holds no file handle between epochs.
+The ``Event`` and ``Summary`` protocol buffers come from
+:mod:`tensorboard.compat.proto` and the TFRecord framing with its checksums from
+tensorboard's ``RecordWriter``. Its ``EventFileWriter`` (what
+``torch.utils.tensorboard.SummaryWriter`` uses) is not: constructing one resolves
+``tensorboard.compat.tf``, which imports TensorFlow whenever it is installed (4.6 to
+5.6 s here, and Keras' jax and torch backends must not pay for it), and it keeps a
+file and a thread open per writer. This writer keeps events in memory until
+:meth:`EventWriter.flush`, then appends them to its file and closes it again.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import socket
-import struct
 import threading
 import time
 from collections.abc import Mapping
 from itertools import count
 from pathlib import Path
 
-FILE_VERSION = b"brain.Event:2"
-_MASK_DELTA = 0xA282EAD8
+try:
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.summary.writer.record_writer import RecordWriter
+except ImportError as err:  # pragma: no cover - the tensorboard extra is not installed
+    raise ImportError(
+        "qstore_pl.tensorboard writes event files with the tensorboard package; install "
+        "it with: pip install 'qstore_pl[tensorboard]'"
+    ) from err
+
+FILE_VERSION = "brain.Event:2"
 _serial = count()
-
-
-def _crc32c_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli), the checksum TFRecord files use."""
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc = _TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def _masked_crc(data: bytes) -> int:
-    crc = crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
-
-
-def _record(data: bytes) -> bytes:
-    length = struct.pack("<Q", len(data))
-    return (
-        length
-        + struct.pack("<I", _masked_crc(length))
-        + data
-        + struct.pack("<I", _masked_crc(data))
-    )
-
-
-def _varint(value: int) -> bytes:
-    value &= (1 << 64) - 1  # int64 as protobuf encodes it (negative: ten bytes)
-    out = bytearray()
-    while True:
-        bits = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(bits | 0x80)
-        else:
-            out.append(bits)
-            return bytes(out)
-
-
-def _length_delimited(field: int, payload: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _event(wall_time: float, step: int, *, file_version: bytes = b"", summary: bytes = b""):
-    out = bytes([1 << 3 | 1]) + struct.pack("<d", wall_time)  # wall_time: fixed64
-    if step:
-        out += _varint(2 << 3) + _varint(step)
-    if file_version:
-        out += _length_delimited(3, file_version)
-    if summary:
-        out += _length_delimited(5, summary)
-    return out
-
-
-def _scalar_summary(scalars: Mapping[str, float]) -> bytes:
-    out = b""
-    for tag, value in scalars.items():
-        entry = _length_delimited(1, tag.encode()) + bytes([2 << 3 | 5]) + struct.pack("<f", value)
-        out += _length_delimited(1, entry)
-    return out
 
 
 class EventWriter:
@@ -126,7 +57,8 @@ class EventWriter:
             f".{os.getpid()}.{next(_serial)}"
         )
         self.path = self.log_dir / name
-        self._pending: list[bytes] = [_record(_event(time.time(), 0, file_version=FILE_VERSION))]
+        first = Event(wall_time=time.time(), file_version=FILE_VERSION)
+        self._pending: list[bytes] = [first.SerializeToString()]
         self._lock = threading.Lock()
         self.flush()
 
@@ -153,12 +85,13 @@ class EventWriter:
         Raises
         ------
         ValueError
-            If a value cannot be converted to a float.
+            If a value cannot be converted to a float, ``wall_time`` is not finite or
+            ``step`` does not fit an int64.
         """
-        values = {}
+        values = []
         for tag, value in scalars.items():
             try:
-                values[str(tag)] = float(value)
+                values.append(Summary.Value(tag=str(tag), simple_value=float(value)))
             except (TypeError, ValueError) as err:
                 raise ValueError(
                     f"TensorBoard scalar {tag!r} must be a real number, got {value!r}"
@@ -168,17 +101,26 @@ class EventWriter:
         wall = time.time() if wall_time is None else float(wall_time)
         if not math.isfinite(wall):
             raise ValueError(f"wall_time must be finite, got {wall_time!r}")
-        record = _record(_event(wall, int(step), summary=_scalar_summary(values)))
+        try:
+            event = Event(wall_time=wall, step=int(step), summary=Summary(value=values))
+        except ValueError as err:  # protobuf's own message names no field
+            raise ValueError(f"step must fit a signed 64-bit integer, got {step!r}") from err
+        record = event.SerializeToString()  # the values as they are now
         with self._lock:
             self._pending.append(record)
 
     def flush(self) -> None:
-        """Append what is queued to the event file."""
+        """Append what is queued to the event file (kept queued if writing fails)."""
         with self._lock:
-            pending, self._pending = self._pending, []
-            if pending:
-                with open(self.path, "ab") as f:
-                    f.write(b"".join(pending))
+            if not self._pending:
+                return
+            framed = io.BytesIO()
+            records = RecordWriter(framed)
+            for record in self._pending:
+                records.write(record)
+            with open(self.path, "ab") as f:
+                f.write(framed.getvalue())
+            self._pending = []
 
     def close(self) -> None:
         """Flush; the writer may still be used afterwards (it holds no file open)."""

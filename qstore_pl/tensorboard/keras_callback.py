@@ -6,15 +6,15 @@ import os
 
 import keras
 
-from qstore_pl.monitoring import RouterMetrics, StepTimer, difference
 from qstore_pl.tensorboard.event_writer import EventWriter
+from qstore_pl.tensorboard.metrics import RouterMetrics, StepTimer, difference
 
 
 class RouterTensorBoard(keras.callbacks.Callback):
     """Write, per epoch, what the router ran where, its cost and the time per step.
 
     At each epoch end it writes as TensorBoard scalars (step = epoch): the change of
-    every :class:`~qstore_pl.monitoring.RouterMetrics` tag during the epoch (circuits,
+    every :class:`~qstore_pl.tensorboard.metrics.RouterMetrics` tag during the epoch (circuits,
     shots, cost and seconds per backend; validation circuits included),
     ``time/steps``, ``time/step_seconds`` (mean wall time of a training batch, from
     the batch hooks) and ``time/train_seconds``, and, with ``include_logs``, Keras'
@@ -47,7 +47,7 @@ class RouterTensorBoard(keras.callbacks.Callback):
         super().__init__()
         if not callable(getattr(metrics, "snapshot", None)):
             raise TypeError(
-                f"metrics must be a qstore_pl.monitoring.RouterMetrics, got {metrics!r}; "
+                f"metrics must be a qstore_pl.tensorboard.RouterMetrics, got {metrics!r}; "
                 "create one with RouterMetrics(dev) for the model's qstore.router device"
             )
         self.metrics = metrics

@@ -2,7 +2,7 @@
 
 Nothing here imports torch: any writer with ``add_scalar(tag, value, step)`` works
 (``torch.utils.tensorboard.SummaryWriter``, tensorboardX, :class:`EventWriter`), and a
-folder gets an :class:`EventWriter`, which needs no ``tensorboard`` package.
+folder gets an :class:`EventWriter`, which does not import TensorFlow.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from qstore_pl.monitoring import RouterMetrics, StepTimer
 from qstore_pl.tensorboard.event_writer import EventWriter
+from qstore_pl.tensorboard.metrics import RouterMetrics, StepTimer
 
 _writers: dict[Path, EventWriter] = {}  # one event file per folder and process
 _writers_lock = threading.Lock()
@@ -66,7 +66,7 @@ def log_router_metrics(
     """
     if not callable(getattr(metrics, "snapshot", None)):
         raise TypeError(
-            f"metrics must be a qstore_pl.monitoring.RouterMetrics, got {metrics!r}; create "
+            f"metrics must be a qstore_pl.tensorboard.RouterMetrics, got {metrics!r}; create "
             "one with RouterMetrics(dev) for the qstore.router device the loop uses"
         )
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:

@@ -1,11 +1,13 @@
 """Router metrics in TensorBoard: counters from real router runs, event files that
-TensorFlow's own TFRecord reader (which checks every CRC) reads back, the Keras 3
-callback under the tensorflow, jax and torch backends, and the helper for torch loops."""
+TensorBoard's own reader (``EventAccumulator``) reads back, the Keras 3 callback under
+the tensorflow, jax and torch backends, the helper for torch loops, and the deprecated
+``qstore_pl.monitoring`` path."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,12 +20,12 @@ from tensorboard_events import read_scalars
 
 import qstore_pl
 from qstore_pl.callbacks import DeviceCallback
-from qstore_pl.monitoring import RouterMetrics, StepTimer, difference
 from qstore_pl.tensorboard import EventWriter, log_router_metrics
-from qstore_pl.tensorboard.event_writer import crc32c
+from qstore_pl.tensorboard.metrics import RouterMetrics, StepTimer, difference
 
 emulator = pytest.fixture(emulator_server, name="emulator")
-TESTS = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+TESTS = HERE.parent
 N_TRAIN, N_VAL, BATCH = 12, 5, 4
 
 
@@ -43,11 +45,6 @@ def router_circuits(dev) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------ event files
-def test_crc32c_check_value():
-    assert crc32c(b"123456789") == 0xE3069283  # the standard CRC-32C check value
-    assert crc32c(b"") == 0
-
-
 def test_event_writer_round_trip(tmp_path):
     writer = EventWriter(tmp_path / "run")
     writer.add_scalars({"a/b": 1.5, "c": 3}, step=2)
@@ -62,10 +59,28 @@ def test_event_writer_round_trip(tmp_path):
     }
 
 
-def test_event_writer_rejects_non_numbers(tmp_path):
+def test_event_writer_keeps_its_queue_when_a_flush_fails(tmp_path):
+    run = tmp_path / "run"
+    writer = EventWriter(run)
+    writer.add_scalar("loss", 0.5, 1)
+    shutil.rmtree(run)  # the folder went away (an unmounted disk, a cleanup job)
+    with pytest.raises(FileNotFoundError):
+        writer.flush()
+    run.mkdir()
+    writer.add_scalar("loss", 0.25, 2)
+    writer.flush()
+    assert read_scalars(run) == {1: {"loss": 0.5}, 2: {"loss": 0.25}}
+
+
+def test_event_writer_rejects_non_numbers_and_keeps_what_it_had(tmp_path):
     writer = EventWriter(tmp_path)
+    writer.add_scalar("loss", 0.5, 1)
     with pytest.raises(ValueError, match=r"scalar 'loss' must be a real number"):
-        writer.add_scalar("loss", "high", 0)
+        writer.add_scalar("loss", "high", 2)
+    with pytest.raises(ValueError, match=r"step must fit a signed 64-bit integer"):
+        writer.add_scalar("loss", 1.0, 2**63)
+    writer.close()
+    assert read_scalars(tmp_path) == {1: {"loss": 0.5}}
 
 
 # ------------------------------------------------------------------ metrics
@@ -315,8 +330,8 @@ def test_keras_callback_under_the_other_backends(tmp_path):
 
     others = [b for b in ("tensorflow", "jax", "torch") if b != keras.backend.backend()]
     code = (
-        "import json, sys; sys.path.insert(0, sys.argv[1]); import test_tensorboard as t; "
-        "print(json.dumps(t.keras_fit(sys.argv[2])))"
+        "import json, sys; sys.path[:0] = sys.argv[1:3]; import test_tensorboard as t; "
+        "print(json.dumps(t.keras_fit(sys.argv[3])))"
     )
     runs = {}
     for backend in others:  # the two run side by side
@@ -325,7 +340,7 @@ def test_keras_callback_under_the_other_backends(tmp_path):
         runs[backend] = (
             log_dir,
             subprocess.Popen(
-                [sys.executable, "-c", code, str(TESTS), str(log_dir)],
+                [sys.executable, "-c", code, str(HERE), str(TESTS), str(log_dir)],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

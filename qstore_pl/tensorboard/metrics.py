@@ -4,8 +4,8 @@
 the ``qstore.router`` device ran, the shots they took, what they were charged and the
 wall time they used. Its :meth:`~RouterMetrics.snapshot` is a flat ``{tag: float}``
 dict, the shape every metrics logger takes (TensorBoard scalars, MLflow, W&B, a CSV
-row), so the TensorBoard helpers in :mod:`qstore_pl.tensorboard` stay thin and nothing
-here depends on an ML framework.
+row), so the TensorBoard helpers beside it in :mod:`qstore_pl.tensorboard` stay thin
+and nothing here depends on an ML framework or on the ``tensorboard`` package.
 
 Tags (``<backend>`` is a router backend name, ``total`` sums over backends):
 
@@ -91,27 +91,24 @@ class RouterMetrics(DeviceCallback):
 
     # ---------------------------------------------------------------- wiring
     def attach(self, device: Any) -> RouterMetrics:
-        """Register as a callback of ``device`` and :meth:`bind` it; returns ``self``.
-
-        The router takes its callbacks at construction and has no public method to add
-        one later, so this appends to the tuple it keeps them in. Passing
-        ``callbacks=[metrics]`` to ``qml.device`` and calling :meth:`bind` does the
-        same through public API only.
+        """Register as a callback of ``device`` (``device.add_callback``, unless it
+        calls this object already) and :meth:`bind` it; returns ``self``.
 
         Raises
         ------
         TypeError
             If ``device`` is not a ``qstore.router`` device.
         """
-        callbacks = getattr(device, "_callbacks", None)
-        if not isinstance(callbacks, tuple) or not hasattr(device, "routing_report"):
+        if not callable(getattr(device, "add_callback", None)) or not hasattr(
+            device, "routing_report"
+        ):
             raise TypeError(
                 f"RouterMetrics attaches to qstore.router devices, not {device!r}; create "
                 'one with qml.device("qstore.router", wires=...) or pass '
                 "callbacks=[metrics] to the device that should report to it"
             )
-        if not any(cb is self for cb in callbacks):
-            device._callbacks = (*callbacks, self)
+        if not any(cb is self for cb in device.callbacks):
+            device.add_callback(self)
         return self.bind(device)
 
     def bind(self, device: Any) -> RouterMetrics:
@@ -166,8 +163,8 @@ class RouterMetrics(DeviceCallback):
                     hits[name] = hits.get(name, 0.0) + n - base_hits.get(name, 0)
                 saved += _saved(device) - base_saved
             out[f"{PREFIX}/cache_hits/{TOTAL}"] = sum(hits.values())
-            for name, n in sorted(hits.items()):
-                out[f"{PREFIX}/cache_hits/{name}"] = n
+            for name, hit in sorted(hits.items()):
+                out[f"{PREFIX}/cache_hits/{name}"] = hit
             out[f"{PREFIX}/saved_usd/{TOTAL}"] = saved
             charged = out[f"{PREFIX}/cost_usd/{TOTAL}"]
             # the router reserves its quote and charges it less what a cache answered
