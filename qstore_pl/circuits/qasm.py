@@ -26,6 +26,7 @@ from pennylane.ops.op_math import Controlled
 from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
 
+from qstore_pl.circuits.lowering import lower, real_scalar
 from qstore_pl.limits import Limits, current_limits, excerpt
 
 _Builder = Callable[[list[float], list[int]], Operator]
@@ -140,39 +141,7 @@ def _qasm_name(op: Operator) -> str | None:
 
 
 def _angle(value, op: Operator) -> str:
-    if qml.math.is_abstract(value):
-        raise ValueError(f"{op.name} has a traced parameter (inside jax.jit); QASM needs values")
-    array = np.asarray(qml.math.to_numpy(value))
-    if array.ndim != 0:
-        raise ValueError(
-            f"{op.name} has a parameter of shape {array.shape}; QASM holds one circuit, "
-            "not a broadcast batch (split the tape with qml.transforms.broadcast_expand)"
-        )
-    if np.iscomplexobj(array) or not np.isfinite(array):
-        raise ValueError(
-            f"{op.name} has the parameter {array.item()!r}; QASM angles are finite reals"
-        )
-    return repr(float(array))
-
-
-def _expanded(op: Operator, decompose: bool, depth: int = 0) -> list[Operator]:
-    if _qasm_name(op) is not None:
-        return [op]
-    if not decompose:
-        raise ValueError(
-            f"OpenQASM 2.0 (qelib1) cannot express {op.name} on wires {op.wires.tolist()}; "
-            f"{_JSON_HINT}, or pass decompose=True to write its decomposition"
-        )
-    if depth > 16:
-        raise ValueError(f"{op.name} does not decompose into qelib1 gates; {_JSON_HINT}")
-    try:
-        with qml.QueuingManager.stop_recording():
-            parts = op.decomposition()
-    except qml.exceptions.DecompositionUndefinedError:
-        raise ValueError(
-            f"OpenQASM 2.0 cannot express {op.name}, which has no decomposition; {_JSON_HINT}"
-        ) from None
-    return [piece for part in parts for piece in _expanded(part, decompose, depth + 1)]
+    return repr(real_scalar(value, op, "QASM"))
 
 
 def to_openqasm(
@@ -212,7 +181,9 @@ def to_openqasm(
             if not isinstance(op, Operator):
                 raise TypeError(f"to_openqasm expects a tape or operators, got {op!r}")
         all_wires = Wires.all_wires([op.wires for op in ops])
-    ops = [piece for op in ops for piece in _expanded(op, decompose)]
+    ops = lower(
+        ops, lambda op: _qasm_name(op) is not None, "OpenQASM 2.0 (qelib1)", decompose, _JSON_HINT
+    )
     index = _wire_index(all_wires, wire_order)
     n_qubits = max(index.values(), default=-1) + 1
     lines = ["OPENQASM 2.0;", 'include "qelib1.inc";', f"qreg q[{max(n_qubits, 1)}];"]
