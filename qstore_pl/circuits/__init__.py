@@ -26,6 +26,7 @@ from qstore_pl.circuits.json_format import (
 )
 from qstore_pl.circuits.parametrized import BindError, ParametrizedCircuit
 from qstore_pl.circuits.qasm import from_openqasm, to_openqasm
+from qstore_pl.circuits.qiskit_format import from_qiskit, to_qiskit
 from qstore_pl.circuits.symbol import Symbol, symbol_array
 from qstore_pl.circuits.tensor import (
     MAX_WIRES,
@@ -51,6 +52,7 @@ __all__ = [
     "decode_circuits",
     "encode_circuits",
     "from_openqasm",
+    "from_qiskit",
     "measurement_from_dict",
     "measurement_to_dict",
     "operator_from_dict",
@@ -63,4 +65,5 @@ __all__ = [
     "tape_to_dict",
     "tape_to_json",
     "to_openqasm",
+    "to_qiskit",
 ]
