@@ -12,6 +12,7 @@ Nothing here imports qstore_pl's devices, torch or TensorFlow.
 """
 
 from qstore_pl.circuits.datasets import CircuitDataset, circuits_to_tf_dataset
+from qstore_pl.circuits.ionq_format import from_ionq_json, to_ionq_json
 from qstore_pl.circuits.json_format import (
     FORMAT_VERSION,
     measurement_from_dict,
@@ -51,6 +52,7 @@ __all__ = [
     "circuits_to_tf_dataset",
     "decode_circuits",
     "encode_circuits",
+    "from_ionq_json",
     "from_openqasm",
     "from_qiskit",
     "measurement_from_dict",
@@ -64,6 +66,7 @@ __all__ = [
     "tape_from_json",
     "tape_to_dict",
     "tape_to_json",
+    "to_ionq_json",
     "to_openqasm",
     "to_qiskit",
 ]

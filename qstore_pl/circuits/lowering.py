@@ -1,4 +1,5 @@
-"""Lowering a circuit to the gates a target format can write.
+"""Lowering a circuit to the gates a target format can write, and the pieces every
+exporter shares (wire numbering, numeric parameters, final measurements).
 
 Every exporter (OpenQASM, Qiskit, Cirq, IonQ JSON) writes the operators it knows one to
 one and, when asked (``decompose=True``), replaces the others by their PennyLane
@@ -8,13 +9,19 @@ decomposition, recursively. Without ``decompose`` an unknown operator raises a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pennylane as qml
+from pennylane.measurements import CountsMP, MeasurementProcess, ProbabilityMP, SampleMP
 from pennylane.operation import Operator
+from pennylane.tape import QuantumScript
+from pennylane.wires import Wires
 
-from qstore_pl.circuits.symbol import Symbol
+from qstore_pl.circuits.parametrized import ParametrizedCircuit
+from qstore_pl.circuits.symbol import Symbol, infer_shapes
+
+_COMPUTATIONAL_BASIS = (CountsMP, SampleMP, ProbabilityMP)
 
 _MAX_DEPTH = 16
 
@@ -112,3 +119,66 @@ def real_scalar(value, op: Operator, target: str) -> float:
             f"{op.name} has the parameter {array.item()!r}; {target} angles are finite reals"
         )
     return float(array)
+
+
+def wire_index(wires: Wires, wire_order: Sequence | None) -> dict:
+    """Wire label -> qubit index: ``wire_order``'s positions, else non-negative integer
+    wires are their own index and other labels are numbered in ``wires`` order."""
+    if wire_order is not None:
+        order = list(wire_order)
+        missing = [w for w in wires if w not in order]
+        if missing or len(set(order)) != len(order):
+            raise ValueError(f"wire_order must list each circuit wire once; missing {missing}")
+        return {w: i for i, w in enumerate(order)}
+    labels = list(wires)
+    if all(isinstance(w, int | np.integer) and not isinstance(w, bool) and w >= 0 for w in labels):
+        return {w: int(w) for w in labels}
+    return {w: i for i, w in enumerate(labels)}
+
+
+def parameters_of(op: Operator):
+    """Every parameter of ``op``, looking inside operators held as data."""
+    for p in op.data:
+        if isinstance(p, Operator):
+            yield from parameters_of(p)
+        else:
+            yield p
+
+
+def circuit_parts(
+    circuit: QuantumScript | ParametrizedCircuit | Iterable[Operator], caller: str
+) -> tuple[list[Operator], list[MeasurementProcess], dict[str, tuple[int, ...]]]:
+    """Operators, measurements and symbol shapes of a tape, a ParametrizedCircuit or an
+    operator list (whose symbol shapes are inferred)."""
+    if isinstance(circuit, ParametrizedCircuit):
+        return circuit.operations, circuit.measurements, circuit.symbols
+    if isinstance(circuit, QuantumScript):
+        ops, measurements = list(circuit.operations), list(circuit.measurements)
+    else:
+        ops, measurements = list(circuit), []
+        for op in ops:
+            if not isinstance(op, Operator):
+                raise TypeError(
+                    f"{caller} expects a tape, a ParametrizedCircuit or operators, got {op!r}"
+                )
+    found = [p for op in ops for p in parameters_of(op) if isinstance(p, Symbol)]
+    return ops, measurements, infer_shapes(found)
+
+
+def measured_wires(
+    measurements: Sequence[MeasurementProcess], all_wires: Wires, caller: str, sdk: str
+) -> list:
+    """The wires measured in the computational basis, in order of first appearance (all
+    wires for a measurement without wires); any other measurement raises, naming it."""
+    measured: list = []
+    for mp in measurements:
+        if not isinstance(mp, _COMPUTATIONAL_BASIS) or mp.obs is not None or mp.mv is not None:
+            raise ValueError(
+                f"{caller}: {mp} has no {sdk} circuit form ({sdk} circuits measure qubits in "
+                "the computational basis); measure with qml.counts, qml.sample or qml.probs "
+                "on wires, or drop the measurement and compute the observable from them"
+            )
+        for w in mp.wires or all_wires:
+            if w not in measured:
+                measured.append(w)
+    return measured

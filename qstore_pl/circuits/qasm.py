@@ -18,7 +18,6 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-import numpy as np
 import pennylane as qml
 from pennylane.measurements import MeasurementProcess
 from pennylane.operation import Operator
@@ -26,7 +25,7 @@ from pennylane.ops.op_math import Controlled
 from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
 
-from qstore_pl.circuits.lowering import lower, real_scalar
+from qstore_pl.circuits.lowering import lower, real_scalar, wire_index
 from qstore_pl.limits import Limits, current_limits, excerpt
 
 _Builder = Callable[[list[float], list[int]], Operator]
@@ -184,7 +183,7 @@ def to_openqasm(
     ops = lower(
         ops, lambda op: _qasm_name(op) is not None, "OpenQASM 2.0 (qelib1)", decompose, _JSON_HINT
     )
-    index = _wire_index(all_wires, wire_order)
+    index = wire_index(all_wires, wire_order)
     n_qubits = max(index.values(), default=-1) + 1
     lines = ["OPENQASM 2.0;", 'include "qelib1.inc";', f"qreg q[{max(n_qubits, 1)}];"]
     if measure:
@@ -202,19 +201,6 @@ def to_openqasm(
     if measure:
         lines += [f"measure q[{i}] -> c[{i}];" for i in range(n_qubits)]
     return "\n".join(lines) + "\n"
-
-
-def _wire_index(wires: Wires, wire_order: Sequence | None) -> dict:
-    if wire_order is not None:
-        order = list(wire_order)
-        missing = [w for w in wires if w not in order]
-        if missing or len(set(order)) != len(order):
-            raise ValueError(f"wire_order must list each circuit wire once; missing {missing}")
-        return {w: i for i, w in enumerate(order)}
-    labels = list(wires)
-    if all(isinstance(w, int | np.integer) and not isinstance(w, bool) and w >= 0 for w in labels):
-        return {w: int(w) for w in labels}
-    return {w: i for i, w in enumerate(labels)}
 
 
 # ----------------------------------------------------------------------------- import

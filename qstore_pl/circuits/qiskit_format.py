@@ -37,7 +37,6 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pennylane as qml
-from pennylane.measurements import CountsMP, MeasurementProcess, ProbabilityMP, SampleMP
 from pennylane.operation import Operator
 from pennylane.ops.op_math import Controlled
 from pennylane.tape import QuantumScript
@@ -45,14 +44,19 @@ from pennylane.wires import Wires
 
 from qstore_pl.circuits.angles import Linear, build_operators, linear_from_sympy, symbol_name
 from qstore_pl.circuits.extras import import_extra
-from qstore_pl.circuits.lowering import lower, real_scalar
+from qstore_pl.circuits.lowering import (
+    circuit_parts,
+    lower,
+    measured_wires,
+    parameters_of,
+    real_scalar,
+    wire_index,
+)
 from qstore_pl.circuits.parametrized import ParametrizedCircuit
-from qstore_pl.circuits.qasm import _wire_index
 from qstore_pl.circuits.symbol import Symbol, infer_shapes
 
 #: How final measurements are read: the PennyLane measurement over the measured wires.
 MEASUREMENTS = {"counts": qml.counts, "sample": qml.sample, "probs": qml.probs}
-_COMPUTATIONAL_BASIS = (CountsMP, SampleMP, ProbabilityMP)
 
 
 def _qiskit(feature: str):
@@ -128,20 +132,12 @@ def from_qiskit(circuit, measurement: str | None = "counts") -> QuantumScript | 
 
 def _result(ops, measurements, declared: dict) -> QuantumScript | ParametrizedCircuit:
     """A ParametrizedCircuit when an operator holds a Symbol, else a tape."""
-    found = [p for op in ops for p in _leaves(op) if isinstance(p, Symbol)]
+    found = [p for op in ops for p in parameters_of(op) if isinstance(p, Symbol)]
     if not found:
         return QuantumScript(ops, measurements)
     used = {s.name for s in found}
     shapes = infer_shapes(found, {k: v for k, v in declared.items() if k in used})
     return ParametrizedCircuit(ops, measurements, shapes)
-
-
-def _leaves(op: Operator):
-    for p in op.data:
-        if isinstance(p, Operator):
-            yield from _leaves(p)
-        else:
-            yield p
 
 
 class _Reader:
@@ -283,12 +279,12 @@ def to_qiskit(
         ``QuantumCircuit`` form.
     """
     qiskit, converter = _qiskit("to_qiskit")
-    ops, measurements, symbols = _parts(circuit, "to_qiskit")
+    ops, measurements, symbols = circuit_parts(circuit, "to_qiskit")
     writer = _Writer(qiskit, converter, symbols)
     ops = lower(ops, writer.supported, "Qiskit", decompose)
     all_wires = Wires.all_wires([op.wires for op in ops] + [m.wires for m in measurements])
-    index = _wire_index(all_wires, wire_order)
-    measured = _measured_wires(measurements, all_wires, "to_qiskit", "Qiskit")
+    index = wire_index(all_wires, wire_order)
+    measured = measured_wires(measurements, all_wires, "to_qiskit", "Qiskit")
     n = max(index.values(), default=-1) + 1
     qc = qiskit.QuantumCircuit(n, len(measured)) if measured else qiskit.QuantumCircuit(n)
     for op in ops:
@@ -296,39 +292,6 @@ def to_qiskit(
     for k, w in enumerate(measured):
         qc.measure(index[w], k)
     return qc
-
-
-def _parts(circuit, caller: str):
-    """Operators, measurements and symbol shapes of any accepted circuit form."""
-    if isinstance(circuit, ParametrizedCircuit):
-        return circuit.operations, circuit.measurements, circuit.symbols
-    if isinstance(circuit, QuantumScript):
-        ops, measurements = list(circuit.operations), list(circuit.measurements)
-    else:
-        ops, measurements = list(circuit), []
-        for op in ops:
-            if not isinstance(op, Operator):
-                raise TypeError(
-                    f"{caller} expects a tape, a ParametrizedCircuit or operators, got {op!r}"
-                )
-    found = [p for op in ops for p in _leaves(op) if isinstance(p, Symbol)]
-    return ops, measurements, infer_shapes(found)
-
-
-def _measured_wires(measurements: Sequence[MeasurementProcess], all_wires, caller, sdk) -> list:
-    """The wires measured in the computational basis, in order of first appearance."""
-    measured: list = []
-    for mp in measurements:
-        if not isinstance(mp, _COMPUTATIONAL_BASIS) or mp.obs is not None or mp.mv is not None:
-            raise ValueError(
-                f"{caller}: {mp} has no {sdk} circuit form ({sdk} circuits measure qubits in "
-                "the computational basis); measure with qml.counts, qml.sample or qml.probs "
-                "on wires, or drop the measurement and compute the observable from them"
-            )
-        for w in mp.wires or all_wires:
-            if w not in measured:
-                measured.append(w)
-    return measured
 
 
 class _Writer:
