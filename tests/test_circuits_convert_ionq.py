@@ -115,9 +115,11 @@ def test_native_keeps_the_probabilities(seed):
     np.testing.assert_allclose(_probs(from_ionq_json(data), 3), _probs(tape, 3), atol=1e-10)
 
 
-def test_native_json_runs_on_the_offline_emulator():
-    tape = _bound(11, n_wires=3)
-    data = to_ionq_json(tape, gateset="native")
+@pytest.mark.parametrize("gateset", ["native", "qis"])
+def test_json_runs_on_the_offline_emulator(gateset):
+    tape = _bound(11, n_wires=3, gates=None if gateset == "native" else QIS_GATES)
+    assert any(op.name == "Toffoli" for op in tape.operations)  # a cnot with two controls
+    data = to_ionq_json(tape, gateset=gateset)
     expected = _probs(tape, 3)
     with IonQEmulator(seed=3) as server:
         client = APIClient(api_key="test-key", max_retries=0)

@@ -268,7 +268,7 @@ def gate_operators(
     known = _NATIVE if gateset == "native" else _QIS
     if name not in known:
         raise ValueError(
-            f"{where}: {name!r} is not a gate of IonQ's {gateset} gateset "
+            f"{where}: unsupported gate {name!r}, not a gate of IonQ's {gateset} gateset "
             f"(supported here: {', '.join(sorted(known))})"
         )
     if gateset == "native":
