@@ -11,6 +11,7 @@
 Nothing here imports qstore_pl's devices, torch or TensorFlow.
 """
 
+from qstore_pl.circuits.cirq_format import from_cirq, to_cirq
 from qstore_pl.circuits.datasets import CircuitDataset, circuits_to_tf_dataset
 from qstore_pl.circuits.ionq_format import from_ionq_json, to_ionq_json
 from qstore_pl.circuits.json_format import (
@@ -52,6 +53,7 @@ __all__ = [
     "circuits_to_tf_dataset",
     "decode_circuits",
     "encode_circuits",
+    "from_cirq",
     "from_ionq_json",
     "from_openqasm",
     "from_qiskit",
@@ -66,6 +68,7 @@ __all__ = [
     "tape_from_json",
     "tape_to_dict",
     "tape_to_json",
+    "to_cirq",
     "to_ionq_json",
     "to_openqasm",
     "to_qiskit",

@@ -22,6 +22,8 @@ from qstore_pl.circuits.parametrized import ParametrizedCircuit
 from qstore_pl.circuits.symbol import Symbol, infer_shapes
 
 _COMPUTATIONAL_BASIS = (CountsMP, SampleMP, ProbabilityMP)
+#: How final measurements are read: the PennyLane measurement over the measured wires.
+MEASUREMENTS = {"counts": qml.counts, "sample": qml.sample, "probs": qml.probs}
 
 _MAX_DEPTH = 16
 
@@ -182,3 +184,18 @@ def measured_wires(
             if w not in measured:
                 measured.append(w)
     return measured
+
+
+def circuit_or_parametrized(
+    ops: list[Operator],
+    measurements: list[MeasurementProcess],
+    declared: dict[str, tuple[int, ...]] | None = None,
+) -> QuantumScript | ParametrizedCircuit:
+    """A ParametrizedCircuit when an operator holds a Symbol (symbol shapes: the
+    ``declared`` ones of the symbols used, grown to hold every index), else a tape."""
+    found = [p for op in ops for p in parameters_of(op) if isinstance(p, Symbol)]
+    if not found:
+        return QuantumScript(ops, measurements)
+    used = {s.name for s in found}
+    shapes = infer_shapes(found, {k: v for k, v in (declared or {}).items() if k in used})
+    return ParametrizedCircuit(ops, measurements, shapes)

@@ -45,18 +45,16 @@ from pennylane.wires import Wires
 from qstore_pl.circuits.angles import Linear, build_operators, linear_from_sympy, symbol_name
 from qstore_pl.circuits.extras import import_extra
 from qstore_pl.circuits.lowering import (
+    MEASUREMENTS,
+    circuit_or_parametrized,
     circuit_parts,
     lower,
     measured_wires,
-    parameters_of,
     real_scalar,
     wire_index,
 )
 from qstore_pl.circuits.parametrized import ParametrizedCircuit
-from qstore_pl.circuits.symbol import Symbol, infer_shapes
-
-#: How final measurements are read: the PennyLane measurement over the measured wires.
-MEASUREMENTS = {"counts": qml.counts, "sample": qml.sample, "probs": qml.probs}
+from qstore_pl.circuits.symbol import Symbol
 
 
 def _qiskit(feature: str):
@@ -127,17 +125,7 @@ def from_qiskit(circuit, measurement: str | None = "counts") -> QuantumScript | 
     if measured and measurement is not None:
         wires = [measured[c] for c in sorted(measured)]
         measurements.append(MEASUREMENTS[measurement](wires=wires))
-    return _result(ops, measurements, reader.declared)
-
-
-def _result(ops, measurements, declared: dict) -> QuantumScript | ParametrizedCircuit:
-    """A ParametrizedCircuit when an operator holds a Symbol, else a tape."""
-    found = [p for op in ops for p in parameters_of(op) if isinstance(p, Symbol)]
-    if not found:
-        return QuantumScript(ops, measurements)
-    used = {s.name for s in found}
-    shapes = infer_shapes(found, {k: v for k, v in declared.items() if k in used})
-    return ParametrizedCircuit(ops, measurements, shapes)
+    return circuit_or_parametrized(ops, measurements, reader.declared)
 
 
 class _Reader:
