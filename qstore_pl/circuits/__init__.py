@@ -28,6 +28,7 @@ from qstore_pl.circuits.json_format import (
 )
 from qstore_pl.circuits.parametrized import BindError, ParametrizedCircuit
 from qstore_pl.circuits.qasm import from_openqasm, to_openqasm
+from qstore_pl.circuits.qasm3 import from_qasm3, to_qasm3
 from qstore_pl.circuits.qiskit_format import from_qiskit, to_qiskit
 from qstore_pl.circuits.symbol import Symbol, symbol_array
 from qstore_pl.circuits.tensor import (
@@ -56,6 +57,7 @@ __all__ = [
     "from_cirq",
     "from_ionq_json",
     "from_openqasm",
+    "from_qasm3",
     "from_qiskit",
     "measurement_from_dict",
     "measurement_to_dict",
@@ -71,5 +73,6 @@ __all__ = [
     "to_cirq",
     "to_ionq_json",
     "to_openqasm",
+    "to_qasm3",
     "to_qiskit",
 ]

@@ -277,10 +277,10 @@ _OPERAND = re.compile(r"^([A-Za-z_]\w*)\s*(?:\[\s*(\d+)\s*\])?$")
 
 
 def _split_top(text: str) -> list[str]:
-    """Split on commas outside parentheses."""
+    """Split on commas outside parentheses and brackets."""
     parts, depth, start = [], 0, 0
     for i, ch in enumerate(text):
-        depth += (ch == "(") - (ch == ")")
+        depth += (ch in "([") - (ch in ")]")
         if ch == "," and depth == 0:
             parts.append(text[start:i])
             start = i + 1
