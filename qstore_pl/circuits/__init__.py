@@ -7,8 +7,16 @@
 * :class:`Symbol` / :class:`ParametrizedCircuit`: circuits with named placeholder
   parameters, bound to numpy, autograd, torch, JAX or TensorFlow values later.
 * :mod:`~qstore_pl.circuits.datasets`: a torch ``Dataset`` and a ``tf.data`` pipeline.
+* Conversion, symbols kept both ways: :mod:`~qstore_pl.circuits.qiskit_format`
+  (``from_qiskit``/``to_qiskit``), :mod:`~qstore_pl.circuits.cirq_format`
+  (``from_cirq``/``to_cirq``), :mod:`~qstore_pl.circuits.qasm3` (OpenQASM 3) and
+  :mod:`~qstore_pl.circuits.ionq_format` (IonQ API JSON, qis and native gatesets);
+  :mod:`~qstore_pl.circuits.angles` and :mod:`~qstore_pl.circuits.lowering` hold what
+  they share.
 
-Nothing here imports qstore_pl's devices, torch or TensorFlow.
+Nothing here imports qstore_pl's devices, torch or TensorFlow; Qiskit and Cirq are
+imported when a converter needs them, and IonQ's native compiler
+(:mod:`qstore_pl.ionq.native`) when ``to_ionq_json(gateset="native")`` runs.
 """
 
 from qstore_pl.circuits.cirq_format import from_cirq, to_cirq
