@@ -186,3 +186,14 @@ def test_symbols_must_be_bound_first():
         to_ionq_json(pc)
     with pytest.raises(ValueError, match=r"symbolic parameter"):
         to_ionq_json(pc.operations)
+
+
+def test_native_gates_are_written_as_they_are():
+    from pennylane_ionq.ops import GPI, GPI2, MS
+
+    ops = [GPI(0.1, wires=0), MS(0.2, 0.3, 0.25, wires=[0, 1]), GPI2(0.7, wires=1)]
+    assert to_ionq_json(ops, gateset="native")["circuit"] == [
+        {"gate": "gpi", "target": 0, "phase": 0.1},
+        {"gate": "ms", "targets": [0, 1], "phases": [0.2, 0.3], "angle": 0.25},
+        {"gate": "gpi2", "target": 1, "phase": 0.7},
+    ]

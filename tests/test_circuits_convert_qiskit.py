@@ -195,3 +195,19 @@ def test_decompose_writes_what_qiskit_lacks_and_keeps_symbols():
             ),
             decompose=True,
         )
+
+
+def test_transpiled_circuit_keeps_symbols_and_its_symbolic_global_phase():
+    from qiskit import transpile
+
+    x, w = Parameter("x"), ParameterVector("w", 2)
+    qc = QuantumCircuit(2)
+    qc.u(x, w[0], w[1], 0)
+    qc.crx(2 * x, 0, 1)
+    qc.ryy(w[0], 0, 1)
+    lowered = transpile(qc, basis_gates=["rz", "sx", "x", "cx"], optimization_level=1)
+    assert lowered.global_phase.parameters  # Qiskit tracks a symbolic phase
+    pc = from_qiskit(lowered)
+    values = {"x": 0.4, "w": np.array([0.3, -0.9])}
+    bound = qc.assign_parameters({x: values["x"], w: values["w"]})
+    np.testing.assert_allclose(unitary(pc.bind(**values), [1, 0]), Operator(bound).data, atol=1e-9)
