@@ -12,7 +12,7 @@ import pytest
 from convert_support import COMMON_GATES, assert_equal_up_to_phase, random_circuit, unitary
 from pennylane_ionq.api_client import APIClient
 
-from qstore_pl.circuits import from_ionq_json, to_ionq_json
+from qstore_pl.circuits import from_ionq_json, symbol_array, to_ionq_json
 from qstore_pl.ionq.emulator import IonQEmulator
 from qstore_pl.ionq.native import gpi2_matrix, gpi_matrix, ms_matrix
 
@@ -186,6 +186,9 @@ def test_symbols_must_be_bound_first():
         to_ionq_json(pc)
     with pytest.raises(ValueError, match=r"symbolic parameter"):
         to_ionq_json(pc.operations)
+    template = qml.AngleEmbedding(symbol_array("w", 2), wires=[0, 1])
+    with pytest.raises(ValueError, match=r"AngleEmbedding has a symbolic parameter"):
+        to_ionq_json([template], decompose=True)
 
 
 def test_native_gates_are_written_as_they_are():

@@ -127,3 +127,19 @@ def test_to_qasm3_errors_name_the_operator():
     )
     with pytest.raises(ValueError, match=r"expval"):
         to_qasm3(qml.tape.QuantumScript([qml.X(0)], [qml.expval(qml.Z(0))]))
+
+
+def test_templates_holding_symbol_arrays_are_written_decomposed():
+    def ansatz(w):
+        qml.AngleEmbedding(w[0:2], wires=[0, 1], rotation="Y")
+        qml.BasicEntanglerLayers(w[2:4].reshape(1, 2), wires=[0, 1])
+
+    pc = ParametrizedCircuit.from_function(ansatz, w=4)
+    with pytest.raises(ValueError, match=r"cannot express AngleEmbedding.*decompose=True"):
+        to_qasm3(pc)
+    back = from_qasm3(to_qasm3(pc, decompose=True))
+    assert back.symbols == {"w": (4,)}
+    values = {"w": np.array([0.1, 0.5, -0.3, 0.9])}
+    np.testing.assert_allclose(
+        unitary(back.bind(**values), [0, 1]), unitary(pc.bind(**values), [0, 1]), atol=1e-12
+    )

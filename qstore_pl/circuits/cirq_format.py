@@ -47,6 +47,7 @@ from qstore_pl.circuits.lowering import (
     lower,
     measured_wires,
     real_scalar,
+    unwrap,
     wire_index,
 )
 from qstore_pl.circuits.parametrized import ParametrizedCircuit
@@ -156,13 +157,14 @@ class _Writer:
         if isinstance(op, qml.Barrier):
             return True
         if isinstance(op, qml.GlobalPhase):
-            return not isinstance(op.data[0], Symbol)
+            return not isinstance(unwrap(op.data[0]), Symbol)
         return isinstance(op, Controlled) and not op.work_wires and self.supported(op.base)
 
     def number(self, p, op: Operator) -> float:
         return real_scalar(p, op, "Cirq")
 
     def value(self, p, op: Operator):
+        p = unwrap(p)
         if isinstance(p, Symbol):
             return p.scale * self.sympy.Symbol(symbol_name(p))
         return self.number(p, op)

@@ -48,12 +48,11 @@ from qstore_pl.circuits.lowering import (
     circuit_parts,
     lower,
     measured_wires,
-    parameters_of,
     real_scalar,
+    symbols_of,
     wire_index,
 )
 from qstore_pl.circuits.parametrized import ParametrizedCircuit
-from qstore_pl.circuits.symbol import Symbol
 
 GATESETS = ("qis", "native")
 _TAU = 2 * math.pi
@@ -149,7 +148,7 @@ def to_ionq_json(
         )
     ops, measurements, symbols = circuit_parts(circuit, "to_ionq_json")
     if symbols:
-        op = next(op for op in ops if any(isinstance(p, Symbol) for p in parameters_of(op)))
+        op = next(op for op in ops if symbols_of([op]))
         raise ValueError(
             f"{op.name} has a symbolic parameter; IonQ circuits hold numbers: bind the "
             "circuit first"

@@ -19,7 +19,7 @@ from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
 
 from qstore_pl.circuits.parametrized import ParametrizedCircuit
-from qstore_pl.circuits.symbol import Symbol, infer_shapes
+from qstore_pl.circuits.symbol import Symbol, holds_symbol, infer_shapes
 
 _COMPUTATIONAL_BASIS = (CountsMP, SampleMP, ProbabilityMP)
 #: How final measurements are read: the PennyLane measurement over the measured wires.
@@ -80,7 +80,7 @@ def _expanded(op, supported, target, decompose, alternative, depth=0) -> list[Op
             f"{target} cannot express {op.name}, which has no decomposition"
             + (f"; {alternative}" if alternative else "")
         ) from None
-    if any(isinstance(p, Symbol) for p in op.data):
+    if any(isinstance(p, Symbol) or holds_symbol(p) for p in parameters_of(op)):
         for part in parts:
             if any(_is_nan(p) for p in part.data):
                 raise ValueError(
@@ -95,7 +95,8 @@ def _expanded(op, supported, target, decompose, alternative, depth=0) -> list[Op
 
 
 def _is_nan(value) -> bool:
-    if isinstance(value, Symbol):
+    value = unwrap(value)
+    if isinstance(value, Symbol) or holds_symbol(value):
         return False
     try:
         return bool(np.isnan(np.asarray(qml.math.to_numpy(value), dtype=complex)).any())
@@ -111,6 +112,8 @@ def real_scalar(value, op: Operator, target: str) -> float:
             f"{op.name} has a traced parameter (inside jax.jit); {target} needs values"
         )
     array = np.asarray(qml.math.to_numpy(value))
+    if array.dtype == object:
+        raise ValueError(f"{op.name} has the parameter {value!r}; {target} needs numbers")
     if array.ndim != 0:
         raise ValueError(
             f"{op.name} has a parameter of shape {array.shape}; {target} holds one circuit, "
@@ -139,12 +142,33 @@ def wire_index(wires: Wires, wire_order: Sequence | None) -> dict:
 
 
 def parameters_of(op: Operator):
-    """Every parameter of ``op``, looking inside operators held as data."""
+    """Every parameter of ``op``, looking inside operators held as data (a Symbol that
+    a decomposition wrapped in a 0-d object array comes out as the Symbol)."""
     for p in op.data:
         if isinstance(p, Operator):
             yield from parameters_of(p)
         else:
-            yield p
+            yield unwrap(p)
+
+
+def symbols_of(ops: Iterable[Operator]) -> list[Symbol]:
+    """The Symbols among the operators' parameters, inside symbol arrays too."""
+    found: list[Symbol] = []
+    for op in ops:
+        for p in parameters_of(op):
+            if isinstance(p, Symbol):
+                found.append(p)
+            elif holds_symbol(p):
+                found += [v for v in p.flat if isinstance(v, Symbol)]
+    return found
+
+
+def unwrap(value):
+    """The element of a 0-d object array (templates decompose symbol arrays into those),
+    else ``value``."""
+    if isinstance(value, np.ndarray) and value.dtype == object and value.shape == ():
+        return value.item()
+    return value
 
 
 def circuit_parts(
@@ -163,7 +187,7 @@ def circuit_parts(
                 raise TypeError(
                     f"{caller} expects a tape, a ParametrizedCircuit or operators, got {op!r}"
                 )
-    found = [p for op in ops for p in parameters_of(op) if isinstance(p, Symbol)]
+    found = symbols_of(ops)
     return ops, measurements, infer_shapes(found)
 
 
@@ -193,7 +217,7 @@ def circuit_or_parametrized(
 ) -> QuantumScript | ParametrizedCircuit:
     """A ParametrizedCircuit when an operator holds a Symbol (symbol shapes: the
     ``declared`` ones of the symbols used, grown to hold every index), else a tape."""
-    found = [p for op in ops for p in parameters_of(op) if isinstance(p, Symbol)]
+    found = symbols_of(ops)
     if not found:
         return QuantumScript(ops, measurements)
     used = {s.name for s in found}

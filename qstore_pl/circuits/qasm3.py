@@ -41,6 +41,7 @@ from qstore_pl.circuits.lowering import (
     lower,
     measured_wires,
     real_scalar,
+    unwrap,
     wire_index,
 )
 from qstore_pl.circuits.parametrized import ParametrizedCircuit
@@ -147,7 +148,7 @@ def _call(op: Operator) -> tuple[str, list]:
     if isinstance(op, qml.Barrier):
         return "barrier", list(op.wires)
     if isinstance(op, qml.GlobalPhase):  # gphase(t) is e^{i t}, qml.GlobalPhase(t) e^{-i t}
-        return f"gphase({_text(-1 * op.data[0], op)})", []
+        return f"gphase({_text(-1 * unwrap(op.data[0]), op)})", []
     if op.name not in PENNYLANE_TO_QASM3:  # a Controlled operator of a known base
         base, wires = _call(op.base)
         modifiers = "".join("ctrl @ " if v else "negctrl @ " for v in op.control_values)
@@ -158,6 +159,7 @@ def _call(op: Operator) -> tuple[str, list]:
 
 
 def _text(p, op: Operator) -> str:
+    p = unwrap(p)
     if isinstance(p, Symbol):
         name = symbol_name(p).replace(",", ", ")
         return name if p.scale == 1.0 else f"{p.scale!r}*{name}"

@@ -51,6 +51,7 @@ from qstore_pl.circuits.lowering import (
     lower,
     measured_wires,
     real_scalar,
+    unwrap,
     wire_index,
 )
 from qstore_pl.circuits.parametrized import ParametrizedCircuit
@@ -313,6 +314,7 @@ class _Writer:
         return isinstance(op, Controlled) and self.supported(op.base) and not op.work_wires
 
     def value(self, p, op: Operator):
+        p = unwrap(p)
         if isinstance(p, Symbol):
             param = self.parameters[(p.name, p.index)]
             return param if p.scale == 1.0 else p.scale * param
