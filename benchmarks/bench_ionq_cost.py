@@ -20,8 +20,8 @@ import time
 import numpy as np
 import pennylane as qml
 
+from qstore_pl.circuits.ionq_native import GateCounts, compile_native
 from qstore_pl.devices.ionq.emulator import IonQEmulator
-from qstore_pl.devices.ionq.native import GateCounts, compile_native
 from qstore_pl.devices.ionq.pricing import default_pricing
 from qstore_pl.router.money.estimate import CostLine
 

@@ -45,7 +45,7 @@ MOVED_MODULES: dict[str, str] = {
     "qstore_pl.devices.tape_packing": "qstore_pl.router.execution.packing",
     "qstore_pl.ionq": "qstore_pl.devices.ionq",
     "qstore_pl.ionq.emulator": "qstore_pl.devices.ionq.emulator",
-    "qstore_pl.ionq.native": "qstore_pl.devices.ionq.native",
+    "qstore_pl.ionq.native": "qstore_pl.circuits.ionq_native",
     "qstore_pl.ionq.simulate": "qstore_pl.devices.ionq.simulate",
     "qstore_pl.layer_circuit": "qstore_pl.layers.circuit",
     "qstore_pl.limits": "qstore_pl.support.limits",

@@ -7,13 +7,24 @@
 * :class:`Symbol` / :class:`ParametrizedCircuit`: circuits with named placeholder
   parameters, bound to numpy, autograd, torch, JAX or TensorFlow values later.
 
+* Conversion, symbols kept both ways: :mod:`~qstore_pl.circuits.qiskit_format`
+  (``from_qiskit``/``to_qiskit``), :mod:`~qstore_pl.circuits.cirq_format`
+  (``from_cirq``/``to_cirq``), :mod:`~qstore_pl.circuits.qasm3` (OpenQASM 3) and
+  :mod:`~qstore_pl.circuits.ionq_format` (IonQ API JSON, qis and native gatesets);
+  :mod:`~qstore_pl.circuits.angles` and :mod:`~qstore_pl.circuits.lowering` hold what
+  they share.
+
 Circuit collections as a torch ``Dataset`` or a ``tf.data`` pipeline moved to
 :mod:`qstore_pl.datasets.circuits` (the names still answer here, with a warning).
 
-Nothing here imports qstore_pl's devices, torch or TensorFlow.
+Nothing here imports qstore_pl's devices, torch or TensorFlow; Qiskit and Cirq are
+imported when a converter needs them, and IonQ's native compiler
+(:mod:`qstore_pl.circuits.ionq_native`) when ``to_ionq_json(gateset="native")`` runs.
 """
 
 from qstore_pl._moved import moved_attributes
+from qstore_pl.circuits.cirq_format import from_cirq, to_cirq
+from qstore_pl.circuits.ionq_format import from_ionq_json, to_ionq_json
 from qstore_pl.circuits.json_format import (
     FORMAT_VERSION,
     measurement_from_dict,
@@ -28,6 +39,8 @@ from qstore_pl.circuits.json_format import (
 )
 from qstore_pl.circuits.parametrized import BindError, ParametrizedCircuit
 from qstore_pl.circuits.qasm import from_openqasm, to_openqasm
+from qstore_pl.circuits.qasm3 import from_qasm3, to_qasm3
+from qstore_pl.circuits.qiskit_format import from_qiskit, to_qiskit
 from qstore_pl.circuits.symbol import Symbol, symbol_array
 from qstore_pl.circuits.tensor import (
     MAX_WIRES,
@@ -50,7 +63,11 @@ __all__ = [
     "Symbol",
     "decode_circuits",
     "encode_circuits",
+    "from_cirq",
+    "from_ionq_json",
     "from_openqasm",
+    "from_qasm3",
+    "from_qiskit",
     "measurement_from_dict",
     "measurement_to_dict",
     "operator_from_dict",
@@ -62,7 +79,11 @@ __all__ = [
     "tape_from_json",
     "tape_to_dict",
     "tape_to_json",
+    "to_cirq",
+    "to_ionq_json",
     "to_openqasm",
+    "to_qasm3",
+    "to_qiskit",
 ]
 
 __getattr__ = moved_attributes(

@@ -23,7 +23,13 @@ from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
 
 from qstore_pl.circuits import json_format
-from qstore_pl.circuits.symbol import Symbol, holds_symbol, normalize_shape, symbol_array
+from qstore_pl.circuits.symbol import (
+    Symbol,
+    holds_symbol,
+    infer_shapes,
+    normalize_shape,
+    symbol_array,
+)
 
 #: Value of the ``"format"`` field of a serialised parametrized circuit.
 FORMAT_NAME = "qstore_pl.parametrized_circuit"
@@ -220,13 +226,8 @@ class ParametrizedCircuit:
             _compile(mp, f"measurements[{i}] ({type(mp).__name__})", found)
             for i, mp in enumerate(self._measurements)
         ]
-        if symbols is None:  # infer: the smallest shape that holds every index
-            symbols = {}
-            for s in found:
-                old = symbols.get(s.name, (0,) * len(s.index))
-                if len(old) != len(s.index):
-                    raise ValueError(f"symbol {s.name!r} is used with indices of different length")
-                symbols[s.name] = tuple(max(a, i + 1) for a, i in zip(old, s.index))
+        if symbols is None:
+            symbols = infer_shapes(found)
         self._symbols = {name: normalize_shape(name, shape) for name, shape in symbols.items()}
         for s in found:
             if s.name not in self._symbols:

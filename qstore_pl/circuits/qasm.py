@@ -18,7 +18,6 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-import numpy as np
 import pennylane as qml
 from pennylane.measurements import MeasurementProcess
 from pennylane.operation import Operator
@@ -26,6 +25,7 @@ from pennylane.ops.op_math import Controlled
 from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
 
+from qstore_pl.circuits.lowering import lower, real_scalar, wire_index
 from qstore_pl.support.limits import Limits, current_limits, excerpt
 
 _Builder = Callable[[list[float], list[int]], Operator]
@@ -140,39 +140,7 @@ def _qasm_name(op: Operator) -> str | None:
 
 
 def _angle(value, op: Operator) -> str:
-    if qml.math.is_abstract(value):
-        raise ValueError(f"{op.name} has a traced parameter (inside jax.jit); QASM needs values")
-    array = np.asarray(qml.math.to_numpy(value))
-    if array.ndim != 0:
-        raise ValueError(
-            f"{op.name} has a parameter of shape {array.shape}; QASM holds one circuit, "
-            "not a broadcast batch (split the tape with qml.transforms.broadcast_expand)"
-        )
-    if np.iscomplexobj(array) or not np.isfinite(array):
-        raise ValueError(
-            f"{op.name} has the parameter {array.item()!r}; QASM angles are finite reals"
-        )
-    return repr(float(array))
-
-
-def _expanded(op: Operator, decompose: bool, depth: int = 0) -> list[Operator]:
-    if _qasm_name(op) is not None:
-        return [op]
-    if not decompose:
-        raise ValueError(
-            f"OpenQASM 2.0 (qelib1) cannot express {op.name} on wires {op.wires.tolist()}; "
-            f"{_JSON_HINT}, or pass decompose=True to write its decomposition"
-        )
-    if depth > 16:
-        raise ValueError(f"{op.name} does not decompose into qelib1 gates; {_JSON_HINT}")
-    try:
-        with qml.QueuingManager.stop_recording():
-            parts = op.decomposition()
-    except qml.exceptions.DecompositionUndefinedError:
-        raise ValueError(
-            f"OpenQASM 2.0 cannot express {op.name}, which has no decomposition; {_JSON_HINT}"
-        ) from None
-    return [piece for part in parts for piece in _expanded(part, decompose, depth + 1)]
+    return repr(real_scalar(value, op, "QASM"))
 
 
 def to_openqasm(
@@ -212,8 +180,10 @@ def to_openqasm(
             if not isinstance(op, Operator):
                 raise TypeError(f"to_openqasm expects a tape or operators, got {op!r}")
         all_wires = Wires.all_wires([op.wires for op in ops])
-    ops = [piece for op in ops for piece in _expanded(op, decompose)]
-    index = _wire_index(all_wires, wire_order)
+    ops = lower(
+        ops, lambda op: _qasm_name(op) is not None, "OpenQASM 2.0 (qelib1)", decompose, _JSON_HINT
+    )
+    index = wire_index(all_wires, wire_order)
     n_qubits = max(index.values(), default=-1) + 1
     lines = ["OPENQASM 2.0;", 'include "qelib1.inc";', f"qreg q[{max(n_qubits, 1)}];"]
     if measure:
@@ -231,19 +201,6 @@ def to_openqasm(
     if measure:
         lines += [f"measure q[{i}] -> c[{i}];" for i in range(n_qubits)]
     return "\n".join(lines) + "\n"
-
-
-def _wire_index(wires: Wires, wire_order: Sequence | None) -> dict:
-    if wire_order is not None:
-        order = list(wire_order)
-        missing = [w for w in wires if w not in order]
-        if missing or len(set(order)) != len(order):
-            raise ValueError(f"wire_order must list each circuit wire once; missing {missing}")
-        return {w: i for i, w in enumerate(order)}
-    labels = list(wires)
-    if all(isinstance(w, int | np.integer) and not isinstance(w, bool) and w >= 0 for w in labels):
-        return {w: int(w) for w in labels}
-    return {w: i for i, w in enumerate(labels)}
 
 
 # ----------------------------------------------------------------------------- import
@@ -320,10 +277,10 @@ _OPERAND = re.compile(r"^([A-Za-z_]\w*)\s*(?:\[\s*(\d+)\s*\])?$")
 
 
 def _split_top(text: str) -> list[str]:
-    """Split on commas outside parentheses."""
+    """Split on commas outside parentheses and brackets."""
     parts, depth, start = [], 0, 0
     for i, ch in enumerate(text):
-        depth += (ch == "(") - (ch == ")")
+        depth += (ch in "([") - (ch in ")]")
         if ch == "," and depth == 0:
             parts.append(text[start:i])
             start = i + 1

@@ -160,6 +160,23 @@ def normalize_shape(name: str, shape) -> tuple[int, ...]:
     return shape
 
 
+def infer_shapes(
+    symbols: Sequence[Symbol], declared: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, tuple[int, ...]]:
+    """The smallest shape of each symbol array that holds every index used in
+    ``symbols`` (and the ``declared`` shapes)."""
+    shapes = dict(declared or {})
+    for s in symbols:
+        old = shapes.get(s.name, (0,) * len(s.index))
+        if len(old) != len(s.index):
+            raise ValueError(
+                f"symbol {s.name!r} is used with indices of different length (a scalar and "
+                "an array, or arrays of different rank); rename one of them"
+            )
+        shapes[s.name] = tuple(max(a, i + 1) for a, i in zip(old, s.index))
+    return shapes
+
+
 def holds_symbol(value) -> bool:
     """Whether ``value`` is an object array with at least one Symbol element."""
     return (

@@ -6,7 +6,7 @@
   results and refused submissions, a new job for a FAILED one, and a job-level timeout
   (pennylane-ionq polls a job forever),
 - ``gateset="native"``: circuits are compiled to GPI/GPI2/MS by
-  :func:`qstore_pl.devices.ionq.native.compile_native` (fewer gates than IonQ's plain
+  :func:`qstore_pl.circuits.ionq_native.compile_native` (fewer gates than IonQ's plain
   translation) after measurements are rotated to the computational basis,
 - the API key held as a :class:`~qstore_pl.support.secret.Secret`.
 
@@ -34,6 +34,7 @@ import pennylane as qml
 from pennylane.tape import QuantumScript
 from pennylane_ionq.device import IonQDevice, QPUDevice, SimulatorDevice, _qis_operation_map
 
+from qstore_pl.circuits.ionq_native import NATIVE_GATES, compile_native
 from qstore_pl.devices.ionq.connection import api_key
 from qstore_pl.devices.ionq.jobs import (
     KEY_FIELD,
@@ -43,7 +44,6 @@ from qstore_pl.devices.ionq.jobs import (
     JobSession,
     Refused,
 )
-from qstore_pl.devices.ionq.native import NATIVE_GATES, compile_native
 from qstore_pl.devices.job_tags import CHARGE_TAG
 from qstore_pl.exceptions import QstoreError
 from qstore_pl.support.secret import Secret

@@ -12,13 +12,7 @@ from typing import Any
 import numpy as np
 import pennylane as qml
 
-from qstore_pl.devices.ionq.native import gpi2_matrix, gpi_matrix, ms_matrix
-
-_ROTATIONS = {"rx": qml.RX, "ry": qml.RY, "rz": qml.RZ, "xx": qml.IsingXX}
-_ROTATIONS |= {"yy": qml.IsingYY, "zz": qml.IsingZZ}
-_FIXED = {"x": qml.PauliX, "y": qml.PauliY, "z": qml.PauliZ, "h": qml.Hadamard}
-_FIXED |= {"s": qml.S, "t": qml.T, "v": qml.SX, "swap": qml.SWAP}
-_INVERSES = {"si": qml.S, "ti": qml.T, "vi": qml.SX}
+from qstore_pl.circuits.ionq_format import gate_operators
 
 #: Rough per-gate error rates of IonQ's noise models (1q, 2q), from public fidelities.
 NOISE_MODELS = {
@@ -35,36 +29,20 @@ class CircuitError(ValueError):
     """A circuit in a job cannot be simulated (bad gate, wire, or parameter)."""
 
 
-def to_operation(gate: Mapping[str, Any]) -> qml.operation.Operator:
-    """The PennyLane operation for one IonQ JSON gate."""
-    name = gate.get("gate")
-    if "targets" in gate:
-        wires = list(gate["targets"])
-    elif "control" in gate:
-        wires = [gate["control"], gate["target"]]
-    else:
-        wires = [gate.get("target")]
-    if name == "cnot":
-        return qml.CNOT(wires)
-    if name in _ROTATIONS:
-        return _ROTATIONS[name](float(gate["rotation"]), wires=wires)
-    if name in _FIXED:
-        return _FIXED[name](wires=wires)
-    if name in _INVERSES:
-        return qml.adjoint(_INVERSES[name](wires=wires))
-    if name == "gpi":
-        return qml.QubitUnitary(gpi_matrix(float(gate["phase"])), wires=wires)
-    if name == "gpi2":
-        return qml.QubitUnitary(gpi2_matrix(float(gate["phase"])), wires=wires)
-    if name == "ms":
-        phases = [float(p) for p in gate["phases"]]
-        return qml.QubitUnitary(ms_matrix(*phases, float(gate.get("angle", 0.25))), wires=wires)
-    raise CircuitError(f"unsupported gate {name!r}")
+def to_operations(gate: Mapping[str, Any], qubits: int) -> list[qml.operation.Operator]:
+    """The PennyLane operations for one IonQ JSON gate (qis, or native gpi/gpi2/ms,
+    whatever the job's ``gateset`` says, as IonQ's simulator does)."""
+    gateset = "native" if gate.get("gate") in ("gpi", "gpi2", "ms") else "qis"
+    return gate_operators(gate, gateset, qubits, "gate")
 
 
 def gate_counts(circuit: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
     """(1q, 2q) gate counts of a JSON circuit."""
-    two = sum(1 for g in circuit if ("targets" in g and len(g["targets"]) > 1) or "control" in g)
+    two = sum(
+        1
+        for g in circuit
+        if ("targets" in g and len(g["targets"]) > 1) or "control" in g or "controls" in g
+    )
     return len(circuit) - two, two
 
 
@@ -82,7 +60,7 @@ def ionq_probabilities(
     the result is a sampled histogram, as hardware returns.
     """
     try:
-        ops = [to_operation(g) for g in circuit]
+        ops = [op for g in circuit for op in to_operations(g, qubits)]
         tape = qml.tape.QuantumScript(ops, [qml.probs(wires=range(qubits))])
         probs = np.asarray(qml.device("default.qubit", wires=qubits).execute(tape))
     except (KeyError, TypeError, ValueError, qml.exceptions.WireError) as err:

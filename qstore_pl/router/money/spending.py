@@ -297,7 +297,7 @@ def gate_counts(tape: QuantumScript, native: bool) -> tuple[tuple[int, int], tup
     Measurement basis rotations count (IonQ runs them as gates); a broadcast tape
     counts as one of its circuits.
     """
-    from qstore_pl.devices.ionq.native import GateCounts, compile_native
+    from qstore_pl.circuits.ionq_native import GateCounts, compile_native
 
     if tape.batch_size:
         tape = qml.transforms.broadcast_expand(tape)[0][0]

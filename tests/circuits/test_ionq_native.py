@@ -4,7 +4,7 @@ import numpy as np
 import pennylane as qml
 import pytest
 
-from qstore_pl.devices.ionq.native import (
+from qstore_pl.circuits.ionq_native import (
     compile_native,
     gpi2_matrix,
     gpi_matrix,
