@@ -1,0 +1,97 @@
+"""What every framework's trainer does for :class:`~qstore_pl.model.QuantumModel`.
+
+The model is the same in each framework: the circuit's expectation values (a
+``QuantumLayer`` on the model's device) feed a linear layer with one output per
+class, trained with Adam on the softmax cross-entropy. A trainer runs one step on
+one batch, gives logits, and hands its whole state (weights and optimiser) over as
+named numpy arrays, so checkpoints and saved models look the same in every framework.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from qstore_pl.layer_circuit import LayerCircuit
+
+
+@dataclass(frozen=True)
+class TrainerSpec:
+    """What a trainer is built from.
+
+    Attributes
+    ----------
+    circuit : LayerCircuit
+        The circuit.
+    device : qml.devices.Device
+        Where it runs.
+    gradient : {"adjoint", "parameter-shift", "spsa"}
+        The QNode's differentiation method.
+    gradient_kwargs : dict or None
+        Its options.
+    shots : int or None
+        Shots per circuit.
+    n_features, n_classes : int
+        Input width and number of classes.
+    learning_rate : float
+        Adam's step size.
+    seed : int
+        Seeds the initial weights.
+    """
+
+    circuit: LayerCircuit
+    device: Any
+    gradient: str
+    gradient_kwargs: dict | None
+    shots: int | None
+    n_features: int
+    n_classes: int
+    learning_rate: float
+    seed: int
+
+
+class Trainer(Protocol):
+    """One framework's model and optimiser."""
+
+    def step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+        """One optimiser step on a batch; returns the batch's mean loss and correctly
+        classified samples, both from the forward pass before the step."""
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Logits of ``x``, shape ``(n, n_classes)`` (no gradient work)."""
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Weights and optimiser state."""
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`state`."""
+
+
+def make_trainer(framework: str, spec: TrainerSpec) -> Trainer:
+    """A trainer for ``framework`` (imports only that framework)."""
+    if framework == "torch":
+        from qstore_pl.model.torch_trainer import TorchTrainer
+
+        return TorchTrainer(spec)
+    if framework == "keras":
+        from qstore_pl.model.keras_trainer import KerasTrainer
+
+        return KerasTrainer(spec)
+    from qstore_pl.model.jax_trainer import JaxTrainer
+
+    return JaxTrainer(spec)
+
+
+def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
+    """Mean softmax cross-entropy of integer labels ``y``."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-log_probs[np.arange(len(y)), y].mean())
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
