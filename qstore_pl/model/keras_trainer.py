@@ -25,6 +25,7 @@ class KerasTrainer:
             shots=spec.shots,
             gradient_kwargs=spec.gradient_kwargs,
             input_gradients=False,  # the data: no circuits for its gradient
+            dtype="float64",
             weight_specs={
                 "weights": {
                     "initializer": keras.initializers.RandomUniform(0.0, 2 * np.pi, seed=spec.seed)
@@ -32,7 +33,9 @@ class KerasTrainer:
             },
         )
         head = keras.layers.Dense(
-            spec.n_classes, kernel_initializer=keras.initializers.GlorotUniform(seed=spec.seed)
+            spec.n_classes,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=spec.seed),
+            dtype="float64",
         )
         inputs = keras.Input((spec.n_features,), dtype="float64")
         self.model = keras.Model(inputs, head(layer(inputs)))

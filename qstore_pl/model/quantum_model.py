@@ -242,7 +242,7 @@ class QuantumModel:
         if self._trainer is None:
             raise RuntimeError("the model has not been trained: call fit first (or load one)")
         chunks = [self._trainer.logits(x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)]
-        return np.concatenate(chunks)
+        return np.concatenate(chunks).astype(np.float64)
 
     # ------------------------------------------------------------ save/load
     def save(self, path: str | os.PathLike) -> None:
