@@ -261,3 +261,41 @@ def test_a_resumed_priced_run_pays_each_epoch_once(emulator, tmp_path):
 def test_exports():
     assert qstore_pl.QuantumModel is QuantumModel and qstore_pl.TrainingConfig is TrainingConfig
     assert "QuantumModel" in qstore_pl.__all__ and "TrainingConfig" in qstore_pl.__all__
+
+
+def test_a_run_interrupted_mid_epoch_takes_what_it_paid_for_from_the_result_cache(
+    emulator, tmp_path, monkeypatch
+):
+    from qstore_pl.model.torch_trainer import TorchTrainer
+
+    x, y = tiny_data(4)
+    cfg = TrainingConfig(
+        n_qubits=2,
+        depth=1,
+        batch_size=2,
+        epochs=1,
+        shots=20,
+        backend=priced(tmp_path),
+        checkpoint_dir=str(tmp_path / "ckpt"),
+    )
+    quote = QuantumModel(cfg).quote(x, y)
+    step, calls = TorchTrainer.step, []
+
+    def crash_at_the_second_step(self, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Interrupt  # as a crash would, after step 1 was paid for
+        return step(self, *args)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(TorchTrainer, "step", crash_at_the_second_step)
+        with pytest.raises(Interrupt):
+            QuantumModel(cfg).fit(x, y, progress=False)
+    assert len(emulator.jobs) == 2  # step 1: forward and gradient
+    resumed = QuantumModel(cfg)
+    resumed.fit(x, y, progress=False)
+    assert len(emulator.jobs) == 4  # step 1 came from the cache: only step 2 ran
+    report = Ledger(tmp_path / "ledger.sqlite").report()
+    assert report.total == pytest.approx(quote.total_usd)
+    assert report.saved == pytest.approx(quote.total_usd / 2)  # step 1's two jobs
+    assert resumed.history["usd"] == [pytest.approx(quote.total_usd / 2)]

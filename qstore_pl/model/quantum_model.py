@@ -11,6 +11,7 @@ quote and the per-epoch costs come from.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ from qstore_pl.model.estimate import EVAL_CHUNK, RunEstimator, batch_sizes, grad
 from qstore_pl.model.gradient import quote_run
 from qstore_pl.model.history import History
 from qstore_pl.model.quote import Quote, QuoteOverBudget
+from qstore_pl.model.result_cache import CheckpointResultCache
 from qstore_pl.model.trainer import TrainerSpec, cross_entropy, make_trainer, softmax
 from qstore_pl.router.purpose import purpose
 
@@ -70,6 +72,7 @@ class QuantumModel:
         )
         self.history = History()
         self._device = None
+        self._result_cache: CheckpointResultCache | None = None
         self._trainer = None
         self._gradient: str | None = None
         self._n_features: int | None = None
@@ -90,7 +93,7 @@ class QuantumModel:
     def device(self):
         """The PennyLane device the circuits run on (built on first use)."""
         if self._device is None:
-            self._device = _training_device(self.config)
+            self._device, self._result_cache = _training_device(self.config)
         return self._device
 
     # ----------------------------------------------------------------- quote
@@ -168,14 +171,16 @@ class QuantumModel:
         if saved is not None:
             self._trainer.load_state(saved.arrays)
         last = self._epochs_done + to_run
-        for _ in range(to_run):
-            record = self._epoch(x, labels, val, last, progress)
-            self.history.epochs.append(record)
-            self._epochs_done += 1
-            if cfg.checkpoint_dir is not None:
-                self.save(Path(cfg.checkpoint_dir) / checkpoint.CHECKPOINT_FILE)
-            if on_epoch_end is not None:
-                on_epoch_end(self._epochs_done, record)
+        cache = self._result_cache
+        with cache.session() if cache is not None else contextlib.nullcontext():
+            for _ in range(to_run):
+                record = self._epoch(x, labels, val, last, progress)
+                self.history.epochs.append(record)
+                self._epochs_done += 1
+                if cfg.checkpoint_dir is not None:
+                    self.save(Path(cfg.checkpoint_dir) / checkpoint.CHECKPOINT_FILE)
+                if on_epoch_end is not None:
+                    on_epoch_end(self._epochs_done, record)
         return self.history
 
     async def train(self, train_data: tuple, validation_data: tuple | None = None, **kwargs):
@@ -377,13 +382,22 @@ class QuantumModel:
 
 
 def _training_device(config: TrainingConfig):
-    """The device of ``config.backend``, with the config's seed where it takes one."""
+    """The device of ``config.backend`` (with the config's seed where it takes one),
+    and the result cache of its checkpoints when the run pays for circuits."""
     backend, wires = config.backend, config.n_qubits
-    if isinstance(backend, Mapping) or is_config_path(backend):
-        return qml.device("qstore.router", wires=wires, config=backend, seed=config.seed)
-    if backend == "qstore.router":
-        return qml.device(backend, wires=wires, seed=config.seed)
-    return qml.device(backend, wires=wires)
+    if isinstance(backend, str) and not is_config_path(backend):
+        if backend != "qstore.router":
+            return qml.device(backend, wires=wires), None
+        backend = None
+    device = qml.device("qstore.router", wires=wires, config=backend, seed=config.seed)
+    paid = any(spec.metered and not spec.pricing.is_free for spec in device.backends)
+    if config.checkpoint_dir is None or not paid:
+        return device, None
+    cache = CheckpointResultCache(config.checkpoint_dir)
+    device = qml.device(
+        "qstore.router", wires=wires, config=backend, seed=config.seed, callbacks=[cache]
+    )
+    return device, cache
 
 
 def _circuits(totals: Mapping[str, Any]) -> int:
