@@ -175,10 +175,17 @@ def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_p
 
 
 # --------------------------------------------------------- priced backends
-def test_the_quote_is_what_a_priced_fit_submits_and_pays(emulator, tmp_path):
+@pytest.mark.parametrize("framework", ["torch", "keras", "jax"])
+def test_the_quote_is_what_a_priced_fit_submits_and_pays(framework, emulator, tmp_path):
     x, y = tiny_data(6)
     cfg = TrainingConfig(
-        n_qubits=2, depth=1, batch_size=4, epochs=2, backend=priced(tmp_path), shots=100
+        n_qubits=2,
+        depth=1,
+        batch_size=4,
+        epochs=2,
+        backend=priced(tmp_path),
+        shots=100,
+        framework=framework,
     )
     model = QuantumModel(cfg)
     quote = model.quote(x, y, validation_data=(x[:3], y[:3]))

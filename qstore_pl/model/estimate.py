@@ -60,12 +60,16 @@ class RunEstimator:
         The device the model trains on.
     shots : int or None
         Shots per circuit.
+    joint_gradient : bool
+        Whether a step submits its forward and gradient circuits together, as one
+        job (JAX under ``jax.jit`` does) rather than one after the other.
     """
 
-    def __init__(self, circuit: LayerCircuit, device, shots: int | None):
+    def __init__(self, circuit: LayerCircuit, device, shots: int | None, joint_gradient=False):
         self.circuit = circuit
         self.device = device
         self.shots = shots
+        self.joint_gradient = joint_gradient
         self.routed = getattr(device, "name", "") == "qstore.router"
         shape = circuit.weight_shapes()["weights"]
         self._weights = pnp.array(np.full(shape, 0.1), requires_grad=True)
@@ -168,22 +172,29 @@ class RunEstimator:
                 None if priced.seconds is None or entry[4] is None else (entry[4] + priced.seconds)
             )
 
-        per_size: dict[int, tuple[_Priced, _Priced | None]] = {}
+        per_size: dict[int, list[tuple[str, _Priced]]] = {}
         trainable = 0
         for size in sizes:
             if size not in per_size:
                 batch = x[:size]
                 tape = self.tape(batch)
                 trainable = len(tape.trainable_params)
-                forward = self.price([tape], "training")
                 if method == "adjoint":
-                    extra = self.backward(batch)
+                    phases = [
+                        ("forward", self.price([tape], "training")),
+                        ("backward", self.backward(batch)),
+                    ]
+                elif self.joint_gradient:
+                    tapes = [tape, *self.gradient_tapes(tape, method)]
+                    phases = [("forward+gradient", self.price(tapes, "training"))]
                 else:
-                    extra = self.price(self.gradient_tapes(tape, method), "training")
-                per_size[size] = (forward, extra)
-            forward, extra = per_size[size]
-            add("forward", forward)
-            add("backward" if method == "adjoint" else "gradient", extra)
+                    phases = [
+                        ("forward", self.price([tape], "training")),
+                        ("gradient", self.price(self.gradient_tapes(tape, method), "training")),
+                    ]
+                per_size[size] = phases
+            for phase, priced in per_size[size]:
+                add(phase, priced)
         if x_validation is not None:
             for start in range(0, len(x_validation), EVAL_CHUNK):
                 chunk = x_validation[start : start + EVAL_CHUNK]

@@ -119,7 +119,9 @@ class QuantumModel:
 
     def _quote(self, x: np.ndarray, x_val: np.ndarray | None, epochs: int) -> Quote:
         cfg = self.config
-        estimator = RunEstimator(self.circuit, self.device, cfg.shots)
+        # a jitted JAX step hands its forward and gradient circuits over in one batch
+        joint = cfg.framework == "jax"
+        estimator = RunEstimator(self.circuit, self.device, cfg.shots, joint_gradient=joint)
         return quote_run(cfg.gradient, cfg.budget, estimator, x, cfg.batch_size, x_val, epochs)
 
     # ------------------------------------------------------------------- fit
@@ -196,9 +198,7 @@ class QuantumModel:
         ).bit_generator.state
         sizes = batch_sizes(len(x), cfg.batch_size)
         loss_sum, correct, start = 0.0, 0, time.perf_counter()
-        bar = tqdm(
-            total=len(sizes), desc=f"epoch {epoch + 1}/{last}", disable=not progress, leave=False
-        )
+        bar = tqdm(total=len(sizes), desc=f"epoch {epoch + 1}/{last}", disable=not progress)
         with qml.Tracker(self.device) as tracker, bar:
             done = 0
             for size in sizes:

@@ -14,9 +14,6 @@ from dataclasses import dataclass, field
 
 from qstore_pl.exceptions import BudgetExceeded, QstoreError
 
-#: Phases of one epoch, in the order they run.
-PHASES = ("forward", "gradient", "backward", "validation")
-
 
 @dataclass(frozen=True)
 class QuoteLine:
@@ -24,10 +21,12 @@ class QuoteLine:
 
     Attributes
     ----------
-    phase : {"forward", "gradient", "backward", "validation"}
+    phase : {"forward", "gradient", "forward+gradient", "backward", "validation"}
         ``forward``: the training batches; ``gradient``: the circuits the gradient
-        method adds (shifted or perturbed copies); ``backward``: adjoint sweeps on a
-        simulator (no extra circuits); ``validation``: the validation set, once.
+        method adds (shifted or perturbed copies); ``forward+gradient``: both, when a
+        step submits them as one job (JAX under ``jax.jit``); ``backward``: adjoint
+        sweeps on a simulator (no extra circuits); ``validation``: the validation
+        set, once.
     backend : str
         Where the router would run it.
     jobs : int
@@ -152,14 +151,14 @@ class Quote:
             f"training quote: {self.epochs} epoch(s) x {self.steps_per_epoch} step(s), "
             f"{self.trainable} trainable gate parameters, {shots}",
             f"  gradient: {self.gradient} ({self.gradient_reason})",
-            f"  per epoch: {'phase':<11}{'backend':<20}{'jobs':>6}{'circuits':>10}"
+            f"  per epoch: {'phase':<17}{'backend':<20}{'jobs':>6}{'circuits':>10}"
             f"{'shots':>11}{'USD':>11}{'seconds':>10}",
         ]
         for x in self.lines:
             seconds = "-" if x.seconds is None else f"{x.seconds:.2f}"
             circuits = f"{x.circuits}" + ("*" if x.phase == "backward" else "")
             out.append(
-                f"  {'':<11}{x.phase:<11}{x.backend:<20}{x.jobs:>6}{circuits:>10}"
+                f"  {'':<11}{x.phase:<17}{x.backend:<20}{x.jobs:>6}{circuits:>10}"
                 f"{x.shots:>11}{x.usd:>11.2f}{seconds:>10}"
             )
         if any(x.phase == "backward" for x in self.lines):
