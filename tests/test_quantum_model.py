@@ -31,6 +31,18 @@ def priced(tmp_path):
     return config(tmp_path, ionq("ionq_sim", "simulator", pricing=PRICE))
 
 
+def resumable_priced(tmp_path, **fields):
+    """A priced run of 4 samples with checkpoints."""
+    return TrainingConfig(
+        n_qubits=2,
+        depth=1,
+        shots=20,
+        backend=priced(tmp_path),
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        **fields,
+    )
+
+
 # ------------------------------------------------------------------- config
 @pytest.mark.parametrize(
     "change, field",
@@ -245,15 +257,7 @@ def test_a_quote_over_budget_is_refused_and_submits_nothing(emulator, tmp_path):
 
 def test_a_resumed_priced_run_pays_each_epoch_once(emulator, tmp_path):
     x, y = tiny_data(4)
-    cfg = TrainingConfig(
-        n_qubits=2,
-        depth=1,
-        batch_size=4,
-        epochs=2,
-        shots=20,
-        backend=priced(tmp_path),
-        checkpoint_dir=str(tmp_path / "ckpt"),
-    )
+    cfg = resumable_priced(tmp_path, batch_size=4, epochs=2)
     quote = QuantumModel(cfg).quote(x, y)
     with pytest.raises(Interrupt):
         QuantumModel(cfg).fit(x, y, progress=False, on_epoch_end=interrupt_after(1))
@@ -276,15 +280,7 @@ def test_a_run_interrupted_mid_epoch_takes_what_it_paid_for_from_the_result_cach
     from qstore_pl.model.torch_trainer import TorchTrainer
 
     x, y = tiny_data(4)
-    cfg = TrainingConfig(
-        n_qubits=2,
-        depth=1,
-        batch_size=2,
-        epochs=1,
-        shots=20,
-        backend=priced(tmp_path),
-        checkpoint_dir=str(tmp_path / "ckpt"),
-    )
+    cfg = resumable_priced(tmp_path, batch_size=2, epochs=1)
     quote = QuantumModel(cfg).quote(x, y)
     step, calls = TorchTrainer.step, []
 
@@ -306,3 +302,17 @@ def test_a_run_interrupted_mid_epoch_takes_what_it_paid_for_from_the_result_cach
     assert report.total == pytest.approx(quote.total_usd)
     assert report.saved == pytest.approx(quote.total_usd / 2)  # step 1's two jobs
     assert resumed.history["usd"] == [pytest.approx(quote.total_usd / 2)]
+
+
+def test_with_shots_on_free_simulators_auto_takes_the_parameter_shift_rule():
+    x, y = tiny_data(5)
+    cfg = TrainingConfig(n_qubits=2, depth=2, batch_size=3, epochs=1, shots=200)
+    model = QuantumModel(cfg)
+    quote = model.quote(x, y)
+    assert quote.gradient == "parameter-shift" and "charges nothing" in quote.gradient_reason
+    trainable = 2 * 2 * 2  # RY and RZ per qubit and layer
+    assert quote.trainable == trainable
+    assert quote.circuits == 5 * (1 + 2 * trainable) and quote.total_usd == 0.0
+    model.fit(x, y, progress=False)
+    ran = sum(t.circuits for t in model.device.routing_report().totals.values())
+    assert ran == quote.circuits == model.history["circuits"][0]

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from qstore_pl.exceptions import ConfigError
-from qstore_pl.layer_circuit import ANSATZE, ENCODINGS
+from qstore_pl.layer_circuit import LayerCircuit
 from qstore_pl.router.secret import SECRET_KEY_PATTERN
 
 FRAMEWORKS = ("torch", "keras", "jax")
@@ -79,13 +79,8 @@ class TrainingConfig:
         for name, low in (("n_qubits", 1), ("depth", 1), ("batch_size", 1), ("epochs", 1)):
             _integer(name, getattr(self, name), low)
         _one_of("framework", self.framework, FRAMEWORKS)
-        _one_of("encoding", self.encoding, ENCODINGS)
-        _one_of("ansatz", self.ansatz, ANSATZE)
         _one_of("gradient", self.gradient, GRADIENTS)
-        if self.ansatz == "reuploading" and self.encoding != "angle":
-            raise TrainingConfigError(
-                "ansatz='reuploading' re-encodes the data with rotations; set encoding='angle'"
-            )
+        self.circuit()  # the circuit's own checks: encoding, ansatz and their combination
         rate = self.learning_rate
         if not _real(rate) or not 0 < rate < float("inf"):
             raise TrainingConfigError(
@@ -131,6 +126,15 @@ class TrainingConfig:
             raise TrainingConfigError(f"backend config file {backend!r} does not exist")
 
     # ------------------------------------------------------------- helpers
+    def circuit(self) -> LayerCircuit:
+        """The model's circuit."""
+        try:
+            return LayerCircuit(
+                self.n_qubits, self.depth, encoding=self.encoding, ansatz=self.ansatz
+            )
+        except ValueError as err:
+            raise TrainingConfigError(str(err)) from None
+
     def replace(self, **changes: Any) -> TrainingConfig:
         """A copy with ``changes`` (validated again)."""
         return TrainingConfig(**{**self.to_dict(keep_secrets=True), **changes})

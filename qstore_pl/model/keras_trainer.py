@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from qstore_pl.keras import QuantumLayer
-from qstore_pl.model.trainer import TrainerSpec
+from qstore_pl.model.trainer import TrainerSpec, layer_options
 
 
 class KerasTrainer:
@@ -14,16 +14,8 @@ class KerasTrainer:
     ``train_on_batch``."""
 
     def __init__(self, spec: TrainerSpec):
-        c = spec.circuit
         layer = QuantumLayer(
-            c.n_qubits,
-            c.depth,
-            encoding=c.encoding,
-            ansatz=c.ansatz,
-            device=spec.device,
-            diff_method=spec.gradient,
-            shots=spec.shots,
-            gradient_kwargs=spec.gradient_kwargs,
+            **layer_options(spec),
             input_gradients=False,  # the data: no circuits for its gradient
             dtype="float64",
             weight_specs={

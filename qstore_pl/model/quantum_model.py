@@ -22,7 +22,6 @@ import numpy as np
 import pennylane as qml
 from tqdm.auto import tqdm
 
-from qstore_pl.layer_circuit import LayerCircuit
 from qstore_pl.model import checkpoint
 from qstore_pl.model.config import TrainingConfig, is_config_path
 from qstore_pl.model.estimate import EVAL_CHUNK, RunEstimator, batch_sizes, gradient_kwargs
@@ -67,9 +66,7 @@ class QuantumModel:
                 "e.g. QuantumModel(TrainingConfig(n_qubits=4, depth=2))"
             )
         self.config = config
-        self.circuit = LayerCircuit(
-            config.n_qubits, config.depth, encoding=config.encoding, ansatz=config.ansatz
-        )
+        self.circuit = config.circuit()
         self.history = History()
         self._device = None
         self._result_cache: CheckpointResultCache | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from qstore_pl.model.trainer import TrainerSpec
+from qstore_pl.model.trainer import TrainerSpec, layer_options
 from qstore_pl.torch import QuantumLayer
 
 
@@ -13,19 +13,9 @@ class TorchTrainer:
     """``nn.Sequential(QuantumLayer, Linear)`` with Adam, in float64."""
 
     def __init__(self, spec: TrainerSpec):
-        c = spec.circuit
         with torch.random.fork_rng():  # seeds the initial weights, not the caller's RNG
             torch.manual_seed(spec.seed)
-            layer = QuantumLayer(
-                c.n_qubits,
-                c.depth,
-                encoding=c.encoding,
-                ansatz=c.ansatz,
-                device=spec.device,
-                diff_method=spec.gradient,
-                shots=spec.shots,
-                gradient_kwargs=spec.gradient_kwargs,
-            )
+            layer = QuantumLayer(**layer_options(spec))
             head = torch.nn.Linear(layer.output_dim, spec.n_classes)
         self.model = torch.nn.Sequential(layer, head).double()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=spec.learning_rate)

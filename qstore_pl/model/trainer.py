@@ -52,6 +52,21 @@ class TrainerSpec:
     seed: int
 
 
+def layer_options(spec: TrainerSpec) -> dict[str, Any]:
+    """Arguments of a framework's ``QuantumLayer`` for ``spec``."""
+    c = spec.circuit
+    return {
+        "n_qubits": c.n_qubits,
+        "depth": c.depth,
+        "encoding": c.encoding,
+        "ansatz": c.ansatz,
+        "device": spec.device,
+        "diff_method": spec.gradient,
+        "shots": spec.shots,
+        "gradient_kwargs": spec.gradient_kwargs,
+    }
+
+
 class Trainer(Protocol):
     """One framework's model and optimiser."""
 
