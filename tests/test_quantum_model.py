@@ -316,3 +316,31 @@ def test_with_shots_on_free_simulators_auto_takes_the_parameter_shift_rule():
     model.fit(x, y, progress=False)
     ran = sum(t.circuits for t in model.device.routing_report().totals.values())
     assert ran == quote.circuits == model.history["circuits"][0]
+
+
+def test_a_saved_model_keeps_no_api_key_and_loads_with_the_environments(emulator, tmp_path):
+    x, y = tiny_data(4)
+    backend = config(tmp_path, ionq("ionq_sim", "simulator", options={"api_key": API_KEY}))
+    model = QuantumModel(TrainingConfig(n_qubits=2, depth=1, epochs=1, shots=20, backend=backend))
+    model.fit(x, y, progress=False)
+    model.save(tmp_path / "model.npz")
+    assert API_KEY.encode() not in (tmp_path / "model.npz").read_bytes()
+    loaded = QuantumModel.load(tmp_path / "model.npz")
+    assert "api_key" not in str(loaded.config.backend)
+    assert loaded.predict(x).shape == (4,)  # the key comes from IONQ_API_KEY
+
+
+@pytest.mark.parametrize("kind", ["device name", "config file"])
+def test_other_backends(kind, tmp_path):
+    backend = "default.qubit"
+    if kind == "config file":
+        backend = tmp_path / "router.yaml"
+        backend.write_text("backends: [default.qubit]\n")
+    x, y = tiny_data(4)
+    model = QuantumModel(TrainingConfig(n_qubits=2, depth=1, epochs=1, backend=backend))
+    quote = model.quote(x, y)
+    assert quote.usd_by_backend == {"default.qubit": 0.0} and quote.gradient == "adjoint"
+    model.fit(x, y, progress=False)
+    # the router counts its adjoint backward sweeps as executions, default.qubit does not
+    sweeps = quote.backward_passes if kind == "config file" else 0
+    assert model.history["circuits"] == [quote.circuits + sweeps]
