@@ -9,6 +9,7 @@ named numpy arrays, so checkpoints and saved models look the same in every frame
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -84,19 +85,30 @@ class Trainer(Protocol):
         """Restore :meth:`state`."""
 
 
+_TRAINERS = {
+    "torch": ("qstore_pl.model.torch_trainer", "TorchTrainer", "torch"),
+    "keras": ("qstore_pl.model.keras_trainer", "KerasTrainer", "tensorflow"),
+    "jax": ("qstore_pl.model.jax_trainer", "JaxTrainer", "jax"),
+}
+
+
 def make_trainer(framework: str, spec: TrainerSpec) -> Trainer:
-    """A trainer for ``framework`` (imports only that framework)."""
-    if framework == "torch":
-        from qstore_pl.model.torch_trainer import TorchTrainer
+    """A trainer for ``framework`` (imports only that framework).
 
-        return TorchTrainer(spec)
-    if framework == "keras":
-        from qstore_pl.model.keras_trainer import KerasTrainer
-
-        return KerasTrainer(spec)
-    from qstore_pl.model.jax_trainer import JaxTrainer
-
-    return JaxTrainer(spec)
+    Raises
+    ------
+    ImportError
+        When the framework is not installed, naming the extra that installs it.
+    """
+    module, name, extra = _TRAINERS[framework]
+    try:
+        trainer = getattr(importlib.import_module(module), name)
+    except ImportError as err:
+        raise ImportError(
+            f"framework={framework!r} needs {err.name or framework}: "
+            f"pip install 'qstore_pl[{extra}]', or choose another framework"
+        ) from err
+    return trainer(spec)
 
 
 def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
