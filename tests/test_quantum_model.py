@@ -344,3 +344,16 @@ def test_other_backends(kind, tmp_path):
     # the router counts its adjoint backward sweeps as executions, default.qubit does not
     sweeps = quote.backward_passes if kind == "config file" else 0
     assert model.history["circuits"] == [quote.circuits + sweeps]
+
+
+def test_the_quantum_layers_take_shots_and_keras_saves_them():
+    from qstore_pl.keras import QuantumLayer as KerasQuantumLayer
+    from qstore_pl.torch import QuantumLayer as TorchQuantumLayer
+
+    layer = KerasQuantumLayer(2, 1, device="default.qubit", diff_method="parameter-shift", shots=50)
+    assert layer.get_config()["shots"] == 50
+    assert KerasQuantumLayer.from_config(layer.get_config()).qnode.shots.total_shots == 50
+    unset = KerasQuantumLayer(2, 1, device="default.qubit")
+    assert KerasQuantumLayer.from_config(unset.get_config()).qnode.shots.total_shots is None
+    torch_layer = TorchQuantumLayer(2, 1, device="default.qubit", shots=30)
+    assert torch_layer.qnode.shots.total_shots == 30
