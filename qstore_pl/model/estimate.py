@@ -47,6 +47,7 @@ class _Priced:
     circuits: int
     usd: float
     seconds: float | None
+    jobs: int = 1  # groups of one structure: the router submits each as one job
 
 
 class RunEstimator:
@@ -119,9 +120,15 @@ class RunEstimator:
         if not self.routed:
             return _Priced(self.device.name, circuits, 0.0, None)
         with purpose(purpose_name):
-            decision = self.device.explain(list(tapes), derivative=None).decisions[0]
+            decisions = self.device.explain(list(tapes), derivative=None).decisions
+        backend = decisions[0].backend
+        seconds = [_seconds(d) for d in decisions]
         return _Priced(
-            decision.backend, circuits, self._usd(tapes, decision.backend), _seconds(decision)
+            backend,
+            circuits,
+            self._usd(tapes, backend),
+            None if None in seconds else sum(seconds),
+            jobs=len(decisions),
         )
 
     def backward(self, x: np.ndarray) -> _Priced:
@@ -139,11 +146,10 @@ class RunEstimator:
             return 0.0
         if not tapes[0].shots:
             return 0.0
-        try:
-            line = self.device.estimate_cost(list(tapes))[backend]
-        except KeyError:
-            return 0.0
-        return line.cost()
+        # one line per group of same-structure tapes ("name [i]" when several): the
+        # router submits each group as one job
+        lines = self.device.estimate_cost(list(tapes)).lines
+        return sum(line.cost() for line in lines if line.backend.split(" [")[0] == backend)
 
     # --------------------------------------------------------------- quote
     def quote(
@@ -164,7 +170,7 @@ class RunEstimator:
         def add(phase: str, priced: _Priced) -> None:
             shots = priced.circuits * (self.shots or 0) if phase != "backward" else 0
             entry = lines.setdefault((phase, priced.backend), [0, 0, 0, 0.0, 0.0])
-            entry[0] += 1
+            entry[0] += priced.jobs
             entry[1] += priced.circuits
             entry[2] += shots
             entry[3] += priced.usd
