@@ -39,12 +39,20 @@ _EXCEPTIONS = (
 )
 
 
+#: Exported from :mod:`qstore_pl.model` (the mid-level API; loaded on use).
+_MODEL = ("QuantumModel", "TrainingConfig")
+
+
 def __getattr__(name: str):
     if name in _EXCEPTIONS:
         from qstore_pl import exceptions
 
         return getattr(exceptions, name)
+    if name in _MODEL:
+        from qstore_pl import model
+
+        return getattr(model, name)
     raise AttributeError(f"module 'qstore_pl' has no attribute {name!r}")
 
 
-__all__ = [*_EXCEPTIONS, "__version__", "purpose"]
+__all__ = [*_EXCEPTIONS, *_MODEL, "__version__", "purpose"]

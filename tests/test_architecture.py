@@ -40,7 +40,8 @@ LAYERS = {
     "keras": 6,
     "torch": 6,
     "tensorboard": 6,
-    "cli": 7,
+    "model": 7,
+    "cli": 8,
 }
 
 

@@ -26,6 +26,10 @@ class QuantumLayer(KerasLayer):
         ``"qstore.router"`` (default) or any PennyLane device name or instance.
     diff_method : str
         The QNode's differentiation method.
+    shots : int, optional
+        Shots per circuit (``None``: exact expectation values).
+    gradient_kwargs : dict, optional
+        Options of the gradient method (e.g. SPSA's ``h``); not saved in the config.
     **kwargs
         ``rotations``, ``encoding_axis``, ``scaling`` go to the circuit; the rest
         (``weight_specs``, ``input_gradients``, ``name``, ...) to :class:`KerasLayer`.
@@ -54,6 +58,8 @@ class QuantumLayer(KerasLayer):
         measurement="z",
         device="qstore.router",
         diff_method: str = "best",
+        shots: int | None = None,
+        gradient_kwargs: dict | None = None,
         **kwargs,
     ):
         circuit_options = {k: kwargs.pop(k) for k in self._CIRCUIT_KEYS if k in kwargs}
@@ -67,7 +73,11 @@ class QuantumLayer(KerasLayer):
             **circuit_options,
         )
         qnode = qml.QNode(
-            self.circuit.qfunc(), make_device(device, n_qubits), diff_method=diff_method
+            self.circuit.qfunc(),
+            make_device(device, n_qubits),
+            diff_method=diff_method,
+            gradient_kwargs=gradient_kwargs,
+            **({} if shots is None else {"shots": shots}),  # None: the device's shots
         )
         kwargs.pop("output_dim", None)
         super().__init__(
@@ -81,6 +91,7 @@ class QuantumLayer(KerasLayer):
             **self.circuit.to_config(),
             "device": describe_device(self.qnode.device),
             "diff_method": self.qnode.diff_method,
+            "shots": self.qnode.shots.total_shots,
             "weight_specs": self._serialised_weight_specs(),
             "input_gradients": self.input_gradients,
         }

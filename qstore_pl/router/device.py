@@ -562,7 +562,8 @@ class RouterDevice(Device):
             width = job.decision.features.num_wires
             work = self._work(name, job.task, todo, width, mcm_config=job.mcm_config, job_tags=tags)
             fresh = iter(self._executor.run(work))
-        return [cached[i] if i in cached else next(fresh) for i in range(len(tapes))], len(cached)
+        hits = sum(broadcast_size(tapes[i]) or 1 for i in cached)  # circuits, not tapes
+        return [cached[i] if i in cached else next(fresh) for i in range(len(tapes))], hits
 
     def _work(
         self, name: str, task: str, tapes, num_wires: int | None = None, **details

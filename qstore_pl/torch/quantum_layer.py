@@ -28,6 +28,10 @@ class QuantumLayer(TorchLayer):
         The QNode's differentiation method.
     init_method : callable or Mapping, optional
         As TorchLayer's (default: uniform in :math:`[0, 2\\pi)`).
+    shots : int, optional
+        Shots per circuit (``None``: exact expectation values).
+    gradient_kwargs : dict, optional
+        Options of the gradient method (e.g. SPSA's ``h`` and ``sampler_rng``).
     **circuit_options
         ``rotations``, ``encoding_axis``, ``scaling``.
 
@@ -48,6 +52,8 @@ class QuantumLayer(TorchLayer):
         device="qstore.router",
         diff_method: str = "best",
         init_method=None,
+        shots: int | None = None,
+        gradient_kwargs: dict | None = None,
         **circuit_options,
     ):
         circuit = LayerCircuit(
@@ -64,6 +70,8 @@ class QuantumLayer(TorchLayer):
             make_device(device, n_qubits),
             interface="torch",
             diff_method=diff_method,
+            gradient_kwargs=gradient_kwargs,
+            **({} if shots is None else {"shots": shots}),  # None: the device's shots
         )
         super().__init__(qnode, circuit.weight_shapes(), init_method=init_method)
         self.circuit = circuit
