@@ -25,7 +25,9 @@ class Symbol(float):
     ufuncs (``np.cos(s)``) raise a ``TypeError``.
     Only scaling by a real constant keeps a symbol: ``2 * w[0]``, ``-w[0]``, ``w[0] / 2``.
 
-    Parameters
+    ``Symbol(name, index=(), scale=1.0)`` builds one; the arguments become its attributes.
+
+    Attributes
     ----------
     name : str
         Name of the symbol array (a Python identifier).

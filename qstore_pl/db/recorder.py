@@ -115,8 +115,8 @@ class StateRecorder(DeviceCallback):
         The spool's commit policy: ``"normal"`` survives a killed process,
         ``"full"`` also an operating-system crash (an fsync per call).
 
-    **Example**
-
+    Examples
+    --------
     >>> store = open_store(path=None)
     >>> recorder = StateRecorder(store)
     >>> dev = qml.device("qstore.router", wires=4, callbacks=[recorder])

@@ -136,8 +136,8 @@ class RouterDevice(Device):
     trainable observable coefficients) runs on default.qubit, as default.qubit's own
     ``"best"`` would; finite differences and SPSA run in double precision.
 
-    **Example**
-
+    Examples
+    --------
     >>> dev = qml.device("qstore.router", wires=2)
     >>> @qml.qnode(dev)
     ... def circuit(x):

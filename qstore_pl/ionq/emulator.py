@@ -132,8 +132,8 @@ class IonQEmulator:
         What every completed job costs; default IonQ's public prices of its backend
         (the cloud simulator is free).
 
-    **Example**
-
+    Examples
+    --------
     >>> with IonQEmulator() as emulator:
     ...     os.environ["QSTORE_IONQ_URL"] = emulator.url
     ...     emulator.faults.post_errors = [503]  # the next submission fails once

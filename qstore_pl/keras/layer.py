@@ -66,8 +66,8 @@ class KerasLayer(keras.layers.Layer):
     (host callbacks cannot be compiled); with JAX it works under ``jax.jit``; with
     torch, ``torch.compile`` compiles around it.
 
-    **Example**
-
+    Examples
+    --------
     >>> dev = qml.device("qstore.router", wires=2)
     >>> @qml.qnode(dev)
     ... def circuit(inputs, weights):

@@ -109,8 +109,17 @@ class PQC(_CircuitInputLayer):
     as in TFQ.
     """
 
-    def __init__(self, model_circuit, observables, initializer=None, **kwargs):
-        super().__init__(model_circuit, observables, **kwargs)
+    def __init__(
+        self,
+        model_circuit: ParametrizedCircuit,
+        observables: Sequence,
+        initializer=None,
+        *,
+        device="qstore.router",
+        diff_method: str = "best",
+        **kwargs,
+    ):
+        super().__init__(model_circuit, observables, device, diff_method, **kwargs)
         self.initializer = keras.initializers.get(initializer or angle_initializer())
         self.symbol_weights = {
             name: self.add_weight(name=name, shape=shape, initializer=self.initializer)

@@ -36,8 +36,8 @@ class QuantumLayer(KerasLayer):
     ``keras.models.load_model`` need no registration. A device instance is saved by
     name and wires only (its settings may hold secrets).
 
-    **Example**
-
+    Examples
+    --------
     >>> layer = QuantumLayer(n_qubits=4, depth=2, encoding="angle", entanglement="ring")
     >>> model = keras.Sequential([keras.Input((4,)), layer, keras.layers.Dense(2)])
     """

@@ -31,8 +31,8 @@ class QuantumLayer(TorchLayer):
     **circuit_options
         ``rotations``, ``encoding_axis``, ``scaling``.
 
-    **Example**
-
+    Examples
+    --------
     >>> layer = QuantumLayer(n_qubits=4, depth=2)
     >>> model = torch.nn.Sequential(layer, torch.nn.Linear(4, 2))
     """
