@@ -250,7 +250,7 @@ def _read_location(location: Path) -> dict[str, np.ndarray] | None:
     elif location.is_dir():
         files = {key: _idx_file(location, stem) for key, stem in FASHION_MNIST_FILES.items()}
         if all(files.values()):
-            return {key: read_idx(file) for key, file in files.items()}
+            return {key: read_idx(file) for key, file in files.items() if file is not None}
         npz = next((location / n for n in _NPZ_NAMES if (location / n).is_file()), None)
     if npz is None:
         return None

@@ -66,5 +66,5 @@ def install() -> None:
             kwargs["config"] = DeviceConfig(name, config)
         return original(name, *args, **kwargs)
 
-    device._qstore_config_passthrough = True
+    device._qstore_config_passthrough = True  # type: ignore[attr-defined]  # marks our wrapper
     qml.device = device

@@ -166,8 +166,8 @@ class RouterMetrics(DeviceCallback):
                     hits[name] = hits.get(name, 0.0) + n - base_hits.get(name, 0)
                 saved += _saved(device) - base_saved
             out[f"{PREFIX}/cache_hits/{TOTAL}"] = sum(hits.values())
-            for name, n in sorted(hits.items()):
-                out[f"{PREFIX}/cache_hits/{name}"] = n
+            for name, count in sorted(hits.items()):
+                out[f"{PREFIX}/cache_hits/{name}"] = count
             out[f"{PREFIX}/saved_usd/{TOTAL}"] = saved
             charged = out[f"{PREFIX}/cost_usd/{TOTAL}"]
             # the router reserves its quote and charges it less what a cache answered

@@ -42,6 +42,6 @@ def excited_cluster_states(
                 theta = rng.uniform(-np.pi, np.pi)
                 circuits.append(QuantumScript([*cluster, qml.RX(theta, qubit)]))
                 labels.append(1.0 if -np.pi / 2 <= theta <= np.pi / 2 else -1.0)
-    labels = np.array(labels, dtype=np.float32)
+    targets = np.array(labels, dtype=np.float32)
     split = int(len(circuits) * train_fraction)
-    return circuits[:split], labels[:split], circuits[split:], labels[split:]
+    return circuits[:split], targets[:split], circuits[split:], targets[split:]

@@ -246,10 +246,10 @@ def _cgroup_quota() -> float | None:
         pass
     try:
         with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as f:
-            quota = int(f.read())
+            cfs_quota = int(f.read())
         with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as f:
-            period = int(f.read())
-        return None if quota <= 0 else quota / period
+            cfs_period = int(f.read())
+        return None if cfs_quota <= 0 else cfs_quota / cfs_period
     except (OSError, ValueError):
         return None
 

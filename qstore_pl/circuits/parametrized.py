@@ -12,6 +12,7 @@ TensorFlow values, batched or not.
 from __future__ import annotations
 
 import json
+import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 
@@ -87,7 +88,7 @@ def _compile_object_array(array: np.ndarray, where: str, found: list[Symbol]):
     for v in elements:
         if isinstance(v, Symbol):
             found.append(v)
-        elif isinstance(v, bool) or not isinstance(v, numbers.Real) or np.isnan(v):
+        elif isinstance(v, bool) or not isinstance(v, numbers.Real) or math.isnan(v):
             raise ValueError(
                 f"{where} holds an array mixing Symbols with {v!r}; only real constants "
                 "may sit next to symbols"
@@ -221,12 +222,13 @@ class ParametrizedCircuit:
             for i, mp in enumerate(self._measurements)
         ]
         if symbols is None:  # infer: the smallest shape that holds every index
-            symbols = {}
+            inferred: dict[str, tuple[int, ...]] = {}
             for s in found:
-                old = symbols.get(s.name, (0,) * len(s.index))
+                old = inferred.get(s.name, (0,) * len(s.index))
                 if len(old) != len(s.index):
                     raise ValueError(f"symbol {s.name!r} is used with indices of different length")
-                symbols[s.name] = tuple(max(a, i + 1) for a, i in zip(old, s.index))
+                inferred[s.name] = tuple(max(a, i + 1) for a, i in zip(old, s.index))
+            symbols = inferred
         self._symbols = {name: normalize_shape(name, shape) for name, shape in symbols.items()}
         for s in found:
             if s.name not in self._symbols:

@@ -55,7 +55,7 @@ class Symbol(float):
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"a Symbol name must be a Python identifier, got {name!r}")
         if isinstance(index, numbers.Integral):
-            index = (index,)
+            index = (int(index),)
         try:
             index = tuple(int(i) for i in index)
         except TypeError as err:

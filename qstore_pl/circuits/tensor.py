@@ -263,13 +263,13 @@ def _decode_row(row: np.ndarray, labels, max_params: int, where: str) -> Operato
     indices = row[1 : 1 + n_wires]
     if not all(w == int(w) and w >= 0 for w in indices):
         raise ValueError(f"{where}: {name} has invalid wire indices {indices.tolist()}")
-    indices = [int(w) for w in indices]
+    wires = [int(w) for w in indices]
     if labels is not None:
-        if max(indices) >= len(labels):
-            raise ValueError(f"{where}: wire index {max(indices)} has no label in wires=")
-        indices = [labels[i] for i in indices]
+        if max(wires) >= len(labels):
+            raise ValueError(f"{where}: wire index {max(wires)} has no label in wires=")
+        wires = [labels[i] for i in wires]
     params = [float(p) for p in row[1 + MAX_WIRES : 1 + MAX_WIRES + n_params]]
     try:
-        return build(*params, wires=indices)
+        return build(*params, wires=wires)
     except Exception as err:
-        raise ValueError(f"{where}: cannot build {name} on wires {indices}: {err}") from err
+        raise ValueError(f"{where}: cannot build {name} on wires {wires}: {err}") from err

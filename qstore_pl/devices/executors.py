@@ -163,9 +163,11 @@ def run_work(work: GroupWork, pool: BackendPool) -> list:
     if work.task == "execute":
         return list(backend.execute(tapes, work.mcm_config))
     with_results = work.task.startswith("execute+")
+    assert work.method is not None, "a derivative task names its method"
     if work.task.endswith("jacobian"):
         out = backend.jacobian(tapes, work.method, with_results=with_results)
     else:
+        assert work.cotangents is not None, "a vjp task carries its cotangents"
         out = backend.vjp(tapes, work.cotangents, work.method, with_results=with_results)
     return list(zip(*out)) if with_results else list(out)
 

@@ -656,12 +656,12 @@ class RouterDevice(Device):
             if config.gradient_method == "adjoint" and any(t.trainable_params for t in tapes):
                 derivative = "vjp" if config.use_device_jacobian_product else "jacobian"
         task = "execute" if derivative is None else derivative
-        needs = {
-            "backprop": task == "execute" and config.gradient_method == "backprop",
-            "differenced": differences_values(config.gradient_method),
-        }
+        backprop = task == "execute" and config.gradient_method == "backprop"
+        differenced = differences_values(config.gradient_method)
         groups = group_by_structure(tapes)
-        decisions = tuple(self._decide(g, task, **needs) for g in groups)
+        decisions = tuple(
+            self._decide(g, task, backprop=backprop, differenced=differenced) for g in groups
+        )
         spending = self._spending.report().summary() if self._spending.active else None
         sources: dict[str, list[str]] = {}
         for spec in self.backends:
@@ -740,7 +740,7 @@ def _entropy(seed) -> int | list[int] | None:
     """NumPy's seed for ``seed``: an int, or a JAX PRNG key's numbers (default.qubit
     takes both)."""
     if seed is None or isinstance(seed, int | np.integer):
-        return seed
+        return None if seed is None else int(seed)
     return [int(v) for v in np.asarray(seed).ravel()]
 
 

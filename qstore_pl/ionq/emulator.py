@@ -160,7 +160,7 @@ class IonQEmulator:
     def url(self) -> str:
         """Base URL to give clients (``http://host:port``)."""
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> IonQEmulator:
         """Serve in a background thread."""

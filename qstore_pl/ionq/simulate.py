@@ -57,8 +57,9 @@ def to_operation(gate: Mapping[str, Any]) -> qml.operation.Operator:
     if name == "gpi2":
         return qml.QubitUnitary(gpi2_matrix(float(gate["phase"])), wires=wires)
     if name == "ms":
-        phases = [float(p) for p in gate["phases"]]
-        return qml.QubitUnitary(ms_matrix(*phases, float(gate.get("angle", 0.25))), wires=wires)
+        phase0, phase1 = (float(p) for p in gate["phases"])
+        matrix = ms_matrix(phase0, phase1, float(gate.get("angle", 0.25)))
+        return qml.QubitUnitary(matrix, wires=wires)
     raise CircuitError(f"unsupported gate {name!r}")
 
 

@@ -139,6 +139,7 @@ class KerasLayer(keras.layers.Layer):
         return y
 
     def _op(self, keep_vjp: bool):
+        assert self.output_dim is not None, "build() sets output_dim before any call"
         return cached_op(self._ops, self._host, self.output_dim, keep_vjp)
 
     # ---------------------------------------------------------- serialisation

@@ -7,6 +7,7 @@ Both decompose to RX/RY/RZ and CNOT only, so every qstore_pl backend (IonQ's
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pennylane as qml
@@ -148,7 +149,7 @@ class AmplitudeEncoding(Operation):
     def __init__(self, features, wires, pad_with=0.0, normalize: bool = True, id=None):
         wires = qml.wires.Wires(wires)
         features = _pad_and_normalize(as_tensor(features), len(wires), pad_with, normalize)
-        self._hyperparameters = {}
+        self._hyperparameters: dict[str, Any] = {}
         super().__init__(features, wires=wires, id=id)
 
     num_params = 1

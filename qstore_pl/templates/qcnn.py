@@ -212,7 +212,8 @@ class QCNNPooling(Operation):
     def _unflatten(cls, data, metadata):
         wires = metadata[0]
         half = len(wires) // 2
-        return cls(*data, source_wires=wires[:half], sink_wires=wires[half:])
+        (weights,) = data
+        return cls(weights, source_wires=wires[:half], sink_wires=wires[half:])
 
     @staticmethod
     def compute_decomposition(weights, wires):

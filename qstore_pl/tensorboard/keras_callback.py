@@ -81,6 +81,7 @@ class RouterTensorBoard(keras.callbacks.Callback):
                     scalars[f"epoch/{name}"] = float(value)
                 except (TypeError, ValueError):
                     continue  # a non-scalar log entry (a learning-rate schedule object)
+        assert self._writer is not None, "on_train_begin opens the writer"
         self._writer.add_scalars(scalars, int(epoch))
         self._writer.flush()
         self.written.append(scalars)

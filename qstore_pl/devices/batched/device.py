@@ -293,8 +293,8 @@ class BatchedDevice(Device):
         (PennyLane executes, then asks for the VJP of the very same tapes).
         """
         if self._executed is not None:
-            tapes, groups = self._executed
-            if len(tapes) == len(circuits) and all(map(_same_circuit, tapes, circuits)):
+            executed, groups = self._executed
+            if len(executed) == len(circuits) and all(map(_same_circuit, executed, circuits)):
                 return groups
         tapes = [t if self._standard_wires(t) else t.map_to_standard_wires() for t in circuits]
         groups = []
@@ -475,7 +475,7 @@ def _cotangent_columns(cotangents, bound: BoundProgram, num_measurements: int):
     (JAX's vmap for Jacobians); ``stacked`` says how many.
     """
     n = bound.program.num_wires
-    per_measurement = [[] for _ in range(num_measurements)]
+    per_measurement: list[list] = [[] for _ in range(num_measurements)]
     stacked = 1
     for tape_no, dy in enumerate(cotangents):
         batch_size = bound.batch_sizes[tape_no]
