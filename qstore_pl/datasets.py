@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
@@ -136,9 +137,9 @@ def load_digits_pca(
     seed: int = 0,
     scale: str | None = "angle",
     *,
-    dtype="float64",
+    dtype: npt.DTypeLike = "float64",
     return_pipeline: bool = False,
-):
+) -> tuple:
     """Two (or more) classes of scikit-learn's 8x8 digits, PCA-reduced.
 
     The split is ``sklearn.model_selection.train_test_split(x, y, test_size=...,
@@ -288,9 +289,9 @@ def load_fashion_mnist(
     seed: int = 0,
     max_train: int | None = None,
     max_test: int | None = None,
-    dtype="float32",
+    dtype: npt.DTypeLike = "float32",
     return_pipeline: bool = False,
-):
+) -> tuple:
     """Fashion-MNIST from local files, optionally two classes and PCA-reduced.
 
     Parameters

@@ -41,7 +41,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -75,7 +75,7 @@ class WaitPolicy:
 _wait_policy = WaitPolicy()
 
 
-def prefer_passive_waiting(environ=os.environ) -> WaitPolicy:
+def prefer_passive_waiting(environ: MutableMapping[str, str] = os.environ) -> WaitPolicy:
     """Make OpenMP runtimes loaded from now on sleep instead of spinning when idle.
 
     Sets every variable of :data:`PASSIVE_SETTINGS` the user has not set, unless

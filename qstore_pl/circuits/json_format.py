@@ -722,7 +722,7 @@ def _shots_from_json(value, where: str = "shots") -> Shots:
     return Shots([tuple(p) for p in value])
 
 
-def check_header(d, name: str, version: int) -> int:
+def check_header(d: Any, name: str, version: int) -> int:
     """Validate the ``format`` and ``version`` fields of a serialised object."""
     if not isinstance(d, dict):
         raise ValueError(f"expected a JSON object for a {name}, got {type(d).__name__}")
@@ -789,7 +789,7 @@ def tape_from_json(text: str | bytes) -> QuantumScript:
     return tape_from_dict(loads(text))
 
 
-def loads(text: str | bytes):
+def loads(text: str | bytes) -> Any:
     """``json.loads`` with an error that says the text is not JSON."""
     if not isinstance(text, str | bytes | bytearray):
         raise TypeError(f"expected JSON text, got {type(text).__name__}")

@@ -15,6 +15,7 @@ import json
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pennylane as qml
@@ -243,7 +244,9 @@ class ParametrizedCircuit:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_function(cls, fn: Callable, /, **symbol_shapes: int | Sequence[int]):
+    def from_function(
+        cls, fn: Callable, /, **symbol_shapes: int | Sequence[int]
+    ) -> ParametrizedCircuit:
         """Record the operators and measurements ``fn`` queues when called with symbol
         placeholders.
 
@@ -334,7 +337,7 @@ class ParametrizedCircuit:
             )
         return batch or ()
 
-    def bind(self, **values) -> QuantumScript:
+    def bind(self, **values: Any) -> QuantumScript:
         """The circuit with every symbol replaced by its value.
 
         Parameters

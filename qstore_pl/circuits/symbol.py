@@ -147,9 +147,9 @@ def symbol_array(name: str, shape: int | Sequence[int]) -> Symbol | np.ndarray:
     return array
 
 
-def normalize_shape(name: str, shape) -> tuple[int, ...]:
+def normalize_shape(name: str, shape: int | Sequence[int]) -> tuple[int, ...]:
     """``shape`` as a tuple of non-negative ints (an int ``n`` means ``(n,)``)."""
-    if isinstance(shape, numbers.Integral):
+    if isinstance(shape, int | numbers.Integral):  # int too: mypy does not see it as one
         shape = (int(shape),)
     try:
         shape = tuple(int(n) for n in shape)
@@ -162,7 +162,7 @@ def normalize_shape(name: str, shape) -> tuple[int, ...]:
     return shape
 
 
-def holds_symbol(value) -> bool:
+def holds_symbol(value: object) -> bool:
     """Whether ``value`` is an object array with at least one Symbol element."""
     return (
         isinstance(value, np.ndarray)

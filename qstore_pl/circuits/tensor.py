@@ -16,8 +16,10 @@ param_0, ..., param_{max_params-1}]``, padded with all-zero rows to a common len
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pennylane as qml
 from pennylane.operation import Operator
 from pennylane.tape import QuantumScript
@@ -139,7 +141,7 @@ def encode_circuits(
     circuits: Iterable,
     max_ops: int | None = None,
     max_params: int = 3,
-    dtype=np.float64,
+    dtype: npt.DTypeLike = np.float64,
     wires: Sequence | None = None,
 ) -> np.ndarray:
     """Encode circuits (operations only) as a numeric array.
@@ -210,7 +212,7 @@ def encode_circuits(
     return out
 
 
-def decode_circuits(array, wires: Sequence | None = None) -> list[QuantumScript]:
+def decode_circuits(array: Any, wires: Sequence | None = None) -> list[QuantumScript]:
     """Rebuild the circuits (operations only) of :func:`encode_circuits`.
 
     Parameters

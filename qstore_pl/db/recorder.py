@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import pickle
 import threading
 import time
@@ -130,7 +131,7 @@ class StateRecorder(DeviceCallback):
         self,
         store: StateStore,
         *,
-        spool=None,
+        spool: str | os.PathLike[str] | None = None,
         tags: Sequence[str] = (),
         hardware_backends: Collection[str] = (),
         batch_size: int = 512,

@@ -17,19 +17,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pennylane as qml
 from pennylane.devices import Device, ExecutionConfig, MCMConfig
 from pennylane.devices.modifiers import simulator_tracking, single_tape_support
 from pennylane.exceptions import DeviceError
-from pennylane.tape import QuantumScript
+from pennylane.tape import QuantumScript, QuantumScriptBatch
 from pennylane.transforms.core import CompilePipeline
+from pennylane.typing import ResultBatch
+from pennylane.wires import WiresLike
+from pennylane.workflow import QNode
 
 from qstore_pl.callbacks import DeviceCallback, ExecutionRecord
 from qstore_pl.devices.adjoint_support import adjoint_support
@@ -73,6 +77,10 @@ from qstore_pl.router.report import RoutedRun, RoutingLog, RoutingReport
 from qstore_pl.router.workload import WorkloadFeatures, describe
 
 logger = logging.getLogger(__name__)
+
+#: What ``estimate_cost`` and ``explain`` take: a QNode (called with the arguments that
+#: follow to build its tapes, nothing run) or tapes.
+CircuitLike: TypeAlias = QNode | QuantumScript | Sequence[QuantumScript]
 
 _DEVICE_GRADIENTS = {"best", "adjoint", "device"}
 _MCM_METHODS = {"deferred", "one-shot"}
@@ -152,13 +160,13 @@ class RouterDevice(Device):
 
     def __init__(
         self,
-        wires=None,
-        shots=None,
+        wires: WiresLike | int | None = None,
+        shots: int | Sequence[int] | None = None,
         *,
-        config=None,
+        config: Mapping[str, Any] | str | os.PathLike[str] | None = None,
         callbacks: Sequence[DeviceCallback] = (),
         seed: Any = None,
-        **config_overrides,
+        **config_overrides: Any,
     ):
         check_wire_count(wires, self.name)
         super().__init__(wires=wires, shots=shots)
@@ -254,7 +262,9 @@ class RouterDevice(Device):
             raise DeviceError("postselect_mode='fill-shots' needs mcm_method='deferred'")
         return replace(mcm_config, mcm_method=method)
 
-    def preprocess_transforms(self, execution_config: ExecutionConfig | None = None):
+    def preprocess_transforms(
+        self, execution_config: ExecutionConfig | None = None
+    ) -> CompilePipeline:
         config = execution_config or self.setup_execution_config()
         # the pipeline depends on these settings only; building it anew on every
         # call would also throw away its per-gate-kind decisions
@@ -306,29 +316,43 @@ class RouterDevice(Device):
             )
         return False
 
-    def supports_vjp(self, execution_config=None, circuit=None) -> bool:
+    def supports_vjp(
+        self, execution_config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
+    ) -> bool:
         if execution_config is not None and execution_config.gradient_method == "backprop":
             return False
         return self.supports_derivatives(execution_config, circuit)
 
     # --------------------------------------------------------------- execution
-    def execute(self, circuits, execution_config: ExecutionConfig | None = None):
+    def execute(
+        self, circuits: QuantumScriptBatch, execution_config: ExecutionConfig | None = None
+    ) -> ResultBatch:
         return self._run(circuits, "execute", execution_config)
 
-    def compute_derivatives(self, circuits, execution_config: ExecutionConfig | None = None):
+    def compute_derivatives(
+        self, circuits: QuantumScriptBatch, execution_config: ExecutionConfig | None = None
+    ) -> tuple:
         return self._run(circuits, "jacobian", execution_config)
 
     def execute_and_compute_derivatives(
-        self, circuits, execution_config: ExecutionConfig | None = None
-    ):
+        self, circuits: QuantumScriptBatch, execution_config: ExecutionConfig | None = None
+    ) -> tuple:  # (results, derivatives)
         return tuple(zip(*self._run(circuits, "execute+jacobian", execution_config)))
 
-    def compute_vjp(self, circuits, cotangents, execution_config: ExecutionConfig | None = None):
+    def compute_vjp(
+        self,
+        circuits: QuantumScriptBatch,
+        cotangents: tuple,
+        execution_config: ExecutionConfig | None = None,
+    ) -> tuple:
         return self._run(circuits, "vjp", execution_config, cotangents)
 
     def execute_and_compute_vjp(
-        self, circuits, cotangents, execution_config: ExecutionConfig | None = None
-    ):
+        self,
+        circuits: QuantumScriptBatch,
+        cotangents: tuple,
+        execution_config: ExecutionConfig | None = None,
+    ) -> tuple:  # (results, vjps)
         return tuple(zip(*self._run(circuits, "execute+vjp", execution_config, cotangents)))
 
     def _run(self, circuits, task, execution_config, cotangents=None) -> tuple:
@@ -616,7 +640,7 @@ class RouterDevice(Device):
         """
         return self._spending.report()
 
-    def estimate_cost(self, circuit, *args, **kwargs) -> CostEstimate:
+    def estimate_cost(self, circuit: CircuitLike, *args: Any, **kwargs: Any) -> CostEstimate:
         """Price a forward pass and a training step on every metered backend, before
         anything runs: gate counts before and after native compilation, and one step
         with the parameter-shift rule and with SPSA.
@@ -633,7 +657,9 @@ class RouterDevice(Device):
         """Forget the routing history."""
         self._log.clear()
 
-    def explain(self, circuit, *args, derivative: str | None = "auto", **kwargs):
+    def explain(
+        self, circuit: CircuitLike, *args: Any, derivative: str | None = "auto", **kwargs: Any
+    ) -> RoutingExplanation:
         """Show every candidate backend, its estimate, and the choice for a circuit.
 
         Parameters

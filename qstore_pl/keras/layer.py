@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 import pennylane as qml
@@ -85,7 +86,7 @@ class KerasLayer(keras.layers.Layer):
         output_dim: int | None = None,
         weight_specs: Mapping[str, Mapping] | None = None,
         input_gradients: bool = True,
-        **kwargs,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.qnode = qnode
@@ -100,7 +101,7 @@ class KerasLayer(keras.layers.Layer):
         self._n_features: int | None = None
 
     # ----------------------------------------------------------------- build
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[int | None]) -> None:
         n_features = input_shape[-1]
         if n_features is None:
             raise ValueError(
@@ -119,13 +120,13 @@ class KerasLayer(keras.layers.Layer):
             spec.setdefault("initializer", angle_initializer())
             self.qnode_weights[name] = self.add_weight(name=name, shape=shape, **spec)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple:
         if self.output_dim is None:
             self.build(input_shape)
         return (*input_shape[:-1], self.output_dim)
 
     # ------------------------------------------------------------------ call
-    def call(self, inputs, training=None):
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
         x = ops.cast(inputs, self.compute_dtype)
         lead = tuple(x.shape[:-1])
         if len(lead) != 1:

@@ -8,9 +8,11 @@ circuit) on every backend.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 from keras import ops
+from pennylane.devices import Device
 
 from qstore_pl.circuit_batch import CircuitBatch
 from qstore_pl.circuits import ParametrizedCircuit, operator_from_dict, operator_to_dict
@@ -29,9 +31,9 @@ class _CircuitInputLayer(keras.layers.Layer):
         self,
         model_circuit: ParametrizedCircuit,
         observables: Sequence,
-        device="qstore.router",
+        device: str | Device = "qstore.router",
         diff_method: str = "best",
-        **kwargs,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         if not isinstance(model_circuit, ParametrizedCircuit):
@@ -113,11 +115,11 @@ class PQC(_CircuitInputLayer):
         self,
         model_circuit: ParametrizedCircuit,
         observables: Sequence,
-        initializer=None,
+        initializer: Any = None,
         *,
-        device="qstore.router",
+        device: str | Device = "qstore.router",
         diff_method: str = "best",
-        **kwargs,
+        **kwargs: Any,
     ):
         super().__init__(model_circuit, observables, device, diff_method, **kwargs)
         self.initializer = keras.initializers.get(initializer or angle_initializer())
@@ -126,11 +128,11 @@ class PQC(_CircuitInputLayer):
             for name, shape in model_circuit.symbols.items()
         }
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
         weights = [self.symbol_weights[name] for name in self.model_circuit.symbols]
         return self._run(inputs, *weights, training=training)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple:
         return (input_shape[0], self.output_dim)
 
     def get_config(self) -> dict:
@@ -158,7 +160,7 @@ class ControlledPQC(_CircuitInputLayer):
 
     _PER_SAMPLE = True
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Sequence[Any], training: bool | None = None) -> Any:
         circuits, values = inputs
         expected = self.batch.n_symbol_values
         if values.shape[-1] != expected:  # static: check before the host callback
@@ -169,7 +171,7 @@ class ControlledPQC(_CircuitInputLayer):
             )
         return self._run(circuits, values, training=training)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[Sequence[int | None]]) -> tuple:
         return (input_shape[0][0], self.output_dim)
 
     @classmethod

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 import pennylane as qml
+from pennylane.devices import Device
 
 from qstore_pl.device_choice import make_device
 from qstore_pl.keras.layer import KerasLayer
@@ -51,10 +55,10 @@ class QuantumLayer(KerasLayer):
         encoding: str = "angle",
         ansatz: str = "hardware_efficient",
         entanglement: str = "linear",
-        measurement="z",
-        device="qstore.router",
+        measurement: str | Sequence[str] = "z",
+        device: str | Device = "qstore.router",
         diff_method: str = "best",
-        **kwargs,
+        **kwargs: Any,
     ):
         circuit_options = {k: kwargs.pop(k) for k in self._CIRCUIT_KEYS if k in kwargs}
         self.circuit = LayerCircuit(

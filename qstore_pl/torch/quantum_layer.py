@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
 import pennylane as qml
+from pennylane.devices import Device
 
 from qstore_pl.device_choice import make_device
 from qstore_pl.layer_circuit import LayerCircuit
@@ -44,11 +48,11 @@ class QuantumLayer(TorchLayer):
         encoding: str = "angle",
         ansatz: str = "hardware_efficient",
         entanglement: str = "linear",
-        measurement="z",
-        device="qstore.router",
+        measurement: str | Sequence[str] = "z",
+        device: str | Device = "qstore.router",
         diff_method: str = "best",
-        init_method=None,
-        **circuit_options,
+        init_method: Callable | Mapping | None = None,
+        **circuit_options: Any,
     ):
         circuit = LayerCircuit(
             n_qubits,
