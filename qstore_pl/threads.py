@@ -186,7 +186,7 @@ def engine_threads(amplitudes: int) -> int:
 
 
 def thread_budget(refresh: bool = False) -> ThreadBudget:
-    """This process's budget now, recomputed at most every :data:`LOAD_CHECK_SECONDS`
+    """The budget of this process now, recomputed at most every :data:`LOAD_CHECK_SECONDS`
     (or at once with ``refresh``)."""
     global _budget
     now = time.monotonic()

@@ -86,7 +86,7 @@ class GroupWork:
         return _unpacked_work, (values,)
 
     def split(self, parts: int) -> list[GroupWork]:
-        """This work as up to ``parts`` pieces of consecutive tapes, in order.
+        """The work as up to ``parts`` pieces of consecutive tapes, in order.
 
         Metered work stays whole: a provider bills per job (with a minimum charge per
         job), and the group was priced as one job.

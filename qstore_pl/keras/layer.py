@@ -26,7 +26,7 @@ _SERIALISED_SPEC_KEYS = ("initializer", "regularizer", "constraint")
 
 @keras.saving.register_keras_serializable(package="qstore_pl")
 class KerasLayer(keras.layers.Layer):
-    """A QNode as a Keras layer: ``inputs`` come from the model, weights are trained.
+    r"""A QNode as a Keras layer: ``inputs`` come from the model, weights are trained.
 
     Works with ``KERAS_BACKEND`` set to ``"tensorflow"``, ``"jax"`` or ``"torch"``. The
     circuit runs on the host and its gradient comes from the device's vector-Jacobian
@@ -49,7 +49,7 @@ class KerasLayer(keras.layers.Layer):
     weight_specs : Mapping[str, dict], optional
         Per weight, ``add_weight`` arguments: ``initializer``, ``regularizer``,
         ``constraint``, ``trainable``, ``dtype``. The default initializer draws
-        uniformly from :math:`[0, 2\\pi)`.
+        uniformly from :math:`[0, 2\pi)`.
     input_gradients : bool
         Compute gradients for the inputs (needed when trainable layers come before
         this one). Turning it off saves work on parameter-shift backends.

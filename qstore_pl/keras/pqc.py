@@ -86,13 +86,13 @@ class _CircuitInputLayer(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="qstore_pl")
 class PQC(_CircuitInputLayer):
-    """Append a trainable model circuit to each input circuit; output expectation values.
+    r"""Append a trainable model circuit to each input circuit; output expectation values.
 
     Parameters
     ----------
     model_circuit : ParametrizedCircuit
         Its symbols become the layer's trainable weights (one variable per symbol
-        array, initialised uniformly in :math:`[0, 2\\pi)` unless ``initializer`` says
+        array, initialised uniformly in :math:`[0, 2\pi)` unless ``initializer`` says
         otherwise).
     observables : Sequence[Operator]
         One output each: the expectation value after data circuit + model circuit.

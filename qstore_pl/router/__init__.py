@@ -1,0 +1,1 @@
+"""Routing: policies, workload features, configuration, prices, the spending ledger, time models."""

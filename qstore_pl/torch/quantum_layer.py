@@ -14,7 +14,7 @@ from qstore_pl.torch.layer import TorchLayer
 
 
 class QuantumLayer(TorchLayer):
-    """A trainable quantum ``torch.nn.Module`` in the style of Q-Store's ``QuantumLayer``.
+    r"""A trainable quantum ``torch.nn.Module`` in the style of Q-Store's ``QuantumLayer``.
 
     PennyLane's :class:`~pennylane.qnn.TorchLayer` does the torch integration (batches
     are broadcast into one tape, so ``qstore.router`` runs a batch as one simulation and
@@ -31,7 +31,7 @@ class QuantumLayer(TorchLayer):
     diff_method : str
         The QNode's differentiation method.
     init_method : callable or Mapping, optional
-        As TorchLayer's (default: uniform in :math:`[0, 2\\pi)`).
+        As TorchLayer's (default: uniform in :math:`[0, 2\pi)`).
     **circuit_options
         ``rotations``, ``encoding_axis``, ``scaling``.
 
