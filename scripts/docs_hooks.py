@@ -2,8 +2,9 @@
 
 Why generated: module paths change (issue 13 moves the router into one package), and a
 hand-written list of ``::: module`` blocks would go stale silently. At build time this
-walks ``qstore_pl`` on disk (no import) and writes one reference page per package,
-listing every public module in it, so a moved module moves in the docs by itself.
+walks ``qstore_pl`` on disk (no import) and adds one reference page per package to the
+build (nothing is written to ``docs/``), listing every public module in it, so a moved
+module moves in the docs by itself.
 
 Hand-written pages reuse the README's prose instead of copying it:
 ``<!-- readme: Heading -->`` on a line of its own is replaced by the body of the README
