@@ -52,6 +52,8 @@ import json
 import math
 import numbers
 import sys
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pennylane as qml
@@ -101,7 +103,8 @@ def register_operator(cls: type) -> type:
 
 def _subclasses(base: type) -> dict[str, type]:
     found: dict[str, type] = {}
-    stack = [base]
+    stack: list[type] = [base]
+    sub: type
     while stack:
         for sub in stack.pop().__subclasses__():
             if sub.__module__.split(".")[0] == "pennylane" and sub.__name__ not in found:
@@ -126,7 +129,7 @@ def _class_key(cls: type, base: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _resolve_class(key, base: type, where: str) -> type:
+def _resolve_class(key, base: type, where: str) -> type[Any]:
     kind = "operator" if base is Operator else "measurement"
     if not isinstance(key, str):
         raise ValueError(f"{where}: the {kind} name must be a string, got {excerpt(key)}")
@@ -148,9 +151,10 @@ def _resolve_class(key, base: type, where: str) -> type:
                 "qstore_pl.circuits.register_operator(cls) before loading it"
             )
         try:
-            cls = importlib.import_module(module_name)
+            found: Any = importlib.import_module(module_name)
             for part in qualname.split("."):
-                cls = getattr(cls, part)
+                found = getattr(found, part)
+            cls = found
         except (ImportError, AttributeError) as err:
             raise ValueError(f"{where}: unknown {kind} class {excerpt(key)} ({err})") from err
     if not (isinstance(cls, type) and issubclass(cls, base)):
@@ -158,7 +162,7 @@ def _resolve_class(key, base: type, where: str) -> type:
     return cls
 
 
-def _default_flattening(cls: type) -> bool:
+def _default_flattening(cls: type[Any]) -> bool:
     return (
         cls._flatten is Operator._flatten
         and cls._unflatten.__func__ is Operator._unflatten.__func__
@@ -244,7 +248,7 @@ class Encoder:
         array = np.asarray(qml.math.to_numpy(x))
         if array.dtype.kind not in "biufc":
             raise NotSerializable(f"{where} is an array of dtype {array.dtype}")
-        out = {"$": "array", "dtype": array.dtype.name, "shape": list(array.shape)}
+        out: dict[str, Any] = {"$": "array", "dtype": array.dtype.name, "shape": list(array.shape)}
         if array.ndim == 0 and (array.dtype.kind in "biu" or array.dtype.name in _ITEM_EXACT):
             out["value"] = self.value(array.item(), where)
         else:
@@ -260,7 +264,7 @@ class Encoder:
         where = f"a parameter of {op.name}"
         try:
             data, meta = op._flatten()
-            out = {"op": _class_key(cls, Operator)}
+            out: dict[str, Any] = {"op": _class_key(cls, Operator)}
             if _default_flattening(cls):
                 wires, hyper = meta
                 out["wires"] = [self.value(w, "a wire label") for w in wires.labels]
@@ -284,7 +288,7 @@ class Encoder:
                 mp,
             )
         data, meta = mp._flatten()
-        out = {"mp": _class_key(type(mp), MeasurementProcess)}
+        out: dict[str, Any] = {"mp": _class_key(type(mp), MeasurementProcess)}
         try:
             out["data"] = [self.value(p, f"the data of {type(mp).__name__}") for p in data]
             if isinstance(meta, tuple) and all(
@@ -383,7 +387,7 @@ class Decoder:
             raise ValueError(
                 f"{where}: {key!r} of a complex number must be real, got {excerpt(value)}"
             )
-        return value
+        return float(value)
 
     def _array(self, x: dict, where: str):
         dtype = _dtype(x, where)
@@ -476,6 +480,7 @@ def _check_nesting(value, max_depth: int) -> None:
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        children: Iterable
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, list):
@@ -726,7 +731,7 @@ def _shots_from_json(value, where: str = "shots") -> Shots:
     return Shots([tuple(p) for p in value])
 
 
-def check_header(d, name: str, version: int) -> int:
+def check_header(d: Any, name: str, version: int) -> int:
     """Validate the ``format`` and ``version`` fields of a serialised object."""
     if not isinstance(d, dict):
         raise ValueError(f"expected a JSON object for a {name}, got {type(d).__name__}")
@@ -793,7 +798,7 @@ def tape_from_json(text: str | bytes) -> QuantumScript:
     return tape_from_dict(loads(text))
 
 
-def loads(text: str | bytes):
+def loads(text: str | bytes) -> Any:
     """``json.loads`` with an error that says the text is not JSON."""
     if not isinstance(text, str | bytes | bytearray):
         raise TypeError(f"expected JSON text, got {type(text).__name__}")

@@ -12,8 +12,10 @@ TensorFlow values, batched or not.
 from __future__ import annotations
 
 import json
+import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pennylane as qml
@@ -93,7 +95,7 @@ def _compile_object_array(array: np.ndarray, where: str, found: list[Symbol]):
     for v in elements:
         if isinstance(v, Symbol):
             found.append(v)
-        elif isinstance(v, bool) or not isinstance(v, numbers.Real) or np.isnan(v):
+        elif isinstance(v, bool) or not isinstance(v, numbers.Real) or math.isnan(v):
             raise ValueError(
                 f"{where} holds an array mixing Symbols with {v!r}; only real constants "
                 "may sit next to symbols"
@@ -242,7 +244,9 @@ class ParametrizedCircuit:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_function(cls, fn: Callable, /, **symbol_shapes: int | Sequence[int]):
+    def from_function(
+        cls, fn: Callable, /, **symbol_shapes: int | Sequence[int]
+    ) -> ParametrizedCircuit:
         """Record the operators and measurements ``fn`` queues when called with symbol
         placeholders.
 
@@ -333,7 +337,7 @@ class ParametrizedCircuit:
             )
         return batch or ()
 
-    def bind(self, **values) -> QuantumScript:
+    def bind(self, **values: Any) -> QuantumScript:
         """The circuit with every symbol replaced by its value.
 
         Parameters

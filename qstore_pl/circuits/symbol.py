@@ -25,7 +25,9 @@ class Symbol(float):
     ufuncs (``np.cos(s)``) raise a ``TypeError``.
     Only scaling by a real constant keeps a symbol: ``2 * w[0]``, ``-w[0]``, ``w[0] / 2``.
 
-    Parameters
+    ``Symbol(name, index=(), scale=1.0)`` builds one; the arguments become its attributes.
+
+    Attributes
     ----------
     name : str
         Name of the symbol array (a Python identifier).
@@ -53,7 +55,7 @@ class Symbol(float):
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"a Symbol name must be a Python identifier, got {name!r}")
         if isinstance(index, numbers.Integral):
-            index = (index,)
+            index = (int(index),)
         try:
             index = tuple(int(i) for i in index)
         except TypeError as err:
@@ -145,9 +147,9 @@ def symbol_array(name: str, shape: int | Sequence[int]) -> Symbol | np.ndarray:
     return array
 
 
-def normalize_shape(name: str, shape) -> tuple[int, ...]:
+def normalize_shape(name: str, shape: int | Sequence[int]) -> tuple[int, ...]:
     """``shape`` as a tuple of non-negative ints (an int ``n`` means ``(n,)``)."""
-    if isinstance(shape, numbers.Integral):
+    if isinstance(shape, int | numbers.Integral):  # int too: mypy does not see it as one
         shape = (int(shape),)
     try:
         shape = tuple(int(n) for n in shape)
@@ -177,7 +179,7 @@ def infer_shapes(
     return shapes
 
 
-def holds_symbol(value) -> bool:
+def holds_symbol(value: object) -> bool:
     """Whether ``value`` is an object array with at least one Symbol element."""
     return (
         isinstance(value, np.ndarray)

@@ -16,8 +16,10 @@ param_0, ..., param_{max_params-1}]``, padded with all-zero rows to a common len
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pennylane as qml
 from pennylane.operation import Operator
 from pennylane.tape import QuantumScript
@@ -139,7 +141,7 @@ def encode_circuits(
     circuits: Iterable,
     max_ops: int | None = None,
     max_params: int = 3,
-    dtype=np.float64,
+    dtype: npt.DTypeLike = np.float64,
     wires: Sequence | None = None,
 ) -> np.ndarray:
     """Encode circuits (operations only) as a numeric array.
@@ -210,7 +212,7 @@ def encode_circuits(
     return out
 
 
-def decode_circuits(array, wires: Sequence | None = None) -> list[QuantumScript]:
+def decode_circuits(array: Any, wires: Sequence | None = None) -> list[QuantumScript]:
     """Rebuild the circuits (operations only) of :func:`encode_circuits`.
 
     Parameters
@@ -263,13 +265,13 @@ def _decode_row(row: np.ndarray, labels, max_params: int, where: str) -> Operato
     indices = row[1 : 1 + n_wires]
     if not all(w == int(w) and w >= 0 for w in indices):
         raise ValueError(f"{where}: {name} has invalid wire indices {indices.tolist()}")
-    indices = [int(w) for w in indices]
+    wires = [int(w) for w in indices]
     if labels is not None:
-        if max(indices) >= len(labels):
-            raise ValueError(f"{where}: wire index {max(indices)} has no label in wires=")
-        indices = [labels[i] for i in indices]
+        if max(wires) >= len(labels):
+            raise ValueError(f"{where}: wire index {max(wires)} has no label in wires=")
+        wires = [labels[i] for i in wires]
     params = [float(p) for p in row[1 + MAX_WIRES : 1 + MAX_WIRES + n_params]]
     try:
-        return build(*params, wires=indices)
+        return build(*params, wires=wires)
     except Exception as err:
-        raise ValueError(f"{where}: cannot build {name} on wires {indices}: {err}") from err
+        raise ValueError(f"{where}: cannot build {name} on wires {wires}: {err}") from err

@@ -7,8 +7,11 @@ for every batch; at the end the routing report shows what ran where and why.
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +42,7 @@ def two_moons(n: int, noise: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np
     return x, y
 
 
-def build_model(n_qubits: int, n_layers: int, dev):
+def build_model(n_qubits: int, n_layers: int, dev: Any) -> Any:
     """Linear(2→n) → quantum layer (n qubits) → Linear(n→2)."""
     import pennylane as qml
     import torch
@@ -69,7 +72,7 @@ def run(
     samples: int = 160,
     seed: int = 0,
     progress: bool = True,
-    config=None,
+    config: Mapping[str, Any] | str | os.PathLike[str] | None = None,
 ) -> QuickstartResult:
     """Train the hybrid model and return losses, accuracies and the routing report.
 
@@ -145,7 +148,7 @@ def run(
     )
 
 
-def main(**kwargs) -> QuickstartResult:
+def main(**kwargs: Any) -> QuickstartResult:
     """Run the quickstart and print its results."""
     result = run(**kwargs)
     print()

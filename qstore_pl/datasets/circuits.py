@@ -9,8 +9,10 @@ these helpers are used.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from qstore_pl.circuits.json_format import tape_to_json
 from qstore_pl.circuits.tensor import encode_circuits
@@ -78,7 +80,13 @@ class CircuitDataset:
             cls = _torch_dataset_class()
         return super().__new__(cls)
 
-    def __init__(self, circuits: Sequence, labels=None, encoding: str = "tensor", **encode_kwargs):
+    def __init__(
+        self,
+        circuits: Sequence,
+        labels: npt.ArrayLike | None = None,
+        encoding: str = "tensor",
+        **encode_kwargs: Any,
+    ):
         torch = _import_torch()
         _check_encoding(encoding)
         circuits = list(circuits)
@@ -121,13 +129,13 @@ def __getattr__(name: str):
 
 def circuits_to_tf_dataset(
     circuits: Sequence,
-    labels=None,
+    labels: npt.ArrayLike | None = None,
     batch_size: int | None = 32,
     encoding: str = "tensor",
     shuffle: bool = False,
     seed: int | None = None,
-    **encode_kwargs,
-):
+    **encode_kwargs: Any,
+) -> Any:
     """A ``tf.data.Dataset`` of circuits (and labels), shuffled and batched.
 
     Parameters

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
@@ -136,9 +137,9 @@ def load_digits_pca(
     seed: int = 0,
     scale: str | None = "angle",
     *,
-    dtype="float64",
+    dtype: npt.DTypeLike = "float64",
     return_pipeline: bool = False,
-):
+) -> tuple:
     """Two (or more) classes of scikit-learn's 8x8 digits, PCA-reduced.
 
     The split is ``sklearn.model_selection.train_test_split(x, y, test_size=...,
@@ -250,7 +251,7 @@ def _read_location(location: Path) -> dict[str, np.ndarray] | None:
     elif location.is_dir():
         files = {key: _idx_file(location, stem) for key, stem in FASHION_MNIST_FILES.items()}
         if all(files.values()):
-            return {key: read_idx(file) for key, file in files.items()}
+            return {key: read_idx(file) for key, file in files.items() if file is not None}
         npz = next((location / n for n in _NPZ_NAMES if (location / n).is_file()), None)
     if npz is None:
         return None
@@ -288,9 +289,9 @@ def load_fashion_mnist(
     seed: int = 0,
     max_train: int | None = None,
     max_test: int | None = None,
-    dtype="float32",
+    dtype: npt.DTypeLike = "float32",
     return_pipeline: bool = False,
-):
+) -> tuple:
     """Fashion-MNIST from local files, optionally two classes and PCA-reduced.
 
     Parameters

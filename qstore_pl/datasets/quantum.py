@@ -12,11 +12,11 @@ from qstore_pl.templates import ClusterState
 def excited_cluster_states(
     n_qubits: int = 8, n_rounds: int = 20, seed: int = 0, train_fraction: float = 0.7
 ) -> tuple[list[QuantumScript], np.ndarray, list[QuantumScript], np.ndarray]:
-    """TensorFlow Quantum's QCNN tutorial data: cluster states with one rotated qubit.
+    r"""TensorFlow Quantum's QCNN tutorial data: cluster states with one rotated qubit.
 
     Each circuit prepares the ring cluster state on ``n_qubits`` wires and applies
-    ``RX(θ)`` to one qubit, ``θ`` uniform in :math:`[-\\pi, \\pi)`; the label is ``+1``
-    when :math:`|θ| \\le \\pi/2` and ``-1`` otherwise. ``n_rounds`` passes over the qubits
+    ``RX(θ)`` to one qubit, ``θ`` uniform in :math:`[-\pi, \pi)`; the label is ``+1``
+    when :math:`|θ| \le \pi/2` and ``-1`` otherwise. ``n_rounds`` passes over the qubits
     give ``n_rounds * n_qubits`` circuits; the first ``train_fraction`` of them are the
     training split (as in the tutorial, where TFQ prepends the cluster state with
     ``AddCircuit``; here it is part of each data circuit).
@@ -42,6 +42,6 @@ def excited_cluster_states(
                 theta = rng.uniform(-np.pi, np.pi)
                 circuits.append(QuantumScript([*cluster, qml.RX(theta, qubit)]))
                 labels.append(1.0 if -np.pi / 2 <= theta <= np.pi / 2 else -1.0)
-    labels = np.array(labels, dtype=np.float32)
+    targets = np.array(labels, dtype=np.float32)
     split = int(len(circuits) * train_fraction)
-    return circuits[:split], labels[:split], circuits[split:], labels[split:]
+    return circuits[:split], targets[:split], circuits[split:], targets[split:]

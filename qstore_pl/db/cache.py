@@ -78,8 +78,8 @@ class ResultCache(DeviceCallback):
         Also cache free (simulator) results. Off by default: simulating again is
         usually as fast as a lookup.
 
-    **Example**
-
+    Examples
+    --------
     >>> cache = ResultCache(open_store())
     >>> dev = qml.device("qstore.router", wires=4, callbacks=[cache], router_config=...)
     >>> ...  # run, re-run: the second time nothing is charged

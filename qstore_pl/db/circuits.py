@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 import numpy as np
 import pennylane as qml
@@ -120,7 +121,7 @@ def final_states(tape: QuantumScript) -> np.ndarray:
     return state.reshape(state.shape[0], 2 ** len(wires))
 
 
-def measured_distributions(tape: QuantumScript, result) -> np.ndarray | None:
+def measured_distributions(tape: QuantumScript, result: Any) -> np.ndarray | None:
     """The measured distribution over all :func:`state_wires` when a finite-shot tape
     returns ``qml.probs()``, ``qml.counts()`` or ``qml.sample()`` on every wire, as an
     array ``(batch, 2**n)``; ``None`` otherwise."""

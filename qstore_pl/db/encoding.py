@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from qstore_pl.db.errors import StateEncodingError
 
@@ -65,7 +66,7 @@ def fix_global_phase(state: np.ndarray) -> np.ndarray:
     return state * (np.conj(pivot) / np.abs(pivot))
 
 
-def check_pure(state) -> np.ndarray:
+def check_pure(state: npt.ArrayLike) -> np.ndarray:
     """``state`` as a complex128 array of unit norm, or a clear error."""
     state = np.asarray(state)
     if state.ndim != 1:
@@ -85,7 +86,7 @@ def check_pure(state) -> np.ndarray:
     return state.astype(np.complex128) / norm
 
 
-def check_probs(probs) -> np.ndarray:
+def check_probs(probs: npt.ArrayLike) -> np.ndarray:
     """``probs`` as a float64 probability vector, or a clear error."""
     probs = np.asarray(probs)
     if probs.ndim != 1 or np.iscomplexobj(probs):
@@ -104,7 +105,7 @@ def check_probs(probs) -> np.ndarray:
     return np.clip(probs, 0.0, None) / total
 
 
-def encode(state, kind: str) -> tuple[np.ndarray, int]:
+def encode(state: npt.ArrayLike, kind: str) -> tuple[np.ndarray, int]:
     """The stored float32 vector of a state and its number of qubits."""
     if kind == "pure":
         fixed = fix_global_phase(check_pure(state))
@@ -115,7 +116,7 @@ def encode(state, kind: str) -> tuple[np.ndarray, int]:
     raise StateEncodingError(f"unknown state kind {kind!r}; use one of {KINDS}")
 
 
-def encode_rows(rows, kind: str) -> tuple[np.ndarray, int]:
+def encode_rows(rows: npt.ArrayLike, kind: str) -> tuple[np.ndarray, int]:
     """:func:`encode` for each row of a ``(batch, 2**n)`` array: float32 vectors
     ``(batch, length)`` and the number of qubits. Rows are checked like single states."""
     rows = np.asarray(rows)
@@ -144,7 +145,7 @@ def _check_total(totals: np.ndarray, rule: str) -> None:
         raise StateEncodingError(f"{rule}; a row is off by {worst:.3g}")
 
 
-def decode(vector, kind: str) -> np.ndarray:
+def decode(vector: npt.ArrayLike, kind: str) -> np.ndarray:
     """The state (phase-fixed amplitudes) or probability vector a stored vector holds."""
     vector = np.asarray(vector, dtype=np.float64)
     if kind == "pure":
@@ -155,7 +156,7 @@ def decode(vector, kind: str) -> np.ndarray:
     return roots**2
 
 
-def amplitudes(vector, kind: str) -> np.ndarray:
+def amplitudes(vector: npt.ArrayLike, kind: str) -> np.ndarray:
     """Unit vectors whose inner products give the similarity: ψ, or √p."""
     vector = np.asarray(vector, dtype=np.float64)
     if kind == "pure":

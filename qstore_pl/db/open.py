@@ -21,7 +21,7 @@ def default_store_path() -> Path:
 def open_store(
     kind: str = "embedded",
     *,
-    path=DEFAULT,
+    path: str | os.PathLike[str] | None = DEFAULT,
     url: str | None = None,
     index_host: str | None = None,
     api_key: str | None = None,

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import pickle
 import threading
 import time
@@ -115,8 +116,8 @@ class StateRecorder(DeviceCallback):
         The spool's commit policy: ``"normal"`` survives a killed process,
         ``"full"`` also an operating-system crash (an fsync per call).
 
-    **Example**
-
+    Examples
+    --------
     >>> store = open_store(path=None)
     >>> recorder = StateRecorder(store)
     >>> dev = qml.device("qstore.router", wires=4, callbacks=[recorder])
@@ -130,7 +131,7 @@ class StateRecorder(DeviceCallback):
         self,
         store: StateStore,
         *,
-        spool=None,
+        spool: str | os.PathLike[str] | None = None,
         tags: Sequence[str] = (),
         hardware_backends: Collection[str] = (),
         batch_size: int = 512,

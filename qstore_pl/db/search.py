@@ -70,7 +70,7 @@ def nearest(
     todo = list(range(PHASES))
     while todo:
         for k in todo:
-            matches = backend.query(namespace, directions[k], depth[k], conditions)
+            matches = backend.query(namespace, directions[k], int(depth[k]), conditions)
             for match in matches:
                 found.setdefault(match.record.id, match)
             if len(matches) < depth[k]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import sqlite3
 import threading
@@ -96,7 +97,7 @@ class Spool:
         What a commit waits for (see the module notes).
     """
 
-    def __init__(self, path, sync: str = "normal"):
+    def __init__(self, path: str | os.PathLike[str], sync: str = "normal"):
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {SYNC_MODES}; got {sync!r}")
         self.path = Path(path)

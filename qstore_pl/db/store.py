@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from qstore_pl.db import encoding, search
 from qstore_pl.db.backends.base import Record, VectorBackend
@@ -108,7 +109,11 @@ class StateStore:
 
     # ----------------------------------------------------------------- writing
     def encode(
-        self, state, kind: str = "pure", metadata: Mapping[str, Any] | None = None, id=None
+        self,
+        state: npt.ArrayLike,
+        kind: str = "pure",
+        metadata: Mapping[str, Any] | None = None,
+        id: str | None = None,
     ) -> EncodedState:
         """Check and encode a state (see :meth:`add`); the width is checked on writing."""
         vector, n_qubits = encoding.encode(state, kind)
@@ -132,7 +137,12 @@ class StateStore:
             )
 
     def add(
-        self, state, *, kind: str = "pure", metadata: Mapping[str, Any] | None = None, id=None
+        self,
+        state: npt.ArrayLike,
+        *,
+        kind: str = "pure",
+        metadata: Mapping[str, Any] | None = None,
+        id: str | None = None,
     ) -> str:
         """Store one state and return its id.
 
@@ -163,7 +173,7 @@ class StateStore:
     # ----------------------------------------------------------------- reading
     def query_similar(
         self,
-        state,
+        state: npt.ArrayLike,
         top_k: int = 5,
         filter: Mapping[str, Any] | None = None,
         *,

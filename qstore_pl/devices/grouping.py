@@ -77,7 +77,7 @@ def _op_broadcast(op: Operator) -> tuple[int | None, tuple[bool, ...]]:
     data = op.data
     if not data:
         return None, ()
-    expected = _declared_ndims(type(op))
+    expected = _declared_ndims(op.__class__)
     if expected is not None and len(expected) == len(data):
         size, flags = None, []
         for param, declared in zip(data, expected):

@@ -85,7 +85,7 @@ class HostFunction:
         Arguments outside ``diff_argnums`` get zero gradients, so callers can hand the
         result straight to a framework that wants one gradient per input.
         """
-        arrays = [_as_float64(a) for a in arrays]
+        arrays = tuple(_as_float64(a) for a in arrays)
         argnums = self.argnums(len(arrays))
 
         def traced(diff_args):

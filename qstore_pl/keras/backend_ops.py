@@ -14,6 +14,7 @@ try:  # Keras marks shape inference with a scope; not re-exported publicly
 except ImportError:  # pragma: no cover - a Keras without it runs the host on fake data
 
     def in_symbolic_scope() -> bool:
+        """Never symbolic: this Keras cannot say."""
         return False
 
 
@@ -21,7 +22,7 @@ SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def angle_initializer() -> keras.initializers.Initializer:
-    """Default for circuit weights: rotation angles uniform in :math:`[0, 2\\pi)`."""
+    r"""Default for circuit weights: rotation angles uniform in :math:`[0, 2\pi)`."""
     return keras.initializers.RandomUniform(0.0, 2 * math.pi)
 
 

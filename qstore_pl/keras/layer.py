@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 import pennylane as qml
@@ -25,7 +26,7 @@ _SERIALISED_SPEC_KEYS = ("initializer", "regularizer", "constraint")
 
 @keras.saving.register_keras_serializable(package="qstore_pl")
 class KerasLayer(keras.layers.Layer):
-    """A QNode as a Keras layer: ``inputs`` come from the model, weights are trained.
+    r"""A QNode as a Keras layer: ``inputs`` come from the model, weights are trained.
 
     Works with ``KERAS_BACKEND`` set to ``"tensorflow"``, ``"jax"`` or ``"torch"``. The
     circuit runs on the host and its gradient comes from the device's vector-Jacobian
@@ -48,7 +49,7 @@ class KerasLayer(keras.layers.Layer):
     weight_specs : Mapping[str, dict], optional
         Per weight, ``add_weight`` arguments: ``initializer``, ``regularizer``,
         ``constraint``, ``trainable``, ``dtype``. The default initializer draws
-        uniformly from :math:`[0, 2\\pi)`.
+        uniformly from :math:`[0, 2\pi)`.
     input_gradients : bool
         Compute gradients for the inputs (needed when trainable layers come before
         this one). Turning it off saves work on parameter-shift backends.
@@ -66,8 +67,8 @@ class KerasLayer(keras.layers.Layer):
     (host callbacks cannot be compiled); with JAX it works under ``jax.jit``; with
     torch, ``torch.compile`` compiles around it.
 
-    **Example**
-
+    Examples
+    --------
     >>> dev = qml.device("qstore.router", wires=2)
     >>> @qml.qnode(dev)
     ... def circuit(inputs, weights):
@@ -85,7 +86,7 @@ class KerasLayer(keras.layers.Layer):
         output_dim: int | None = None,
         weight_specs: Mapping[str, Mapping] | None = None,
         input_gradients: bool = True,
-        **kwargs,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.qnode = qnode
@@ -100,7 +101,7 @@ class KerasLayer(keras.layers.Layer):
         self._n_features: int | None = None
 
     # ----------------------------------------------------------------- build
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[int | None]) -> None:
         n_features = input_shape[-1]
         if n_features is None:
             raise ValueError(
@@ -119,13 +120,13 @@ class KerasLayer(keras.layers.Layer):
             spec.setdefault("initializer", angle_initializer())
             self.qnode_weights[name] = self.add_weight(name=name, shape=shape, **spec)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple:
         if self.output_dim is None:
             self.build(input_shape)
         return (*input_shape[:-1], self.output_dim)
 
     # ------------------------------------------------------------------ call
-    def call(self, inputs, training=None):
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
         x = ops.cast(inputs, self.compute_dtype)
         lead = tuple(x.shape[:-1])
         if len(lead) != 1:
@@ -139,6 +140,7 @@ class KerasLayer(keras.layers.Layer):
         return y
 
     def _op(self, keep_vjp: bool):
+        assert self.output_dim is not None, "build() sets output_dim before any call"
         return cached_op(self._ops, self._host, self.output_dim, keep_vjp)
 
     # ---------------------------------------------------------- serialisation

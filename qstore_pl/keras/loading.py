@@ -51,7 +51,10 @@ class UnsafeDeviceWarning(UserWarning):
 
 
 def load_model(
-    path: str | os.PathLike, device: Any = None, custom_objects: Mapping | None = None, **kwargs
+    path: str | os.PathLike,
+    device: Any = None,
+    custom_objects: Mapping | None = None,
+    **kwargs: Any,
 ) -> keras.Model:
     """``keras.models.load_model`` whose quantum layers run on ``device``.
 

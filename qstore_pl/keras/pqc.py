@@ -8,9 +8,11 @@ circuit) on every backend.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 from keras import ops
+from pennylane.devices import Device
 
 from qstore_pl.circuits import ParametrizedCircuit, operator_from_dict, operator_to_dict
 from qstore_pl.keras.backend_ops import angle_initializer, cached_op, supports_xla
@@ -29,9 +31,9 @@ class _CircuitInputLayer(keras.layers.Layer):
         self,
         model_circuit: ParametrizedCircuit,
         observables: Sequence,
-        device="qstore.router",
+        device: str | Device = "qstore.router",
         diff_method: str = "best",
-        **kwargs,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         if not isinstance(model_circuit, ParametrizedCircuit):
@@ -84,13 +86,13 @@ class _CircuitInputLayer(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="qstore_pl")
 class PQC(_CircuitInputLayer):
-    """Append a trainable model circuit to each input circuit; output expectation values.
+    r"""Append a trainable model circuit to each input circuit; output expectation values.
 
     Parameters
     ----------
     model_circuit : ParametrizedCircuit
         Its symbols become the layer's trainable weights (one variable per symbol
-        array, initialised uniformly in :math:`[0, 2\\pi)` unless ``initializer`` says
+        array, initialised uniformly in :math:`[0, 2\pi)` unless ``initializer`` says
         otherwise).
     observables : Sequence[Operator]
         One output each: the expectation value after data circuit + model circuit.
@@ -109,19 +111,28 @@ class PQC(_CircuitInputLayer):
     as in TFQ.
     """
 
-    def __init__(self, model_circuit, observables, initializer=None, **kwargs):
-        super().__init__(model_circuit, observables, **kwargs)
+    def __init__(
+        self,
+        model_circuit: ParametrizedCircuit,
+        observables: Sequence,
+        initializer: Any = None,
+        *,
+        device: str | Device = "qstore.router",
+        diff_method: str = "best",
+        **kwargs: Any,
+    ):
+        super().__init__(model_circuit, observables, device, diff_method, **kwargs)
         self.initializer = keras.initializers.get(initializer or angle_initializer())
         self.symbol_weights = {
             name: self.add_weight(name=name, shape=shape, initializer=self.initializer)
             for name, shape in model_circuit.symbols.items()
         }
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
         weights = [self.symbol_weights[name] for name in self.model_circuit.symbols]
         return self._run(inputs, *weights, training=training)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple:
         return (input_shape[0], self.output_dim)
 
     def get_config(self) -> dict:
@@ -149,7 +160,7 @@ class ControlledPQC(_CircuitInputLayer):
 
     _PER_SAMPLE = True
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Sequence[Any], training: bool | None = None) -> Any:
         circuits, values = inputs
         expected = self.batch.n_symbol_values
         if values.shape[-1] != expected:  # static: check before the host callback
@@ -160,7 +171,7 @@ class ControlledPQC(_CircuitInputLayer):
             )
         return self._run(circuits, values, training=training)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[Sequence[int | None]]) -> tuple:
         return (input_shape[0][0], self.output_dim)
 
     @classmethod

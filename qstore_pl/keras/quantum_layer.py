@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 import pennylane as qml
+from pennylane.devices import Device
 
 from qstore_pl.keras.layer import KerasLayer
 from qstore_pl.keras.loading import rebuild_device
@@ -40,8 +44,8 @@ class QuantumLayer(KerasLayer):
     ``keras.models.load_model`` need no registration. A device instance is saved by
     name and wires only (its settings may hold secrets).
 
-    **Example**
-
+    Examples
+    --------
     >>> layer = QuantumLayer(n_qubits=4, depth=2, encoding="angle", entanglement="ring")
     >>> model = keras.Sequential([keras.Input((4,)), layer, keras.layers.Dense(2)])
     """
@@ -55,12 +59,12 @@ class QuantumLayer(KerasLayer):
         encoding: str = "angle",
         ansatz: str = "hardware_efficient",
         entanglement: str = "linear",
-        measurement="z",
-        device="qstore.router",
+        measurement: str | Sequence[str] = "z",
+        device: str | Device = "qstore.router",
         diff_method: str = "best",
         shots: int | None = None,
         gradient_kwargs: dict | None = None,
-        **kwargs,
+        **kwargs: Any,
     ):
         circuit_options = {k: kwargs.pop(k) for k in self._CIRCUIT_KEYS if k in kwargs}
         self.circuit = LayerCircuit(

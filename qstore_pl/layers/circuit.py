@@ -65,7 +65,7 @@ class LayerCircuit:
     encoding: str = "angle"
     ansatz: str = "hardware_efficient"
     entanglement: str = "linear"
-    measurement: str | tuple[str, ...] = "z"
+    measurement: str | Sequence[str] = "z"  # a sequence becomes a tuple of words
     rotations: tuple[str, ...] = ("RY", "RZ")
     encoding_axis: str = "Y"
     scaling: float = 1.0
@@ -176,7 +176,7 @@ class LayerCircuit:
     def _measure(self):
         if self.measurement == "probs":
             return qml.probs(wires=self._wires)
-        if isinstance(self.measurement, tuple):
+        if not isinstance(self.measurement, str):  # Pauli words (a tuple since __post_init__)
             return [qml.expval(qml.pauli.string_to_pauli_word(word)) for word in self.measurement]
         pauli = _PAULI[self.measurement]
         return [qml.expval(pauli(w)) for w in self._wires]

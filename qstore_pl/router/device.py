@@ -17,19 +17,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pennylane as qml
 from pennylane.devices import Device, ExecutionConfig, MCMConfig
 from pennylane.devices.modifiers import simulator_tracking, single_tape_support
 from pennylane.exceptions import DeviceError
-from pennylane.tape import QuantumScript
+from pennylane.tape import QuantumScript, QuantumScriptBatch
 from pennylane.transforms.core import CompilePipeline
+from pennylane.typing import ResultBatch
+from pennylane.wires import WiresLike
+from pennylane.workflow import QNode
 
 from qstore_pl.callbacks import DeviceCallback, ExecutionRecord
 from qstore_pl.devices.adjoint_support import adjoint_support
@@ -74,6 +78,10 @@ from qstore_pl.router.routing.workload import WorkloadFeatures, describe
 from qstore_pl.support.limits import excerpt
 
 logger = logging.getLogger(__name__)
+
+#: What ``estimate_cost`` and ``explain`` take: a QNode (called with the arguments that
+#: follow to build its tapes, nothing run) or tapes.
+CircuitLike: TypeAlias = QNode | QuantumScript | Sequence[QuantumScript]
 
 _DEVICE_GRADIENTS = {"best", "adjoint", "device"}
 _MCM_METHODS = {"deferred", "one-shot"}
@@ -142,8 +150,8 @@ class RouterDevice(Device):
     trainable observable coefficients) runs on default.qubit, as default.qubit's own
     ``"best"`` would; finite differences and SPSA run in double precision.
 
-    **Example**
-
+    Examples
+    --------
     >>> dev = qml.device("qstore.router", wires=2)
     >>> @qml.qnode(dev)
     ... def circuit(x):
@@ -158,14 +166,14 @@ class RouterDevice(Device):
 
     def __init__(
         self,
-        wires=None,
-        shots=None,
+        wires: WiresLike | int | None = None,
+        shots: int | Sequence[int] | None = None,
         *,
-        router_config=None,
-        config=None,
+        router_config: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        config: Mapping[str, Any] | str | os.PathLike[str] | None = None,
         callbacks: Sequence[DeviceCallback] = (),
         seed: Any = None,
-        **config_overrides,
+        **config_overrides: Any,
     ):
         check_wire_count(wires, self.name)
         if router_config is not None and config is not None:
@@ -308,7 +316,9 @@ class RouterDevice(Device):
             raise DeviceError("postselect_mode='fill-shots' needs mcm_method='deferred'")
         return replace(mcm_config, mcm_method=method)
 
-    def preprocess_transforms(self, execution_config: ExecutionConfig | None = None):
+    def preprocess_transforms(
+        self, execution_config: ExecutionConfig | None = None
+    ) -> CompilePipeline:
         config = execution_config or self.setup_execution_config()
         # the pipeline depends on these settings only; building it anew on every
         # call would also throw away its per-gate-kind decisions
@@ -360,29 +370,43 @@ class RouterDevice(Device):
             )
         return False
 
-    def supports_vjp(self, execution_config=None, circuit=None) -> bool:
+    def supports_vjp(
+        self, execution_config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
+    ) -> bool:
         if execution_config is not None and execution_config.gradient_method == "backprop":
             return False
         return self.supports_derivatives(execution_config, circuit)
 
     # --------------------------------------------------------------- execution
-    def execute(self, circuits, execution_config: ExecutionConfig | None = None):
+    def execute(
+        self, circuits: QuantumScriptBatch, execution_config: ExecutionConfig | None = None
+    ) -> ResultBatch:
         return self._run(circuits, "execute", execution_config)
 
-    def compute_derivatives(self, circuits, execution_config: ExecutionConfig | None = None):
+    def compute_derivatives(
+        self, circuits: QuantumScriptBatch, execution_config: ExecutionConfig | None = None
+    ) -> tuple:
         return self._run(circuits, "jacobian", execution_config)
 
     def execute_and_compute_derivatives(
-        self, circuits, execution_config: ExecutionConfig | None = None
-    ):
+        self, circuits: QuantumScriptBatch, execution_config: ExecutionConfig | None = None
+    ) -> tuple:  # (results, derivatives)
         return tuple(zip(*self._run(circuits, "execute+jacobian", execution_config)))
 
-    def compute_vjp(self, circuits, cotangents, execution_config: ExecutionConfig | None = None):
+    def compute_vjp(
+        self,
+        circuits: QuantumScriptBatch,
+        cotangents: tuple,
+        execution_config: ExecutionConfig | None = None,
+    ) -> tuple:
         return self._run(circuits, "vjp", execution_config, cotangents)
 
     def execute_and_compute_vjp(
-        self, circuits, cotangents, execution_config: ExecutionConfig | None = None
-    ):
+        self,
+        circuits: QuantumScriptBatch,
+        cotangents: tuple,
+        execution_config: ExecutionConfig | None = None,
+    ) -> tuple:  # (results, vjps)
         return tuple(zip(*self._run(circuits, "execute+vjp", execution_config, cotangents)))
 
     def _run(self, circuits, task, execution_config, cotangents=None) -> tuple:
@@ -671,7 +695,7 @@ class RouterDevice(Device):
         """
         return self._spending.report()
 
-    def estimate_cost(self, circuit, *args, **kwargs) -> CostEstimate:
+    def estimate_cost(self, circuit: CircuitLike, *args: Any, **kwargs: Any) -> CostEstimate:
         """Price a forward pass and a training step on every metered backend, before
         anything runs: gate counts before and after native compilation, and one step
         with the parameter-shift rule and with SPSA.
@@ -688,7 +712,9 @@ class RouterDevice(Device):
         """Forget the routing history."""
         self._log.clear()
 
-    def explain(self, circuit, *args, derivative: str | None = "auto", **kwargs):
+    def explain(
+        self, circuit: CircuitLike, *args: Any, derivative: str | None = "auto", **kwargs: Any
+    ) -> RoutingExplanation:
         """Show every candidate backend, its estimate, and the choice for a circuit.
 
         Parameters
@@ -711,12 +737,12 @@ class RouterDevice(Device):
             if config.gradient_method == "adjoint" and any(t.trainable_params for t in tapes):
                 derivative = "vjp" if config.use_device_jacobian_product else "jacobian"
         task = "execute" if derivative is None else derivative
-        needs = {
-            "backprop": task == "execute" and config.gradient_method == "backprop",
-            "differenced": differences_values(config.gradient_method),
-        }
+        backprop = task == "execute" and config.gradient_method == "backprop"
+        differenced = differences_values(config.gradient_method)
         groups = group_by_structure(tapes)
-        decisions = tuple(self._decide(g, task, **needs) for g in groups)
+        decisions = tuple(
+            self._decide(g, task, backprop=backprop, differenced=differenced) for g in groups
+        )
         spending = self._spending.report().summary() if self._spending.active else None
         sources: dict[str, list[str]] = {}
         for spec in self.backends:
@@ -795,7 +821,7 @@ def _entropy(seed) -> int | list[int] | None:
     """NumPy's seed for ``seed``: an int, or a JAX PRNG key's numbers (default.qubit
     takes both)."""
     if seed is None or isinstance(seed, int | np.integer):
-        return seed
+        return None if seed is None else int(seed)
     return [int(v) for v in np.asarray(seed).ravel()]
 
 

@@ -35,8 +35,8 @@ def purpose(name: str) -> Iterator[str]:
     ----------
     name : {"development", "training", "validation"}
 
-    **Example**
-
+    Examples
+    --------
     >>> with qstore_pl.purpose("validation"):
     ...     accuracy = evaluate(model, x_val, y_val)  # runs where use_for has "validation"
     """

@@ -77,7 +77,7 @@ class RoutingReport:
             )
         if not self.totals:
             lines.append("  (nothing executed yet)")
-        reasons = {}
+        reasons: dict[tuple[str, str], str] = {}
         for run in self.recent:
             reasons.setdefault((run.backend, run.task), run.reason)
         if reasons:

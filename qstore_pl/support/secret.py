@@ -38,10 +38,12 @@ class Secret:
     """
 
     __slots__ = ("_env", "_token", "_value")
+    _env: str | None
 
-    def __init__(self, value: str, env: str | None = None):
+    def __init__(self, value: str | Secret, env: str | None = None):
         if isinstance(value, Secret):
-            value, env = value.reveal(), env or value._env
+            env = env or value._env
+            value = value.reveal()
         if not isinstance(value, str) or not value:
             raise TypeError("a secret must be a non-empty string")
         self._value: str | None = value
@@ -125,7 +127,7 @@ def secret_from(value: str | Secret | None, env_vars: Sequence[str]) -> Secret |
     if value and not unresolved:
         return Secret(value)
     found = next((s for s in map(Secret.from_env, env_vars) if s is not None), None)
-    if found is None and unresolved:
+    if found is None and isinstance(value, Secret) and unresolved:
         value.reveal()  # raises: says what to set
     return found
 
@@ -143,7 +145,8 @@ def redacted(value: Any) -> Any:
         }
     if isinstance(value, (list, tuple)):
         if len(value) == 2 and isinstance(value[0], str) and SECRET_KEY_PATTERN.search(value[0]):
-            return type(value)((value[0], _HIDDEN))  # options written as pairs, not a dict
+            pair = (value[0], _HIDDEN)  # options written as pairs, not a dict
+            return pair if isinstance(value, tuple) else list(pair)
         return type(value)(redacted(v) for v in value)
     return value
 

@@ -41,7 +41,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -75,7 +75,7 @@ class WaitPolicy:
 _wait_policy = WaitPolicy()
 
 
-def prefer_passive_waiting(environ=os.environ) -> WaitPolicy:
+def prefer_passive_waiting(environ: MutableMapping[str, str] = os.environ) -> WaitPolicy:
     """Make OpenMP runtimes loaded from now on sleep instead of spinning when idle.
 
     Sets every variable of :data:`PASSIVE_SETTINGS` the user has not set, unless
@@ -186,7 +186,7 @@ def engine_threads(amplitudes: int) -> int:
 
 
 def thread_budget(refresh: bool = False) -> ThreadBudget:
-    """This process's budget now, recomputed at most every :data:`LOAD_CHECK_SECONDS`
+    """The budget of this process now, recomputed at most every :data:`LOAD_CHECK_SECONDS`
     (or at once with ``refresh``)."""
     global _budget
     now = time.monotonic()
@@ -246,10 +246,10 @@ def _cgroup_quota() -> float | None:
         pass
     try:
         with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as f:
-            quota = int(f.read())
+            cfs_quota = int(f.read())
         with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as f:
-            period = int(f.read())
-        return None if quota <= 0 else quota / period
+            cfs_period = int(f.read())
+        return None if cfs_quota <= 0 else cfs_quota / cfs_period
     except (OSError, ValueError):
         return None
 

@@ -7,11 +7,14 @@ Both decompose to RX/RY/RZ and CNOT only, so every qstore_pl backend (IonQ's
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pennylane as qml
 from pennylane import math
-from pennylane.operation import Operation
+from pennylane.operation import Operation, Operator
+from pennylane.typing import TensorLike
+from pennylane.wires import WiresLike
 
 from qstore_pl.templates._checks import as_tensor, check_finite, check_scalar, is_complex
 
@@ -38,7 +41,7 @@ def parse_rotation(rotation: str | Sequence[str]) -> tuple[str, ...]:
     return axes
 
 
-def check_angle_features(template: str, features, n_wires: int):
+def check_angle_features(template: str, features: TensorLike, n_wires: int) -> TensorLike:
     """``features`` as a real array of shape ``(n,)`` or ``(batch, n)``, ``n <= n_wires``."""
     features = as_tensor(features)
     shape = tuple(math.shape(features))
@@ -86,7 +89,14 @@ class AngleEncoding(Operation):
 
     grad_method = None
 
-    def __init__(self, features, wires, rotation="Y", scaling: float = 1.0, id=None):
+    def __init__(
+        self,
+        features: TensorLike,
+        wires: WiresLike,
+        rotation: str = "Y",
+        scaling: float = 1.0,
+        id: str | None = None,
+    ):
         wires = qml.wires.Wires(wires)
         axes = parse_rotation(rotation)
         scaling = check_scalar("AngleEncoding", "scaling", scaling)
@@ -98,7 +108,9 @@ class AngleEncoding(Operation):
     ndim_params = (1,)
 
     @staticmethod
-    def compute_decomposition(features, wires, rotation, scaling):
+    def compute_decomposition(
+        features: TensorLike, wires: WiresLike, rotation: str, scaling: float
+    ) -> list[Operator]:
         """One rotation per feature and axis letter, letter by letter."""
         angles = features if scaling == 1.0 else scaling * features
         n = math.shape(features)[-1]
@@ -145,10 +157,17 @@ class AmplitudeEncoding(Operation):
 
     grad_method = None
 
-    def __init__(self, features, wires, pad_with=0.0, normalize: bool = True, id=None):
+    def __init__(
+        self,
+        features: TensorLike,
+        wires: WiresLike,
+        pad_with: complex = 0.0,
+        normalize: bool = True,
+        id: str | None = None,
+    ):
         wires = qml.wires.Wires(wires)
         features = _pad_and_normalize(as_tensor(features), len(wires), pad_with, normalize)
-        self._hyperparameters = {}
+        self._hyperparameters: dict[str, Any] = {}
         super().__init__(features, wires=wires, id=id)
 
     num_params = 1
@@ -162,7 +181,7 @@ class AmplitudeEncoding(Operation):
         return max(1, (int(n_features) - 1).bit_length())
 
     @staticmethod
-    def compute_decomposition(features, wires):
+    def compute_decomposition(features: TensorLike, wires: WiresLike) -> list[Operator]:
         """Uniformly-controlled RY per wire (moduli and signs), then RZ (complex phases)."""
         n = len(wires)
         batch = tuple(math.shape(features)[:-1])
@@ -187,7 +206,9 @@ class AmplitudeEncoding(Operation):
         return ops
 
 
-def uniformly_controlled_rotation(gate, angles, controls, target) -> list:
+def uniformly_controlled_rotation(
+    gate: type[Operation], angles: TensorLike, controls: WiresLike, target: Any
+) -> list[Operator]:
     r"""Rotations and CNOTs applying ``gate(angles[..., j])`` when ``controls`` read ``j``.
 
     ``controls[0]`` is the most significant bit of ``j``. With :math:`k` controls this is

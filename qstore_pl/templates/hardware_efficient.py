@@ -6,7 +6,9 @@ from collections.abc import Sequence
 
 import pennylane as qml
 from pennylane import math
-from pennylane.operation import Operation
+from pennylane.operation import Operation, Operator
+from pennylane.typing import TensorLike
+from pennylane.wires import WiresLike
 
 #: Rotation gates the ansatz may use, by name.
 ROTATIONS = {"RX": qml.RX, "RY": qml.RY, "RZ": qml.RZ}
@@ -63,11 +65,11 @@ class HardwareEfficientAnsatz(Operation):
 
     def __init__(
         self,
-        weights,
-        wires,
+        weights: TensorLike,
+        wires: WiresLike,
         rotations: Sequence[str] = ("RY", "RZ"),
         entanglement: str = "ring",
-        id=None,
+        id: str | None = None,
     ):
         rotations = tuple(rotations)
         unknown = [r for r in rotations if r not in ROTATIONS]
@@ -89,12 +91,16 @@ class HardwareEfficientAnsatz(Operation):
     ndim_params = (3,)
 
     @staticmethod
-    def shape(n_layers: int, n_wires: int, rotations: Sequence[str] = ("RY", "RZ")):
+    def shape(
+        n_layers: int, n_wires: int, rotations: Sequence[str] = ("RY", "RZ")
+    ) -> tuple[int, int, int]:
         """Shape of the ``weights`` argument."""
         return n_layers, n_wires, len(tuple(rotations))
 
     @staticmethod
-    def compute_decomposition(weights, wires, rotations, entanglement):
+    def compute_decomposition(
+        weights: TensorLike, wires: WiresLike, rotations: Sequence[str], entanglement: str
+    ) -> list[Operator]:
         """Rotations and CNOTs, layer by layer."""
         gates = [ROTATIONS[name] for name in rotations]
         pairs = entangling_pairs(len(wires), entanglement)

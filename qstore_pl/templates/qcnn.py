@@ -25,10 +25,13 @@ simulator's, so the templates decompose to RX, RY, RZ, IsingXX/YY/ZZ, CNOT and H
 
 from __future__ import annotations
 
+from typing import Any
+
 import pennylane as qml
 from pennylane import math
-from pennylane.operation import Operation
-from pennylane.wires import Wires
+from pennylane.operation import Operation, Operator
+from pennylane.typing import TensorLike
+from pennylane.wires import Wires, WiresLike
 
 from qstore_pl.templates._checks import as_tensor, check_finite
 
@@ -58,7 +61,7 @@ def _one_qubit_unitary(angles, wire) -> list:
     ]
 
 
-def convolution_pairs(wires) -> list[tuple]:
+def convolution_pairs(wires: WiresLike) -> list[tuple]:
     """Wire pairs of one convolution, in TFQ's order: even-odd, then odd-even with wrap.
 
     For wires ``0..7``: ``(0,1) (2,3) (4,5) (6,7)`` then ``(1,2) (3,4) (5,6) (7,0)``; for
@@ -87,7 +90,7 @@ class ClusterState(Operation):
     num_params = 0
     grad_method = None
 
-    def __init__(self, wires, id=None):
+    def __init__(self, wires: WiresLike, id: str | None = None):
         wires = Wires(wires)
         if len(wires) < 2:
             raise ValueError(
@@ -96,7 +99,7 @@ class ClusterState(Operation):
         super().__init__(wires=wires, id=id)
 
     @staticmethod
-    def compute_decomposition(wires):
+    def compute_decomposition(wires: WiresLike) -> list[Operator]:
         """H, then each ring CZ as ``H CNOT H`` with cancelling Hadamards dropped."""
         ops = []
         # wires still owed their initial Hadamard: for them H (owed) H (from a CZ) = I.
@@ -134,7 +137,7 @@ class QCNNConvolution(Operation):
 
     grad_method = None
 
-    def __init__(self, weights, wires, id=None):
+    def __init__(self, weights: TensorLike, wires: WiresLike, id: str | None = None):
         wires = Wires(wires)
         if len(wires) < 2:
             raise ValueError(
@@ -147,7 +150,7 @@ class QCNNConvolution(Operation):
     ndim_params = (1,)
 
     @staticmethod
-    def compute_decomposition(weights, wires):
+    def compute_decomposition(weights: TensorLike, wires: WiresLike) -> list[Operator]:
         """The 15-angle unit on every pair of :func:`convolution_pairs`."""
         ops = []
         for a, b in convolution_pairs(wires):
@@ -181,7 +184,13 @@ class QCNNPooling(Operation):
 
     grad_method = None
 
-    def __init__(self, weights, source_wires, sink_wires, id=None):
+    def __init__(
+        self,
+        weights: TensorLike,
+        source_wires: WiresLike,
+        sink_wires: WiresLike,
+        id: str | None = None,
+    ):
         sources, sinks = Wires(source_wires), Wires(sink_wires)
         if len(sources) != len(sinks) or not sources:
             raise ValueError(
@@ -212,10 +221,11 @@ class QCNNPooling(Operation):
     def _unflatten(cls, data, metadata):
         wires = metadata[0]
         half = len(wires) // 2
-        return cls(*data, source_wires=wires[:half], sink_wires=wires[half:])
+        (weights,) = data
+        return cls(weights, source_wires=wires[:half], sink_wires=wires[half:])
 
     @staticmethod
-    def compute_decomposition(weights, wires):
+    def compute_decomposition(weights: TensorLike, wires: WiresLike) -> list[Operator]:
         """Basis selectors, CNOT source→sink, inverse sink selector, pair by pair."""
         half = len(wires) // 2
         ops = []
@@ -263,7 +273,7 @@ class QCNN(Operation):
 
     grad_method = None
 
-    def __init__(self, weights, wires, id=None):
+    def __init__(self, weights: TensorLike, wires: WiresLike, id: str | None = None):
         wires = Wires(wires)
         shape = QCNN.shape(len(wires))
         weights = as_tensor(weights)
@@ -291,12 +301,12 @@ class QCNN(Operation):
         return n_wires.bit_length() - 1, CONV_PARAMS + POOL_PARAMS
 
     @staticmethod
-    def readout_wire(wires):
+    def readout_wire(wires: WiresLike) -> Any:
         """The wire left after all pooling layers: the last one."""
         return Wires(wires)[-1]
 
     @staticmethod
-    def compute_decomposition(weights, wires):
+    def compute_decomposition(weights: TensorLike, wires: WiresLike) -> list[Operator]:
         """Convolution and pooling gates, level by level."""
         active = Wires(wires)
         ops = []

@@ -6,7 +6,9 @@ from collections.abc import Sequence
 
 import pennylane as qml
 from pennylane import math
-from pennylane.operation import Operation
+from pennylane.operation import Operation, Operator
+from pennylane.typing import TensorLike
+from pennylane.wires import WiresLike
 
 from qstore_pl.templates._checks import as_tensor, check_finite, check_scalar
 from qstore_pl.templates.encodings import AngleEncoding, check_angle_features, parse_rotation
@@ -57,14 +59,14 @@ class DataReuploading(Operation):
 
     def __init__(
         self,
-        features,
-        weights,
-        wires,
+        features: TensorLike,
+        weights: TensorLike,
+        wires: WiresLike,
         rotations: Sequence[str] = ("RY", "RZ"),
         entanglement: str = "ring",
         scaling: float = 1.0,
-        encoding="X",
-        id=None,
+        encoding: str = "X",
+        id: str | None = None,
     ):
         name = "DataReuploading"
         wires = qml.wires.Wires(wires)
@@ -104,12 +106,22 @@ class DataReuploading(Operation):
     ndim_params = (1, 3)
 
     @staticmethod
-    def shape(n_layers: int, n_wires: int, rotations: Sequence[str] = ("RY", "RZ")):
+    def shape(
+        n_layers: int, n_wires: int, rotations: Sequence[str] = ("RY", "RZ")
+    ) -> tuple[int, int, int]:
         """Shape of the ``weights`` argument."""
         return n_layers, n_wires, len(tuple(rotations))
 
     @staticmethod
-    def compute_decomposition(features, weights, wires, rotations, entanglement, scaling, encoding):
+    def compute_decomposition(
+        features: TensorLike,
+        weights: TensorLike,
+        wires: WiresLike,
+        rotations: Sequence[str],
+        entanglement: str,
+        scaling: float,
+        encoding: str,
+    ) -> list[Operator]:
         """Per layer: the encoding gates, then the rotations and CNOTs of that layer."""
         ops = []
         for layer in range(math.shape(weights)[-3]):

@@ -43,7 +43,9 @@ class RouterTensorBoard(keras.callbacks.Callback):
     >>> model.fit(x, y, epochs=5, callbacks=[RouterTensorBoard(metrics, "logs/digits")])
     """
 
-    def __init__(self, metrics: RouterMetrics, log_dir: str | os.PathLike, include_logs=True):
+    def __init__(
+        self, metrics: RouterMetrics, log_dir: str | os.PathLike, include_logs: bool = True
+    ):
         super().__init__()
         if not callable(getattr(metrics, "snapshot", None)):
             raise TypeError(
@@ -58,19 +60,19 @@ class RouterTensorBoard(keras.callbacks.Callback):
         self._before: dict[str, float] = {}
         self._writer: EventWriter | None = None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict | None = None) -> None:
         if self._writer is None:  # created here so that building the callback writes nothing
             self._writer = EventWriter(self.log_dir)
         self._before = self.metrics.snapshot()  # circuits run before fit do not count
         self._timer.delta()
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         self._timer.begin()
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._timer.end()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         now = self.metrics.snapshot()
         scalars = difference(now, self._before)
         self._before = now
@@ -81,10 +83,11 @@ class RouterTensorBoard(keras.callbacks.Callback):
                     scalars[f"epoch/{name}"] = float(value)
                 except (TypeError, ValueError):
                     continue  # a non-scalar log entry (a learning-rate schedule object)
+        assert self._writer is not None, "on_train_begin opens the writer"
         self._writer.add_scalars(scalars, int(epoch))
         self._writer.flush()
         self.written.append(scalars)
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict | None = None) -> None:
         if self._writer is not None:
             self._writer.flush()

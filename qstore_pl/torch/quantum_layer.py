@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
 import pennylane as qml
+from pennylane.devices import Device
 
 from qstore_pl.layers.circuit import LayerCircuit
 from qstore_pl.layers.device_choice import make_device
@@ -10,7 +14,7 @@ from qstore_pl.torch.layer import TorchLayer
 
 
 class QuantumLayer(TorchLayer):
-    """A trainable quantum ``torch.nn.Module`` in the style of Q-Store's ``QuantumLayer``.
+    r"""A trainable quantum ``torch.nn.Module`` in the style of Q-Store's ``QuantumLayer``.
 
     PennyLane's :class:`~pennylane.qnn.TorchLayer` does the torch integration (batches
     are broadcast into one tape, so ``qstore.router`` runs a batch as one simulation and
@@ -27,7 +31,7 @@ class QuantumLayer(TorchLayer):
     diff_method : str
         The QNode's differentiation method.
     init_method : callable or Mapping, optional
-        As TorchLayer's (default: uniform in :math:`[0, 2\\pi)`).
+        As TorchLayer's (default: uniform in :math:`[0, 2\pi)`).
     shots : int, optional
         Shots per circuit (``None``: exact expectation values).
     gradient_kwargs : dict, optional
@@ -35,8 +39,8 @@ class QuantumLayer(TorchLayer):
     **circuit_options
         ``rotations``, ``encoding_axis``, ``scaling``.
 
-    **Example**
-
+    Examples
+    --------
     >>> layer = QuantumLayer(n_qubits=4, depth=2)
     >>> model = torch.nn.Sequential(layer, torch.nn.Linear(4, 2))
     """
@@ -48,13 +52,13 @@ class QuantumLayer(TorchLayer):
         encoding: str = "angle",
         ansatz: str = "hardware_efficient",
         entanglement: str = "linear",
-        measurement="z",
-        device="qstore.router",
+        measurement: str | Sequence[str] = "z",
+        device: str | Device = "qstore.router",
         diff_method: str = "best",
-        init_method=None,
+        init_method: Callable | Mapping | None = None,
         shots: int | None = None,
         gradient_kwargs: dict | None = None,
-        **circuit_options,
+        **circuit_options: Any,
     ):
         circuit = LayerCircuit(
             n_qubits,

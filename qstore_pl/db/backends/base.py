@@ -41,10 +41,13 @@ class VectorBackend(Protocol):
     :class:`~qstore_pl.db.errors.StoreError`.
     """
 
-    #: Where the store is, without secrets, e.g. ``"qdrant:/path"``.
-    location: str
-    #: Longest vector the store takes, ``None`` for no limit.
-    max_dimension: int | None
+    @property
+    def location(self) -> str:
+        """Where the store is, without secrets, e.g. ``"qdrant:/path"``."""
+
+    @property
+    def max_dimension(self) -> int | None:
+        """Longest vector the store takes, ``None`` for no limit."""
 
     def upsert(self, namespace: str, records: Sequence[Record]) -> None:
         """Insert or overwrite records (same id: overwritten, so replays are harmless)."""

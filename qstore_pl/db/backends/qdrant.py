@@ -15,6 +15,7 @@ the last writes (as for the recorder's spool with ``sync="normal"``).
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -44,7 +45,13 @@ class QdrantBackend:
 
     max_dimension = None
 
-    def __init__(self, path=None, *, url: str | None = None, api_key: str | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        url: str | None = None,
+        api_key: str | None = None,
+    ):
         from qdrant_client import QdrantClient
 
         try:

@@ -21,7 +21,13 @@ from qstore_pl.devices.batched import jit_kernels
 from qstore_pl.devices.batched.kernel import fuse
 from qstore_pl.devices.batched.measure import marginal, z_expectations
 from qstore_pl.devices.batched.plan import Element, Layout, SequencePlan, forward_plan, layout
-from qstore_pl.devices.batched.program import ArrayGate, BoundProgram, GateTemplate, Program
+from qstore_pl.devices.batched.program import (
+    ArrayGate,
+    BoundProgram,
+    GateTemplate,
+    Generator,
+    Program,
+)
 
 
 @dataclass(frozen=True)
@@ -40,10 +46,16 @@ class Segment:
     undo: tuple[int, ...]
 
 
+def _generator(gate: GateTemplate) -> Generator:
+    """The generator of a gate the engine differentiates (only gates with one are)."""
+    assert gate.generator is not None, f"{gate.name} has no generator"
+    return gate.generator
+
+
 def _commute(generator_gate: GateTemplate, other: GateTemplate) -> bool:
     if not set(generator_gate.wires) & set(other.wires):
         return True
-    if generator_gate.generator.basis is None and other.kind in ("diag",):
+    if _generator(generator_gate).basis is None and other.kind in ("diag",):
         return True  # both diagonal in the computational basis
     return _commute_numerically(generator_gate, other)
 
@@ -52,7 +64,7 @@ def _commute_numerically(generator_gate: GateTemplate, other: GateTemplate) -> b
     wires = tuple(dict.fromkeys(generator_gate.wires + other.wires))
     if len(wires) > 6 or other.num_params > 1:
         return False
-    g = _embed(generator_gate.generator.matrix, generator_gate.wires, wires)
+    g = _embed(_generator(generator_gate).matrix, generator_gate.wires, wires)
     if other.num_params == 0:
         m = other.fixed_matrix if other.fixed_matrix is not None else np.asarray(other.op.matrix())
     elif other.generator is not None:
@@ -149,7 +161,7 @@ def _frame(program: Program, positions) -> dict[int, int]:
     change on that wire to be diagonal."""
     frame: dict[int, int] = {}
     for p in positions:
-        g = program.gates[p].generator
+        g = _generator(program.gates[p])
         if g.single_wire and g.basis is not None:
             frame.setdefault(g.wires[0], p)
     return frame
@@ -216,20 +228,23 @@ def _backward_plan(lay: Layout, trainable: frozenset[int]) -> tuple[SequencePlan
 
 def _classify(program: Program, positions, frame: dict[int, int]) -> _Read:
     gates = program.gates
-    bases = {w: gates[p].generator.basis for w, p in frame.items()}
-    singles, multi, other = [], [], []
+    # the frame holds only gates whose generator needs a basis change
+    bases = {w: b for w, p in frame.items() if (b := _generator(gates[p]).basis) is not None}
+    singles: list[int] = []
+    multi: list[int] = []
+    other: list[int] = []
     for p in positions:
-        g = gates[p].generator
+        g = _generator(gates[p])
         in_frame = g.single_wire and g.basis is not None and bases.get(g.wires[0]) is g.basis
         untouched = g.basis is None and not set(g.wires) & bases.keys()
         if in_frame or untouched:
             (singles if g.single_wire else multi).append(p)
         else:
             other.append(p)
-    eig = np.array([gates[p].generator.eigvals for p in singles]).reshape(-1, 2)
+    eig = np.array([_generator(gates[p]).eigvals for p in singles]).reshape(-1, 2)
     return _Read(
         tuple(singles),
-        np.array([gates[p].generator.wires[0] for p in singles], dtype=np.int64),
+        np.array([_generator(gates[p]).wires[0] for p in singles], dtype=np.int64),
         (eig[:, 0] + eig[:, 1]) / 2,
         (eig[:, 0] - eig[:, 1]) / 2,
         tuple(multi),
@@ -264,10 +279,10 @@ def _read(kernel, psi, lam, program: Program, read: _Read, n: int) -> dict[int, 
             for i, p in enumerate(singles):
                 out[p] = values[:, i]
         for p in read.multi:
-            g = program.gates[p].generator
+            g = _generator(program.gates[p])
             out[p] = -2 * np.imag(marginal(w, g.wires, n) @ g.eigvals)
     for p in read.other:
-        g = program.gates[p].generator
+        g = _generator(program.gates[p])
         frame = read.frame
         undo = [ArrayGate("dense", (v,), frame[v].conj().T) for v in g.wires if v in frame]
         rotation = undo + ([ArrayGate("dense", g.wires, g.basis)] if g.basis is not None else [])

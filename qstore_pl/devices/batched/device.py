@@ -9,7 +9,7 @@ costs one forward and one backward pass for the whole batch.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,11 @@ from pennylane.devices.preprocess import (
 from pennylane.devices.qubit.simulate import measure_final_state
 from pennylane.exceptions import DeviceError
 from pennylane.measurements import ExpectationMP, ProbabilityMP
-from pennylane.tape import QuantumScript
+from pennylane.tape import QuantumScript, QuantumScriptBatch
 from pennylane.transforms import broadcast_expand, defer_measurements
 from pennylane.transforms.core import CompilePipeline
+from pennylane.typing import ResultBatch
+from pennylane.wires import WiresLike
 
 from qstore_pl.devices.adjoint_support import adjoint_support
 from qstore_pl.devices.batched.adjoint import backward, forward
@@ -122,9 +124,9 @@ class BatchedDevice(Device):
 
     def __init__(
         self,
-        wires=None,
-        shots=None,
-        c_dtype=np.complex128,
+        wires: WiresLike | int | None = None,
+        shots: int | Sequence[int] | None = None,
+        c_dtype: type[np.complexfloating] = np.complex128,
         kernel: str = "auto",
         qsim_min_wires: int = QSIM_MIN_WIRES,
         seed: int | np.random.Generator | None = None,
@@ -176,7 +178,9 @@ class BatchedDevice(Device):
         updated["mcm_config"] = replace(mcm, mcm_method="deferred")
         return replace(config, **updated)
 
-    def preprocess_transforms(self, execution_config: ExecutionConfig | None = None):
+    def preprocess_transforms(
+        self, execution_config: ExecutionConfig | None = None
+    ) -> CompilePipeline:
         config = execution_config or self.setup_execution_config()
         # one pipeline per setting, which remembers the structures it leaves alone
         key = (config.gradient_method, config.use_device_jacobian_product)
@@ -216,7 +220,9 @@ class BatchedDevice(Device):
                 pipeline.add_transform(broadcast_expand)
         return pipeline
 
-    def supports_derivatives(self, execution_config=None, circuit=None) -> bool:
+    def supports_derivatives(
+        self, execution_config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
+    ) -> bool:
         if execution_config is None:
             return True
         if execution_config.gradient_method not in _DEVICE_GRADIENTS:
@@ -228,11 +234,15 @@ class BatchedDevice(Device):
         key = structure_key(circuit)
         return adjoint_support(self, self._supports_adjoint, key, execution_config, circuit)
 
-    def supports_vjp(self, execution_config=None, circuit=None) -> bool:
+    def supports_vjp(
+        self, execution_config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
+    ) -> bool:
         return self.supports_derivatives(execution_config, circuit)
 
     # ---------------------------------------------------------------- execution
-    def execute(self, circuits, execution_config: ExecutionConfig | None = None):
+    def execute(
+        self, circuits: QuantumScriptBatch, execution_config: ExecutionConfig | None = None
+    ) -> ResultBatch:
         config = execution_config or ExecutionConfig()
         groups = self._simulate(circuits)
         self._executed = (tuple(circuits), groups) if config.use_device_jacobian_product else None
@@ -241,19 +251,33 @@ class BatchedDevice(Device):
             self._collect(results, indices, bound, states)
         return tuple(results)
 
-    def compute_vjp(self, circuits, cotangents, execution_config=None):
+    def compute_vjp(
+        self,
+        circuits: QuantumScriptBatch,
+        cotangents: tuple,
+        execution_config: ExecutionConfig | None = None,
+    ) -> tuple:
         return self._vjp(circuits, cotangents)[1]
 
-    def execute_and_compute_vjp(self, circuits, cotangents, execution_config=None):
+    def execute_and_compute_vjp(
+        self,
+        circuits: QuantumScriptBatch,
+        cotangents: tuple,
+        execution_config: ExecutionConfig | None = None,
+    ) -> tuple[ResultBatch, tuple]:
         return self._vjp(circuits, cotangents, want_results=True)
 
-    def compute_derivatives(self, circuits, execution_config=None):
+    def compute_derivatives(
+        self, circuits: QuantumScriptBatch, execution_config: ExecutionConfig | None = None
+    ) -> tuple:
         return self._jacobian(circuits)[1]
 
-    def execute_and_compute_derivatives(self, circuits, execution_config=None):
+    def execute_and_compute_derivatives(
+        self, circuits: QuantumScriptBatch, execution_config: ExecutionConfig | None = None
+    ) -> tuple[ResultBatch, tuple]:
         return self._jacobian(circuits, want_results=True)
 
-    def kept_states(self, circuits) -> list[np.ndarray] | None:
+    def kept_states(self, circuits: QuantumScriptBatch) -> list[np.ndarray] | None:
         """The final states of ``circuits`` if they are the last execution's (kept for
         the VJP that follows): per circuit an array ``(batch, 2**n)`` over wires
         ``0 .. n-1``; ``None`` if this device does not hold them."""
@@ -293,8 +317,8 @@ class BatchedDevice(Device):
         (PennyLane executes, then asks for the VJP of the very same tapes).
         """
         if self._executed is not None:
-            tapes, groups = self._executed
-            if len(tapes) == len(circuits) and all(map(_same_circuit, tapes, circuits)):
+            executed, groups = self._executed
+            if len(executed) == len(circuits) and all(map(_same_circuit, executed, circuits)):
                 return groups
         tapes = [t if self._standard_wires(t) else t.map_to_standard_wires() for t in circuits]
         groups = []
@@ -475,7 +499,7 @@ def _cotangent_columns(cotangents, bound: BoundProgram, num_measurements: int):
     (JAX's vmap for Jacobians); ``stacked`` says how many.
     """
     n = bound.program.num_wires
-    per_measurement = [[] for _ in range(num_measurements)]
+    per_measurement: list[list] = [[] for _ in range(num_measurements)]
     stacked = 1
     for tape_no, dy in enumerate(cotangents):
         batch_size = bound.batch_sizes[tape_no]

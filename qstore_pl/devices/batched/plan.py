@@ -13,8 +13,9 @@ builds the matrices of each kind in one vectorised call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from qstore_pl.devices.batched.program import (
     Program,
     _check_finite,
 )
+
+#: What a layout's plan cache holds: a compiled plan, or a tuple that contains one.
+_Plan = TypeVar("_Plan")
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,8 @@ class _Group:
     """Gates whose matrices one call builds: one builder, or one generic gate."""
 
     positions: list[int]
-    builder: object | None  # angle array -> matrices, or None: the gate's own method
+    #: angle array -> matrices, or None: the gate's own method
+    builder: Callable[[np.ndarray], np.ndarray] | None
     per_row: bool
     offset: int = 0  # in the source array, after the constants
 
@@ -146,7 +151,7 @@ class Layout:
             )
         return values
 
-    def plan(self, key, build) -> SequencePlan:
+    def plan(self, key: Hashable, build: Callable[[Layout], _Plan]) -> _Plan:
         """The plan named ``key``, compiled by ``build(layout)`` on first use."""
         plan = self._plans.get(key)
         if plan is None:
@@ -215,9 +220,15 @@ class SequencePlan:
     """
 
     def __init__(self, steps: Sequence[Sequence[Element]], n: int, batch: int):
-        kinds, counts, position_offsets, positions, value_offsets = [], [], [0], [], []
-        fused, members, copies = [], [], []
-        self.ranges = []
+        kinds: list[int] = []
+        counts: list[int] = []
+        position_offsets = [0]
+        positions: list[np.ndarray] = []
+        value_offsets: list[int] = []
+        fused: list[tuple[int, ...]] = []
+        members: list[tuple[int, int, bool, bool]] = []
+        copies: list[tuple[int, ...]] = []
+        self.ranges: list[tuple[int, int]] = []
         offset = 0
         for elements in steps:
             first = len(kinds)
@@ -253,22 +264,32 @@ class SequencePlan:
                 position_offsets.append(position_offsets[-1] + positions[-1].shape[0])
             self.ranges.append((first, len(kinds)))
         self.size = max(offset, 1)
-        kinds = np.array(kinds, dtype=np.int64)
-        counts = np.array(counts, dtype=np.int64)
-        position_offsets = np.array(position_offsets, dtype=np.int64)
+        arrays = [np.array(v, dtype=np.int64) for v in (kinds, counts, position_offsets)]
+        kind_array, count_array, position_offset_array = arrays
         flat_positions = np.concatenate(positions) if positions else np.zeros(0, np.int64)
-        value_offsets = np.array(value_offsets, dtype=np.int64)
+        value_offset_array = np.array(value_offsets, dtype=np.int64)
         #: per step: the structure arguments of ``apply_sequence`` (before the values)
         self.structure = []
         for a, b in self.ranges:
-            step = (kinds[a:b], counts[a:b], position_offsets[a : b + 1], flat_positions)
-            self.structure.append((*step, value_offsets[a:b]))
+            step = (
+                kind_array[a:b],
+                count_array[a:b],
+                position_offset_array[a : b + 1],
+                flat_positions,
+            )
+            self.structure.append((*step, value_offset_array[a:b]))
         self._fused = np.array(fused, dtype=np.int64).reshape(-1, 4)
         self._members = np.array(members, dtype=np.int64).reshape(-1, 4)
         self._copies = np.array(copies, dtype=np.int64).reshape(-1, 7)
         self.n = n
         jit_kernels.check_sequence(
-            n, kinds, counts, position_offsets, flat_positions, value_offsets, self.size
+            n,
+            kind_array,
+            count_array,
+            position_offset_array,
+            flat_positions,
+            value_offset_array,
+            self.size,
         )
         self._source_size = _source_extent(self._fused, self._members, self._copies)
 

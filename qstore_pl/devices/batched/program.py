@@ -15,6 +15,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pennylane as qml
@@ -110,7 +111,7 @@ class ArrayGate:
 
     kind: str
     wires: tuple[int, ...]
-    value: np.ndarray
+    value: Any  # by kind: a Gather or index array ("perm"), else an np.ndarray
     local: np.ndarray | None = None  # a permutation's matrix on its wires
 
     @property
@@ -182,9 +183,10 @@ class BoundGate:
             return ArrayGate("diag", t.wires, t.fixed_diag)
         if t.fixed_matrix is not None:
             return ArrayGate("dense", t.wires, t.fixed_matrix)
-        params = [p[0] for p in self.params] if self.shared else self.params
         if not t.class_matrix:
             return ArrayGate(t.kind, t.wires, self._matrix_per_tape())
+        assert self.params is not None, "a gate without fixed matrices has parameters"
+        params = [p[0] for p in self.params] if self.shared else self.params
         if t.kind == "diag":
             build = DIAGONAL.get(t.name)
             value = (
@@ -203,14 +205,15 @@ class BoundGate:
 
     def _matrix_per_tape(self) -> np.ndarray:
         """Operators whose class gives no batched matrix: ask each instance."""
+        assert self.ops is not None and self.sizes is not None, "set for such gates"
         if self.shared:
-            value = np.asarray(qml.matrix(self.ops[0]), complex)
+            value = np.asarray(qml.matrix(self.ops[0]), np.complex128)
         else:
             value = np.concatenate(
                 [
                     np.broadcast_to(m, (size, *m.shape[-2:]))
                     for op, size in zip(self.ops, self.sizes)
-                    for m in [np.asarray(qml.matrix(op), complex)]
+                    for m in [np.asarray(qml.matrix(op), np.complex128)]
                 ]
             )
         if self.template.kind == "diag":

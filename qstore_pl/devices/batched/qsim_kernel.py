@@ -25,6 +25,7 @@ QSIM_MAX_GATE_WIRES = 6
 
 def _local_matrix(gate: ArrayGate, row: int) -> np.ndarray:
     if gate.kind == "perm":
+        assert gate.local is not None  # a permutation gate carries its local matrix
         return gate.local
     value = gate.value[row % gate.value.shape[0]] if gate.per_row else gate.value
     return np.diag(value) if gate.kind == "diag" else value

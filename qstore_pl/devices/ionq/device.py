@@ -29,9 +29,12 @@ import itertools
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 
+import numpy as np
 import pennylane as qml
 from pennylane.tape import QuantumScript
+from pennylane.wires import WiresLike
 from pennylane_ionq.device import IonQDevice, QPUDevice, SimulatorDevice, _qis_operation_map
 
 from qstore_pl.circuits.ionq_native import NATIVE_GATES, compile_native
@@ -88,11 +91,11 @@ class QstoreIonQDevice(IonQDevice):
 
     def __init__(
         self,
-        wires,
+        wires: WiresLike,
         *,
         target: str = "simulator",
         gateset: str = "qis",
-        shots=None,
+        shots: int | None = None,
         api_key: str | Secret | None = None,
         url: str | None = None,
         job_timeout: float = 600.0,
@@ -144,12 +147,12 @@ class QstoreIonQDevice(IonQDevice):
         # always the QIS set (plus native gates written by hand)
         return set(QIS_GATES | NATIVE_GATES)
 
-    def batch_execute(self, circuits):
+    def batch_execute(self, circuits: Sequence[QuantumScript]) -> list:
         if self.gateset == "native":
             circuits = [to_native(c) for c in circuits]
         return super().batch_execute(circuits)
 
-    def generate_samples(self):
+    def generate_samples(self) -> np.ndarray:
         if self.target.startswith("qpu"):
             return QPUDevice.generate_samples(self)
         return SimulatorDevice.generate_samples(self)

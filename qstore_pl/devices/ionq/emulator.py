@@ -132,8 +132,8 @@ class IonQEmulator:
         What every completed job costs; default IonQ's public prices of its backend
         (the cloud simulator is free).
 
-    **Example**
-
+    Examples
+    --------
     >>> with IonQEmulator() as emulator:
     ...     os.environ["QSTORE_IONQ_URL"] = emulator.url
     ...     emulator.faults.post_errors = [503]  # the next submission fails once
@@ -160,7 +160,7 @@ class IonQEmulator:
     def url(self) -> str:
         """Base URL to give clients (``http://host:port``)."""
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> IonQEmulator:
         """Serve in a background thread."""

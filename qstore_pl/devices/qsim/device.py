@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,10 +23,11 @@ from pennylane.devices.preprocess import (
 from pennylane.devices.qubit.simulate import measure_final_state
 from pennylane.exceptions import DeviceError
 from pennylane.operation import Operator, StatePrepBase
-from pennylane.tape import QuantumScript, QuantumScriptOrBatch
+from pennylane.tape import QuantumScript, QuantumScriptBatch, QuantumScriptOrBatch
 from pennylane.transforms import defer_measurements
 from pennylane.transforms.core import CompilePipeline, transform
-from pennylane.typing import Result, ResultBatch
+from pennylane.typing import PostprocessingFn, Result, ResultBatch
+from pennylane.wires import Wires, WiresLike
 
 from qstore_pl.devices.qsim import translate
 from qstore_pl.devices.qsim.measurements import MeasurementPlan, normalised
@@ -54,7 +55,9 @@ def _max_qubits() -> int:
 
 
 @transform
-def validate_width(tape: QuantumScript, wires, name: str):
+def validate_width(
+    tape: QuantumScript, wires: Wires | None, name: str
+) -> tuple[QuantumScriptBatch, PostprocessingFn]:
     """Raise a :class:`DeviceError` for a circuit wider than the device."""
     if wires is not None and tape.num_wires > len(wires):
         raise UnsupportedCircuitError(
@@ -131,8 +134,8 @@ class QsimDevice(Device):
 
     def __init__(
         self,
-        wires=None,
-        shots=None,
+        wires: WiresLike | int | None = None,
+        shots: int | Sequence[int] | None = None,
         seed: int | np.random.Generator | None = None,
         max_fused_gate_size: int = DEFAULT_MAX_FUSED_GATE_SIZE,
         cpu_threads: int | None = None,

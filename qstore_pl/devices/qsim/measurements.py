@@ -78,7 +78,7 @@ def z_expectations(state: np.ndarray, num_wires: int) -> np.ndarray:
 
 def _z_linear(sentence: PauliSentence) -> tuple[float, dict[int, float]] | None:
     """``(c, {wire: c_i})`` if the sentence is ``c + sum_i c_i Z_i``, else ``None``."""
-    constant, coeffs = 0.0, {}
+    constant, coeffs = 0.0, dict[int, float]()
     for word, coeff in sentence.items():
         if np.iscomplexobj(coeff) and np.imag(coeff) != 0:
             return None
@@ -131,7 +131,9 @@ class MeasurementPlan:
     @classmethod
     def of(cls, tape: QuantumScript, num_wires: int) -> MeasurementPlan:
         """The plan for the measurements of an analytic tape on wires ``0 .. n-1``."""
-        z_linear, opsums, in_qsim = {}, [], {}
+        z_linear: dict[int, tuple[float, dict[int, float]]] = {}
+        opsums: list[OpSum] = []
+        in_qsim: dict[int, int] = {}
         for index, mp in enumerate(tape.measurements):
             sentence = _sentence(mp)
             if sentence is None:
@@ -186,6 +188,7 @@ class MeasurementPlan:
     def _value(self, index: int, mp: MeasurementProcess, point: _Point) -> Any:
         if index in self.z_linear:
             constant, coeffs = self.z_linear[index]
+            assert point.z is not None  # evaluate() reads <Z_i> whenever z_linear is set
             return np.float64(constant + sum(c * point.z[w] for w, c in coeffs.items()))
         if index in self.in_qsim:
             first = self.in_qsim[index]

@@ -325,6 +325,7 @@ class GatePlan:
 def _arguments(step: GateStep, op: Operator) -> tuple[bool, Any]:
     """``(batched, args)``: the qsim arguments of one gate, per point if ``batched``."""
     if step.kind is None:  # matrix: row-major, interleaved real and imaginary parts
+        assert step.matrix is not None  # a step without a qsim kind is a matrix gate
         matrix = np.asarray(step.matrix(op), dtype=np.complex128)
         if not np.all(np.isfinite(matrix)):
             raise _non_finite(op)

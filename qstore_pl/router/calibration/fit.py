@@ -285,7 +285,7 @@ class Calibration:
         return self.levels.get(name, self.level)
 
     def merged(self, newer: Calibration) -> Calibration:
-        """This calibration with ``newer``'s models added or replacing these."""
+        """A copy of this calibration with ``newer``'s models added or replacing these."""
         levels = {name: self.level_of(name) for name in self.models}
         levels |= {name: newer.level_of(name) for name in newer.models}
         distinct = set(levels.values())
@@ -317,7 +317,7 @@ class Calibration:
 
     @classmethod
     def load(cls, path: Path | None = None) -> Calibration | None:
-        """This machine's calibration, or ``None`` when there is none (or it is unreadable)."""
+        """The calibration of this machine, or ``None`` when there is none (or unreadable)."""
         path = path or calibration_path()
         try:
             payload = json.loads(path.read_text())

@@ -94,7 +94,7 @@ def measure_backend(spec: BackendSpec, level: str, rng: np.random.Generator) -> 
     widths, enough forward runs), so a slow backend costs little more than its budget.
     """
     widths, depths, batches, budget, repeats = LEVELS[level]
-    widths = [n for n in widths if n <= spec.capabilities.max_wires]
+    widths = tuple(n for n in widths if n <= spec.capabilities.max_wires)
     adjoint = "adjoint" in spec.capabilities.derivatives
     workloads = sorted(
         itertools.product(widths, depths, batches), key=lambda w: (2 ** w[0] * w[1] * w[2], w)
@@ -263,6 +263,8 @@ def apply_calibration(specs: list[BackendSpec], configured: str) -> list[Backend
             calibration.save(path)
         except OSError as err:  # a read-only home still routes, just calibrates again
             logger.warning("cannot cache the calibration at %s: %s", path, err)
+    if calibration is None:  # no local backend to measure, none measured before
+        return specs
     return [
         s.with_time_model(
             calibration.models[s.name], f"measured ({calibration.level_of(s.name)} calibration)"

@@ -74,7 +74,8 @@ class Backend:
         except Exception as err:
             # the router checked the circuits against every backend's capabilities, so
             # this device's own compilation refusing them is this backend's limit
-            err.backend_fault = True  # read by qstore_pl.router.execution.faults
+            # read by qstore_pl.router.execution.faults; exceptions take attributes at run time
+            err.backend_fault = True  # type: ignore[attr-defined]
             raise
         return numpy_numbers(tuple(postprocess(self.device.execute(device_tapes, config))))
 
@@ -172,7 +173,8 @@ class Backend:
         Each broadcast tape is split into its circuits; a broadcast parameter's VJP
         gathers its circuits' values, a shared parameter's sums them.
         """
-        flat_tapes, flat_dys, spans, stackers = [], [], [], []
+        flat_tapes: list[QuantumScript] = []
+        flat_dys, spans, stackers = [], [], []
         for tape, dy in zip(tapes, cotangents):
             start = len(flat_tapes)
             if tape.batch_size:
@@ -287,7 +289,10 @@ def numpy_numbers(result: Any) -> Any:
     return result
 
 
-_SINGLE_TO_DOUBLE = {np.dtype(np.float32): np.float64, np.dtype(np.complex64): np.complex128}
+_SINGLE_TO_DOUBLE: dict[np.dtype, type] = {
+    np.dtype(np.float32): np.float64,
+    np.dtype(np.complex64): np.complex128,
+}
 
 
 def cotangent_rows(tape: QuantumScript, dy: Any) -> list | None:

@@ -240,9 +240,9 @@ class DaskExecutor:
                         client, futures, pinned, submit, no_workers_since
                     )
                     continue
-                i = futures.pop(future, None)
-                if i is None:  # a future replaced when its piece was re-pinned
+                if future not in futures:  # a future replaced when its piece was re-pinned
                     continue
+                i = futures.pop(future)
                 pinned.pop(future, None)
                 try:
                     results[i] = future.result()

@@ -85,7 +85,7 @@ class GroupWork:
         return _unpacked_work, (values,)
 
     def split(self, parts: int) -> list[GroupWork]:
-        """This work as up to ``parts`` pieces of consecutive tapes, in order.
+        """The work as up to ``parts`` pieces of consecutive tapes, in order.
 
         Metered work stays whole: a provider bills per job (with a minimum charge per
         job), and the group was priced as one job.
@@ -162,9 +162,11 @@ def run_work(work: GroupWork, pool: BackendPool) -> list:
     if work.task == "execute":
         return list(backend.execute(tapes, work.mcm_config))
     with_results = work.task.startswith("execute+")
+    assert work.method is not None, "a derivative task names its method"
     if work.task.endswith("jacobian"):
         out = backend.jacobian(tapes, work.method, with_results=with_results)
     else:
+        assert work.cotangents is not None, "a vjp task carries its cotangents"
         out = backend.vjp(tapes, work.cotangents, work.method, with_results=with_results)
     return list(zip(*out)) if with_results else list(out)
 

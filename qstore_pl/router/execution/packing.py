@@ -53,7 +53,7 @@ def pack(tapes: Sequence[QuantumScript]) -> PackedTapes | list[QuantumScript]:
     """``tapes`` packed if they share a structure (else as a plain list)."""
     if len(tapes) < 2 or any(structure_key(t) != structure_key(tapes[0]) for t in tapes):
         return list(tapes)
-    rows = [t.get_parameters(trainable_only=False) for t in tapes]
+    rows: list | np.ndarray = [t.get_parameters(trainable_only=False) for t in tapes]
     if any(len(row) != len(rows[0]) for row in rows):
         return list(tapes)
     if all(type(p) in (float, np.float64) for row in rows for p in row):

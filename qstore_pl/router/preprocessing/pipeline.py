@@ -61,7 +61,6 @@ def _accepts(caps: BackendCapabilities, op: Operator) -> bool:
 def gate_acceptor(capabilities: Sequence[BackendCapabilities]) -> Callable[[Operator], bool]:
     """Stopping condition: every backend runs the gate, or some does and it cannot be
     decomposed further."""
-
     known: dict[Hashable, bool] = {}  # the answer depends on the gate's kind only
 
     def accepted(op: Operator) -> bool:

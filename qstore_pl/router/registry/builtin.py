@@ -103,7 +103,7 @@ def max_wires_for_memory(bytes_per_amplitude: int, fraction: float = 0.5) -> int
     return int(math.log2(memory * fraction / bytes_per_amplitude))
 
 
-def capabilities_from_toml(path: str, **overrides: Any) -> BackendCapabilities:
+def capabilities_from_toml(path: str | os.PathLike[str], **overrides: Any) -> BackendCapabilities:
     """Backend capabilities from a PennyLane device-capabilities TOML file."""
     caps = DeviceCapabilities.from_toml_file(path)
     analytic, sampled = set(), set()
@@ -120,7 +120,7 @@ def capabilities_from_toml(path: str, **overrides: Any) -> BackendCapabilities:
         # "deferred" alone means the device cannot run a mid-circuit measurement
         # itself (the router defers them before routing when that method is chosen)
         operations |= {"MidMeasureMP", "Conditional"}
-    fields = {
+    fields: dict[str, Any] = {
         "operations": frozenset(operations),
         "observables": frozenset(caps.observables),
         "measurements": frozenset(analytic),

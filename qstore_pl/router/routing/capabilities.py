@@ -121,7 +121,7 @@ class BackendCapabilities:
             if unknown:
                 reasons.append(f"unsupported observables {sorted(unknown)}")
         supported = self.measurements if features.shots is None else self.sampled_measurements
-        unknown = features.measurements - supported if supported is not None else ()
+        unknown = features.measurements - supported if supported is not None else frozenset()
         if unknown:
             mode = "analytic" if features.shots is None else "finite-shot"
             reasons.append(f"unsupported {mode} measurements {sorted(unknown)}")

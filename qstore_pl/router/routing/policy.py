@@ -292,7 +292,7 @@ def _followup_seconds(derivative, backends, precision, context):
     """The expected derivative after a forward pass: the fastest estimate anywhere
     (forward included), and per backend that keeps forward states its warm estimate."""
     cold = estimate_candidates(derivative, backends, precision, replace(context, warm=frozenset()))
-    best = min((c.seconds for c in cold if c.eligible), default=0.0)
+    best = min((c.seconds for c in cold if c.eligible and c.seconds is not None), default=0.0)
     keepers = {s.name for s in backends if s.capabilities.keeps_forward_states}
     warm = estimate_candidates(derivative, backends, precision, replace(context, warm=keepers))
     return best, {c.backend: c.seconds for c in warm if c.eligible and c.backend in keepers}

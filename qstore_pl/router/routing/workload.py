@@ -6,7 +6,7 @@ devices, so that a policy can be tested, explained and replaced on its own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 import pennylane as qml
@@ -164,7 +164,7 @@ def _dense_gate_work(widths: Sequence[int]) -> float:
 
 
 def _depth(tape: QuantumScript) -> int:
-    level = {}
+    level: dict[Hashable, int] = {}
     depth = 0
     for op in tape.operations:
         layer = 1 + max((level.get(w, 0) for w in op.wires), default=0)
