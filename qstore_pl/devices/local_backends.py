@@ -194,6 +194,12 @@ def _default_qubit(options: Mapping[str, Any]):
     return caps, _TIME_MODELS["default"]
 
 
+def _default_mixed(options: Mapping[str, Any]):
+    from qstore_pl.devices.noisy_backends import build_default_mixed
+
+    return build_default_mixed(options)
+
+
 def _ionq(options: Mapping[str, Any]):
     from qstore_pl.devices.ionq.spec import build_ionq  # pennylane-ionq is imported late
 
@@ -209,6 +215,7 @@ class _Known:
     module: str | None  # must be importable for the backend to be usable
     direct: bool = False  # runs the router's circuits without its own preprocessing
     remote: bool = False  # a cloud service: not measured by calibration
+    calibrated: bool = True  # False: its time model is not fitted to the pure-state workload
 
 
 #: Backend types the router can build.
@@ -227,6 +234,7 @@ KNOWN_BACKENDS: dict[str, _Known] = {
     "qstore.qsim": _Known("qstore.qsim", _qsim, "qsimcirq"),
     "qstore.batched": _Known("qstore.batched", _batched, "numba", direct=True),
     "default.qubit": _Known("default.qubit", _default_qubit, None),
+    "default.mixed": _Known("default.mixed", _default_mixed, None, calibrated=False),
     "ionq": _Known("qstore.ionq", _ionq, "pennylane_ionq", remote=True),
 }
 
@@ -239,6 +247,7 @@ AUTO_BACKENDS = (
     BackendConfig("qstore.batched.c64", "qstore.batched", {"c_dtype": "complex64"}),
     BackendConfig("qstore.qsim", "qstore.qsim"),
     BackendConfig("default.qubit", "default.qubit"),
+    BackendConfig("default.mixed", "default.mixed"),  # for circuits with noise only
 )
 
 
@@ -272,7 +281,7 @@ def build_spec(entry: BackendConfig) -> BackendSpec:
             f"backend {entry.name!r} ({entry.type}) cannot be built with options "
             f"{quoted(dict(entry.options))}: {err}"
         ) from err
-    return BackendSpec(
+    spec = BackendSpec(
         name=entry.name,
         device_name=known.device_name,
         capabilities=capabilities,
@@ -280,6 +289,11 @@ def build_spec(entry: BackendConfig) -> BackendSpec:
         device_kwargs=options,
         direct=known.direct,
     )
+    if entry.noise_model is not None:
+        from qstore_pl.devices.rehearsal import for_rehearsal
+
+        spec = for_rehearsal(spec, entry, density_matrix=bool(capabilities.channels))
+    return spec
 
 
 def check_options(entry: BackendConfig, device_name: str) -> None:
@@ -360,12 +374,19 @@ def is_usable(backend_type: str) -> bool:
     return True
 
 
+def _auto_spec(entry: BackendConfig) -> BackendSpec:
+    from qstore_pl.devices.noisy_backends import DENSITY_MATRIX_TYPES, noise_only
+
+    spec = build_spec(entry)
+    return noise_only(spec) if entry.type in DENSITY_MATRIX_TYPES else spec
+
+
 def resolve_backends(entries: Sequence[BackendConfig]) -> list[BackendSpec]:
     """Specs for the configured backends, ``"auto"`` expanded to the usable local ones."""
     specs: list[BackendSpec] = []
     for entry in entries:
         if entry.type == AUTO:
-            specs.extend(build_spec(e) for e in AUTO_BACKENDS if is_usable(e.type))
+            specs.extend(_auto_spec(e) for e in AUTO_BACKENDS if is_usable(e.type))
         else:
             specs.append(build_spec(entry))
     names = [s.name for s in specs]

@@ -13,6 +13,7 @@ import numpy as np
 import pennylane as qml
 
 from qstore_pl.ionq.native import gpi2_matrix, gpi_matrix, ms_matrix
+from qstore_pl.ionq.noise_models import HARDWARE_NOISE
 
 _ROTATIONS = {"rx": qml.RX, "ry": qml.RY, "rz": qml.RZ, "xx": qml.IsingXX}
 _ROTATIONS |= {"yy": qml.IsingYY, "zz": qml.IsingZZ}
@@ -20,15 +21,8 @@ _FIXED = {"x": qml.PauliX, "y": qml.PauliY, "z": qml.PauliZ, "h": qml.Hadamard}
 _FIXED |= {"s": qml.S, "t": qml.T, "v": qml.SX, "swap": qml.SWAP}
 _INVERSES = {"si": qml.S, "ti": qml.T, "vi": qml.SX}
 
-#: Rough per-gate error rates of IonQ's noise models (1q, 2q), from public fidelities.
-NOISE_MODELS = {
-    "ideal": (0.0, 0.0),
-    "harmony": (1e-3, 3e-2),
-    "aria-1": (5e-4, 6e-3),
-    "aria-2": (5e-4, 6e-3),
-    "forte-1": (2e-4, 4e-3),
-    "forte-enterprise-1": (2e-4, 4e-3),
-}
+#: IonQ's noise models, by name (the numbers live in :mod:`qstore_pl.ionq.noise_models`).
+NOISE_MODELS = HARDWARE_NOISE
 
 
 class CircuitError(ValueError):
@@ -88,7 +82,7 @@ def ionq_probabilities(
     except (KeyError, TypeError, ValueError, qml.exceptions.WireError) as err:
         raise CircuitError(f"cannot simulate circuit: {err}") from err
     if noise is not None:
-        e1, e2 = NOISE_MODELS[noise]
+        e1, e2 = NOISE_MODELS[noise].one_qubit, NOISE_MODELS[noise].two_qubit
         n1, n2 = gate_counts(circuit)
         fidelity = (1 - e1) ** n1 * (1 - e2) ** n2
         probs = fidelity * probs + (1 - fidelity) / probs.size
