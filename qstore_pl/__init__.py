@@ -42,6 +42,10 @@ def __getattr__(name: str):
         from qstore_pl import exceptions
 
         return getattr(exceptions, name)
+    if name == "trajectories":  # imports PennyLane: loaded on use
+        from qstore_pl.noise_trajectories import trajectories
+
+        return trajectories
     raise AttributeError(f"module 'qstore_pl' has no attribute {name!r}")
 
 
@@ -53,4 +57,4 @@ def _adapt_qml_device() -> None:
 
 when_imported("pennylane", _adapt_qml_device)
 
-__all__ = [*_EXCEPTIONS, "__version__", "purpose"]
+__all__ = [*_EXCEPTIONS, "__version__", "purpose", "trajectories"]
