@@ -61,8 +61,3 @@ def build_default_mixed(options: Mapping[str, Any]):
 def noise_only(spec: BackendSpec) -> BackendSpec:
     """``spec`` kept for circuits with channels (how ``auto`` adds density-matrix backends)."""
     return replace(spec, capabilities=replace(spec.capabilities, noise_only=True))
-
-
-def density_matrix_bytes(num_wires: int) -> int:
-    """Bytes of one complex128 density matrix on ``num_wires`` qubits."""
-    return 16 * 4**num_wires
