@@ -25,15 +25,16 @@ from qstore_pl.router.spec import BackendSpec
 DENSITY_MATRIX_TYPES = frozenset({"default.mixed"})
 _DEFAULT_MIXED_MAX_WIRES = 23  # default.mixed refuses more
 
-# Measured with benchmarks/bench_noise.py on the loaded 2-core x86 machine (W1 circuits,
-# 4-8 qubits; a density matrix on n qubits counts as a 2n-qubit state); not calibrated
-# (the calibration workload is a pure circuit).
+# From benchmarks/bench_noise.py on the loaded 2-core x86 machine (noisy W1, batch 32:
+# 24 ms per circuit at 4 qubits, mostly per-gate overhead; 0.69 s at 8 qubits); a
+# density matrix on n qubits counts as a 2n-qubit state. Not calibrated: the
+# calibration workload is a pure circuit.
 DEFAULT_MIXED_TIME_MODEL = DensityMatrixTimeModel(
     per_batch=3e-4,
     per_circuit=3e-4,
     per_gate=1.5e-4,
-    per_gate_amplitude=8e-9,
-    per_measurement_amplitude=4e-9,
+    per_gate_amplitude=5e-8,
+    per_measurement_amplitude=1e-8,
     vectorised=False,
 )
 
