@@ -190,9 +190,8 @@ def print_table(rows: list[dict]) -> None:
             why = "predicted over --max-step-seconds"
             if row["contender"] in DENSITY:
                 why += f"; 32 density matrices: {16 * 4 ** row['qubits'] * 32 / 2**20:,.0f} MB"
-            print(
-                f"{row['mode']:<8}{row['qubits']:>3}  {row['contender']:<28}{'skipped':>11}  ({why})"
-            )
+            where = f"{row['mode']:<8}{row['qubits']:>3}  {row['contender']:<28}"
+            print(f"{where}{'skipped':>11}  ({why})")
             continue
         ratio = f"{mixed['median_ms'] / row['median_ms']:.2f}x" if mixed else "-"
         print(
