@@ -52,7 +52,11 @@ def __getattr__(name: str):
         from qstore_pl import model
 
         return getattr(model, name)
+    if name == "trajectories":  # imports PennyLane: loaded on use
+        from qstore_pl.transforms.trajectories import trajectories
+
+        return trajectories
     raise AttributeError(f"module 'qstore_pl' has no attribute {name!r}")
 
 
-__all__ = [*_EXCEPTIONS, *_MODEL, "__version__", "purpose"]
+__all__ = [*_EXCEPTIONS, *_MODEL, "__version__", "purpose", "trajectories"]

@@ -32,6 +32,7 @@ LAYERS = {
     "templates": 2,
     "circuits": 2,
     "interfaces": 2,
+    "transforms": 2,
     "devices": 3,
     "router": 4,
     "db": 4,

@@ -2,6 +2,7 @@
 
 from qstore_pl.keras.layer import KerasLayer
 from qstore_pl.keras.loading import LOAD_DEVICE, UnsafeDeviceWarning, load_model
+from qstore_pl.keras.noisy_pqc import NoisyPQC
 from qstore_pl.keras.pqc import PQC, ControlledPQC
 from qstore_pl.keras.quantum_layer import QuantumLayer
 
@@ -10,6 +11,7 @@ __all__ = [
     "PQC",
     "ControlledPQC",
     "KerasLayer",
+    "NoisyPQC",
     "QuantumLayer",
     "UnsafeDeviceWarning",
     "load_model",

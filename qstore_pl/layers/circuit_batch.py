@@ -44,6 +44,12 @@ class CircuitBatch:
         ``False`` (PQC): the symbols are shared weights, one argument each.
         ``True`` (ControlledPQC): one ``(batch, n_symbols)`` argument carries every
         sample's symbol values, flattened in the order of ``model.symbols``.
+
+    Attributes
+    ----------
+    tape_transform : callable or None
+        Applied to the batch of tapes before execution, ``tapes -> (tapes,
+        postprocess)`` (a PennyLane transform; NoisyPQC's trajectories).
     """
 
     def __init__(
@@ -60,6 +66,7 @@ class CircuitBatch:
         self.diff_method = diff_method
         self.per_sample_symbols = per_sample_symbols
         self.symbol_sizes = {name: math.prod(shape) for name, shape in model.symbols.items()}
+        self.tape_transform = None
 
     @property
     def n_symbol_values(self) -> int:
@@ -94,7 +101,12 @@ class CircuitBatch:
             QuantumScript(circuit.operations + model.operations, self.measurements)
             for circuit, model in zip(data, bound, strict=True)
         ]
+        postprocess = None
+        if self.tape_transform is not None:
+            tapes, postprocess = self.tape_transform(tapes)
         results = qml.execute(tapes, self.device, diff_method=self.diff_method)
+        if postprocess is not None:
+            results = postprocess(results)
         if len(self.measurements) == 1:
             return anp.reshape(anp.stack(list(results)), (len(tapes), 1))
         return anp.stack([anp.stack(list(r)) for r in results])

@@ -40,7 +40,16 @@ _TOP_LEVEL_KEYS = (
     "ledger",
     "fallback_chain",
 )
-_BACKEND_KEYS = ("name", "type", "options", "target", "use_for", "pricing", "max_queue_seconds")
+_BACKEND_KEYS = (
+    "name",
+    "type",
+    "options",
+    "target",
+    "use_for",
+    "pricing",
+    "max_queue_seconds",
+    "noise_model",
+)
 #: What the router does when a job would pass a spending limit.
 ON_BUDGET_EXCEEDED = ("raise", "fallback")
 #: ``use_for`` shorthands: purposes each stands for (``None``: every purpose).
@@ -82,6 +91,9 @@ class BackendConfig:
         Overrides of the backend's default prices (see :mod:`qstore_pl.devices.ionq.pricing`).
     max_queue_seconds : float or None
         Skip the backend while its reported average queue time is longer.
+    noise_model : str or None
+        A named hardware noise model (``"aria-1"``, ``"forte-1"``, ...) for a
+        density-matrix backend: it then rehearses the QPU run.
     """
 
     name: str
@@ -90,6 +102,7 @@ class BackendConfig:
     use_for: frozenset[str] | None = None
     pricing: Mapping[str, Any] | None = None
     max_queue_seconds: float | None = None
+    noise_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -311,6 +324,9 @@ def _parse_backends(value: Any) -> tuple[BackendConfig, ...]:
         queue = item.get("max_queue_seconds")
         if queue is not None and not _is_amount(queue):
             raise ConfigError(f"{where}['max_queue_seconds'] = {quoted(queue)}; use seconds >= 0")
+        noise_model = item.get("noise_model")
+        if noise_model is not None and not isinstance(noise_model, str):
+            raise ConfigError(f"{where}['noise_model'] must be a name such as 'aria-1'")
         entries.append(
             BackendConfig(
                 name=name,
@@ -319,6 +335,7 @@ def _parse_backends(value: Any) -> tuple[BackendConfig, ...]:
                 use_for=_parse_use_for(item.get("use_for", "any"), where),
                 pricing=dict(pricing) if pricing is not None else None,
                 max_queue_seconds=queue,
+                noise_model=noise_model,
             )
         )
     names = [e.name for e in entries]

@@ -128,7 +128,8 @@ class RouterDevice(Device):
         Spending: ``budget`` and ``max_cost_per_batch`` (USD), ``on_budget_exceeded``
         (``"raise"`` or ``"fallback"``), ``ledger`` (path), ``fallback_chain``; per
         backend ``use_for``, ``pricing``, ``target`` and ``max_queue_seconds`` (IonQ
-        backends: ``"type": "ionq"``). ``routing_strategy`` may also be
+        backends: ``"type": "ionq"``), and ``noise_model`` (``"aria-1"``, ...) on a
+        ``default.mixed`` backend to rehearse a hardware run. ``routing_strategy`` may also be
         ``"cost_optimized"`` or ``"precision"``.
     config : dict or str or PathLike, optional
         The same, when the class is constructed directly (``RouterDevice(config=...)``).

@@ -12,8 +12,9 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 
-#: Purposes a call can have, and that ``use_for`` may name.
-PURPOSES = ("development", "training", "validation")
+#: Purposes a call can have, and that ``use_for`` may name. A rehearsal runs the
+#: circuits of a hardware job on a local noisy model of the hardware, at no cost.
+PURPOSES = ("development", "training", "validation", "rehearsal")
 #: The purpose of calls made outside any :func:`purpose` block.
 DEFAULT_PURPOSE = "training"
 
@@ -33,7 +34,7 @@ def purpose(name: str) -> Iterator[str]:
 
     Parameters
     ----------
-    name : {"development", "training", "validation"}
+    name : {"development", "training", "validation", "rehearsal"}
 
     Examples
     --------

@@ -13,16 +13,10 @@ import numpy as np
 import pennylane as qml
 
 from qstore_pl.circuits.ionq_format import gate_operators
+from qstore_pl.devices.ionq.noise_models import HARDWARE_NOISE
 
-#: Rough per-gate error rates of IonQ's noise models (1q, 2q), from public fidelities.
-NOISE_MODELS = {
-    "ideal": (0.0, 0.0),
-    "harmony": (1e-3, 3e-2),
-    "aria-1": (5e-4, 6e-3),
-    "aria-2": (5e-4, 6e-3),
-    "forte-1": (2e-4, 4e-3),
-    "forte-enterprise-1": (2e-4, 4e-3),
-}
+#: IonQ's noise models, by name (the numbers live in :mod:`qstore_pl.devices.ionq.noise_models`).
+NOISE_MODELS = HARDWARE_NOISE
 
 
 class CircuitError(ValueError):
@@ -66,7 +60,7 @@ def ionq_probabilities(
     except (KeyError, TypeError, ValueError, qml.exceptions.WireError) as err:
         raise CircuitError(f"cannot simulate circuit: {err}") from err
     if noise is not None:
-        e1, e2 = NOISE_MODELS[noise]
+        e1, e2 = NOISE_MODELS[noise].one_qubit, NOISE_MODELS[noise].two_qubit
         n1, n2 = gate_counts(circuit)
         fidelity = (1 - e1) ** n1 * (1 - e2) ** n2
         probs = fidelity * probs + (1 - fidelity) / probs.size

@@ -231,7 +231,7 @@ def calibrate_and_save(
 
 def _is_local(spec: BackendSpec) -> bool:
     return any(
-        spec.device_name == known.device_name and not known.remote
+        spec.device_name == known.device_name and not known.remote and known.calibrated
         for known in KNOWN_BACKENDS.values()
     )
 

@@ -56,6 +56,14 @@ class Backend:
     # forward ------------------------------------------------------------------
     def execute(self, tapes: Sequence[QuantumScript], mcm_config: MCMConfig | None = None) -> tuple:
         """Results of ``tapes``, in order."""
+        if self.spec.noise_model is not None:  # a rehearsal: the QPU's circuits and noise
+            from qstore_pl.router.execution.rehearsal import rehearse
+
+            native, postprocess = rehearse(tapes, noise_model=self.spec.noise_model)
+            return numpy_numbers(tuple(postprocess(self._execute(native, mcm_config))))
+        return self._execute(tapes, mcm_config)
+
+    def _execute(self, tapes: Sequence[QuantumScript], mcm_config: MCMConfig | None) -> tuple:
         tapes = [real_parameters(tape) for tape in tapes]
         if not any(isinstance(op, MidMeasure) for tape in tapes for op in tape.operations):
             # the router picks "one-shot" for every finite-shot circuit; a backend

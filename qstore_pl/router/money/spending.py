@@ -164,7 +164,7 @@ class Spending:
     # ------------------------------------------------------------------ prices
     def quote(self, spec: BackendSpec, tapes: Sequence[QuantumScript], key: Hashable) -> Quote:
         """What running ``tapes`` (one structure, ``key``) as one job on ``spec`` costs."""
-        gateset = spec.device_kwargs.get("gateset", "qis")
+        gateset = "native" if spec.noise_model else spec.device_kwargs.get("gateset", "qis")
         cache_key = (key, gateset)
         if cache_key not in self._counts:
             if len(self._counts) > _COUNTS_KEPT:
@@ -183,15 +183,16 @@ class Spending:
         return {n: self.quote(s, tapes, key).usd for n, s in self.specs.items() if s.metered}
 
     def estimate(self, groups: Sequence[TapeGroup]) -> CostEstimate:
-        """Forward and training-step prices on every metered backend, one line per
-        backend and group of same-structure tapes (labelled ``name [i]`` when several)."""
+        """Forward and training-step prices on every metered backend and rehearsal, one
+        line per backend and group of same-structure tapes (labelled ``name [i]`` when several)."""
         lines = []
         for i, group in enumerate(groups):
             for spec in self.specs.values():
-                if not spec.metered:
-                    continue
+                if not spec.metered and spec.noise_model is None:
+                    continue  # a rehearsal is listed at its price, none, beside the QPU
                 quote = self.quote(spec, group.tapes, group.key)
-                native = spec.device_kwargs.get("gateset", "qis") == "native"
+                native = spec.noise_model is not None
+                native = native or spec.device_kwargs.get("gateset", "qis") == "native"
                 lines.append(
                     CostLine(
                         backend=spec.name if len(groups) == 1 else f"{spec.name} [{i}]",

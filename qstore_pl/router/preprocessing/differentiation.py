@@ -23,6 +23,7 @@ from pennylane.math import Interface
 from pennylane.tape import QuantumScript
 
 from qstore_pl.exceptions import InvalidParameterError
+from qstore_pl.router.routing.noise import is_channel
 
 # Gradient transforms that divide differences of results by a small step.
 _DIFFERENCING = {"finite-diff", "spsa", qml.gradients.finite_diff, qml.gradients.spsa_grad}
@@ -42,9 +43,15 @@ def needs_backprop(config: ExecutionConfig, circuit: QuantumScript) -> bool:
 
     Device derivatives are first derivatives of gate parameters only: higher orders
     (``max_diff=2``) would come out as zeros, and trainable coefficients of a
-    measured observable are not differentiated by the adjoint method.
+    measured observable are not differentiated by the adjoint method. A circuit with
+    noise channels is differentiated as default.mixed's ``"best"`` does it: by
+    backpropagation through the density matrix (channel parameters included).
     """
-    return config.derivative_order > 1 or trains_observables(circuit)
+    return (
+        config.derivative_order > 1
+        or trains_observables(circuit)
+        or any(is_channel(op) for op in circuit.operations)
+    )
 
 
 def trains_observables(circuit: QuantumScript) -> bool:

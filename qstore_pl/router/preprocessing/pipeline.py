@@ -48,6 +48,7 @@ from pennylane.wires import Wires
 
 from qstore_pl.exceptions import UnsupportedCircuitError
 from qstore_pl.router.routing.capabilities import BackendCapabilities
+from qstore_pl.router.routing.noise import is_channel
 
 NAME = "qstore.router"
 
@@ -66,6 +67,8 @@ def gate_acceptor(capabilities: Sequence[BackendCapabilities]) -> Callable[[Oper
     def accepted(op: Operator) -> bool:
         if isinstance(op, (MidMeasure, Conditional)):
             return True  # handled by the mid-circuit-measurement method
+        if is_channel(op):
+            return True  # routing picks a backend that simulates it, or says what to add
         key = (type(op), op.name, len(op.wires))
         if key not in known:
             known[key] = all(_accepts(c, op) for c in capabilities) or (

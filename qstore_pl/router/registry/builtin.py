@@ -11,7 +11,6 @@ import difflib
 import functools
 import importlib.util
 import inspect
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pennylane.devices.device_constructor import plugin_devices
 
 from qstore_pl.exceptions import ConfigError, UnknownBackendError
 from qstore_pl.router.config import AUTO, BackendConfig
+from qstore_pl.router.registry.sizing import max_wires_for_memory
 from qstore_pl.router.routing.capabilities import BackendCapabilities
 from qstore_pl.router.routing.spec import BackendSpec
 from qstore_pl.router.routing.time_model import TimeModel
@@ -92,15 +92,6 @@ _TIME_MODELS = {
         vectorised=True,
     ),
 }
-
-
-def max_wires_for_memory(bytes_per_amplitude: int, fraction: float = 0.5) -> int:
-    """Widest state vector that fits in ``fraction`` of this machine's memory."""
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        memory = 8 * 2**30
-    return int(math.log2(memory * fraction / bytes_per_amplitude))
 
 
 def capabilities_from_toml(path: str | os.PathLike[str], **overrides: Any) -> BackendCapabilities:
@@ -194,6 +185,12 @@ def _default_qubit(options: Mapping[str, Any]):
     return caps, _TIME_MODELS["default"]
 
 
+def _default_mixed(options: Mapping[str, Any]):
+    from qstore_pl.router.registry.noisy import build_default_mixed
+
+    return build_default_mixed(options)
+
+
 def _ionq(options: Mapping[str, Any]):
     from qstore_pl.router.registry.ionq import build_ionq  # pennylane-ionq is imported late
 
@@ -209,6 +206,7 @@ class _Known:
     module: str | None  # must be importable for the backend to be usable
     direct: bool = False  # runs the router's circuits without its own preprocessing
     remote: bool = False  # a cloud service: not measured by calibration
+    calibrated: bool = True  # False: its time model is not fitted to the pure-state workload
 
 
 #: Backend types the router can build.
@@ -227,6 +225,7 @@ KNOWN_BACKENDS: dict[str, _Known] = {
     "qstore.qsim": _Known("qstore.qsim", _qsim, "qsimcirq"),
     "qstore.batched": _Known("qstore.batched", _batched, "numba", direct=True),
     "default.qubit": _Known("default.qubit", _default_qubit, None),
+    "default.mixed": _Known("default.mixed", _default_mixed, None, calibrated=False),
     "ionq": _Known("qstore.ionq", _ionq, "pennylane_ionq", remote=True),
 }
 
@@ -239,6 +238,7 @@ AUTO_BACKENDS = (
     BackendConfig("qstore.batched.c64", "qstore.batched", {"c_dtype": "complex64"}),
     BackendConfig("qstore.qsim", "qstore.qsim"),
     BackendConfig("default.qubit", "default.qubit"),
+    BackendConfig("default.mixed", "default.mixed"),  # for circuits with noise only
 )
 
 
@@ -272,7 +272,7 @@ def build_spec(entry: BackendConfig) -> BackendSpec:
             f"backend {entry.name!r} ({entry.type}) cannot be built with options "
             f"{quoted(dict(entry.options))}: {err}"
         ) from err
-    return BackendSpec(
+    spec = BackendSpec(
         name=entry.name,
         device_name=known.device_name,
         capabilities=capabilities,
@@ -280,6 +280,11 @@ def build_spec(entry: BackendConfig) -> BackendSpec:
         device_kwargs=options,
         direct=known.direct,
     )
+    if entry.noise_model is not None:
+        from qstore_pl.router.execution.rehearsal import for_rehearsal
+
+        spec = for_rehearsal(spec, entry, density_matrix=bool(capabilities.channels))
+    return spec
 
 
 def check_options(entry: BackendConfig, device_name: str) -> None:
@@ -360,12 +365,19 @@ def is_usable(backend_type: str) -> bool:
     return True
 
 
+def _auto_spec(entry: BackendConfig) -> BackendSpec:
+    from qstore_pl.router.registry.noisy import DENSITY_MATRIX_TYPES, noise_only
+
+    spec = build_spec(entry)
+    return noise_only(spec) if entry.type in DENSITY_MATRIX_TYPES else spec
+
+
 def resolve_backends(entries: Sequence[BackendConfig]) -> list[BackendSpec]:
     """Specs for the configured backends, ``"auto"`` expanded to the usable local ones."""
     specs: list[BackendSpec] = []
     for entry in entries:
         if entry.type == AUTO:
-            specs.extend(build_spec(e) for e in AUTO_BACKENDS if is_usable(e.type))
+            specs.extend(_auto_spec(e) for e in AUTO_BACKENDS if is_usable(e.type))
         else:
             specs.append(build_spec(entry))
     names = [s.name for s in specs]

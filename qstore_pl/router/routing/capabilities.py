@@ -52,6 +52,11 @@ class BackendCapabilities:
     backprop : bool
         Whether it computes with the ML framework's tensors, so that the framework can
         differentiate through the simulation (backpropagation).
+    channels : frozenset[str]
+        Noise channels it simulates (a density-matrix backend); empty: noiseless.
+    noise_only : bool
+        Whether it takes circuits with channels only (a density-matrix backend that
+        ``auto`` adds: for pure circuits a state-vector backend is always faster).
     """
 
     max_wires: int
@@ -73,6 +78,8 @@ class BackendCapabilities:
     broadcast_derivatives: bool = False
     keeps_forward_states: bool = False
     backprop: bool = False
+    channels: frozenset[str] = frozenset()
+    noise_only: bool = False
 
     def __post_init__(self):
         if self.dtype not in _DTYPE_PRECISION:
@@ -116,6 +123,12 @@ class BackendCapabilities:
                 reasons.append(
                     f"a {features.max_dense_wires}-wire matrix gate > max {self.max_matrix_wires}"
                 )
+        unknown_channels = features.channels - self.channels
+        if unknown_channels:
+            kind = "noiseless (pure states)" if not self.channels else "unsupported"
+            reasons.append(f"{kind}: cannot apply {sorted(unknown_channels)}")
+        if self.noise_only and not features.channels:
+            reasons.append("density matrix, kept for circuits with noise")
         if self.observables is not None:
             unknown = features.observables - self.observables
             if unknown:

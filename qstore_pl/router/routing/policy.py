@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from qstore_pl.exceptions import ConfigError, UnsupportedCircuitError
+from qstore_pl.router.routing.noise import noise_fix
 from qstore_pl.router.routing.refusal import no_backend_message, purpose_note
 from qstore_pl.router.routing.spec import BackendSpec
 from qstore_pl.router.routing.workload import WorkloadFeatures
@@ -344,9 +345,9 @@ def route(
         estimates = relaxed + [c for c in estimates if c.backend not in names]
         note = purpose_note(context.purpose, serving, context.unavailable)
     if not eligible:
-        raise UnsupportedCircuitError(
-            no_backend_message(estimates, context.unavailable, _method_fix(features))
-        )
+        channel_sets = [b.capabilities.channels for b in backends]
+        fix = noise_fix(features, channel_sets) or _method_fix(features)
+        raise UnsupportedCircuitError(no_backend_message(estimates, context.unavailable, fix))
     if context.then is not None and features.derivative is None:
         note += f"with the {context.then} that follows: "
     ranked = policy.rank(eligible, features)

@@ -42,6 +42,9 @@ class BackendSpec:
         Whether it is a quantum computer rather than a simulator.
     time_model_source : str
         Where ``time_model`` comes from: ``"built-in"`` or measured on this machine.
+    noise_model : str or None
+        A named hardware noise model (``"aria-1"``): the backend rehearses the QPU run,
+        native gates and their noise (see :mod:`qstore_pl.router.execution.rehearsal`).
     """
 
     name: str
@@ -56,6 +59,7 @@ class BackendSpec:
     metered: bool = False
     hardware: bool = False
     time_model_source: str = "built-in"
+    noise_model: str | None = None
 
     def with_time_model(self, time_model: TimeModel, source: str = "measured") -> BackendSpec:
         """A copy of this spec with another time model, and where that model comes from."""

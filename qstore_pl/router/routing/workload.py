@@ -20,6 +20,7 @@ from pennylane.measurements import (
     StateMP,
     VarianceMP,
 )
+from pennylane.operation import Channel
 from pennylane.tape import QuantumScript
 
 #: Derivative requests a workload can carry.
@@ -54,6 +55,9 @@ class WorkloadFeatures:
         Names of the gates, of the gates with trainable parameters, of the observables
         (leaves and composites such as ``Sum``) and the kinds of measurement (see
         :func:`measurement_kind`).
+    channels : frozenset[str]
+        Names of the noise channels (``qml.DepolarizingChannel``, ...), which are not
+        in ``operations``: empty for a circuit without noise.
     num_measurements : int
         Measurements per circuit.
     shots : int or None
@@ -88,6 +92,7 @@ class WorkloadFeatures:
     trainable_operations: frozenset[str] = field(default_factory=frozenset)
     observables: frozenset[str] = field(default_factory=frozenset)
     measurements: frozenset[str] = field(default_factory=frozenset)
+    channels: frozenset[str] = field(default_factory=frozenset)
     num_measurements: int = 1
     shots: int | None = None
     batch_size: int = 1
@@ -217,7 +222,8 @@ def describe(
         dense_gate_work=_dense_gate_work(dense),
         num_parameters=tape.num_params,
         num_trainable=len(tape.trainable_params),
-        operations=frozenset(op.name for op in tape.operations),
+        operations=frozenset(op.name for op in tape.operations if not isinstance(op, Channel)),
+        channels=frozenset(op.name for op in tape.operations if isinstance(op, Channel)),
         trainable_operations=frozenset(
             tape.get_operation(i)[0].name for i in range(len(tape.trainable_params))
         ),

@@ -1,0 +1,133 @@
+"""Monte Carlo trajectories: noisy circuits as batches of pure circuits.
+
+A Pauli channel (``DepolarizingChannel``, ``BitFlip``, ``PhaseFlip``) applies I, X, Y
+or Z with fixed probabilities, so a noisy circuit's expectation value is the mean over
+random draws of those Paulis of a *pure* circuit's value. :func:`trajectories` turns
+every channel into ``RZ(b) RX(a)`` with angles drawn per trajectory (``(0, 0)`` = I,
+``(pi, 0)`` = X, ``(pi, pi)`` = Y up to phase, ``(0, pi)`` = Z) and broadcasts the
+circuit over ``repetitions`` trajectories: one state-vector batch (on the router, the
+batched engine), ``2**n`` amplitudes per trajectory instead of a ``4**n`` density
+matrix. The ML framework differentiates through the mean as through any
+postprocessing, so gradients work in every interface and with every ``diff_method``.
+
+Statistics: each trajectory's value is exact (analytic QNode), so the estimate's
+standard error is ``std(values) / sqrt(repetitions)``, at most that of
+``repetitions`` shots; with shots ``s`` on the QNode every trajectory is sampled
+``s`` times (``s = 1`` is TFQ's ``sample_based=True``: one shot per trajectory).
+Trajectories are opt-in: the router never turns an exact request into an estimate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pennylane as qml
+from pennylane.measurements import ExpectationMP, ProbabilityMP
+from pennylane.tape import QuantumScript
+from pennylane.transforms.core import transform
+
+#: Pauli channels: name -> probabilities of (I, X, Y, Z) from the channel's parameter.
+PAULI_CHANNELS: dict[str, Callable[[float], tuple[float, float, float, float]]] = {
+    "DepolarizingChannel": lambda p: (1 - p, p / 3, p / 3, p / 3),
+    "BitFlip": lambda p: (1 - p, p, 0.0, 0.0),
+    "PhaseFlip": lambda p: (1 - p, 0.0, 0.0, p),
+}
+#: (RX angle, RZ angle) that apply I, X, Y (up to phase) and Z.
+_PAULI_ANGLES = np.array([[0.0, 0.0], [np.pi, 0.0], [np.pi, np.pi], [0.0, np.pi]])
+
+
+@transform
+def trajectories(tape: QuantumScript, repetitions: int = 100, seed=None):
+    """Estimate a noisy circuit by the mean over ``repetitions`` pure trajectories.
+
+    Parameters
+    ----------
+    tape : QNode or QuantumScript
+        A circuit whose channels are Pauli channels (depolarising, bit flip, phase
+        flip) and that measures expectation values or probabilities.
+    repetitions : int
+        Trajectories per circuit (per input of a broadcast batch).
+    seed : int or numpy Generator, optional
+        Fix the draws: every call then uses the same trajectories (common random
+        numbers, which keep a training loss smooth); ``None`` draws anew every call.
+
+    Raises
+    ------
+    ValueError
+        For another channel (amplitude damping is not a Pauli channel: use
+        default.mixed), another measurement, a trainable channel parameter, or
+        ``repetitions < 1``.
+
+    **Example**
+
+    >>> dev = qml.device("qstore.router", wires=8)
+    >>> noisy = qstore_pl.trajectories(qml.QNode(circuit, dev), repetitions=200)
+    """
+    if int(repetitions) != repetitions or repetitions < 1:
+        raise ValueError(f"repetitions must be a positive integer, got {repetitions!r}")
+    for mp in tape.measurements:
+        if not isinstance(mp, (ExpectationMP, ProbabilityMP)):
+            raise ValueError(
+                f"trajectories estimate expval and probs, not {type(mp).__name__}: the mean "
+                "of per-trajectory values is not that measurement; run the circuit exactly "
+                "on default.mixed (qstore.router does) instead"
+            )
+    rng = np.random.default_rng(seed)
+    batch = tape.batch_size
+    total = (batch or 1) * repetitions
+    ops = []
+    for op in tape.operations:
+        if isinstance(op, qml.operation.Channel):
+            ops += _sampled_paulis(op, total, rng)
+        elif batch:
+            ops.append(_repeated(op, repetitions))
+        else:
+            ops.append(op)
+    unravelled = tape.copy(operations=ops)
+
+    def mean(results):
+        result = results[0]
+        if len(tape.measurements) == 1:
+            return _mean_over_trajectories(result, batch, repetitions)
+        return tuple(_mean_over_trajectories(r, batch, repetitions) for r in result)
+
+    return [unravelled], mean
+
+
+def _sampled_paulis(op, total: int, rng: np.random.Generator) -> list:
+    probabilities = PAULI_CHANNELS.get(op.name)
+    if probabilities is None or len(op.wires) != 1:
+        raise ValueError(
+            f"trajectories sample Pauli channels ({', '.join(PAULI_CHANNELS)}), not "
+            f"{op.name}: run the circuit exactly on default.mixed (qstore.router routes it "
+            "there) instead"
+        )
+    if any(qml.math.requires_grad(d) for d in op.data):
+        raise ValueError(
+            f"the strength of {op.name} is trainable, and sampled Paulis have no gradient "
+            "in it: differentiate with default.mixed (qstore.router routes it there)"
+        )
+    weights = np.asarray(probabilities(float(qml.math.unwrap(op.data[0]))), dtype=float)
+    draws = rng.choice(4, size=total, p=weights / weights.sum())
+    angles = _PAULI_ANGLES[draws]
+    return [qml.RZ(angles[:, 1], wires=op.wires), qml.RX(angles[:, 0], wires=op.wires)]
+
+
+def _repeated(op, repetitions: int):
+    """``op`` with each broadcast parameter repeated per trajectory (input-major)."""
+    params = []
+    for index, param in enumerate(op.data):
+        if qml.math.ndim(param) > op.ndim_params[index]:
+            stacked = qml.math.stack([param] * repetitions, axis=1)
+            shape = qml.math.shape(stacked)
+            param = qml.math.reshape(stacked, (shape[0] * shape[1], *shape[2:]))
+        params.append(param)
+    return qml.ops.functions.bind_new_parameters(op, params)
+
+
+def _mean_over_trajectories(result, batch: int | None, repetitions: int):
+    shape = qml.math.shape(result)
+    grouped = qml.math.reshape(result, (batch or 1, repetitions, *shape[1:]))
+    mean = qml.math.mean(grouped, axis=1)
+    return mean[0] if batch is None else mean
