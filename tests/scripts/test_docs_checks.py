@@ -21,7 +21,7 @@ import docs_hooks  # noqa: E402
 from markdown_blocks import code_blocks, section, shift_headings  # noqa: E402
 from mkdocs.exceptions import PluginError  # noqa: E402
 
-from qstore_pl import paths  # noqa: E402
+from qstore_pl.support import paths  # noqa: E402
 from qstore_pl.support.limits import Limits  # noqa: E402
 
 
