@@ -81,7 +81,8 @@ def _warn(old: str, new: str) -> None:
 def _caller_level() -> int:
     """The stack level of the line that imported the old path: past this file and the
     import machinery, whose frames ``warnings`` does not count."""
-    frame, level = sys._getframe(2), 2
+    frame: FrameType | None = sys._getframe(2)
+    level = 2
     while frame is not None and (_internal(frame) or frame.f_code.co_filename == __file__):
         frame = frame.f_back
         if frame is not None and not _internal(frame):

@@ -38,7 +38,6 @@ import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pennylane as qml
 from pennylane.operation import Operator
 from pennylane.tape import QuantumScript
@@ -321,9 +320,14 @@ def _native_operators(gate, name: str, qubits: int, where: str) -> list[Operator
 
 def _number(gate: Mapping, key: str, where: str) -> float:
     value = gate.get(key)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"{where}: {key!r} must be a finite number, got {value!r}")
-    return float(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:  # a JSON integer beyond float's range
+            number = math.inf
+        if math.isfinite(number):
+            return number
+    raise ValueError(f"{where}: {key!r} must be a finite number, got {value!r}")
 
 
 def _qubit(value, qubits: int, where: str) -> int:

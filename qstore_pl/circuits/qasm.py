@@ -17,6 +17,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import pennylane as qml
 from pennylane.measurements import MeasurementProcess
@@ -205,14 +206,16 @@ def to_openqasm(
 
 # ----------------------------------------------------------------------------- import
 
-_BINARY: dict[type[ast.operator], Callable[[float, float], float]] = {
+# operator.add & co. take any arithmetic type: QASM 2 applies them to floats, QASM 3 to
+# the Linear forms of its parameters
+_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
     ast.Div: operator.truediv,
     ast.Pow: operator.pow,
 }
-_UNARY: dict[type[ast.unaryop], Callable[[float], float]] = {
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
     ast.USub: operator.neg,
     ast.UAdd: operator.pos,
 }

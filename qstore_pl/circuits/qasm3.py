@@ -258,8 +258,8 @@ class _Reader:
         self.seen_header = False
 
     def statement(self, statement: str, where: str) -> None:
-        word = re.match(r"[A-Za-z_]\w*", statement)
-        word = word.group(0) if word else ""
+        first = re.match(r"[A-Za-z_]\w*", statement)
+        word = first.group(0) if first else ""
         if word == "OPENQASM":
             if not re.fullmatch(r"OPENQASM\s+3(\.\d+)?", statement):
                 raise ValueError(f"{where}: expected OPENQASM 3, got {excerpt(statement)}")
@@ -292,7 +292,11 @@ class _Reader:
         if statement.startswith(("qreg", "creg")):
             kind, rest = statement.split(None, 1)
             match = re.fullmatch(r"([A-Za-z_]\w*)\s*\[\s*(\d{1,12})\s*\]", rest.strip())
-            name, size = (match.group(1), match.group(2)) if match else (rest, None)
+            if not match:
+                raise ValueError(
+                    f"{where}: malformed register declaration {kind} {excerpt(rest.strip())}"
+                )
+            name, size = match.group(1), match.group(2)
         else:
             match = _DECLARATION.match(statement)
             if not match:
@@ -449,9 +453,12 @@ class _Reader:
         index: list[int] = []
         while isinstance(node, ast.Subscript):
             parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-            if not all(isinstance(p, ast.Constant) and type(p.value) is int for p in parts):
+            values = [
+                p.value for p in parts if isinstance(p, ast.Constant) and type(p.value) is int
+            ]
+            if len(values) != len(parts):
                 raise ValueError(f"{ast.unparse(node)}: indices must be integer constants")
-            index = [p.value for p in parts] + index
+            index = values + index
             node = node.value
         if not isinstance(node, ast.Name) or node.id not in self.inputs:
             name = ast.unparse(node)

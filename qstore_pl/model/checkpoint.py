@@ -58,7 +58,8 @@ def write(path: str | os.PathLike, snapshot: Snapshot) -> None:
     text = json.dumps({"format": FORMAT, **meta})
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, "wb") as out:
-        np.savez(out, **{_META: np.array(text)}, **snapshot.arrays)
+        # allow_pickle=False: an object array fails here, not later in read()
+        np.savez(out, allow_pickle=False, **{_META: np.array(text)}, **snapshot.arrays)
 
 
 def read(path: str | os.PathLike) -> Snapshot:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pennylane as qml
@@ -19,7 +20,7 @@ from pennylane import numpy as pnp
 from pennylane.tape import QuantumScript
 
 from qstore_pl.layers.circuit import LayerCircuit
-from qstore_pl.model.quote import Quote, QuoteLine
+from qstore_pl.model.quote import Quote, QuoteLine, sum_or_none
 from qstore_pl.router.purpose import purpose
 
 #: Samples per job when evaluating (validation, ``evaluate``, ``predict``).
@@ -35,9 +36,12 @@ def batch_sizes(n: int, batch_size: int) -> list[int]:
 
 
 def gradient_kwargs(method: str, rng: np.random.Generator | None = None) -> dict | None:
-    """Options the QNode's gradient method gets (SPSA: one direction per step)."""
-    if method != "spsa":
-        return None
+    """Options the QNode's gradient method gets (only SPSA takes any)."""
+    return spsa_kwargs(rng) if method == "spsa" else None
+
+
+def spsa_kwargs(rng: np.random.Generator | None = None) -> dict[str, Any]:
+    """SPSA's options: one direction per step, drawn from ``rng``."""
     return {"h": SPSA_H, "num_directions": 1, "sampler_rng": rng or np.random.default_rng(0)}
 
 
@@ -95,7 +99,8 @@ class RunEstimator:
         probe = self._probe("parameter-shift")
         tapes, _ = qml.workflow.construct_batch(probe, level="gradient")(inputs, self._weights)
         [tape] = tapes
-        trainable, index = [], 0
+        trainable: list[int] = []
+        index = 0
         for op in tape.operations:
             if op.batch_size is None:  # broadcast over the batch: the data
                 trainable.extend(range(index, index + op.num_params))
@@ -108,7 +113,7 @@ class RunEstimator:
         if method == "parameter-shift":
             tapes, _ = qml.gradients.param_shift(tape)
         elif method == "spsa":
-            tapes, _ = qml.gradients.spsa_grad(tape, **gradient_kwargs(method))
+            tapes, _ = qml.gradients.spsa_grad(tape, **spsa_kwargs())
         else:
             return []
         return list(tapes)
@@ -127,7 +132,7 @@ class RunEstimator:
             backend,
             circuits,
             self._usd(tapes, backend),
-            None if None in seconds else sum(seconds),
+            sum_or_none(seconds),
             jobs=len(decisions),
         )
 

@@ -29,7 +29,7 @@ from qstore_pl.model.gradient import quote_run
 from qstore_pl.model.history import History
 from qstore_pl.model.quote import Quote, QuoteOverBudget
 from qstore_pl.model.result_cache import CheckpointResultCache
-from qstore_pl.model.trainer import TrainerSpec, cross_entropy, make_trainer, softmax
+from qstore_pl.model.trainer import Trainer, TrainerSpec, cross_entropy, make_trainer, softmax
 from qstore_pl.router.purpose import purpose
 
 #: Config fields a checkpoint may differ in and still be resumed.
@@ -70,7 +70,8 @@ class QuantumModel:
         self.history = History()
         self._device = None
         self._result_cache: CheckpointResultCache | None = None
-        self._trainer = None
+        # _use_gradient sets the trainer and its gradient method together
+        self._trainer: Trainer | None = None
         self._gradient: str | None = None
         self._n_features: int | None = None
         self._n_classes: int | None = None
@@ -166,14 +167,14 @@ class QuantumModel:
         quote = self._quote(x, None if val is None else val[0], to_run)
         if cfg.budget is not None and quote.total_usd > cfg.budget:
             raise QuoteOverBudget(quote, cfg.budget)
-        self._use_gradient(quote.gradient)
+        trainer = self._use_gradient(quote.gradient)
         if saved is not None:
-            self._trainer.load_state(saved.arrays)
+            trainer.load_state(saved.arrays)
         last = self._epochs_done + to_run
         cache = self._result_cache
         with cache.session() if cache is not None else contextlib.nullcontext():
             for _ in range(to_run):
-                record = self._epoch(x, labels, val, last, progress)
+                record = self._epoch(trainer, x, labels, val, last, progress)
                 self.history.epochs.append(record)
                 self._epochs_done += 1
                 if cfg.checkpoint_dir is not None:
@@ -187,7 +188,15 @@ class QuantumModel:
         x, y = train_data
         return await asyncio.to_thread(self.fit, x, y, validation_data, **kwargs)
 
-    def _epoch(self, x, labels, val, last: int, progress: bool) -> dict[str, Any]:
+    def _epoch(
+        self,
+        trainer: Trainer,
+        x: np.ndarray,
+        labels: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        last: int,
+        progress: bool,
+    ) -> dict[str, Any]:
         cfg, epoch = self.config, self._epochs_done
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(x))
         self._sampler.bit_generator.state = np.random.default_rng(
@@ -201,7 +210,7 @@ class QuantumModel:
             for size in sizes:
                 batch = order[done : done + size]
                 done += size
-                loss, hits = self._trainer.step(x[batch], labels[batch])
+                loss, hits = trainer.step(x[batch], labels[batch])
                 loss_sum += loss * size
                 correct += hits
                 bar.update(1)
@@ -212,7 +221,9 @@ class QuantumModel:
                 "accuracy": correct / len(x),
             }
             if val is not None:
-                record.update({f"val_{k}": v for k, v in self._score(*val, "validation").items()})
+                x_val, y_val = val
+                scores = self._score(x_val, y_val, "validation")
+                record.update({f"val_{k}": v for k, v in scores.items()})
         record["seconds"] = time.perf_counter() - start
         record["usd"] = float(tracker.totals.get("cost", 0.0))
         record["circuits"] = _circuits(tracker.totals)
@@ -241,9 +252,10 @@ class QuantumModel:
         return {"loss": cross_entropy(logits, labels), "accuracy": accuracy}
 
     def _logits(self, x: np.ndarray) -> np.ndarray:
-        if self._trainer is None:
+        trainer = self._trainer
+        if trainer is None:
             raise RuntimeError("the model has not been trained: call fit first (or load one)")
-        chunks = [self._trainer.logits(x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)]
+        chunks = [trainer.logits(x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)]
         return np.concatenate(chunks).astype(np.float64)
 
     # ------------------------------------------------------------ save/load
@@ -253,18 +265,20 @@ class QuantumModel:
         API keys written into a router config are left out; the loaded model reads
         them from the environment.
         """
-        if self._trainer is None:
+        trainer, gradient = self._trainer, self._gradient
+        if trainer is None or gradient is None:
             raise RuntimeError("nothing to save: call fit first")
+        n_features, n_classes = self._data_shape()
         checkpoint.write(
             path,
             checkpoint.Snapshot(
                 config=self.config.to_dict(),
-                n_features=self._n_features,
-                n_classes=self._n_classes,
-                gradient=self._gradient,
+                n_features=n_features,
+                n_classes=n_classes,
+                gradient=gradient,
                 epochs_done=self._epochs_done,
                 history=self.history.epochs,
-                arrays=self._trainer.state(),
+                arrays=trainer.state(),
             ),
         )
 
@@ -282,8 +296,7 @@ class QuantumModel:
         saved = checkpoint.read(path)
         model = cls(TrainingConfig.from_dict(saved.config).replace(**changes))
         model._restore(saved)
-        model._use_gradient(saved.gradient)
-        model._trainer.load_state(saved.arrays)
+        model._use_gradient(saved.gradient).load_state(saved.arrays)
         return model
 
     def _restore(self, saved: checkpoint.Snapshot) -> None:
@@ -311,19 +324,21 @@ class QuantumModel:
         return saved
 
     # --------------------------------------------------------------- parts
-    def _use_gradient(self, gradient: str) -> None:
-        """Build the trainer for ``gradient`` (keeping the weights of one built before)."""
+    def _use_gradient(self, gradient: str) -> Trainer:
+        """The trainer for ``gradient``, built unless it is the current one (a new one
+        keeps the weights of the one built before)."""
         if self._trainer is not None and gradient == self._gradient:
-            return
+            return self._trainer
         cfg = self.config
+        n_features, n_classes = self._data_shape()
         spec = TrainerSpec(
             circuit=self.circuit,
             device=self.device,
             gradient=gradient,
             gradient_kwargs=gradient_kwargs(gradient, self._sampler),
             shots=cfg.shots,
-            n_features=self._n_features,
-            n_classes=self._n_classes,
+            n_features=n_features,
+            n_classes=n_classes,
             learning_rate=cfg.learning_rate,
             seed=cfg.seed,
         )
@@ -331,6 +346,14 @@ class QuantumModel:
         if self._trainer is not None:
             trainer.load_state(self._trainer.state())
         self._trainer, self._gradient = trainer, gradient
+        return trainer
+
+    def _data_shape(self) -> tuple[int, int]:
+        """``(n_features, n_classes)``: set from the data by ``fit`` (``_check_data``)
+        or from the file by ``load`` (``_restore``), before any trainer is built."""
+        if self._n_features is None or self._n_classes is None:
+            raise RuntimeError("the model has seen no data: call fit first (or load one)")
+        return self._n_features, self._n_classes
 
     def _validation(self, validation_data) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -381,7 +404,8 @@ class QuantumModel:
 def _training_device(config: TrainingConfig):
     """The device of ``config.backend`` (with the config's seed where it takes one),
     and the result cache of its checkpoints when the run pays for circuits."""
-    backend, wires = config.backend, config.n_qubits
+    backend: str | Mapping[str, Any] | None = config.backend  # None: the router's defaults
+    wires = config.n_qubits
     if isinstance(backend, str) and not is_config_path(backend):
         if backend != "qstore.router":
             return qml.device(backend, wires=wires), None

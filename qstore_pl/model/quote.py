@@ -10,6 +10,7 @@ ledger will.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from qstore_pl.exceptions import BudgetExceeded, QstoreError
@@ -107,8 +108,7 @@ class Quote:
     @property
     def seconds_per_epoch(self) -> float | None:
         """Estimated seconds per epoch (``None`` where no time model applies)."""
-        seconds = [x.seconds for x in self.lines]
-        return None if any(s is None for s in seconds) else sum(seconds)  # type: ignore[misc]
+        return sum_or_none(x.seconds for x in self.lines)
 
     # -------------------------------------------------------------- totals
     @property
@@ -210,3 +210,13 @@ def _refusal(quote: Quote, budget: float) -> str:
         f"gradient {quote.gradient}), over the budget of {budget:.2f} USD. Nothing was "
         f"submitted. To train, {', or '.join(fixes)}."
     )
+
+
+def sum_or_none(values: Iterable[float | None]) -> float | None:
+    """The sum of ``values``, or ``None`` when any of them is unknown (``None``)."""
+    total = 0.0
+    for value in values:
+        if value is None:
+            return None
+        total += value
+    return total

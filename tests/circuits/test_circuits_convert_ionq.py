@@ -159,6 +159,18 @@ def test_wire_order_and_measurements():
             r"'rotation' must be a finite number",
         ),
         (
+            {"qubits": 1, "circuit": [{"gate": "rx", "target": 0, "rotation": 10**400}]},
+            r"'rotation' must be a finite number",
+        ),
+        (
+            {
+                "gateset": "native",
+                "qubits": 1,
+                "circuit": [{"gate": "gpi", "target": 0, "phase": float("nan")}],
+            },
+            r"'phase' must be a finite number",
+        ),
+        (
             {"qubits": 2, "circuit": [{"gate": "x", "target": 2}]},
             r"'target' must be a qubit index below 2",
         ),

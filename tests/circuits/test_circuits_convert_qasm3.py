@@ -111,6 +111,8 @@ def test_written_gate_definitions_are_the_standard_gates(name):
         ("OPENQASM 3; qubit q; reset q;", r"'reset' is not supported"),
         ("OPENQASM 3; qubit q; pow(2) @ x q;", r"'pow @' is not supported"),
         ("OPENQASM 3; qubit[2] q; cx q[0];", r"cx acts on 2 qubits, got 1"),
+        ("OPENQASM 3; creg c;", r"malformed register declaration creg 'c'$"),
+        ("OPENQASM 3; input float[64] a; qubit[1] q; rx(a[true]) q;", r"integer constants"),
     ],
 )
 def test_bad_qasm3_raises_a_clear_error(text, match):
