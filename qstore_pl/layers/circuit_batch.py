@@ -4,7 +4,7 @@ host function (TFQ's PQC and ControlledPQC, framework-neutral)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import autograd.numpy as anp
 import pennylane as qml
@@ -13,6 +13,9 @@ from pennylane.tape import QuantumScript
 from qstore_pl.circuits import ParametrizedCircuit, decode_circuits
 from qstore_pl.interfaces.host import HostFunction
 from qstore_pl.templates import PORTABLE_GATES
+
+#: Tapes in, tapes out plus the function that turns their results into the originals'.
+TapeTransform = Callable[[Sequence[QuantumScript]], tuple[Sequence[QuantumScript], Callable]]
 
 
 def expval_measurements(observables: Sequence) -> list:
@@ -66,7 +69,7 @@ class CircuitBatch:
         self.diff_method = diff_method
         self.per_sample_symbols = per_sample_symbols
         self.symbol_sizes = {name: math.prod(shape) for name, shape in model.symbols.items()}
-        self.tape_transform = None
+        self.tape_transform: TapeTransform | None = None
 
     @property
     def n_symbol_values(self) -> int:
@@ -97,7 +100,7 @@ class CircuitBatch:
             # decompose the shared model once, not once per data circuit downstream
             [shared], _ = qml.transforms.decompose(shared, gate_set=PORTABLE_GATES)
             bound = [shared] * len(data)
-        tapes = [
+        tapes: Sequence[QuantumScript] = [
             QuantumScript(circuit.operations + model.operations, self.measurements)
             for circuit, model in zip(data, bound, strict=True)
         ]
