@@ -20,11 +20,14 @@ What is recorded for an executed circuit (one state per broadcast element):
 Durability: :meth:`StateRecorder.on_execution` writes the record to a durable
 :class:`~qstore_pl.db.spool.Spool` (one transaction per call, on the calling thread)
 before it returns, so a crash at any moment loses at most the call in flight. It
-never talks to the store. A background thread forwards the spool to the store in
-batches and removes what the store acknowledged; while the store is down it
-retries with exponential backoff; a later recorder on the same spool replays what a
-killed process left. State ids are fixed when spooled and store writes overwrite by
-id, so nothing is stored twice. See :mod:`qstore_pl.db.spool` for the ``sync``
+never talks to the store, and it writes the call as it came: the pickled circuit and
+the backend's amplitudes as one blob, a single row; phase fixing, encoding, ids and
+metadata are the recorder thread's work (they cost more than the write itself).
+A background thread forwards the spool to the store in batches and removes what
+the store acknowledged; while the store is down it retries with exponential
+backoff; a later recorder on the same spool replays what a killed process left.
+State ids are fixed when spooled (a call's derive from the call's id) and store
+writes overwrite by id, so nothing is stored twice. See :mod:`qstore_pl.db.spool` for the ``sync``
 (fsync) policy.
 """
 
@@ -51,7 +54,7 @@ from qstore_pl.db.circuits import (
     structure_hash,
 )
 from qstore_pl.db.errors import StateEncodingError, StoreError, StoreUnavailableError
-from qstore_pl.db.spool import Spool, SpooledCircuit, default_spool_path
+from qstore_pl.db.spool import CircuitEntry, Spool, SpooledCircuit, default_spool_path
 from qstore_pl.db.store import EncodedState, StateStore, check_metadata
 
 logger = logging.getLogger(__name__)
@@ -177,7 +180,7 @@ class StateRecorder(DeviceCallback):
             return
         received_at = time.time()
         entries, circuits = self._capture(record, received_at)
-        states = len(entries) + sum(c[1] for c in circuits)
+        states = len(entries) + sum(c.states for c in circuits)
         with self._changed:  # counted with the append: the forwarder recounts under it
             self._received += 1
             if not states:
@@ -250,8 +253,11 @@ class StateRecorder(DeviceCallback):
         self._thread.join()
         self.spool.close()
 
-    def _capture(self, record: ExecutionRecord, received_at: float) -> tuple[list, list]:
-        """What to spool for a record: encoded states, or the circuit to simulate."""
+    def _capture(
+        self, record: ExecutionRecord, received_at: float
+    ) -> tuple[list[EncodedState], list[CircuitEntry]]:
+        """What to spool for a record: encoded distributions, or the call (its circuit
+        and the backend's amplitudes, if any) for the recorder thread to encode."""
         tape = record.tape
         result = record.result[0] if record.task != "execute" else record.result
         rows = measured_distributions(tape, result) if record.shots else None
@@ -266,15 +272,16 @@ class StateRecorder(DeviceCallback):
                 )
                 return [], []
             kind, source = "pure", "simulated"
-            rows = _backend_states(record)
         meta = self._metadata(record, received_at, source)
-        if rows is None:
+        if kind == "pure":
+            amplitudes = _backend_states(record)
             try:
                 blob = pickle.dumps(tape, protocol=5)
-            except Exception:  # a tape that cannot be spooled: simulate it here instead
-                rows = final_states(tape)
+            except Exception:  # a tape that cannot be spooled: encode its states here
+                rows = final_states(tape) if amplitudes is None else _normalised(amplitudes)
             else:
-                return [], [(str(uuid.uuid4()), tape.batch_size or 1, blob, meta)]
+                count = len(amplitudes) if amplitudes is not None else tape.batch_size or 1
+                return [], [CircuitEntry(str(uuid.uuid4()), count, blob, meta, amplitudes)]
         try:
             return self._encode(rows, kind, meta, tape, str(uuid.uuid4())), []
         except StateEncodingError as err:
@@ -283,7 +290,6 @@ class StateRecorder(DeviceCallback):
 
     def _metadata(self, record: ExecutionRecord, received_at: float, source: str) -> dict:
         return {
-            "circuit_hash": structure_hash(record.tape),
             "backend": record.backend,
             "shots": record.shots,
             "cost": float(record.cost),
@@ -297,11 +303,14 @@ class StateRecorder(DeviceCallback):
 
     def _encode(self, rows, kind: str, meta: dict, tape, call_id: str) -> list[EncodedState]:
         """One entry per row; ids derive from the call's id, so re-encoding a spooled
-        circuit after a crash gives the same ids."""
+        circuit after a crash gives the same ids. The circuit's hash is added here
+        (spools of older versions carry it already)."""
         vectors, n_qubits = encoding.encode_rows(rows, kind)
         namespace = encoding.namespace_for(kind, n_qubits)
         base = check_metadata(meta)
         base.update(kind=kind, n_qubits=n_qubits)
+        if "circuit_hash" not in base:
+            base["circuit_hash"] = structure_hash(tape)
         parameters = parameter_texts(tape)
         entries = []
         for b, vector in enumerate(vectors):
@@ -351,7 +360,10 @@ class StateRecorder(DeviceCallback):
 
     def _states_of(self, circuit: SpooledCircuit) -> list[EncodedState]:
         try:
-            rows = final_states(circuit.tape)
+            if circuit.amplitudes is None:
+                rows = final_states(circuit.tape)
+            else:
+                rows = _normalised(circuit.amplitudes)
             return self._encode(rows, "pure", circuit.metadata, circuit.tape, circuit.id)
         except Exception as err:  # a circuit the simulator cannot redo: say so, go on
             self._warn_once(type(err).__name__, f"cannot record a state: {err}")
@@ -455,12 +467,18 @@ class StateRecorder(DeviceCallback):
 
 
 def _backend_states(record: ExecutionRecord) -> np.ndarray | None:
-    """The states the backend handed over, when they are over the recorded wires."""
+    """The states the backend handed over, ``(batch, 2**n)``, when they are over the
+    recorded wires (still the backend's memory: the spool copies them)."""
     states = record.states
     if states is None:
         return None
     rows = np.asarray(states).reshape(len(states), -1)
     if rows.shape[1] != 2 ** len(state_wires(record.tape)):
         return None  # the backend's wire order differs: simulate instead
-    # the backend's own rounding (complex64) is not a user error: renormalise
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows
+
+
+def _normalised(rows: np.ndarray) -> np.ndarray:
+    """Rows of unit norm: the backend's own rounding (complex64) is not a user error."""
+    with np.errstate(invalid="ignore", divide="ignore"):  # NaN rows: encoding says so
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
