@@ -5,6 +5,7 @@ StateRecorder adds to a training step.
 
     python benchmarks/bench_db.py [--sizes 10000 100000] [--qubits 4 8] [--disk-size 10000]
                                   [--filtered-queries 2] [--replay 15000]
+    python benchmarks/bench_db.py --overhead-only   # the recorder's cost on a training step
 
 Queries: stored states times a random global phase (their nearest neighbour is
 themselves, ranks 2-5 are the hard part) and random states. Filtered queries are
@@ -149,13 +150,20 @@ def replay_speed(count: int, n: int = 4) -> dict:
     return {"states": count, "stored": stored, "seconds": seconds, "per_s": count / seconds}
 
 
-def recorder_overhead(n: int = 8, batch: int = 32, steps: int = 8) -> dict:
+def recorder_overhead(n: int = 8, batch: int = 32, steps: int = 20, repeats: int = 7) -> dict:
     """ms per training step (W1-like: RX encoding, 4 layers, batch 32, new inputs
-    every step) with and without a StateRecorder on the router; without is measured
-    before and after, and averaged, against drift on a busy machine."""
+    every step) without a recorder, with one whose store is not written meanwhile
+    (``spool``: the synchronous durable write on the training thread alone), and with
+    one forwarding to an in-memory embedded store on its own thread (``deliver``).
+
+    Blocks of ``steps`` steps are interleaved (plain, spool, deliver, plain, ...) and
+    each recorder is flushed between blocks, untimed; the ratios are of medians over
+    ``repeats`` blocks, so drift on a busy machine hits every variant alike. ``flush``
+    is the median time to flush what a deliver block left, the part of the store's
+    work that did not overlap with training."""
     rng = np.random.default_rng(1)
 
-    def step_time(callbacks) -> float:
+    def stepper(callbacks):
         dev = qml.device("qstore.router", wires=n, callbacks=callbacks)
 
         @qml.qnode(dev)
@@ -166,31 +174,63 @@ def recorder_overhead(n: int = 8, batch: int = 32, steps: int = 8) -> dict:
 
         w = pnp.array(rng.uniform(0, np.pi, (4, n, 3)), requires_grad=True)
         grad = qml.grad(lambda w, x: pnp.sum(circuit(x, w)), argnums=0)
-        inputs = rng.uniform(0, np.pi, (steps + 1, batch, n))
-        grad(w, inputs[0])  # warm-up
-        t0 = time.perf_counter()
-        for x in inputs[1:]:
-            grad(w, x)
-        return (time.perf_counter() - t0) / steps * 1e3
+        grad(w, rng.uniform(0, np.pi, (batch, n)))  # warm-up
+        return lambda x: grad(w, x)
 
-    before = step_time([])
-    recorder = StateRecorder(open_store(path=None), spool=tempfile.mktemp(suffix=".sqlite"))
-    recorded = step_time([recorder])
-    plain = (before + step_time([])) / 2
-    t0 = time.perf_counter()
-    recorder.flush()
-    flush_s = time.perf_counter() - t0
-    stats = recorder.stats()
-    recorder.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        held = StateRecorder(  # nothing is sent before the flush between blocks
+            open_store(path=None), spool=Path(tmp) / "held.sqlite", max_delay=3600
+        )
+        sending = StateRecorder(open_store(path=None), spool=Path(tmp) / "sent.sqlite")
+        variants = {
+            "plain": (stepper([]), None),
+            "spool": (stepper([held]), held),
+            "deliver": (stepper([sending]), sending),
+        }
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        flushes = []
+        for _ in range(repeats):
+            for name, (step, recorder) in variants.items():
+                inputs = rng.uniform(0, np.pi, (steps, batch, n))
+                t0 = time.perf_counter()
+                for x in inputs:
+                    step(x)
+                times[name].append((time.perf_counter() - t0) / steps * 1e3)
+                if recorder is not None:
+                    t0 = time.perf_counter()
+                    recorder.flush()
+                    if recorder is sending:
+                        flushes.append(time.perf_counter() - t0)
+        stored = sending.stats().delivered + held.stats().delivered
+        held.close()
+        sending.close()
+    median = {name: float(np.median(t)) for name, t in times.items()}
     return {
         "qubits": n,
         "batch": batch,
-        "plain_ms": plain,
-        "recorded_ms": recorded,
-        "ratio": recorded / plain,
-        "flush_after_s": flush_s,
-        "states": stats.delivered,
+        "steps": steps,
+        "repeats": repeats,
+        "plain_ms": median["plain"],
+        "spool_ms": median["spool"],
+        "deliver_ms": median["deliver"],
+        "spool_ratio": median["spool"] / median["plain"],
+        "deliver_ratio": median["deliver"] / median["plain"],
+        "flush_s": float(np.median(flushes)),
+        "states": stored,
+        "blocks_ms": times,
     }
+
+
+def print_overhead(overhead: dict) -> None:
+    print(
+        f"recorder overhead, {overhead['qubits']} qubits, batch {overhead['batch']}, median "
+        f"of {overhead['repeats']} interleaved blocks of {overhead['steps']} steps: "
+        f"{overhead['plain_ms']:.1f} ms/step without; spooling only "
+        f"{overhead['spool_ms']:.1f} ms ({overhead['spool_ratio']:.2f}x); spooling and "
+        f"delivering {overhead['deliver_ms']:.1f} ms ({overhead['deliver_ratio']:.2f}x), "
+        f"then {overhead['flush_s']:.2f} s to flush a block's rest "
+        f"({overhead['states']} states stored)"
+    )
 
 
 def main() -> None:
@@ -201,7 +241,13 @@ def main() -> None:
     parser.add_argument("--filtered-queries", type=int, default=2)
     parser.add_argument("--replay", type=int, default=15_000)
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument(
+        "--overhead-only", action="store_true", help="only the recorder overhead (no json)"
+    )
     args = parser.parse_args()
+    if args.overhead_only:
+        print_overhead(recorder_overhead())
+        return
     rows = []
     for n in args.qubits:
         for size in args.sizes:
@@ -235,12 +281,7 @@ def main() -> None:
         f"({replay['per_s']:.0f} states/s) into the embedded store on disk"
     )
     if overhead:
-        print(
-            f"recorder overhead, {overhead['qubits']} qubits, batch {overhead['batch']}: "
-            f"{overhead['plain_ms']:.0f} ms/step without, {overhead['recorded_ms']:.0f} ms/step "
-            f"with ({overhead['ratio']:.2f}x); flush afterwards {overhead['flush_after_s']:.2f} s "
-            f"for {overhead['states']} states"
-        )
+        print_overhead(overhead)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
         json.dumps({"store": rows, "replay": replay, "recorder": overhead}, indent=2)
