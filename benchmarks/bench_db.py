@@ -160,7 +160,8 @@ def recorder_overhead(n: int = 8, batch: int = 32, steps: int = 20, repeats: int
     each recorder is flushed between blocks, untimed; the ratios are of medians over
     ``repeats`` blocks, so drift on a busy machine hits every variant alike. ``flush``
     is the median time to flush what a deliver block left, the part of the store's
-    work that did not overlap with training."""
+    work that did not overlap with training. ``cpu``: the process's CPU time per step
+    (all threads), less sensitive than wall time to other jobs on the machine."""
     rng = np.random.default_rng(1)
 
     def stepper(callbacks):
@@ -179,7 +180,10 @@ def recorder_overhead(n: int = 8, batch: int = 32, steps: int = 20, repeats: int
 
     with tempfile.TemporaryDirectory() as tmp:
         held = StateRecorder(  # nothing is sent before the flush between blocks
-            open_store(path=None), spool=Path(tmp) / "held.sqlite", max_delay=3600
+            open_store(path=None),
+            spool=Path(tmp) / "held.sqlite",
+            max_delay=3600,
+            batch_size=steps * batch + 1,
         )
         sending = StateRecorder(open_store(path=None), spool=Path(tmp) / "sent.sqlite")
         variants = {
@@ -188,14 +192,16 @@ def recorder_overhead(n: int = 8, batch: int = 32, steps: int = 20, repeats: int
             "deliver": (stepper([sending]), sending),
         }
         times: dict[str, list[float]] = {name: [] for name in variants}
+        cpu: dict[str, list[float]] = {name: [] for name in variants}
         flushes = []
         for _ in range(repeats):
             for name, (step, recorder) in variants.items():
                 inputs = rng.uniform(0, np.pi, (steps, batch, n))
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 for x in inputs:
                     step(x)
                 times[name].append((time.perf_counter() - t0) / steps * 1e3)
+                cpu[name].append((time.process_time() - c0) / steps * 1e3)
                 if recorder is not None:
                     t0 = time.perf_counter()
                     recorder.flush()
@@ -205,6 +211,7 @@ def recorder_overhead(n: int = 8, batch: int = 32, steps: int = 20, repeats: int
         held.close()
         sending.close()
     median = {name: float(np.median(t)) for name, t in times.items()}
+    median_cpu = {name: float(np.median(t)) for name, t in cpu.items()}
     return {
         "qubits": n,
         "batch": batch,
@@ -215,6 +222,9 @@ def recorder_overhead(n: int = 8, batch: int = 32, steps: int = 20, repeats: int
         "deliver_ms": median["deliver"],
         "spool_ratio": median["spool"] / median["plain"],
         "deliver_ratio": median["deliver"] / median["plain"],
+        "cpu_ms": median_cpu,
+        "spool_cpu_ratio": median_cpu["spool"] / median_cpu["plain"],
+        "deliver_cpu_ratio": median_cpu["deliver"] / median_cpu["plain"],
         "flush_s": float(np.median(flushes)),
         "states": stored,
         "blocks_ms": times,
@@ -229,7 +239,9 @@ def print_overhead(overhead: dict) -> None:
         f"{overhead['spool_ms']:.1f} ms ({overhead['spool_ratio']:.2f}x); spooling and "
         f"delivering {overhead['deliver_ms']:.1f} ms ({overhead['deliver_ratio']:.2f}x), "
         f"then {overhead['flush_s']:.2f} s to flush a block's rest "
-        f"({overhead['states']} states stored)"
+        f"({overhead['states']} states stored); CPU per step {overhead['cpu_ms']['plain']:.1f}, "
+        f"{overhead['cpu_ms']['spool']:.1f} ({overhead['spool_cpu_ratio']:.2f}x), "
+        f"{overhead['cpu_ms']['deliver']:.1f} ms ({overhead['deliver_cpu_ratio']:.2f}x)"
     )
 
 
