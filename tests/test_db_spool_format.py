@@ -140,3 +140,18 @@ def test_a_spool_in_the_old_format_still_drains(tmp_path):
             1.0, abs=1e-6
         )
     store.close()
+
+
+def test_appends_leave_the_log_to_checkpoint_which_moves_it_into_the_file(tmp_path):
+    """The training thread's commits do not copy the log into the file (and fsync it)
+    at SQLite's default 4 MiB; the forwarding thread's checkpoint does."""
+    path = tmp_path / "spool.sqlite"
+    spool = Spool(path)
+    amplitudes = np.ones((32, 256), np.complex128)  # 128 KiB a call
+    for call in range(40):  # 5 MiB of log
+        spool.append([], [CircuitEntry(str(call), 32, b"tape", {}, amplitudes)])
+    before = path.stat().st_size
+    spool.checkpoint()
+    assert before < 1 << 20 and path.stat().st_size > 5 << 20
+    assert spool.counts() == (40 * 32, 0)
+    spool.close()

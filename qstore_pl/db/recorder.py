@@ -335,6 +335,7 @@ class StateRecorder(DeviceCallback):
             try:
                 self._simulate_circuits()
                 self._deliver()
+                self.spool.checkpoint()
             except Exception:  # the thread must outlive any bug: states wait in the spool
                 logger.exception("StateRecorder: unexpected error; retrying")
                 time.sleep(self._max_backoff)

@@ -81,6 +81,10 @@ CREATE TABLE IF NOT EXISTS rejected (
 )""",
 )
 
+#: Log pages (4 KiB) after which a commit checkpoints by itself (SQLite's default is
+#: 1,000): :meth:`Spool.checkpoint` normally does it long before, off the training thread.
+_WRITER_CHECKPOINT_PAGES = 10_000
+
 #: Columns added to ``circuits`` since the first spool format (opening an old spool adds them).
 _ADDED_COLUMNS = (("amplitudes", "BLOB"), ("dtype", "TEXT"))
 
@@ -145,6 +149,12 @@ class Spool:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={sync.upper()}")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={_WRITER_CHECKPOINT_PAGES}")
+        # checkpoints (a copy of the log into the file, and an fsync) run here, on the
+        # forwarding thread, so that the thread that appends does not wait for the disk
+        self._checkpointer = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None
+        )
         with self._transaction():
             for table in _SCHEMA_TABLES:  # the tables, then the columns an old spool lacks
                 self._db.execute(table)
@@ -228,9 +238,20 @@ class Spool:
             rejected = self._db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
         return waiting, rejected
 
+    def checkpoint(self) -> None:
+        """Move the write-ahead log into the database file without blocking writers
+        (SQLite's ``PASSIVE`` checkpoint). The forwarding thread calls it after each
+        round; should nobody call it, the appending connection checkpoints on its own
+        once the log passes about 40 MB."""
+        try:
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.OperationalError:  # busy: the next round moves the log instead
+            pass
+
     def close(self) -> None:
         """Close the file."""
         with self._lock:
+            self._checkpointer.close()
             self._db.close()
 
 
