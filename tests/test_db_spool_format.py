@@ -155,3 +155,29 @@ def test_appends_leave_the_log_to_checkpoint_which_moves_it_into_the_file(tmp_pa
     assert before < 1 << 20 and path.stat().st_size > 5 << 20
     assert spool.counts() == (40 * 32, 0)
     spool.close()
+
+
+def test_amplitudes_over_other_wires_than_recorded_are_simulated_instead(tmp_path):
+    """States are recorded over wires 0..max; a backend's states over the tape's own
+    two wires (4 amplitudes for wires 0 and 2) are not those: the thread simulates."""
+    tape = QuantumScript([qml.RX(np.array([0.3, 1.1]), 0), qml.CNOT([0, 2])], [qml.probs()])
+    store = open_store(path=None)
+    recorder = StateRecorder(store, spool=tmp_path / "spool.sqlite")
+    wrong = np.full((2, 4), 0.5, dtype=np.complex128)
+    recorder.on_execution(
+        ExecutionRecord(tape, None, "execute", "qstore.batched", None, 0.0, states=wrong)
+    )
+    recorder.flush(timeout=30)
+    recorder.close()
+    assert store.stats().namespaces == {"pure-3q": 2}
+
+    @qml.qnode(qml.device("default.qubit", wires=3))
+    def over_0_1_2(x):
+        qml.RX(x, 0)
+        qml.CNOT([0, 2])
+        return qml.state()
+
+    for row in (over_0_1_2(0.3), over_0_1_2(1.1)):
+        (hit,) = store.query_similar(row, top_k=1)
+        assert hit.fidelity == pytest.approx(1.0, abs=1e-6)
+    store.close()

@@ -274,13 +274,14 @@ class StateRecorder(DeviceCallback):
             kind, source = "pure", "simulated"
         meta = self._metadata(record, received_at, source)
         if kind == "pure":
-            amplitudes = _backend_states(record)
+            amplitudes = _rows(record.states)
             try:
                 blob = pickle.dumps(tape, protocol=5)
             except Exception:  # a tape that cannot be spooled: encode its states here
-                rows = final_states(tape) if amplitudes is None else _normalised(amplitudes)
+                rows = _backend_rows(amplitudes, tape)
+                rows = final_states(tape) if rows is None else rows
             else:
-                count = len(amplitudes) if amplitudes is not None else tape.batch_size or 1
+                count = (tape.batch_size or 1) if amplitudes is None else len(amplitudes)
                 return [], [CircuitEntry(str(uuid.uuid4()), count, blob, meta, amplitudes)]
         try:
             return self._encode(rows, kind, meta, tape, str(uuid.uuid4())), []
@@ -361,10 +362,9 @@ class StateRecorder(DeviceCallback):
 
     def _states_of(self, circuit: SpooledCircuit) -> list[EncodedState]:
         try:
-            if circuit.amplitudes is None:
+            rows = _backend_rows(circuit.amplitudes, circuit.tape)
+            if rows is None:
                 rows = final_states(circuit.tape)
-            else:
-                rows = _normalised(circuit.amplitudes)
             return self._encode(rows, "pure", circuit.metadata, circuit.tape, circuit.id)
         except Exception as err:  # a circuit the simulator cannot redo: say so, go on
             self._warn_once(type(err).__name__, f"cannot record a state: {err}")
@@ -467,19 +467,22 @@ class StateRecorder(DeviceCallback):
             logger.warning("StateRecorder: %s", message)
 
 
-def _backend_states(record: ExecutionRecord) -> np.ndarray | None:
-    """The states the backend handed over, ``(batch, 2**n)``, when they are over the
-    recorded wires (still the backend's memory: the spool copies them)."""
-    states = record.states
-    if states is None:
+def _backend_rows(amplitudes: np.ndarray | None, tape) -> np.ndarray | None:
+    """The states a backend handed over as unit rows ``(batch, 2**n)``, when they are
+    the tape's states over :func:`state_wires`; ``None`` otherwise (then simulate).
+
+    Checked on the recorder thread: a fresh tape's wires cost more to work out than
+    the rest of spooling a call."""
+    if amplitudes is None:
         return None
-    rows = np.asarray(states).reshape(len(states), -1)
-    if rows.shape[1] != 2 ** len(state_wires(record.tape)):
+    rows = _rows(amplitudes)
+    if rows.shape != (tape.batch_size or 1, 2 ** len(state_wires(tape))):
         return None  # the backend's wire order differs: simulate instead
-    return rows
-
-
-def _normalised(rows: np.ndarray) -> np.ndarray:
-    """Rows of unit norm: the backend's own rounding (complex64) is not a user error."""
-    with np.errstate(invalid="ignore", divide="ignore"):  # NaN rows: encoding says so
+    # the backend's own rounding (complex64) is not a user error; NaN rows: encoding says so
+    with np.errstate(invalid="ignore", divide="ignore"):
         return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def _rows(states) -> np.ndarray | None:
+    """A backend's states as a ``(batch, amplitudes)`` array (a view where it can be)."""
+    return None if states is None else np.asarray(states).reshape(len(states), -1)
