@@ -122,12 +122,13 @@ def final_states(tape: QuantumScript) -> np.ndarray:
     current_limits().check("max_state_wires", len(wires), "wires of the recorded state")
     idle = [qml.Identity(w) for w in wires if w not in tape.wires]
     circuit = QuantumScript(tape.operations + idle, [], shots=None)
+    # get_final_state orders the state's axes by wire label, not by first use: label
+    # each wire by its position in ``wires``
+    (circuit,), _ = qml.map_wires(circuit, {w: i for i, w in enumerate(wires)})
     state, batched = get_final_state(circuit)
     state = np.asarray(qml.math.unwrap(state))
     if not batched:
         state = state[np.newaxis]
-    order = [circuit.wires.index(w) + 1 for w in wires]
-    state = np.transpose(state, [0, *order])
     return state.reshape(state.shape[0], 2 ** len(wires))
 
 
