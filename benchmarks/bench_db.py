@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import tempfile
 import time
 import uuid
@@ -32,6 +33,7 @@ from qstore_pl.db.spool import Spool
 from qstore_pl.db.store import EncodedState
 
 RESULTS = Path(__file__).parent / "results" / "db.json"
+GATES = {"RX", "RY", "RZ", "Rot", "CNOT"}
 CHUNK = 1000
 TOP_K = 5
 
@@ -113,30 +115,29 @@ def store_scale(size: int, n: int, path, filtered_queries: int) -> dict:
     }
 
 
-def replay_speed(count: int, n: int = 4) -> dict:
+def replay_speed(count: int, n: int = 4, batch: int = 8) -> dict:
     """States/s a new recorder sends to an embedded store on disk from a spool that a
-    killed process left behind (metadata as the recorder writes it)."""
+    killed process left behind, as this version spools them (calls of ``batch``
+    states: a pickled circuit and the backend's amplitudes, encoded on replay)."""
+    from qstore_pl.db.spool import CircuitEntry  # here: --overhead-only runs older versions too
+
+    rng = np.random.default_rng(2)
+    n_calls = count // batch
     with tempfile.TemporaryDirectory() as tmp:
         spool = Spool(Path(tmp) / "spool.sqlite")
-        rng = np.random.default_rng(2)
-        for start in range(0, count, CHUNK):
-            vectors, _ = encode_rows(random_states(rng, min(CHUNK, count - start), n), "pure")
-            meta = {
-                "kind": "pure",
-                "n_qubits": n,
-                "backend": "qstore.batched",
-                "source": "simulated",
-            }
+        for _ in range(n_calls):
+            x, w = rng.uniform(0, np.pi, (batch, n)), rng.uniform(0, np.pi, (2, n, 3))
+            tape = qml.tape.make_qscript(
+                lambda x, w: (
+                    qml.AngleEmbedding(x, wires=range(n), rotation="X"),
+                    qml.StronglyEntanglingLayers(w, wires=range(n)),
+                )
+            )(x, w)
+            (tape,), _ = qml.transforms.decompose(tape, gate_set=GATES)  # as the router runs it
+            meta = {"backend": "qstore.batched", "source": "simulated", "run": "bench"}
+            amplitudes = random_states(rng, batch, n).astype(np.complex64)
             spool.append(
-                [
-                    EncodedState(
-                        str(uuid.uuid4()),
-                        namespace_for("pure", n),
-                        v,
-                        dict(meta, parameters=json.dumps(rng.uniform(size=28).tolist())),
-                    )
-                    for v in vectors
-                ]
+                [], [CircuitEntry(str(uuid.uuid4()), batch, pickle.dumps(tape), meta, amplitudes)]
             )
         spool.close()
         store = open_store(path=Path(tmp) / "store")
@@ -147,7 +148,8 @@ def replay_speed(count: int, n: int = 4) -> dict:
         recorder.close()
         stored = store.stats().states
         store.close()
-    return {"states": count, "stored": stored, "seconds": seconds, "per_s": count / seconds}
+    states = n_calls * batch
+    return {"states": states, "stored": stored, "seconds": seconds, "per_s": states / seconds}
 
 
 def recorder_overhead(n: int = 8, batch: int = 32, steps: int = 20, repeats: int = 7) -> dict:
