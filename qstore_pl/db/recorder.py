@@ -27,8 +27,8 @@ A background thread forwards the spool to the store in batches and removes what
 the store acknowledged; while the store is down it retries with exponential
 backoff; a later recorder on the same spool replays what a killed process left.
 State ids are fixed when spooled (a call's derive from the call's id) and store
-writes overwrite by id, so nothing is stored twice. See :mod:`qstore_pl.db.spool` for the ``sync``
-(fsync) policy.
+writes overwrite by id, so nothing is stored twice. See :mod:`qstore_pl.db.spool`
+for the ``sync`` (fsync) policy and what each setting survives.
 """
 
 from __future__ import annotations
