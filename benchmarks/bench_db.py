@@ -5,6 +5,7 @@ StateRecorder adds to a training step.
 
     python benchmarks/bench_db.py [--sizes 10000 100000] [--qubits 4 8] [--disk-size 10000]
                                   [--filtered-queries 2] [--replay 15000]
+    python benchmarks/bench_db.py --overhead-only   # the recorder's cost on a training step
 
 Queries: stored states times a random global phase (their nearest neighbour is
 themselves, ranks 2-5 are the hard part) and random states. Filtered queries are
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import tempfile
 import time
 import uuid
@@ -31,6 +33,7 @@ from qstore_pl.db.spool import Spool
 from qstore_pl.db.store import EncodedState
 
 RESULTS = Path(__file__).parent / "results" / "db.json"
+GATES = {"RX", "RY", "RZ", "Rot", "CNOT"}
 CHUNK = 1000
 TOP_K = 5
 
@@ -112,30 +115,29 @@ def store_scale(size: int, n: int, path, filtered_queries: int) -> dict:
     }
 
 
-def replay_speed(count: int, n: int = 4) -> dict:
+def replay_speed(count: int, n: int = 4, batch: int = 8) -> dict:
     """States/s a new recorder sends to an embedded store on disk from a spool that a
-    killed process left behind (metadata as the recorder writes it)."""
+    killed process left behind, as this version spools them (calls of ``batch``
+    states: a pickled circuit and the backend's amplitudes, encoded on replay)."""
+    from qstore_pl.db.spool import CircuitEntry  # here: --overhead-only runs older versions too
+
+    rng = np.random.default_rng(2)
+    n_calls = count // batch
     with tempfile.TemporaryDirectory() as tmp:
         spool = Spool(Path(tmp) / "spool.sqlite")
-        rng = np.random.default_rng(2)
-        for start in range(0, count, CHUNK):
-            vectors, _ = encode_rows(random_states(rng, min(CHUNK, count - start), n), "pure")
-            meta = {
-                "kind": "pure",
-                "n_qubits": n,
-                "backend": "qstore.batched",
-                "source": "simulated",
-            }
+        for _ in range(n_calls):
+            x, w = rng.uniform(0, np.pi, (batch, n)), rng.uniform(0, np.pi, (2, n, 3))
+            tape = qml.tape.make_qscript(
+                lambda x, w: (
+                    qml.AngleEmbedding(x, wires=range(n), rotation="X"),
+                    qml.StronglyEntanglingLayers(w, wires=range(n)),
+                )
+            )(x, w)
+            (tape,), _ = qml.transforms.decompose(tape, gate_set=GATES)  # as the router runs it
+            meta = {"backend": "qstore.batched", "source": "simulated", "run": "bench"}
+            amplitudes = random_states(rng, batch, n).astype(np.complex64)
             spool.append(
-                [
-                    EncodedState(
-                        str(uuid.uuid4()),
-                        namespace_for("pure", n),
-                        v,
-                        dict(meta, parameters=json.dumps(rng.uniform(size=28).tolist())),
-                    )
-                    for v in vectors
-                ]
+                [], [CircuitEntry(str(uuid.uuid4()), batch, pickle.dumps(tape), meta, amplitudes)]
             )
         spool.close()
         store = open_store(path=Path(tmp) / "store")
@@ -146,16 +148,25 @@ def replay_speed(count: int, n: int = 4) -> dict:
         recorder.close()
         stored = store.stats().states
         store.close()
-    return {"states": count, "stored": stored, "seconds": seconds, "per_s": count / seconds}
+    states = n_calls * batch
+    return {"states": states, "stored": stored, "seconds": seconds, "per_s": states / seconds}
 
 
-def recorder_overhead(n: int = 8, batch: int = 32, steps: int = 8) -> dict:
+def recorder_overhead(n: int = 8, batch: int = 32, steps: int = 20, repeats: int = 7) -> dict:
     """ms per training step (W1-like: RX encoding, 4 layers, batch 32, new inputs
-    every step) with and without a StateRecorder on the router; without is measured
-    before and after, and averaged, against drift on a busy machine."""
+    every step) without a recorder, with one whose store is not written meanwhile
+    (``spool``: the synchronous durable write on the training thread alone), and with
+    one forwarding to an in-memory embedded store on its own thread (``deliver``).
+
+    Blocks of ``steps`` steps are interleaved (plain, spool, deliver, plain, ...) and
+    each recorder is flushed between blocks, untimed; the ratios are of medians over
+    ``repeats`` blocks, so drift on a busy machine hits every variant alike. ``flush``
+    is the median time to flush what a deliver block left, the part of the store's
+    work that did not overlap with training. ``cpu``: the process's CPU time per step
+    (all threads), less sensitive than wall time to other jobs on the machine."""
     rng = np.random.default_rng(1)
 
-    def step_time(callbacks) -> float:
+    def stepper(callbacks):
         dev = qml.device("qstore.router", wires=n, callbacks=callbacks)
 
         @qml.qnode(dev)
@@ -166,31 +177,74 @@ def recorder_overhead(n: int = 8, batch: int = 32, steps: int = 8) -> dict:
 
         w = pnp.array(rng.uniform(0, np.pi, (4, n, 3)), requires_grad=True)
         grad = qml.grad(lambda w, x: pnp.sum(circuit(x, w)), argnums=0)
-        inputs = rng.uniform(0, np.pi, (steps + 1, batch, n))
-        grad(w, inputs[0])  # warm-up
-        t0 = time.perf_counter()
-        for x in inputs[1:]:
-            grad(w, x)
-        return (time.perf_counter() - t0) / steps * 1e3
+        grad(w, rng.uniform(0, np.pi, (batch, n)))  # warm-up
+        return lambda x: grad(w, x)
 
-    before = step_time([])
-    recorder = StateRecorder(open_store(path=None), spool=tempfile.mktemp(suffix=".sqlite"))
-    recorded = step_time([recorder])
-    plain = (before + step_time([])) / 2
-    t0 = time.perf_counter()
-    recorder.flush()
-    flush_s = time.perf_counter() - t0
-    stats = recorder.stats()
-    recorder.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        held = StateRecorder(  # nothing is sent before the flush between blocks
+            open_store(path=None),
+            spool=Path(tmp) / "held.sqlite",
+            max_delay=3600,
+            batch_size=steps * batch + 1,
+        )
+        sending = StateRecorder(open_store(path=None), spool=Path(tmp) / "sent.sqlite")
+        variants = {
+            "plain": (stepper([]), None),
+            "spool": (stepper([held]), held),
+            "deliver": (stepper([sending]), sending),
+        }
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        cpu: dict[str, list[float]] = {name: [] for name in variants}
+        flushes = []
+        for _ in range(repeats):
+            for name, (step, recorder) in variants.items():
+                inputs = rng.uniform(0, np.pi, (steps, batch, n))
+                t0, c0 = time.perf_counter(), time.process_time()
+                for x in inputs:
+                    step(x)
+                times[name].append((time.perf_counter() - t0) / steps * 1e3)
+                cpu[name].append((time.process_time() - c0) / steps * 1e3)
+                if recorder is not None:
+                    t0 = time.perf_counter()
+                    recorder.flush()
+                    if recorder is sending:
+                        flushes.append(time.perf_counter() - t0)
+        stored = sending.stats().delivered + held.stats().delivered
+        held.close()
+        sending.close()
+    median = {name: float(np.median(t)) for name, t in times.items()}
+    median_cpu = {name: float(np.median(t)) for name, t in cpu.items()}
     return {
         "qubits": n,
         "batch": batch,
-        "plain_ms": plain,
-        "recorded_ms": recorded,
-        "ratio": recorded / plain,
-        "flush_after_s": flush_s,
-        "states": stats.delivered,
+        "steps": steps,
+        "repeats": repeats,
+        "plain_ms": median["plain"],
+        "spool_ms": median["spool"],
+        "deliver_ms": median["deliver"],
+        "spool_ratio": median["spool"] / median["plain"],
+        "deliver_ratio": median["deliver"] / median["plain"],
+        "cpu_ms": median_cpu,
+        "spool_cpu_ratio": median_cpu["spool"] / median_cpu["plain"],
+        "deliver_cpu_ratio": median_cpu["deliver"] / median_cpu["plain"],
+        "flush_s": float(np.median(flushes)),
+        "states": stored,
+        "blocks_ms": times,
     }
+
+
+def print_overhead(overhead: dict) -> None:
+    print(
+        f"recorder overhead, {overhead['qubits']} qubits, batch {overhead['batch']}, median "
+        f"of {overhead['repeats']} interleaved blocks of {overhead['steps']} steps: "
+        f"{overhead['plain_ms']:.1f} ms/step without; spooling only "
+        f"{overhead['spool_ms']:.1f} ms ({overhead['spool_ratio']:.2f}x); spooling and "
+        f"delivering {overhead['deliver_ms']:.1f} ms ({overhead['deliver_ratio']:.2f}x), "
+        f"then {overhead['flush_s']:.2f} s to flush a block's rest "
+        f"({overhead['states']} states stored); CPU per step {overhead['cpu_ms']['plain']:.1f}, "
+        f"{overhead['cpu_ms']['spool']:.1f} ({overhead['spool_cpu_ratio']:.2f}x), "
+        f"{overhead['cpu_ms']['deliver']:.1f} ms ({overhead['deliver_cpu_ratio']:.2f}x)"
+    )
 
 
 def main() -> None:
@@ -201,7 +255,13 @@ def main() -> None:
     parser.add_argument("--filtered-queries", type=int, default=2)
     parser.add_argument("--replay", type=int, default=15_000)
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument(
+        "--overhead-only", action="store_true", help="only the recorder overhead (no json)"
+    )
     args = parser.parse_args()
+    if args.overhead_only:
+        print_overhead(recorder_overhead())
+        return
     rows = []
     for n in args.qubits:
         for size in args.sizes:
@@ -235,12 +295,7 @@ def main() -> None:
         f"({replay['per_s']:.0f} states/s) into the embedded store on disk"
     )
     if overhead:
-        print(
-            f"recorder overhead, {overhead['qubits']} qubits, batch {overhead['batch']}: "
-            f"{overhead['plain_ms']:.0f} ms/step without, {overhead['recorded_ms']:.0f} ms/step "
-            f"with ({overhead['ratio']:.2f}x); flush afterwards {overhead['flush_after_s']:.2f} s "
-            f"for {overhead['states']} states"
-        )
+        print_overhead(overhead)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
         json.dumps({"store": rows, "replay": replay, "recorder": overhead}, indent=2)

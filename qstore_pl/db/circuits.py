@@ -69,11 +69,13 @@ def parameter_texts(tape: QuantumScript) -> list[str]:
     """The gate parameters of each circuit in the tape as JSON lists, one per
     broadcast element (matrices and state vectors are left out).
 
-    Parameters shared by every element (the weights) are formatted once: float
+    Parameters shared by every element (the weights) are formatted once, and
+    consecutive parameters of a kind (shared, per element) in one ``json.dumps``:
     formatting is most of the cost of recording a batch.
     """
     batch = tape.batch_size or 1
-    pieces: list[list[str] | str] = []
+    runs: list[list] = []  # [shared floats] or [per-element (batch, k) arrays], in order
+    shared: list[bool] = []
     count = 0
     for op in tape.operations:
         ndims = op.ndim_params if op.batch_size else (None,) * len(op.data)
@@ -83,15 +85,24 @@ def parameter_texts(tape: QuantumScript) -> list[str]:
             array = np.asarray(value)
             if np.iscomplexobj(array) or array.size == 0:  # matrices and state vectors
                 continue
-            if op.batch_size and ndim is not None and array.ndim > ndim:
-                rows = array.astype(float).reshape(batch, -1).tolist()
-                pieces.append([json.dumps(row)[1:-1] for row in rows])
-                count += len(rows[0])
+            per_element = bool(op.batch_size) and ndim is not None and array.ndim > ndim
+            if not runs or shared[-1] == per_element:
+                runs.append([])
+                shared.append(not per_element)
+            if per_element:
+                runs[-1].append(array.astype(float).reshape(batch, -1))
+                count += runs[-1][-1].shape[1]
             else:
-                pieces.append(json.dumps(array.astype(float).ravel().tolist())[1:-1])
+                runs[-1].extend(array.astype(float).ravel().tolist())
                 count += array.size
     if count > MAX_PARAMETERS_IN_TEXT:
         return []
+    pieces = [
+        json.dumps(run)[1:-1]
+        if is_shared
+        else [json.dumps(row)[1:-1] for row in np.concatenate(run, axis=1).tolist()]
+        for run, is_shared in zip(runs, shared)
+    ]
     return [
         "[" + ", ".join(p if isinstance(p, str) else p[b] for p in pieces) + "]"
         for b in range(batch)
@@ -112,12 +123,13 @@ def final_states(tape: QuantumScript) -> np.ndarray:
     current_limits().check("max_state_wires", len(wires), "wires of the recorded state")
     idle = [qml.Identity(w) for w in wires if w not in tape.wires]
     circuit = QuantumScript(tape.operations + idle, [], shots=None)
+    # get_final_state orders the state's axes by wire label, not by first use: label
+    # each wire by its position in ``wires``
+    (circuit,), _ = qml.map_wires(circuit, {w: i for i, w in enumerate(wires)})
     state, batched = get_final_state(circuit)
     state = np.asarray(qml.math.unwrap(state))
     if not batched:
         state = state[np.newaxis]
-    order = [circuit.wires.index(w) + 1 for w in wires]
-    state = np.transpose(state, [0, *order])
     return state.reshape(state.shape[0], 2 ** len(wires))
 
 

@@ -20,12 +20,15 @@ What is recorded for an executed circuit (one state per broadcast element):
 Durability: :meth:`StateRecorder.on_execution` writes the record to a durable
 :class:`~qstore_pl.db.spool.Spool` (one transaction per call, on the calling thread)
 before it returns, so a crash at any moment loses at most the call in flight. It
-never talks to the store. A background thread forwards the spool to the store in
-batches and removes what the store acknowledged; while the store is down it
-retries with exponential backoff; a later recorder on the same spool replays what a
-killed process left. State ids are fixed when spooled and store writes overwrite by
-id, so nothing is stored twice. See :mod:`qstore_pl.db.spool` for the ``sync``
-(fsync) policy.
+never talks to the store, and it writes the call as it came: the pickled circuit and
+the backend's amplitudes as one blob, a single row; phase fixing, encoding, ids and
+metadata are the recorder thread's work (they cost more than the write itself).
+A background thread forwards the spool to the store in batches and removes what
+the store acknowledged; while the store is down it retries with exponential
+backoff; a later recorder on the same spool replays what a killed process left.
+State ids are fixed when spooled (a call's derive from the call's id) and store
+writes overwrite by id, so nothing is stored twice. See :mod:`qstore_pl.db.spool`
+for the ``sync`` (fsync) policy and what each setting survives.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from qstore_pl.db.circuits import (
     structure_hash,
 )
 from qstore_pl.db.errors import StateEncodingError, StoreError, StoreUnavailableError
-from qstore_pl.db.spool import Spool, SpooledCircuit, default_spool_path
+from qstore_pl.db.spool import CircuitEntry, Spool, SpooledCircuit, default_spool_path
 from qstore_pl.db.store import EncodedState, StateStore, check_metadata
 
 logger = logging.getLogger(__name__)
@@ -178,7 +181,7 @@ class StateRecorder(DeviceCallback):
             return
         received_at = time.time()
         entries, circuits = self._capture(record, received_at)
-        states = len(entries) + sum(c[1] for c in circuits)
+        states = len(entries) + sum(c.states for c in circuits)
         with self._changed:  # counted with the append: the forwarder recounts under it
             self._received += 1
             if not states:
@@ -251,8 +254,11 @@ class StateRecorder(DeviceCallback):
         self._thread.join()
         self.spool.close()
 
-    def _capture(self, record: ExecutionRecord, received_at: float) -> tuple[list, list]:
-        """What to spool for a record: encoded states, or the circuit to simulate."""
+    def _capture(
+        self, record: ExecutionRecord, received_at: float
+    ) -> tuple[list[EncodedState], list[CircuitEntry]]:
+        """What to spool for a record: encoded distributions, or the call (its circuit
+        and the backend's amplitudes, if any) for the recorder thread to encode."""
         tape = record.tape
         result = record.result[0] if record.task != "execute" else record.result
         rows = measured_distributions(tape, result) if record.shots else None
@@ -267,15 +273,17 @@ class StateRecorder(DeviceCallback):
                 )
                 return [], []
             kind, source = "pure", "simulated"
-            rows = _backend_states(record)
         meta = self._metadata(record, received_at, source)
-        if rows is None:
+        if kind == "pure":
+            amplitudes = _rows(record.states)
             try:
                 blob = pickle.dumps(tape, protocol=5)
-            except Exception:  # a tape that cannot be spooled: simulate it here instead
-                rows = final_states(tape)
+            except Exception:  # a tape that cannot be spooled: encode its states here
+                rows = _backend_rows(amplitudes, tape)
+                rows = final_states(tape) if rows is None else rows
             else:
-                return [], [(str(uuid.uuid4()), tape.batch_size or 1, blob, meta)]
+                count = (tape.batch_size or 1) if amplitudes is None else len(amplitudes)
+                return [], [CircuitEntry(str(uuid.uuid4()), count, blob, meta, amplitudes)]
         try:
             return self._encode(rows, kind, meta, tape, str(uuid.uuid4())), []
         except StateEncodingError as err:
@@ -284,7 +292,6 @@ class StateRecorder(DeviceCallback):
 
     def _metadata(self, record: ExecutionRecord, received_at: float, source: str) -> dict:
         return {
-            "circuit_hash": structure_hash(record.tape),
             "backend": record.backend,
             "shots": record.shots,
             "cost": float(record.cost),
@@ -298,11 +305,14 @@ class StateRecorder(DeviceCallback):
 
     def _encode(self, rows, kind: str, meta: dict, tape, call_id: str) -> list[EncodedState]:
         """One entry per row; ids derive from the call's id, so re-encoding a spooled
-        circuit after a crash gives the same ids."""
+        circuit after a crash gives the same ids. The circuit's hash is added here
+        (spools of older versions carry it already)."""
         vectors, n_qubits = encoding.encode_rows(rows, kind)
         namespace = encoding.namespace_for(kind, n_qubits)
         base = check_metadata(meta)
         base.update(kind=kind, n_qubits=n_qubits)
+        if "circuit_hash" not in base:
+            base["circuit_hash"] = structure_hash(tape)
         parameters = parameter_texts(tape)
         entries = []
         for b, vector in enumerate(vectors):
@@ -327,6 +337,7 @@ class StateRecorder(DeviceCallback):
             try:
                 self._simulate_circuits()
                 self._deliver()
+                self.spool.checkpoint()
             except Exception:  # the thread must outlive any bug: states wait in the spool
                 logger.exception("StateRecorder: unexpected error; retrying")
                 time.sleep(self._max_backoff)
@@ -352,7 +363,9 @@ class StateRecorder(DeviceCallback):
 
     def _states_of(self, circuit: SpooledCircuit) -> list[EncodedState]:
         try:
-            rows = final_states(circuit.tape)
+            rows = _backend_rows(circuit.amplitudes, circuit.tape)
+            if rows is None:
+                rows = final_states(circuit.tape)
             return self._encode(rows, "pure", circuit.metadata, circuit.tape, circuit.id)
         except Exception as err:  # a circuit the simulator cannot redo: say so, go on
             self._warn_once(type(err).__name__, f"cannot record a state: {err}")
@@ -455,13 +468,22 @@ class StateRecorder(DeviceCallback):
             logger.warning("StateRecorder: %s", message)
 
 
-def _backend_states(record: ExecutionRecord) -> np.ndarray | None:
-    """The states the backend handed over, when they are over the recorded wires."""
-    states = record.states
-    if states is None:
+def _backend_rows(amplitudes: np.ndarray | None, tape) -> np.ndarray | None:
+    """The states a backend handed over as unit rows ``(batch, 2**n)``, when they are
+    the tape's states over :func:`state_wires`; ``None`` otherwise (then simulate).
+
+    Checked on the recorder thread: a fresh tape's wires cost more to work out than
+    the rest of spooling a call."""
+    if amplitudes is None:
         return None
-    rows = np.asarray(states).reshape(len(states), -1)
-    if rows.shape[1] != 2 ** len(state_wires(record.tape)):
+    rows = _rows(amplitudes)
+    if rows.shape != (tape.batch_size or 1, 2 ** len(state_wires(tape))):
         return None  # the backend's wire order differs: simulate instead
-    # the backend's own rounding (complex64) is not a user error: renormalise
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    # the backend's own rounding (complex64) is not a user error; NaN rows: encoding says so
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def _rows(states) -> np.ndarray | None:
+    """A backend's states as a ``(batch, amplitudes)`` array (a view where it can be)."""
+    return None if states is None else np.asarray(states).reshape(len(states), -1)

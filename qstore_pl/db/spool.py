@@ -4,9 +4,16 @@ SQLite in WAL mode, written by the thread that records (one transaction per call
 read by the thread that forwards. Two kinds of entry wait here:
 
 * ``pending``: encoded states, ready to send;
-* ``circuits``: circuits whose states nobody has yet (the backend that ran them kept
-  none); the forwarding thread simulates them and swaps each for its states in one
-  transaction.
+* ``circuits``: one row per call whose states the forwarding thread encodes: the
+  pickled circuit and, where the backend kept them, its raw amplitudes as one blob
+  (``amplitudes``, numpy ``dtype``; the training thread writes a single row per
+  call and leaves phase fixing, encoding and metadata to the forwarding thread);
+  without amplitudes the forwarding thread simulates the circuit. Either way it
+  swaps the row for its states in one transaction.
+
+Spools written before amplitudes were spooled raw have no ``amplitudes`` and
+``dtype`` columns: opening one adds them (empty: those circuits are simulated, as
+they were then), so a spool left on disk by an older version still drains.
 
 States are sent in spool order and acknowledged by position (a cursor: everything
 up to the last acknowledged ``seq`` leaves in one range delete). An entry leaves the
@@ -16,11 +23,13 @@ Ids are fixed when an entry is spooled (a circuit's states get ids derived from 
 circuit's id) and store writes overwrite by id, so an entry sent again after a crash
 between the store's write and the acknowledgement is still stored once.
 
-Durability (``sync``): ``"normal"`` (the default) commits without waiting for the
-disk: a committed call survives the process being killed (SIGKILL, OOM, a crash),
-and an operating-system crash or power loss can lose the last commits. ``"full"``
-waits for the disk (an fsync per call): nothing committed is lost even then, at a
-cost of milliseconds per call.
+Durability (``sync``): ``"normal"`` (the default; SQLite ``synchronous=NORMAL`` in
+WAL mode) commits into the write-ahead log without waiting for the disk: a committed
+call survives the process being killed (SIGKILL, OOM, a crash) because the log is in
+the operating system's page cache, but an operating-system crash or power loss can
+lose the last commits. ``"full"`` (``synchronous=FULL``) waits for the disk (an fsync
+per call): nothing committed is lost even then, at a cost of about a millisecond per
+call on an SSD, more on slow disks.
 """
 
 from __future__ import annotations
@@ -31,7 +40,8 @@ import os
 import pickle
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,31 +53,47 @@ from qstore_pl.support import paths
 
 SYNC_MODES = ("normal", "full")
 
-_SCHEMA = """
+_SCHEMA_TABLES = (
+    """
 CREATE TABLE IF NOT EXISTS pending (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL,
     namespace TEXT NOT NULL,
     vector BLOB NOT NULL,
     metadata TEXT NOT NULL
-);
+)""",
+    """
 CREATE TABLE IF NOT EXISTS circuits (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT UNIQUE NOT NULL,
     states INTEGER NOT NULL,
     tape BLOB NOT NULL,
-    metadata TEXT NOT NULL
-);
+    metadata TEXT NOT NULL,
+    amplitudes BLOB,
+    dtype TEXT
+)""",
+    """
 CREATE TABLE IF NOT EXISTS rejected (
     id TEXT PRIMARY KEY,
     namespace TEXT NOT NULL,
     vector BLOB NOT NULL,
     metadata TEXT NOT NULL,
     error TEXT NOT NULL
-);
-"""
+)""",
+)
+
+#: Log pages (4 KiB) after which a commit checkpoints by itself (SQLite's default is
+#: 1,000): :meth:`Spool.checkpoint` normally does it long before, off the training thread.
+_WRITER_CHECKPOINT_PAGES = 10_000
+
+#: Columns added to ``circuits`` since the first spool format (opening an old spool adds them).
+_ADDED_COLUMNS = (("amplitudes", "BLOB"), ("dtype", "TEXT"))
 
 _INSERT_PENDING = "INSERT INTO pending (id, namespace, vector, metadata) VALUES (?, ?, ?, ?)"
+_INSERT_CIRCUIT = (
+    "INSERT OR IGNORE INTO circuits (id, states, tape, metadata, amplitudes, dtype) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 
 def default_spool_path(location: str) -> Path:
@@ -79,11 +105,28 @@ def default_spool_path(location: str) -> Path:
 
 @dataclass(frozen=True)
 class SpooledCircuit:
-    """A circuit waiting to be simulated: its id, tape and per-call metadata."""
+    """A call waiting for its states to be encoded: its id, tape, per-call metadata
+    and the amplitudes the backend kept, ``(states, 2**n)``, or ``None`` (simulate)."""
 
     id: str
     tape: Any
     metadata: dict[str, Any]
+    amplitudes: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class CircuitEntry:
+    """A call to spool as one row: what :class:`SpooledCircuit` is read back from.
+
+    ``amplitudes`` is the backend's raw ``(states, 2**n)`` array (copied into the
+    spool as one blob, any numpy dtype), or ``None`` when the circuit is to be
+    simulated."""
+
+    id: str
+    states: int
+    tape: bytes
+    metadata: dict[str, Any]
+    amplitudes: np.ndarray | None = None
 
 
 class Spool:
@@ -107,19 +150,42 @@ class Spool:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={sync.upper()}")
-            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA wal_autocheckpoint={_WRITER_CHECKPOINT_PAGES}")
+        # checkpoints (a copy of the log into the file, and an fsync) run here, on the
+        # forwarding thread, so that the thread that appends does not wait for the disk
+        self._checkpointer = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None
+        )
+        with self._transaction():
+            for table in _SCHEMA_TABLES:  # the tables, then the columns an old spool lacks
+                self._db.execute(table)
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(circuits)")}
+            for name, kind in _ADDED_COLUMNS:
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE circuits ADD COLUMN {name} {kind}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One explicit transaction: the connection autocommits otherwise, which would
+        make every row of an ``executemany`` a commit of its own."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def append(
-        self, entries: Sequence[EncodedState], circuits: Sequence[tuple[str, int, bytes, dict]] = ()
+        self, entries: Sequence[EncodedState], circuits: Sequence[CircuitEntry] = ()
     ) -> None:
-        """Add states and circuits ``(id, number of states, pickled tape, metadata)``
-        in one transaction."""
-        with self._lock, self._db:
-            self._db.executemany(_INSERT_PENDING, [_row(e) for e in entries])
-            self._db.executemany(
-                "INSERT OR IGNORE INTO circuits (id, states, tape, metadata) VALUES (?, ?, ?, ?)",
-                [(i, count, tape, json.dumps(meta)) for i, count, tape, meta in circuits],
-            )
+        """Add encoded states and calls to encode later, in one transaction."""
+        with self._transaction():
+            if entries:
+                self._db.executemany(_INSERT_PENDING, [_row(e) for e in entries])
+            if circuits:
+                self._db.executemany(_INSERT_CIRCUIT, [_circuit_row(c) for c in circuits])
 
     def pending(self, limit: int) -> list[tuple[int, EncodedState]]:
         """The oldest ``limit`` waiting states, with their positions ``seq``."""
@@ -131,28 +197,30 @@ class Spool:
         return [(seq, _entry(*row)) for seq, *row in rows]
 
     def circuits(self, limit: int) -> list[SpooledCircuit]:
-        """The oldest ``limit`` circuits waiting to be simulated."""
+        """The oldest ``limit`` calls waiting for their states to be encoded."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, tape, metadata FROM circuits ORDER BY seq LIMIT ?", (limit,)
+                "SELECT id, states, tape, metadata, amplitudes, dtype FROM circuits "
+                "ORDER BY seq LIMIT ?",
+                (limit,),
             ).fetchall()
-        return [SpooledCircuit(i, pickle.loads(tape), json.loads(meta)) for i, tape, meta in rows]
+        return [_circuit(*row) for row in rows]
 
     def expand(self, circuit_id: str, entries: Sequence[EncodedState]) -> None:
-        """Replace a spooled circuit by its states (one transaction)."""
-        with self._lock, self._db:
+        """Replace a spooled call by its states (one transaction)."""
+        with self._transaction():
             self._db.executemany(_INSERT_PENDING, [_row(e) for e in entries])
             self._db.execute("DELETE FROM circuits WHERE id = ?", (circuit_id,))
 
     def ack_through(self, seq: int) -> None:
         """Forget the states up to position ``seq``: the store has acknowledged them
         (states are sent in order, so these are exactly the ones sent)."""
-        with self._lock, self._db:
+        with self._transaction():
             self._db.execute("DELETE FROM pending WHERE seq <= ?", (seq,))
 
     def reject(self, seq: int, entry: EncodedState, error: str) -> None:
         """Move a state the store refuses for good out of the queue, keeping it."""
-        with self._lock, self._db:
+        with self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO rejected (id, namespace, vector, metadata, error) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -171,9 +239,20 @@ class Spool:
             rejected = self._db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
         return waiting, rejected
 
+    def checkpoint(self) -> None:
+        """Move the write-ahead log into the database file without blocking writers
+        (SQLite's ``PASSIVE`` checkpoint). The forwarding thread calls it after each
+        round; should nobody call it, the appending connection checkpoints on its own
+        once the log passes about 40 MB."""
+        try:
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.OperationalError:  # busy: the next round moves the log instead
+            pass
+
     def close(self) -> None:
         """Close the file."""
         with self._lock:
+            self._checkpointer.close()
             self._db.close()
 
 
@@ -186,3 +265,21 @@ def _entry(id: str, namespace: str, vector: bytes, metadata: str) -> EncodedStat
     return EncodedState(
         id, namespace, np.frombuffer(vector, dtype=np.float32), json.loads(metadata)
     )
+
+
+def _circuit_row(entry: CircuitEntry) -> tuple:
+    amplitudes = dtype = None
+    if entry.amplitudes is not None:
+        array = np.ascontiguousarray(entry.amplitudes)  # a copy: the backend reuses its own
+        amplitudes, dtype = array.tobytes(), array.dtype.str
+    meta = json.dumps(entry.metadata)
+    return entry.id, entry.states, entry.tape, meta, amplitudes, dtype
+
+
+def _circuit(
+    id: str, states: int, tape: bytes, metadata: str, amplitudes: bytes | None, dtype: str | None
+) -> SpooledCircuit:
+    rows = None
+    if amplitudes is not None:
+        rows = np.frombuffer(amplitudes, dtype=np.dtype(dtype)).reshape(states, -1)
+    return SpooledCircuit(id, pickle.loads(tape), json.loads(metadata), rows)
