@@ -474,9 +474,9 @@ def _backend_rows(amplitudes: np.ndarray | None, tape) -> np.ndarray | None:
 
     Checked on the recorder thread: a fresh tape's wires cost more to work out than
     the rest of spooling a call."""
-    if amplitudes is None:
-        return None
     rows = _rows(amplitudes)
+    if rows is None:
+        return None
     if rows.shape != (tape.batch_size or 1, 2 ** len(state_wires(tape))):
         return None  # the backend's wire order differs: simulate instead
     # the backend's own rounding (complex64) is not a user error; NaN rows: encoding says so
