@@ -6,13 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
-import pennylane as qml
 from pennylane.devices import Device
 
 from qstore_pl.keras.layer import KerasLayer
 from qstore_pl.keras.loading import rebuild_device
 from qstore_pl.layers.circuit import LayerCircuit
-from qstore_pl.layers.device_choice import make_device
 from qstore_pl.layers.qnode_spec import describe_device
 
 
@@ -76,12 +74,8 @@ class QuantumLayer(KerasLayer):
             measurement=measurement,
             **circuit_options,
         )
-        qnode = qml.QNode(
-            self.circuit.qfunc(),
-            make_device(device, n_qubits),
-            diff_method=diff_method,
-            gradient_kwargs=gradient_kwargs,
-            **({} if shots is None else {"shots": shots}),  # None: the device's shots
+        qnode = self.circuit.qnode(
+            device, diff_method=diff_method, shots=shots, gradient_kwargs=gradient_kwargs
         )
         kwargs.pop("output_dim", None)
         super().__init__(

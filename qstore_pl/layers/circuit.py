@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import pennylane as qml
+from pennylane.devices import Device
 
+from qstore_pl.layers.device_choice import make_device
 from qstore_pl.templates import (
     AmplitudeEncoding,
     AngleEncoding,
@@ -158,6 +160,27 @@ class LayerCircuit:
             return self._measure()
 
         return layer_circuit
+
+    def qnode(
+        self,
+        device: str | Device,
+        *,
+        interface: str = "auto",
+        diff_method: str = "best",
+        shots: int | None = None,
+        gradient_kwargs: dict | None = None,
+    ) -> qml.QNode:
+        """The QNode the Keras and torch ``QuantumLayer`` train: this circuit on ``device``
+        (a name or a device; a name gets ``n_qubits`` wires), with ``shots`` per circuit
+        (``None``: the device's)."""
+        return qml.QNode(
+            self.qfunc(),
+            make_device(device, self.n_qubits),
+            interface=interface,
+            diff_method=diff_method,
+            gradient_kwargs=gradient_kwargs,
+            **({} if shots is None else {"shots": shots}),
+        )
 
     def _check_width(self, inputs) -> None:
         width = qml.math.shape(inputs)[-1]

@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import pennylane as qml
 from pennylane.devices import Device
 
 from qstore_pl.layers.circuit import LayerCircuit
-from qstore_pl.layers.device_choice import make_device
 from qstore_pl.torch.layer import TorchLayer
 
 
@@ -69,13 +67,12 @@ class QuantumLayer(TorchLayer):
             measurement=measurement,
             **circuit_options,
         )
-        qnode = qml.QNode(
-            circuit.qfunc(),
-            make_device(device, n_qubits),
+        qnode = circuit.qnode(
+            device,
             interface="torch",
             diff_method=diff_method,
+            shots=shots,
             gradient_kwargs=gradient_kwargs,
-            **({} if shots is None else {"shots": shots}),  # None: the device's shots
         )
         super().__init__(qnode, circuit.weight_shapes(), init_method=init_method)
         self.circuit = circuit
