@@ -33,6 +33,13 @@ from pennylane.transforms.core import CompilePipeline
 
 from qstore_pl.callbacks import DeviceCallback, ExecutionRecord
 from qstore_pl.devices.adjoint_support import adjoint_support
+from qstore_pl.devices.execution_config import (
+    DEVICE_GRADIENTS,
+    device_gradient_settings,
+    interface_name,
+    needs_jacobians,
+    reject_device_options,
+)
 from qstore_pl.devices.grouping import (
     TapeGroup,
     broadcast_size,
@@ -75,7 +82,6 @@ from qstore_pl.support.limits import excerpt
 
 logger = logging.getLogger(__name__)
 
-_DEVICE_GRADIENTS = {"best", "adjoint", "device"}
 _MCM_METHODS = {"deferred", "one-shot"}
 _CACHE_SIZE = 256  # structures remembered
 
@@ -214,8 +220,7 @@ class RouterDevice(Device):
         self, config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
     ) -> ExecutionConfig:
         config = config or ExecutionConfig()
-        for option in config.device_options:
-            raise DeviceError(f"device option {option!r} is not known to {self.name}")
+        reject_device_options(config, self.name)
         updated: dict[str, Any] = {"convert_to_numpy": True}
         if (
             config.gradient_method == "best"
@@ -232,22 +237,15 @@ class RouterDevice(Device):
                 use_device_gradient=False,
                 use_device_jacobian_product=False,
             )
-        elif config.gradient_method in _DEVICE_GRADIENTS:
-            updated["gradient_method"] = "adjoint"
-            updated["use_device_gradient"] = True
-            # Vector-Jacobian products: one backward sweep per batch, and broadcast
-            # batches stay whole. QNodes pass device_vjp=False by default, which
-            # cannot be told apart from an explicit choice. TensorFlow cannot
-            # vectorise device VJPs in GradientTape.jacobian, so it keeps Jacobians.
-            # JAX keeps them for one-measurement circuits: the same single backward
-            # sweep, and forward mode (jax.jacfwd) works through them, not through
-            # a custom VJP.
-            jax = _interface_name(config.interface).startswith("jax")
+        elif config.gradient_method in DEVICE_GRADIENTS:
+            # VJPs keep broadcast batches whole. JAX keeps Jacobians for
+            # one-measurement circuits: the same single backward sweep, and forward
+            # mode (jax.jacfwd) works through them, not through a custom VJP.
+            jax = interface_name(config).startswith("jax")
             single = circuit is not None and len(circuit.measurements) == 1
-            jacobians = _interface_name(config.interface).startswith("tf") or (jax and single)
-            vjp = config.use_device_jacobian_product or not jacobians
-            updated["use_device_jacobian_product"] = vjp
-            updated["grad_on_execution"] = not (vjp or jax)  # JAX computes them on demand
+            jacobians = needs_jacobians(config) or (jax and single)
+            # JAX computes Jacobians on demand, the others with the results
+            updated.update(device_gradient_settings(config, jacobians, grad_on_execution=not jax))
         elif config.use_device_gradient is None:
             updated["use_device_gradient"] = False
         updated["mcm_config"] = self._setup_mcm_config(config.mcm_config, circuit)
@@ -294,7 +292,7 @@ class RouterDevice(Device):
             # higher orders and trainable observables: backpropagation (default.qubit's
             # "best"), or else PennyLane's parameter shift through the router
             return self._backprops(method) and (circuit is None or not circuit.shots)
-        if method not in _DEVICE_GRADIENTS:
+        if method not in DEVICE_GRADIENTS:
             return False
         if not any(spec.capabilities.derivatives for spec in self.backends):
             return False
@@ -695,10 +693,6 @@ class RouterDevice(Device):
             config = self.setup_execution_config()
             tapes, _ = self.preprocess_transforms(config)(tapes)
         return tapes, config
-
-
-def _interface_name(interface) -> str:
-    return str(getattr(interface, "value", interface))
 
 
 def check_parameters(tape: QuantumScript) -> None:

@@ -44,12 +44,18 @@ from qstore_pl.devices.batched.measure import (
 from qstore_pl.devices.batched.memory import check_states_fit
 from qstore_pl.devices.batched.program import BoundProgram, Program
 from qstore_pl.devices.batched.qsim_kernel import QsimStateKernel
+from qstore_pl.devices.execution_config import (
+    DEVICE_GRADIENTS,
+    deferred_mcm_only,
+    device_gradient_settings,
+    needs_jacobians,
+    reject_device_options,
+)
 from qstore_pl.devices.grouping import group_by_structure, ndim, structure_key
 from qstore_pl.devices.preprocess_cache import skip_known_structures
 from qstore_pl.devices.wire_count import check_wire_count
 from qstore_pl.support.threads import numba_threads
 
-_DEVICE_GRADIENTS = {"best", "adjoint", "device"}
 # (tape positions in the batch, bound program, final states)
 _Group = tuple[list[int], BoundProgram, np.ndarray]
 _PROGRAM_CACHE_SIZE = 64
@@ -155,25 +161,11 @@ class BatchedDevice(Device):
         self, config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
     ) -> ExecutionConfig:
         config = config or ExecutionConfig()
-        for option in config.device_options:
-            raise DeviceError(f"device option {option!r} is not known to {self.name}")
+        reject_device_options(config, self.name)
         updated: dict[str, Any] = {"convert_to_numpy": True}
-        if config.gradient_method in _DEVICE_GRADIENTS:
-            updated["gradient_method"] = "adjoint"
-            updated["use_device_gradient"] = True
-            # One backward sweep per batch beats a Jacobian, so vector-Jacobian
-            # products are used (QNodes pass device_vjp=False by default, which
-            # cannot be told apart from an explicit choice) except with TensorFlow,
-            # whose GradientTape.jacobian cannot vectorise device VJPs.
-            interface = str(getattr(config.interface, "value", config.interface))
-            updated["use_device_jacobian_product"] = (
-                config.use_device_jacobian_product or not interface.startswith("tf")
-            )
-            updated["grad_on_execution"] = False
-        mcm = config.mcm_config
-        if mcm.mcm_method not in (None, "deferred"):
-            raise DeviceError(f"{self.name} supports mcm_method='deferred' only")
-        updated["mcm_config"] = replace(mcm, mcm_method="deferred")
+        if config.gradient_method in DEVICE_GRADIENTS:
+            updated.update(device_gradient_settings(config, needs_jacobians(config)))
+        updated["mcm_config"] = deferred_mcm_only(config, self.name)
         return replace(config, **updated)
 
     def preprocess_transforms(self, execution_config: ExecutionConfig | None = None):
@@ -219,7 +211,7 @@ class BatchedDevice(Device):
     def supports_derivatives(self, execution_config=None, circuit=None) -> bool:
         if execution_config is None:
             return True
-        if execution_config.gradient_method not in _DEVICE_GRADIENTS:
+        if execution_config.gradient_method not in DEVICE_GRADIENTS:
             return False
         if circuit is None:
             return True

@@ -21,13 +21,13 @@ from pennylane.devices.preprocess import (
     validate_observables,
 )
 from pennylane.devices.qubit.simulate import measure_final_state
-from pennylane.exceptions import DeviceError
 from pennylane.operation import Operator, StatePrepBase
 from pennylane.tape import QuantumScript, QuantumScriptOrBatch
 from pennylane.transforms import defer_measurements
 from pennylane.transforms.core import CompilePipeline, transform
 from pennylane.typing import Result, ResultBatch
 
+from qstore_pl.devices.execution_config import deferred_mcm_only, reject_device_options
 from qstore_pl.devices.qsim import translate
 from qstore_pl.devices.qsim.measurements import MeasurementPlan, normalised
 from qstore_pl.devices.qsim.simulator import QsimSimulator
@@ -170,17 +170,8 @@ class QsimDevice(Device):
             For an unknown device option or another mid-circuit-measurement method.
         """
         config = config or ExecutionConfig()
-        if config.device_options:
-            raise DeviceError(
-                f"{self.name} takes no device options, got {sorted(config.device_options)}"
-            )
-        method = config.mcm_config.mcm_method
-        if method not in (None, "deferred"):
-            raise DeviceError(
-                f"mcm_method={method!r} is not supported on {self.name}; qsim cannot "
-                "branch mid-circuit. Use mcm_method='deferred' (the default)."
-            )
-        return replace(config, mcm_config=replace(config.mcm_config, mcm_method="deferred"))
+        reject_device_options(config, self.name)
+        return replace(config, mcm_config=deferred_mcm_only(config, self.name))
 
     def preprocess_transforms(
         self, execution_config: ExecutionConfig | None = None
