@@ -23,7 +23,8 @@ from qstore_pl.tensorboard import EventWriter, log_router_metrics
 from qstore_pl.tensorboard.event_writer import crc32c
 
 emulator = pytest.fixture(emulator_server, name="emulator")
-TESTS = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+TESTS = HERE.parent  # ionq_support, tensorboard_events
 N_TRAIN, N_VAL, BATCH = 12, 5, 4
 
 
@@ -315,8 +316,8 @@ def test_keras_callback_under_the_other_backends(tmp_path):
 
     others = [b for b in ("tensorflow", "jax", "torch") if b != keras.backend.backend()]
     code = (
-        "import json, sys; sys.path.insert(0, sys.argv[1]); import test_tensorboard as t; "
-        "print(json.dumps(t.keras_fit(sys.argv[2])))"
+        "import json, sys; sys.path[:0] = sys.argv[1:3]; import test_tensorboard as t; "
+        "print(json.dumps(t.keras_fit(sys.argv[3])))"
     )
     runs = {}
     for backend in others:  # the two run side by side
@@ -325,7 +326,7 @@ def test_keras_callback_under_the_other_backends(tmp_path):
         runs[backend] = (
             log_dir,
             subprocess.Popen(
-                [sys.executable, "-c", code, str(TESTS), str(log_dir)],
+                [sys.executable, "-c", code, str(HERE), str(TESTS), str(log_dir)],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
