@@ -61,6 +61,7 @@ from qstore_pl.router.config import RouterConfig, load_config
 from qstore_pl.router.execution.executors import BackendPool, GroupWork
 from qstore_pl.router.execution.factory import make_executor
 from qstore_pl.router.execution.faults import is_backend_fault
+from qstore_pl.router.execution.task import Task
 from qstore_pl.router.explain import RoutingExplanation
 from qstore_pl.router.money.estimate import CostEstimate
 from qstore_pl.router.money.report import CostReport
@@ -92,7 +93,7 @@ class _Job:
 
     group: TapeGroup
     decision: RoutingDecision
-    task: str
+    task: Task
     cotangents: list | None
     mcm_config: MCMConfig
     purpose: str
@@ -323,35 +324,35 @@ class RouterDevice(Device):
 
     # --------------------------------------------------------------- execution
     def execute(self, circuits, execution_config: ExecutionConfig | None = None):
-        return self._run(circuits, "execute", execution_config)
+        return self._run(circuits, Task.EXECUTE, execution_config)
 
     def compute_derivatives(self, circuits, execution_config: ExecutionConfig | None = None):
-        return self._run(circuits, "jacobian", execution_config)
+        return self._run(circuits, Task.JACOBIAN, execution_config)
 
     def execute_and_compute_derivatives(
         self, circuits, execution_config: ExecutionConfig | None = None
     ):
-        return tuple(zip(*self._run(circuits, "execute+jacobian", execution_config)))
+        return tuple(zip(*self._run(circuits, Task.EXECUTE_JACOBIAN, execution_config)))
 
     def compute_vjp(self, circuits, cotangents, execution_config: ExecutionConfig | None = None):
-        return self._run(circuits, "vjp", execution_config, cotangents)
+        return self._run(circuits, Task.VJP, execution_config, cotangents)
 
     def execute_and_compute_vjp(
         self, circuits, cotangents, execution_config: ExecutionConfig | None = None
     ):
-        return tuple(zip(*self._run(circuits, "execute+vjp", execution_config, cotangents)))
+        return tuple(zip(*self._run(circuits, Task.EXECUTE_VJP, execution_config, cotangents)))
 
-    def _run(self, circuits, task, execution_config, cotangents=None) -> tuple:
+    def _run(self, circuits, task: Task, execution_config, cotangents=None) -> tuple:
         config = execution_config or ExecutionConfig()
         interface = None  # the ML framework, when it differentiates through the execution
-        if task == "execute" and (
+        if task is Task.EXECUTE and (
             config.gradient_method == "backprop" or any(traced(t) for t in circuits)
         ):
             interface = framework_interface(config, circuits)
         for tape in circuits:
             if interface is None:  # traced values cannot be read (and need not be)
                 check_parameters(tape)
-            if task != "execute":
+            if task.derivative:
                 reject_complex_trainable(tape)
         needs = {"backprop": interface is not None}
         needs["differenced"] = differences_values(config.gradient_method)
@@ -381,7 +382,7 @@ class RouterDevice(Device):
     def _decide(
         self,
         group: TapeGroup,
-        task: str,
+        task: Task,
         purpose: str | None = None,
         expected: str | None = None,
         **needs: bool,
@@ -390,9 +391,7 @@ class RouterDevice(Device):
         for, assumed to follow the first forward pass of a structure with trainable
         parameters (afterwards what actually followed decides). ``needs`` are the
         ``backprop`` and ``differenced`` flags of :class:`WorkloadFeatures`."""
-        derivative = None
-        if task != "execute":
-            derivative = "vjp" if task.endswith("vjp") else "jacobian"
+        derivative = task.derivative
         tapes = group.tapes
         batch = sum(broadcast_size(t) or 1 for t in tapes)
         purpose = purpose or current_purpose()
@@ -489,7 +488,7 @@ class RouterDevice(Device):
             work = self._work(name, job.task, job.group.tapes, width)
             backend = self._local.get(work)
             return list(backend.backprop(work.tapes, job.interface, job.mcm_config)), 0
-        if job.task == "execute":
+        if job.task is Task.EXECUTE:
             return self._execute_with_cache(name, job, tags)
         work = self._work(
             name,
@@ -521,7 +520,7 @@ class RouterDevice(Device):
         return [cached[i] if i in cached else next(fresh) for i in range(len(tapes))], len(cached)
 
     def _work(
-        self, name: str, task: str, tapes, num_wires: int | None = None, **details
+        self, name: str, task: Task, tapes, num_wires: int | None = None, **details
     ) -> GroupWork:
         """What the executor runs: plain data, cheap to ship to another process.
 
@@ -585,7 +584,7 @@ class RouterDevice(Device):
     def _kept_states(self, backend: str, job: _Job) -> list | None:
         """The final states the backend kept of the job's tapes, when a callback wants
         them (a recorder then stores them instead of simulating the circuits again)."""
-        if job.task != "execute" or not any(
+        if job.task is not Task.EXECUTE or not any(
             getattr(cb, "wants_states", False) for cb in self._callbacks
         ):
             return None
@@ -595,18 +594,18 @@ class RouterDevice(Device):
         width = job.decision.features.num_wires
         return _safe_call(kept, self._work(backend, job.task, job.group.tapes, width))
 
-    def _note_sequence(self, key: Hashable, task: str, backend: str) -> None:
+    def _note_sequence(self, key: Hashable, task: Task, backend: str) -> None:
         """Remember where a structure's forward pass ran and whether derivatives follow
         its forward passes: a training loop then routes forward and derivative together."""
-        if task == "execute":
+        if task is Task.EXECUTE:
             if key in self._awaiting:  # two forward passes in a row: inference
                 self._followed_by.pop(key, None)
             _remember(self._last_forward, key, backend)
             self._awaiting.add(key)
             if len(self._awaiting) > _CACHE_SIZE:
                 self._awaiting.clear()
-        elif not task.startswith("execute+"):
-            _remember(self._followed_by, key, "vjp" if task.endswith("vjp") else "jacobian")
+        elif not task.with_results:
+            _remember(self._followed_by, key, task.derivative)
             self._awaiting.discard(key)
 
     # ---------------------------------------------------------- transparency
@@ -665,9 +664,9 @@ class RouterDevice(Device):
             derivative = None
             if config.gradient_method == "adjoint" and any(t.trainable_params for t in tapes):
                 derivative = "vjp" if config.use_device_jacobian_product else "jacobian"
-        task = "execute" if derivative is None else derivative
+        task = Task.EXECUTE if derivative is None else Task(derivative)
         needs = {
-            "backprop": task == "execute" and config.gradient_method == "backprop",
+            "backprop": task is Task.EXECUTE and config.gradient_method == "backprop",
             "differenced": differences_values(config.gradient_method),
         }
         groups = group_by_structure(tapes)

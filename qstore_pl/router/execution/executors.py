@@ -25,6 +25,7 @@ from pennylane.tape import QuantumScript
 
 from qstore_pl.router.execution.adapter import Backend
 from qstore_pl.router.execution.packing import pack, unpack
+from qstore_pl.router.execution.task import Task
 from qstore_pl.router.routing.spec import BackendSpec
 
 EXECUTOR_KINDS = ("serial", "dask")
@@ -46,9 +47,8 @@ class GroupWork:
         Width of the backend device.
     seed : int or None
         Seed for the backend device.
-    task : str
-        ``"execute"``, ``"jacobian"``, ``"vjp"``, ``"execute+jacobian"`` or
-        ``"execute+vjp"``.
+    task : Task
+        What to run the tapes for (a member's string value is taken too).
     tapes : Sequence[QuantumScript]
         The circuits, prepared by the router.
     cotangents : Sequence or None
@@ -66,7 +66,7 @@ class GroupWork:
     spec: BackendSpec
     num_wires: int
     seed: int | None
-    task: str
+    task: Task
     tapes: Sequence[QuantumScript]
     cotangents: Sequence[Any] | None = None
     mcm_config: MCMConfig | None = None
@@ -154,15 +154,16 @@ def _pool_key(work: GroupWork) -> Hashable:
 def run_work(work: GroupWork, pool: BackendPool) -> list:
     """Run ``work`` on its backend from ``pool``: one result per tape, in order.
 
-    For ``"execute+..."`` tasks each entry is a ``(result, derivative)`` pair.
+    For tasks :attr:`~Task.with_results` each entry is a ``(result, derivative)`` pair.
     """
     backend = pool.get(work)
     _tag_jobs(backend.device, work.job_tags)
     tapes = work.tapes
-    if work.task == "execute":
+    task = Task(work.task)
+    if task is Task.EXECUTE:
         return list(backend.execute(tapes, work.mcm_config))
-    with_results = work.task.startswith("execute+")
-    if work.task.endswith("jacobian"):
+    with_results = task.with_results
+    if task.derivative == "jacobian":
         out = backend.jacobian(tapes, work.method, with_results=with_results)
     else:
         out = backend.vjp(tapes, work.cotangents, work.method, with_results=with_results)
