@@ -8,7 +8,6 @@ costs one forward and one backward pass for the whole batch.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +31,7 @@ from pennylane.tape import QuantumScript
 from pennylane.transforms import broadcast_expand, defer_measurements
 from pennylane.transforms.core import CompilePipeline
 
+from qstore_pl.devices.adjoint_support import KEPT as ADJOINT_KEPT
 from qstore_pl.devices.adjoint_support import adjoint_support
 from qstore_pl.devices.batched.adjoint import backward, forward
 from qstore_pl.devices.batched.kernel import StateKernel
@@ -54,6 +54,7 @@ from qstore_pl.devices.execution_config import (
 from qstore_pl.devices.grouping import group_by_structure, ndim, structure_key
 from qstore_pl.devices.preprocess_cache import skip_known_structures
 from qstore_pl.devices.wire_count import check_wire_count
+from qstore_pl.support.bounded_cache import BoundedCache
 from qstore_pl.support.threads import numba_threads
 
 # (tape positions in the batch, bound program, final states)
@@ -149,12 +150,13 @@ class BatchedDevice(Device):
         self._jit = StateKernel(dtype)
         self._qsim = QsimStateKernel() if dtype == np.complex64 and kernel != "jit" else None
         self._qsim_min_wires = 0 if kernel == "qsim" else qsim_min_wires
-        self._programs: OrderedDict[Hashable, Program] = OrderedDict()
+        self._programs: BoundedCache[Hashable, Program] = BoundedCache(_PROGRAM_CACHE_SIZE)
         # the last execution's groups and final states, for the VJP that follows it
         self._executed: tuple[tuple[QuantumScript, ...], list[_Group]] | None = None
-        self._supports_adjoint: dict[Hashable, bool] = {}
+        self._supports_adjoint: BoundedCache[Hashable, bool] = BoundedCache(ADJOINT_KEPT)
         self._pipelines: dict[Hashable, CompilePipeline] = {}
-        self._wire_maps: dict[Hashable, bool] = {}  # structure -> on wires 0 .. k-1
+        # structure -> on wires 0 .. k-1
+        self._wire_maps: BoundedCache[Hashable, bool] = BoundedCache(_PROGRAM_CACHE_SIZE)
 
     # ----------------------------------------------------------- configuration
     def setup_execution_config(
@@ -270,13 +272,7 @@ class BatchedDevice(Device):
         return self._jit
 
     def _program(self, key: Hashable, tape: QuantumScript) -> Program:
-        program = self._programs.get(key)
-        if program is None:
-            program = Program(tape)
-            self._programs[key] = program
-            if len(self._programs) > _PROGRAM_CACHE_SIZE:
-                self._programs.popitem(last=False)
-        return program
+        return self._programs.get_or_build(key, lambda: Program(tape))
 
     def _simulate(self, circuits) -> list[_Group]:
         """Bind and run every structure group: ``(indices, bound program, final states)``.
@@ -303,13 +299,9 @@ class BatchedDevice(Device):
         The structure key holds every gate's and measurement's wire labels (and work
         wires, as hyperparameters), which is all that ``map_to_standard_wires`` reads.
         """
-        key = structure_key(tape)
-        standard = self._wire_maps.get(key)
-        if standard is None:
-            if len(self._wire_maps) > _PROGRAM_CACHE_SIZE:
-                self._wire_maps.clear()
-            standard = self._wire_maps[key] = tape.map_to_standard_wires() is tape
-        return standard
+        return self._wire_maps.get_or_build(
+            structure_key(tape), lambda: tape.map_to_standard_wires() is tape
+        )
 
     def _collect(self, results: list, indices, bound: BoundProgram, states) -> None:
         kernel, n = self._kernel(bound), _width(bound)

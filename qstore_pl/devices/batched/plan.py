@@ -27,6 +27,7 @@ from qstore_pl.devices.batched.program import (
     Program,
     _check_finite,
 )
+from qstore_pl.support.bounded_cache import BoundedCache
 
 
 @dataclass(frozen=True)
@@ -333,14 +334,10 @@ def _fuse(elements: Sequence[Element]) -> list:
 
 def layout(bound: BoundProgram) -> Layout:
     """The layout for ``bound``'s program, pattern and batch size (cached on the program)."""
-    cache = bound.program.__dict__.setdefault("_layouts", {})
-    key = (bound.per_row, bound.batch)
-    found = cache.get(key)
-    if found is None:
-        if len(cache) >= 16:
-            cache.clear()
-        found = cache[key] = Layout(bound.program, bound.per_row, bound.batch)
-    return found
+    cache = bound.program.__dict__.setdefault("_layouts", BoundedCache(16))
+    return cache.get_or_build(
+        (bound.per_row, bound.batch), lambda: Layout(bound.program, bound.per_row, bound.batch)
+    )
 
 
 def forward_plan(lay: Layout) -> SequencePlan:

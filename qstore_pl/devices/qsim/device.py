@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from qstore_pl.devices.qsim.measurements import MeasurementPlan, normalised
 from qstore_pl.devices.qsim.simulator import QsimSimulator
 from qstore_pl.devices.wire_count import check_wire_count
 from qstore_pl.exceptions import UnsupportedCircuitError
+from qstore_pl.support.bounded_cache import BoundedCache
 
 #: Default gate-fusion size. Measured at 16-20 qubits on 2 cores: on the DESIGN.md
 #: benchmark circuit (1-qubit rotations, CNOT ring) sizes 1, 2, 4 and 5 tie and 3 is
@@ -145,7 +145,7 @@ class QsimDevice(Device):
             raise ValueError(f"cpu_threads must be at least 1, got {cpu_threads}")
         self._simulator = QsimSimulator(max_fused_gate_size, cpu_threads)
         self._rng = np.random.default_rng(seed)
-        self._plans: OrderedDict[Hashable, translate.GatePlan] = OrderedDict()
+        self._plans: BoundedCache[Hashable, translate.GatePlan] = BoundedCache(PLAN_CACHE_SIZE)
         self._max_qubits = _max_qubits()
 
     @property
@@ -259,15 +259,9 @@ class QsimDevice(Device):
 
     def _plan(self, tape: QuantumScript) -> translate.GatePlan:
         """The cached gate plan of the tape's structure, built on first use."""
-        key = translate.structure_key(tape)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._plans[key] = translate.build_plan(tape)
-            if len(self._plans) > PLAN_CACHE_SIZE:
-                self._plans.popitem(last=False)
-        else:
-            self._plans.move_to_end(key)
-        return plan
+        return self._plans.get_or_build(
+            translate.structure_key(tape), lambda: translate.build_plan(tape)
+        )
 
 
 def _on_standard_wires(tape: QuantumScript) -> QuantumScript:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
@@ -27,6 +26,7 @@ from qstore_pl.router.execution.adapter import Backend
 from qstore_pl.router.execution.packing import pack, unpack
 from qstore_pl.router.execution.task import Task
 from qstore_pl.router.routing.spec import BackendSpec
+from qstore_pl.support.bounded_cache import BoundedCache
 
 EXECUTOR_KINDS = ("serial", "dask")
 
@@ -118,21 +118,16 @@ class BackendPool:
 
     def __init__(self, max_size: int | None = None):
         self.max_size = max_size
-        self._backends: OrderedDict[Hashable, Backend] = OrderedDict()
+        self._backends: BoundedCache[Hashable, Backend] = BoundedCache(max_size)
 
     def __len__(self) -> int:
         return len(self._backends)
 
     def get(self, work: GroupWork) -> Backend:
         """The backend device for ``work``, built if this process has none yet."""
-        key = _pool_key(work)
-        backend = self._backends.get(key)
-        if backend is None:
-            backend = self._backends[key] = Backend(work.spec, work.num_wires, seed=work.seed)
-            if self.max_size is not None and len(self._backends) > self.max_size:
-                self._backends.popitem(last=False)
-        self._backends.move_to_end(key)
-        return backend
+        return self._backends.get_or_build(
+            _pool_key(work), lambda: Backend(work.spec, work.num_wires, seed=work.seed)
+        )
 
     def peek(self, work: GroupWork) -> Backend | None:
         """The backend device for ``work`` if this process has built it."""
