@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,7 +29,6 @@ from pennylane.devices import Device, ExecutionConfig, MCMConfig
 from pennylane.devices.modifiers import simulator_tracking, single_tape_support
 from pennylane.exceptions import DeviceError
 from pennylane.tape import QuantumScript
-from pennylane.transforms.core import CompilePipeline
 
 from qstore_pl.callbacks import DeviceCallback, ExecutionRecord
 from qstore_pl.devices.adjoint_support import adjoint_support
@@ -63,6 +62,7 @@ from qstore_pl.router.execution.factory import make_executor
 from qstore_pl.router.execution.faults import is_backend_fault
 from qstore_pl.router.execution.task import Task
 from qstore_pl.router.explain import RoutingExplanation
+from qstore_pl.router.memory import StructureMemory
 from qstore_pl.router.money.estimate import CostEstimate
 from qstore_pl.router.money.report import CostReport
 from qstore_pl.router.money.spending import Spending, apply_spending_settings, job_tags
@@ -78,13 +78,12 @@ from qstore_pl.router.purpose import current_purpose
 from qstore_pl.router.registry.builtin import resolve_backends
 from qstore_pl.router.report import RoutedRun, RoutingLog, RoutingReport
 from qstore_pl.router.routing.policy import RoutingContext, RoutingDecision, get_policy, route
-from qstore_pl.router.routing.workload import WorkloadFeatures, describe
+from qstore_pl.router.routing.workload import describe
 from qstore_pl.support.limits import excerpt
 
 logger = logging.getLogger(__name__)
 
 _MCM_METHODS = {"deferred", "one-shot"}
-_CACHE_SIZE = 256  # structures remembered
 
 
 @dataclass
@@ -198,18 +197,7 @@ class RouterDevice(Device):
         self._rng = np.random.default_rng(_entropy(seed))
         self._seeds: dict[tuple[str, int], int] = {}  # per backend and width
         self._log = RoutingLog()
-        # per-structure answers: QNodes ask the same questions on every call
-        self._pipelines: dict[Hashable, CompilePipeline] = {}
-        self._supports_adjoint: dict[Hashable, bool] = {}
-        self._features: dict[Hashable, WorkloadFeatures] = {}
-        self._decisions: dict[Hashable, RoutingDecision] = {}
-        # structure -> backend that ran its last forward pass: a derivative that
-        # follows finds the forward states there (see RoutingContext.warm)
-        self._last_forward: dict[Hashable, str] = {}
-        # structure -> the derivative asked for after its last forward pass (training),
-        # and the structures whose last forward pass has had none yet
-        self._followed_by: dict[Hashable, str] = {}
-        self._awaiting: set[Hashable] = set()
+        self._memory = StructureMemory()
 
     def __repr__(self) -> str:
         wires = len(self.wires) if self.wires is not None else None
@@ -275,11 +263,10 @@ class RouterDevice(Device):
             config.use_device_jacobian_product,
             config.interface,
         )
-        if key not in self._pipelines:
-            capabilities = [spec.capabilities for spec in self.backends]
-            pipeline = build_pipeline(config, capabilities, self.wires)
-            self._pipelines[key] = skip_known_structures(pipeline)
-        return self._pipelines[key]
+        capabilities = [spec.capabilities for spec in self.backends]
+        return self._memory.pipelines.get_or_build(
+            key, lambda: skip_known_structures(build_pipeline(config, capabilities, self.wires))
+        )
 
     def supports_derivatives(
         self, execution_config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
@@ -302,7 +289,7 @@ class RouterDevice(Device):
         if circuit.shots:
             return False
         key = (structure_key(circuit), tuple(circuit.trainable_params), execution_config.interface)
-        return adjoint_support(self, self._supports_adjoint, key, execution_config, circuit)
+        return adjoint_support(self, self._memory.supports_adjoint, key, execution_config, circuit)
 
     def _backprops(self, method) -> bool:
         """Whether a backend backpropagates; an explicit request without one raises."""
@@ -395,30 +382,28 @@ class RouterDevice(Device):
         tapes = group.tapes
         batch = sum(broadcast_size(t) or 1 for t in tapes)
         purpose = purpose or current_purpose()
-        warm = self._last_forward.get(group.key) if derivative else None
+        memory = self._memory
+        # a derivative finds the forward states where the forward pass ran
+        warm = memory.last_forward(group.key) if derivative else None
         trainable = tuple(tapes[0].trainable_params)
         then = None
-        if not derivative and group.key not in self._awaiting:  # not a 2nd forward in a row
-            first = group.key not in self._last_forward
-            then = self._followed_by.get(group.key, expected if first and trainable else None)
+        if not derivative:  # route the forward pass for the derivative likely to follow
+            then = memory.expected_derivative(group.key, expected, bool(trainable))
         if not self._spending.active:
             # without prices, outages or queues a decision depends on this key only
             flags = tuple(sorted(needs.items()))
             key = (group.key, trainable, derivative, batch, len(tapes), purpose, warm, then, flags)
-            decision = self._decisions.get(key)
-            if decision is None:
-                decision = self._route(group, derivative, batch, purpose, warm, then, needs)
-                _remember(self._decisions, key, decision)
-            return decision
+            return memory.decisions.get_or_build(
+                key, lambda: self._route(group, derivative, batch, purpose, warm, then, needs)
+            )
         return self._route(group, derivative, batch, purpose, warm, then, needs)
 
     def _route(self, group, derivative, batch, purpose, warm, then, needs) -> RoutingDecision:
         tapes = group.tapes
         key = (group.key, tuple(tapes[0].trainable_params), derivative, *sorted(needs.items()))
-        features = self._features.get(key)
-        if features is None:
-            features = describe(tapes, derivative, **needs)
-            _remember(self._features, key, features)
+        features = self._memory.features.get_or_build(
+            key, lambda: describe(tapes, derivative, **needs)
+        )
         if features.batch_size != batch or features.num_tapes != len(tapes):
             features = replace(features, batch_size=batch, num_tapes=len(tapes))
         context = RoutingContext(
@@ -538,7 +523,7 @@ class RouterDevice(Device):
         self, job, backend, method, output, seconds, cached, cost, failures, refusals
     ) -> None:
         tapes = job.group.tapes
-        self._note_sequence(job.group.key, job.task, backend)
+        self._memory.note(job.group.key, job.task, backend)
         circuits = sum(broadcast_size(t) or 1 for t in tapes)
         reason = job.decision.reason
         if refusals:
@@ -593,20 +578,6 @@ class RouterDevice(Device):
             return None
         width = job.decision.features.num_wires
         return _safe_call(kept, self._work(backend, job.task, job.group.tapes, width))
-
-    def _note_sequence(self, key: Hashable, task: Task, backend: str) -> None:
-        """Remember where a structure's forward pass ran and whether derivatives follow
-        its forward passes: a training loop then routes forward and derivative together."""
-        if task is Task.EXECUTE:
-            if key in self._awaiting:  # two forward passes in a row: inference
-                self._followed_by.pop(key, None)
-            _remember(self._last_forward, key, backend)
-            self._awaiting.add(key)
-            if len(self._awaiting) > _CACHE_SIZE:
-                self._awaiting.clear()
-        elif not task.with_results:
-            _remember(self._followed_by, key, task.derivative)
-            self._awaiting.discard(key)
 
     # ---------------------------------------------------------- transparency
     def routing_report(self) -> RoutingReport:
@@ -759,13 +730,6 @@ def _global_rng_kept() -> Iterator[None]:
         yield
     finally:
         np.random.set_state(state)  # noqa: NPY002
-
-
-def _remember(cache: dict, key: Hashable, value: Any) -> None:
-    """``cache[key] = value``, forgetting the oldest entry beyond ``_CACHE_SIZE``."""
-    cache[key] = value
-    if len(cache) > _CACHE_SIZE:
-        cache.pop(next(iter(cache)))
 
 
 def _next(last: bool) -> str:
