@@ -57,7 +57,7 @@ from qstore_pl.exceptions import (
 )
 from qstore_pl.router.calibration.measure import apply_calibration
 from qstore_pl.router.config import RouterConfig, load_config
-from qstore_pl.router.execution.executors import BackendPool, GroupWork
+from qstore_pl.router.execution.executors import BackendPool, GroupExecutor, GroupWork
 from qstore_pl.router.execution.factory import make_executor
 from qstore_pl.router.execution.faults import is_backend_fault
 from qstore_pl.router.execution.task import Task
@@ -198,6 +198,13 @@ class RouterDevice(Device):
         self._seeds: dict[tuple[str, int], int] = {}  # per backend and width
         self._log = RoutingLog()
         self._memory = StructureMemory()
+
+    @property
+    def executor(self) -> GroupExecutor:
+        """Where routed groups run: a :class:`~qstore_pl.router.execution.executors.
+        SerialExecutor`, or a :class:`~qstore_pl.router.execution.dask.DaskExecutor`
+        (``close()`` it to let go of its Dask client) as ``config["executor"]`` says."""
+        return self._executor
 
     def __repr__(self) -> str:
         wires = len(self.wires) if self.wires is not None else None
