@@ -37,7 +37,6 @@ import pennylane as qml
 import torch
 from distributed import Client, LocalCluster
 
-
 LAYERS = 4
 RESULTS = Path(__file__).parent / "results"
 #: circuits per batch: each batch runs for a few seconds on one core
