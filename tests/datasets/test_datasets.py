@@ -9,6 +9,7 @@ import struct
 
 import numpy as np
 import pytest
+from idx_files import write_idx
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -98,13 +99,6 @@ def test_digits_bad_arguments(kwargs, match):
 
 
 # ------------------------------------------------------------- Fashion-MNIST
-def write_idx(path, array: np.ndarray) -> None:
-    """An IDX file exactly as the data set ships it: 00 00 08 ndim, big-endian sizes."""
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
 def fake_fashion_mnist(folder, n_train=60, n_test=20, seed=0):
     """Small images whose brightness depends on the label, and the arrays written."""
     rng = np.random.default_rng(seed)

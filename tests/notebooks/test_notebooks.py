@@ -15,9 +15,9 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from idx_files import write_idx
 from nbclient import NotebookClient
 from tensorboard_events import read_scalars
-from test_datasets import write_idx
 
 from qstore_pl.datasets import FASHION_MNIST_ENV
 
