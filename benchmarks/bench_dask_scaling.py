@@ -37,8 +37,6 @@ import pennylane as qml
 import torch
 from distributed import Client, LocalCluster
 
-import qstore_pl  # noqa: F401  (lets qml.device take a router config)
-
 LAYERS = 4
 RESULTS = Path(__file__).parent / "results"
 #: circuits per batch: each batch runs for a few seconds on one core

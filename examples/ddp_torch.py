@@ -33,7 +33,6 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-import qstore_pl  # noqa: F401  (lets qml.device take a router config)
 from qstore_pl.cli.quickstart import build_model, two_moons
 from qstore_pl.support import threads
 

@@ -36,7 +36,6 @@ import keras
 import pennylane as qml
 import tensorflow as tf
 
-import qstore_pl  # noqa: F401  (lets qml.device take a router config)
 from qstore_pl.cli.quickstart import two_moons
 from qstore_pl.keras import KerasLayer
 from qstore_pl.templates import HardwareEfficientAnsatz

@@ -267,3 +267,11 @@ def test_the_readme_draws_the_layout_as_it_is():
     assert begin in readme, "the README's architecture section lost its layout tree"
     drawn = readme.split(begin, 1)[1].split(end, 1)[0]
     assert drawn == layout_tree(), "paste this into the README:\n" + layout_tree()
+
+
+def test_the_readme_lists_every_moved_module():
+    from qstore_pl._moved import MOVED_MODULES
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [old for old, new in MOVED_MODULES.items() if f"| `{old}` | `{new}` |" not in readme]
+    assert missing == []

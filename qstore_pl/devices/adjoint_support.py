@@ -15,20 +15,22 @@ from pennylane.exceptions import DeviceError
 from pennylane.operation import DecompositionUndefinedError
 from pennylane.tape import QuantumScript
 
-_LIMIT = 256  # structures remembered per device
+from qstore_pl.support.bounded_cache import BoundedCache
+
+#: Structures whose answer a device keeps (see :func:`adjoint_support`).
+KEPT = 256
 
 
 def adjoint_support(
     device: Device,
-    known: dict[Hashable, bool],
+    known: BoundedCache[Hashable, bool],
     key: Hashable,
     execution_config: ExecutionConfig,
     circuit: QuantumScript,
 ) -> bool:
-    """``known[key]``, computed by preprocessing ``circuit`` for the adjoint method."""
+    """``known[key]``, computed by preprocessing ``circuit`` for the adjoint method
+    (``known``: the device's ``BoundedCache(KEPT)``)."""
     if key not in known:
-        if len(known) > _LIMIT:
-            known.clear()
         config = device.setup_execution_config(
             replace(execution_config, gradient_method="adjoint"), circuit
         )

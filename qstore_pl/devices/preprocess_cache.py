@@ -18,6 +18,7 @@ from pennylane.tape import QuantumScript
 from pennylane.transforms.core import CompilePipeline, transform
 
 from qstore_pl.devices.grouping import ndim, structure_key
+from qstore_pl.support.bounded_cache import BoundedCache
 
 _REMEMBERED = 1024  # structures per pipeline
 
@@ -32,7 +33,9 @@ def skip_known_structures(pipeline: CompilePipeline) -> CompilePipeline:
         :func:`preprocessing_key` captures (not on parameter values).
     """
     wrapped = CompilePipeline()
-    wrapped.add_transform(_known_or_preprocess, pipeline=pipeline, unchanged=set())
+    wrapped.add_transform(
+        _known_or_preprocess, pipeline=pipeline, unchanged=BoundedCache(_REMEMBERED)
+    )
     return wrapped
 
 
@@ -48,15 +51,15 @@ def preprocessing_key(tape: QuantumScript) -> Hashable:
 
 
 @transform
-def _known_or_preprocess(tape: QuantumScript, pipeline: CompilePipeline, unchanged: set):
+def _known_or_preprocess(
+    tape: QuantumScript, pipeline: CompilePipeline, unchanged: BoundedCache[Hashable, bool]
+):
     key = preprocessing_key(tape)
     if key in unchanged:
         return (tape,), _only
     tapes, postprocess = pipeline((tape,))
     if len(tapes) == 1 and tapes[0] is tape and _passes_through(postprocess):
-        if len(unchanged) >= _REMEMBERED:
-            unchanged.clear()
-        unchanged.add(key)
+        unchanged[key] = True
     return tapes, lambda results: postprocess(results)[0]
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import autograd.numpy as anp
 import numpy as np
 from autograd import make_vjp
+
+from qstore_pl.support.bounded_cache import BoundedCache
 
 
 def stack_results(results, batch_size: int):
@@ -57,7 +58,7 @@ class HostFunction:
     def __init__(self, fn: Callable[..., object], diff_argnums: Sequence[int] | None = None):
         self._fn = fn
         self._diff_argnums = None if diff_argnums is None else tuple(diff_argnums)
-        self._kept: OrderedDict[bytes, Callable] = OrderedDict()
+        self._kept: BoundedCache[bytes, Callable] = BoundedCache(self._KEPT)
         self._lock = threading.Lock()
 
     def argnums(self, n_args: int) -> tuple[int, ...]:
@@ -75,8 +76,6 @@ class HostFunction:
         value, vjp = self.forward_and_vjp(*arrays)
         with self._lock:
             self._kept[_digest(arrays)] = vjp
-            while len(self._kept) > self._KEPT:
-                self._kept.popitem(last=False)
         return value
 
     def forward_and_vjp(self, *arrays) -> tuple[np.ndarray, Callable[[np.ndarray], tuple]]:

@@ -20,7 +20,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
 
@@ -37,6 +37,13 @@ from pennylane.workflow import QNode
 
 from qstore_pl.callbacks import DeviceCallback, ExecutionRecord
 from qstore_pl.devices.adjoint_support import adjoint_support
+from qstore_pl.devices.execution_config import (
+    DEVICE_GRADIENTS,
+    device_gradient_settings,
+    interface_name,
+    needs_jacobians,
+    reject_device_options,
+)
 from qstore_pl.devices.grouping import (
     TapeGroup,
     broadcast_size,
@@ -55,10 +62,12 @@ from qstore_pl.exceptions import (
 )
 from qstore_pl.router.calibration.measure import apply_calibration
 from qstore_pl.router.config import RouterConfig, load_config
-from qstore_pl.router.execution.executors import BackendPool, GroupWork
+from qstore_pl.router.execution.executors import BackendPool, GroupExecutor, GroupWork
 from qstore_pl.router.execution.factory import make_executor
 from qstore_pl.router.execution.faults import is_backend_fault
+from qstore_pl.router.execution.task import Task
 from qstore_pl.router.explain import RoutingExplanation
+from qstore_pl.router.memory import StructureMemory
 from qstore_pl.router.money.estimate import CostEstimate
 from qstore_pl.router.money.report import CostReport
 from qstore_pl.router.money.spending import Spending, apply_spending_settings, job_tags
@@ -74,7 +83,7 @@ from qstore_pl.router.purpose import current_purpose
 from qstore_pl.router.registry.builtin import resolve_backends
 from qstore_pl.router.report import RoutedRun, RoutingLog, RoutingReport
 from qstore_pl.router.routing.policy import RoutingContext, RoutingDecision, get_policy, route
-from qstore_pl.router.routing.workload import WorkloadFeatures, describe
+from qstore_pl.router.routing.workload import describe
 from qstore_pl.support.limits import excerpt
 
 logger = logging.getLogger(__name__)
@@ -83,9 +92,7 @@ logger = logging.getLogger(__name__)
 #: follow to build its tapes, nothing run) or tapes.
 CircuitLike: TypeAlias = QNode | QuantumScript | Sequence[QuantumScript]
 
-_DEVICE_GRADIENTS = {"best", "adjoint", "device"}
 _MCM_METHODS = {"deferred", "one-shot"}
-_CACHE_SIZE = 256  # structures remembered
 
 
 @dataclass
@@ -94,7 +101,7 @@ class _Job:
 
     group: TapeGroup
     decision: RoutingDecision
-    task: str
+    task: Task
     cotangents: list | None
     mcm_config: MCMConfig
     purpose: str
@@ -201,18 +208,14 @@ class RouterDevice(Device):
         self._rng = np.random.default_rng(_entropy(seed))
         self._seeds: dict[tuple[str, int], int] = {}  # per backend and width
         self._log = RoutingLog()
-        # per-structure answers: QNodes ask the same questions on every call
-        self._pipelines: dict[Hashable, CompilePipeline] = {}
-        self._supports_adjoint: dict[Hashable, bool] = {}
-        self._features: dict[Hashable, WorkloadFeatures] = {}
-        self._decisions: dict[Hashable, RoutingDecision] = {}
-        # structure -> backend that ran its last forward pass: a derivative that
-        # follows finds the forward states there (see RoutingContext.warm)
-        self._last_forward: dict[Hashable, str] = {}
-        # structure -> the derivative asked for after its last forward pass (training),
-        # and the structures whose last forward pass has had none yet
-        self._followed_by: dict[Hashable, str] = {}
-        self._awaiting: set[Hashable] = set()
+        self._memory = StructureMemory()
+
+    @property
+    def executor(self) -> GroupExecutor:
+        """Where routed groups run: a :class:`~qstore_pl.router.execution.executors.
+        SerialExecutor`, or a :class:`~qstore_pl.router.execution.dask.DaskExecutor`
+        (``close()`` it to let go of its Dask client) as ``config["executor"]`` says."""
+        return self._executor
 
     def __repr__(self) -> str:
         wires = len(self.wires) if self.wires is not None else None
@@ -265,8 +268,7 @@ class RouterDevice(Device):
         self, config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
     ) -> ExecutionConfig:
         config = config or ExecutionConfig()
-        for option in config.device_options:
-            raise DeviceError(f"device option {option!r} is not known to {self.name}")
+        reject_device_options(config, self.name)
         updated: dict[str, Any] = {"convert_to_numpy": True}
         if (
             config.gradient_method == "best"
@@ -283,22 +285,15 @@ class RouterDevice(Device):
                 use_device_gradient=False,
                 use_device_jacobian_product=False,
             )
-        elif config.gradient_method in _DEVICE_GRADIENTS:
-            updated["gradient_method"] = "adjoint"
-            updated["use_device_gradient"] = True
-            # Vector-Jacobian products: one backward sweep per batch, and broadcast
-            # batches stay whole. QNodes pass device_vjp=False by default, which
-            # cannot be told apart from an explicit choice. TensorFlow cannot
-            # vectorise device VJPs in GradientTape.jacobian, so it keeps Jacobians.
-            # JAX keeps them for one-measurement circuits: the same single backward
-            # sweep, and forward mode (jax.jacfwd) works through them, not through
-            # a custom VJP.
-            jax = _interface_name(config.interface).startswith("jax")
+        elif config.gradient_method in DEVICE_GRADIENTS:
+            # VJPs keep broadcast batches whole. JAX keeps Jacobians for
+            # one-measurement circuits: the same single backward sweep, and forward
+            # mode (jax.jacfwd) works through them, not through a custom VJP.
+            jax = interface_name(config).startswith("jax")
             single = circuit is not None and len(circuit.measurements) == 1
-            jacobians = _interface_name(config.interface).startswith("tf") or (jax and single)
-            vjp = config.use_device_jacobian_product or not jacobians
-            updated["use_device_jacobian_product"] = vjp
-            updated["grad_on_execution"] = not (vjp or jax)  # JAX computes them on demand
+            jacobians = needs_jacobians(config) or (jax and single)
+            # JAX computes Jacobians on demand, the others with the results
+            updated.update(device_gradient_settings(config, jacobians, grad_on_execution=not jax))
         elif config.use_device_gradient is None:
             updated["use_device_gradient"] = False
         updated["mcm_config"] = self._setup_mcm_config(config.mcm_config, circuit)
@@ -329,11 +324,10 @@ class RouterDevice(Device):
             config.use_device_jacobian_product,
             config.interface,
         )
-        if key not in self._pipelines:
-            capabilities = [spec.capabilities for spec in self.backends]
-            pipeline = build_pipeline(config, capabilities, self.wires)
-            self._pipelines[key] = skip_known_structures(pipeline)
-        return self._pipelines[key]
+        capabilities = [spec.capabilities for spec in self.backends]
+        return self._memory.pipelines.get_or_build(
+            key, lambda: skip_known_structures(build_pipeline(config, capabilities, self.wires))
+        )
 
     def supports_derivatives(
         self, execution_config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
@@ -347,7 +341,7 @@ class RouterDevice(Device):
             # higher orders and trainable observables: backpropagation (default.qubit's
             # "best"), or else PennyLane's parameter shift through the router
             return self._backprops(method) and (circuit is None or not circuit.shots)
-        if method not in _DEVICE_GRADIENTS:
+        if method not in DEVICE_GRADIENTS:
             return False
         if not any(spec.capabilities.derivatives for spec in self.backends):
             return False
@@ -356,7 +350,7 @@ class RouterDevice(Device):
         if circuit.shots:
             return False
         key = (structure_key(circuit), tuple(circuit.trainable_params), execution_config.interface)
-        return adjoint_support(self, self._supports_adjoint, key, execution_config, circuit)
+        return adjoint_support(self, self._memory.supports_adjoint, key, execution_config, circuit)
 
     def _backprops(self, method) -> bool:
         """Whether a backend backpropagates; an explicit request without one raises."""
@@ -382,17 +376,17 @@ class RouterDevice(Device):
     def execute(
         self, circuits: QuantumScriptBatch, execution_config: ExecutionConfig | None = None
     ) -> ResultBatch:
-        return self._run(circuits, "execute", execution_config)
+        return self._run(circuits, Task.EXECUTE, execution_config)
 
     def compute_derivatives(
         self, circuits: QuantumScriptBatch, execution_config: ExecutionConfig | None = None
     ) -> tuple:
-        return self._run(circuits, "jacobian", execution_config)
+        return self._run(circuits, Task.JACOBIAN, execution_config)
 
     def execute_and_compute_derivatives(
         self, circuits: QuantumScriptBatch, execution_config: ExecutionConfig | None = None
     ) -> tuple:  # (results, derivatives)
-        return tuple(zip(*self._run(circuits, "execute+jacobian", execution_config)))
+        return tuple(zip(*self._run(circuits, Task.EXECUTE_JACOBIAN, execution_config)))
 
     def compute_vjp(
         self,
@@ -400,7 +394,7 @@ class RouterDevice(Device):
         cotangents: tuple,
         execution_config: ExecutionConfig | None = None,
     ) -> tuple:
-        return self._run(circuits, "vjp", execution_config, cotangents)
+        return self._run(circuits, Task.VJP, execution_config, cotangents)
 
     def execute_and_compute_vjp(
         self,
@@ -408,19 +402,19 @@ class RouterDevice(Device):
         cotangents: tuple,
         execution_config: ExecutionConfig | None = None,
     ) -> tuple:  # (results, vjps)
-        return tuple(zip(*self._run(circuits, "execute+vjp", execution_config, cotangents)))
+        return tuple(zip(*self._run(circuits, Task.EXECUTE_VJP, execution_config, cotangents)))
 
-    def _run(self, circuits, task, execution_config, cotangents=None) -> tuple:
+    def _run(self, circuits, task: Task, execution_config, cotangents=None) -> tuple:
         config = execution_config or ExecutionConfig()
         interface = None  # the ML framework, when it differentiates through the execution
-        if task == "execute" and (
+        if task is Task.EXECUTE and (
             config.gradient_method == "backprop" or any(traced(t) for t in circuits)
         ):
             interface = framework_interface(config, circuits)
         for tape in circuits:
             if interface is None:  # traced values cannot be read (and need not be)
                 check_parameters(tape)
-            if task != "execute":
+            if task.derivative:
                 reject_complex_trainable(tape)
         needs = {"backprop": interface is not None}
         needs["differenced"] = differences_values(config.gradient_method)
@@ -450,7 +444,7 @@ class RouterDevice(Device):
     def _decide(
         self,
         group: TapeGroup,
-        task: str,
+        task: Task,
         purpose: str | None = None,
         expected: str | None = None,
         **needs: bool,
@@ -459,36 +453,32 @@ class RouterDevice(Device):
         for, assumed to follow the first forward pass of a structure with trainable
         parameters (afterwards what actually followed decides). ``needs`` are the
         ``backprop`` and ``differenced`` flags of :class:`WorkloadFeatures`."""
-        derivative = None
-        if task != "execute":
-            derivative = "vjp" if task.endswith("vjp") else "jacobian"
+        derivative = task.derivative
         tapes = group.tapes
         batch = sum(broadcast_size(t) or 1 for t in tapes)
         purpose = purpose or current_purpose()
-        warm = self._last_forward.get(group.key) if derivative else None
+        memory = self._memory
+        # a derivative finds the forward states where the forward pass ran
+        warm = memory.last_forward(group.key) if derivative else None
         trainable = tuple(tapes[0].trainable_params)
         then = None
-        if not derivative and group.key not in self._awaiting:  # not a 2nd forward in a row
-            first = group.key not in self._last_forward
-            then = self._followed_by.get(group.key, expected if first and trainable else None)
+        if not derivative:  # route the forward pass for the derivative likely to follow
+            then = memory.expected_derivative(group.key, expected, bool(trainable))
         if not self._spending.active:
             # without prices, outages or queues a decision depends on this key only
             flags = tuple(sorted(needs.items()))
             key = (group.key, trainable, derivative, batch, len(tapes), purpose, warm, then, flags)
-            decision = self._decisions.get(key)
-            if decision is None:
-                decision = self._route(group, derivative, batch, purpose, warm, then, needs)
-                _remember(self._decisions, key, decision)
-            return decision
+            return memory.decisions.get_or_build(
+                key, lambda: self._route(group, derivative, batch, purpose, warm, then, needs)
+            )
         return self._route(group, derivative, batch, purpose, warm, then, needs)
 
     def _route(self, group, derivative, batch, purpose, warm, then, needs) -> RoutingDecision:
         tapes = group.tapes
         key = (group.key, tuple(tapes[0].trainable_params), derivative, *sorted(needs.items()))
-        features = self._features.get(key)
-        if features is None:
-            features = describe(tapes, derivative, **needs)
-            _remember(self._features, key, features)
+        features = self._memory.features.get_or_build(
+            key, lambda: describe(tapes, derivative, **needs)
+        )
         if features.batch_size != batch or features.num_tapes != len(tapes):
             features = replace(features, batch_size=batch, num_tapes=len(tapes))
         context = RoutingContext(
@@ -558,7 +548,7 @@ class RouterDevice(Device):
             work = self._work(name, job.task, job.group.tapes, width)
             backend = self._local.get(work)
             return list(backend.backprop(work.tapes, job.interface, job.mcm_config)), 0
-        if job.task == "execute":
+        if job.task is Task.EXECUTE:
             return self._execute_with_cache(name, job, tags)
         work = self._work(
             name,
@@ -591,7 +581,7 @@ class RouterDevice(Device):
         return [cached[i] if i in cached else next(fresh) for i in range(len(tapes))], hits
 
     def _work(
-        self, name: str, task: str, tapes, num_wires: int | None = None, **details
+        self, name: str, task: Task, tapes, num_wires: int | None = None, **details
     ) -> GroupWork:
         """What the executor runs: plain data, cheap to ship to another process.
 
@@ -609,7 +599,7 @@ class RouterDevice(Device):
         self, job, backend, method, output, seconds, cached, cost, failures, refusals
     ) -> None:
         tapes = job.group.tapes
-        self._note_sequence(job.group.key, job.task, backend)
+        self._memory.note(job.group.key, job.task, backend)
         circuits = sum(broadcast_size(t) or 1 for t in tapes)
         reason = job.decision.reason
         if refusals:
@@ -655,7 +645,7 @@ class RouterDevice(Device):
     def _kept_states(self, backend: str, job: _Job) -> list | None:
         """The final states the backend kept of the job's tapes, when a callback wants
         them (a recorder then stores them instead of simulating the circuits again)."""
-        if job.task != "execute" or not any(
+        if job.task is not Task.EXECUTE or not any(
             getattr(cb, "wants_states", False) for cb in self._callbacks
         ):
             return None
@@ -664,20 +654,6 @@ class RouterDevice(Device):
             return None
         width = job.decision.features.num_wires
         return _safe_call(kept, self._work(backend, job.task, job.group.tapes, width))
-
-    def _note_sequence(self, key: Hashable, task: str, backend: str) -> None:
-        """Remember where a structure's forward pass ran and whether derivatives follow
-        its forward passes: a training loop then routes forward and derivative together."""
-        if task == "execute":
-            if key in self._awaiting:  # two forward passes in a row: inference
-                self._followed_by.pop(key, None)
-            _remember(self._last_forward, key, backend)
-            self._awaiting.add(key)
-            if len(self._awaiting) > _CACHE_SIZE:
-                self._awaiting.clear()
-        elif not task.startswith("execute+"):
-            _remember(self._followed_by, key, "vjp" if task.endswith("vjp") else "jacobian")
-            self._awaiting.discard(key)
 
     # ---------------------------------------------------------- transparency
     def routing_report(self) -> RoutingReport:
@@ -737,8 +713,8 @@ class RouterDevice(Device):
             derivative = None
             if config.gradient_method == "adjoint" and any(t.trainable_params for t in tapes):
                 derivative = "vjp" if config.use_device_jacobian_product else "jacobian"
-        task = "execute" if derivative is None else derivative
-        backprop = task == "execute" and config.gradient_method == "backprop"
+        task = Task.EXECUTE if derivative is None else Task(derivative)
+        backprop = task is Task.EXECUTE and config.gradient_method == "backprop"
         differenced = differences_values(config.gradient_method)
         groups = group_by_structure(tapes)
         decisions = tuple(
@@ -765,10 +741,6 @@ class RouterDevice(Device):
             config = self.setup_execution_config()
             tapes, _ = self.preprocess_transforms(config)(tapes)
         return tapes, config
-
-
-def _interface_name(interface) -> str:
-    return str(getattr(interface, "value", interface))
 
 
 def check_parameters(tape: QuantumScript) -> None:
@@ -836,13 +808,6 @@ def _global_rng_kept() -> Iterator[None]:
         yield
     finally:
         np.random.set_state(state)  # noqa: NPY002
-
-
-def _remember(cache: dict, key: Hashable, value: Any) -> None:
-    """``cache[key] = value``, forgetting the oldest entry beyond ``_CACHE_SIZE``."""
-    cache[key] = value
-    if len(cache) > _CACHE_SIZE:
-        cache.pop(next(iter(cache)))
 
 
 def _next(last: bool) -> str:

@@ -3,7 +3,6 @@
 import pennylane as qml
 import pytest
 
-import qstore_pl  # noqa: F401  (lets qml.device take config=)
 from qstore_pl.exceptions import ConfigError, UnknownBackendError
 from qstore_pl.router.config import AUTO, BackendConfig, load_config
 

@@ -25,7 +25,7 @@ from qstore_pl.tensorboard.metrics import RouterMetrics, StepTimer, difference
 
 emulator = pytest.fixture(emulator_server, name="emulator")
 HERE = Path(__file__).resolve().parent
-TESTS = HERE.parent
+TESTS = HERE.parent  # ionq_support, tensorboard_events
 N_TRAIN, N_VAL, BATCH = 12, 5, 4
 
 

@@ -8,7 +8,6 @@ costs one forward and one backward pass for the whole batch.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from pennylane.transforms.core import CompilePipeline
 from pennylane.typing import ResultBatch
 from pennylane.wires import WiresLike
 
+from qstore_pl.devices.adjoint_support import KEPT as ADJOINT_KEPT
 from qstore_pl.devices.adjoint_support import adjoint_support
 from qstore_pl.devices.batched.adjoint import backward, forward
 from qstore_pl.devices.batched.kernel import StateKernel
@@ -46,12 +46,19 @@ from qstore_pl.devices.batched.measure import (
 from qstore_pl.devices.batched.memory import check_states_fit
 from qstore_pl.devices.batched.program import BoundProgram, Program
 from qstore_pl.devices.batched.qsim_kernel import QsimStateKernel
+from qstore_pl.devices.execution_config import (
+    DEVICE_GRADIENTS,
+    deferred_mcm_only,
+    device_gradient_settings,
+    needs_jacobians,
+    reject_device_options,
+)
 from qstore_pl.devices.grouping import group_by_structure, ndim, structure_key
 from qstore_pl.devices.preprocess_cache import skip_known_structures
 from qstore_pl.devices.wire_count import check_wire_count
+from qstore_pl.support.bounded_cache import BoundedCache
 from qstore_pl.support.threads import numba_threads
 
-_DEVICE_GRADIENTS = {"best", "adjoint", "device"}
 # (tape positions in the batch, bound program, final states)
 _Group = tuple[list[int], BoundProgram, np.ndarray]
 _PROGRAM_CACHE_SIZE = 64
@@ -145,37 +152,24 @@ class BatchedDevice(Device):
         self._jit = StateKernel(dtype)
         self._qsim = QsimStateKernel() if dtype == np.complex64 and kernel != "jit" else None
         self._qsim_min_wires = 0 if kernel == "qsim" else qsim_min_wires
-        self._programs: OrderedDict[Hashable, Program] = OrderedDict()
+        self._programs: BoundedCache[Hashable, Program] = BoundedCache(_PROGRAM_CACHE_SIZE)
         # the last execution's groups and final states, for the VJP that follows it
         self._executed: tuple[tuple[QuantumScript, ...], list[_Group]] | None = None
-        self._supports_adjoint: dict[Hashable, bool] = {}
+        self._supports_adjoint: BoundedCache[Hashable, bool] = BoundedCache(ADJOINT_KEPT)
         self._pipelines: dict[Hashable, CompilePipeline] = {}
-        self._wire_maps: dict[Hashable, bool] = {}  # structure -> on wires 0 .. k-1
+        # structure -> on wires 0 .. k-1
+        self._wire_maps: BoundedCache[Hashable, bool] = BoundedCache(_PROGRAM_CACHE_SIZE)
 
     # ----------------------------------------------------------- configuration
     def setup_execution_config(
         self, config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
     ) -> ExecutionConfig:
         config = config or ExecutionConfig()
-        for option in config.device_options:
-            raise DeviceError(f"device option {option!r} is not known to {self.name}")
+        reject_device_options(config, self.name)
         updated: dict[str, Any] = {"convert_to_numpy": True}
-        if config.gradient_method in _DEVICE_GRADIENTS:
-            updated["gradient_method"] = "adjoint"
-            updated["use_device_gradient"] = True
-            # One backward sweep per batch beats a Jacobian, so vector-Jacobian
-            # products are used (QNodes pass device_vjp=False by default, which
-            # cannot be told apart from an explicit choice) except with TensorFlow,
-            # whose GradientTape.jacobian cannot vectorise device VJPs.
-            interface = str(getattr(config.interface, "value", config.interface))
-            updated["use_device_jacobian_product"] = (
-                config.use_device_jacobian_product or not interface.startswith("tf")
-            )
-            updated["grad_on_execution"] = False
-        mcm = config.mcm_config
-        if mcm.mcm_method not in (None, "deferred"):
-            raise DeviceError(f"{self.name} supports mcm_method='deferred' only")
-        updated["mcm_config"] = replace(mcm, mcm_method="deferred")
+        if config.gradient_method in DEVICE_GRADIENTS:
+            updated.update(device_gradient_settings(config, needs_jacobians(config)))
+        updated["mcm_config"] = deferred_mcm_only(config, self.name)
         return replace(config, **updated)
 
     def preprocess_transforms(
@@ -225,7 +219,7 @@ class BatchedDevice(Device):
     ) -> bool:
         if execution_config is None:
             return True
-        if execution_config.gradient_method not in _DEVICE_GRADIENTS:
+        if execution_config.gradient_method not in DEVICE_GRADIENTS:
             return False
         if circuit is None:
             return True
@@ -302,13 +296,7 @@ class BatchedDevice(Device):
         return self._jit
 
     def _program(self, key: Hashable, tape: QuantumScript) -> Program:
-        program = self._programs.get(key)
-        if program is None:
-            program = Program(tape)
-            self._programs[key] = program
-            if len(self._programs) > _PROGRAM_CACHE_SIZE:
-                self._programs.popitem(last=False)
-        return program
+        return self._programs.get_or_build(key, lambda: Program(tape))
 
     def _simulate(self, circuits) -> list[_Group]:
         """Bind and run every structure group: ``(indices, bound program, final states)``.
@@ -335,13 +323,9 @@ class BatchedDevice(Device):
         The structure key holds every gate's and measurement's wire labels (and work
         wires, as hyperparameters), which is all that ``map_to_standard_wires`` reads.
         """
-        key = structure_key(tape)
-        standard = self._wire_maps.get(key)
-        if standard is None:
-            if len(self._wire_maps) > _PROGRAM_CACHE_SIZE:
-                self._wire_maps.clear()
-            standard = self._wire_maps[key] = tape.map_to_standard_wires() is tape
-        return standard
+        return self._wire_maps.get_or_build(
+            structure_key(tape), lambda: tape.map_to_standard_wires() is tape
+        )
 
     def _collect(self, results: list, indices, bound: BoundProgram, states) -> None:
         kernel, n = self._kernel(bound), _width(bound)

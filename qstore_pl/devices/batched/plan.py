@@ -28,6 +28,7 @@ from qstore_pl.devices.batched.program import (
     Program,
     _check_finite,
 )
+from qstore_pl.support.bounded_cache import BoundedCache
 
 #: What a layout's plan cache holds: a compiled plan, or a tuple that contains one.
 _Plan = TypeVar("_Plan")
@@ -354,14 +355,10 @@ def _fuse(elements: Sequence[Element]) -> list:
 
 def layout(bound: BoundProgram) -> Layout:
     """The layout for ``bound``'s program, pattern and batch size (cached on the program)."""
-    cache = bound.program.__dict__.setdefault("_layouts", {})
-    key = (bound.per_row, bound.batch)
-    found = cache.get(key)
-    if found is None:
-        if len(cache) >= 16:
-            cache.clear()
-        found = cache[key] = Layout(bound.program, bound.per_row, bound.batch)
-    return found
+    cache = bound.program.__dict__.setdefault("_layouts", BoundedCache(16))
+    return cache.get_or_build(
+        (bound.per_row, bound.batch), lambda: Layout(bound.program, bound.per_row, bound.batch)
+    )
 
 
 def forward_plan(lay: Layout) -> SequencePlan:

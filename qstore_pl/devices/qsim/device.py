@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +20,6 @@ from pennylane.devices.preprocess import (
     validate_observables,
 )
 from pennylane.devices.qubit.simulate import measure_final_state
-from pennylane.exceptions import DeviceError
 from pennylane.operation import Operator, StatePrepBase
 from pennylane.tape import QuantumScript, QuantumScriptBatch, QuantumScriptOrBatch
 from pennylane.transforms import defer_measurements
@@ -29,11 +27,13 @@ from pennylane.transforms.core import CompilePipeline, transform
 from pennylane.typing import PostprocessingFn, Result, ResultBatch
 from pennylane.wires import Wires, WiresLike
 
+from qstore_pl.devices.execution_config import deferred_mcm_only, reject_device_options
 from qstore_pl.devices.qsim import translate
 from qstore_pl.devices.qsim.measurements import MeasurementPlan, normalised
 from qstore_pl.devices.qsim.simulator import QsimSimulator
 from qstore_pl.devices.wire_count import check_wire_count
 from qstore_pl.exceptions import UnsupportedCircuitError
+from qstore_pl.support.bounded_cache import BoundedCache
 
 #: Default gate-fusion size. Measured at 16-20 qubits on 2 cores: on the DESIGN.md
 #: benchmark circuit (1-qubit rotations, CNOT ring) sizes 1, 2, 4 and 5 tie and 3 is
@@ -148,7 +148,7 @@ class QsimDevice(Device):
             raise ValueError(f"cpu_threads must be at least 1, got {cpu_threads}")
         self._simulator = QsimSimulator(max_fused_gate_size, cpu_threads)
         self._rng = np.random.default_rng(seed)
-        self._plans: OrderedDict[Hashable, translate.GatePlan] = OrderedDict()
+        self._plans: BoundedCache[Hashable, translate.GatePlan] = BoundedCache(PLAN_CACHE_SIZE)
         self._max_qubits = _max_qubits()
 
     @property
@@ -173,17 +173,8 @@ class QsimDevice(Device):
             For an unknown device option or another mid-circuit-measurement method.
         """
         config = config or ExecutionConfig()
-        if config.device_options:
-            raise DeviceError(
-                f"{self.name} takes no device options, got {sorted(config.device_options)}"
-            )
-        method = config.mcm_config.mcm_method
-        if method not in (None, "deferred"):
-            raise DeviceError(
-                f"mcm_method={method!r} is not supported on {self.name}; qsim cannot "
-                "branch mid-circuit. Use mcm_method='deferred' (the default)."
-            )
-        return replace(config, mcm_config=replace(config.mcm_config, mcm_method="deferred"))
+        reject_device_options(config, self.name)
+        return replace(config, mcm_config=deferred_mcm_only(config, self.name))
 
     def preprocess_transforms(
         self, execution_config: ExecutionConfig | None = None
@@ -271,15 +262,9 @@ class QsimDevice(Device):
 
     def _plan(self, tape: QuantumScript) -> translate.GatePlan:
         """The cached gate plan of the tape's structure, built on first use."""
-        key = translate.structure_key(tape)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._plans[key] = translate.build_plan(tape)
-            if len(self._plans) > PLAN_CACHE_SIZE:
-                self._plans.popitem(last=False)
-        else:
-            self._plans.move_to_end(key)
-        return plan
+        return self._plans.get_or_build(
+            translate.structure_key(tape), lambda: translate.build_plan(tape)
+        )
 
 
 def _on_standard_wires(tape: QuantumScript) -> QuantumScript:

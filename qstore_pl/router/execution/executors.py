@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
@@ -25,7 +24,9 @@ from pennylane.tape import QuantumScript
 
 from qstore_pl.router.execution.adapter import Backend
 from qstore_pl.router.execution.packing import pack, unpack
+from qstore_pl.router.execution.task import Task
 from qstore_pl.router.routing.spec import BackendSpec
+from qstore_pl.support.bounded_cache import BoundedCache
 
 EXECUTOR_KINDS = ("serial", "dask")
 
@@ -46,9 +47,8 @@ class GroupWork:
         Width of the backend device.
     seed : int or None
         Seed for the backend device.
-    task : str
-        ``"execute"``, ``"jacobian"``, ``"vjp"``, ``"execute+jacobian"`` or
-        ``"execute+vjp"``.
+    task : Task
+        What to run the tapes for (a member's string value is taken too).
     tapes : Sequence[QuantumScript]
         The circuits, prepared by the router.
     cotangents : Sequence or None
@@ -66,7 +66,7 @@ class GroupWork:
     spec: BackendSpec
     num_wires: int
     seed: int | None
-    task: str
+    task: Task
     tapes: Sequence[QuantumScript]
     cotangents: Sequence[Any] | None = None
     mcm_config: MCMConfig | None = None
@@ -118,21 +118,16 @@ class BackendPool:
 
     def __init__(self, max_size: int | None = None):
         self.max_size = max_size
-        self._backends: OrderedDict[Hashable, Backend] = OrderedDict()
+        self._backends: BoundedCache[Hashable, Backend] = BoundedCache(max_size)
 
     def __len__(self) -> int:
         return len(self._backends)
 
     def get(self, work: GroupWork) -> Backend:
         """The backend device for ``work``, built if this process has none yet."""
-        key = _pool_key(work)
-        backend = self._backends.get(key)
-        if backend is None:
-            backend = self._backends[key] = Backend(work.spec, work.num_wires, seed=work.seed)
-            if self.max_size is not None and len(self._backends) > self.max_size:
-                self._backends.popitem(last=False)
-        self._backends.move_to_end(key)
-        return backend
+        return self._backends.get_or_build(
+            _pool_key(work), lambda: Backend(work.spec, work.num_wires, seed=work.seed)
+        )
 
     def peek(self, work: GroupWork) -> Backend | None:
         """The backend device for ``work`` if this process has built it."""
@@ -154,16 +149,17 @@ def _pool_key(work: GroupWork) -> Hashable:
 def run_work(work: GroupWork, pool: BackendPool) -> list:
     """Run ``work`` on its backend from ``pool``: one result per tape, in order.
 
-    For ``"execute+..."`` tasks each entry is a ``(result, derivative)`` pair.
+    For tasks :attr:`~Task.with_results` each entry is a ``(result, derivative)`` pair.
     """
     backend = pool.get(work)
     _tag_jobs(backend.device, work.job_tags)
     tapes = work.tapes
-    if work.task == "execute":
+    task = Task(work.task)
+    if task is Task.EXECUTE:
         return list(backend.execute(tapes, work.mcm_config))
-    with_results = work.task.startswith("execute+")
+    with_results = task.with_results
     assert work.method is not None, "a derivative task names its method"
-    if work.task.endswith("jacobian"):
+    if task.derivative == "jacobian":
         out = backend.jacobian(tapes, work.method, with_results=with_results)
     else:
         assert work.cotangents is not None, "a vjp task carries its cotangents"

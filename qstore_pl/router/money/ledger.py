@@ -38,7 +38,7 @@ _COLUMNS = (
     "execution, backend, purpose, state, usd, estimate, circuits, shots, pid, host, "
     "created, updated"
 )
-_INSERT = f"INSERT INTO charges ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_VALUES = ", ".join("?" * len(_COLUMNS.split(",")))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS charges (
@@ -151,23 +151,7 @@ class Ledger:
             spent = db.execute(_SPENT).fetchone()[0]
             if budget is not None and spent + usd > budget + 1e-12:
                 raise BudgetExceeded(backend, usd, spent, budget, "budget")
-            db.execute(
-                _INSERT,
-                (
-                    execution,
-                    backend,
-                    purpose,
-                    "reserved",
-                    usd,
-                    usd,
-                    circuits,
-                    shots,
-                    os.getpid(),
-                    socket.gethostname(),
-                    now,
-                    now,
-                ),
-            )
+            _insert(db, (execution, backend), purpose, "reserved", usd, circuits, shots, now)
         return True
 
     def commit(self, execution: str, backend: str, usd: float) -> bool:
@@ -206,22 +190,8 @@ class Ledger:
         """Record ``usd`` not spent on ``backend`` because a cache answered."""
         now = time.time()
         with self._transaction() as db:
-            db.execute(
-                _INSERT.replace("INSERT", "INSERT OR IGNORE", 1),
-                (
-                    execution,
-                    backend,
-                    purpose,
-                    "saved",
-                    usd,
-                    usd,
-                    circuits,
-                    shots,
-                    os.getpid(),
-                    socket.gethostname(),
-                    now,
-                    now,
-                ),
+            _insert(
+                db, (execution, backend), purpose, "saved", usd, circuits, shots, now, keep=True
             )
 
     def spent(self) -> float:
@@ -326,8 +296,8 @@ class Ledger:
                 final = all(j.status in FINAL_STATES for j in found)
                 usd = sum(j.usd if final else j.estimate for j in found)
                 state = "committed" if final else "unconfirmed"
-                row = (execution, backend, "unrecorded", state, usd, usd, len(found), 0, 0)
-                db.execute(_INSERT, (*row, "provider", now, now))
+                key = (execution, backend)
+                _insert(db, key, "unrecorded", state, usd, len(found), 0, now, by=(0, "provider"))
                 if final:
                     db.execute(
                         "UPDATE charges SET reconciled = ? WHERE execution = ? AND backend = ?",
@@ -390,3 +360,28 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _insert(
+    db: sqlite3.Connection,
+    key: tuple[str, str],
+    purpose: str,
+    state: str,
+    usd: float,
+    circuits: int,
+    shots: int,
+    now: float,
+    keep: bool = False,
+    by: tuple[int, str] | None = None,
+) -> None:
+    """Add the row of charge ``key`` (``(execution, backend)``), estimated at ``usd``.
+
+    ``keep``: leave a row already there as it is. ``by``: the ``(pid, host)`` that
+    made the charge; this process by default.
+    """
+    pid, host = by if by is not None else (os.getpid(), socket.gethostname())
+    verb = "INSERT OR IGNORE" if keep else "INSERT"
+    db.execute(
+        f"{verb} INTO charges ({_COLUMNS}) VALUES ({_VALUES})",
+        (*key, purpose, state, usd, usd, circuits, shots, pid, host, now, now),
+    )

@@ -32,6 +32,7 @@ from qstore_pl.router.money.estimate import CostEstimate, CostLine
 from qstore_pl.router.money.ledger import Ledger
 from qstore_pl.router.money.report import CostReport
 from qstore_pl.router.routing.spec import BackendSpec
+from qstore_pl.support.bounded_cache import BoundedCache
 
 IONQ_DEVICE = "qstore.ionq"
 _COUNTS_KEPT = 256  # structures whose gate counts are remembered
@@ -145,7 +146,9 @@ class Spending:
         self.chain = chain_positions(config, specs)
         self._ledger: Ledger | None = None
         self._lock = threading.Lock()
-        self._counts: dict[Hashable, tuple[tuple[int, int], tuple[int, int]]] = {}
+        self._counts: BoundedCache[Hashable, tuple[tuple[int, int], tuple[int, int]]] = (
+            BoundedCache(_COUNTS_KEPT)
+        )
         self._status = StatusCache()
 
     @property
@@ -166,11 +169,9 @@ class Spending:
         """What running ``tapes`` (one structure, ``key``) as one job on ``spec`` costs."""
         gateset = "native" if spec.noise_model else spec.device_kwargs.get("gateset", "qis")
         cache_key = (key, gateset)
-        if cache_key not in self._counts:
-            if len(self._counts) > _COUNTS_KEPT:
-                self._counts.clear()
-            self._counts[cache_key] = gate_counts(tapes[0], native=gateset == "native")
-        gates, submitted = self._counts[cache_key]
+        gates, submitted = self._counts.get_or_build(
+            cache_key, lambda: gate_counts(tapes[0], native=gateset == "native")
+        )
         shots = tapes[0].shots.total_shots if tapes[0].shots else 0
         circuits = sum(t.batch_size or 1 for t in tapes)
         usd = spec.pricing.job_cost(circuits, shots, *submitted)

@@ -46,6 +46,7 @@ from pennylane.transforms import broadcast_expand, defer_measurements
 from pennylane.transforms.core import CompilePipeline, transform
 from pennylane.wires import Wires
 
+from qstore_pl.devices.execution_config import interface_name
 from qstore_pl.exceptions import UnsupportedCircuitError
 from qstore_pl.router.routing.capabilities import BackendCapabilities
 from qstore_pl.router.routing.noise import is_channel
@@ -285,7 +286,7 @@ def add_adjoint_transforms(
         keep_probs=probs,
     )
     if config.use_device_jacobian_product:
-        interface = str(getattr(config.interface, "value", config.interface))
+        interface = interface_name(config)
         split = "never" if interface == "autograd" else "trained"
         if interface.startswith("jax"):
             split = "always"

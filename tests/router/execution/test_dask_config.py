@@ -13,8 +13,9 @@ import pytest
 import qstore_pl
 from qstore_pl.router.config import load_config
 from qstore_pl.router.execution.dask import DaskExecutor
-from qstore_pl.router.execution.executors import BackendPool, SerialExecutor, run_work
+from qstore_pl.router.execution.executors import BackendPool, GroupWork, SerialExecutor, run_work
 from qstore_pl.router.execution.packing import PackedTapes, pack, unpack
+from qstore_pl.router.execution.task import Task
 from qstore_pl.support.progress import CircuitProgress
 
 ADDRESS = "tcp://10.0.0.5:8786"
@@ -39,9 +40,9 @@ def test_router_builds_the_configured_executor_without_connecting():
     dev = qml.device(
         "qstore.router", wires=2, router_config={"executor": {"kind": "dask", "address": ADDRESS}}
     )
-    assert isinstance(dev._executor, DaskExecutor)
-    assert dev._executor.address == ADDRESS and dev._executor._client is None
-    assert isinstance(qml.device("qstore.router", wires=2)._executor, SerialExecutor)
+    assert isinstance(dev.executor, DaskExecutor)
+    assert dev.executor.address == ADDRESS and dev.executor._client is None
+    assert isinstance(qml.device("qstore.router", wires=2).executor, SerialExecutor)
 
 
 @pytest.mark.parametrize(
@@ -73,7 +74,7 @@ def _tapes(count):
 def test_work_is_plain_data_and_cheap_to_ship():
     dev = qml.device("qstore.router", wires=2, router_config={"backends": ["lightning.qubit"]})
     tapes = _tapes(10)
-    work = dev._work("lightning.qubit", "execute", tapes)
+    work = GroupWork("owner", dev.backends[0], 2, None, Task.EXECUTE, tapes)
     shipped = pickle.dumps(work)
     # a template tape, a table of parameters and the backend's description: smaller
     # than the tapes themselves, and no device or router
@@ -89,7 +90,10 @@ def test_work_is_plain_data_and_cheap_to_ship():
 def test_work_splits_into_ordered_pieces_with_their_cotangents():
     dev = qml.device("qstore.router", wires=2, router_config={"backends": ["lightning.qubit"]})
     tapes = _tapes(7)
-    work = dev._work("lightning.qubit", "vjp", tapes, cotangents=list(range(7)), method="adjoint")
+    spec = dev.backends[0]
+    work = GroupWork(
+        "o", spec, 2, None, Task.VJP, tapes, cotangents=list(range(7)), method="adjoint"
+    )
     pieces = work.split(3)
     assert [len(p.tapes) for p in pieces] == [2, 3, 2]
     assert [t for p in pieces for t in p.tapes] == tapes

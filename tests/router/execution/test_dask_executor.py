@@ -55,7 +55,7 @@ def fanned_router(cluster):
 
     yield make
     for dev in made:
-        dev._executor.close()
+        dev.executor.close()
 
 
 def _layer_tapes(n_wires, count, layers=2, seed=0):
@@ -196,9 +196,9 @@ def test_worker_killed_mid_batch_costs_a_retry_not_a_result(fanned_router, clust
         return [entry[2] for entry in dask_scheduler.story(key) if len(entry) > 2]
 
     story = client.run_on_scheduler(transitions, key=killed["key"])
-    sent_again = dev._executor.resubmitted + dev._executor.repinned
+    sent_again = dev.executor.resubmitted + dev.executor.repinned
     if retried_by == "dask":  # the scheduler ran the killed piece again, elsewhere
-        assert story.count("processing") >= 2 and dev._executor.resubmitted == 0
+        assert story.count("processing") >= 2 and dev.executor.resubmitted == 0
     elif "erred" in story:  # the scheduler gave up on the piece (KilledWorker): the executor
         # resent it, on KilledWorker or earlier, when its watch saw the piece's worker gone
         assert sent_again >= 1
@@ -212,7 +212,7 @@ def test_a_cluster_given_by_address_survives_the_router(fanned_router, cluster):
     _, client = cluster
     dev = fanned_router(2)
     qml.execute(_layer_tapes(2, 4), dev)
-    dev._executor.close()
+    dev.executor.close()
     del dev
     assert len(client.nthreads()) == 2
     assert client.submit(sum, [1, 2]).result() == 3

@@ -143,7 +143,7 @@ def test_both_workers_killed_at_once_the_batch_finishes_on_their_replacements(cl
     finally:
         finished.set()
         killer.join()
-        dev._executor.close()
+        dev.executor.close()
     assert len(killed) == 2, "the workers were not seen busy together"
     assert not set(killed) & set(client.nthreads()), "the nannies started new workers"
     _assert_equal_to_serial(results, tapes, 16)
@@ -173,7 +173,7 @@ def test_no_workers_left_mid_batch_is_a_clear_error_within_worker_timeout(cluste
             _bounded(lambda: qml.execute(tapes[:2], dev), seconds=90)
     finally:
         retirer.join()
-        dev._executor.close()
+        dev.executor.close()
     assert not client.nthreads()
 
 

@@ -37,7 +37,7 @@ def test_a_priced_group_is_one_job_on_a_cluster(emulator, tmp_path):
             with qstore_pl.purpose("validation"):
                 results = qml.execute(tapes, dev)
         finally:
-            dev._executor.close()
+            dev.executor.close()
     assert len(results) == 8
     [job] = emulator.jobs.values()  # one job of 8 circuits, not one per worker
     assert len(job.payload["input"]["circuits"]) == 8
