@@ -6,7 +6,6 @@ the value and what would be accepted.
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -23,6 +22,7 @@ from qstore_pl.router.purpose import PURPOSES
 from qstore_pl.router.routing.capabilities import PRECISIONS
 from qstore_pl.support.limits import InputLimitError, current_limits
 from qstore_pl.support.secret import Secret, quoted
+from qstore_pl.support.suggest import did_you_mean
 
 #: Backend type that stands for "every local simulator that is installed".
 AUTO = "auto"
@@ -385,8 +385,7 @@ def _parse_spending(config: Mapping, backends: Sequence[BackendConfig]) -> dict[
     names = [b.name for b in backends]
     for name in chain:
         if name not in names:
-            close = difflib.get_close_matches(str(name), names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(name, names, " (did you mean {!r}?)")
             raise ConfigError(
                 f"config['fallback_chain'] names {quoted(name)}{hint}, which is not a configured "
                 f"backend; configured: {names}"
@@ -431,8 +430,7 @@ def _parse_executor(value: Any) -> dict[str, Any]:
 def _reject_unknown(mapping: Mapping, allowed: Sequence[str], where: str) -> None:
     for key in mapping:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(key, allowed, " (did you mean {!r}?)")
             raise ConfigError(
                 f"unknown key {quoted(key)} in {where}{hint}; valid keys: {', '.join(allowed)}"
             )

@@ -17,7 +17,6 @@ on a busy machine the models stay those of the machine, not of the moment.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import logging
 import time
@@ -42,6 +41,7 @@ from qstore_pl.router.execution.adapter import Backend
 from qstore_pl.router.registry.builtin import KNOWN_BACKENDS
 from qstore_pl.router.routing.spec import BackendSpec
 from qstore_pl.router.routing.workload import describe
+from qstore_pl.support.suggest import did_you_mean
 
 logger = logging.getLogger(__name__)
 
@@ -193,8 +193,7 @@ def select_for_calibration(
         by_name = {s.name: s for s in specs}
         for name in names:
             if name not in by_name:
-                close = difflib.get_close_matches(name, list(by_name), n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(name, by_name)
                 raise UnknownBackendError(
                     f"no backend {name!r} to calibrate.{hint} The configured local backends "
                     f"are: {', '.join(s.name for s in local) or 'none'}."

@@ -7,7 +7,6 @@ capability file where it has one) and a default time model.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib.util
 import inspect
@@ -27,6 +26,7 @@ from qstore_pl.router.routing.capabilities import BackendCapabilities
 from qstore_pl.router.routing.spec import BackendSpec
 from qstore_pl.router.routing.time_model import TimeModel
 from qstore_pl.support.secret import quoted
+from qstore_pl.support.suggest import did_you_mean
 
 # Names PennyLane's capability files use for measurement processes.
 _MP_KINDS = {
@@ -255,8 +255,7 @@ def build_spec(entry: BackendConfig) -> BackendSpec:
     try:
         known = KNOWN_BACKENDS[entry.type]
     except KeyError:
-        close = difflib.get_close_matches(entry.type, [*KNOWN_BACKENDS, AUTO], n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(entry.type, [*KNOWN_BACKENDS, AUTO])
         raise UnknownBackendError(
             f"unknown backend {quoted(entry.type)}.{hint} Known backends: "
             f"{', '.join([*KNOWN_BACKENDS, AUTO])}."
@@ -308,8 +307,7 @@ def check_options(entry: BackendConfig, device_name: str) -> None:
         if key == "wires":
             fix = "the router sets each backend's wires; remove 'wires' from the options"
         else:
-            close = difflib.get_close_matches(str(key), valid, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(key, valid, "did you mean {!r}? ")
             fix = f"{hint}valid options of {device_name}: {', '.join(valid)}"
         raise ConfigError(
             f"backend {entry.name!r} ({entry.type}) cannot be built with options "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +11,7 @@ from qstore_pl.exceptions import ConfigError
 from qstore_pl.router.routing.capabilities import BackendCapabilities
 from qstore_pl.router.routing.time_model import TimeModel
 from qstore_pl.support.secret import quoted
+from qstore_pl.support.suggest import did_you_mean
 
 #: Qubits per IonQ target (the cloud simulator takes 29).
 TARGET_QUBITS = {
@@ -63,8 +63,7 @@ def _check_choice(option: str, value: Any, choices) -> None:
     """Raise :class:`ConfigError` naming the closest valid value if ``value`` is not one."""
     if value in choices:
         return
-    close = difflib.get_close_matches(str(value), list(choices), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(value, choices)
     raise ConfigError(
         f"IonQ {option} {quoted(value)} is not known.{hint} Valid: {', '.join(choices)}."
     )
