@@ -32,7 +32,9 @@ LAYERS = 4
 BATCH = 32
 
 
-def model_circuit(qubits):
+def model_circuit(qubits, noise: float | None = None):
+    """The W1 ansatz; with ``noise``, ``cirq.depolarize(noise)`` on every qubit after
+    every layer (noisy W1, as ``qml.DepolarizingChannel``)."""
     symbols = sympy.symbols(f"w0:{LAYERS * len(qubits) * 2}")
     circuit = cirq.Circuit()
     k = 0
@@ -43,6 +45,8 @@ def model_circuit(qubits):
             circuit += cirq.rz(symbols[k + 1]).on(q)
             k += 2
         circuit += [cirq.CNOT(qubits[i], qubits[(i + 1) % n]) for i in range(n)]
+        if noise:
+            circuit += [cirq.depolarize(noise).on(q) for q in qubits]
     return circuit
 
 
@@ -53,14 +57,21 @@ def data_circuits(x, qubits):
 
 
 def measure(args) -> dict:
-    n = args.qubits
-    qubits = cirq.LineQubit.range(n)
-    readouts = [cirq.Z(q) for q in qubits]
-    inputs = tf.keras.Input(shape=(), dtype=tf.string)
+    qubits = cirq.LineQubit.range(args.qubits)
     pqc = tfq.layers.PQC(
-        model_circuit(qubits), readouts, differentiator=tfq.differentiators.Adjoint()
-    )(inputs)
-    model = tf.keras.Model(inputs, tf.keras.layers.Dense(2)(pqc))
+        model_circuit(qubits),
+        [cirq.Z(q) for q in qubits],
+        differentiator=tfq.differentiators.Adjoint(),
+    )
+    return time_model(pqc, qubits, args, "TFQ 0.7.6")
+
+
+def time_model(pqc, qubits, args, contender: str) -> dict:
+    """Time W1's Keras model around the PQC layer ``pqc``: one first step, then steps
+    until ``args.seconds`` (at least ``args.min_steps``, at most ``args.steps``)."""
+    n = len(qubits)
+    inputs = tf.keras.Input(shape=(), dtype=tf.string)
+    model = tf.keras.Model(inputs, tf.keras.layers.Dense(2)(pqc(inputs)))
     optimiser = tf.keras.optimizers.Adam(0.01)
     loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     rng = np.random.default_rng(0)
@@ -97,7 +108,7 @@ def measure(args) -> dict:
         step()
         times.append(time.perf_counter() - start)
     return {
-        "contender": "TFQ 0.7.6",
+        "contender": contender,
         "qubits": n,
         "mode": args.mode,
         "first_s": first,
