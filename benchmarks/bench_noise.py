@@ -30,10 +30,7 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 HERE = Path(__file__).parent
 NOISE = 0.01
@@ -43,65 +40,30 @@ TRAJECTORIES = f"router trajectories R={REPETITIONS}"
 TFQ = f"TFQ NoisyPQC R={REPETITIONS}"
 
 
-def noisy_w1(n: int):
-    """W1's circuit with depolarising noise after every layer."""
-    import pennylane as qml
-    from w1_workload import LAYERS
-
-    def circuit(inputs, weights):
-        for i in range(n):
-            qml.RX(inputs[..., i], wires=i)
-        for layer in range(LAYERS):
-            for i in range(n):
-                qml.RY(weights[layer, i, 0], wires=i)
-                qml.RZ(weights[layer, i, 1], wires=i)
-            for i in range(n):
-                qml.CNOT([i, (i + 1) % n])
-            for i in range(n):
-                qml.DepolarizingChannel(NOISE, wires=i)
-        return [qml.expval(qml.Z(i)) for i in range(n)]
-
-    return circuit
-
-
 def build(contender: str, n: int):
     import pennylane as qml
-    import torch
-    from w1_workload import BATCH, LAYERS, step_function
+    from w1_workload import step_function, torch_model, w1_circuit
 
+    circuit = w1_circuit(n, noise=NOISE)
     if contender == "default.mixed backprop":
-        qnode = qml.QNode(noisy_w1(n), qml.device("default.mixed", wires=n), diff_method="backprop")
+        qnode = qml.QNode(circuit, qml.device("default.mixed", wires=n), diff_method="backprop")
     else:
         import qstore_pl
 
-        qnode = qml.QNode(noisy_w1(n), qml.device("qstore.router", wires=n))
+        qnode = qml.QNode(circuit, qml.device("qstore.router", wires=n))
         if contender == TRAJECTORIES:
             qnode = qstore_pl.trajectories(qnode, repetitions=REPETITIONS, seed=0)
-    torch.manual_seed(0)
-    layer = qml.qnn.TorchLayer(qnode, {"weights": (LAYERS, n, 2)})
-    model = torch.nn.Sequential(layer, torch.nn.Linear(n, 2))
-    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
-    rng = np.random.default_rng(0)
-    x = torch.tensor(rng.uniform(0, np.pi, (BATCH, n)), dtype=torch.float32)
-    y = torch.tensor(rng.integers(0, 2, BATCH))
-    return model, optimiser, torch.nn.CrossEntropyLoss(), x, y, step_function
+    return (*torch_model(qnode, n), step_function)
 
 
 def measure(args) -> dict:
     import torch
+    from w1_workload import time_steps
 
     torch.set_num_threads(1)
     model, optimiser, loss_fn, x, y, step_function = build(args.contender, args.qubits)
     step = step_function(args.mode, model, optimiser, loss_fn, x, y)
-    start = time.perf_counter()
-    step()
-    first = time.perf_counter() - start
-    times: list[float] = []
-    deadline = time.perf_counter() + args.seconds
-    while len(times) < args.min_steps or time.perf_counter() < deadline:
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    first, times, _ = time_steps(step, args.seconds, args.min_steps)
     return {
         "contender": args.contender,
         "qubits": args.qubits,

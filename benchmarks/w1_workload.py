@@ -55,8 +55,10 @@ def _numpy_options(options) -> dict:
     return {k: np.dtype(v).type if k == "c_dtype" else v for k, v in dict(options).items()}
 
 
-def w1_circuit(n: int):
-    """The W1 circuit on ``n`` qubits as a function ``(inputs, weights)``, for any QNode."""
+def w1_circuit(n: int, noise: float | None = None):
+    """The W1 circuit on ``n`` qubits as a function ``(inputs, weights)``, for any QNode;
+    with ``noise``, a depolarising channel of that strength on every qubit after every
+    layer (noisy W1)."""
     import pennylane as qml
 
     def circuit(inputs, weights):
@@ -68,6 +70,9 @@ def w1_circuit(n: int):
                 qml.RZ(weights[layer, i, 1], wires=i)
             for i in range(n):
                 qml.CNOT([i, (i + 1) % n])
+            if noise:
+                for i in range(n):
+                    qml.DepolarizingChannel(noise, wires=i)
         return [qml.expval(qml.Z(i)) for i in range(n)]
 
     return circuit
@@ -76,25 +81,32 @@ def w1_circuit(n: int):
 def build(n: int, device: str, device_kwargs: dict, qnode_kwargs: dict, seed: int = 0):
     """The torch model, optimiser, loss and one batch of data."""
     import pennylane as qml
-    import torch
 
     if device.startswith("qstore."):
         # only here: importing qstore_pl also makes OpenMP runtimes loaded later wait
         # passively, which other contenders would not get as a user runs them
         import qstore_pl  # noqa: F401
 
-    torch.manual_seed(seed)
     dev = qml.device(device, wires=n, **device_kwargs)
 
     circuit = qml.QNode(w1_circuit(n), dev, interface="torch", **qnode_kwargs)
+    return (dev, *torch_model(circuit, n, seed))
 
-    layer = qml.qnn.TorchLayer(circuit, {"weights": (LAYERS, n, 2)})
+
+def torch_model(qnode, n: int, seed: int = 0):
+    """W1's torch model around ``qnode`` (TorchLayer + Linear(n -> 2)), its optimiser,
+    loss and one batch of data."""
+    import pennylane as qml
+    import torch
+
+    torch.manual_seed(seed)
+    layer = qml.qnn.TorchLayer(qnode, {"weights": (LAYERS, n, 2)})
     model = torch.nn.Sequential(layer, torch.nn.Linear(n, 2))
     optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
     rng = np.random.default_rng(seed)
     x = torch.tensor(rng.uniform(0, np.pi, (BATCH, n)), dtype=torch.float32)
     y = torch.tensor(rng.integers(0, 2, BATCH))
-    return dev, model, optimiser, torch.nn.CrossEntropyLoss(), x, y
+    return model, optimiser, torch.nn.CrossEntropyLoss(), x, y
 
 
 def build_keras(n: int, mode: str, seed: int = 0):
@@ -152,6 +164,23 @@ def step_function(mode: str, model, optimiser, loss_fn, x, y):
     return train if mode == "train" else forward
 
 
+def time_steps(step, seconds: float, min_steps: int, steps: int = 10**9):
+    """Seconds of the first call, then wall and CPU seconds of each step until
+    ``seconds`` have passed (at least ``min_steps``, at most ``steps``)."""
+    start = time.perf_counter()
+    step()
+    first = time.perf_counter() - start
+    times: list[float] = []
+    cpu: list[float] = []  # CPU time of every thread of this process: spinning shows here
+    deadline = time.perf_counter() + seconds
+    while len(times) < steps and (len(times) < min_steps or time.perf_counter() < deadline):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        step()
+        times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return first, times, cpu
+
+
 def measure(args) -> dict:
     """Time one contender: first call, then steps until ``--seconds`` or ``--steps``."""
     import torch
@@ -169,19 +198,7 @@ def measure(args) -> dict:
             args.qubits, device, device_kwargs, qnode_kwargs
         )
         step = step_function(args.mode, model, optimiser, loss_fn, x, y)
-    start = time.perf_counter()
-    step()
-    first = time.perf_counter() - start
-    times: list[float] = []
-    cpu: list[float] = []  # CPU time of every thread of this process: spinning shows here
-    deadline = time.perf_counter() + args.seconds
-    while len(times) < args.steps and (
-        len(times) < args.min_steps or time.perf_counter() < deadline
-    ):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        step()
-        times.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
+    first, times, cpu = time_steps(step, args.seconds, args.min_steps, args.steps)
     chosen = None
     if device == "qstore.router":
         chosen = sorted(dev.routing_report().totals)
