@@ -358,21 +358,8 @@ def test_non_json_text_and_symbols_are_rejected():
 
 
 def ansatz(weights, x, c):
-    """A circuit of primitives, templates, arithmetic and a symbolic observable."""
-    qml.AngleEmbedding(x, wires=[0, 1, 2])
-    for layer in range(2):
-        for i in range(3):
-            qml.Rot(*weights[layer, i], wires=i)
-        qml.CNOT([0, 1])
-        qml.CRZ(-2 * weights[layer, 0, 0], wires=[1, 2])
-    qml.ctrl(qml.RY(weights[1, 2, 1] / 2, wires=2), control=0, control_values=0)
-    qml.adjoint(qml.IsingXX(c, wires=[0, 2]))
-    qml.StronglyEntanglingLayers(weights, wires=[0, 1, 2])
-    return qml.expval(qml.Hamiltonian([c, 0.5], [qml.Z(0) @ qml.Z(2), qml.X(1)]))
-
-
-def direct(weights, x, c):
-    """``ansatz`` written with numbers, as an ordinary QNode body."""
+    """A circuit of primitives, templates, arithmetic and a symbolic observable; called
+    with numbers it is an ordinary QNode body, the reference for its bound forms."""
     qml.AngleEmbedding(x, wires=[0, 1, 2])
     for layer in range(2):
         for i in range(3):
@@ -418,7 +405,7 @@ def test_bind_gives_the_plain_circuit(circuit):
     values = _values(0)
     tape = circuit.bind(**values)
     with qml.queuing.AnnotatedQueue() as q:
-        direct(**values)
+        ansatz(**values)
     assert qml.equal(tape, QuantumScript.from_queue(q))
 
 
@@ -430,7 +417,7 @@ def test_bind_with_autograd_gives_the_plain_qnode_gradient(circuit):
         tape = circuit.bind(weights=w, x=values["x"], c=values["c"])
         return qml.execute([tape], DEV, diff_method="parameter-shift")[0]
 
-    plain = qml.QNode(direct, DEV, diff_method="parameter-shift")
+    plain = qml.QNode(ansatz, DEV, diff_method="parameter-shift")
     expected = qml.grad(plain, argnums=0)(weights, values["x"], values["c"])
     np.testing.assert_allclose(qml.grad(cost)(weights), expected, atol=1e-12)
     # the circuit as the body of a QNode
@@ -443,7 +430,7 @@ def test_bind_with_torch_and_jax_values(circuit):
     import jax.numpy as jnp
 
     values = _values(2)
-    plain = qml.QNode(direct, DEV)
+    plain = qml.QNode(ansatz, DEV)
     expected = qml.grad(plain, argnums=0)(
         pnp.array(values["weights"], requires_grad=True), values["x"], values["c"]
     )
