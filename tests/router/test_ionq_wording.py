@@ -57,29 +57,6 @@ def test_an_analytic_circuit_on_the_chain_names_the_backend_that_could_not(emula
     assert not emulator.jobs
 
 
-def test_a_budget_refusal_is_not_a_backend_failure(emulator, tmp_path):
-    cfg = config(
-        tmp_path,
-        ionq("hardware", "qpu.aria-1", use_for="validation"),
-        ionq("simulator", "simulator", use_for="training"),
-        max_cost_per_batch=1.0,
-        on_budget_exceeded="fallback",
-        fallback_chain=["simulator"],
-    )
-    dev = qml.device("qstore.router", wires=2, router_config=cfg)
-    with qstore_pl.purpose("validation"):
-        two_qubit_circuit(dev, shots=700)(0.3)
-    report = dev.routing_report()
-    [run] = report.recent
-    assert run.backend == "simulator" and run.failed == ()
-    assert run.refused[0].startswith("hardware: ") and "max_cost_per_batch" in run.refused[0]
-    assert report.totals["hardware"].failures == 0 and report.totals["hardware"].refused == 1
-    assert "over a spending limit on 1 backend(s)" in run.reason
-    assert "failure" not in run.reason
-    assert "refused" in str(report)
-    assert [j.payload["backend"] for j in emulator.jobs.values()] == ["simulator"]
-
-
 def test_refused_everywhere_says_so(emulator, tmp_path):
     cfg = config(
         tmp_path,

@@ -107,9 +107,15 @@ def test_fallback_runs_down_the_chain_instead(emulator, tmp_path):
         two_qubit_circuit(dev, shots=700)(0.3)
     [job] = emulator.jobs.values()
     assert job.payload["backend"] == "simulator" and job.payload["shots"] == 700
-    [run] = dev.routing_report().recent
-    assert run.backend == "simulator" and "max_cost_per_batch" in run.refused[0]
-    assert run.failed == () and dev.routing_report().totals["hardware"].failures == 0
+    report = dev.routing_report()
+    [run] = report.recent
+    assert run.backend == "simulator" and run.failed == ()
+    # a budget refusal is not a backend failure, in the counts or in the words
+    assert run.refused[0].startswith("hardware: ") and "max_cost_per_batch" in run.refused[0]
+    assert report.totals["hardware"].failures == 0 and report.totals["hardware"].refused == 1
+    assert "over a spending limit on 1 backend(s)" in run.reason
+    assert "failure" not in run.reason
+    assert "refused" in str(report)
     assert dev.cost_report().total == 0.0
 
 
