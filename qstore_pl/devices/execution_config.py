@@ -9,6 +9,7 @@ one backward sweep per batch, over Jacobians. Where they agree, it is decided he
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
@@ -24,10 +25,14 @@ def interface_name(config: ExecutionConfig) -> str:
     return str(getattr(config.interface, "value", config.interface))
 
 
-def reject_device_options(config: ExecutionConfig, device_name: str) -> None:
-    """Raise ``DeviceError`` for any device option (qstore devices take none)."""
+def reject_device_options(
+    config: ExecutionConfig, device_name: str, allowed: Collection[str] = ()
+) -> None:
+    """Raise ``DeviceError`` for any device option (qstore devices take none from
+    users; ``allowed`` are the device's own, set by its ``setup_execution_config``)."""
     for option in config.device_options:
-        raise DeviceError(f"device option {option!r} is not known to {device_name}")
+        if option not in allowed:
+            raise DeviceError(f"device option {option!r} is not known to {device_name}")
 
 
 def needs_jacobians(config: ExecutionConfig) -> bool:

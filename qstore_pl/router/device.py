@@ -72,7 +72,9 @@ from qstore_pl.router.money.estimate import CostEstimate
 from qstore_pl.router.money.report import CostReport
 from qstore_pl.router.money.spending import Spending, apply_spending_settings, job_tags
 from qstore_pl.router.preprocessing.differentiation import (
+    DIFFERENCED_OPTION,
     differences_values,
+    falls_back_to_differences,
     framework_interface,
     needs_backprop,
     reject_complex_trainable,
@@ -268,7 +270,7 @@ class RouterDevice(Device):
         self, config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
     ) -> ExecutionConfig:
         config = config or ExecutionConfig()
-        reject_device_options(config, self.name)
+        reject_device_options(config, self.name, allowed=(DIFFERENCED_OPTION,))
         updated: dict[str, Any] = {"convert_to_numpy": True}
         if (
             config.gradient_method == "best"
@@ -296,6 +298,8 @@ class RouterDevice(Device):
             updated.update(device_gradient_settings(config, jacobians, grad_on_execution=not jax))
         elif config.use_device_gradient is None:
             updated["use_device_gradient"] = False
+        if circuit is not None and falls_back_to_differences(config.gradient_method, circuit):
+            updated["device_options"] = {**config.device_options, DIFFERENCED_OPTION: True}
         updated["mcm_config"] = self._setup_mcm_config(config.mcm_config, circuit)
         return replace(config, **updated)
 
@@ -417,7 +421,7 @@ class RouterDevice(Device):
             if task.derivative:
                 reject_complex_trainable(tape)
         needs = {"backprop": interface is not None}
-        needs["differenced"] = differences_values(config.gradient_method)
+        needs["differenced"] = differences_values(config)
         purpose = current_purpose()  # the caller's: jobs may run in other threads
         expected = None  # the derivative this configuration asks for, if any
         if config.gradient_method == "adjoint" and config.use_device_gradient:
@@ -715,7 +719,7 @@ class RouterDevice(Device):
                 derivative = "vjp" if config.use_device_jacobian_product else "jacobian"
         task = Task.EXECUTE if derivative is None else Task(derivative)
         backprop = task is Task.EXECUTE and config.gradient_method == "backprop"
-        differenced = differences_values(config.gradient_method)
+        differenced = differences_values(config)
         groups = group_by_structure(tapes)
         decisions = tuple(
             self._decide(g, task, backprop=backprop, differenced=differenced) for g in groups

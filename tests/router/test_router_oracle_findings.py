@@ -48,3 +48,72 @@ def test_a_jax_prng_key_seeds_the_router_as_it_seeds_default_qubit():
     again = qml.QNode(circuit.func, qml.device("qstore.router", wires=1, seed=key), shots=200)()
     assert set(np.unique(first)) <= {-1, 1}
     assert np.array_equal(first, again)  # the same key draws the same samples
+
+
+def _conditional_rotation(device_name: str, interface: str):
+    """A rotation conditioned on a measurement, which parameter shift differentiates by
+    finite differences (``Conditional.grad_method == "F"``)."""
+    dev = qml.device(device_name, wires=3)
+
+    @qml.qnode(dev, interface=interface, diff_method="parameter-shift")
+    def circuit(x):
+        qml.Hadamard(1)
+        qml.RY(1.234, wires=0)
+        m0 = qml.measure(0)
+        qml.cond(m0, qml.RY)(x, wires=1)
+        return qml.expval(qml.PauliZ(1))
+
+    return circuit
+
+
+@pytest.mark.parametrize("interface", ["autograd", "torch", "jax"])
+def test_parameter_shift_falling_back_to_finite_differences_runs_in_double(interface):
+    # in single precision the finite-difference fallback gave -0.4747 for -0.2657
+    x = -0.654
+    # analytic: wire 1 starts in |+>, so <Z1> = -P(m0=1) sin(x)
+    p1 = np.sin(1.234 / 2) ** 2
+    expected = -p1 * np.cos(x)
+    grads = {}
+    for name in ("default.qubit", "qstore.router"):
+        circuit = _conditional_rotation(name, interface)
+        if interface == "torch":
+            import torch
+
+            t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+            circuit(t).backward()
+            grads[name] = float(t.grad)
+        elif interface == "jax":
+            # float64, as PennyLane's suite runs JAX: in float32 default.qubit's own
+            # finite differences are off by 0.05
+            previous = jax.config.jax_enable_x64
+            jax.config.update("jax_enable_x64", True)
+            try:
+                grads[name] = float(jax.grad(circuit)(jax.numpy.array(x)))
+            finally:
+                jax.config.update("jax_enable_x64", previous)
+        else:
+            grads[name] = float(qml.grad(circuit)(qml.numpy.array(x, requires_grad=True)))
+    assert np.isclose(grads["default.qubit"], expected, atol=1e-6)
+    assert np.isclose(grads["qstore.router"], expected, atol=1e-6)
+
+
+def test_postselection_under_jax_jit_fills_the_shots_as_default_qubit_does():
+    def postselected(device_name):
+        dev = qml.device(device_name, wires=2, seed=jax.random.PRNGKey(3))
+
+        @qml.set_shots(100)
+        @qml.qnode(dev, mcm_method="deferred")
+        def f(x):
+            qml.RX(x, 0)
+            qml.measure(0, postselect=1)
+            return qml.sample(wires=0)
+
+        return f
+
+    for name in ("default.qubit", "qstore.router"):
+        f = postselected(name)
+        eager = f(jax.numpy.array(np.pi / 2))
+        jitted = jax.jit(f)(jax.numpy.array(np.pi / 2))
+        assert len(eager) < 100, name  # hardware-like: the rejected shots are dropped
+        assert len(jitted) == 100, name  # under jit PennyLane asks for "fill-shots"
+        assert np.all(np.asarray(jitted) == 1), name

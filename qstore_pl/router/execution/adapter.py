@@ -67,8 +67,10 @@ class Backend:
         tapes = [real_parameters(tape) for tape in tapes]
         if not any(isinstance(op, MidMeasure) for tape in tapes for op in tape.operations):
             # the router picks "one-shot" for every finite-shot circuit; a backend
-            # without mid-circuit measurements (qsim) would refuse circuits with none
-            mcm_config = None
+            # without mid-circuit measurements (qsim) would refuse circuits with none.
+            # Postselections the router already deferred keep "fill-shots" (jax.jit's).
+            fill = mcm_config is not None and mcm_config.postselect_mode == "fill-shots"
+            mcm_config = MCMConfig("deferred", "fill-shots") if fill else None
         mcm_config = mcm_config or MCMConfig()
         if self.spec.direct:  # the config of our own engine does not depend on the circuit
             key = ("execute", mcm_config)

@@ -30,10 +30,47 @@ _DIFFERENCING = {"finite-diff", "spsa", qml.gradients.finite_diff, qml.gradients
 _PLAIN = (float, int, complex, np.ndarray, np.generic)
 
 
-def differences_values(gradient_method) -> bool:
-    """Whether ``gradient_method`` takes derivatives by differencing results."""
+# Gradient transforms that fall back to finite differences for operations without a
+# shift rule (``grad_method == "F"``, e.g. a ``qml.cond`` before its measurement is
+# deferred), as PennyLane's ``param_shift`` does with its default ``fallback_fn``.
+_SHIFT_RULES = {"parameter-shift", qml.gradients.param_shift}
+
+#: ``ExecutionConfig.device_options`` key the router sets (in ``setup_execution_config``)
+#: when a QNode's gradient will difference results although its method is a shift rule.
+DIFFERENCED_OPTION = "qstore_differenced"
+
+
+def differences_values(config: ExecutionConfig) -> bool:
+    """Whether derivatives under ``config`` are taken by differencing results: a
+    differencing method, or a shift rule that falls back to one (see
+    :func:`falls_back_to_differences`, recorded in the config's device options)."""
+    return _is_one_of(config.gradient_method, _DIFFERENCING) or bool(
+        config.device_options.get(DIFFERENCED_OPTION, False)
+    )
+
+
+def falls_back_to_differences(gradient_method, circuit: QuantumScript) -> bool:
+    """Whether a shift-rule ``gradient_method`` will difference results for ``circuit``.
+
+    Parameter shift differentiates a trainable operation that has no shift rule
+    (``grad_method == "F"``) by finite differences, whose steps single precision
+    swamps (a conditional rotation's gradient comes out wrong by O(1)).
+    """
+    if not _is_one_of(gradient_method, _SHIFT_RULES):
+        return False
+    trainable = set(circuit.trainable_params)
+    index = 0
+    for op in circuit.operations:
+        params = range(index, index + len(op.data))
+        if getattr(op, "grad_method", None) == "F" and trainable.intersection(params):
+            return True
+        index += len(op.data)
+    return False
+
+
+def _is_one_of(gradient_method, methods: set) -> bool:
     try:
-        return gradient_method in _DIFFERENCING
+        return gradient_method in methods
     except TypeError:  # an unhashable custom method
         return False
 
