@@ -37,8 +37,10 @@ def reject_device_options(
 
 def needs_jacobians(config: ExecutionConfig) -> bool:
     """Whether the framework needs Jacobians rather than device VJPs: TensorFlow does,
-    since ``GradientTape.jacobian`` cannot vectorise a device VJP."""
-    return interface_name(config).startswith("tf")
+    since ``GradientTape.jacobian`` cannot vectorise a device VJP, and so does JAX,
+    whose forward mode (``jax.jacfwd``, ``jax.hessian``) cannot go through a custom
+    VJP; a JAX user who asks for ``device_vjp=True`` gets VJPs."""
+    return interface_name(config).startswith(("tf", "jax"))
 
 
 def device_gradient_settings(

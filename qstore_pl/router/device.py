@@ -73,10 +73,12 @@ from qstore_pl.router.money.report import CostReport
 from qstore_pl.router.money.spending import Spending, apply_spending_settings, job_tags
 from qstore_pl.router.preprocessing.differentiation import (
     DIFFERENCED_OPTION,
+    backprop_fits,
     differences_values,
     falls_back_to_differences,
     framework_interface,
     needs_backprop,
+    reject_complex_traced,
     reject_complex_trainable,
     traced,
 )
@@ -288,14 +290,14 @@ class RouterDevice(Device):
                 use_device_jacobian_product=False,
             )
         elif config.gradient_method in DEVICE_GRADIENTS:
-            # VJPs keep broadcast batches whole. JAX keeps Jacobians for
-            # one-measurement circuits: the same single backward sweep, and forward
-            # mode (jax.jacfwd) works through them, not through a custom VJP.
+            if circuit is not None:
+                reject_complex_traced(circuit)
+            # VJPs keep broadcast batches whole (see needs_jacobians for the exceptions).
+            # JAX computes Jacobians on demand, the others with the results.
             jax = interface_name(config).startswith("jax")
-            single = circuit is not None and len(circuit.measurements) == 1
-            jacobians = needs_jacobians(config) or (jax and single)
-            # JAX computes Jacobians on demand, the others with the results
-            updated.update(device_gradient_settings(config, jacobians, grad_on_execution=not jax))
+            updated.update(
+                device_gradient_settings(config, needs_jacobians(config), grad_on_execution=not jax)
+            )
         elif config.use_device_gradient is None:
             updated["use_device_gradient"] = False
         if circuit is not None and falls_back_to_differences(config.gradient_method, circuit):
@@ -344,7 +346,7 @@ class RouterDevice(Device):
         ):
             # higher orders and trainable observables: backpropagation (default.qubit's
             # "best"), or else PennyLane's parameter shift through the router
-            return self._backprops(method) and (circuit is None or not circuit.shots)
+            return self._backprops(method) and (circuit is None or backprop_fits(circuit))
         if method not in DEVICE_GRADIENTS:
             return False
         if not any(spec.capabilities.derivatives for spec in self.backends):

@@ -6,7 +6,7 @@ import numpy as np
 import pennylane as qml
 import pytest
 
-import qstore_pl  # noqa: F401  (registers the config keyword)
+import qstore_pl.exceptions
 
 
 def _mcm_circuit(device_name: str, measure):
@@ -117,3 +117,58 @@ def test_postselection_under_jax_jit_fills_the_shots_as_default_qubit_does():
         assert len(eager) < 100, name  # hardware-like: the rejected shots are dropped
         assert len(jitted) == 100, name  # under jit PennyLane asks for "fill-shots"
         assert np.all(np.asarray(jitted) == 1), name
+
+
+def _expval_and_probs(device_name: str, diff_method: str):
+    @qml.qnode(qml.device(device_name, wires=2), diff_method=diff_method)
+    def circuit(x, y):
+        qml.RX(x, wires=0)
+        qml.RY(y, wires=1)
+        qml.CNOT(wires=[0, 1])
+        return qml.expval(qml.PauliZ(0)), qml.probs(wires=[1])
+
+    return circuit
+
+
+@pytest.fixture
+def jax_x64():
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.mark.parametrize("transform", [jax.jacfwd, jax.jacrev], ids=["jacfwd", "jacrev"])
+def test_forward_mode_jax_jacobian_of_several_measurements(jax_x64, transform):
+    # device VJPs (a custom_vjp) made jax.jacfwd raise for circuits with two measurements
+    x, y = jax.numpy.array(0.543), jax.numpy.array(-0.654)
+    expected = transform(_expval_and_probs("default.qubit", "adjoint"), argnums=(0, 1))(x, y)
+    got = transform(_expval_and_probs("qstore.router", "adjoint"), argnums=(0, 1))(x, y)
+    # analytic anchor: d<Z0>/dx = -sin x
+    assert np.isclose(expected[0][0], -np.sin(0.543))
+    for e, g in zip(jax.tree.leaves(expected), jax.tree.leaves(got), strict=True):
+        assert np.allclose(g, e, atol=1e-6)
+
+
+def test_complex_traced_parameter_is_backpropagated_under_best_and_refused_by_adjoint(jax_x64):
+    x, y = jax.numpy.array(0.543 + 0j), jax.numpy.array(-0.654 + 0j)
+    expected = jax.jacobian(_expval_and_probs("default.qubit", "best"), argnums=0)(x, y)
+    got = jax.jacobian(_expval_and_probs("qstore.router", "best"), argnums=0)(x, y)
+    assert np.isclose(got[0], -np.sin(0.543))
+    for e, g in zip(jax.tree.leaves(expected), jax.tree.leaves(got), strict=True):
+        assert np.allclose(g, e, atol=1e-6)
+    with pytest.raises(qstore_pl.exceptions.InvalidParameterError, match=r"RX.*complex.*jnp.real"):
+        jax.jacobian(_expval_and_probs("qstore.router", "adjoint"), argnums=0)(x, y)
+
+
+def test_backprop_of_a_sparse_hamiltonian_is_refused_as_default_qubit_refuses_it():
+    from scipy.sparse import csr_matrix
+
+    @qml.qnode(qml.device("qstore.router", wires=2), diff_method="backprop")
+    def circuit(param):
+        qml.RX(param, wires=0)
+        return qml.expval(qml.SparseHamiltonian(csr_matrix(np.eye(4)), [0, 1]))
+
+    # PennyLane's own message, raised before anything runs (was a TypeError inside RX)
+    with pytest.raises(qml.exceptions.QuantumFunctionError, match="does not support backprop"):
+        qml.grad(circuit, argnums=0)(qml.numpy.array([0.5]))

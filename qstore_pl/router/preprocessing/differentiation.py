@@ -88,6 +88,16 @@ def needs_backprop(config: ExecutionConfig, circuit: QuantumScript) -> bool:
         config.derivative_order > 1
         or trains_observables(circuit)
         or any(is_channel(op) for op in circuit.operations)
+        or traces_complex(circuit)
+    )
+
+
+def backprop_fits(circuit: QuantumScript) -> bool:
+    """Whether backpropagation through default.qubit can differentiate ``circuit``: as
+    default.qubit decides, analytic and without a ``SparseHamiltonian`` measured (its
+    sparse expectation value does not go through the ML framework's tensors)."""
+    return not circuit.shots and not any(
+        isinstance(mp.obs, qml.SparseHamiltonian) for mp in circuit.measurements
     )
 
 
@@ -130,25 +140,68 @@ def framework_interface(config: ExecutionConfig, tapes: Sequence[QuantumScript])
     return qml.math.get_interface(*params) if params else Interface.NUMPY.value
 
 
+def traces_complex(circuit: QuantumScript) -> bool:
+    """Whether the ML framework traces (differentiates) a complex gate parameter of the
+    caller's ``circuit``, read before preprocessing from the parameters themselves."""
+    return _first_complex(circuit, _traced_positions(circuit)) is not None
+
+
+def reject_complex_traced(circuit: QuantumScript) -> None:
+    """:func:`reject_complex_trainable` for the caller's circuit, before preprocessing,
+    whatever it measures."""
+    _raise_for(circuit, _first_complex(circuit, _traced_positions(circuit)))
+
+
 def reject_complex_trainable(tape: QuantumScript) -> None:
     """Raise :class:`InvalidParameterError` for a trainable complex gate parameter.
 
-    Only tapes measuring expectation values are checked: for other measurements the
-    router's adjoint preprocessing casts every parameter to complex itself.
+    Only device tapes measuring expectation values are checked: for other measurements
+    the router's adjoint preprocessing casts every parameter to complex itself
+    (:func:`reject_complex_traced` checks those before it does).
     """
-    if not all(isinstance(mp, qml.measurements.ExpectationMP) for mp in tape.measurements):
-        return
-    params = tape.get_parameters(trainable_only=True, operations_only=True)
-    for position, param in enumerate(params):
+    if all(isinstance(mp, qml.measurements.ExpectationMP) for mp in tape.measurements):
+        _raise_for(tape, _first_complex(tape, tape.trainable_params))
+
+
+def _traced_positions(circuit: QuantumScript) -> list[int]:
+    params = circuit.get_parameters(trainable_only=False, operations_only=True)
+    return [
+        i for i, p in enumerate(params) if not isinstance(p, _PLAIN) and qml.math.requires_grad(p)
+    ]
+
+
+def _first_complex(tape: QuantumScript, positions) -> tuple | None:
+    """``(operation, parameter)`` of the first complex gate parameter among
+    ``positions`` (indices into all of ``tape``'s parameters), or ``None``."""
+    params = tape.get_parameters(trainable_only=False, operations_only=True)
+    for position in positions:
+        if position >= len(params):  # an observable's parameter
+            continue
+        param = params[position]
         if isinstance(param, _PLAIN):  # the common case, without qml.math's dispatch
             complex_valued = np.iscomplexobj(param)
         else:
             complex_valued = "complex" in qml.math.get_dtype_name(param)
         if complex_valued:
-            op, _, _ = tape.get_operation(position)
-            raise InvalidParameterError(
-                f"the trainable parameter of {op.name} on wires {op.wires.tolist()} is "
-                f"complex ({qml.math.get_dtype_name(param)}): the router differentiates real "
-                "gate parameters only (default.qubit's adjoint method fails on them too). "
-                "Pass the real part (e.g. jnp.real(x)), or use diff_method='backprop'."
-            )
+            return _operation_at(tape, position), param
+    return None
+
+
+def _operation_at(tape: QuantumScript, position: int):
+    for op in tape.operations:
+        if position < len(op.data):
+            return op
+        position -= len(op.data)
+    raise IndexError("gate parameter index out of range")
+
+
+def _raise_for(tape: QuantumScript, found: tuple | None) -> None:
+    if found is None:
+        return
+    op, param = found
+    raise InvalidParameterError(
+        f"the trainable parameter of {op.name} on wires {op.wires.tolist()} is "
+        f"complex ({qml.math.get_dtype_name(param)}): the router's adjoint method "
+        "differentiates real gate parameters only. "
+        "Pass the real part (e.g. jnp.real(x)), or use diff_method='backprop'."
+    )
