@@ -67,39 +67,46 @@ class BroadcastProgram:
         self.n_params = len(skeleton.get_parameters(trainable_only=False))
         self.widths = output_widths(skeleton.measurements, len(device.wires or skeleton.wires))
         self.n_outputs = sum(self.widths)
-        self._program: tuple | None = None
+        # set up and checked here, when the framework records the circuit, so that a
+        # device or circuit this path cannot run fails at once, not inside a callback
+        self._config, self._pipeline = self._prepare()
+        self._pipelined(skeleton)
 
     def _bind(self, angles: np.ndarray) -> QuantumScript:
         return self.skeleton.bind_new_parameters(list(angles), list(range(self.n_params)))
 
-    def _prepared(self, tape: QuantumScript) -> tuple:
-        """Execution config and compile pipeline, set up on the first call."""
-        if self._program is None:
-            config = self.device.setup_execution_config(
-                ExecutionConfig(gradient_method="best", use_device_jacobian_product=True), tape
+    def _prepare(self) -> tuple:
+        """Execution config and compile pipeline for this circuit on this device."""
+        config = self.device.setup_execution_config(
+            ExecutionConfig(gradient_method="best", use_device_jacobian_product=True),
+            self.skeleton,
+        )
+        device_derivatives = config.gradient_method in ("adjoint", "device")
+        if not (device_derivatives and config.use_device_jacobian_product):
+            raise TypeError(
+                f"device {self.device.name!r} does not compute vector-Jacobian products "
+                f"(its 'best' derivatives are {config.gradient_method!r}); use "
+                "qml.device('qstore.router', ...) or a device with adjoint derivatives"
             )
-            if not config.use_device_jacobian_product:
-                raise TypeError(
-                    f"device {self.device.name!r} does not compute vector-Jacobian products "
-                    f"(its 'best' derivatives are {config.gradient_method!r}); use "
-                    "qml.device('qstore.router', ...) or a device with adjoint derivatives"
-                )
-            self._program = (config, self.device.preprocess_transforms(config))
-        return self._program
+        return config, self.device.preprocess_transforms(config)
 
-    def _run(self, tape: QuantumScript, cotangent: np.ndarray | None):
-        config, program = self._prepared(tape)
-        tapes, postprocess = program((tape,))
+    def _pipelined(self, tape: QuantumScript) -> tuple:
+        """The device's preprocessing; it must keep one tape and its gate angles."""
+        tapes, postprocess = self._pipeline((tape,))
         if len(tapes) != 1 or len(tapes[0].get_parameters()) != self.n_params:
             raise TypeError(
                 f"{self.device.name} rewrote this circuit into {len(tapes)} circuit(s) with "
                 "other parameters, so its derivatives cannot be mapped back to the gates; "
                 "use a QNode with interface='jax' for this circuit"
             )
+        return tapes, postprocess
+
+    def _run(self, tape: QuantumScript, cotangent: np.ndarray | None):
+        tapes, postprocess = self._pipelined(tape)
         if cotangent is None:
-            return postprocess(self.device.execute(tapes, config))[0], None
+            return postprocess(self.device.execute(tapes, self._config))[0], None
         per_measurement = self._split_outputs(cotangent)
-        results, vjps = self.device.execute_and_compute_vjp(tapes, (per_measurement,), config)
+        results, vjps = self.device.execute_and_compute_vjp(tapes, (per_measurement,), self._config)
         return postprocess(results)[0], vjps[0]
 
     def _split_outputs(self, rows: np.ndarray):

@@ -87,7 +87,7 @@ def _qfunc_and_device(qnode_or_qfunc, device):
                 f"the QNode has shots={qnode.shots}: this path is analytic; drop the shots "
                 "or use the QNode itself (interface='jax') for sampled results"
             )
-        if len(qnode.transform_program):
+        if len(qnode.compile_pipeline):
             raise ValueError(
                 "the QNode carries transforms, which this path would skip; apply them to a "
                 "QNode with interface='jax' instead, or drop them"
