@@ -13,6 +13,7 @@ import numpy as np
 import pennylane as qml
 import pytest
 
+from qstore_pl.callbacks import DeviceCallback
 from qstore_pl.jax import circuit_function
 
 jax.config.update("jax_enable_x64", True)
@@ -165,3 +166,18 @@ def test_a_trainable_observable_is_refused(router):
 
     with pytest.raises(TypeError, match="trainable observables"):
         jax.grad(lambda w: circuit_function(weighted, router)(0.3, w))(2.0)
+
+
+def test_router_callbacks_see_the_batch_as_one_circuit(router):
+    class Seen(DeviceCallback):
+        def __init__(self):
+            self.records: list = []
+
+        def on_execution(self, record):
+            self.records.append(record)
+
+    seen = Seen()
+    router.add_callback(seen)
+    x, weights = data()
+    jax.jit(circuit_function(circuit, router))(x, weights)
+    assert [(r.task, r.tape.batch_size) for r in seen.records] == [("execute", 5)]
