@@ -159,5 +159,5 @@ class BroadcastProgram:
         *lead, n_params, batch = angles.shape
         if n_params != self.n_params:
             raise ValueError(f"expected {self.n_params} gate angles, got {n_params}")
-        flat = np.moveaxis(angles, -2, 0).reshape(n_params, -1)
+        flat = np.moveaxis(angles, -2, 0).reshape(n_params, int(np.prod(lead)) * batch)
         return flat, tuple(lead), batch

@@ -71,7 +71,9 @@ def circuit_function(qnode_or_qfunc: Callable, device: qml.devices.Device | None
         angles, skeleton = _angle_table(tape, batch or 1)
         program = BroadcastProgram(skeleton, device)
         dtype = jnp.result_type(float)
-        out = _differentiable_run(program, dtype)(angles.astype(dtype))
+        run = _differentiable_run(program, dtype)
+        # without gate angles nothing depends on the arguments: values only
+        out = run(angles.astype(dtype)) if program.n_params else _values(program, dtype, batch or 1)
         return out if batch else out[0]
 
     return f
@@ -106,7 +108,7 @@ def _record(qfunc: Callable, args, kwargs) -> QuantumScript:
     tape = qml.tape.make_qscript(qfunc)(*args, **kwargs)
     try:
         (tape,), _ = qml.devices.preprocess.decompose(tape, stopping_condition=is_gate_with_angle)
-    except qml.exceptions.DecompositionUndefinedError as error:
+    except (qml.exceptions.DecompositionUndefinedError, qml.exceptions.DeviceError) as error:
         raise TypeError(
             f"{error}: this path runs circuits of gates with at most one angle; use a "
             "QNode with interface='jax' for this circuit"
@@ -128,7 +130,8 @@ def _angle_table(tape: QuantumScript, batch: int):
     for p in angles:
         if jnp.iscomplexobj(p):
             raise TypeError(f"complex gate parameter {p}: gate angles must be real")
-    table = jnp.stack([jnp.broadcast_to(jnp.real(p), (batch,)) for p in angles])
+    rows = [jnp.broadcast_to(jnp.real(p), (batch,)) for p in angles]
+    table = jnp.stack(rows) if rows else jnp.zeros((0, batch))
     placeholders = [np.zeros(batch)] * len(angles)
     ops = [op for op in tape.operations]
     skeleton = QuantumScript(ops, tape.measurements).bind_new_parameters(
@@ -141,6 +144,16 @@ def _is_traced(value) -> bool:
     import jax
 
     return isinstance(value, jax.core.Tracer)
+
+
+def _values(program: BroadcastProgram, dtype, batch: int):
+    """A circuit without gate angles: its values, a constant."""
+    import jax
+
+    return jax.pure_callback(
+        lambda: program.values(np.zeros((0, batch))).astype(dtype),
+        jax.ShapeDtypeStruct((batch, program.n_outputs), dtype),
+    )
 
 
 def _differentiable_run(program: BroadcastProgram, dtype) -> Callable:

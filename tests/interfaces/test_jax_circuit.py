@@ -181,3 +181,34 @@ def test_router_callbacks_see_the_batch_as_one_circuit(router):
     x, weights = data()
     jax.jit(circuit_function(circuit, router))(x, weights)
     assert [(r.task, r.tape.batch_size) for r in seen.records] == [("execute", 5)]
+
+
+def test_a_circuit_without_angles_and_a_constant_unitary(router):
+    def constant(x):
+        qml.Hadamard(0)
+        qml.CNOT([0, 1])
+        return qml.probs(wires=[0, 1])
+
+    np.testing.assert_allclose(circuit_function(constant, router)(1.0), [0.5, 0, 0, 0.5])
+
+    def flipped(x):
+        qml.QubitUnitary(np.array([[0.0, 1.0], [1.0, 0.0]]), wires=0)
+        qml.RX(x, wires=0)
+        return qml.expval(qml.Z(0))
+
+    f = circuit_function(flipped, router)
+    np.testing.assert_allclose(f(jnp.array([0.1, 0.2]))[:, 0], -np.cos([0.1, 0.2]), atol=1e-12)
+    np.testing.assert_allclose(jax.grad(lambda x: f(x)[0])(0.3), np.sin(0.3), atol=1e-12)
+
+
+def test_a_gate_without_decomposition_names_the_alternative(router):
+    class TwoAngles(qml.operation.Operation):
+        num_wires = 1
+        num_params = 2
+
+    def circuit(x):
+        TwoAngles(x, x, wires=0)
+        return qml.expval(qml.Z(0))
+
+    with pytest.raises(TypeError, match="interface='jax'"):
+        circuit_function(circuit, router)(0.2)
