@@ -40,6 +40,7 @@ LAYERS = {
     "layers": 5,
     "keras": 6,
     "torch": 6,
+    "jax": 6,
     "tensorboard": 6,
     "model": 7,
     "cli": 8,
