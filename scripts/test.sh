@@ -8,5 +8,5 @@ ruff check .
 ruff format --check .
 mypy
 scripts/docs.sh
-python -m pytest -q "$@"
+python -m pytest -q --durations=25 "$@"
 python scripts/conformance.py
