@@ -284,6 +284,13 @@ def _read(kernel, psi, lam, program: Program, read: _Read, n: int) -> dict[int, 
     for p in read.other:
         g = _generator(program.gates[p])
         frame = read.frame
+        word = None if set(g.wires) & frame.keys() else _pauli_word(program, p, n)
+        if word is not None:  # G is one Pauli word: G ψ is a signed gather of ψ
+            index, phases = word
+            applied = psi[:, index] * phases
+            overlap = (np.conj(lam).reshape(repeat, batch, size) * applied[None]).sum(axis=-1)
+            out[p] = -2 * np.imag(overlap.reshape(-1))
+            continue
         undo = [ArrayGate("dense", (v,), frame[v].conj().T) for v in g.wires if v in frame]
         rotation = undo + ([ArrayGate("dense", g.wires, g.basis)] if g.basis is not None else [])
         w = product(
@@ -291,6 +298,43 @@ def _read(kernel, psi, lam, program: Program, read: _Read, n: int) -> dict[int, 
         )
         out[p] = -2 * np.imag(marginal(w, g.wires, n) @ g.eigvals)
     return out
+
+
+def _pauli_word(program: Program, p: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Gate ``p``'s generator as ``G ψ = phases * ψ[:, index]`` when it is one Pauli
+    word (IsingXX, IsingYY, ...), else ``None``; built once per program.
+
+    Reading such a derivative needs no basis change of copies of ψ and λ.
+    """
+    cache = program.__dict__.setdefault("_pauli_words", {})
+    if p not in cache:
+        cache[p] = _build_pauli_word(program.gates[p].op, n)
+    return cache[p]
+
+
+def _build_pauli_word(op, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        rep = op.generator().pauli_rep
+    except Exception:  # no usable generator form: the general read does it
+        return None
+    if rep is None or len(rep) != 1:
+        return None
+    ((word, coeff),) = rep.items()
+    k = np.arange(2**n)
+    flip = 0
+    phases = np.full(2**n, complex(coeff))
+    for wire, letter in word.items():
+        bit = n - 1 - int(wire)
+        value = (k >> bit) & 1  # of the source index j ^ flip, filled in below
+        if letter in "XY":
+            flip |= 1 << bit
+        if letter == "Y":  # Y|b> = i (-1)^b |1-b>
+            phases = phases * (1j * (1 - 2 * value))
+        elif letter == "Z":
+            phases = phases * (1 - 2 * value)
+    # (G ψ)[j] = c * phase(j ^ flip) * ψ[j ^ flip]
+    index = k ^ flip
+    return index, phases[index]
 
 
 def _backward_planned(kernel, bound: BoundProgram, psi, lam, trainable: frozenset[int]):
