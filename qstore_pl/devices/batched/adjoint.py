@@ -284,7 +284,7 @@ def _read(kernel, psi, lam, program: Program, read: _Read, n: int) -> dict[int, 
     for p in read.other:
         g = _generator(program.gates[p])
         frame = read.frame
-        word = None if set(g.wires) & frame.keys() else _pauli_word(program, p, n)
+        word = _pauli_word(program, p, n, {w: frame[w] for w in g.wires if w in frame})
         if word is not None:  # G is one Pauli word: G ψ is a signed gather of ψ
             index, phases = word
             applied = psi[:, index] * phases
@@ -300,19 +300,32 @@ def _read(kernel, psi, lam, program: Program, read: _Read, n: int) -> dict[int, 
     return out
 
 
-def _pauli_word(program: Program, p: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Gate ``p``'s generator as ``G ψ = phases * ψ[:, index]`` when it is one Pauli
-    word (IsingXX, IsingYY, ...), else ``None``; built once per program.
+_PAULIS = {
+    "I": np.eye(2, dtype=complex),
+    "X": np.array([[0, 1], [1, 0]], dtype=complex),
+    "Y": np.array([[0, -1j], [1j, 0]]),
+    "Z": np.array([[1, 0], [0, -1]], dtype=complex),
+}
 
-    Reading such a derivative needs no basis change of copies of ψ and λ.
+
+def _pauli_word(
+    program: Program, p: int, n: int, frame: dict[int, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Gate ``p``'s generator, in the frame the states are in on its wires, as
+    ``G ψ = phases * ψ[:, index]`` when it is one Pauli word (IsingXX, IsingYY, ...,
+    and the frames of one-wire rotations keep it one), else ``None``.
+
+    Built once per program and frame; reading such a derivative needs no basis
+    change of copies of ψ and λ.
     """
     cache = program.__dict__.setdefault("_pauli_words", {})
-    if p not in cache:
-        cache[p] = _build_pauli_word(program.gates[p].op, n)
-    return cache[p]
+    key = (p, tuple((w, basis.tobytes()) for w, basis in sorted(frame.items())))
+    if key not in cache:
+        cache[key] = _build_pauli_word(program.gates[p].op, n, frame)
+    return cache[key]
 
 
-def _build_pauli_word(op, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _build_pauli_word(op, n: int, frame: dict[int, np.ndarray]):
     try:
         rep = op.generator().pauli_rep
     except Exception:  # no usable generator form: the general read does it
@@ -320,12 +333,27 @@ def _build_pauli_word(op, n: int) -> tuple[np.ndarray, np.ndarray] | None:
     if rep is None or len(rep) != 1:
         return None
     ((word, coeff),) = rep.items()
+    letters = {}
+    for wire, letter in word.items():
+        # states rotated by V on this wire: <λ|G|ψ> = <Vλ| V σ V† |Vψ>
+        basis = frame.get(int(wire))
+        if basis is None:
+            letters[int(wire)] = letter
+            continue
+        rotated = basis @ _PAULIS[letter] @ basis.conj().T
+        parts = {a: np.trace(m.conj().T @ rotated) / 2 for a, m in _PAULIS.items()}
+        nonzero = [(a, c) for a, c in parts.items() if abs(c) > 1e-12]
+        if len(nonzero) != 1:
+            return None
+        ((letter, factor),) = nonzero
+        coeff = coeff * factor
+        letters[int(wire)] = letter
     k = np.arange(2**n)
     flip = 0
     phases = np.full(2**n, complex(coeff))
-    for wire, letter in word.items():
-        bit = n - 1 - int(wire)
-        value = (k >> bit) & 1  # of the source index j ^ flip, filled in below
+    for wire, letter in letters.items():
+        bit = n - 1 - wire
+        value = (k >> bit) & 1
         if letter in "XY":
             flip |= 1 << bit
         if letter == "Y":  # Y|b> = i (-1)^b |1-b>
