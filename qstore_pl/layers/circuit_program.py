@@ -145,7 +145,7 @@ class CompiledInputs:
         self.num_wires = num_wires
         self._affine: AffineModel | NotCompilable | None = None
         self._programs: dict[np.dtype, CircuitInputProgram] = {}
-        self._representative: QuantumScript | None = None
+        self._representatives: dict[int, QuantumScript] = {}
         self._said: set[str] = set()
         self._kept = threading.local()
         #: which path the last call took: "compiled", or "tapes: <why>"
@@ -178,18 +178,23 @@ class CompiledInputs:
         return None
 
     def _sample(self, tensor: np.ndarray) -> QuantumScript:
-        """One sample's full circuit, for routing (built on the first call)."""
-        if self._representative is None:
+        """The batch as the router should see it: one sample's full circuit broadcast
+        over the batch (one engine call runs it), built once per batch size."""
+        batch = len(tensor)
+        if batch not in self._representatives:
             affine = self._affine
             assert isinstance(affine, AffineModel)
             (data,) = decode_circuits(tensor[:1])
-            model_ops = affine.tape.operations
-            tape = QuantumScript(data.operations + model_ops, affine.tape.measurements)
+            tape = QuantumScript(data.operations + affine.tape.operations, affine.tape.measurements)
             first = len(data.get_parameters(trainable_only=False))
-            moving = np.flatnonzero(np.any(affine.jacobian != 0, axis=1))
-            tape.trainable_params = [first + int(j) for j in moving]
-            self._representative = tape
-        return self._representative
+            moving = [first + int(j) for j in np.flatnonzero(np.any(affine.jacobian != 0, axis=1))]
+            params = tape.get_parameters(trainable_only=False)
+            if params and batch > 1:
+                params[0] = np.full(batch, params[0])
+                tape = tape.bind_new_parameters(params, list(range(len(params))))
+            tape.trainable_params = moving
+            self._representatives[batch] = tape
+        return self._representatives[batch]
 
     def program(self, choice: EngineChoice) -> CircuitInputProgram:
         """The compiled program in the chosen backend's precision."""

@@ -3,7 +3,8 @@
 Such a layer runs its batch as a compiled program on the batched engine
 (:mod:`qstore_pl.devices.batched.circuit_inputs`), with no tape per sample. The
 router still decides: the batch is described by one representative circuit (data
-circuit + model) repeated for every sample and routed exactly as its tapes would be
+circuit + model) broadcast over the batch, since one engine call runs it, and routed
+as that tape would be
 (same policy, precision, spending conditions and decision cache). Only a
 ``qstore.batched`` backend, run in this process, can take the path; for any other
 choice :func:`choose_engine` says why, and the layer runs its tapes through the
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pennylane.tape import QuantumScript
 
-from qstore_pl.devices.grouping import TapeGroup, structure_key
+from qstore_pl.devices.grouping import TapeGroup, broadcast_size, structure_key
 from qstore_pl.router.execution.executors import SerialExecutor
 from qstore_pl.router.execution.task import Task
 from qstore_pl.router.purpose import current_purpose
@@ -57,7 +58,8 @@ def choose_engine(
     router : RouterDevice
         The router whose policy and backends decide.
     representative : QuantumScript
-        One sample's full circuit (data + model), its symbol-driven angles trainable.
+        One sample's full circuit (data + model), its symbol-driven angles trainable,
+        broadcast over the batch (or not, then routed as ``batch`` copies).
     batch : int
         Samples in the batch.
     training : bool
@@ -68,7 +70,10 @@ def choose_engine(
     if not isinstance(router.executor, SerialExecutor):
         return "the router runs groups on another executor (Dask)"
     key = structure_key(representative)
-    group = TapeGroup(list(range(batch)), [representative] * batch, key)
+    if broadcast_size(representative) == batch:  # one engine call: one broadcast tape
+        group = TapeGroup([0], [representative], key)
+    else:
+        group = TapeGroup(list(range(batch)), [representative] * batch, key)
     decision = router._decide(
         group,
         Task.EXECUTE,
