@@ -335,7 +335,7 @@ def _build_pauli_word(op, n: int, frame: dict[int, np.ndarray]):
     ((word, coeff),) = rep.items()
     letters = {}
     for wire, letter in word.items():
-        # states rotated by V on this wire: <λ|G|ψ> = <Vλ| V σ V† |Vψ>
+        # states rotated by V on this wire: <λ|G|ψ> = <Vλ| V P V† |Vψ> for the Pauli P
         basis = frame.get(int(wire))
         if basis is None:
             letters[int(wire)] = letter
