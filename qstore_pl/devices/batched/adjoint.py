@@ -60,19 +60,42 @@ def _commute(generator_gate: GateTemplate, other: GateTemplate) -> bool:
     return _commute_numerically(generator_gate, other)
 
 
+#: (generator, other gate's matrix, their wires relative to each other) -> commute?
+_COMMUTES: dict[tuple, bool] = {}
+
+
 def _commute_numerically(generator_gate: GateTemplate, other: GateTemplate) -> bool:
     wires = tuple(dict.fromkeys(generator_gate.wires + other.wires))
     if len(wires) > 6 or other.num_params > 1:
         return False
-    g = _embed(_generator(generator_gate).matrix, generator_gate.wires, wires)
     if other.num_params == 0:
-        m = other.fixed_matrix if other.fixed_matrix is not None else np.asarray(other.op.matrix())
+        if other.fixed_matrix is not None:
+            m = other.fixed_matrix
+        elif other.fixed_diag is not None:
+            m = np.diag(other.fixed_diag)
+        else:
+            m = np.asarray(other.op.matrix())
     elif other.generator is not None:
         m = other.generator.matrix  # U(θ) commutes with G iff its generator does
     else:
         return False
-    m = _embed(np.asarray(m, complex), other.wires, wires)
-    return bool(np.allclose(g @ m, m @ g, atol=1e-12))
+    # a structure asks about the same pairs of gates in many places (a QCNN: ~13,000
+    # questions, 20 s of a first training step), so answers are kept by what they
+    # depend on: the two matrices and how their wires overlap
+    g_matrix = _generator(generator_gate).matrix
+    position = {w: i for i, w in enumerate(wires)}
+    key = (
+        g_matrix.tobytes(),
+        tuple(position[w] for w in generator_gate.wires),
+        np.asarray(m, complex).tobytes(),
+        tuple(position[w] for w in other.wires),
+    )
+    found = _COMMUTES.get(key)
+    if found is None:
+        g = _embed(g_matrix, generator_gate.wires, wires)
+        m = _embed(np.asarray(m, complex), other.wires, wires)
+        found = _COMMUTES[key] = bool(np.allclose(g @ m, m @ g, atol=1e-12))
+    return found
 
 
 def _embed(matrix: np.ndarray, wires: tuple[int, ...], all_wires: tuple[int, ...]):
