@@ -208,18 +208,23 @@ class CompiledInputs:
 
     def __call__(self, choice: EngineChoice, tensor: np.ndarray, values: Any):
         """Outputs ``(B, n_outputs)``, differentiable in ``values`` under autograd."""
-        return _run(self, choice, tensor, values)
+        if traced(values):
+            return _run(self, choice, tensor, values)
+        return self.forward(choice, tensor, values, keep=False)
 
-    def forward(self, choice: EngineChoice, tensor, values) -> np.ndarray:
+    def forward(self, choice: EngineChoice, tensor, values, keep: bool = True) -> np.ndarray:
+        """Run the batch; with ``keep``, hold its final states for :meth:`take`."""
         start = time.perf_counter()
         run = self.program(choice).forward(tensor, values)
         record(self.router, choice, Task.EXECUTE, len(run.outputs), time.perf_counter() - start)
-        self._kept.last = (run.outputs, run)
+        if keep:
+            self._kept.last = (run.outputs, run)
         return run.outputs
 
     def take(self, outputs: np.ndarray) -> ForwardRun | None:
-        """The forward run that produced ``outputs`` (for its VJP)."""
+        """The forward run that produced ``outputs`` (for its VJP), let go of here."""
         last = getattr(self._kept, "last", None)
+        self._kept.last = None
         return last[1] if last is not None and last[0] is outputs else None
 
     def backward(self, choice: EngineChoice, run: ForwardRun, cotangent) -> np.ndarray:
