@@ -195,3 +195,10 @@ def test_other_differentiation_methods_keep_the_tape_path(diff_method):
     batch = CircuitBatch(MODEL, OBSERVABLES, router(), diff_method=diff_method)
     batch.host_function().forward(data_tensor(2), np.array([0.1, 0.2]), np.array(0.3))
     assert batch.path.startswith("tapes:")
+
+
+def test_data_circuit_on_a_wire_the_model_lacks_is_refused_clearly():
+    batch = CircuitBatch(MODEL, OBSERVABLES, router())
+    tensor = encode_circuits([[qml.RX(0.1, 0)], [qml.RX(0.2, 5)]], max_ops=1)
+    with pytest.raises(ValueError, match="acts on wire 5, but the model circuit has 4 wires"):
+        batch.host_function().forward(tensor, np.array([0.1, 0.2]), np.array(0.3))
