@@ -8,7 +8,10 @@ construction, split, loss (MSE on ±1), optimiser (Adam, TFQ's 0.02 on exponents
 
     python benchmarks/bench_qcnn.py --epochs 12 --tfq-python /work/tfq-venv/bin/python
 
-Prints seconds per epoch and accuracies with ratios, writes
+Each contender (qstore_pl's compiled path, optionally its tape path with
+``--contenders compiled tapes tfq``, and TFQ) trains in its own process; their
+epochs alternate (A B A B ...), so they share the machine's load. Prints seconds per
+epoch (median after the first) and accuracies with ratios to TFQ, writes
 ``benchmarks/results/qcnn.json`` and ``qcnn.png``.
 """
 
@@ -18,6 +21,7 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,7 +31,12 @@ HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 
 
-def run_qstore(epochs: int, seed: int) -> dict:
+def build_qstore(seed: int, path: str):
+    """qstore_pl's model and data: ``(train_one_epoch, peer name)``.
+
+    ``path="tapes"`` runs the layer's tape path (one tape per sample), as before the
+    compiled circuit-input path existed.
+    """
     import keras
     import pennylane as qml
 
@@ -43,40 +52,91 @@ def run_qstore(epochs: int, seed: int) -> dict:
     wires = list(range(8))
     circuit = ParametrizedCircuit.from_function(lambda w: QCNN(w, wires), w=QCNN.shape(8))
     inputs = keras.Input(tensors.shape[1:])
-    model = keras.Model(inputs, PQC(circuit, [qml.Z(QCNN.readout_wire(wires))])(inputs))
+    layer = PQC(circuit, [qml.Z(QCNN.readout_wire(wires))])
+    if path == "tapes":
+        layer.batch.compiled = None
+    model = keras.Model(inputs, layer(inputs))
 
     def accuracy(y_true, y_pred):
         same = keras.ops.sign(keras.ops.reshape(y_pred, (-1,))) == keras.ops.reshape(y_true, (-1,))
         return keras.ops.mean(keras.ops.cast(same, "float32"))
 
     model.compile(keras.optimizers.Adam(0.02 * np.pi), loss="mse", metrics=[accuracy])
-    rows = []
-    for epoch in range(epochs):
+
+    def epoch() -> dict:
         start = time.perf_counter()
         logs = model.fit(
             x_train, y_train, batch_size=16, epochs=1, verbose=0, validation_data=(x_test, y_test)
         ).history
-        rows.append(
-            {
-                "epoch": epoch + 1,
-                "seconds": time.perf_counter() - start,
-                "train_accuracy": logs["accuracy"][0],
-                "test_accuracy": logs["val_accuracy"][0],
-            }
+        return {
+            "seconds": time.perf_counter() - start,
+            "train_accuracy": float(logs["accuracy"][0]),
+            "test_accuracy": float(logs["val_accuracy"][0]),
+            "path": layer.batch.path,
+        }
+
+    peer = f"qstore.router PQC, {path} (Keras {keras.__version__}, {keras.backend.backend()})"
+    return epoch, peer
+
+
+def serve(epoch, peer: str) -> None:
+    """Train one epoch per ``epoch`` line on stdin; answer each with a JSON line.
+
+    Both contenders' workers speak this (``qcnn_tfq.py --serve`` too), so that
+    :func:`main` can run their epochs in turn, under the same machine load.
+    """
+    print(json.dumps({"ready": peer}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "epoch":
+            break
+        print(json.dumps(epoch()), flush=True)
+
+
+class Worker:
+    """A contender in its own process, training one epoch per request."""
+
+    def __init__(self, cmd: list[str], env: dict):
+        self.process = subprocess.Popen(
+            cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
-        print(f"qstore_pl epoch {epoch + 1}: {rows[-1]}", flush=True)
-    return {
-        "peer": f"qstore.router (Keras {keras.__version__}, {keras.backend.backend()})",
-        "epochs": rows,
-    }
+        self.peer = self._answer()["ready"]
+        self.rows: list[dict] = []
+
+    def _answer(self) -> dict:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
+        raise RuntimeError(f"worker {self.process.args} ended: {self.process.wait()}")
+
+    def epoch(self) -> dict:
+        assert self.process.stdin is not None
+        self.process.stdin.write("epoch\n")
+        self.process.stdin.flush()
+        row = {"epoch": len(self.rows) + 1, **self._answer()}
+        self.rows.append(row)
+        return row
+
+    def close(self) -> dict:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+        return {"peer": self.peer, "epochs": self.rows}
 
 
-def run_tfq(python: str, epochs: int, seed: int) -> dict:
-    out = RESULTS / "qcnn_tfq.json"
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
-    cmd = [python, str(HERE / "qcnn_tfq.py"), "--epochs", str(epochs), "--seed", str(seed)]
-    subprocess.run([*cmd, "--json", str(out)], env=env, check=True)
-    return json.loads(out.read_text())
+def start_workers(contenders: list[str], seed: int, tfq_python: str | None) -> list[Worker]:
+    workers = []
+    for contender in contenders:
+        if contender == "tfq":
+            if not tfq_python:
+                continue
+            env = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
+            cmd = [tfq_python, str(HERE / "qcnn_tfq.py"), "--serve", "--seed", str(seed)]
+        else:
+            env = dict(os.environ)
+            cmd = [sys.executable, str(Path(__file__)), "--worker", contender, "--seed", str(seed)]
+        workers.append(Worker(cmd, env))
+    return workers
 
 
 def summary(result: dict) -> dict:
@@ -112,19 +172,33 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tfq-python", help="interpreter with TensorFlow Quantum")
+    parser.add_argument(
+        "--contenders",
+        nargs="+",
+        default=["compiled", "tfq"],
+        choices=["compiled", "tapes", "tfq"],
+        help="qstore_pl's compiled path, its tape path, TFQ (needs --tfq-python)",
+    )
+    parser.add_argument("--worker", choices=["compiled", "tapes"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        serve(*build_qstore(args.seed, args.worker))
+        return
     RESULTS.mkdir(exist_ok=True)
-    results = [run_qstore(args.epochs, args.seed)]
-    if args.tfq_python:
-        results.append(run_tfq(args.tfq_python, args.epochs, args.seed))
+    workers = start_workers(args.contenders, args.seed, args.tfq_python)
+    for _ in range(args.epochs):  # A B A B ...: both see the same load
+        for worker in workers:
+            row = worker.epoch()
+            print(f"{worker.peer}: {row}", flush=True)
+    results = [worker.close() for worker in workers]
     rows = [summary(r) for r in results]
-    base = rows[0]
-    header = ("peer", "1st epoch s", "epoch s", "x ours", "test acc", "best")
-    print("\n{:<48} {:>11} {:>8} {:>7} {:>8} {:>6}".format(*header))
+    base = rows[-1]  # TFQ when it runs
+    header = ("peer", "1st epoch s", "epoch s", "x last", "test acc", "best")
+    print("\n{:<64} {:>11} {:>8} {:>7} {:>8} {:>6}".format(*header))
     for row in rows:
         ratio = row["epoch_s"] / base["epoch_s"]
         print(
-            f"{row['peer']:<48} {row['first_epoch_s']:>11.2f} {row['epoch_s']:>8.2f} "
+            f"{row['peer']:<64} {row['first_epoch_s']:>11.2f} {row['epoch_s']:>8.2f} "
             f"{ratio:>7.2f} {row['final_test_accuracy']:>8.3f} {row['best_test_accuracy']:>6.3f}"
         )
     (RESULTS / "qcnn.json").write_text(json.dumps({"runs": results, "summary": rows}, indent=1))

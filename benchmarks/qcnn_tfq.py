@@ -8,6 +8,9 @@ batch 16. ``benchmarks/bench_qcnn.py --tfq-python`` merges its output with qstor
 Usage (TFQ 0.7.6 needs TF 2.18 and tf_keras, so a separate venv)::
 
     TF_USE_LEGACY_KERAS=1 python benchmarks/qcnn_tfq.py --epochs 12 --json tfq_qcnn.json
+
+``--serve`` trains one epoch per ``epoch`` line on stdin instead (the benchmark
+interleaves contenders that way).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 import sympy
 import tensorflow as tf
 import tensorflow_quantum as tfq
+from bench_qcnn import serve  # this folder: the worker protocol both contenders speak
 
 
 def cluster_state(bits):
@@ -89,15 +93,11 @@ def generate_data(qubits, rng, n_rounds=20):
     return circuits[:split], labels[:split], circuits[split:], labels[split:]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args()
-    tf.random.set_seed(args.seed)
+def build(seed: int):
+    """The tutorial's data and compiled model: ``(train_one_epoch, peer name)``."""
+    tf.random.set_seed(seed)
     qubits = cirq.GridQubit.rect(1, 8)
-    x_train, y_train, x_test, y_test = generate_data(qubits, np.random.default_rng(args.seed))
+    x_train, y_train, x_test, y_test = generate_data(qubits, np.random.default_rng(seed))
     x_train, x_test = tfq.convert_to_tensor(x_train), tfq.convert_to_tensor(x_test)
 
     inputs = tf.keras.Input(shape=(), dtype=tf.dtypes.string)
@@ -110,29 +110,44 @@ def main() -> None:
         return tf.reduce_mean(tf.cast(same, tf.float32))
 
     model.compile(tf.keras.optimizers.Adam(learning_rate=0.02), loss="mse", metrics=[accuracy])
-    rows = []
-    for epoch in range(args.epochs):
+
+    def epoch() -> dict:
         start = time.perf_counter()
         logs = model.fit(
             x_train, y_train, batch_size=16, epochs=1, verbose=0, validation_data=(x_test, y_test)
         ).history
-        seconds = time.perf_counter() - start
-        rows.append(
-            {
-                "epoch": epoch + 1,
-                "seconds": seconds,
-                "train_accuracy": logs["accuracy"][0],
-                "test_accuracy": logs["val_accuracy"][0],
-            }
-        )
+        return {
+            "seconds": time.perf_counter() - start,
+            "train_accuracy": float(logs["accuracy"][0]),
+            "test_accuracy": float(logs["val_accuracy"][0]),
+        }
+
+    return epoch, f"TFQ {tfq.__version__}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--serve", action="store_true", help="one epoch per stdin line")
+    args = parser.parse_args()
+    epoch, peer = build(args.seed)
+    if args.serve:
+        serve(epoch, peer)
+        return
+    rows = []
+    for number in range(1, args.epochs + 1):
+        row = {"epoch": number, **epoch()}
+        rows.append(row)
         print(
-            f"epoch {epoch + 1:2d}: {seconds:5.2f} s, train {logs['accuracy'][0]:.3f}, "
-            f"test {logs['val_accuracy'][0]:.3f}",
+            f"epoch {number:2d}: {row['seconds']:5.2f} s, train {row['train_accuracy']:.3f}, "
+            f"test {row['test_accuracy']:.3f}",
             flush=True,
         )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"peer": f"TFQ {tfq.__version__}", "epochs": rows}, f, indent=1)
+            json.dump({"peer": peer, "epochs": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pennylane.tape import QuantumScript
 
 from qstore_pl.circuits import ParametrizedCircuit, decode_circuits
 from qstore_pl.interfaces.host import HostFunction
+from qstore_pl.layers.circuit_program import compiled_for, flat_values, traced
 from qstore_pl.templates import PORTABLE_GATES
 
 #: Tapes in, tapes out plus the function that turns their results into the originals'.
@@ -70,6 +71,15 @@ class CircuitBatch:
         self.per_sample_symbols = per_sample_symbols
         self.symbol_sizes = {name: math.prod(shape) for name, shape in model.symbols.items()}
         self.tape_transform: TapeTransform | None = None
+        #: the path with no tape per sample, on a router (see :mod:`.circuit_program`)
+        self.compiled = compiled_for(device, model, self.measurements, diff_method)
+
+    @property
+    def path(self) -> str | None:
+        """Which path the last call took: ``"compiled"`` or ``"tapes: <why>"``."""
+        if self.compiled is None:
+            return "tapes: the device is not a qstore.router, or diff_method is not adjoint"
+        return self.compiled.path
 
     @property
     def n_symbol_values(self) -> int:
@@ -85,15 +95,26 @@ class CircuitBatch:
         return values
 
     def __call__(self, circuit_tensor, *symbol_args):
-        data = decode_circuits(circuit_tensor)
         if self.per_sample_symbols:
             (values,) = symbol_args
-            if values.shape != (len(data), self.n_symbol_values):
+            batch = len(circuit_tensor)
+            if values.shape != (batch, self.n_symbol_values):
                 raise ValueError(
                     f"symbol values have shape {tuple(values.shape)}; expected "
-                    f"({len(data)}, {self.n_symbol_values}): one row per circuit, the "
+                    f"({batch}, {self.n_symbol_values}): one row per circuit, the "
                     f"symbols {dict(self.model.symbols)} flattened in that order"
                 )
+        if self.compiled is not None and self.tape_transform is None and len(circuit_tensor):
+            choice = self.compiled.choose(circuit_tensor, traced(*symbol_args))
+            if choice is not None:
+                values = symbol_args[0] if self.per_sample_symbols else flat_values(symbol_args)
+                return self.compiled(choice, circuit_tensor, values)
+        return self._run_tapes(decode_circuits(circuit_tensor), symbol_args)
+
+    def _run_tapes(self, data: list[QuantumScript], symbol_args):
+        """Today's path: one tape per sample through ``qml.execute``."""
+        if self.per_sample_symbols:
+            (values,) = symbol_args
             bound = [self.model.bind(**self._split(values[i])) for i in range(len(data))]
         else:
             shared = self.model.bind(**dict(zip(self.model.symbols, symbol_args, strict=True)))

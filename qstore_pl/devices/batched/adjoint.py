@@ -60,19 +60,42 @@ def _commute(generator_gate: GateTemplate, other: GateTemplate) -> bool:
     return _commute_numerically(generator_gate, other)
 
 
+#: (generator, other gate's matrix, their wires relative to each other) -> commute?
+_COMMUTES: dict[tuple, bool] = {}
+
+
 def _commute_numerically(generator_gate: GateTemplate, other: GateTemplate) -> bool:
     wires = tuple(dict.fromkeys(generator_gate.wires + other.wires))
     if len(wires) > 6 or other.num_params > 1:
         return False
-    g = _embed(_generator(generator_gate).matrix, generator_gate.wires, wires)
     if other.num_params == 0:
-        m = other.fixed_matrix if other.fixed_matrix is not None else np.asarray(other.op.matrix())
+        if other.fixed_matrix is not None:
+            m = other.fixed_matrix
+        elif other.fixed_diag is not None:
+            m = np.diag(other.fixed_diag)
+        else:
+            m = np.asarray(other.op.matrix())
     elif other.generator is not None:
         m = other.generator.matrix  # U(θ) commutes with G iff its generator does
     else:
         return False
-    m = _embed(np.asarray(m, complex), other.wires, wires)
-    return bool(np.allclose(g @ m, m @ g, atol=1e-12))
+    # a structure asks about the same pairs of gates in many places (a QCNN: ~13,000
+    # questions, 20 s of a first training step), so answers are kept by what they
+    # depend on: the two matrices and how their wires overlap
+    g_matrix = _generator(generator_gate).matrix
+    position = {w: i for i, w in enumerate(wires)}
+    key = (
+        g_matrix.tobytes(),
+        tuple(position[w] for w in generator_gate.wires),
+        np.asarray(m, complex).tobytes(),
+        tuple(position[w] for w in other.wires),
+    )
+    found = _COMMUTES.get(key)
+    if found is None:
+        g = _embed(g_matrix, generator_gate.wires, wires)
+        m = _embed(np.asarray(m, complex), other.wires, wires)
+        found = _COMMUTES[key] = bool(np.allclose(g @ m, m @ g, atol=1e-12))
+    return found
 
 
 def _embed(matrix: np.ndarray, wires: tuple[int, ...], all_wires: tuple[int, ...]):
@@ -284,6 +307,13 @@ def _read(kernel, psi, lam, program: Program, read: _Read, n: int) -> dict[int, 
     for p in read.other:
         g = _generator(program.gates[p])
         frame = read.frame
+        word = _pauli_word(program, p, n, {w: frame[w] for w in g.wires if w in frame})
+        if word is not None:  # G is one Pauli word: G ψ is a signed gather of ψ
+            index, phases = word
+            applied = psi[:, index] * phases
+            overlap = (np.conj(lam).reshape(repeat, batch, size) * applied[None]).sum(axis=-1)
+            out[p] = -2 * np.imag(overlap.reshape(-1))
+            continue
         undo = [ArrayGate("dense", (v,), frame[v].conj().T) for v in g.wires if v in frame]
         rotation = undo + ([ArrayGate("dense", g.wires, g.basis)] if g.basis is not None else [])
         w = product(
@@ -291,6 +321,71 @@ def _read(kernel, psi, lam, program: Program, read: _Read, n: int) -> dict[int, 
         )
         out[p] = -2 * np.imag(marginal(w, g.wires, n) @ g.eigvals)
     return out
+
+
+_PAULIS = {
+    "I": np.eye(2, dtype=complex),
+    "X": np.array([[0, 1], [1, 0]], dtype=complex),
+    "Y": np.array([[0, -1j], [1j, 0]]),
+    "Z": np.array([[1, 0], [0, -1]], dtype=complex),
+}
+
+
+def _pauli_word(
+    program: Program, p: int, n: int, frame: dict[int, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Gate ``p``'s generator, in the frame the states are in on its wires, as
+    ``G ψ = phases * ψ[:, index]`` when it is one Pauli word (IsingXX, IsingYY, ...,
+    and the frames of one-wire rotations keep it one), else ``None``.
+
+    Built once per program and frame; reading such a derivative needs no basis
+    change of copies of ψ and λ.
+    """
+    cache = program.__dict__.setdefault("_pauli_words", {})
+    key = (p, tuple((w, basis.tobytes()) for w, basis in sorted(frame.items())))
+    if key not in cache:
+        cache[key] = _build_pauli_word(program.gates[p].op, n, frame)
+    return cache[key]
+
+
+def _build_pauli_word(op, n: int, frame: dict[int, np.ndarray]):
+    try:
+        rep = op.generator().pauli_rep
+    except Exception:  # no usable generator form: the general read does it
+        return None
+    if rep is None or len(rep) != 1:
+        return None
+    ((word, coeff),) = rep.items()
+    letters = {}
+    for wire, letter in word.items():
+        # states rotated by V on this wire: <λ|G|ψ> = <Vλ| V P V† |Vψ> for the Pauli P
+        basis = frame.get(int(wire))
+        if basis is None:
+            letters[int(wire)] = letter
+            continue
+        rotated = basis @ _PAULIS[letter] @ basis.conj().T
+        parts = {a: np.trace(m.conj().T @ rotated) / 2 for a, m in _PAULIS.items()}
+        nonzero = [(a, c) for a, c in parts.items() if abs(c) > 1e-12]
+        if len(nonzero) != 1:
+            return None
+        ((letter, factor),) = nonzero
+        coeff = coeff * factor
+        letters[int(wire)] = letter
+    k = np.arange(2**n)
+    flip = 0
+    phases = np.full(2**n, complex(coeff))
+    for wire, letter in letters.items():
+        bit = n - 1 - wire
+        value = (k >> bit) & 1
+        if letter in "XY":
+            flip |= 1 << bit
+        if letter == "Y":  # Y|b> = i (-1)^b |1-b>
+            phases = phases * (1j * (1 - 2 * value))
+        elif letter == "Z":
+            phases = phases * (1 - 2 * value)
+    # (G ψ)[j] = c * phase(j ^ flip) * ψ[j ^ flip]
+    index = k ^ flip
+    return index, phases[index]
 
 
 def _backward_planned(kernel, bound: BoundProgram, psi, lam, trainable: frozenset[int]):
