@@ -11,7 +11,7 @@ from pennylane import numpy as pnp
 
 pytest.importorskip("qiskit_aer", reason="the qiskit extra is not installed")
 
-from qstore_pl.exceptions import UnsupportedCircuitError  # noqa: E402
+from qstore_pl.exceptions import UnsupportedCircuitError
 
 X0 = np.array([0.3, -0.7, 0.5])
 P0 = 0.1
