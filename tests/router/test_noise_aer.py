@@ -124,3 +124,20 @@ def test_trajectories_alone_refuse_an_analytic_circuit_and_say_why():
     sampled = qml.set_shots(qml.QNode(noisy, router), shots=2000)(X0, P0)
     exact = qml.QNode(noisy, qml.device("default.mixed", wires=2))(X0, P0)
     assert abs(sampled[0] - exact[0]) < 5 / np.sqrt(2000)
+
+
+def test_a_rehearsal_on_aer_equals_the_rehearsal_on_default_mixed():
+    def circuit(x):
+        qml.RX(x, 0)
+        qml.CNOT([0, 1])
+        qml.RY(0.3, 1)
+        return qml.expval(qml.Z(0) @ qml.Z(1)), qml.probs(wires=[1])
+
+    values = []
+    for kind in ("qstore.aer", "default.mixed"):
+        entry = {"name": "rehearsal", "type": kind, "noise_model": "aria-1"}
+        router = qml.device("qstore.router", wires=2, backends=[entry])
+        values.append(qml.QNode(circuit, router)(0.4))
+    (aer_z, aer_p), (mixed_z, mixed_p) = values
+    np.testing.assert_allclose([aer_z, *aer_p], [mixed_z, *mixed_p], atol=1e-12, rtol=0)
+    assert abs(aer_z - np.cos(0.4)) > 1e-4  # Aria's noise is in it
