@@ -10,7 +10,7 @@ batched engine), ``2**n`` amplitudes per trajectory instead of a ``4**n`` densit
 matrix. Identical trajectories are simulated once and weighted by how often they were
 drawn (weak noise mostly draws no error at all: at p = 0.01 on 32 channels, 72% of
 trajectories are the noiseless circuit), which gives the same mean with a fraction of
-the circuits. The ML framework differentiates through the mean as through any
+the circuits; with shots every trajectory is sampled, identical or not. The ML framework differentiates through the mean as through any
 postprocessing, so gradients work in every interface and with every ``diff_method``.
 
 Statistics: each trajectory's value is exact (analytic QNode), so the estimate's
@@ -85,7 +85,8 @@ def trajectories(tape: QuantumScript, repetitions: int = 100, seed=None):
     draws = np.stack([_draws(op, inputs * repetitions, rng) for op in channels], axis=1).reshape(
         inputs, repetitions, len(channels)
     )
-    owner, kept, weights = _distinct(draws)
+    # sampled trajectories must each be sampled: identical ones are merged only when exact
+    owner, kept, weights = _all(draws) if tape.shots else _distinct(draws)
     angles = _PAULI_ANGLES[kept]  # (distinct trajectories, channels, 2)
     ops, k = [], 0
     for op in tape.operations:
@@ -157,6 +158,14 @@ def _distinct(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     weights = np.zeros((inputs, len(owner)))
     weights[owner, np.arange(len(owner))] = np.concatenate(counts) / repetitions
     return owner, np.concatenate(kept), weights
+
+
+def _all(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every trajectory, each of weight ``1 / repetitions`` (see :func:`_distinct`)."""
+    inputs, repetitions, channels = draws.shape
+    owner = np.repeat(np.arange(inputs), repetitions)
+    weights = np.kron(np.eye(inputs), np.full(repetitions, 1 / repetitions))
+    return owner, draws.reshape(inputs * repetitions, channels), weights
 
 
 def _gathered(op, owner: np.ndarray):
