@@ -10,8 +10,9 @@ batched engine), ``2**n`` amplitudes per trajectory instead of a ``4**n`` densit
 matrix. Identical trajectories are simulated once and weighted by how often they were
 drawn (weak noise mostly draws no error at all: at p = 0.01 on 32 channels, 72% of
 trajectories are the noiseless circuit), which gives the same mean with a fraction of
-the circuits; with shots every trajectory is sampled, identical or not. The ML framework differentiates through the mean as through any
-postprocessing, so gradients work in every interface and with every ``diff_method``.
+the circuits; with shots every trajectory is sampled, identical or not. The ML
+framework differentiates through the mean as through any postprocessing, so gradients
+work in every interface and with every ``diff_method``.
 
 Statistics: each trajectory's value is exact (analytic QNode), so the estimate's
 standard error is ``std(values) / sqrt(repetitions)``, at most that of
