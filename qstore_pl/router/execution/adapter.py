@@ -21,7 +21,7 @@ from pennylane.measurements import ExpectationMP, ProbabilityMP
 from pennylane.ops import MidMeasure
 from pennylane.tape import QuantumScript
 
-from qstore_pl.devices.own import build_device, device_class
+from qstore_pl.router.registry.own import build_device, device_class
 from qstore_pl.router.routing.spec import BackendSpec
 
 DERIVATIVE_METHODS = ("adjoint", "parameter-shift")

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 from pennylane.devices.capabilities import DeviceCapabilities, ExecutionCondition
 
-from qstore_pl.devices.own import build_device, device_class
 from qstore_pl.exceptions import ConfigError, UnknownBackendError
 from qstore_pl.router.config import AUTO, BackendConfig
+from qstore_pl.router.registry.own import build_device, device_class
 from qstore_pl.router.registry.sizing import max_wires_for_memory
 from qstore_pl.router.routing.capabilities import BackendCapabilities
 from qstore_pl.router.routing.spec import BackendSpec

@@ -3,7 +3,7 @@
 The router builds these devices from their classes rather than through PennyLane's
 entry points (``pyproject.toml`` registers the same names for ``qml.device``), so a
 checkout on ``PYTHONPATH`` and an install whose entry points predate a device build the
-same thing. ``tests/devices/test_own.py`` checks that this table and the entry points
+same thing. ``tests/router/test_own_devices.py`` checks that this table and the entry points
 agree.
 """
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from qstore_pl.devices.own import OWN_DEVICES, device_class
+from qstore_pl.router.registry.own import OWN_DEVICES, device_class
 
 ROOT = Path(__file__).resolve().parents[2]
 
