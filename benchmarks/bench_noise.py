@@ -10,6 +10,9 @@ step and the forward batch of
   circuits to default.mixed and backpropagates there), exact;
 - ``router trajectories R=100``: :func:`qstore_pl.trajectories` on the router (pure
   trajectories on the batched engine), standard error ``<= 1/sqrt(R)`` per value;
+- ``router qstore.aer``: ``qstore.router`` with only ``qstore.aer`` (Qiskit Aer's C++
+  density matrix), exact; forward only (its derivatives are parameter shift: 2P + 1
+  density matrices per circuit);
 - ``TFQ NoisyPQC R=100`` when ``--tfq-python`` names an interpreter with TFQ 0.7.6
   (analytic expectation per trajectory: the same statistical error at equal R).
 
@@ -35,7 +38,8 @@ from pathlib import Path
 HERE = Path(__file__).parent
 NOISE = 0.01
 REPETITIONS = 100
-DENSITY = ("default.mixed backprop", "router exact")
+AER = "router qstore.aer"
+DENSITY = ("default.mixed backprop", "router exact", AER)
 TRAJECTORIES = f"router trajectories R={REPETITIONS}"
 TFQ = f"TFQ NoisyPQC R={REPETITIONS}"
 
@@ -47,6 +51,9 @@ def build(contender: str, n: int):
     circuit = w1_circuit(n, noise=NOISE)
     if contender == "default.mixed backprop":
         qnode = qml.QNode(circuit, qml.device("default.mixed", wires=n), diff_method="backprop")
+    elif contender == AER:
+        router = qml.device("qstore.router", wires=n, backends=["qstore.aer"])
+        qnode = qml.QNode(circuit, router, diff_method="parameter-shift")
     else:
         import qstore_pl
 
@@ -112,12 +119,15 @@ def main() -> None:
         print(json.dumps(measure(args)), flush=True)
         return
     contenders = [*DENSITY, TRAJECTORIES] + ([TFQ] if args.tfq_python else [])
+    forward_only = {AER}
     contenders = [c for c in contenders if args.contenders is None or c in args.contenders]
     rows = []
     for mode in args.modes:
         last: dict[str, tuple[int, float]] = {}
         for n in args.qubits:
             for contender in contenders:
+                if mode != "forward" and contender in forward_only:
+                    continue
                 if contender in last:
                     width, ms = last[contender]
                     growth = 4.0 if contender in DENSITY else 2.0

@@ -283,6 +283,19 @@ def to_qiskit(
     return qc
 
 
+def gate_writer(feature: str):
+    """What :func:`to_qiskit` appends gates with, for a simulator that drives Qiskit
+    directly (numeric parameters only: no symbols are declared).
+
+    The writer's ``supported(op)`` says whether an operator has a Qiskit gate, and
+    ``append(qc, op, qubits)`` appends it on the given Qiskit qubits (one per wire of
+    ``op``, in ``op.wires`` order; multi-qubit matrices are reordered to Qiskit's
+    little-endian convention there).
+    """
+    qiskit, converter = _qiskit(feature)
+    return _Writer(qiskit, converter, {})
+
+
 class _Writer:
     """Appends PennyLane operators to a Qiskit circuit."""
 

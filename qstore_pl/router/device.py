@@ -514,7 +514,8 @@ class RouterDevice(Device):
             method = _method_for(job.decision, name)
             spec = self._specs[name]
             quote = None
-            if spec.metered and job.group.tapes[0].shots:
+            if (spec.metered and job.group.tapes[0].shots) or spec.noise_model is not None:
+                # a rehearsal is quoted too: the ledger records its circuits and shots
                 quote = self._spending.quote(spec, job.group.tapes, job.group.key)
             start = time.perf_counter()
             try:

@@ -7,8 +7,12 @@ every channel into ``RZ(b) RX(a)`` with angles drawn per trajectory (``(0, 0)`` 
 ``(pi, 0)`` = X, ``(pi, pi)`` = Y up to phase, ``(0, pi)`` = Z) and broadcasts the
 circuit over ``repetitions`` trajectories: one state-vector batch (on the router, the
 batched engine), ``2**n`` amplitudes per trajectory instead of a ``4**n`` density
-matrix. The ML framework differentiates through the mean as through any
-postprocessing, so gradients work in every interface and with every ``diff_method``.
+matrix. Identical trajectories are simulated once and weighted by how often they were
+drawn (weak noise mostly draws no error at all: at p = 0.01 on 32 channels, 72% of
+trajectories are the noiseless circuit), which gives the same mean with a fraction of
+the circuits; with shots every trajectory is sampled, identical or not. The ML
+framework differentiates through the mean as through any postprocessing, so gradients
+work in every interface and with every ``diff_method``.
 
 Statistics: each trajectory's value is exact (analytic QNode), so the estimate's
 standard error is ``std(values) / sqrt(repetitions)``, at most that of
@@ -75,13 +79,23 @@ def trajectories(tape: QuantumScript, repetitions: int = 100, seed=None):
             )
     rng = np.random.default_rng(seed)
     batch = tape.batch_size
-    total = (batch or 1) * repetitions
-    ops = []
+    inputs = batch or 1
+    channels = [op for op in tape.operations if isinstance(op, qml.operation.Channel)]
+    if not channels:  # a pure circuit: every trajectory is the circuit itself
+        return [tape], lambda results: results[0]
+    draws = np.stack([_draws(op, inputs * repetitions, rng) for op in channels], axis=1).reshape(
+        inputs, repetitions, len(channels)
+    )
+    # sampled trajectories must each be sampled: identical ones are merged only when exact
+    owner, kept, weights = _all(draws) if tape.shots else _distinct(draws)
+    angles = _PAULI_ANGLES[kept]  # (distinct trajectories, channels, 2)
+    ops, k = [], 0
     for op in tape.operations:
         if isinstance(op, qml.operation.Channel):
-            ops += _sampled_paulis(op, total, rng)
+            ops += [qml.RZ(angles[:, k, 1], op.wires), qml.RX(angles[:, k, 0], op.wires)]
+            k += 1
         elif batch:
-            ops.append(_repeated(op, repetitions))
+            ops.append(_gathered(op, owner))
         else:
             ops.append(op)
     unravelled = tape.copy(operations=ops)
@@ -89,13 +103,14 @@ def trajectories(tape: QuantumScript, repetitions: int = 100, seed=None):
     def mean(results):
         result = results[0]
         if len(tape.measurements) == 1:
-            return _mean_over_trajectories(result, batch, repetitions)
-        return tuple(_mean_over_trajectories(r, batch, repetitions) for r in result)
+            return _weighted_mean(result, weights, batch)
+        return tuple(_weighted_mean(r, weights, batch) for r in result)
 
     return [unravelled], mean
 
 
-def _sampled_paulis(op, total: int, rng: np.random.Generator) -> list:
+def _draws(op, total: int, rng: np.random.Generator) -> np.ndarray:
+    """Which Pauli (0-3: I, X, Y, Z) ``op`` applies in each of ``total`` trajectories."""
     probabilities = PAULI_CHANNELS.get(op.name)
     if probabilities is None or len(op.wires) != 1:
         raise ValueError(
@@ -109,25 +124,63 @@ def _sampled_paulis(op, total: int, rng: np.random.Generator) -> list:
             "in it: differentiate with default.mixed (qstore.router routes it there)"
         )
     weights = np.asarray(probabilities(float(qml.math.unwrap(op.data[0]))), dtype=float)
-    draws = rng.choice(4, size=total, p=weights / weights.sum())
-    angles = _PAULI_ANGLES[draws]
-    return [qml.RZ(angles[:, 1], wires=op.wires), qml.RX(angles[:, 0], wires=op.wires)]
+    return rng.choice(4, size=total, p=weights / weights.sum())
 
 
-def _repeated(op, repetitions: int):
-    """``op`` with each broadcast parameter repeated per trajectory (input-major)."""
+def _distinct(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct trajectories of each input, to simulate once each.
+
+    Weak noise draws the same Paulis (mostly none) again and again: at p = 0.01 on 32
+    channels, 72% of trajectories have no error at all. Simulating each distinct one
+    once and weighting it by how often it was drawn gives the same mean, exactly.
+
+    Parameters
+    ----------
+    draws : (inputs, repetitions, channels) int array
+
+    Returns
+    -------
+    owner : (T,) int
+        The input of each distinct trajectory.
+    kept : (T, channels) int
+        Its draws.
+    weights : (inputs, T) float
+        ``weights[b, t]``: the share of input ``b``'s repetitions that drew trajectory
+        ``t`` (0 for another input's).
+    """
+    inputs, repetitions, _ = draws.shape
+    owners, kept, counts = [], [], []
+    for b in range(inputs):
+        unique, count = np.unique(draws[b], axis=0, return_counts=True)
+        owners.append(np.full(len(unique), b))
+        kept.append(unique)
+        counts.append(count)
+    owner = np.concatenate(owners)
+    weights = np.zeros((inputs, len(owner)))
+    weights[owner, np.arange(len(owner))] = np.concatenate(counts) / repetitions
+    return owner, np.concatenate(kept), weights
+
+
+def _all(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every trajectory, each of weight ``1 / repetitions`` (see :func:`_distinct`)."""
+    inputs, repetitions, channels = draws.shape
+    owner = np.repeat(np.arange(inputs), repetitions)
+    weights = np.kron(np.eye(inputs), np.full(repetitions, 1 / repetitions))
+    return owner, draws.reshape(inputs * repetitions, channels), weights
+
+
+def _gathered(op, owner: np.ndarray):
+    """``op`` with each broadcast parameter taken for the input of each trajectory."""
     params = []
     for index, param in enumerate(op.data):
         if qml.math.ndim(param) > op.ndim_params[index]:
-            stacked = qml.math.stack([param] * repetitions, axis=1)
-            shape = qml.math.shape(stacked)
-            param = qml.math.reshape(stacked, (shape[0] * shape[1], *shape[2:]))
+            param = qml.math.take(param, owner, axis=0)
         params.append(param)
     return qml.ops.functions.bind_new_parameters(op, params)
 
 
-def _mean_over_trajectories(result, batch: int | None, repetitions: int):
-    shape = qml.math.shape(result)
-    grouped = qml.math.reshape(result, (batch or 1, repetitions, *shape[1:]))
-    mean = qml.math.mean(grouped, axis=1)
+def _weighted_mean(result, weights: np.ndarray, batch: int | None):
+    """Each input's mean over its trajectories: ``weights @ result``."""
+    weights = qml.math.cast_like(qml.math.convert_like(weights, result), result)
+    mean = qml.math.tensordot(weights, result, axes=[[1], [0]])
     return mean[0] if batch is None else mean

@@ -95,13 +95,22 @@ def test_a_rehearsal_costs_nothing_and_is_shown_beside_the_qpu(emulator, tmp_pat
     assert estimate["aria-rehearsal"].cost() == 0.0
     assert estimate["aria"].cost() > 1.0
     assert estimate["aria-rehearsal"].native_gates == estimate["aria"].native_gates
-    assert dev.cost_report().total == 0.0
     assert dev.routing_report().totals["aria-rehearsal"].circuits == 1
+    rehearsed = dev.cost_report()  # the ledger holds the rehearsal as a 0 USD entry
+    assert rehearsed.total == 0.0
+    assert rehearsed.by_backend == {"aria-rehearsal": 0.0}
+    assert (rehearsed.executions["aria-rehearsal"], rehearsed.shots["aria-rehearsal"]) == (1, 500)
+    assert rehearsed.rehearsals == {"aria-rehearsal": "aria-1"}
+    assert rehearsed.unreconciled == 0.0  # ran here: nothing to check with IonQ
     with qstore_pl.purpose("validation"):
         qnode(0.4)
     report = dev.cost_report()
     assert report.total == pytest.approx(costs["aria"])
-    assert "rehearsal" not in report.by_purpose  # nothing was charged for it
+    assert report.by_purpose == {"rehearsal": 0.0, "validation": pytest.approx(costs["aria"])}
+    lines = {line.split()[0]: line for line in str(report).splitlines()[2:4]}
+    assert lines["aria"].split()[1:4] == [f"{costs['aria']:.2f}", "1", "500"]
+    assert lines["aria-rehearsal"].split()[1:4] == ["0.00", "1", "500"]
+    assert lines["aria-rehearsal"].endswith("rehearsal (aria-1 noise)")
 
 
 def test_a_rehearsal_of_a_broadcast_batch_rehearses_each_circuit(emulator, tmp_path):

@@ -149,7 +149,7 @@ def test_noiseless_circuits_stay_on_state_vector_backends(router):
     decision = explanation.decisions[0]
     assert decision.backend != "default.mixed"
     mixed = next(c for c in decision.candidates if c.backend == "default.mixed")
-    assert mixed.reasons == ("density matrix, kept for circuits with noise",)
+    assert mixed.reasons == ("a noise simulator, kept for circuits with noise",)
 
 
 def test_default_mixed_named_explicitly_runs_pure_circuits_too():

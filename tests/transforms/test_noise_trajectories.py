@@ -129,3 +129,24 @@ def test_what_trajectories_cannot_estimate_is_refused(router):
         )
     with pytest.raises(ValueError, match="positive integer"):
         qstore_pl.trajectories(qml.QNode(variance, router), repetitions=0)(0.3)
+
+
+def test_identical_trajectories_run_once_and_count_as_often_as_drawn():
+    """RX(x) then a bit flip: a trajectory gives cos(x) (no flip) or -cos(x), so the mean
+    over R is cos(x) (1 - 2k/R) for the k flips drawn, whatever is simulated; only the
+    two distinct trajectories of each input run."""
+    router = qml.device("qstore.router", wires=1)
+
+    def flipped(x):
+        qml.RX(x, 0)
+        qml.BitFlip(0.3, 0)
+        return qml.expval(qml.Z(0))
+
+    xs = np.array([0.2, 0.9, 1.3])
+    repetitions = 1000
+    values = qstore_pl.trajectories(qml.QNode(flipped, router), repetitions=repetitions, seed=4)(xs)
+    flips = (1 - np.asarray(values) / np.cos(xs)) * repetitions / 2
+    np.testing.assert_allclose(flips, np.round(flips), atol=1e-3)  # whole trajectories
+    assert np.all(np.abs(flips / repetitions - 0.3) < 5 * np.sqrt(0.3 * 0.7 / repetitions))
+    ran = sum(total.circuits for total in router.routing_report().totals.values())
+    assert ran == 2 * len(xs)

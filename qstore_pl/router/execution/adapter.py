@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pennylane as qml
 from pennylane.devices import ExecutionConfig, MCMConfig
-from pennylane.devices.device_constructor import plugin_devices
 from pennylane.measurements import ExpectationMP, ProbabilityMP
 from pennylane.ops import MidMeasure
 from pennylane.tape import QuantumScript
 
+from qstore_pl.router.registry.own import build_device, device_class
 from qstore_pl.router.routing.spec import BackendSpec
 
 DERIVATIVE_METHODS = ("adjoint", "parameter-shift")
@@ -45,7 +45,7 @@ class Backend:
         kwargs = dict(spec.device_kwargs)
         if seed is not None and _accepts_seed(spec.device_name):
             kwargs.setdefault("seed", seed)
-        self.device = qml.device(spec.device_name, wires=num_wires, **kwargs)
+        self.device = build_device(spec.device_name, num_wires, **kwargs)
         # resolved execution configs that need no circuit: ("execute", MCMConfig) for
         # our own engine, ("adjoint", vjp) for derivatives
         self._configs: dict[tuple, ExecutionConfig] = {}
@@ -372,7 +372,5 @@ def _check_method(method: str) -> None:
 
 
 def _accepts_seed(device_name: str) -> bool:
-    entry_point = plugin_devices.get(device_name)
-    if entry_point is None:
-        return False
-    return "seed" in inspect.signature(entry_point.load().__init__).parameters
+    cls = device_class(device_name)
+    return cls is not None and "seed" in inspect.signature(cls).parameters

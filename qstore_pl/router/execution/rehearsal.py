@@ -106,7 +106,8 @@ def for_rehearsal(spec: BackendSpec, entry: BackendConfig, density_matrix: bool)
     if not density_matrix:
         raise ConfigError(
             f"{where}: noise_model needs a backend that simulates noise; {entry.type!r} "
-            "simulates pure states. Use type 'default.mixed'"
+            "simulates pure states. Use type 'default.mixed' (or 'qstore.aer' with the qiskit "
+            "extra)"
         )
     if entry.noise_model not in HARDWARE_NOISE:
         raise ConfigError(

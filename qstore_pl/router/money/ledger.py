@@ -87,6 +87,8 @@ class Ledger:
             columns = {row[1] for row in db.execute("PRAGMA table_info(charges)")}
             if "reconciled" not in columns:  # ledgers written before reconciliation
                 db.execute("ALTER TABLE charges ADD COLUMN reconciled REAL")
+            if "noise_model" not in columns:  # ledgers written before rehearsals
+                db.execute("ALTER TABLE charges ADD COLUMN noise_model TEXT")
 
     def __repr__(self) -> str:
         return f"Ledger({str(self.path)!r})"
@@ -194,6 +196,28 @@ class Ledger:
                 db, (execution, backend), purpose, "saved", usd, circuits, shots, now, keep=True
             )
 
+    def record_rehearsal(
+        self,
+        execution: str,
+        backend: str,
+        noise_model: str,
+        purpose: str,
+        circuits: int,
+        shots: int,
+    ) -> None:
+        """Record a hardware rehearsal on ``backend`` (``noise_model``, e.g. ``"aria-1"``):
+        a charge of 0 USD, settled (nothing to reconcile: it ran here), so the report
+        lists what was rehearsed beside what was paid for."""
+        now = time.time()
+        with self._transaction() as db:
+            key = (execution, backend)
+            _insert(db, key, purpose, "committed", 0.0, circuits, shots, now, keep=True)
+            db.execute(
+                "UPDATE charges SET reconciled = ?, noise_model = ? "
+                "WHERE execution = ? AND backend = ?",
+                (now, noise_model, execution, backend),
+            )
+
     def spent(self) -> float:
         """USD charged plus USD reserved for jobs in flight or unconfirmed."""
         with self._connect() as db:
@@ -203,16 +227,20 @@ class Ledger:
         """Totals per backend and purpose, savings and unconfirmed reservations."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT backend, purpose, state, usd, circuits, shots, pid, host, reconciled "
-                "FROM charges"
+                "SELECT backend, purpose, state, usd, circuits, shots, pid, host, reconciled, "
+                "noise_model FROM charges"
             ).fetchall()
         by_backend: dict[str, float] = {}
         by_purpose: dict[str, float] = {}
         executions: dict[str, int] = {}
         shots: dict[str, int] = {}
+        rehearsals: dict[str, str] = {}
         saved = unconfirmed = unreconciled = 0.0
         host = socket.gethostname()
-        for backend, purpose, state, usd, circuits, n_shots, pid, row_host, checked in rows:
+        for row in rows:
+            backend, purpose, state, usd, circuits, n_shots, pid, row_host, checked, model = row
+            if model is not None:
+                rehearsals[backend] = model
             if state == "committed" and checked is None:
                 unreconciled += usd
             if state == "saved":
@@ -235,6 +263,7 @@ class Ledger:
             saved=saved,
             unconfirmed=unconfirmed,
             unreconciled=unreconciled,
+            rehearsals=rehearsals,
             budget=budget,
             ledger=str(self.path),
         )

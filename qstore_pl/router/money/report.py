@@ -27,6 +27,9 @@ class CostReport:
         record.
     unreconciled : float
         USD of ``total`` not yet checked against the provider's record.
+    rehearsals : dict[str, str]
+        Backends that rehearsed hardware runs (at 0 USD, listed with their circuits and
+        shots beside the priced backends) and the noise model each used.
     budget : float or None
         The configured budget, if any.
     ledger : str
@@ -41,6 +44,7 @@ class CostReport:
     saved: float = 0.0
     unconfirmed: float = 0.0
     unreconciled: float = 0.0
+    rehearsals: dict[str, str] = field(default_factory=dict)
     budget: float | None = None
     ledger: str = ""
 
@@ -72,9 +76,10 @@ class CostReport:
             set(self.by_backend) | set(self.executions), key=lambda n: -self.by_backend.get(n, 0)
         )
         for name in names:
+            note = f"  rehearsal ({self.rehearsals[name]} noise)" if name in self.rehearsals else ""
             lines.append(
                 f"  {name:<20}{self.by_backend.get(name, 0.0):>12.2f}"
-                f"{self.executions.get(name, 0):>10}{self.shots.get(name, 0):>12}"
+                f"{self.executions.get(name, 0):>10}{self.shots.get(name, 0):>12}{note}"
             )
         if not names:
             lines.append("  (no priced executions yet)")

@@ -241,9 +241,10 @@ class Spending:
     ) -> Iterator[Bill | None]:
         """Reserve ``quote`` before the block, commit the actual charge after it.
 
-        The reservation is released if the block raises, except when the job may have
-        run (:class:`~qstore_pl.exceptions.JobOutcomeUnknown`, a timeout): it may be
-        billed, so it stays counted as unconfirmed until reconciled. Circuits a
+        A hardware rehearsal (``spec.noise_model``) is recorded after the block as a
+        settled charge of 0 USD. The reservation is released if the block raises, except
+        when the job may have run (:class:`~qstore_pl.exceptions.JobOutcomeUnknown`, a
+        timeout): it may be billed, so it stays counted as unconfirmed until reconciled. Circuits a
         cache answered (``bill.cached``) are not charged and are recorded as saved.
 
         Raises
@@ -251,6 +252,12 @@ class Spending:
         BudgetExceeded
             Before the block runs, if the job would pass a limit.
         """
+        if spec.noise_model is not None and quote is not None:  # a rehearsal: free, recorded
+            yield None
+            self.ledger.record_rehearsal(
+                execution, spec.name, spec.noise_model, purpose, quote.circuits, quote.shots
+            )
+            return
         if not spec.metered or quote is None:
             yield None
             return

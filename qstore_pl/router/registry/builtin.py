@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 from pennylane.devices.capabilities import DeviceCapabilities, ExecutionCondition
-from pennylane.devices.device_constructor import plugin_devices
 
 from qstore_pl.exceptions import ConfigError, UnknownBackendError
 from qstore_pl.router.config import AUTO, BackendConfig
+from qstore_pl.router.registry.own import build_device, device_class
 from qstore_pl.router.registry.sizing import max_wires_for_memory
 from qstore_pl.router.routing.capabilities import BackendCapabilities
 from qstore_pl.router.routing.spec import BackendSpec
@@ -191,6 +191,12 @@ def _default_mixed(options: Mapping[str, Any]):
     return build_default_mixed(options)
 
 
+def _aer(options: Mapping[str, Any]):
+    from qstore_pl.router.registry.noisy import build_aer
+
+    return build_aer(options)
+
+
 def _ionq(options: Mapping[str, Any]):
     from qstore_pl.router.registry.ionq import build_ionq  # pennylane-ionq is imported late
 
@@ -226,6 +232,7 @@ KNOWN_BACKENDS: dict[str, _Known] = {
     "qstore.batched": _Known("qstore.batched", _batched, "numba", direct=True),
     "default.qubit": _Known("default.qubit", _default_qubit, None),
     "default.mixed": _Known("default.mixed", _default_mixed, None, calibrated=False),
+    "qstore.aer": _Known("qstore.aer", _aer, "qiskit_aer", calibrated=False),
     "ionq": _Known("qstore.ionq", _ionq, "pennylane_ionq", remote=True),
 }
 
@@ -238,7 +245,10 @@ AUTO_BACKENDS = (
     BackendConfig("qstore.batched.c64", "qstore.batched", {"c_dtype": "complex64"}),
     BackendConfig("qstore.qsim", "qstore.qsim"),
     BackendConfig("default.qubit", "default.qubit"),
-    BackendConfig("default.mixed", "default.mixed"),  # for circuits with noise only
+    # for circuits with noise only
+    BackendConfig("qstore.aer", "qstore.aer"),
+    BackendConfig("qstore.aer.trajectories", "qstore.aer", {"method": "statevector"}),
+    BackendConfig("default.mixed", "default.mixed"),
 )
 
 
@@ -319,11 +329,11 @@ def check_options(entry: BackendConfig, device_name: str) -> None:
 def device_options(device_name: str) -> tuple[str, ...] | None:
     """Keyword arguments a PennyLane device's ``__init__`` takes (``wires`` aside), or
     ``None`` if the device is not installed or takes arbitrary ``**kwargs``."""
-    entry_point = plugin_devices.get(device_name)
-    if entry_point is None:
-        return None
     try:
-        parameters = inspect.signature(entry_point.load().__init__).parameters.values()
+        cls = device_class(device_name)
+        if cls is None:
+            return None
+        parameters = inspect.signature(cls).parameters.values()
     except Exception:  # a plugin that cannot be imported here: building it will say so
         return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
@@ -351,13 +361,11 @@ def _device_options(options: Mapping[str, Any]) -> dict[str, Any]:
 @functools.cache
 def is_usable(backend_type: str) -> bool:
     """Whether a known backend is installed and can start on this machine."""
-    import pennylane as qml
-
     known = KNOWN_BACKENDS[backend_type]
     try:
         if known.module is not None and importlib.util.find_spec(known.module) is None:
             return False
-        qml.device(known.device_name, wires=1)
+        build_device(known.device_name, 1)
     except Exception:  # not installed, no GPU, driver mismatch: not usable here
         return False
     return True

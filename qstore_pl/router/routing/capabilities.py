@@ -128,7 +128,7 @@ class BackendCapabilities:
             kind = "noiseless (pure states)" if not self.channels else "unsupported"
             reasons.append(f"{kind}: cannot apply {sorted(unknown_channels)}")
         if self.noise_only and not features.channels:
-            reasons.append("density matrix, kept for circuits with noise")
+            reasons.append("a noise simulator, kept for circuits with noise")
         if self.observables is not None:
             unknown = features.observables - self.observables
             if unknown:

@@ -19,8 +19,8 @@ from qstore_pl.router.routing.workload import WorkloadFeatures
 
 #: How to get a backend that runs channels, for refusals.
 NOISE_FIX = (
-    "add 'default.mixed' (density matrix) to 'backends', or use 'auto', which includes it "
-    "for circuits with noise"
+    "add 'default.mixed' or 'qstore.aer' (density matrix; 'qstore.aer' needs the qiskit "
+    "extra) to 'backends', or use 'auto', which includes them for circuits with noise"
 )
 
 
@@ -41,6 +41,27 @@ class DensityMatrixTimeModel(TimeModel):
 
     def forward_seconds(self, features: WorkloadFeatures) -> float:
         return super().forward_seconds(replace(features, num_wires=2 * features.num_wires))
+
+
+@dataclass(frozen=True)
+class TrajectoryTimeModel(TimeModel):
+    """A :class:`TimeModel` for Monte Carlo trajectories, one per shot.
+
+    Every shot evolves its own state vector with randomly drawn Kraus operators, so the
+    simulation is paid once per shot (an analytic request has no trajectory count: it
+    is priced as one, though such a backend refuses it).
+    """
+
+    def forward_seconds(self, features: WorkloadFeatures) -> float:
+        single = super().forward_seconds(features)
+        shots = features.shots or 1
+        simulation = (
+            features.batch_size
+            * 2.0**features.num_wires
+            * (features.num_gates + features.dense_gate_work)
+            * self.per_gate_amplitude
+        )
+        return single + (shots - 1) * simulation
 
 
 def noise_fix(features: WorkloadFeatures, channel_sets: Sequence[frozenset[str]]) -> str | None:

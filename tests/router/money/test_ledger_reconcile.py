@@ -53,3 +53,20 @@ def test_a_ledger_written_before_reconciliation_opens_and_reconciles(tmp_path):
     assert ledger.report().unreconciled == 2.0
     ledger.reconcile([ProviderJob("x", "hw", "completed", 2.0)])
     assert ledger.report().total == 2.0 and ledger.report().unreconciled == 0.0
+
+
+def test_a_rehearsal_is_a_settled_free_entry_that_reconciliation_leaves_alone(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path)
+    ledger.reserve("q", "hw", 2.0)
+    ledger.commit("q", "hw", 2.0)
+    ledger.record_rehearsal("r", "rehearsal", "aria-1", "rehearsal", circuits=3, shots=100)
+    ledger.record_rehearsal("r", "rehearsal", "aria-1", "rehearsal", circuits=3, shots=100)
+    reopened = Ledger(path)  # written through: a new process reads it
+    ledger.reconcile([ProviderJob("q", "hw", "completed", 2.0)])  # every backend
+    report = reopened.report()
+    assert report.by_backend == {"hw": 2.0, "rehearsal": 0.0}
+    assert (report.executions["rehearsal"], report.shots["rehearsal"]) == (3, 300)  # once
+    assert report.rehearsals == {"rehearsal": "aria-1"}
+    assert report.total == 2.0 and report.unreconciled == 0.0
+    assert reopened.spent() == 2.0
