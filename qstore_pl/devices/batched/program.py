@@ -375,7 +375,31 @@ class BoundProgram:
     def __init__(self, program: Program, tapes: Sequence[QuantumScript]):
         self.program = program
         self.tapes = list(tapes)
-        params = [tape_parameters(tape, program.param_ops) for tape in tapes]
+        self._set_parameters([tape_parameters(tape, program.param_ops) for tape in tapes])
+        sizes = self.sizes
+        self.global_phase = self._global_phase(tapes, sizes)
+        self.initial_state = self._initial_state(tapes, sizes)
+
+    @classmethod
+    def from_table(cls, program: Program, parameters: TapeParameters) -> BoundProgram:
+        """A binding of one parameter table, with no tape behind it.
+
+        Compiled layers fill the table straight from their input and weight arrays.
+        The program must start from ``|0...0>`` and have no global phase and no
+        operator whose matrix only its instance can build (``class_matrix``).
+        """
+        if program.has_state_prep or program.phase_gates:
+            raise ValueError("a parameter table cannot bind state preparations or global phases")
+        bound = cls.__new__(cls)
+        bound.program = program
+        bound.tapes = []
+        bound._set_parameters([parameters])
+        bound.global_phase = None
+        bound.initial_state = None
+        return bound
+
+    def _set_parameters(self, params: list[TapeParameters]) -> None:
+        program = self.program
         self.parameters = params
         #: each tape's broadcast size (``None``: not broadcast), as ``tape.batch_size``
         self.batch_sizes = [p.size for p in params]
@@ -384,7 +408,7 @@ class BoundProgram:
         bounds = np.cumsum([0, *sizes])
         self.slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
         self.sizes = sizes
-        single_tape = len(tapes) == 1
+        single_tape = len(params) == 1
         # per gate of the program: whether each circuit has its own parameters (a
         # broadcast parameter, or several tapes) or the batch shares them
         per_row = []
@@ -395,8 +419,6 @@ class BoundProgram:
             j = program.slot[t.index]
             per_row.append(not single_tape or any(params[0].broadcast[j]))
         self.per_row = tuple(per_row)
-        self.global_phase = self._global_phase(tapes, sizes)
-        self.initial_state = self._initial_state(tapes, sizes)
 
     def column(self, op_index: int, k: int) -> np.ndarray:
         """Parameter ``k`` of operation ``op_index`` for every circuit: ``(B, ...)``.
