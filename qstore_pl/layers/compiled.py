@@ -194,6 +194,22 @@ def record(
     return CompiledCircuit(label, program, trainable), returns
 
 
+def return_kind(
+    qnode: qml.QNode, inputs: np.ndarray, weights: dict
+) -> tuple[str, list[tuple[int, ...]]]:
+    """How ``qnode``'s function returns its measurements, and each one's shape per sample.
+
+    ``"single"`` (one measurement), ``"list"`` or ``"tuple"``, from one call of the
+    function on ``inputs`` (nothing runs on a device).
+    """
+    with qml.queuing.AnnotatedQueue():
+        returned = qnode.func(**{INPUT_ARG: inputs}, **weights)
+    kind = _return_kind(returned)
+    parts = [returned] if isinstance(returned, MeasurementProcess) else list(returned)
+    n = len(qnode.device.wires)
+    return kind or "list", [tuple(mp.shape(num_device_wires=n)) for mp in parts]
+
+
 def _return_kind(returned) -> str | None:
     if isinstance(returned, MeasurementProcess):
         return "single"
@@ -366,5 +382,6 @@ __all__ = [
     "compiled_host_function",
     "record",
     "refusal_for_qnode",
+    "return_kind",
     "verify",
 ]
