@@ -98,7 +98,8 @@ def test_quantum_layer_trains_on_the_compiled_path_as_on_the_qnode_path():
         q = QuantumLayer(n_qubits=N, depth=2, measurement="probs", compiled=compiled)
         model = torch.nn.Sequential(q, torch.nn.Linear(q.output_dim, 2))
         optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
-        x, y = torch.rand(6, N, generator=torch.Generator().manual_seed(1)), torch.tensor([0, 1] * 3)
+        x = torch.rand(6, N, generator=torch.Generator().manual_seed(1))
+        y = torch.tensor([0, 1] * 3)
         run = []
         for _ in range(3):
             optimiser.zero_grad()
@@ -140,9 +141,7 @@ def squared_input(inputs, weights):
         (squared_input, "uses the value of"),
     ],
 )
-def test_value_dependent_circuits_fall_back_to_the_qnode_path_correctly_and_say_so_once(
-    fn, reason
-):
+def test_value_dependent_circuits_fall_back_to_the_qnode_path_correctly_and_say_so_once(fn, reason):
     x = torch.tensor(np.random.default_rng(0).uniform(0, np.pi, (5, N)))
     routed = layer(fn, router())
     with pytest.warns(CompiledPathWarning, match=reason):

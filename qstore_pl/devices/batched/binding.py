@@ -117,7 +117,10 @@ class ValueProgram:
         """Final states ``(B, 2**n)`` and each measurement's values on ``device``."""
         from qstore_pl.devices.batched.device import threads_for
 
-        check_states_fit(device.name, self.num_wires, bound.batch, device.c_dtype)
+        fits = self.__dict__.setdefault("_fits", set())
+        if (bound.batch, device.c_dtype) not in fits:  # reading free memory costs ~15 us
+            check_states_fit(device.name, self.num_wires, bound.batch, device.c_dtype)
+            fits.add((bound.batch, device.c_dtype))
         kernel = device.kernel_for(bound)
         with threads_for(bound):
             psi = forward(kernel, bound)
