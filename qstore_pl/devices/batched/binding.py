@@ -85,9 +85,10 @@ class ValueProgram:
         # gather plan: per argument, which table slots read which flat elements
         self._reads: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for arg in range(len(per_sample)):
-            slots = [j for j, s in enumerate(sources) if s is not None and s.arg == arg]
-            index = np.array([sources[j].index for j in slots], dtype=np.int64)  # type: ignore[union-attr]
-            scale = np.array([sources[j].scale for j in slots], dtype=float)  # type: ignore[union-attr]
+            reads = [(j, s) for j, s in enumerate(sources) if s is not None and s.arg == arg]
+            index = np.array([s.index for _, s in reads], dtype=np.int64)
+            scale = np.array([s.scale for _, s in reads], dtype=np.float64)
+            slots = [j for j, _ in reads]
             self._reads[arg] = (np.array(slots, dtype=np.int64), index, scale)
 
     def bind(self, arrays: Sequence[np.ndarray]) -> BoundProgram:
