@@ -22,12 +22,17 @@ import numpy as np
 
 LAYERS = 4
 BATCH = 32
-#: the Keras-layer contender (``qstore_pl.keras.KerasLayer`` on the router)
+#: the Keras-layer contender (``qstore_pl.keras.KerasLayer`` on the router, compiled path)
 KERAS = "router keras"
+#: the same through its QNode (``compiled=False``)
+KERAS_QNODE = "router keras qnode"
+#: ``qstore_pl.torch.TorchLayer`` on the router: the compiled path
+COMPILED = "router compiled"
 
 #: contender -> (device name, device kwargs, QNode kwargs)
 CONTENDERS = {
     "router": ("qstore.router", {}, {}),
+    COMPILED: ("qstore.router", {}, {}),
     "lightning adjoint": ("lightning.qubit", {}, {"diff_method": "adjoint"}),
     "lightning adjoint+vjp": (
         "lightning.qubit",
@@ -78,8 +83,16 @@ def w1_circuit(n: int, noise: float | None = None):
     return circuit
 
 
-def build(n: int, device: str, device_kwargs: dict, qnode_kwargs: dict, seed: int = 0):
-    """The torch model, optimiser, loss and one batch of data."""
+def build(
+    n: int,
+    device: str,
+    device_kwargs: dict,
+    qnode_kwargs: dict,
+    seed: int = 0,
+    compiled: bool = False,
+):
+    """The torch model, optimiser, loss and one batch of data (``compiled``: through
+    ``qstore_pl.torch.TorchLayer``, which takes the compiled path on the router)."""
     import pennylane as qml
 
     if device.startswith("qstore."):
@@ -90,17 +103,22 @@ def build(n: int, device: str, device_kwargs: dict, qnode_kwargs: dict, seed: in
     dev = qml.device(device, wires=n, **device_kwargs)
 
     circuit = qml.QNode(w1_circuit(n), dev, interface="torch", **qnode_kwargs)
-    return (dev, *torch_model(circuit, n, seed))
+    return (dev, *torch_model(circuit, n, seed, compiled))
 
 
-def torch_model(qnode, n: int, seed: int = 0):
+def torch_model(qnode, n: int, seed: int = 0, compiled: bool = False):
     """W1's torch model around ``qnode`` (TorchLayer + Linear(n -> 2)), its optimiser,
-    loss and one batch of data."""
+    loss and one batch of data; ``compiled`` uses ``qstore_pl.torch.TorchLayer``."""
     import pennylane as qml
     import torch
 
     torch.manual_seed(seed)
-    layer = qml.qnn.TorchLayer(qnode, {"weights": (LAYERS, n, 2)})
+    if compiled:
+        from qstore_pl.torch import TorchLayer
+
+        layer = TorchLayer(qnode, {"weights": (LAYERS, n, 2)})
+    else:
+        layer = qml.qnn.TorchLayer(qnode, {"weights": (LAYERS, n, 2)})
     model = torch.nn.Sequential(layer, torch.nn.Linear(n, 2))
     optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
     rng = np.random.default_rng(seed)
@@ -109,7 +127,7 @@ def torch_model(qnode, n: int, seed: int = 0):
     return model, optimiser, torch.nn.CrossEntropyLoss(), x, y
 
 
-def build_keras(n: int, mode: str, seed: int = 0):
+def build_keras(n: int, mode: str, seed: int = 0, compiled: bool = True):
     """The same model as a Keras 3 model with ``qstore_pl.keras.KerasLayer`` (backend from
     ``KERAS_BACKEND``) on ``qstore.router``: the router and its step function."""
     import keras
@@ -123,7 +141,11 @@ def build_keras(n: int, mode: str, seed: int = 0):
     circuit = qml.QNode(w1_circuit(n), dev)
 
     model = keras.Sequential(
-        [keras.Input((n,)), KerasLayer(circuit, {"weights": (LAYERS, n, 2)}), keras.layers.Dense(2)]
+        [
+            keras.Input((n,)),
+            KerasLayer(circuit, {"weights": (LAYERS, n, 2)}, compiled=compiled),
+            keras.layers.Dense(2),
+        ]
     )
     model.compile(
         optimizer=keras.optimizers.Adam(0.01),
@@ -186,16 +208,16 @@ def measure(args) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.contender == KERAS:
+    if args.contender in (KERAS, KERAS_QNODE):
         device = "qstore.router"
-        dev, step = build_keras(args.qubits, args.mode)
+        dev, step = build_keras(args.qubits, args.mode, compiled=args.contender == KERAS)
     else:
         if args.contender.startswith("direct:"):
             device, device_kwargs, qnode_kwargs = direct_contender(args.contender[7:])
         else:
             device, device_kwargs, qnode_kwargs = CONTENDERS[args.contender]
         dev, model, optimiser, loss_fn, x, y = build(
-            args.qubits, device, device_kwargs, qnode_kwargs
+            args.qubits, device, device_kwargs, qnode_kwargs, compiled=args.contender == COMPILED
         )
         step = step_function(args.mode, model, optimiser, loss_fn, x, y)
     first, times, cpu = time_steps(step, args.seconds, args.min_steps, args.steps)

@@ -11,6 +11,7 @@ from keras import ops
 
 from qstore_pl.keras.backend_ops import angle_initializer, cached_op, supports_xla
 from qstore_pl.keras.loading import rebuild_device
+from qstore_pl.layers.compiled import compiled_host_function
 from qstore_pl.layers.qnode_spec import (
     describe_device,
     describe_qnode_options,
@@ -53,6 +54,11 @@ class KerasLayer(keras.layers.Layer):
     input_gradients : bool
         Compute gradients for the inputs (needed when trainable layers come before
         this one). Turning it off saves work on parameter-shift backends.
+    compiled : bool
+        On ``qstore.router``, record the circuit once per structure and bind each
+        batch into the routed backend's compiled program instead of calling the QNode
+        (:mod:`qstore_pl.layers.compiled`; default). Circuits it cannot express run
+        through the QNode with one warning saying why. ``False`` always calls the QNode.
     **kwargs
         Passed to :class:`keras.layers.Layer`.
 
@@ -86,6 +92,7 @@ class KerasLayer(keras.layers.Layer):
         output_dim: int | None = None,
         weight_specs: Mapping[str, Mapping] | None = None,
         input_gradients: bool = True,
+        compiled: bool = True,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -95,7 +102,11 @@ class KerasLayer(keras.layers.Layer):
         self.output_dim = None if output_dim is None else int(output_dim)
         self.input_gradients = bool(input_gradients)
         self.supports_jit = supports_xla()
-        self._host = host_function(qnode, list(self.weight_shapes), self.input_gradients)
+        self.compiled = bool(compiled)
+        names = list(self.weight_shapes)
+        self._host = compiled_host_function(
+            qnode, names, host_function(qnode, names, self.input_gradients), self.compiled
+        )
         self._ops: dict[bool, object] = {}
         self.qnode_weights: dict[str, keras.Variable] = {}
         self._n_features: int | None = None
@@ -156,6 +167,7 @@ class KerasLayer(keras.layers.Layer):
             output_dim=self.output_dim,
             weight_specs=self._serialised_weight_specs(),
             input_gradients=self.input_gradients,
+            compiled=self.compiled,
         )
         return config
 

@@ -92,6 +92,7 @@ class QuantumLayer(KerasLayer):
             "shots": self.qnode.shots.total_shots,
             "weight_specs": self._serialised_weight_specs(),
             "input_gradients": self.input_gradients,
+            "compiled": self.compiled,
         }
 
     @classmethod

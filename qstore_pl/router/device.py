@@ -62,6 +62,7 @@ from qstore_pl.exceptions import (
 )
 from qstore_pl.router.calibration.measure import apply_calibration
 from qstore_pl.router.config import RouterConfig, load_config
+from qstore_pl.router.execution.compiled import CompiledDoor
 from qstore_pl.router.execution.executors import BackendPool, GroupExecutor, GroupWork
 from qstore_pl.router.execution.factory import make_executor
 from qstore_pl.router.execution.faults import is_backend_fault
@@ -213,6 +214,8 @@ class RouterDevice(Device):
         self._seeds: dict[tuple[str, int], int] = {}  # per backend and width
         self._log = RoutingLog()
         self._memory = StructureMemory()
+        #: the door compiled layers call (qstore_pl.layers.compiled)
+        self.compiled = CompiledDoor(self)
 
     @property
     def executor(self) -> GroupExecutor:
@@ -602,8 +605,34 @@ class RouterDevice(Device):
         owner, spec, seed = self._executor.owner, self._specs[name], self._seeds[key]
         return GroupWork(owner, spec, key[1], seed, task, tapes, **details)
 
+    def record_compiled(
+        self,
+        group: TapeGroup,
+        decision: RoutingDecision,
+        task: Task,
+        backend: str,
+        method: str | None,
+        output: list,
+        seconds: float,
+        states: list | None,
+    ) -> None:
+        """Log, track and report a compiled layer's run (see :class:`CompiledDoor`)."""
+        job = _Job(group, decision, task, None, MCMConfig(), current_purpose())
+        self._record(job, backend, method, output, seconds, 0, 0.0, [], [], "compiled", states)
+
     def _record(
-        self, job, backend, method, output, seconds, cached, cost, failures, refusals
+        self,
+        job,
+        backend,
+        method,
+        output,
+        seconds,
+        cached,
+        cost,
+        failures,
+        refusals,
+        path="qnode",
+        states=None,
     ) -> None:
         tapes = job.group.tapes
         self._memory.note(job.group.key, job.task, backend)
@@ -624,6 +653,7 @@ class RouterDevice(Device):
                 refused=tuple(refusals),
                 derivative_method=method,
                 cached=cached,
+                path=path,
             )
         )
         if self.tracker.active:
@@ -632,7 +662,7 @@ class RouterDevice(Device):
         if not self._callbacks:
             return
         share = seconds / len(tapes)
-        states = self._kept_states(backend, job) or [None] * len(tapes)
+        states = states or self._kept_states(backend, job) or [None] * len(tapes)
         for tape, value, state in zip(tapes, output, states):
             shots = tape.shots.total_shots if tape.shots else None
             record = ExecutionRecord(
@@ -734,8 +764,9 @@ class RouterDevice(Device):
         time_models = "time models: " + "; ".join(
             f"{source}: {', '.join(names)}" for source, names in sources.items()
         )
+        path = self.compiled.path_of(circuit.func) if isinstance(circuit, qml.QNode) else None
         return RoutingExplanation(
-            decisions, tuple(len(g.tapes) for g in groups), spending, time_models
+            decisions, tuple(len(g.tapes) for g in groups), spending, time_models, path
         )
 
     def _device_tapes(self, circuit, *args, **kwargs):

@@ -22,12 +22,16 @@ class RoutingExplanation:
         :meth:`~qstore_pl.router.money.report.CostReport.summary`).
     time_models : str
         Which backends' time models were measured on this machine and which are built in.
+    path : str or None
+        For a QNode a compiled layer runs: which path its calls take (``"compiled"``,
+        or ``"qnode"`` and why).
     """
 
     decisions: tuple[RoutingDecision, ...]
     group_sizes: tuple[int, ...]
     spending: str | None = None
     time_models: str = ""
+    path: str | None = None
 
     @property
     def chosen(self) -> list[str]:
@@ -39,7 +43,8 @@ class RoutingExplanation:
             format_decision(d, size, i)
             for i, (d, size) in enumerate(zip(self.decisions, self.group_sizes))
         ]
-        extra = [text for text in (self.spending, self.time_models) if text]
+        path = f"layer path: {self.path}" if self.path else None
+        extra = [text for text in (self.spending, self.time_models, path) if text]
         return "\n\n".join(parts + extra)
 
 

@@ -32,6 +32,9 @@ class RoutedRun:
         How derivatives were computed.
     cached : int
         Circuits answered from a result cache instead of the backend.
+    path : str
+        ``"qnode"``: tapes from a QNode; ``"compiled"``: a compiled layer's value
+        program (:mod:`qstore_pl.layers.compiled`), bound from arrays with no tape.
     """
 
     task: str
@@ -43,6 +46,7 @@ class RoutedRun:
     refused: tuple[str, ...] = ()
     derivative_method: str | None = None
     cached: int = 0
+    path: str = "qnode"
 
 
 @dataclass
@@ -56,6 +60,7 @@ class BackendTotals:
     failures: int = 0
     refused: int = 0  # jobs not sent because of a spending limit
     cached: int = 0
+    compiled: int = 0  # groups run as compiled layers' value programs
 
 
 @dataclass
@@ -77,13 +82,20 @@ class RoutingReport:
             )
         if not self.totals:
             lines.append("  (nothing executed yet)")
-        reasons: dict[tuple[str, str], str] = {}
+        compiled = sum(t.compiled for t in self.totals.values())
+        if compiled:
+            groups = sum(t.groups for t in self.totals.values())
+            lines.append(
+                f"  paths: {compiled} group(s) compiled (value programs), "
+                f"{groups - compiled} from QNode tapes"
+            )
+        reasons: dict[tuple[str, str, str], str] = {}
         for run in self.recent:
-            reasons.setdefault((run.backend, run.task), run.reason)
+            reasons.setdefault((run.backend, run.task, run.path), run.reason)
         if reasons:
             lines.append("  latest reasons:")
-            for (backend, task), reason in reasons.items():
-                lines.append(f"    {task:<15} -> {backend}: {reason}")
+            for (backend, task, path), reason in reasons.items():
+                lines.append(f"    {task:<15} -> {backend} ({path} path): {reason}")
         return "\n".join(lines)
 
 
@@ -110,6 +122,7 @@ class RoutingLog:
             totals.circuits += run.circuits
             totals.seconds += run.seconds
             totals.cached += run.cached
+            totals.compiled += run.path == "compiled"
             if run.task != "execute":
                 totals.derivative_groups += 1
             for failure in run.failed:

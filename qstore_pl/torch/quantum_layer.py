@@ -34,6 +34,8 @@ class QuantumLayer(TorchLayer):
         Shots per circuit (``None``: exact expectation values).
     gradient_kwargs : dict, optional
         Options of the gradient method (e.g. SPSA's ``h`` and ``sampler_rng``).
+    compiled : bool
+        Take the compiled path on ``qstore.router`` (see :class:`TorchLayer`).
     **circuit_options
         ``rotations``, ``encoding_axis``, ``scaling``.
 
@@ -56,6 +58,7 @@ class QuantumLayer(TorchLayer):
         init_method: Callable | Mapping | None = None,
         shots: int | None = None,
         gradient_kwargs: dict | None = None,
+        compiled: bool = True,
         **circuit_options: Any,
     ):
         circuit = LayerCircuit(
@@ -74,7 +77,7 @@ class QuantumLayer(TorchLayer):
             shots=shots,
             gradient_kwargs=gradient_kwargs,
         )
-        super().__init__(qnode, circuit.weight_shapes(), init_method=init_method)
+        super().__init__(qnode, circuit.weight_shapes(), init_method=init_method, compiled=compiled)
         self.circuit = circuit
 
     @property

@@ -289,7 +289,7 @@ class BatchedDevice(Device):
         return states
 
     # ------------------------------------------------------------- internals
-    def _kernel(self, bound: BoundProgram):
+    def kernel_for(self, bound: BoundProgram):
         """qsim's kernels for wide complex64 circuits, the compiled row kernel otherwise."""
         if self._qsim is not None and bound.program.num_wires >= self._qsim_min_wires:
             return self._qsim
@@ -313,8 +313,8 @@ class BatchedDevice(Device):
         for group in group_by_structure(tapes):
             bound = self._program(group.key, group.tapes[0]).bind(group.tapes)
             check_states_fit(self.name, bound.program.num_wires, bound.batch, self.c_dtype)
-            with _threads(bound):
-                groups.append((group.indices, bound, forward(self._kernel(bound), bound)))
+            with threads_for(bound):
+                groups.append((group.indices, bound, forward(self.kernel_for(bound), bound)))
         return groups
 
     def _standard_wires(self, tape: QuantumScript) -> bool:
@@ -328,7 +328,7 @@ class BatchedDevice(Device):
         )
 
     def _collect(self, results: list, indices, bound: BoundProgram, states) -> None:
-        kernel, n = self._kernel(bound), _width(bound)
+        kernel, n = self.kernel_for(bound), _width(bound)
         if bound.tapes[0].shots:  # grouped by structure, so every tape has shots
             for tape_no, (i, s) in enumerate(zip(indices, bound.slices)):
                 tape, broadcast = bound.tapes[tape_no], bool(bound.batch_sizes[tape_no])
@@ -346,13 +346,13 @@ class BatchedDevice(Device):
         results: list[Any] = [None] * len(circuits)
         vjps: list[Any] = [None] * len(circuits)
         for indices, bound, psi in self._simulate(circuits):
-            kernel = self._kernel(bound)
+            kernel = self.kernel_for(bound)
             n = _width(bound)
             measurements = bound.program.measurements
             dys, stacked = _cotangent_columns(
                 [cotangents[i] for i in indices], bound, len(measurements)
             )
-            with _threads(bound):
+            with threads_for(bound):
                 lam = adjoint_states(
                     kernel,
                     np.concatenate([psi] * stacked) if stacked > 1 else psi,
@@ -377,7 +377,7 @@ class BatchedDevice(Device):
                     "Jacobians of parameter-broadcast tapes need broadcast_expand; use "
                     "device_vjp=True or let the device preprocess the tapes"
                 )
-            kernel = self._kernel(bound)
+            kernel = self.kernel_for(bound)
             n = _width(bound)
             measurements = bound.program.measurements
             sizes = output_sizes(measurements, n)
@@ -394,7 +394,7 @@ class BatchedDevice(Device):
                     else eye.reshape(outputs * bound.batch, size)
                 )
                 offset += size
-            with _threads(bound):
+            with threads_for(bound):
                 lam = adjoint_states(kernel, np.concatenate([psi] * outputs), measurements, dys, n)
                 trainable = _trainable_gates(bound)
                 grads = backward(kernel, bound, psi, lam.astype(psi.dtype), trainable)
@@ -434,7 +434,7 @@ def _same_circuit(a: QuantumScript, b: QuantumScript) -> bool:
     return not left or bool(np.array_equal(np.array(left), np.array(right)))
 
 
-def _threads(bound: BoundProgram):
+def threads_for(bound: BoundProgram):
     """numba's threads for a group's kernels: by its amplitudes and the machine's load."""
     return numba_threads(bound.batch << _width(bound))
 

@@ -1,0 +1,193 @@
+"""A program whose gate parameters come straight from arrays: no tape per call.
+
+Framework layers call one circuit structure thousands of times with new inputs and
+weights. A :class:`ValueProgram` is compiled once per structure from a representative
+tape and a map saying, for every parametrised gate, which element of which argument
+array (times which constant) is its angle. Each call gathers those angles into the
+engine's parameter table (:meth:`BoundProgram.from_table`), runs the forward pass on
+the compiled plans, and maps the adjoint sweep's per-gate derivatives back onto the
+argument arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pennylane.measurements import ExpectationMP, ProbabilityMP
+from pennylane.tape import QuantumScript
+
+from qstore_pl.devices.batched.adjoint import backward, forward
+from qstore_pl.devices.batched.measure import adjoint_states, measure_all, output_sizes
+from qstore_pl.devices.batched.memory import check_states_fit
+from qstore_pl.devices.batched.program import BoundProgram, Program, TapeParameters
+
+
+@dataclass(frozen=True)
+class AngleSource:
+    """Where one gate's angle comes from: ``scale * arrays[arg].flat[index]``.
+
+    For a per-sample argument the element is read from every row of the batch.
+    """
+
+    arg: int
+    index: int
+    scale: float
+
+
+class ValueProgram:
+    """A circuit structure bound from argument arrays, forward and VJP.
+
+    Parameters
+    ----------
+    tape : QuantumScript
+        A representative circuit on wires ``0 .. n-1`` whose operations all have at
+        most one parameter (decomposed for the batched engine).
+    sources : Sequence[AngleSource or None]
+        Per operation of ``tape`` with a parameter: where its angle comes from, or
+        ``None`` for a constant (the tape's own value is kept).
+    per_sample : Sequence[bool]
+        Per argument array: whether its leading axis is the batch.
+    """
+
+    def __init__(
+        self,
+        tape: QuantumScript,
+        sources: Sequence[AngleSource | None],
+        per_sample: Sequence[bool],
+    ):
+        self.tape = tape
+        self.program = Program(tape)
+        program = self.program
+        if len(sources) != len(program.param_ops):
+            raise ValueError(f"{len(sources)} sources for {len(program.param_ops)} gates")
+        generic = [t.name for t in program.gates if t.num_params and not t.class_matrix]
+        if program.has_state_prep or program.phase_gates or generic:
+            raise ValueError(
+                "a value program needs gates whose class builds their matrices, no state "
+                f"preparation and no global phase (found {generic or 'a state preparation'})"
+            )
+        for mp in program.measurements:
+            if not (isinstance(mp, ProbabilityMP) and mp.obs is None) and not isinstance(
+                mp, ExpectationMP
+            ):
+                raise ValueError(f"{type(mp).__name__} is not differentiated by the engine")
+        self.num_wires = program.num_wires
+        self.per_sample = tuple(per_sample)
+        self.sizes = output_sizes(program.measurements, self.num_wires)
+        self.num_outputs = sum(self.sizes)
+        ops = tape.operations
+        #: per parametrised operation: its data in the representative tape
+        self.constants = [ops[i].data for i in program.param_ops]
+        #: per parametrised operation: where its angle comes from (``None``: constant)
+        self.sources = list(sources)
+        # gather plan: per argument, which table slots read which flat elements
+        self._reads: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for arg in range(len(per_sample)):
+            reads = [(j, s) for j, s in enumerate(sources) if s is not None and s.arg == arg]
+            index = np.array([s.index for _, s in reads], dtype=np.int64)
+            scale = np.array([s.scale for _, s in reads], dtype=np.float64)
+            slots = [j for j, _ in reads]
+            self._reads[arg] = (np.array(slots, dtype=np.int64), index, scale)
+
+    def bind(self, arrays: Sequence[np.ndarray]) -> BoundProgram:
+        """The engine's binding of ``arrays`` (per-sample ones ``(B, ...)``)."""
+        batch = None
+        data: list[tuple] = list(self.constants)
+        broadcast: list[tuple[bool, ...]] = [(False,)] * len(data)
+        for arg, (slots, index, scale) in self._reads.items():
+            if not slots.size:
+                continue
+            array = np.asarray(arrays[arg], dtype=float)
+            if self.per_sample[arg]:
+                batch = array.shape[0]
+                columns = array.reshape(batch, -1)[:, index] * scale  # (B, slots)
+                for k, j in enumerate(slots.tolist()):
+                    data[j] = (columns[:, k],)
+                    broadcast[j] = (True,)
+            else:
+                values = array.reshape(-1)[index] * scale
+                for k, j in enumerate(slots.tolist()):
+                    data[j] = (values[k],)
+        if batch is None:
+            batch = int(np.shape(arrays[self.per_sample.index(True)])[0])
+        return BoundProgram.from_table(self.program, TapeParameters(batch, data, broadcast))
+
+    def forward(self, device, bound: BoundProgram) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Final states ``(B, 2**n)`` and each measurement's values on ``device``."""
+        from qstore_pl.devices.batched.device import threads_for
+
+        fits = self.__dict__.setdefault("_fits", set())
+        if (bound.batch, device.c_dtype) not in fits:  # reading free memory costs ~15 us
+            check_states_fit(device.name, self.num_wires, bound.batch, device.c_dtype)
+            fits.add((bound.batch, device.c_dtype))
+        kernel = device.kernel_for(bound)
+        with threads_for(bound):
+            psi = forward(kernel, bound)
+            values = measure_all(kernel, psi, self.program.measurements, self.num_wires)
+        return psi, values
+
+    def outputs(self, values: list[np.ndarray], batch: int) -> np.ndarray:
+        """The measurements as one ``(B, num_outputs)`` float64 array."""
+        parts = [np.reshape(v, (batch, -1)) for v in values]
+        return np.concatenate(parts, axis=1).astype(np.float64, copy=False)
+
+    def vjp(
+        self,
+        device,
+        bound: BoundProgram,
+        psi: np.ndarray,
+        cotangent: np.ndarray,
+        arrays: Sequence[np.ndarray],
+        wanted: Sequence[int],
+    ) -> list[np.ndarray | None]:
+        """Gradients of ``sum(cotangent * outputs)`` for the arguments in ``wanted``.
+
+        One adjoint sweep for the whole batch; other arguments get ``None``.
+        """
+        from qstore_pl.devices.batched.device import threads_for
+
+        batch, n = bound.batch, self.num_wires
+        cotangent = np.asarray(cotangent, dtype=float).reshape(batch, self.num_outputs)
+        dys, offset = [], 0
+        for size in self.sizes:
+            part = cotangent[:, offset : offset + size]
+            dys.append(part[:, 0] if size == 1 else part)
+            offset += size
+        trainable = self._trainable(wanted)
+        kernel = device.kernel_for(bound)
+        with threads_for(bound):
+            lam = adjoint_states(kernel, psi, self.program.measurements, dys, n)
+            grads = backward(kernel, bound, psi, lam.astype(psi.dtype), trainable)
+        out: list[np.ndarray | None] = [None] * len(arrays)
+        for arg in wanted:
+            slots, index, scale = self._reads[arg]
+            shape = np.shape(arrays[arg])
+            if self.per_sample[arg]:
+                flat = np.zeros((int(np.prod(shape[1:], dtype=int)), batch))
+            else:
+                flat = np.zeros((int(np.prod(shape, dtype=int)), 1))
+            if slots.size:
+                rows = np.stack([grads[self._position_of(j)] for j in slots.tolist()])
+                rows = rows * scale[:, None]  # (slots, B)
+                if not self.per_sample[arg]:
+                    rows = rows.sum(axis=1, keepdims=True)
+                np.add.at(flat, index, rows)
+            out[arg] = (flat.T if self.per_sample[arg] else flat[:, 0]).reshape(shape)
+        return out
+
+    def _position_of(self, slot: int) -> int:
+        cache = self.__dict__.setdefault("_positions", {})
+        if slot not in cache:
+            op_index = self.program.param_ops[slot]
+            cache[slot] = self.program.position[op_index]
+        return cache[slot]
+
+    def _trainable(self, wanted: Sequence[int]) -> frozenset[int]:
+        key = tuple(sorted(wanted))
+        cache = self.__dict__.setdefault("_trainable_sets", {})
+        if key not in cache:
+            slots = [j for arg in key for j in self._reads[arg][0].tolist()]
+            cache[key] = frozenset(self._position_of(j) for j in slots)
+        return cache[key]

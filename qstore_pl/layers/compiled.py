@@ -1,0 +1,387 @@
+"""The compiled path of framework layers: record the circuit once, bind arrays per call.
+
+Through a QNode, every call of a layer builds a tape, converts its parameters and
+preprocesses it (about 2 ms of Python at 4-8 qubits, more than the simulation). A
+layer on ``qstore.router`` instead records its circuit once per structure (input
+shape, weight shapes) with placeholder symbols, decomposes it for the batched engine,
+and keeps where each gate's angle comes from. Each call then binds the batch's inputs
+and weights straight into the engine's compiled plans through the router's
+:class:`~qstore_pl.router.execution.compiled.CompiledDoor` (routing, logging, tracker
+and callbacks as for any routed run), and the backward pass is one adjoint sweep.
+
+The recording must mean the same circuit for every input. It refuses, and the layer
+takes the QNode path with one warning naming why, when the circuit does anything with
+an input or weight other than pass it (scaled by a constant) into a gate: arithmetic,
+comparisons (Python control flow), conversion to a number (input-dependent wires), as
+well as when the first real call's circuit differs from the recording, and when the
+router picks a backend that runs tapes only (lightning at width, IonQ, shots).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+
+import autoray
+import numpy as np
+import pennylane as qml
+from pennylane.devices.preprocess import decompose
+from pennylane.measurements import ExpectationMP, MeasurementProcess, ProbabilityMP
+from pennylane.tape import QuantumScript
+
+from qstore_pl.circuits.symbol import Symbol
+from qstore_pl.devices.batched.binding import AngleSource, ValueProgram
+from qstore_pl.devices.batched.device import _supported_gate
+from qstore_pl.interfaces.host import HostFunction
+from qstore_pl.router.execution.compiled import CompiledCircuit, CompiledForward, Refusal
+
+#: The QNode argument that takes the layer's data (TorchLayer's convention).
+INPUT_ARG = "inputs"
+#: Differentiation methods the compiled path gives the same derivatives for.
+_DEVICE_METHODS = ("best", "adjoint", "device")
+
+
+class CompiledPathWarning(UserWarning):
+    """A layer's circuit runs through its QNode instead of the compiled path (says why)."""
+
+
+class StructureDependsOnValues(TypeError):
+    """The circuit did something with a symbol other than pass it into a gate."""
+
+
+class _TracingSymbol(Symbol):
+    """A Symbol that refuses every use of its value except scaling.
+
+    A plain Symbol is a NaN float: ``x > 0`` is silently ``False``. Recording must
+    never silently pick a branch, so comparisons, truth values, conversions and
+    arithmetic other than scaling raise.
+    """
+
+    def _refuse(self, *_args, **_kwargs):
+        raise StructureDependsOnValues(
+            f"the circuit uses the value of {self!r} (a comparison, conversion or "
+            "arithmetic other than scaling by a constant)"
+        )
+
+    __lt__ = __le__ = __gt__ = __ge__ = _refuse
+    __bool__ = __int__ = __index__ = __float__ = __round__ = __trunc__ = _refuse
+    __floor__ = __ceil__ = __abs__ = __pow__ = __rpow__ = __mod__ = __rmod__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __rtruediv__ = __floordiv__ = _refuse
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Symbol):
+            return Symbol.__eq__(self, other)
+        return self._refuse()
+
+    def __ne__(self, other) -> bool:
+        return not self == other
+
+    __hash__ = Symbol.__hash__
+
+    def _scaled(self, factor) -> Symbol:
+        scaled = Symbol._scaled(self, factor)
+        return _TracingSymbol(scaled.name, scaled.index, scaled.scale)
+
+    def __reduce__(self):
+        return (_TracingSymbol, (self.name, self.index, self.scale))
+
+
+autoray.register_backend(_TracingSymbol, "builtins")
+
+
+def _placeholder(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    array = np.empty(shape, dtype=object)
+    for index in np.ndindex(*shape):
+        array[index] = _TracingSymbol(name, index)
+    return array
+
+
+def _engine_gate(op) -> bool:
+    """Gates a value program runs: fixed ones, and one-angle gates with a generator."""
+    if op.num_params == 0:
+        return _supported_gate(op)
+    return op.num_params == 1 and op.has_generator and _supported_gate(op)
+
+
+def _as_symbol(value) -> Symbol | None:
+    if isinstance(value, Symbol):
+        return value
+    if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 0:
+        item = value.item()
+        return item if isinstance(item, Symbol) else None
+    return None
+
+
+def _device_tape(tape: QuantumScript, wires) -> QuantumScript:
+    """``tape`` decomposed for the engine, on wire indices ``0 .. n-1`` of ``wires``."""
+    (tape,), _ = decompose(tape, stopping_condition=_engine_gate, name="compiled layer")
+    return tape.map_to_standard_wires() if wires is None else _on_indices(tape, wires)
+
+
+def _on_indices(tape: QuantumScript, wires) -> QuantumScript:
+    (mapped,), _ = qml.map_wires(tape, {w: i for i, w in enumerate(wires)})
+    return mapped
+
+
+def refusal_for_qnode(qnode: qml.QNode) -> Refusal | None:
+    """Why ``qnode``'s settings keep it off the compiled path, or ``None``."""
+    if qnode.diff_method not in _DEVICE_METHODS:
+        return Refusal(f"diff_method={qnode.diff_method!r} (the compiled path is adjoint)")
+    if qnode.shots:
+        return Refusal("finite shots (the compiled path computes exact values)")
+    if qnode.execute_kwargs.get("max_diff", 1) != 1:
+        return Refusal("max_diff > 1 (higher derivatives)")
+    if len(qnode.compile_pipeline):
+        return Refusal("the QNode carries transforms")
+    if qnode.device.wires is None:
+        return Refusal("the device has no fixed wires")
+    return None
+
+
+def record(
+    qnode: qml.QNode, arrays: Sequence[np.ndarray], weight_names: Sequence[str]
+) -> tuple[CompiledCircuit, str] | Refusal:
+    """Record ``qnode``'s circuit for arrays shaped like ``arrays`` (inputs first, batched).
+
+    Returns the compiled circuit and how the function returns its measurements
+    (``"single"``, ``"list"`` or ``"tuple"``), or a :class:`Refusal`.
+    """
+    names = [INPUT_ARG, *weight_names]
+    shapes = [tuple(np.shape(arrays[0])[1:]), *(tuple(np.shape(a)) for a in arrays[1:])]
+    placeholders = {name: _placeholder(name, shape) for name, shape in zip(names, shapes)}
+    try:
+        with qml.queuing.AnnotatedQueue() as queue:
+            returned = qnode.func(**placeholders)
+        tape = _device_tape(QuantumScript.from_queue(queue), qnode.device.wires)
+    except Exception as err:  # whatever a symbol cannot express: the QNode path can
+        return Refusal(f"recording the circuit failed: {type(err).__name__}: {err}")
+    returns = _return_kind(returned)
+    if returns is None:
+        return Refusal("the circuit function returns something other than measurements")
+    arg_of = {name: i for i, name in enumerate(names)}
+    sources: list[AngleSource | None] = []
+    params: list[float] = []
+    for op in tape.operations:
+        for value in op.data:
+            symbol = _as_symbol(value)
+            if symbol is not None:
+                arg = arg_of[symbol.name]
+                index = int(np.ravel_multi_index(symbol.index, shapes[arg])) if symbol.index else 0
+                sources.append(AngleSource(arg, index, symbol.scale))
+                params.append(0.0)
+                continue
+            array = np.asarray(value)
+            if array.dtype.kind not in "fiu" or array.ndim or not np.isfinite(array):
+                return Refusal(f"{op.name} takes {array.dtype} data the recording cannot bind")
+            sources.append(None)
+            params.append(float(array))
+    for mp in tape.measurements:
+        reason = _measurement_refusal(mp)
+        if reason:
+            return Refusal(reason)
+    n = len(qnode.device.wires)
+    concrete = tape.bind_new_parameters(params, list(range(len(params))))
+    full = QuantumScript(
+        [qml.Identity(wires=range(n)), *concrete.operations], concrete.measurements
+    )  # the identity fixes the width: probs() of every wire, as the device has them
+    per_sample = [True] + [False] * len(weight_names)
+    try:
+        program = ValueProgram(full, sources, per_sample)
+    except (ValueError, NotImplementedError) as err:
+        return Refusal(str(err))
+    trainable = tuple(j for j, s in enumerate(sources) if s is not None)
+    label = getattr(qnode.func, "__name__", "circuit")
+    return CompiledCircuit(label, program, trainable), returns
+
+
+def return_kind(
+    qnode: qml.QNode, inputs: np.ndarray, weights: dict
+) -> tuple[str, list[tuple[int, ...]]]:
+    """How ``qnode``'s function returns its measurements, and each one's shape per sample.
+
+    ``"single"`` (one measurement), ``"list"`` or ``"tuple"``, from one call of the
+    function on ``inputs`` (nothing runs on a device).
+    """
+    with qml.queuing.AnnotatedQueue():
+        returned = qnode.func(**{INPUT_ARG: inputs}, **weights)
+    kind = _return_kind(returned)
+    parts = [returned] if isinstance(returned, MeasurementProcess) else list(returned)
+    n = len(qnode.device.wires)
+    return kind or "list", [tuple(mp.shape(num_device_wires=n)) for mp in parts]
+
+
+def _return_kind(returned) -> str | None:
+    if isinstance(returned, MeasurementProcess):
+        return "single"
+    if isinstance(returned, list | tuple) and all(
+        isinstance(r, MeasurementProcess) for r in returned
+    ):
+        return "list" if isinstance(returned, list) or len(returned) == 1 else "tuple"
+    return None
+
+
+def _measurement_refusal(mp: MeasurementProcess) -> str | None:
+    if isinstance(mp, ProbabilityMP) and mp.obs is None:
+        return None
+    if isinstance(mp, ExpectationMP) and mp.obs is not None:
+        if any(_as_symbol(d) is not None or _holds_symbol(d) for d in mp.obs.data):
+            return "an observable depends on the inputs or weights"
+        return None
+    return f"{type(mp).__name__} (the compiled path differentiates expval and probs)"
+
+
+def _holds_symbol(value) -> bool:
+    return isinstance(value, np.ndarray) and value.dtype == object
+
+
+def verify(
+    qnode: qml.QNode, circuit: CompiledCircuit, arrays: Sequence[np.ndarray], weight_names
+) -> Refusal | None:
+    """Compare the recording with the circuit the QNode builds for real ``arrays``.
+
+    A circuit whose gates or angles depend on the inputs in a way the recording did
+    not see (branching on a derived value) differs here, once per structure.
+    """
+    kwargs = {INPUT_ARG: arrays[0], **dict(zip(weight_names, arrays[1:], strict=True))}
+    try:
+        real = _device_tape(qml.tape.make_qscript(qnode.func)(**kwargs), qnode.device.wires)
+    except Exception as err:
+        return Refusal(f"the circuit fails on real values: {type(err).__name__}: {err}")
+    recorded = circuit.program.tape.operations[1:]
+    ops = real.operations
+    same = len(ops) == len(recorded) and all(
+        a.name == b.name and a.wires == b.wires for a, b in zip(ops, recorded)
+    )
+    same = same and [m.hash for m in real.measurements] == [
+        m.hash for m in circuit.program.tape.measurements
+    ]
+    if same:
+        table = circuit.program.bind(arrays).parameters[0].data
+        values = [np.asarray(d, dtype=float) for op in ops for d in op.data]
+        batch = np.shape(arrays[0])[0]
+        same = len(values) == len(table) and all(
+            np.allclose(np.broadcast_to(v, (batch,)), np.broadcast_to(t[0], (batch,)))
+            for v, t in zip(values, table)
+        )
+    if not same:
+        return Refusal(
+            "the circuit built from real inputs differs from its recording (its gates, "
+            "wires or angles depend on input values)"
+        )
+    return None
+
+
+class CompiledHostFunction(HostFunction):
+    """A layer's circuit on the compiled path, with the QNode path as its fallback.
+
+    The same interface as :class:`HostFunction` (arguments ``(inputs, *weights)``,
+    value ``(batch, n_outputs)``), so the framework bridges work unchanged.
+
+    Parameters
+    ----------
+    qnode : qml.QNode
+        On ``qstore.router``; its function takes ``inputs`` and the weights.
+    weight_names : Sequence[str]
+        The weight arguments, in the order the layer passes them.
+    fallback : HostFunction
+        The QNode path, for what the compiled path cannot run.
+    """
+
+    def __init__(self, qnode: qml.QNode, weight_names: Sequence[str], fallback: HostFunction):
+        super().__init__(self._value, diff_argnums=fallback._diff_argnums)
+        self.qnode = qnode
+        self.weight_names = list(weight_names)
+        self.fallback = fallback
+        self._door = qnode.device.compiled
+        self._entries: dict[tuple, tuple[CompiledCircuit, str] | Refusal] = {}
+        self._warned: set[str] = set()
+        self.last_path: str | None = None
+
+    def returns(self, arrays: Sequence[np.ndarray]) -> str | None:
+        """How the circuit function returns its measurements, once recorded."""
+        entry = self._entries.get(_key(arrays))
+        return None if entry is None or isinstance(entry, Refusal) else entry[1]
+
+    def _value(self, *arrays):
+        run = self._run(arrays, keep_vjp=False)
+        if isinstance(run, Refusal):
+            return self.fallback.forward(*arrays)
+        return run.values
+
+    def forward_and_vjp(self, *arrays) -> tuple[np.ndarray, Callable[[np.ndarray], tuple]]:
+        arrays = tuple(np.asarray(a, dtype=np.float64) for a in arrays)
+        run = self._run(arrays, keep_vjp=True)
+        if isinstance(run, Refusal):
+            return self.fallback.forward_and_vjp(*arrays)
+        wanted = self.argnums(len(arrays))
+        door = self._door
+
+        def vjp(cotangent) -> tuple[np.ndarray, ...]:
+            grads = door.vjp(run, cotangent, arrays, wanted)
+            return tuple(np.zeros_like(a) if g is None else g for g, a in zip(grads, arrays))
+
+        return run.values, vjp
+
+    def _run(self, arrays, keep_vjp: bool) -> CompiledForward | Refusal:
+        key = _key(arrays)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = self._compile(arrays)
+        if isinstance(entry, Refusal):
+            return self._refused(entry)
+        run = self._door.forward(entry[0], arrays, keep_vjp)
+        if isinstance(run, Refusal):
+            return self._refused(run)
+        if self.last_path != "compiled":
+            self.last_path = "compiled"
+            self._door.note_path(self.qnode.func, "compiled")
+        return run
+
+    def _compile(self, arrays) -> tuple[CompiledCircuit, str] | Refusal:
+        if np.ndim(arrays[0]) < 2 or not np.shape(arrays[0])[0]:
+            return Refusal("the inputs have no batch axis")
+        recorded = refusal_for_qnode(self.qnode) or record(self.qnode, arrays, self.weight_names)
+        if isinstance(recorded, Refusal):
+            return recorded
+        return verify(self.qnode, recorded[0], arrays, self.weight_names) or recorded
+
+    def _refused(self, refusal: Refusal) -> Refusal:
+        path = f"qnode ({refusal.reason})"
+        if self.last_path != path:
+            self.last_path = path
+            self._door.note_path(self.qnode.func, path)
+        if refusal.reason not in self._warned:
+            self._warned.add(refusal.reason)
+            name = getattr(self.qnode.func, "__name__", "circuit")
+            warnings.warn(
+                f"{name}: this layer runs through its QNode, not the compiled path: "
+                f"{refusal.reason}. Values and gradients are the same, only slower; pass "
+                "compiled=False to the layer to silence this.",
+                CompiledPathWarning,
+                stacklevel=4,
+            )
+        return refusal
+
+
+def _key(arrays) -> tuple:
+    return tuple(np.shape(a)[1:] if i == 0 else np.shape(a) for i, a in enumerate(arrays))
+
+
+def compiled_host_function(
+    qnode: qml.QNode, weight_names: Sequence[str], fallback: HostFunction, enabled: bool = True
+) -> HostFunction:
+    """``fallback`` on the compiled path where it applies (a QNode on ``qstore.router``)."""
+    if not enabled or not hasattr(qnode.device, "compiled"):
+        return fallback
+    return CompiledHostFunction(qnode, weight_names, fallback)
+
+
+__all__ = [
+    "CompiledHostFunction",
+    "CompiledPathWarning",
+    "compiled_host_function",
+    "record",
+    "refusal_for_qnode",
+    "return_kind",
+    "verify",
+]

@@ -1,0 +1,78 @@
+"""The compiled path of the Keras layers on the active Keras backend.
+
+Runs in-process (TensorFlow) and, through tests/keras/test_keras_backends.py, under JAX
+and torch: values and gradients must equal the QNode path's and default.qubit's.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pennylane as qml
+import pytest
+
+from keras_backends.backend_grad import layer_gradients
+from qstore_pl.keras import KerasLayer, QuantumLayer
+from qstore_pl.layers.compiled import CompiledPathWarning
+
+N = 3
+SHAPES = {"weights": (2, N, 3)}
+
+
+def circuit(inputs, weights):
+    qml.AngleEmbedding(inputs, wires=range(N), rotation="X")
+    qml.StronglyEntanglingLayers(weights, wires=range(N))
+    qml.RY(-2.0 * inputs[..., 2], wires=1)
+    return [qml.expval(qml.Z(0)), qml.expval(qml.Y(1) @ qml.Z(2)), qml.probs(wires=[1, 2])]
+
+
+def squared(inputs, weights):
+    qml.RX(inputs[..., 0] ** 2, wires=0)
+    qml.StronglyEntanglingLayers(weights, wires=range(N))
+    return [qml.expval(qml.Z(i)) for i in range(N)]
+
+
+def make(fn, device, compiled=True):
+    init = {"weights": {"initializer": keras.initializers.RandomUniform(0.0, 3.0, seed=3)}}
+    qnode = qml.QNode(fn, device)
+    layer = KerasLayer(qnode, SHAPES, weight_specs=init, compiled=compiled)
+    layer.build((None, N))
+    return layer
+
+
+def run(layer, x, cotangent):
+    y = np.asarray(keras.ops.convert_to_numpy(layer(x)), dtype=np.float64)
+    return [y, *layer_gradients(layer, x, cotangent)]
+
+
+def flat(result):
+    value, gx, gw = result
+    return [value, gx, *gw]
+
+
+@pytest.mark.parametrize("fn", [circuit, squared])
+def test_compiled_keras_layer_equals_the_qnode_path_and_default_qubit(fn):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, np.pi, (5, N)).astype("float32")
+    router = qml.device("qstore.router", wires=N, precision="double")
+    compiled = make(fn, router)
+    layers = [compiled, make(fn, router, compiled=False)]
+    layers.append(make(fn, qml.device("default.qubit", wires=N), compiled=False))
+    cotangent = rng.normal(size=(5, compiled.output_dim)).astype("float32")
+    if fn is squared:
+        with pytest.warns(CompiledPathWarning, match="uses the value of"):
+            results = [flat(run(layer, x, cotangent)) for layer in layers]
+    else:
+        results = [flat(run(layer, x, cotangent)) for layer in layers]
+    for other in results[1:]:
+        for got, want in zip(results[0], other):
+            np.testing.assert_allclose(got, want, atol=2e-6, rtol=1e-5)
+    path = compiled._host.last_path
+    assert path == "compiled" if fn is circuit else path.startswith("qnode (")
+
+
+def test_quantum_layer_keeps_the_opt_out_in_its_config():
+    layer = QuantumLayer(n_qubits=N, depth=1, compiled=False)
+    assert layer.get_config()["compiled"] is False
+    assert QuantumLayer.from_config(layer.get_config()).compiled is False
+    assert QuantumLayer(n_qubits=N, depth=1).compiled is True

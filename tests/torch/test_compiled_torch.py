@@ -1,0 +1,225 @@
+"""The compiled path of torch layers on qstore.router (qstore_pl.layers.compiled).
+
+Values and gradients must be the QNode path's and default.qubit's; circuits the
+recording cannot express must run through the QNode, correctly, with one warning;
+the router's log, tracker, callbacks and explain must see the compiled runs.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pennylane as qml
+import pytest
+import torch
+
+from qstore_pl.callbacks import DeviceCallback
+from qstore_pl.db import StateRecorder, open_store
+from qstore_pl.layers.compiled import CompiledPathWarning
+from qstore_pl.torch import QuantumLayer, TorchLayer
+
+N = 3
+SHAPES = {"weights": (2, N, 3)}
+
+
+def several_measurements(inputs, weights):
+    qml.AngleEmbedding(inputs, wires=range(N), rotation="Y")
+    qml.StronglyEntanglingLayers(weights, wires=range(N))
+    qml.RX(0.5 * inputs[..., 1], wires=2)  # a scaled input feeds a second gate
+    return [
+        qml.expval(qml.Z(0)),
+        qml.expval(qml.X(1) @ qml.Y(2)),
+        qml.expval(qml.Hermitian(np.diag([1.0, -2.0]), wires=1)),
+        qml.probs(wires=[0, 2]),
+    ]
+
+
+def single_expval(inputs, weights):
+    qml.AngleEmbedding(inputs, wires=range(N))
+    qml.StronglyEntanglingLayers(weights, wires=range(N))
+    return qml.expval(qml.Z(1))
+
+
+def pair(inputs, weights):
+    qml.AngleEmbedding(inputs, wires=range(N))
+    qml.StronglyEntanglingLayers(weights, wires=range(N))
+    return qml.expval(qml.Z(0)), qml.expval(qml.Y(2))
+
+
+def router(**kwargs):
+    return qml.device("qstore.router", wires=N, precision="double", **kwargs)
+
+
+def layer(fn, device, compiled=True, seed=0, **qnode_kwargs):
+    torch.manual_seed(seed)
+    qnode = qml.QNode(fn, device, interface="torch", **qnode_kwargs)
+    return TorchLayer(qnode, SHAPES, compiled=compiled)
+
+
+def value_and_grads(model, x, cotangent_seed=1):
+    x = x.detach().clone().requires_grad_(True)
+    model.zero_grad()
+    y = model(x)
+    cot = torch.tensor(np.random.default_rng(cotangent_seed).normal(size=y.shape), dtype=y.dtype)
+    (y * cot).sum().backward()
+    return y.detach(), x.grad, model.qnode_weights["weights"].grad
+
+
+@pytest.mark.parametrize("fn", [several_measurements, single_expval, pair])
+def test_compiled_values_and_gradients_equal_the_qnode_path_and_default_qubit(fn):
+    x = torch.tensor(np.random.default_rng(0).uniform(0, np.pi, (2, 4, N)))  # two batch axes
+    compiled = layer(fn, router())
+    results = [
+        value_and_grads(compiled, x),
+        value_and_grads(layer(fn, router(), compiled=False), x),
+        value_and_grads(layer(fn, qml.device("default.qubit", wires=N)), x),
+    ]
+    assert compiled._compiled_host.last_path == "compiled"
+    for other in results[1:]:
+        for got, want in zip(results[0], other):
+            assert got.shape == want.shape
+            torch.testing.assert_close(got, want, atol=1e-10, rtol=0)
+
+
+def test_float32_batches_keep_their_dtype_and_match_within_single_precision():
+    x = torch.rand(8, N)
+    got = value_and_grads(layer(several_measurements, router()), x)
+    want = value_and_grads(layer(several_measurements, qml.device("default.qubit", wires=N)), x)
+    for a, b in zip(got, want):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a, b, atol=2e-6, rtol=0)
+
+
+def test_quantum_layer_trains_on_the_compiled_path_as_on_the_qnode_path():
+    losses = []
+    for compiled in (True, False):
+        torch.manual_seed(3)
+        q = QuantumLayer(n_qubits=N, depth=2, measurement="probs", compiled=compiled)
+        model = torch.nn.Sequential(q, torch.nn.Linear(q.output_dim, 2))
+        optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
+        x = torch.rand(6, N, generator=torch.Generator().manual_seed(1))
+        y = torch.tensor([0, 1] * 3)
+        run = []
+        for _ in range(3):
+            optimiser.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            optimiser.step()
+            run.append(loss.item())
+        losses.append(run)
+        assert q.compiled is compiled
+    np.testing.assert_allclose(losses[0], losses[1], atol=1e-5)
+
+
+def branch_on_weight(inputs, weights):
+    qml.AngleEmbedding(inputs, wires=range(N))
+    if weights[0, 0, 0] > 0.5:  # Python control flow on a value
+        qml.CNOT([0, 1])
+    qml.StronglyEntanglingLayers(weights, wires=range(N))
+    return [qml.expval(qml.Z(i)) for i in range(N)]
+
+
+def wire_from_weight(inputs, weights):
+    qml.AngleEmbedding(inputs, wires=range(N))
+    qml.RY(0.3, wires=int(weights[0, 0, 0] > 3.0))  # an input-dependent wire
+    qml.StronglyEntanglingLayers(weights, wires=range(N))
+    return [qml.expval(qml.Z(i)) for i in range(N)]
+
+
+def squared_input(inputs, weights):
+    qml.RX(inputs[..., 0] ** 2, wires=0)  # arithmetic a symbol cannot express
+    qml.StronglyEntanglingLayers(weights, wires=range(N))
+    return [qml.expval(qml.Z(i)) for i in range(N)]
+
+
+@pytest.mark.parametrize(
+    ("fn", "reason"),
+    [
+        (branch_on_weight, "uses the value of"),
+        (wire_from_weight, "uses the value of"),
+        (squared_input, "uses the value of"),
+    ],
+)
+def test_value_dependent_circuits_fall_back_to_the_qnode_path_correctly_and_say_so_once(fn, reason):
+    x = torch.tensor(np.random.default_rng(0).uniform(0, np.pi, (5, N)))
+    routed = layer(fn, router())
+    with pytest.warns(CompiledPathWarning, match=reason):
+        got = value_and_grads(routed, x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompiledPathWarning)  # once, not every call
+        again = value_and_grads(routed, x)
+    want = value_and_grads(layer(fn, qml.device("default.qubit", wires=N)), x)
+    for a, b, c in zip(got, again, want):
+        torch.testing.assert_close(a, c, atol=1e-10, rtol=0)
+        torch.testing.assert_close(b, c, atol=1e-10, rtol=0)
+    assert routed._compiled_host.last_path.startswith("qnode (recording the circuit failed")
+    assert all(run.path == "qnode" for run in routed.qnode.device.routing_report().recent)
+
+
+def test_a_backend_the_compiled_path_cannot_drive_runs_the_qnode_path():
+    device = router(backends=["lightning.qubit"])
+    routed = layer(single_expval, device)
+    x = torch.rand(4, N, dtype=torch.float64)
+    with pytest.warns(CompiledPathWarning, match="the router chose 'lightning.qubit'"):
+        got = value_and_grads(routed, x)
+    want = value_and_grads(layer(single_expval, qml.device("default.qubit", wires=N)), x)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+    explanation = str(device.explain(routed.qnode, x, routed.qnode_weights["weights"]))
+    assert "layer path: qnode (the router chose 'lightning.qubit'" in explanation
+
+
+def test_parameter_shift_qnodes_keep_their_method():
+    routed = layer(single_expval, router(), diff_method="parameter-shift")
+    with pytest.warns(CompiledPathWarning, match="diff_method='parameter-shift'"):
+        routed(torch.rand(2, N))
+
+
+class Collector(DeviceCallback):
+    wants_states = True
+
+    def __init__(self):
+        self.records = []
+
+    def on_execution(self, record):
+        self.records.append(record)
+
+
+def test_tracker_log_callbacks_and_explain_see_the_compiled_runs(tmp_path):
+    collector = Collector()
+    store = open_store(path=None)
+    recorder = StateRecorder(store, spool=tmp_path / "spool.sqlite")
+    device = router(callbacks=[collector, recorder])
+    routed = layer(single_expval, device)
+    x = torch.tensor(np.random.default_rng(0).uniform(0, np.pi, (4, N)))
+    with qml.Tracker(device) as tracker:
+        value_and_grads(routed, x)
+    backend = collector.records[0].backend
+    assert backend.startswith("qstore.batched")
+    assert tracker.totals[f"executions:{backend}"] == 8  # forward and VJP, 4 circuits each
+    assert [r.task for r in collector.records] == ["execute", "vjp"]
+    forward = collector.records[0]
+    angles = [op.data[0] for op in forward.tape.operations if op.name == "RX"][:N]
+    np.testing.assert_allclose(np.stack(angles, axis=1), x.numpy(), atol=1e-12)
+    want = _state(x[1].numpy(), routed.qnode_weights["weights"].detach().double().numpy())
+    assert abs(np.vdot(forward.states[1], want)) == pytest.approx(1.0, abs=1e-10)
+    recorder.flush(timeout=30)
+    assert recorder.stats().delivered == 4  # the forward pass's four states
+    hit = store.query_similar(want, top_k=1)[0]
+    assert hit.fidelity == pytest.approx(1.0, abs=1e-6)
+    report = device.routing_report()
+    assert [run.path for run in report.recent] == ["compiled", "compiled"]
+    assert "compiled path" in str(report) and "2 group(s) compiled" in str(report)
+    explanation = str(device.explain(routed.qnode, x, routed.qnode_weights["weights"]))
+    assert "layer path: compiled" in explanation
+
+
+def _state(x, weights):
+    @qml.qnode(qml.device("default.qubit", wires=N))
+    def state():
+        qml.AngleEmbedding(x, wires=range(N))
+        qml.StronglyEntanglingLayers(weights, wires=range(N))
+        return qml.state()
+
+    return state()
