@@ -73,6 +73,11 @@ CREATE TABLE IF NOT EXISTS circuits (
     dtype TEXT
 )""",
     """
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+)""",
+    """
 CREATE TABLE IF NOT EXISTS rejected (
     id TEXT PRIMARY KEY,
     namespace TEXT NOT NULL,
@@ -212,11 +217,25 @@ class Spool:
             self._db.executemany(_INSERT_PENDING, [_row(e) for e in entries])
             self._db.execute("DELETE FROM circuits WHERE id = ?", (circuit_id,))
 
-    def ack_through(self, seq: int) -> None:
+    def ack_through(self, seq: int, count: int) -> None:
         """Forget the states up to position ``seq``: the store has acknowledged them
-        (states are sent in order, so these are exactly the ones sent)."""
+        (states are sent in order, so these are exactly the ones sent); ``count`` of
+        them were stored (the rest were set aside), added to :meth:`delivered`."""
         with self._transaction():
             self._db.execute("DELETE FROM pending WHERE seq <= ?", (seq,))
+            self._db.execute(
+                "INSERT INTO counters (name, value) VALUES ('delivered', ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                (count,),
+            )
+
+    def delivered(self) -> int:
+        """States acknowledged by the store since the spool was created, whichever
+        process delivered them (counted in the transaction that forgets them)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM counters WHERE name = 'delivered'")
+            found = row.fetchone()
+        return found[0] if found else 0
 
     def reject(self, seq: int, entry: EncodedState, error: str) -> None:
         """Move a state the store refuses for good out of the queue, keeping it."""
