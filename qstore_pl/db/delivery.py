@@ -43,7 +43,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,7 @@ _POLL = 0.1
 #: Seconds the child waits for its delivery thread to finish a round when stopped.
 _STOP_WAIT = 5.0
 #: The store methods a training process may call in the child.
-_BACKEND_METHODS = frozenset({"upsert", "query", "fetch", "delete", "counts", "page"})
+_BACKEND_METHODS = frozenset({"upsert", "query", "fetch", "delete", "counts", "page", "sync"})
 
 
 class _ChildGone(Exception):
@@ -293,6 +293,9 @@ class RemoteBackend:
 
         return scan_pages(page)
 
+    def sync(self) -> None:
+        self._process.call("backend", "sync")
+
     def close(self) -> None:
         """Nothing to release here: the recorder's ``close()`` stops the child."""
 
@@ -364,7 +367,7 @@ def main(argv: Sequence[str]) -> int:
         recorder.reload_counts()  # the calls spooled before this request
         recorder.flush(timeout)
 
-    handlers = {"flush": flush, "stats": recorder.stats}
+    handlers: dict[str, Callable[..., Any]] = {"flush": flush, "stats": recorder.stats}
     looked = time.monotonic()
     while True:
         if time.monotonic() - looked >= _POLL:

@@ -259,7 +259,7 @@ class StateRecorder(DeviceCallback):
     def stats(self) -> RecorderStats:
         """Counters of what has been received, spooled, delivered, rejected, skipped."""
         if self._process is not None:
-            return self._process_stats()
+            return self._process_stats(self._process)
         with self._changed:
             return RecorderStats(
                 self._received,
@@ -271,12 +271,12 @@ class StateRecorder(DeviceCallback):
                 self._last_error,
             )
 
-    def _process_stats(self) -> RecorderStats:
+    def _process_stats(self, process: DeliveryProcess) -> RecorderStats:
         """Stats with a delivery process: the spool's counts and what the child saw
         (its last error, circuits it could not simulate) if it answers within a second."""
         waiting, rejected = self.spool.counts()
         try:
-            child = self._process.call("stats", timeout=1.0)
+            child = process.call("stats", timeout=1.0)
             skipped, last_error = child.skipped, child.last_error
         except StoreUnavailableError as err:  # starting, or restarting
             skipped, last_error = 0, str(err)
@@ -502,6 +502,9 @@ class StateRecorder(DeviceCallback):
                 self._acknowledge(seq, 1)
 
     def _acknowledge(self, seq: int, count: int) -> None:
+        # the store's writes reach the disk before the spool forgets them: an
+        # operating-system crash in between loses nothing
+        self.store.sync()
         self.spool.ack_through(seq, count)
         if self._backoff:
             logger.info("state store %s is back; delivering spooled states", self.store.location)

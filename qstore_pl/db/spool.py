@@ -50,6 +50,7 @@ import numpy as np
 
 from qstore_pl.db.store import EncodedState
 from qstore_pl.support import paths
+from qstore_pl.support.stable_storage import fsync_new_entries, missing_directories
 
 SYNC_MODES = ("normal", "full")
 
@@ -149,7 +150,10 @@ class Spool:
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {SYNC_MODES}; got {sync!r}")
         self.path = Path(path)
+        created = missing_directories(self.path)
+        is_new = not self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.sync = sync
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         with self._lock:
@@ -168,6 +172,8 @@ class Spool:
             for name, kind in _ADDED_COLUMNS:
                 if name not in present:
                     self._db.execute(f"ALTER TABLE circuits ADD COLUMN {name} {kind}")
+        if is_new:  # SQLite syncs its log's directory entry, not the database file's
+            fsync_new_entries(self.path, created)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

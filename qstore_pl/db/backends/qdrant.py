@@ -27,6 +27,7 @@ import numpy as np
 from qstore_pl.db.backends.base import Match, Record
 from qstore_pl.db.errors import StoreError, StoreUnavailableError
 from qstore_pl.db.filters import Condition
+from qstore_pl.support.stable_storage import fsync_tree
 
 PREFIX = "qstore_"
 
@@ -207,6 +208,16 @@ class QdrantBackend:
             with_vectors=True,
         )
         return [_record(p) for p in points], offset
+
+    def sync(self) -> None:
+        """Put an embedded store's committed writes on stable storage: fsync every
+        file and directory of its directory (the collections' SQLite files and
+        logs, local mode's ``meta.json``, which it writes without an fsync). Servers
+        and in-memory stores: nothing to do here (a server's durability is its own)."""
+        if self.local_path is None:
+            return
+        with self._lock:  # no write half-way through
+            fsync_tree(self.local_path)
 
     def close(self) -> None:
         self._finalizer()  # closes once, however often it is called
