@@ -6,6 +6,7 @@ StateRecorder adds to a training step.
     python benchmarks/bench_db.py [--sizes 10000 100000] [--qubits 4 8] [--disk-size 10000]
                                   [--filtered-queries 2] [--replay 15000]
     python benchmarks/bench_db.py --overhead-only   # the recorder's cost on a training step
+    python benchmarks/bench_db.py --replay-only [--replay 15000]  # replay, thread and process
 
 Queries: stored states times a random global phase (their nearest neighbour is
 themselves, ranks 2-5 are the hard part) and random states. Filtered queries are
@@ -116,10 +117,12 @@ def store_scale(size: int, n: int, path, filtered_queries: int) -> dict:
     }
 
 
-def replay_speed(count: int, n: int = 4, batch: int = 8) -> dict:
+def replay_speed(count: int, n: int = 4, batch: int = 8, delivery: str = "thread") -> dict:
     """States/s a new recorder sends to an embedded store on disk from a spool that a
     killed process left behind, as this version spools them (calls of ``batch``
-    states: a pickled circuit and the backend's amplitudes, encoded on replay)."""
+    states: a pickled circuit and the backend's amplitudes, encoded on replay), from
+    the recorder's creation to the end of its flush (``delivery="process"``: the
+    delivery process's start-up included)."""
     from qstore_pl.db.spool import CircuitEntry  # here: --overhead-only runs older versions too
 
     rng = np.random.default_rng(2)
@@ -143,14 +146,20 @@ def replay_speed(count: int, n: int = 4, batch: int = 8) -> dict:
         spool.close()
         store = open_store(path=Path(tmp) / "store")
         t0 = time.perf_counter()
-        recorder = StateRecorder(store, spool=Path(tmp) / "spool.sqlite")
+        recorder = StateRecorder(store, spool=Path(tmp) / "spool.sqlite", delivery=delivery)
         recorder.flush()
         seconds = time.perf_counter() - t0
         recorder.close()
         stored = store.stats().states
         store.close()
     states = n_calls * batch
-    return {"states": states, "stored": stored, "seconds": seconds, "per_s": states / seconds}
+    return {
+        "delivery": delivery,
+        "states": states,
+        "stored": stored,
+        "seconds": seconds,
+        "per_s": states / seconds,
+    }
 
 
 def recorder_overhead(n: int = 8, batch: int = 32, steps: int = 20, repeats: int = 7) -> dict:
@@ -292,9 +301,16 @@ def main() -> None:
     parser.add_argument(
         "--overhead-only", action="store_true", help="only the recorder overhead (no json)"
     )
+    parser.add_argument(
+        "--replay-only", action="store_true", help="only the replay speed (no json)"
+    )
     args = parser.parse_args()
     if args.overhead_only:
         print_overhead(recorder_overhead())
+        return
+    if args.replay_only:
+        for mode in ("thread", "process"):
+            print(replay_speed(args.replay, delivery=mode), flush=True)
         return
     rows = []
     for n in args.qubits:
@@ -304,7 +320,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows.append(store_scale(args.disk_size, args.qubits[0], tmp, args.filtered_queries))
         print(rows[-1], flush=True)
-    replay = replay_speed(args.replay)
+    replay = [replay_speed(args.replay, delivery=mode) for mode in ("thread", "process")]
     print(replay, flush=True)
     overhead = None if args.skip_overhead else recorder_overhead()
     header = (
@@ -324,10 +340,11 @@ def main() -> None:
             f"{r['query_ms']:>10.1f}{r['recall_at_5']:>10.3f}{r['filtered_query_ms']:>13.1f}"
             f"{r['filtered_recall_at_5']:>12.3f}"
         )
-    print(
-        f"\nreplay after a crash: {replay['states']} states in {replay['seconds']:.1f} s "
-        f"({replay['per_s']:.0f} states/s) into the embedded store on disk"
-    )
+    for r in replay:
+        print(
+            f"replay after a crash ({r['delivery']}): {r['states']} states in "
+            f"{r['seconds']:.1f} s ({r['per_s']:.0f} states/s) into the embedded store on disk"
+        )
     if overhead:
         print_overhead(overhead)
     RESULTS.parent.mkdir(exist_ok=True)

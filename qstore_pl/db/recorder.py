@@ -19,10 +19,11 @@ What is recorded for an executed circuit (one state per broadcast element):
 
 Durability: :meth:`StateRecorder.on_execution` writes the record to a durable
 :class:`~qstore_pl.db.spool.Spool` (one transaction per call, on the calling thread)
-before it returns, so a crash at any moment loses at most the call in flight. It
-never talks to the store, and it writes the call as it came: the pickled circuit and
-the backend's amplitudes as one blob, a single row; phase fixing, encoding, ids and
-metadata are the recorder thread's work (they cost more than the write itself).
+before it returns, so a killed process loses at most the call in flight (what an
+operating-system crash may lose depends on ``sync``, see below). It never talks to
+the store, and it writes the call as it came: the pickled circuit and the backend's
+amplitudes as one blob, a single row; phase fixing, encoding, ids and metadata are the
+delivery's work (they cost more than the write itself).
 Delivery (encoding, then store writes in batches, removing from the spool what the
 store acknowledged; exponential backoff while the store is down) runs on a thread of
 the recorder or, for an embedded store on disk, in a process of its own (see
@@ -122,8 +123,10 @@ class StateRecorder(DeviceCallback):
     max_backoff : float
         Longest wait, in seconds, between retries while the store is unavailable.
     sync : {"normal", "full"}
-        The spool's commit policy: ``"normal"`` survives a killed process,
-        ``"full"`` also an operating-system crash (an fsync per call).
+        The spool's commit policy: with ``"normal"`` a call survives a killed
+        process when ``on_execution`` returns and an operating-system crash once
+        delivered (after :meth:`flush`); ``"full"`` survives both on return, at the
+        cost of an fsync per call (see :mod:`qstore_pl.db.spool`).
     delivery : {"auto", "process", "thread"}
         Where states are encoded and written to the store: ``"process"``, a child
         process that owns the store while the recorder is open (the store's calls in

@@ -10,7 +10,8 @@ own; with SQLite's defaults that is a disk flush per point (about 60 points/s).
 The embedded store switches its files to write-ahead logging with
 ``synchronous=NORMAL``: thousands of points per second, and a committed write
 survives the process being killed; an operating-system crash or power loss can lose
-the last writes (as for the recorder's spool with ``sync="normal"``).
+the writes since the last checkpoint, unless :meth:`QdrantBackend.sync` has fsynced
+the store's files since (the recorder does before it removes states from its spool).
 """
 
 from __future__ import annotations
