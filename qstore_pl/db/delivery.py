@@ -25,6 +25,9 @@ reads, and writes and deletes by id). The training process holds the only write 
 of a pipe the child watches: when the training process dies the child exits at once,
 releasing the directory, and its unsent states wait in the spool for the next recorder.
 
+The child runs at a lower scheduling priority (``nice`` 10): on a machine with no idle
+core, training keeps the processor and delivery uses what training leaves.
+
 The child is a fresh interpreter (``python -m qstore_pl.db.delivery``), not a fork:
 forking a training process that runs framework threads is unsafe, and
 multiprocessing's spawn re-runs a user's script that has no ``__main__`` guard. It
@@ -64,6 +67,9 @@ _FAILED_STARTS = 3
 _POLL = 0.1
 #: Seconds the child waits for its delivery thread to finish a round when stopped.
 _STOP_WAIT = 5.0
+#: How much lower than training the child runs (``nice``): where both want a core, training wins
+#: it and delivery takes what is left; the spool holds the difference until it is sent.
+_NICENESS = 10
 #: The store methods a training process may call in the child.
 _BACKEND_METHODS = frozenset({"upsert", "query", "fetch", "delete", "counts", "page", "sync"})
 
@@ -341,6 +347,7 @@ def _exit_with_parent(death_read: int) -> None:
 
 def main(argv: Sequence[str]) -> int:
     """Run a delivery process: ``options_json rpc_fd death_fd`` (see :func:`take_over`)."""
+    os.nice(_NICENESS)
     options = json.loads(argv[0])
     connection = Connection(int(argv[1]))
     threading.Thread(target=_exit_with_parent, args=(int(argv[2]),), daemon=True).start()
