@@ -507,7 +507,8 @@ class StateRecorder(DeviceCallback):
     def _acknowledge(self, seq: int, count: int) -> None:
         # the store's writes reach the disk before the spool forgets them: an
         # operating-system crash in between loses nothing
-        self.store.sync()
+        if count:
+            self.store.sync()
         self.spool.ack_through(seq, count)
         if self._backoff:
             logger.info("state store %s is back; delivering spooled states", self.store.location)
