@@ -25,10 +25,10 @@ reads, and writes and deletes by id). The training process holds the only write 
 of a pipe the child watches: when the training process dies the child exits at once,
 releasing the directory, and its unsent states wait in the spool for the next recorder.
 
-The child runs at a lower scheduling priority (``nice`` 10): on a machine with no idle
+Once started, the child runs at a lower scheduling priority (``nice`` 10): on a machine with no idle
 core, training keeps the processor and delivery uses what training leaves.
 
-The child is a fresh interpreter (``python -m qstore_pl.db.delivery``), not a fork:
+The child is a fresh interpreter (``python -m qstore_pl.db.delivery_child``), not a fork:
 forking a training process that runs framework threads is unsafe, and
 multiprocessing's spawn re-runs a user's script that has no ``__main__`` guard. It
 imports PennyLane (spooled circuits are pickled tapes): seconds of start-up during
@@ -40,13 +40,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -63,15 +62,8 @@ logger = logging.getLogger(__name__)
 _TRIES = 3
 #: Children in a row that may die before they are ready before the recorder gives up.
 _FAILED_STARTS = 3
-#: Seconds between the child's looks at the spool for calls the training process added.
-_POLL = 0.1
 #: Seconds the child waits for its delivery thread to finish a round when stopped.
-_STOP_WAIT = 5.0
-#: How much lower than training the child runs (``nice``): where both want a core, training wins
-#: it and delivery takes what is left; the spool holds the difference until it is sent.
-_NICENESS = 10
-#: The store methods a training process may call in the child.
-_BACKEND_METHODS = frozenset({"upsert", "query", "fetch", "delete", "counts", "page", "sync"})
+STOP_WAIT = 5.0
 
 
 class _ChildGone(Exception):
@@ -119,7 +111,7 @@ class DeliveryProcess:
             [
                 sys.executable,
                 "-m",
-                "qstore_pl.db.delivery",
+                "qstore_pl.db.delivery_child",
                 json.dumps(self._options),
                 str(theirs.fileno()),
                 str(self._death_read),
@@ -245,7 +237,7 @@ class DeliveryProcess:
             self._connection.close()
             os.close(self._death_write)  # a child still starting exits now
             try:
-                self._process.wait(timeout=2 * _STOP_WAIT)
+                self._process.wait(timeout=2 * STOP_WAIT)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
@@ -328,82 +320,3 @@ def hand_back(store: Any, process: DeliveryProcess) -> None:
 
     process.hand_back()
     store.backend = QdrantBackend(process.store_path)
-
-
-# ------------------------------------------------------------------ the child
-def _portable(err: Exception) -> Exception:
-    """The exception itself if it pickles, else a StoreError that names it."""
-    try:
-        pickle.dumps(err)
-    except Exception:
-        return StoreError(f"{type(err).__name__}: {err}")
-    return err
-
-
-def _exit_with_parent(death_read: int) -> None:
-    os.read(death_read, 1)  # returns when the training process closes or loses the pipe
-    os._exit(0)  # as if killed: what is not acknowledged waits in the spool
-
-
-def main(argv: Sequence[str]) -> int:
-    """Run a delivery process: ``options_json rpc_fd death_fd`` (see :func:`take_over`)."""
-    os.nice(_NICENESS)
-    options = json.loads(argv[0])
-    connection = Connection(int(argv[1]))
-    threading.Thread(target=_exit_with_parent, args=(int(argv[2]),), daemon=True).start()
-    try:
-        from qstore_pl.db.open import open_store
-        from qstore_pl.db.recorder import StateRecorder
-
-        store = open_store(path=options["store"])
-        recorder = StateRecorder(
-            store,
-            spool=options["spool"],
-            delivery="thread",
-            sync=options["sync"],
-            batch_size=options["batch_size"],
-            max_delay=options["max_delay"],
-            max_backoff=options["max_backoff"],
-        )
-    except Exception as err:
-        connection.send(("error", _portable(err)))
-        return 1
-    connection.send(("ready", None))
-
-    def flush(timeout: float | None) -> None:
-        recorder.reload_counts()  # the calls spooled before this request
-        recorder.flush(timeout)
-
-    handlers: dict[str, Callable[..., Any]] = {"flush": flush, "stats": recorder.stats}
-    looked = time.monotonic()
-    while True:
-        if time.monotonic() - looked >= _POLL:
-            recorder.reload_counts()
-            looked = time.monotonic()
-        if not connection.poll(_POLL):
-            continue
-        try:
-            op, args = connection.recv()
-        except EOFError:
-            os._exit(0)
-        if op == "stop":
-            stopper = threading.Thread(target=recorder._stop)
-            stopper.start()
-            stopper.join(_STOP_WAIT)
-            if not stopper.is_alive():
-                store.close()
-            connection.send(("ok", None))
-            os._exit(0)
-        try:
-            if op == "backend" and args[0] in _BACKEND_METHODS:
-                value = getattr(store.backend, args[0])(*args[1:])
-            else:
-                value = handlers[op](*args)
-        except Exception as err:
-            connection.send(("error", _portable(err)))
-        else:
-            connection.send(("ok", value))
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
