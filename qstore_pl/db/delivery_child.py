@@ -52,6 +52,10 @@ def main(argv: Sequence[str]) -> int:
         from qstore_pl.db.recorder import StateRecorder
 
         store = open_store(path=options["store"])
+        # after the start-up, which the training process waits for, and before the
+        # delivery thread starts: Linux applies nice to the calling thread and the
+        # threads it creates later, not to the threads that exist
+        os.nice(_NICENESS)
         recorder = StateRecorder(
             store,
             spool=options["spool"],
@@ -64,7 +68,6 @@ def main(argv: Sequence[str]) -> int:
     except Exception as err:
         connection.send(("error", _portable(err)))
         return 1
-    os.nice(_NICENESS)  # after the start-up, which the training process waits for
     connection.send(("ready", None))
 
     def flush(timeout: float | None) -> None:
