@@ -433,8 +433,9 @@ class StateRecorder(DeviceCallback):
         return ready - now
 
     def _simulate_circuits(self) -> None:
-        for circuit in self.spool.circuits(_CIRCUITS_PER_ROUND):
-            self.spool.expand(circuit.id, self._states_of(circuit))
+        circuits = self.spool.circuits(_CIRCUITS_PER_ROUND)
+        if circuits:
+            self.spool.expand([(c.id, self._states_of(c)) for c in circuits])
 
     def _states_of(self, circuit: SpooledCircuit) -> list[EncodedState]:
         try:

@@ -228,11 +228,16 @@ class Spool:
             ).fetchall()
         return [_circuit(*row) for row in rows]
 
-    def expand(self, circuit_id: str, entries: Sequence[EncodedState]) -> None:
-        """Replace a spooled call by its states (one transaction)."""
+    def expand(self, calls: Sequence[tuple[str, Sequence[EncodedState]]]) -> None:
+        """Replace spooled calls ``(circuit id, its states)`` by their states, in one
+        transaction: the fewer write transactions the delivery takes, the less often
+        the training thread's append waits for the spool's write lock."""
         with self._transaction():
-            self._db.executemany(_INSERT_PENDING, [_row(e) for e in entries])
-            self._db.execute("DELETE FROM circuits WHERE id = ?", (circuit_id,))
+            rows = [_row(e) for _, entries in calls for e in entries]
+            self._db.executemany(_INSERT_PENDING, rows)
+            self._db.executemany(
+                "DELETE FROM circuits WHERE id = ?", [(circuit_id,) for circuit_id, _ in calls]
+            )
 
     def ack_through(self, seq: int, count: int) -> None:
         """Forget the states up to position ``seq``: the store has acknowledged them
