@@ -6,6 +6,7 @@ StateRecorder adds to a training step.
     python benchmarks/bench_db.py [--sizes 10000 100000] [--qubits 4 8] [--disk-size 10000]
                                   [--filtered-queries 2] [--replay 15000]
     python benchmarks/bench_db.py --overhead-only   # the recorder's cost on a training step
+    python benchmarks/bench_db.py --replay-only [--replay 15000]  # replay, thread and process
 
 Queries: stored states times a random global phase (their nearest neighbour is
 themselves, ranks 2-5 are the hard part) and random states. Filtered queries are
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
 import tempfile
 import time
@@ -115,10 +117,12 @@ def store_scale(size: int, n: int, path, filtered_queries: int) -> dict:
     }
 
 
-def replay_speed(count: int, n: int = 4, batch: int = 8) -> dict:
+def replay_speed(count: int, n: int = 4, batch: int = 8, delivery: str = "thread") -> dict:
     """States/s a new recorder sends to an embedded store on disk from a spool that a
     killed process left behind, as this version spools them (calls of ``batch``
-    states: a pickled circuit and the backend's amplitudes, encoded on replay)."""
+    states: a pickled circuit and the backend's amplitudes, encoded on replay), from
+    the recorder's creation to the end of its flush (``delivery="process"``: the
+    delivery process's start-up included)."""
     from qstore_pl.db.spool import CircuitEntry  # here: --overhead-only runs older versions too
 
     rng = np.random.default_rng(2)
@@ -142,28 +146,39 @@ def replay_speed(count: int, n: int = 4, batch: int = 8) -> dict:
         spool.close()
         store = open_store(path=Path(tmp) / "store")
         t0 = time.perf_counter()
-        recorder = StateRecorder(store, spool=Path(tmp) / "spool.sqlite")
+        recorder = StateRecorder(store, spool=Path(tmp) / "spool.sqlite", delivery=delivery)
         recorder.flush()
         seconds = time.perf_counter() - t0
         recorder.close()
         stored = store.stats().states
         store.close()
     states = n_calls * batch
-    return {"states": states, "stored": stored, "seconds": seconds, "per_s": states / seconds}
+    return {
+        "delivery": delivery,
+        "states": states,
+        "stored": stored,
+        "seconds": seconds,
+        "per_s": states / seconds,
+    }
 
 
 def recorder_overhead(n: int = 8, batch: int = 32, steps: int = 20, repeats: int = 7) -> dict:
     """ms per training step (W1-like: RX encoding, 4 layers, batch 32, new inputs
-    every step) without a recorder, with one whose store is not written meanwhile
-    (``spool``: the synchronous durable write on the training thread alone), and with
-    one forwarding to an in-memory embedded store on its own thread (``deliver``).
+    every step) without a recorder (``plain``), with one whose store is not written
+    meanwhile (``spool``: the synchronous durable write on the training thread alone),
+    with one delivering to an embedded store on disk through its delivery process
+    (``process``, the default for such a store) and with one delivering to an
+    in-memory embedded store on its own thread (``thread``, the only way for a store in
+    memory).
 
-    Blocks of ``steps`` steps are interleaved (plain, spool, deliver, plain, ...) and
-    each recorder is flushed between blocks, untimed; the ratios are of medians over
-    ``repeats`` blocks, so drift on a busy machine hits every variant alike. ``flush``
-    is the median time to flush what a deliver block left, the part of the store's
-    work that did not overlap with training. ``cpu``: the process's CPU time per step
-    (all threads), less sensitive than wall time to other jobs on the machine."""
+    Blocks of ``steps`` steps are interleaved (plain, spool, process, thread, plain,
+    ...) and each recorder is flushed between blocks, untimed; the ratios are of
+    medians over ``repeats`` blocks, so drift on a busy machine hits every variant
+    alike. ``flush_s`` is the median time to flush what a delivering block left, the
+    store's work that did not overlap with training. ``cpu``: the training process's
+    CPU time per step (all its threads), less sensitive than wall time to other jobs
+    on the machine; ``child_cpu_ms``: the delivery process's CPU time per step of the
+    ``process`` blocks (work moved to another core, not removed)."""
     rng = np.random.default_rng(1)
 
     def stepper(callbacks):
@@ -187,18 +202,25 @@ def recorder_overhead(n: int = 8, batch: int = 32, steps: int = 20, repeats: int
             max_delay=3600,
             batch_size=steps * batch + 1,
         )
-        sending = StateRecorder(open_store(path=None), spool=Path(tmp) / "sent.sqlite")
+        by_process = StateRecorder(
+            open_store(path=Path(tmp) / "store"), spool=Path(tmp) / "p.sqlite"
+        )
+        by_thread = StateRecorder(open_store(path=None), spool=Path(tmp) / "t.sqlite")
         variants = {
             "plain": (stepper([]), None),
             "spool": (stepper([held]), held),
-            "deliver": (stepper([sending]), sending),
+            "process": (stepper([by_process]), by_process),
+            "thread": (stepper([by_thread]), by_thread),
         }
+        by_process.flush()  # the delivery process has started
         times: dict[str, list[float]] = {name: [] for name in variants}
         cpu: dict[str, list[float]] = {name: [] for name in variants}
-        flushes = []
+        child_cpu: list[float] = []
+        flushes: dict[str, list[float]] = {"process": [], "thread": []}
         for _ in range(repeats):
             for name, (step, recorder) in variants.items():
                 inputs = rng.uniform(0, np.pi, (steps, batch, n))
+                child0 = process_cpu_seconds(by_process.delivery_pid)
                 t0, c0 = time.perf_counter(), time.process_time()
                 for x in inputs:
                     step(x)
@@ -207,11 +229,15 @@ def recorder_overhead(n: int = 8, batch: int = 32, steps: int = 20, repeats: int
                 if recorder is not None:
                     t0 = time.perf_counter()
                     recorder.flush()
-                    if recorder is sending:
-                        flushes.append(time.perf_counter() - t0)
-        stored = sending.stats().delivered + held.stats().delivered
-        held.close()
-        sending.close()
+                    if name in flushes:
+                        flushes[name].append(time.perf_counter() - t0)
+                if name == "process":
+                    child = process_cpu_seconds(by_process.delivery_pid) - child0
+                    child_cpu.append(child / steps * 1e3)
+        recorders = (held, by_process, by_thread)
+        stored = sum(r.stats().delivered for r in recorders)
+        for recorder in recorders:
+            recorder.close()
     median = {name: float(np.median(t)) for name, t in times.items()}
     median_cpu = {name: float(np.median(t)) for name, t in cpu.items()}
     return {
@@ -219,31 +245,48 @@ def recorder_overhead(n: int = 8, batch: int = 32, steps: int = 20, repeats: int
         "batch": batch,
         "steps": steps,
         "repeats": repeats,
-        "plain_ms": median["plain"],
-        "spool_ms": median["spool"],
-        "deliver_ms": median["deliver"],
-        "spool_ratio": median["spool"] / median["plain"],
-        "deliver_ratio": median["deliver"] / median["plain"],
+        "ms": median,
+        "ratio": {name: median[name] / median["plain"] for name in median},
         "cpu_ms": median_cpu,
-        "spool_cpu_ratio": median_cpu["spool"] / median_cpu["plain"],
-        "deliver_cpu_ratio": median_cpu["deliver"] / median_cpu["plain"],
-        "flush_s": float(np.median(flushes)),
+        "cpu_ratio": {name: median_cpu[name] / median_cpu["plain"] for name in median},
+        "child_cpu_ms": float(np.median(child_cpu)),
+        "flush_s": {name: float(np.median(f)) for name, f in flushes.items()},
         "states": stored,
         "blocks_ms": times,
     }
 
 
+def process_cpu_seconds(pid: int | None) -> float:
+    """CPU time (user and system) a process has used so far, from /proc (Linux)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def print_overhead(overhead: dict) -> None:
+    labels = {
+        "plain": "no recorder",
+        "spool": "spooling only",
+        "process": "delivering, process (default, store on disk)",
+        "thread": "delivering, thread (store in memory)",
+    }
     print(
         f"recorder overhead, {overhead['qubits']} qubits, batch {overhead['batch']}, median "
-        f"of {overhead['repeats']} interleaved blocks of {overhead['steps']} steps: "
-        f"{overhead['plain_ms']:.1f} ms/step without; spooling only "
-        f"{overhead['spool_ms']:.1f} ms ({overhead['spool_ratio']:.2f}x); spooling and "
-        f"delivering {overhead['deliver_ms']:.1f} ms ({overhead['deliver_ratio']:.2f}x), "
-        f"then {overhead['flush_s']:.2f} s to flush a block's rest "
-        f"({overhead['states']} states stored); CPU per step {overhead['cpu_ms']['plain']:.1f}, "
-        f"{overhead['cpu_ms']['spool']:.1f} ({overhead['spool_cpu_ratio']:.2f}x), "
-        f"{overhead['cpu_ms']['deliver']:.1f} ms ({overhead['deliver_cpu_ratio']:.2f}x)"
+        f"of {overhead['repeats']} interleaved blocks of {overhead['steps']} steps "
+        f"({overhead['states']} states stored):"
+    )
+    print(f"{'':<46}{'ms/step':>9}{'ratio':>8}{'CPU ms':>9}{'CPU ratio':>11}")
+    for name, label in labels.items():
+        print(
+            f"{label:<46}{overhead['ms'][name]:>9.1f}{overhead['ratio'][name]:>7.2f}x"
+            f"{overhead['cpu_ms'][name]:>9.1f}{overhead['cpu_ratio'][name]:>10.2f}x"
+        )
+    flush = overhead["flush_s"]
+    print(
+        f"delivery process CPU per step: {overhead['child_cpu_ms']:.1f} ms (on another "
+        f"core); flush after a block: process {flush['process']:.2f} s, thread "
+        f"{flush['thread']:.2f} s"
     )
 
 
@@ -258,9 +301,16 @@ def main() -> None:
     parser.add_argument(
         "--overhead-only", action="store_true", help="only the recorder overhead (no json)"
     )
+    parser.add_argument(
+        "--replay-only", action="store_true", help="only the replay speed (no json)"
+    )
     args = parser.parse_args()
     if args.overhead_only:
         print_overhead(recorder_overhead())
+        return
+    if args.replay_only:
+        for mode in ("thread", "process"):
+            print(replay_speed(args.replay, delivery=mode), flush=True)
         return
     rows = []
     for n in args.qubits:
@@ -270,7 +320,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows.append(store_scale(args.disk_size, args.qubits[0], tmp, args.filtered_queries))
         print(rows[-1], flush=True)
-    replay = replay_speed(args.replay)
+    replay = [replay_speed(args.replay, delivery=mode) for mode in ("thread", "process")]
     print(replay, flush=True)
     overhead = None if args.skip_overhead else recorder_overhead()
     header = (
@@ -290,10 +340,11 @@ def main() -> None:
             f"{r['query_ms']:>10.1f}{r['recall_at_5']:>10.3f}{r['filtered_query_ms']:>13.1f}"
             f"{r['filtered_recall_at_5']:>12.3f}"
         )
-    print(
-        f"\nreplay after a crash: {replay['states']} states in {replay['seconds']:.1f} s "
-        f"({replay['per_s']:.0f} states/s) into the embedded store on disk"
-    )
+    for r in replay:
+        print(
+            f"replay after a crash ({r['delivery']}): {r['states']} states in "
+            f"{r['seconds']:.1f} s ({r['per_s']:.0f} states/s) into the embedded store on disk"
+        )
     if overhead:
         print_overhead(overhead)
     RESULTS.parent.mkdir(exist_ok=True)

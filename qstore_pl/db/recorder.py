@@ -19,13 +19,17 @@ What is recorded for an executed circuit (one state per broadcast element):
 
 Durability: :meth:`StateRecorder.on_execution` writes the record to a durable
 :class:`~qstore_pl.db.spool.Spool` (one transaction per call, on the calling thread)
-before it returns, so a crash at any moment loses at most the call in flight. It
-never talks to the store, and it writes the call as it came: the pickled circuit and
-the backend's amplitudes as one blob, a single row; phase fixing, encoding, ids and
-metadata are the recorder thread's work (they cost more than the write itself).
-A background thread forwards the spool to the store in batches and removes what
-the store acknowledged; while the store is down it retries with exponential
-backoff; a later recorder on the same spool replays what a killed process left.
+before it returns, so a killed process loses at most the call in flight (what an
+operating-system crash may lose depends on ``sync``, see below). It never talks to
+the store, and it writes the call as it came: the pickled circuit and the backend's
+amplitudes as one blob, a single row; phase fixing, encoding, ids and metadata are the
+delivery's work (they cost more than the write itself).
+Delivery (encoding, then store writes in batches, removing from the spool what the
+store acknowledged; exponential backoff while the store is down) runs on a thread of
+the recorder or, for an embedded store on disk, in a process of its own (see
+:mod:`qstore_pl.db.delivery`: Qdrant local mode is Python, and a thread writing into
+it competes with training for the interpreter lock). A later recorder on the same
+spool replays what a killed process left.
 State ids are fixed when spooled (a call's derive from the call's id) and store
 writes overwrite by id, so nothing is stored twice. See :mod:`qstore_pl.db.spool`
 for the ``sync`` (fsync) policy and what each setting survives.
@@ -46,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qstore_pl.callbacks import DeviceCallback, ExecutionRecord
+from qstore_pl.db import delivery as delivery_process
 from qstore_pl.db import encoding
 from qstore_pl.db.circuits import (
     final_states,
@@ -54,6 +59,7 @@ from qstore_pl.db.circuits import (
     state_wires,
     structure_hash,
 )
+from qstore_pl.db.delivery import DeliveryProcess
 from qstore_pl.db.errors import StateEncodingError, StoreError, StoreUnavailableError
 from qstore_pl.db.spool import CircuitEntry, Spool, SpooledCircuit, default_spool_path
 from qstore_pl.db.store import EncodedState, StateStore, check_metadata
@@ -61,6 +67,7 @@ from qstore_pl.db.store import EncodedState, StateStore, check_metadata
 logger = logging.getLogger(__name__)
 
 FORWARD_TASKS = ("execute", "execute+jacobian", "execute+vjp")
+DELIVERY_MODES = ("auto", "process", "thread")
 _CIRCUITS_PER_ROUND = 16  # circuits simulated between two deliveries
 
 
@@ -116,8 +123,16 @@ class StateRecorder(DeviceCallback):
     max_backoff : float
         Longest wait, in seconds, between retries while the store is unavailable.
     sync : {"normal", "full"}
-        The spool's commit policy: ``"normal"`` survives a killed process,
-        ``"full"`` also an operating-system crash (an fsync per call).
+        The spool's commit policy: with ``"normal"`` a call survives a killed
+        process when ``on_execution`` returns and an operating-system crash once
+        delivered (after :meth:`flush`); ``"full"`` survives both on return, at the
+        cost of an fsync per call (see :mod:`qstore_pl.db.spool`).
+    delivery : {"auto", "process", "thread"}
+        Where states are encoded and written to the store: ``"process"``, a child
+        process that owns the store while the recorder is open (the store's calls in
+        this process go to it; an embedded store on disk only); ``"thread"``, a thread
+        of this process; ``"auto"`` (default), a process for an embedded store on
+        disk, else a thread.
 
     Examples
     --------
@@ -141,7 +156,9 @@ class StateRecorder(DeviceCallback):
         max_delay: float = 0.25,
         max_backoff: float = 5.0,
         sync: str = "normal",
+        delivery: str = "auto",
     ):
+        process = _delivers_in_a_process(store, delivery)
         self.store = store
         self.spool = Spool(spool or default_spool_path(store.location), sync=sync)
         self.tags = [str(t) for t in tags]
@@ -161,14 +178,35 @@ class StateRecorder(DeviceCallback):
         self._widths: set[tuple[str, int]] = set()  # (kind, qubits) the store can hold
         self._warned: set[str] = set()
         self._stopping = False
-        self._thread = threading.Thread(
-            target=self._loop, name="qstore-state-recorder", daemon=True
-        )
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        self._process: DeliveryProcess | None = None
+        self._delivered_before = self.spool.delivered()
+        if process:
+            options = {
+                "spool": str(self.spool.path),
+                "sync": sync,
+                "batch_size": batch_size,
+                "max_delay": max_delay,
+                "max_backoff": max_backoff,
+            }
+            self._process = delivery_process.take_over(store, options)
+        else:
+            self._thread = threading.Thread(
+                target=self._loop, name="qstore-state-recorder", daemon=True
+            )
+            self._thread.start()
         atexit.register(self._at_exit)
 
     def __repr__(self) -> str:
-        return f"StateRecorder(store={self.store.location}, spool={self.spool.path})"
+        where = "thread" if self._process is None else "process"
+        return (
+            f"StateRecorder(store={self.store.location}, spool={self.spool.path}, delivery={where})"
+        )
+
+    @property
+    def delivery_pid(self) -> int | None:
+        """The process id of the delivery process, ``None`` when delivering on a thread."""
+        return None if self._process is None else self._process.pid
 
     # ------------------------------------------------------- training thread
     def on_execution(self, record: ExecutionRecord) -> None:
@@ -203,6 +241,9 @@ class StateRecorder(DeviceCallback):
             The store is still unavailable after ``timeout`` seconds; the states wait
             in the spool and are sent when it is back.
         """
+        if self._process is not None:
+            self._process.call("flush", timeout, timeout=timeout)
+            return
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             self._urgent = True
@@ -220,6 +261,8 @@ class StateRecorder(DeviceCallback):
 
     def stats(self) -> RecorderStats:
         """Counters of what has been received, spooled, delivered, rejected, skipped."""
+        if self._process is not None:
+            return self._process_stats(self._process)
         with self._changed:
             return RecorderStats(
                 self._received,
@@ -231,9 +274,30 @@ class StateRecorder(DeviceCallback):
                 self._last_error,
             )
 
+    def _process_stats(self, process: DeliveryProcess) -> RecorderStats:
+        """Stats with a delivery process: the spool's counts and what the child saw
+        (its last error, circuits it could not simulate) if it answers within a second."""
+        waiting, rejected = self.spool.counts()
+        try:
+            child = process.call("stats", timeout=1.0)
+            skipped, last_error = child.skipped, child.last_error
+        except StoreUnavailableError as err:  # starting, or restarting
+            skipped, last_error = 0, str(err)
+        with self._changed:
+            return RecorderStats(
+                self._received,
+                self._spooled,
+                self.spool.delivered() - self._delivered_before,
+                waiting,
+                rejected,
+                self._skipped + skipped,
+                last_error,
+            )
+
     def close(self, timeout: float | None = 10.0) -> None:
-        """Flush (up to ``timeout`` seconds), then stop the thread. What the store has
-        not acknowledged stays in the spool for the next recorder on it."""
+        """Flush (up to ``timeout`` seconds), then stop the thread or the delivery
+        process (which hands the store back to this process). What the store has not
+        acknowledged stays in the spool for the next recorder on it."""
         if self._stopping:
             return
         try:
@@ -251,7 +315,10 @@ class StateRecorder(DeviceCallback):
             self._stopping = True
             self._changed.notify_all()
         atexit.unregister(self._at_exit)
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
+        if self._process is not None:
+            delivery_process.hand_back(self.store, self._process)
         self.spool.close()
 
     def _capture(
@@ -341,11 +408,19 @@ class StateRecorder(DeviceCallback):
             except Exception:  # the thread must outlive any bug: states wait in the spool
                 logger.exception("StateRecorder: unexpected error; retrying")
                 time.sleep(self._max_backoff)
-            with self._changed:  # the spool is the truth (another process may share it)
-                self._waiting, self._rejected = self.spool.counts()
-                self._urgent = self._urgent and bool(self._waiting)
-                self._oldest = time.monotonic()
-                self._changed.notify_all()
+            self.reload_counts(after_round=True)
+
+    def reload_counts(self, after_round: bool = False) -> None:
+        """Read the waiting and rejected counts from the spool, the truth when another
+        process appends to it (a delivery process calls this to see the training
+        process's calls); ``after_round``: the thread has just sent what was there."""
+        with self._changed:
+            waiting, self._rejected = self.spool.counts()
+            if after_round or not self._waiting:
+                self._oldest = time.monotonic()  # the oldest unsent state's clock starts
+            self._waiting = waiting
+            self._urgent = self._urgent and bool(waiting)
+            self._changed.notify_all()
 
     def _delay(self) -> float | None:
         """Seconds until the next forwarding round; ``None``: until something arrives."""
@@ -358,8 +433,9 @@ class StateRecorder(DeviceCallback):
         return ready - now
 
     def _simulate_circuits(self) -> None:
-        for circuit in self.spool.circuits(_CIRCUITS_PER_ROUND):
-            self.spool.expand(circuit.id, self._states_of(circuit))
+        circuits = self.spool.circuits(_CIRCUITS_PER_ROUND)
+        if circuits:
+            self.spool.expand([(c.id, self._states_of(c)) for c in circuits])
 
     def _states_of(self, circuit: SpooledCircuit) -> list[EncodedState]:
         try:
@@ -430,7 +506,11 @@ class StateRecorder(DeviceCallback):
                 self._acknowledge(seq, 1)
 
     def _acknowledge(self, seq: int, count: int) -> None:
-        self.spool.ack_through(seq)
+        # the store's writes reach the disk before the spool forgets them: an
+        # operating-system crash in between loses nothing
+        if count:
+            self.store.sync()
+        self.spool.ack_through(seq, count)
         if self._backoff:
             logger.info("state store %s is back; delivering spooled states", self.store.location)
         self._backoff = 0.0
@@ -466,6 +546,19 @@ class StateRecorder(DeviceCallback):
         if key not in self._warned:
             self._warned.add(key)
             logger.warning("StateRecorder: %s", message)
+
+
+def _delivers_in_a_process(store: StateStore, delivery: str) -> bool:
+    """Whether a recorder with this ``delivery`` setting delivers through a process."""
+    if delivery not in DELIVERY_MODES:
+        raise ValueError(f"delivery must be one of {DELIVERY_MODES}; got {delivery!r}")
+    on_disk = getattr(store.backend, "local_path", None) is not None
+    if delivery == "process" and not on_disk:
+        raise ValueError(
+            f"delivery='process' needs an embedded store on disk (open_store(path=...)); "
+            f"{store.location} is not one. Use delivery='thread' (or 'auto')."
+        )
+    return delivery == "process" or (delivery == "auto" and on_disk)
 
 
 def _backend_rows(amplitudes: np.ndarray | None, tape) -> np.ndarray | None:

@@ -170,6 +170,11 @@ class StateStore:
         for namespace, records in by_namespace.items():
             self.backend.upsert(namespace, records)
 
+    def sync(self) -> None:
+        """Put what the store has acknowledged on stable storage (the embedded store
+        fsyncs its files; servers and Pinecone guarantee it themselves)."""
+        self.backend.sync()
+
     # ----------------------------------------------------------------- reading
     def query_similar(
         self,

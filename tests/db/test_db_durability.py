@@ -1,7 +1,10 @@
 """Recorded states survive a crash: the recorder spools on the calling thread before
 it returns, and a process SIGKILLed at a random moment (while training, writing to
 the store or replaying an earlier run's spool) loses no handed state and stores none
-twice once a later recorder has replayed its spool."""
+twice once a later recorder has replayed its spool. With an embedded store on disk
+the recorder delivers through a process of its own: killing the training process
+makes it exit and release the store, killing it makes the recorder start another
+that replays the spool; either way every state is stored exactly once."""
 
 import itertools
 import json
@@ -30,17 +33,24 @@ def ansatz(x, w):
 
 
 def train(store_path, spool, log, run: int) -> None:
-    """Train until killed, logging each call once it has returned."""
+    """Train until killed, logging each call once it has returned (and how many states
+    the recorder's delivery process has stored so far)."""
     recorder = StateRecorder(
         open_store(path=store_path), spool=spool, tags=[f"run{run}"], max_delay=0.01
     )
+    assert recorder.delivery_pid is not None  # the default for a store on disk
     circuit = qml.QNode(ansatz, qml.device("qstore.router", wires=N, callbacks=[recorder]))
     rng = np.random.default_rng(run)
     w = rng.uniform(0, np.pi, (2, N, 3))
     with open(log, "w") as out:
         for call in itertools.count():
             circuit(rng.uniform(0, np.pi, (BATCH, N)), w)
-            print(call, file=out, flush=True)  # returned: its states were handed over
+            # returned: its states were handed over
+            print(call, recorder.spool.delivered(), file=out, flush=True)
+
+
+def logged_calls(log: Path) -> list[tuple[int, int]]:
+    return [tuple(map(int, line.split())) for line in log.read_text().splitlines()]
 
 
 def handed_rows(run: int, calls: int) -> set:
@@ -67,19 +77,21 @@ def test_no_state_is_lost_or_stored_twice_across_sigkills_at_random_moments(tmp_
         log = tmp_path / f"run{run}.log"
         child = fork.Process(target=train, args=(store_path, spool, log, run))
         child.start()
-        deadline = time.monotonic() + 60
-        while not (log.exists() and log.read_text()):  # training has begun
+        deadline = time.monotonic() + 180
+        # the first run is killed while its delivery process holds the store (it has
+        # stored states); the others soon after training began, while it is starting
+        while not (log.exists() and log.read_text() and (run or logged_calls(log)[-1][1] > 0)):
             assert child.is_alive(), "the training process died before it started"
             assert time.monotonic() < deadline
             time.sleep(0.01)
         time.sleep(moment)
         os.kill(child.pid, signal.SIGKILL)
         child.join()
-        calls = len(log.read_text().split())
-        expected |= handed_rows(run, calls)
+        expected |= handed_rows(run, len(logged_calls(log)))
 
+    # the next open waits for the last delivery process to exit and release the store
     store = open_store(path=store_path)
-    recorder = StateRecorder(store, spool=spool)
+    recorder = StateRecorder(store, spool=spool, delivery="thread")
     recorder.flush(timeout=120)
     recorder.close()
     stored = Counter(
@@ -91,6 +103,52 @@ def test_no_state_is_lost_or_stored_twice_across_sigkills_at_random_moments(tmp_
     assert max(stored.values()) == 1, "a state was stored twice"
     # at most the call in flight at each kill is stored beyond what the logs show
     assert len(stored) - len(expected) <= KILLS * BATCH
+
+
+def test_a_killed_delivery_process_is_replaced_and_every_state_is_stored_once(tmp_path):
+    """The delivery process SIGKILLed at a random moment while it delivers:
+    training goes on, the recorder starts another process that replays the spool,
+    and the training process's queries (answered by the delivery process) see every
+    state once."""
+    store = open_store(path=tmp_path / "store")
+    recorder = StateRecorder(
+        store, spool=tmp_path / "spool.sqlite", tags=["run0"], max_delay=0.01, batch_size=16
+    )
+    circuit = qml.QNode(ansatz, qml.device("qstore.router", wires=N, callbacks=[recorder]))
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0, np.pi, (2, N, 3))
+    moments = np.random.default_rng().uniform(0.0, 0.5, 1)
+    calls, killed = 0, []
+    try:
+        for moment in moments:
+            delivered, deadline = recorder.spool.delivered(), time.monotonic() + 180
+            while recorder.spool.delivered() == delivered:  # this process delivers
+                circuit(rng.uniform(0, np.pi, (BATCH, N)), w)
+                calls += 1
+                assert time.monotonic() < deadline, "the delivery process stored nothing"
+            end = time.monotonic() + moment
+            while time.monotonic() < end:
+                circuit(rng.uniform(0, np.pi, (BATCH, N)), w)
+                calls += 1
+            killed.append(recorder.delivery_pid)
+            os.kill(killed[-1], signal.SIGKILL)
+        for _ in range(3):
+            circuit(rng.uniform(0, np.pi, (BATCH, N)), w)
+            calls += 1
+        recorder.flush(timeout=300)
+        assert recorder.delivery_pid not in killed
+        stats = recorder.stats()
+        assert (stats.spooled, stats.delivered, stats.waiting) == (calls * BATCH,) * 2 + (0,)
+        stored = Counter(
+            (s.metadata["tags"][0], tuple(np.round(json.loads(s.metadata["parameters"])[:N], 9)))
+            for s in store.states()  # read through the delivery process
+        )
+    finally:
+        recorder.close()
+    assert set(stored) == handed_rows(0, calls)
+    assert max(stored.values()) == 1, "a state was stored twice"
+    assert store.stats().states == calls * BATCH  # the store is back in this process
+    store.close()
 
 
 def test_states_are_in_the_spool_when_on_execution_returns_while_the_store_is_down(tmp_path):
@@ -127,13 +185,13 @@ def test_a_spooled_circuit_and_its_states_are_replayed_once(tmp_path):
     spool = tmp_path / "spool.sqlite"
     store_path = tmp_path / "store"
     store = open_store(path=store_path)
-    first = StateRecorder(store, spool=spool, max_delay=3600)
+    first = StateRecorder(store, spool=spool, max_delay=3600, delivery="thread")
     tape = QuantumScript([qml.RY(np.linspace(0, 3, 5), 0), qml.CNOT([0, 1])], [qml.probs()])
     first.on_execution(ExecutionRecord(tape, None, "execute", "lightning.qubit", None, 0))
     (circuit,) = first.spool.circuits(1)
     store.write(first._states_of(circuit))  # delivered once, the process dies before the ack
     first._stop()  # no flush: the spool keeps the circuit, as after a kill
-    second = StateRecorder(store, spool=spool)
+    second = StateRecorder(store, spool=spool, delivery="thread")
     second.flush(timeout=30)
     second.close()
     assert store.stats().namespaces == {"pure-2q": 5}

@@ -69,5 +69,9 @@ class VectorBackend(Protocol):
     def scan(self, namespace: str, batch_size: int = 256) -> Iterator[Record]:
         """Every record of a namespace, values included."""
 
+    def sync(self) -> None:
+        """Put acknowledged writes on stable storage (a no-op where the service
+        guarantees that itself)."""
+
     def close(self) -> None:
         """Release connections and file locks."""

@@ -147,6 +147,9 @@ class PineconeBackend:
             if not token:
                 return
 
+    def sync(self) -> None:
+        """Nothing to do: Pinecone acknowledges a write once it is durable."""
+
     def close(self) -> None:
         self._index.close()
 

@@ -10,15 +10,17 @@ own; with SQLite's defaults that is a disk flush per point (about 60 points/s).
 The embedded store switches its files to write-ahead logging with
 ``synchronous=NORMAL``: thousands of points per second, and a committed write
 survives the process being killed; an operating-system crash or power loss can lose
-the last writes (as for the recorder's spool with ``sync="normal"``).
+the writes since the last checkpoint, unless :meth:`QdrantBackend.sync` has fsynced
+the store's files since (the recorder does before it removes states from its spool).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,8 +28,13 @@ import numpy as np
 from qstore_pl.db.backends.base import Match, Record
 from qstore_pl.db.errors import StoreError, StoreUnavailableError
 from qstore_pl.db.filters import Condition
+from qstore_pl.support.stable_storage import fsync_tree
 
 PREFIX = "qstore_"
+
+#: Seconds to wait for an embedded store's directory lock: a recorder's delivery
+#: process hands the directory back (or dies with its killed parent) within moments.
+LOCK_WAIT = 10.0
 
 
 class QdrantBackend:
@@ -54,21 +61,18 @@ class QdrantBackend:
     ):
         from qdrant_client import QdrantClient
 
-        try:
-            if url is not None:
-                self._client = QdrantClient(url=url, api_key=api_key)
-                self.location = f"qdrant:{url}"
-            elif path is not None:
-                self._client = QdrantClient(path=str(path))
-                self.location = f"qdrant:{path}"
-            else:
-                self._client = QdrantClient(location=":memory:")
-                self.location = "qdrant::memory:"
-        except RuntimeError as err:  # local mode locks its directory
-            raise StoreError(
-                f"cannot open the embedded store at {path}: {err}. Close the other "
-                "client using it (one process at a time), or use a Qdrant server."
-            ) from err
+        #: The embedded store's directory (``None`` for servers and in-memory stores):
+        #: one process at a time may open it.
+        self.local_path = None if url is not None or path is None else str(path)
+        if url is not None:
+            self._client = QdrantClient(url=url, api_key=api_key)
+            self.location = f"qdrant:{url}"
+        elif path is not None:
+            self._client = _open_local(str(path))
+            self.location = f"qdrant:{path}"
+        else:
+            self._client = QdrantClient(location=":memory:")
+            self.location = "qdrant::memory:"
         self._lock = threading.Lock()  # local mode is not thread-safe
         self._dimensions: dict[str, int] = {}
         # Close when collected or, at the latest, at interpreter exit while imports
@@ -189,24 +193,66 @@ class QdrantBackend:
         }
 
     def scan(self, namespace: str, batch_size: int = 256) -> Iterator[Record]:
+        return scan_pages(lambda offset: self.page(namespace, offset, batch_size))
+
+    def page(self, namespace: str, offset: Any, batch_size: int = 256) -> tuple[list[Record], Any]:
+        """One page of :meth:`scan`: records from ``offset`` (``None``: the first) and
+        the next page's offset (``None`` after the last)."""
         if not self._exists(namespace):
+            return [], None
+        points, offset = self._call(
+            "scroll",
+            self._collection(namespace),
+            limit=batch_size,
+            offset=offset,
+            with_payload=True,
+            with_vectors=True,
+        )
+        return [_record(p) for p in points], offset
+
+    def sync(self) -> None:
+        """Put an embedded store's committed writes on stable storage: fsync every
+        file and directory of its directory (the collections' SQLite files and
+        logs, local mode's ``meta.json``, which it writes without an fsync). Servers
+        and in-memory stores: nothing to do here (a server's durability is its own)."""
+        if self.local_path is None:
             return
-        offset = None
-        while True:
-            points, offset = self._call(
-                "scroll",
-                self._collection(namespace),
-                limit=batch_size,
-                offset=offset,
-                with_payload=True,
-                with_vectors=True,
-            )
-            yield from (_record(p) for p in points)
-            if offset is None:
-                return
+        with self._lock:  # no write half-way through
+            fsync_tree(self.local_path)
 
     def close(self) -> None:
         self._finalizer()  # closes once, however often it is called
+
+
+def scan_pages(page: Callable[[Any], tuple[list[Record], Any]]) -> Iterator[Record]:
+    """Every record of the pages ``page(offset)`` returns, from offset ``None`` until
+    the next offset is ``None`` (:meth:`QdrantBackend.page`, here or in a delivery
+    process)."""
+    offset = None
+    while True:
+        records, offset = page(offset)
+        yield from records
+        if offset is None:
+            return
+
+
+def _open_local(path: str):
+    """A local-mode client on ``path``, waiting up to :data:`LOCK_WAIT` seconds for
+    another process (a recorder's delivery process) to release the directory."""
+    from qdrant_client import QdrantClient
+
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            return QdrantClient(path=path)
+        except RuntimeError as err:  # local mode locks its directory
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"cannot open the embedded store at {path}: {err}. Close the other "
+                    "client using it (one process at a time; a StateRecorder's delivery "
+                    "process holds it until the recorder is closed), or use a Qdrant server."
+                ) from err
+            time.sleep(0.05)
 
 
 def _record(point) -> Record:
