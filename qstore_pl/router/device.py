@@ -161,7 +161,8 @@ class RouterDevice(Device):
     batch). With finite shots, PennyLane's parameter-shift rule runs through the
     router. ``diff_method="backprop"`` (and ``"best"`` with ``max_diff=2`` or
     trainable observable coefficients) runs on default.qubit, as default.qubit's own
-    ``"best"`` would; finite differences and SPSA run in double precision.
+    ``"best"`` would; finite differences and SPSA run in double precision, as does a
+    direct ``dev.execute(tapes)`` without an execution config.
 
     Examples
     --------
@@ -426,7 +427,9 @@ class RouterDevice(Device):
             if task.derivative:
                 reject_complex_trainable(tape)
         needs = {"backprop": interface is not None}
-        needs["differenced"] = differences_values(config)
+        # Without an execution config the caller is running tapes itself, e.g. the
+        # shifted tapes of qml.gradients.finite_diff, whose differences complex64 swamps.
+        needs["differenced"] = execution_config is None or differences_values(config)
         purpose = current_purpose()  # the caller's: jobs may run in other threads
         expected = None  # the derivative this configuration asks for, if any
         if config.gradient_method == "adjoint" and config.use_device_gradient:

@@ -172,3 +172,46 @@ def test_backprop_of_a_sparse_hamiltonian_is_refused_as_default_qubit_refuses_it
     # PennyLane's own message, raised before anything runs (was a TypeError inside RX)
     with pytest.raises(qml.exceptions.QuantumFunctionError, match="does not support backprop"):
         qml.grad(circuit, argnums=0)(qml.numpy.array([0.5]))
+
+
+def test_finite_difference_tapes_run_directly_are_run_in_double_precision():
+    # qml.gradients.finite_diff's tapes through dev.execute(tapes), as PennyLane's
+    # gradient tests do: in complex64 the step's differences were swamped
+    tape = qml.tape.QuantumScript(
+        [qml.RX(0.1, 0), qml.CNOT([0, 1]), qml.RY(-1.6, 1), qml.CNOT([1, 0]), qml.RX(0.6, 0)],
+        [qml.expval(qml.PauliZ(0))],
+        trainable_params=[0, 2],
+    )
+    exact_tapes, exact_fn = qml.gradients.param_shift(tape)
+    expected = exact_fn(qml.device("default.qubit", wires=2).execute(exact_tapes))
+    dev = qml.device("qstore.router", wires=2)
+    tapes, fn = qml.gradients.finite_diff(tape)
+    got = fn(dev.execute(tapes))
+    assert np.allclose(got, expected, atol=1e-5)  # the method's own error is ~h = 1e-7
+    single = {"qstore.batched.c64", "qstore.qsim"}  # the complex64 backends
+    assert not single & set(dev.routing_report().totals)
+
+
+def test_jax_device_vjps_of_a_batch_with_parameterless_tapes(jax_x64):
+    # lightning returns an empty array for a tape without trainable parameters, which
+    # JAX's callback counted as an output ("Mismatched number of outputs")
+    jnp = jax.numpy
+
+    def cost(device, params):
+        tapes = [
+            qml.tape.QuantumScript([qml.Hadamard(0)], [qml.expval(qml.PauliX(0))]),
+            qml.tape.QuantumScript([qml.RY(jnp.array(0.5), 0)], [qml.expval(qml.PauliZ(0))]),
+            qml.tape.QuantumScript(
+                [qml.RY(params[0], 0), qml.RX(params[1], 0)], [qml.expval(qml.PauliZ(0))]
+            ),
+            qml.tape.QuantumScript([qml.RY(jnp.array(0.5), 0)], [qml.probs(wires=[0, 1])]),
+        ]
+        res = qml.execute(tapes, device, diff_method="adjoint", device_vjp=True)
+        return sum(jnp.hstack(jax.tree_util.tree_leaves(res)))
+
+    params = jnp.array([0.1, 0.2])
+    x, y = params
+    router = qml.device("qstore.router", wires=2)
+    assert np.isclose(cost(router, params), 2 + np.cos(0.5) + np.cos(x) * np.cos(y))
+    grad = jax.grad(lambda p: cost(router, p))(params)
+    assert np.allclose(grad, [-np.cos(y) * np.sin(x), -np.cos(x) * np.sin(y)], atol=1e-7)

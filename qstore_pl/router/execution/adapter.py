@@ -168,9 +168,10 @@ class Backend:
         if method == "adjoint":
             config = self._adjoint_config(vjp=True)
             if with_results:
-                out = self.device.execute_and_compute_vjp(tapes, cotangents, config)
-                return numpy_numbers(out)
-            return numpy_numbers(self.device.compute_vjp(tapes, cotangents, config))
+                results, vjps = self.device.execute_and_compute_vjp(tapes, cotangents, config)
+                return numpy_numbers((results, _no_parameters_no_entries(vjps, tapes)))
+            vjps = self.device.compute_vjp(tapes, cotangents, config)
+            return numpy_numbers(_no_parameters_no_entries(vjps, tapes))
         _check_method(method)
         out = self._parameter_shift(tapes, with_results)
         jacs = out[1] if with_results else out
@@ -259,6 +260,13 @@ class Backend:
         if with_results:
             return tuple(results[: len(tapes)]), tuple(jacs)
         return tuple(jacs)
+
+
+def _no_parameters_no_entries(vjps: Sequence[Any], tapes: Sequence[QuantumScript]) -> tuple:
+    """``vjps`` with an empty tuple for each tape without trainable parameters, as
+    default.qubit returns it (lightning returns an empty array, which JAX's callback
+    counts as one output too many)."""
+    return tuple(v if tape.trainable_params else () for v, tape in zip(vjps, tapes))
 
 
 def contract_vjps(jacs: Sequence[Any], cotangents: Sequence[Any], tapes: Sequence[QuantumScript]):
