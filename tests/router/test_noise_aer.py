@@ -1,5 +1,5 @@
 """Noisy circuits routed to Qiskit Aer (``qstore.aer``): default.mixed's values and
-parameter-shift gradients in autograd and torch, chosen by ``auto`` where its time
+parameter-shift gradients in autograd, torch, JAX and TensorFlow, chosen by ``auto`` where its time
 model wins, and trajectories for circuits with shots only."""
 
 from __future__ import annotations
@@ -45,6 +45,23 @@ def _values_and_jacobian(device, diff_method, interface):
             return qml.math.hstack(qnode(x, p))
 
         parts = [stacked(x, p), *qml.jacobian(stacked)(x, p)]
+    elif interface == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)  # as the other JAX tests do
+        x, p = jax.numpy.array(X0), jax.numpy.array(P0)
+
+        def stacked(x, p):
+            return jax.numpy.hstack(qnode(x, p))
+
+        parts = [stacked(x, p), *jax.jacobian(stacked, argnums=(0, 1))(x, p)]
+    elif interface == "tf":
+        import tensorflow as tf
+
+        x, p = tf.Variable(X0, dtype=tf.float64), tf.Variable(P0, dtype=tf.float64)
+        with tf.GradientTape() as tape:
+            out = tf.concat([tf.reshape(r, [-1]) for r in qnode(x, p)], axis=0)
+        parts = [out, *tape.jacobian(out, [x, p])]
     else:
         import torch
 
@@ -58,7 +75,7 @@ def _values_and_jacobian(device, diff_method, interface):
     return np.hstack([np.ravel(np.asarray(part)) for part in parts])
 
 
-@pytest.mark.parametrize("interface", ["autograd", "torch"])
+@pytest.mark.parametrize("interface", ["autograd", "torch", "jax", "tf"])
 @pytest.mark.parametrize("diff_method", ["best", "parameter-shift"])
 def test_values_and_gradients_equal_default_mixed(aer_router, interface, diff_method):
     aer_router.reset_routing_report()
