@@ -148,7 +148,7 @@ class RouterDevice(Device):
     callbacks : Sequence[DeviceCallback], optional
         Called with an :class:`~qstore_pl.callbacks.ExecutionRecord` per circuit run;
         :meth:`add_callback` and :meth:`remove_callback` change them later.
-    seed : int or JAX PRNG key, optional
+    seed : int, numpy.random.Generator, numpy.random.SeedSequence or JAX PRNG key, optional
         Seed for sampling on the backends.
     **config_overrides
         Top-level config keys given directly, e.g. ``precision="double"``.
@@ -831,11 +831,13 @@ def _raise_for_non_number(tape: QuantumScript) -> None:
                 )
 
 
-def _entropy(seed) -> int | list[int] | None:
-    """NumPy's seed for ``seed``: an int, or a JAX PRNG key's numbers (default.qubit
-    takes both)."""
+def _entropy(seed) -> int | list[int] | np.random.Generator | np.random.SeedSequence | None:
+    """NumPy's seed for ``seed``: an int, a NumPy generator or seed sequence, or a JAX
+    PRNG key's numbers (default.qubit takes each)."""
     if seed is None or isinstance(seed, int | np.integer):
         return None if seed is None else int(seed)
+    if isinstance(seed, np.random.Generator | np.random.SeedSequence):
+        return seed
     return [int(v) for v in np.asarray(seed).ravel()]
 
 

@@ -215,3 +215,34 @@ def test_jax_device_vjps_of_a_batch_with_parameterless_tapes(jax_x64):
     assert np.isclose(cost(router, params), 2 + np.cos(0.5) + np.cos(x) * np.cos(y))
     grad = jax.grad(lambda p: cost(router, p))(params)
     assert np.allclose(grad, [-np.cos(y) * np.sin(x), -np.cos(x) * np.sin(y)], atol=1e-7)
+
+
+@pytest.mark.parametrize("device_name", ["qstore.batched", "qstore.router"])
+def test_broadcast_shift_tapes_from_a_prepared_state(device_name):
+    # the rows of a broadcast state preparation came out Fortran-ordered and the
+    # engine refused them
+    params = np.array([0.3, 0.027, 0.42])
+    tape = qml.tape.QuantumScript(
+        [qml.StatePrep(np.array([1.0, -1.0]) / np.sqrt(2), wires=0), qml.Rot(*params, wires=0)],
+        [qml.expval(qml.PauliZ(0))],
+        trainable_params=[1, 2, 3],
+    )
+    tapes, fn = qml.gradients.param_shift(tape, broadcast=True)
+    expected = fn(qml.device("default.qubit", wires=1).execute(tapes))
+    got = fn(qml.device(device_name, wires=1).execute(tapes))
+    assert np.allclose(got, expected, atol=1e-12)
+    assert abs(expected[1]) > 0.5  # a derivative that is not zero
+
+
+def test_a_numpy_generator_seeds_the_router_as_it_seeds_default_qubit():
+    def samples(seed):
+        @qml.qnode(qml.device("qstore.router", wires=1, seed=seed), shots=200)
+        def circuit():
+            qml.Hadamard(0)
+            return qml.sample(qml.PauliZ(0))
+
+        return circuit()
+
+    first = samples(np.random.default_rng(11))
+    assert set(np.unique(first)) == {-1, 1}
+    assert np.array_equal(first, samples(np.random.default_rng(11)))

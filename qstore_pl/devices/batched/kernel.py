@@ -122,7 +122,8 @@ class StateKernel:
     def initial_states(self, batch: int, n: int, initial: np.ndarray | None) -> np.ndarray:
         """``|0...0>`` (or the given state-preparation states) for every circuit."""
         if initial is not None:
-            return np.array(initial, dtype=self.dtype)
+            # C order: concatenated broadcast rows can come out Fortran-ordered
+            return np.array(initial, dtype=self.dtype, order="C")
         states = np.zeros((batch, 2**n), dtype=self.dtype)
         states[:, 0] = 1
         return states
