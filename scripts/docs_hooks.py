@@ -41,8 +41,9 @@ _INCLUDE = re.compile(r"^<!-- readme: (.+?) -->$", re.MULTILINE)
 CONFIG_KEYS_MARKER = "<!-- config-keys -->"
 #: Names of the config loader's tuples of accepted keys.
 CONFIG_KEY_TUPLES = ("_TOP_LEVEL_KEYS", "_BACKEND_KEYS")
-#: An environment variable's name as the README's table writes it.
-_ENV_NAME = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b")
+#: An environment variable's name as the README's table writes it: upper case in
+#: backticks (not every name has an underscore: PYTHONPATH).
+_LISTED_NAME = re.compile(r"`([A-Z][A-Z0-9_]*)`")
 #: Our own variables, wherever the source mentions them.
 _OUR_ENV_NAME = re.compile(r"\bQSTORE_[A-Z0-9_]+\b")
 
@@ -115,7 +116,7 @@ def environment_table(readme: Path = README) -> str:
     if start < 0 or end < start:
         raise PluginError(f"{readme}: the {ENV_START} ... {ENV_END} markers are missing")
     block = text[text.index("\n", start) + 1 : end].strip()
-    listed = set(_ENV_NAME.findall(block))
+    listed = set(_LISTED_NAME.findall(block))
     read = variables_read()
     missing = sorted(read - listed)
     if missing:
