@@ -352,15 +352,19 @@ class CompiledHostFunction(HostFunction):
             self._door.note_path(self.qnode.func, path)
         if refusal.reason not in self._warned:
             self._warned.add(refusal.reason)
-            name = getattr(self.qnode.func, "__name__", "circuit")
-            warnings.warn(
-                f"{name}: this layer runs through its QNode, not the compiled path: "
-                f"{refusal.reason}. Values and gradients are the same, only slower; pass "
-                "compiled=False to the layer to silence this.",
-                CompiledPathWarning,
-                stacklevel=4,
-            )
+            _warn_qnode_path(self.qnode, refusal, stacklevel=5)
         return refusal
+
+
+def _warn_qnode_path(qnode: qml.QNode, refusal: Refusal, stacklevel: int) -> None:
+    name = getattr(qnode.func, "__name__", "circuit")
+    warnings.warn(
+        f"{name}: this layer runs through its QNode, not the compiled path: "
+        f"{refusal.reason}. Values and gradients are the same, only slower; pass "
+        "compiled=False to the layer to silence this.",
+        CompiledPathWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def _key(arrays) -> tuple:
@@ -370,8 +374,18 @@ def _key(arrays) -> tuple:
 def compiled_host_function(
     qnode: qml.QNode, weight_names: Sequence[str], fallback: HostFunction, enabled: bool = True
 ) -> HostFunction:
-    """``fallback`` on the compiled path where it applies (a QNode on ``qstore.router``)."""
+    """``fallback`` on the compiled path where it applies (a QNode on ``qstore.router``).
+
+    A QNode whose settings the compiled path never takes (shots, parameter shift...)
+    gets ``fallback`` itself, with the warning said now: a layer then keeps its own
+    QNode call, whose inputs are not differentiated unless they require it (a
+    parameter-shift rule cannot differentiate a broadcast input).
+    """
     if not enabled or not hasattr(qnode.device, "compiled"):
+        return fallback
+    refusal = refusal_for_qnode(qnode)
+    if refusal is not None:
+        _warn_qnode_path(qnode, refusal, stacklevel=4)
         return fallback
     return CompiledHostFunction(qnode, weight_names, fallback)
 

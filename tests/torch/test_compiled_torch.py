@@ -171,9 +171,13 @@ def test_a_backend_the_compiled_path_cannot_drive_runs_the_qnode_path():
 
 
 def test_parameter_shift_qnodes_keep_their_method():
-    routed = layer(single_expval, router(), diff_method="parameter-shift")
     with pytest.warns(CompiledPathWarning, match="diff_method='parameter-shift'"):
-        routed(torch.rand(2, N))
+        routed = layer(single_expval, router(), diff_method="parameter-shift")
+    assert not routed.compiled  # TorchLayer's own QNode call: inputs are not trained
+    x = torch.rand(2, N)
+    reference = layer(single_expval, qml.device("default.qubit", wires=N))
+    reference.load_state_dict(routed.state_dict())
+    assert torch.allclose(routed(x), reference(x), atol=1e-6)
 
 
 class Collector(DeviceCallback):
