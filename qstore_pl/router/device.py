@@ -81,6 +81,7 @@ from qstore_pl.router.preprocessing.differentiation import (
     needs_backprop,
     reject_complex_traced,
     reject_complex_trainable,
+    reject_differentiable_backward,
     traced,
 )
 from qstore_pl.router.preprocessing.pipeline import build_pipeline
@@ -421,6 +422,8 @@ class RouterDevice(Device):
             config.gradient_method == "backprop" or any(traced(t) for t in circuits)
         ):
             interface = framework_interface(config, circuits)
+        if task.derivative:
+            reject_differentiable_backward(config)
         for tape in circuits:
             if interface is None:  # traced values cannot be read (and need not be)
                 check_parameters(tape)

@@ -246,3 +246,51 @@ def test_a_numpy_generator_seeds_the_router_as_it_seeds_default_qubit():
     first = samples(np.random.default_rng(11))
     assert set(np.unique(first)) == {-1, 1}
     assert np.array_equal(first, samples(np.random.default_rng(11)))
+
+
+def _hessian_circuit(device_name: str, interface: str, **qnode_options):
+    @qml.qnode(qml.device(device_name, wires=2), interface=interface, **qnode_options)
+    def circuit(w):
+        qml.RX(w[0], 0)
+        qml.RY(w[1], 1)
+        qml.CNOT([0, 1])
+        qml.RZ(w[2], 1)
+        return qml.expval(qml.PauliX(1) @ qml.PauliY(0))
+
+    return circuit
+
+
+W_HESSIAN = np.array([0.4, 0.7, 0.3])
+
+
+def test_autograd_differentiating_a_gradient_backpropagates(jax_x64):
+    # qml.jacobian(qml.grad(f)) with default settings: device derivatives gave zeros
+    def hessian(name):
+        f = _hessian_circuit(name, "autograd")
+        return qml.jacobian(qml.grad(f))(qml.numpy.array(W_HESSIAN, requires_grad=True))
+
+    expected = hessian("default.qubit")
+    assert abs(expected[0, 0]) > 0.1  # not a Hessian of zeros
+    assert np.allclose(hessian("qstore.router"), expected, atol=1e-10)
+
+
+def test_jax_hessian_backpropagates(jax_x64):
+    def hessian(name):
+        return jax.hessian(_hessian_circuit(name, "jax"))(jax.numpy.array(W_HESSIAN))
+
+    expected = hessian("default.qubit")
+    assert abs(expected[0, 0]) > 0.1
+    assert np.allclose(hessian("qstore.router"), expected, atol=1e-10)
+
+
+def test_torch_differentiating_a_backward_pass_raises_with_the_fix():
+    torch = pytest.importorskip("torch")
+    w = torch.tensor(W_HESSIAN, requires_grad=True)
+    with pytest.raises(qstore_pl.exceptions.InvalidParameterError, match="max_diff=2"):
+        torch.autograd.functional.hessian(_hessian_circuit("qstore.router", "torch"), w)
+    expected = torch.autograd.functional.hessian(_hessian_circuit("default.qubit", "torch"), w)
+    fixed = _hessian_circuit("qstore.router", "torch", max_diff=2)
+    assert np.allclose(torch.autograd.functional.hessian(fixed, w), expected, atol=1e-10)
+    # a plain backward pass (grad mode off inside it) keeps the router's own derivatives
+    _hessian_circuit("qstore.router", "torch")(w).backward()
+    assert w.grad is not None and torch.any(w.grad != 0)

@@ -14,14 +14,17 @@ give first derivatives of circuit parameters. Some requests need something else:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import numpy as np
 import pennylane as qml
+from autograd.tracer import Box as ArrayBox
 from pennylane.devices import ExecutionConfig
 from pennylane.math import Interface
 from pennylane.tape import QuantumScript
 
+from qstore_pl.devices.execution_config import interface_name
 from qstore_pl.exceptions import InvalidParameterError
 from qstore_pl.router.routing.noise import is_channel
 
@@ -79,7 +82,8 @@ def needs_backprop(config: ExecutionConfig, circuit: QuantumScript) -> bool:
     """Whether ``"best"`` must mean backpropagation for this circuit, as on default.qubit.
 
     Device derivatives are first derivatives of gate parameters only: higher orders
-    (``max_diff=2``) would come out as zeros, and trainable coefficients of a
+    (``max_diff=2``, or autograd differentiating a derivative) would come out as
+    zeros, and trainable coefficients of a
     measured observable are not differentiated by the adjoint method. A circuit with
     noise channels is differentiated as default.mixed's ``"best"`` does it: by
     backpropagation through the density matrix (channel parameters included).
@@ -89,7 +93,57 @@ def needs_backprop(config: ExecutionConfig, circuit: QuantumScript) -> bool:
         or trains_observables(circuit)
         or any(is_channel(op) for op in circuit.operations)
         or traces_complex(circuit)
+        or nests_differentiation(circuit)
     )
+
+
+def nests_differentiation(circuit: QuantumScript) -> bool:
+    """Whether the ML framework differentiates ``circuit``'s parameters more than once
+    at a time (``qml.jacobian(qml.grad(f))``: an autograd box inside a box;
+    ``jax.hessian``: a JVP tracer inside a JVP tracer), which device derivatives cannot
+    give (their own derivative is taken as zero) and backpropagation can."""
+    return any(_differentiation_depth(p) > 1 for op in circuit.operations for p in op.data)
+
+
+def reject_differentiable_backward(config: ExecutionConfig) -> None:
+    """Raise :class:`InvalidParameterError` when torch asks for a derivative of the
+    router's derivative.
+
+    torch differentiates a backward pass (``create_graph=True``, e.g.
+    ``torch.autograd.functional.hessian``) with grad mode on inside it. Device
+    derivatives are first order, so their own derivative would silently be zero, and
+    nothing in the forward pass told the router to backpropagate instead.
+    """
+    if not interface_name(config).startswith("torch") or "torch" not in sys.modules:
+        return
+    import torch
+
+    if torch.is_grad_enabled():
+        raise InvalidParameterError(
+            "torch is differentiating the router's derivative (create_graph=True, e.g. "
+            "a Hessian), and the router's device derivatives are first order: their "
+            "derivative would be zero. Give the QNode diff_method='backprop' or "
+            "max_diff=2, which backpropagate through default.qubit."
+        )
+
+
+# JAX's tracers of forward- and reverse-mode differentiation; a vmap's or jit's tracer
+# in between does not count
+_JAX_DIFFERENTIATING = {"JVPTracer", "LinearizeTracer"}
+
+
+def _differentiation_depth(param) -> int:
+    depth = 0
+    for _ in range(16):  # transformations nest a few levels, never more
+        if isinstance(param, ArrayBox):
+            depth, param = depth + 1, param._value
+        elif type(param).__name__ in _JAX_DIFFERENTIATING:
+            depth, param = depth + 1, param.primal
+        elif type(param).__name__.endswith("Tracer") and hasattr(param, "val"):
+            param = param.val  # vmap's BatchTracer
+        else:
+            break
+    return depth
 
 
 def backprop_fits(circuit: QuantumScript) -> bool:
