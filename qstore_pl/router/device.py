@@ -81,8 +81,8 @@ from qstore_pl.router.preprocessing.differentiation import (
     needs_backprop,
     reject_complex_traced,
     reject_complex_trainable,
-    reject_differentiable_backward,
     traced,
+    warn_differentiable_backward,
 )
 from qstore_pl.router.preprocessing.pipeline import build_pipeline
 from qstore_pl.router.purpose import current_purpose
@@ -423,7 +423,7 @@ class RouterDevice(Device):
         ):
             interface = framework_interface(config, circuits)
         if task.derivative:
-            reject_differentiable_backward(config)
+            warn_differentiable_backward(config)
         for tape in circuits:
             if interface is None:  # traced values cannot be read (and need not be)
                 check_parameters(tape)

@@ -15,6 +15,7 @@ give first derivatives of circuit parameters. Some requests need something else:
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -44,11 +45,14 @@ DIFFERENCED_OPTION = "qstore_differenced"
 
 
 def differences_values(config: ExecutionConfig) -> bool:
-    """Whether derivatives under ``config`` are taken by differencing results: a
-    differencing method, or a shift rule that falls back to one (see
-    :func:`falls_back_to_differences`, recorded in the config's device options)."""
-    return _is_one_of(config.gradient_method, _DIFFERENCING) or bool(
-        config.device_options.get(DIFFERENCED_OPTION, False)
+    """Whether derivatives under ``config`` are taken by differencing results in a way
+    single precision swamps: a differencing method, a shift rule that falls back to one
+    (see :func:`falls_back_to_differences`, recorded in the config's device options),
+    or second-order shifts (``max_diff=2``: differences of differences)."""
+    return (
+        _is_one_of(config.gradient_method, _DIFFERENCING)
+        or bool(config.device_options.get(DIFFERENCED_OPTION, False))
+        or config.derivative_order > 1
     )
 
 
@@ -105,25 +109,31 @@ def nests_differentiation(circuit: QuantumScript) -> bool:
     return any(_differentiation_depth(p) > 1 for op in circuit.operations for p in op.data)
 
 
-def reject_differentiable_backward(config: ExecutionConfig) -> None:
-    """Raise :class:`InvalidParameterError` when torch asks for a derivative of the
-    router's derivative.
+class FirstOrderDerivativeWarning(UserWarning):
+    """torch builds a graph of the router's derivative, whose own derivative is zero."""
 
-    torch differentiates a backward pass (``create_graph=True``, e.g.
-    ``torch.autograd.functional.hessian``) with grad mode on inside it. Device
-    derivatives are first order, so their own derivative would silently be zero, and
-    nothing in the forward pass told the router to backpropagate instead.
+
+def warn_differentiable_backward(config: ExecutionConfig) -> None:
+    """Warn when torch may differentiate the router's derivative.
+
+    torch runs a backward pass with grad mode on when asked to build its graph
+    (``create_graph=True``: a Hessian, but also a Jacobian kept differentiable, as
+    PennyLane's classical Fisher matrix does). Device derivatives are first order: the
+    derivative itself is right, its own derivative would be zero, and nothing in the
+    forward pass told the router to backpropagate instead.
     """
     if not interface_name(config).startswith("torch") or "torch" not in sys.modules:
         return
     import torch
 
     if torch.is_grad_enabled():
-        raise InvalidParameterError(
-            "torch is differentiating the router's derivative (create_graph=True, e.g. "
-            "a Hessian), and the router's device derivatives are first order: their "
-            "derivative would be zero. Give the QNode diff_method='backprop' or "
-            "max_diff=2, which backpropagate through default.qubit."
+        warnings.warn(
+            "torch is building a graph of the router's derivative (create_graph=True): "
+            "the derivative is right, but the router's device derivatives are first "
+            "order, so a derivative of it (e.g. a Hessian) would be zero. For higher "
+            "orders give the QNode diff_method='backprop' or max_diff=2.",
+            FirstOrderDerivativeWarning,
+            stacklevel=2,
         )
 
 
