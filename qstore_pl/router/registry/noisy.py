@@ -66,24 +66,17 @@ def build_default_mixed(options: Mapping[str, Any]):
 # From the same benchmark through qstore.aer (noisy W1, batch 32, on the loaded 2-core
 # machine: 13 ms per circuit at 4 qubits, mostly writing the Qiskit circuit in Python;
 # 0.18 s at 8 qubits, where Aer's C++ density matrix is ~20x default.mixed's NumPy).
-AER_DENSITY_MATRIX_TIME_MODEL = DensityMatrixTimeModel(
-    per_batch=5e-3,
-    per_circuit=1e-3,
-    per_gate=6e-5,
-    per_gate_amplitude=1e-8,
-    per_measurement_amplitude=1e-9,
-    vectorised=False,
-)
-
-# Trajectories: one state-vector simulation per shot.
-AER_TRAJECTORY_TIME_MODEL = TrajectoryTimeModel(
-    per_batch=5e-3,
-    per_circuit=1e-3,
-    per_gate=6e-5,
-    per_gate_amplitude=1e-8,
-    per_measurement_amplitude=1e-9,
-    vectorised=False,
-)
+_AER_COSTS: dict[str, Any] = {
+    "per_batch": 5e-3,
+    "per_circuit": 1e-3,
+    "per_gate": 6e-5,
+    "per_gate_amplitude": 1e-8,
+    "per_measurement_amplitude": 1e-9,
+    "vectorised": False,
+}
+AER_DENSITY_MATRIX_TIME_MODEL = DensityMatrixTimeModel(**_AER_COSTS)
+# Trajectories: the same costs, one state-vector simulation per shot.
+AER_TRAJECTORY_TIME_MODEL = TrajectoryTimeModel(**_AER_COSTS)
 
 
 def build_aer(options: Mapping[str, Any]):
