@@ -22,17 +22,15 @@ import numpy as np
 from pennylane.tape import QuantumScript
 
 from qstore_pl.devices.grouping import TapeGroup, broadcast_size, structure_key
+from qstore_pl.router.execution.compiled import engine_decision
 from qstore_pl.router.execution.executors import SerialExecutor
 from qstore_pl.router.execution.task import Task
-from qstore_pl.router.purpose import current_purpose
 from qstore_pl.router.report import RoutedRun
 
 if TYPE_CHECKING:
     from qstore_pl.router.device import RouterDevice
     from qstore_pl.router.routing.policy import RoutingDecision
 
-#: The PennyLane device whose engine runs circuit-input programs.
-ENGINE = "qstore.batched"
 #: What the routing report says about runs on this path.
 PATH_NOTE = "circuit-input program, no tapes"
 
@@ -74,17 +72,10 @@ def choose_engine(
         group = TapeGroup([0], [representative], key)
     else:
         group = TapeGroup(list(range(batch)), [representative] * batch, key)
-    decision = router._decide(
-        group,
-        Task.EXECUTE,
-        current_purpose(),
-        "vjp" if training else None,
-        backprop=False,
-        differenced=False,
-    )
-    spec = router._specs[decision.backend]
-    if spec.device_name != ENGINE or spec.metered or spec.noise_model is not None:
-        return f"the router chose {decision.backend!r}, which runs tapes only"
+    choice = engine_decision(router, group, training)
+    if isinstance(choice, str):
+        return choice
+    decision, spec = choice
     c_dtype = np.dtype(spec.device_kwargs.get("c_dtype", np.complex128))
     return EngineChoice(decision, decision.backend, c_dtype, key)
 

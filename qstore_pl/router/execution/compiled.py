@@ -34,7 +34,7 @@ from qstore_pl.support.bounded_cache import BoundedCache
 if TYPE_CHECKING:
     from qstore_pl.router.device import RouterDevice
 
-#: The PennyLane device that runs value programs.
+#: The PennyLane device whose engine runs compiled layers and circuit-input programs.
 ENGINE = "qstore.batched"
 
 
@@ -100,6 +100,24 @@ class CompiledForward:
     decision: Any
 
 
+def engine_decision(router: RouterDevice, group: TapeGroup, training: bool) -> tuple | str:
+    """Route ``group`` as a forward pass (a VJP follows when ``training``), as the router
+    routes its own: ``(decision, spec)`` when it chose the batched engine that the
+    compiled doors drive, else why not (a backend that runs tapes only)."""
+    decision = router._decide(
+        group,
+        Task.EXECUTE,
+        current_purpose(),
+        "vjp" if training else None,
+        backprop=False,
+        differenced=False,
+    )
+    spec = router._specs[decision.backend]
+    if spec.device_name != ENGINE or spec.metered or spec.noise_model is not None:
+        return f"the router chose {decision.backend!r}, which runs tapes only"
+    return decision, spec
+
+
 class CompiledDoor:
     """Routes and runs compiled layers' calls on one router.
 
@@ -133,18 +151,11 @@ class CompiledDoor:
         program = circuit.program
         batch = int(np.shape(arrays[program.per_sample.index(True)])[0])
         group = circuit.group(batch)
-        decision = router._decide(
-            group,
-            Task.EXECUTE,
-            current_purpose(),
-            "vjp" if keep_vjp else None,
-            backprop=False,
-            differenced=False,
-        )
+        choice = engine_decision(router, group, keep_vjp)
+        if isinstance(choice, str):
+            return Refusal(choice)
+        decision, spec = choice
         name = decision.backend
-        spec = router._specs[name]
-        if spec.device_name != ENGINE or spec.metered or spec.noise_model is not None:
-            return Refusal(f"the router chose {name!r}, which runs tapes only")
         if not isinstance(router.executor, SerialExecutor):
             return Refusal("the router runs groups on a remote executor")
         start = time.perf_counter()
