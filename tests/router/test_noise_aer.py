@@ -7,14 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pennylane as qml
 import pytest
-from pennylane import numpy as pnp
 
 pytest.importorskip("qiskit_aer", reason="the qiskit extra is not installed")
 
-from qstore_pl.exceptions import UnsupportedCircuitError
+from noise_support import P0, X0, values_and_jacobian
 
-X0 = np.array([0.3, -0.7, 0.5])
-P0 = 0.1
+from qstore_pl.exceptions import UnsupportedCircuitError
 
 
 def noisy(x, p):
@@ -35,55 +33,15 @@ def aer_router():
     return qml.device("qstore.router", wires=2, backends=["qstore.aer"])
 
 
-def _values_and_jacobian(device, diff_method, interface):
-    """Flattened results and Jacobian with respect to the gate angles and ``p``."""
-    qnode = qml.QNode(noisy, device, diff_method=diff_method, interface=interface)
-    if interface == "autograd":
-        x, p = pnp.array(X0, requires_grad=True), pnp.array(P0, requires_grad=True)
-
-        def stacked(x, p):
-            return qml.math.hstack(qnode(x, p))
-
-        parts = [stacked(x, p), *qml.jacobian(stacked)(x, p)]
-    elif interface == "jax":
-        import jax
-
-        jax.config.update("jax_enable_x64", True)  # as the other JAX tests do
-        x, p = jax.numpy.array(X0), jax.numpy.array(P0)
-
-        def stacked(x, p):
-            return jax.numpy.hstack(qnode(x, p))
-
-        parts = [stacked(x, p), *jax.jacobian(stacked, argnums=(0, 1))(x, p)]
-    elif interface == "tf":
-        import tensorflow as tf
-
-        x, p = tf.Variable(X0, dtype=tf.float64), tf.Variable(P0, dtype=tf.float64)
-        with tf.GradientTape() as tape:
-            out = tf.concat([tf.reshape(r, [-1]) for r in qnode(x, p)], axis=0)
-        parts = [out, *tape.jacobian(out, [x, p])]
-    else:
-        import torch
-
-        x = torch.tensor(X0, requires_grad=True)
-        p = torch.tensor(P0, dtype=torch.float64, requires_grad=True)
-
-        def stacked(x, p):
-            return torch.hstack(qnode(x, p))
-
-        parts = [stacked(x, p).detach(), *torch.autograd.functional.jacobian(stacked, (x, p))]
-    return np.hstack([np.ravel(np.asarray(part)) for part in parts])
-
-
 @pytest.mark.parametrize("interface", ["autograd", "torch", "jax", "tf"])
 @pytest.mark.parametrize("diff_method", ["best", "parameter-shift"])
 def test_values_and_gradients_equal_default_mixed(aer_router, interface, diff_method):
     aer_router.reset_routing_report()
-    got = _values_and_jacobian(aer_router, diff_method, interface)
+    got = values_and_jacobian(noisy, aer_router, diff_method, interface)
     mixed = qml.device("default.mixed", wires=2)
     # default.mixed under torch is itself 6e-10 off its autograd values (single-precision
     # steps inside); its autograd values are the double-precision reference
-    want = _values_and_jacobian(mixed, "backprop", "autograd")
+    want = values_and_jacobian(noisy, mixed, "backprop", "autograd")
     assert got.shape == want.shape == (5 + 5 * 4,)
     np.testing.assert_allclose(got, want, atol=1e-10, rtol=0)
     assert any(abs(want[5 + 15 :]) > 1e-3)  # the channel strength's derivatives are there

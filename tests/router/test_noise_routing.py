@@ -8,12 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pennylane as qml
 import pytest
+from noise_support import P0, X0, values_and_jacobian
 from pennylane import numpy as pnp
 
 from qstore_pl.exceptions import UnsupportedCircuitError
-
-X0 = np.array([0.3, -0.7, 0.5])
-P0 = 0.1
 
 
 def noisy(x, p):
@@ -39,52 +37,11 @@ def mixed():
     return qml.device("default.mixed", wires=2)
 
 
-def _values_and_jacobian(device, diff_method, interface):
-    """Flattened results and Jacobian with respect to the gate angles and ``p``."""
-    qnode = qml.QNode(noisy, device, diff_method=diff_method, interface=interface)
-    if interface == "autograd":
-        x, p = pnp.array(X0, requires_grad=True), pnp.array(P0, requires_grad=True)
-
-        def stacked(x, p):
-            return qml.math.hstack(qnode(x, p))
-
-        parts = [stacked(x, p), *qml.jacobian(stacked)(x, p)]
-    elif interface == "torch":
-        import torch
-
-        x = torch.tensor(X0, requires_grad=True)
-        p = torch.tensor(P0, requires_grad=True)
-
-        def stacked(x, p):
-            return torch.hstack(qnode(x, p))
-
-        jac = torch.autograd.functional.jacobian(stacked, (x, p))
-        parts = [stacked(x, p).detach(), *jac]
-    elif interface == "jax":
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
-
-        def stacked(x, p):
-            return jax.numpy.hstack(qnode(x, p))
-
-        x, p = jax.numpy.array(X0), jax.numpy.array(P0)
-        parts = [stacked(x, p), *jax.jacobian(stacked, argnums=(0, 1))(x, p)]
-    else:
-        import tensorflow as tf
-
-        x, p = tf.Variable(X0), tf.Variable(P0)
-        with tf.GradientTape(persistent=True) as tape:
-            result = tf.experimental.numpy.hstack(qnode(x, p))
-        parts = [result, *tape.jacobian(result, [x, p])]
-    return np.hstack([np.ravel(np.asarray(part)) for part in parts])
-
-
 @pytest.mark.parametrize("interface", ["autograd", "torch", "jax", "tf"])
 @pytest.mark.parametrize("diff_method", ["best", "backprop", "parameter-shift"])
 def test_values_and_gradients_equal_default_mixed(router, mixed, interface, diff_method):
-    got = _values_and_jacobian(router, diff_method, interface)
-    want = _values_and_jacobian(mixed, diff_method, interface)
+    got = values_and_jacobian(noisy, router, diff_method, interface)
+    want = values_and_jacobian(noisy, mixed, diff_method, interface)
     # 9 values (expval, 4 probs, var) and their derivatives in 3 angles and p
     assert got.shape == want.shape == (6 + 6 * 4,)
     np.testing.assert_allclose(got, want, atol=1e-12, rtol=0)
