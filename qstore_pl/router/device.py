@@ -29,6 +29,7 @@ import pennylane as qml
 from pennylane.devices import Device, ExecutionConfig, MCMConfig
 from pennylane.devices.modifiers import simulator_tracking, single_tape_support
 from pennylane.exceptions import DeviceError
+from pennylane.math import Interface
 from pennylane.tape import QuantumScript, QuantumScriptBatch
 from pennylane.transforms.core import CompilePipeline
 from pennylane.typing import ResultBatch
@@ -84,6 +85,7 @@ from qstore_pl.router.preprocessing.differentiation import (
     traced,
     warn_differentiable_backward,
 )
+from qstore_pl.router.preprocessing.jax_batching import maps_eagerly
 from qstore_pl.router.preprocessing.pipeline import build_pipeline
 from qstore_pl.router.purpose import current_purpose
 from qstore_pl.router.registry.builtin import resolve_backends
@@ -305,6 +307,8 @@ class RouterDevice(Device):
             )
         elif config.use_device_gradient is None:
             updated["use_device_gradient"] = False
+        if updated["convert_to_numpy"] and maps_eagerly(config, circuit):
+            updated["interface"] = Interface.JAX_JIT  # see jax_batching
         if circuit is not None and falls_back_to_differences(config.gradient_method, circuit):
             updated["device_options"] = {**config.device_options, DIFFERENCED_OPTION: True}
         updated["mcm_config"] = self._setup_mcm_config(config.mcm_config, circuit)
