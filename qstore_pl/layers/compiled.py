@@ -7,14 +7,18 @@ shape, weight shapes) with placeholder symbols, decomposes it for the batched en
 and keeps where each gate's angle comes from. Each call then binds the batch's inputs
 and weights straight into the engine's compiled plans through the router's
 :class:`~qstore_pl.router.execution.compiled.CompiledDoor` (routing, logging, tracker
-and callbacks as for any routed run), and the backward pass is one adjoint sweep.
+and callbacks as for any routed run), and the backward pass is one adjoint sweep. A
+call with no backward pass after it is looked up in the router's result cache first,
+as the router's own executions are.
 
 The recording must mean the same circuit for every input. It refuses, and the layer
 takes the QNode path with one warning naming why, when the circuit does anything with
 an input or weight other than pass it (scaled by a constant) into a gate: arithmetic,
 comparisons (Python control flow), conversion to a number (input-dependent wires), as
 well as when the first real call's circuit differs from the recording, and when the
-router picks a backend that runs tapes only (lightning at width, IonQ, shots).
+router picks a backend that runs tapes only (lightning at width, IonQ, shots). A
+router whose groups go to a Dask cluster runs compiled batches in this process, and
+says so (:data:`~qstore_pl.router.execution.compiled.IN_THIS_PROCESS`).
 """
 
 from __future__ import annotations
@@ -332,9 +336,9 @@ class CompiledHostFunction(HostFunction):
         run = self._door.forward(entry[0], arrays, keep_vjp)
         if isinstance(run, Refusal):
             return self._refused(run)
-        if self.last_path != "compiled":
-            self.last_path = "compiled"
-            self._door.note_path(self.qnode.func, "compiled")
+        if self.last_path != run.path:
+            self.last_path = run.path
+            self._door.note_path(self.qnode.func, run.path)
         return run
 
     def _compile(self, arrays) -> tuple[CompiledCircuit, str] | Refusal:

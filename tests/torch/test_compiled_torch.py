@@ -13,10 +13,11 @@ import numpy as np
 import pennylane as qml
 import pytest
 import torch
+from callback_support import Collector
 
-from qstore_pl.callbacks import DeviceCallback
-from qstore_pl.db import StateRecorder, open_store
+from qstore_pl.db import ResultCache, StateRecorder, open_store
 from qstore_pl.layers.compiled import CompiledPathWarning
+from qstore_pl.router.execution.compiled import IN_THIS_PROCESS
 from qstore_pl.torch import QuantumLayer, TorchLayer
 
 N = 3
@@ -180,16 +181,6 @@ def test_parameter_shift_qnodes_keep_their_method():
     assert torch.allclose(routed(x), reference(x), atol=1e-6)
 
 
-class Collector(DeviceCallback):
-    wants_states = True
-
-    def __init__(self):
-        self.records = []
-
-    def on_execution(self, record):
-        self.records.append(record)
-
-
 def test_tracker_log_callbacks_and_explain_see_the_compiled_runs(tmp_path):
     collector = Collector()
     store = open_store(path=None)
@@ -227,3 +218,41 @@ def _state(x, weights):
         return qml.state()
 
     return state()
+
+
+def test_a_result_cache_answers_repeated_inference_and_training_runs(tmp_path):
+    """A cache that keeps free results answers an inference call it has seen; a
+    training call runs (its VJP needs the forward states)."""
+    with open_store(path=tmp_path / "db") as store:
+        cache = ResultCache(store, simulators=True)
+        device = router(callbacks=[cache])
+        routed = layer(several_measurements, device)
+        reference = layer(several_measurements, qml.device("default.qubit", wires=N))
+        x = torch.tensor(np.random.default_rng(2).uniform(0, np.pi, (4, N)))
+        with torch.no_grad():
+            first, again, other = routed(x), routed(x), routed(x + 0.1)
+            torch.testing.assert_close(first, reference(x), atol=1e-10, rtol=0)
+            torch.testing.assert_close(other, reference(x + 0.1), atol=1e-10, rtol=0)
+        torch.testing.assert_close(again, first, atol=0, rtol=0)
+        assert cache.savings().hits == 1
+        assert [run.cached for run in device.routing_report().recent] == [0, 4, 0]
+        got = value_and_grads(routed, x)
+        for a, b in zip(got, value_and_grads(reference, x)):
+            torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+        assert cache.savings().hits == 1
+        assert routed._compiled_host.last_path == "compiled"
+
+
+def test_a_router_on_dask_runs_compiled_batches_here_and_says_why():
+    """The cluster's address is never reachable: the compiled batch must not need it."""
+    config = {"executor": {"kind": "dask", "address": "tcp://127.0.0.1:9", "timeout": 1}}
+    device = router(router_config=config)
+    routed = layer(pair, device)
+    x = torch.rand(3, N, dtype=torch.float64)
+    got = value_and_grads(routed, x)
+    for a, b in zip(got, value_and_grads(layer(pair, qml.device("default.qubit", wires=N)), x)):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+    assert routed._compiled_host.last_path == f"compiled ({IN_THIS_PROCESS})"
+    explanation = str(device.explain(routed.qnode, x, routed.qnode_weights["weights"]))
+    assert f"layer path: compiled ({IN_THIS_PROCESS})" in explanation
+    assert IN_THIS_PROCESS in str(device.routing_report())
