@@ -704,7 +704,10 @@ class RouterDevice(Device):
             return
         tapes = group.tapes if run.tapes is None else run.tapes
         share = run.seconds / len(tapes)
-        states = run.states or self._kept_states(run) or [None] * len(tapes)
+        states = run.states
+        if states is None and run.tapes is None:  # the executor ran the group's tapes
+            states = self._kept_states(run)
+        states = states or [None] * len(tapes)
         for tape, value, state in zip(tapes, run.results, states):
             shots = tape.shots.total_shots if tape.shots else None
             record = ExecutionRecord(

@@ -48,7 +48,7 @@ class RunRecord:
         with their real parameters (built only when the router has callbacks).
     states : Sequence or None
         Per tape of :attr:`tapes`: the final states ``(batch, 2**n)`` the backend kept.
-        ``None``: ask the executor, which may have kept them.
+        ``None``: none, or (for the group's own tapes) ask the executor that ran them.
     method : str or None
         How derivatives were computed.
     cached : int

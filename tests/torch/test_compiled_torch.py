@@ -48,6 +48,18 @@ def pair(inputs, weights):
     return qml.expval(qml.Z(0)), qml.expval(qml.Y(2))
 
 
+def reupload(inputs, weights):
+    """Data re-uploading: angles ``w * x + b``, a product of two inputs, an offset."""
+    for layer in range(2):
+        for i in range(N):
+            qml.RY(weights[layer, i, 0] * inputs[..., i] + weights[layer, i, 1], wires=i)
+        qml.RX(inputs[..., 0] * inputs[..., 1] - 0.5 * weights[layer, 0, 2], wires=0)
+        qml.IsingXX(0.3 + inputs[..., 2], wires=[1, 2])  # decomposes: the sum passes through
+        qml.CNOT([0, 1])
+        qml.RZ(weights[layer, 2, 2] / 2, wires=2)
+    return [qml.expval(qml.Z(0)), qml.expval(qml.X(1) @ qml.Z(2)), qml.probs(wires=[0, 2])]
+
+
 def router(**kwargs):
     return qml.device("qstore.router", wires=N, precision="double", **kwargs)
 
@@ -67,7 +79,7 @@ def value_and_grads(model, x, cotangent_seed=1):
     return y.detach(), x.grad, model.qnode_weights["weights"].grad
 
 
-@pytest.mark.parametrize("fn", [several_measurements, single_expval, pair])
+@pytest.mark.parametrize("fn", [several_measurements, single_expval, pair, reupload])
 def test_compiled_values_and_gradients_equal_the_qnode_path_and_default_qubit(fn):
     x = torch.tensor(np.random.default_rng(0).uniform(0, np.pi, (2, 4, N)))  # two batch axes
     compiled = layer(fn, router())
@@ -134,12 +146,19 @@ def squared_input(inputs, weights):
     return [qml.expval(qml.Z(i)) for i in range(N)]
 
 
+def triple_product(inputs, weights):
+    qml.RX(weights[0, 0, 0] * inputs[..., 0] * inputs[..., 1], wires=0)  # degree three
+    qml.StronglyEntanglingLayers(weights, wires=range(N))
+    return [qml.expval(qml.Z(i)) for i in range(N)]
+
+
 @pytest.mark.parametrize(
     ("fn", "reason"),
     [
         (branch_on_weight, "uses the value of"),
         (wire_from_weight, "uses the value of"),
         (squared_input, "uses the value of"),
+        (triple_product, "uses the value of"),
     ],
 )
 def test_value_dependent_circuits_fall_back_to_the_qnode_path_correctly_and_say_so_once(fn, reason):

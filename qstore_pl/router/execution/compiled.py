@@ -82,9 +82,7 @@ class CompiledCircuit:
     def _build_group(self, batch: int) -> TapeGroup:
         tape = self.program.tape
         program = self.program
-        per_sample = {
-            j for j, s in enumerate(program.sources) if s is not None and program.per_sample[s.arg]
-        }
+        per_sample = program.per_sample_slots()
         params = [
             np.full(batch, float(np.real(data[0]))) if j in per_sample else data[0]
             for j, data in enumerate(program.constants)
