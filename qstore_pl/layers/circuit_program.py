@@ -223,12 +223,7 @@ class CompiledInputs:
         start = time.perf_counter()
         values = np.asarray(values, dtype=np.float64)
         tapes = self.sample_tapes(tensor, values) if self.router.callbacks else None
-        hits = {}
-        if tapes is not None and not keep:
-            for i, tape in enumerate(tapes):
-                hit = self.router.cached_result(tape, choice.backend)
-                if hit is not None:
-                    hits[i] = np.reshape(np.asarray(hit, dtype=np.float64), -1)
+        hits = self._cached(tapes, choice.backend) if tapes is not None and not keep else {}
         todo = np.array([i for i in range(len(tensor)) if i not in hits], dtype=np.int64)
         run = None
         if todo.size:
@@ -258,6 +253,15 @@ class CompiledInputs:
         if keep:
             self._kept.last = (outputs, run, tapes)
         return outputs
+
+    def _cached(self, tapes: list[QuantumScript], backend: str) -> dict[int, np.ndarray]:
+        """The outputs a result cache holds, per sample it holds them for."""
+        hits = {}
+        for i, tape in enumerate(tapes):
+            hit = self.router.cached_result(tape, backend)
+            if hit is not None:
+                hits[i] = np.reshape(np.asarray(hit, dtype=np.float64), -1)
+        return hits
 
     def _merged(self, run: ForwardRun | None, hits: dict, todo) -> np.ndarray:
         """The batch's outputs from the samples that ran and those a cache answered."""

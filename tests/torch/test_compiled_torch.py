@@ -49,14 +49,15 @@ def pair(inputs, weights):
 
 
 def reupload(inputs, weights):
-    """Data re-uploading: angles ``w * x + b``, a product of two inputs, an offset."""
+    """Data re-uploading: angles ``w * x + b``, products of two inputs and of two
+    weights, an offset."""
     for layer in range(2):
         for i in range(N):
             qml.RY(weights[layer, i, 0] * inputs[..., i] + weights[layer, i, 1], wires=i)
         qml.RX(inputs[..., 0] * inputs[..., 1] - 0.5 * weights[layer, 0, 2], wires=0)
         qml.IsingXX(0.3 + inputs[..., 2], wires=[1, 2])  # decomposes: the sum passes through
         qml.CNOT([0, 1])
-        qml.RZ(weights[layer, 2, 2] / 2, wires=2)
+        qml.RZ(weights[layer, 2, 2] * weights[layer, 1, 2] / 2, wires=2)  # two weights
     return [qml.expval(qml.Z(0)), qml.expval(qml.X(1) @ qml.Z(2)), qml.probs(wires=[0, 2])]
 
 

@@ -4,10 +4,10 @@ Framework layers call one circuit structure thousands of times with new inputs a
 weights. A :class:`ValueProgram` is compiled once per structure from a representative
 tape and a map saying, for every parametrised gate, which element of which argument
 array (times which constant) is its angle, or which expression of degree two at most
-in those elements (data re-uploading's ``w * x + b``). Each call gathers those angles into the
-engine's parameter table (:meth:`BoundProgram.from_table`), runs the forward pass on
-the compiled plans, and maps the adjoint sweep's per-gate derivatives back onto the
-argument arrays.
+in those elements it is (data re-uploading's ``w * x + b``). Each call gathers those
+angles into the engine's parameter table (:meth:`BoundProgram.from_table`), runs the
+forward pass on the compiled plans, and maps the adjoint sweep's per-gate derivatives
+back onto the argument arrays.
 """
 
 from __future__ import annotations
