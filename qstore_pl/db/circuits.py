@@ -33,10 +33,23 @@ def structure_text(tape: QuantumScript) -> str:
     """The circuit without its parameter values: gate names, wires, measurements."""
     ops = ";".join(f"{op.name}{list(op.wires)}" for op in tape.operations)
     measurements = ";".join(type(m).__name__ + str(list(m.wires)) for m in tape.measurements)
-    observables = ";".join(
-        repr(m.obs.name if m.obs is not None else None) for m in tape.measurements
-    )
+    observables = ";".join(_observable_text(m.obs) for m in tape.measurements)
     return f"{ops}|{measurements}|{observables}"
+
+
+def _observable_text(obs) -> str:
+    """An observable's name, and for a composite one (``X(0) @ Y(1)``, a Hamiltonian)
+    its factors' names and wires: ``Prod`` alone would make ``X(0) @ Y(1)`` and
+    ``Y(0) @ X(1)`` the same circuit (and a result cache answer one with the other)."""
+    if obs is None:
+        return repr(None)
+    parts = getattr(obs, "operands", None)
+    if parts is None and isinstance(getattr(obs, "base", None), qml.operation.Operator):
+        parts = (obs.base,)
+    if not parts:
+        return repr(obs.name)
+    inner = ",".join(f"{_observable_text(p)}{list(p.wires)}" for p in parts)
+    return f"{obs.name!r}({inner})"
 
 
 def structure_hash(tape: QuantumScript) -> str:

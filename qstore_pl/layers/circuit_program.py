@@ -40,7 +40,8 @@ from qstore_pl.devices.batched.circuit_inputs import (
     probe_rows,
 )
 from qstore_pl.router.device import RouterDevice
-from qstore_pl.router.execution.circuit_inputs import EngineChoice, choose_engine, record
+from qstore_pl.router.execution.circuit_inputs import PATH_NOTE, choose_engine
+from qstore_pl.router.execution.compiled import EngineChoice, compiled_run
 from qstore_pl.router.execution.task import Task
 from qstore_pl.templates import PORTABLE_GATES
 
@@ -158,7 +159,7 @@ class CompiledInputs:
             tensor = np.asarray(tensor)
             choice = choose_engine(self.router, self._sample(tensor), len(tensor), training)
             if isinstance(choice, EngineChoice):
-                self.path = COMPILED
+                self.path = COMPILED if choice.note is None else f"{COMPILED} ({choice.note})"
                 return choice
             reason = choice
         self.path = f"tapes: {reason}"
@@ -213,25 +214,109 @@ class CompiledInputs:
         return self.forward(choice, tensor, values, keep=False)
 
     def forward(self, choice: EngineChoice, tensor, values, keep: bool = True) -> np.ndarray:
-        """Run the batch; with ``keep``, hold its final states for :meth:`take`."""
-        start = time.perf_counter()
-        run = self.program(choice).forward(tensor, values)
-        record(self.router, choice, Task.EXECUTE, len(run.outputs), time.perf_counter() - start)
-        if keep:
-            self._kept.last = (run.outputs, run)
-        return run.outputs
+        """Run the batch; with ``keep``, hold its final states for :meth:`take`.
 
-    def take(self, outputs: np.ndarray) -> ForwardRun | None:
-        """The forward run that produced ``outputs`` (for its VJP), let go of here."""
+        When the router has callbacks they see every sample's circuit, its result and
+        its final state; a call with no VJP after it (``keep=False``) is first looked
+        up in the router's result cache, sample by sample, and only the misses run.
+        """
+        start = time.perf_counter()
+        values = np.asarray(values, dtype=np.float64)
+        tapes = self.sample_tapes(tensor, values) if self.router.callbacks else None
+        hits = self._cached(tapes, choice.backend) if tapes is not None and not keep else {}
+        todo = np.array([i for i in range(len(tensor)) if i not in hits], dtype=np.int64)
+        run = None
+        if todo.size:
+            if hits:  # run only the misses
+                tensor = np.asarray(tensor)[todo]
+                values = values[todo] if values.ndim == 2 else values
+            run = self.program(choice).forward(tensor, values)
+        if hits:
+            outputs = self._merged(run, hits, todo)
+        else:
+            assert run is not None  # no hits: every sample ran
+            outputs = run.outputs
+        results: list = []
+        states: list | None = None
+        if tapes is not None:
+            states = [None] * len(tapes)  # a cached sample's state: the recorder simulates
+            if run is not None:
+                for k, i in enumerate(todo.tolist()):
+                    states[i] = run.states[k : k + 1]
+            results = [_sample_result(row) for row in outputs]
+        seconds = time.perf_counter() - start
+        self.router.record_run(
+            compiled_run(
+                choice, Task.EXECUTE, seconds, results, tapes, states, len(hits), PATH_NOTE
+            )
+        )
+        if keep:
+            self._kept.last = (outputs, run, tapes)
+        return outputs
+
+    def _cached(self, tapes: list[QuantumScript], backend: str) -> dict[int, np.ndarray]:
+        """The outputs a result cache holds, per sample it holds them for."""
+        hits = {}
+        for i, tape in enumerate(tapes):
+            hit = self.router.cached_result(tape, backend)
+            if hit is not None:
+                hits[i] = np.reshape(np.asarray(hit, dtype=np.float64), -1)
+        return hits
+
+    def _merged(self, run: ForwardRun | None, hits: dict, todo) -> np.ndarray:
+        """The batch's outputs from the samples that ran and those a cache answered."""
+        outputs = np.empty((len(todo) + len(hits), len(self.measurements)))
+        if run is not None:
+            outputs[todo] = run.outputs
+        for i, row in hits.items():
+            outputs[i] = row
+        return outputs
+
+    def sample_tapes(self, tensor, values: np.ndarray) -> list[QuantumScript]:
+        """Each sample's circuit, its data circuit then the model with its values (the
+        circuits the tape path runs): what the router's callbacks and cache see."""
+        affine = self._affine
+        assert isinstance(affine, AffineModel)
+        columns = values.T if values.ndim == 2 else values[:, None]
+        angles = affine.offset[:, None] + affine.jacobian @ columns  # (angles, B or 1)
+        positions = list(range(angles.shape[0]))
+        models = [
+            affine.tape.bind_new_parameters(list(angles[:, k]), positions)
+            for k in range(angles.shape[1])
+        ]
+        return [
+            QuantumScript(
+                data.operations + models[min(i, len(models) - 1)].operations,
+                affine.tape.measurements,
+            )
+            for i, data in enumerate(decode_circuits(np.asarray(tensor)))
+        ]
+
+    def take(self, outputs: np.ndarray) -> tuple[ForwardRun, list | None] | None:
+        """The forward run that produced ``outputs`` (for its VJP) and its samples'
+        circuits (when there are callbacks), let go of here."""
         last = getattr(self._kept, "last", None)
         self._kept.last = None
-        return last[1] if last is not None and last[0] is outputs else None
+        return (last[1], last[2]) if last is not None and last[0] is outputs else None
 
-    def backward(self, choice: EngineChoice, run: ForwardRun, cotangent) -> np.ndarray:
+    def backward(
+        self, choice: EngineChoice, run: ForwardRun, cotangent, tapes: list | None = None
+    ) -> np.ndarray:
+        """The symbol values' gradient: ``(n,)`` shared (PQC), ``(B, n)`` per sample."""
         start = time.perf_counter()
-        grad = self.program(choice).vjp(run, cotangent)
-        record(self.router, choice, Task.VJP, run.bound.batch, time.perf_counter() - start)
-        return grad
+        per_sample = self.program(choice).vjp(run, cotangent)  # (B, n)
+        # for callbacks: each sample's gradient with respect to the symbol values
+        results = list(per_sample) if tapes is not None else []
+        seconds = time.perf_counter() - start
+        self.router.record_run(
+            compiled_run(choice, Task.VJP, seconds, results, tapes, note=PATH_NOTE)
+        )
+        return per_sample if run.per_sample else per_sample.sum(axis=0)
+
+
+def _sample_result(row: np.ndarray):
+    """One sample's outputs as its tape's result: a number, or one per measurement."""
+    return float(row[0]) if len(row) == 1 else tuple(float(v) for v in row)
 
 
 @primitive
@@ -240,10 +325,13 @@ def _run(runner: CompiledInputs, choice: EngineChoice, tensor, values):
 
 
 def _run_vjp(ans, runner: CompiledInputs, choice: EngineChoice, tensor, values):
-    run = runner.take(ans)
-    if run is None:  # not the forward pass just made: make it again
-        run = runner.program(choice).forward(tensor, values)
-    return lambda g: runner.backward(choice, run, g)
+    kept = runner.take(ans)
+    if kept is None or kept[0] is None:  # not the forward pass just made: make it again
+        values = np.asarray(values, dtype=np.float64)
+        tapes = runner.sample_tapes(tensor, values) if runner.router.callbacks else None
+        kept = (runner.program(choice).forward(tensor, values), tapes)
+    run, tapes = kept
+    return lambda g: runner.backward(choice, run, g, tapes)
 
 
 defvjp(_run, _run_vjp, argnums=[3])

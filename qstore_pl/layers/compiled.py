@@ -4,21 +4,30 @@ Through a QNode, every call of a layer builds a tape, converts its parameters an
 preprocesses it (about 2 ms of Python at 4-8 qubits, more than the simulation). A
 layer on ``qstore.router`` instead records its circuit once per structure (input
 shape, weight shapes) with placeholder symbols, decomposes it for the batched engine,
-and keeps where each gate's angle comes from. Each call then binds the batch's inputs
+and keeps where each gate's angle comes from: one element of an input or weight times
+a constant, or a sum of such elements, constants and products of two of them (data
+re-uploading's ``w * x + b``, ``x[0] * x[1]``). Each call then binds the batch's inputs
 and weights straight into the engine's compiled plans through the router's
 :class:`~qstore_pl.router.execution.compiled.CompiledDoor` (routing, logging, tracker
-and callbacks as for any routed run), and the backward pass is one adjoint sweep.
+and callbacks as for any routed run), and the backward pass is one adjoint sweep. A
+call with no backward pass after it is looked up in the router's result cache first,
+as the router's own executions are.
 
 The recording must mean the same circuit for every input. It refuses, and the layer
 takes the QNode path with one warning naming why, when the circuit does anything with
-an input or weight other than pass it (scaled by a constant) into a gate: arithmetic,
-comparisons (Python control flow), conversion to a number (input-dependent wires), as
-well as when the first real call's circuit differs from the recording, and when the
-router picks a backend that runs tapes only (lightning at width, IonQ, shots).
+an input or weight other than pass such an expression into a gate: other arithmetic
+(powers, functions, products of three values), comparisons (Python control flow),
+conversion to a number (input-dependent wires), as well as when the first real
+call's circuit differs from the recording, and when the router picks a backend that
+runs tapes only (lightning at width, IonQ, shots). A
+router whose groups go to a Dask cluster runs compiled batches in this process, and
+says so (:data:`~qstore_pl.router.execution.compiled.IN_THIS_PROCESS`).
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -30,7 +39,7 @@ from pennylane.measurements import ExpectationMP, MeasurementProcess, Probabilit
 from pennylane.tape import QuantumScript
 
 from qstore_pl.circuits.symbol import Symbol
-from qstore_pl.devices.batched.binding import AngleSource, ValueProgram
+from qstore_pl.devices.batched.binding import AngleExpression, AngleSource, Source, ValueProgram
 from qstore_pl.devices.batched.device import _supported_gate
 from qstore_pl.interfaces.host import HostFunction
 from qstore_pl.router.execution.compiled import CompiledCircuit, CompiledForward, Refusal
@@ -49,24 +58,71 @@ class StructureDependsOnValues(TypeError):
     """The circuit did something with a symbol other than pass it into a gate."""
 
 
-class _TracingSymbol(Symbol):
-    """A Symbol that refuses every use of its value except scaling.
+_REFUSED = (
+    "__lt__ __le__ __gt__ __ge__ __bool__ __int__ __index__ __float__ __round__ __trunc__ "
+    "__floor__ __ceil__ __abs__ __pow__ __rpow__ __mod__ __rmod__ __floordiv__ __rfloordiv__"
+).split()
 
-    A plain Symbol is a NaN float: ``x > 0`` is silently ``False``. Recording must
-    never silently pick a branch, so comparisons, truth values, conversions and
-    arithmetic other than scaling raise.
-    """
+
+def _refusing(cls):
+    """Make every listed use of a placeholder's value raise (see :class:`_TracingSymbol`)."""
+    for name in _REFUSED:
+        setattr(cls, name, cls._refuse)
+    return cls
+
+
+class _Arithmetic:
+    """Sums, differences and products of placeholders and constants, of degree two at
+    most (``w * x + b``): what an :class:`~qstore_pl.devices.batched.binding.
+    AngleExpression` binds."""
 
     def _refuse(self, *_args, **_kwargs):
         raise StructureDependsOnValues(
-            f"the circuit uses the value of {self!r} (a comparison, conversion or "
-            "arithmetic other than scaling by a constant)"
+            f"the circuit uses the value of {self!r} (a comparison, conversion, or "
+            "arithmetic other than sums and products of at most two values)"
         )
 
-    __lt__ = __le__ = __gt__ = __ge__ = _refuse
-    __bool__ = __int__ = __index__ = __float__ = __round__ = __trunc__ = _refuse
-    __floor__ = __ceil__ = __abs__ = __pow__ = __rpow__ = __mod__ = __rmod__ = _refuse
-    __add__ = __radd__ = __sub__ = __rsub__ = __rtruediv__ = __floordiv__ = _refuse
+    def __add__(self, other):
+        return _elementwise(self, other, lambda a, b: _add(_terms_of(a), _terms_of(b, a)))
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return _elementwise(
+            self, other, lambda a, b: _add(_terms_of(a), _scaled(_terms_of(b, a), -1.0))
+        )
+
+    def __rsub__(self, other):
+        return _elementwise(
+            self, other, lambda a, b: _add(_terms_of(b, a), _scaled(_terms_of(a), -1.0))
+        )
+
+    def __mul__(self, other):
+        return _elementwise(self, other, _times)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        return _elementwise(self, other, _divided)
+
+    def __rtruediv__(self, other):
+        return self._refuse()
+
+    def __neg__(self):
+        return _angle(_scaled(_terms_of(self), -1.0))
+
+    def __pos__(self):
+        return self
+
+
+@_refusing
+class _TracingSymbol(_Arithmetic, Symbol):
+    """A Symbol that refuses every use of its value except sums and products.
+
+    A plain Symbol is a NaN float: ``x > 0`` is silently ``False``. Recording must
+    never silently pick a branch, so comparisons, truth values, conversions and
+    arithmetic other than sums and products of at most two values raise.
+    """
 
     def __eq__(self, other) -> bool:
         if isinstance(other, Symbol):
@@ -86,7 +142,127 @@ class _TracingSymbol(Symbol):
         return (_TracingSymbol, (self.name, self.index, self.scale))
 
 
+#: An element of a placeholder: its array's name and index.
+_Key = tuple[str, tuple[int, ...]]
+#: A polynomial: ``()`` the constant, ``(k,)`` an element, ``(k, l)`` a product.
+_Terms = dict[tuple[_Key, ...], float]
+
+
+@_refusing
+class _Angle(_Arithmetic, float):
+    """An angle that is a polynomial of degree two at most in placeholder elements."""
+
+    __array_ufunc__ = None  # numpy defers to our operators, as for a Symbol
+
+    terms: _Terms
+
+    def __new__(cls, terms: _Terms):
+        self = super().__new__(cls, math.nan)
+        self.terms = terms
+        return self
+
+    def __repr__(self) -> str:
+        parts = [
+            f"{c:g}*{'*'.join(f'{n}{list(i)}' for n, i in k) or '1'}" for k, c in self.terms.items()
+        ]
+        return " + ".join(parts) or "0"
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, _Angle):
+            return self.terms == other.terms
+        return self._refuse()
+
+    def __ne__(self, other) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(("_Angle", frozenset(self.terms.items())))
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def _elementwise(placeholder: _Arithmetic, other, terms: Callable[..., _Terms]):
+    """``terms(placeholder, other)`` as a placeholder; element by element for an array
+    (numpy leaves arithmetic with a placeholder to it, as ``__array_ufunc__`` is None)."""
+    if isinstance(other, np.ndarray):
+        if other.ndim == 0:
+            return _angle(terms(placeholder, other.item()))
+        out = np.empty(other.shape, dtype=object)
+        for index in np.ndindex(*other.shape):
+            out[index] = _angle(terms(placeholder, other[index]))
+        return out
+    return _angle(terms(placeholder, other))
+
+
+def _times(a: _Arithmetic, b) -> _Terms:
+    if isinstance(b, _Arithmetic):
+        return _product(_terms_of(a), _terms_of(b), a)
+    return _scaled(_terms_of(a), _constant(b, a))
+
+
+def _divided(a: _Arithmetic, b) -> _Terms:
+    divisor = _constant(b, a)
+    if divisor == 0:
+        raise ZeroDivisionError(f"{a!r} divided by zero")
+    return _scaled(_terms_of(a), 1.0 / divisor)
+
+
+def _constant(value, owner: _Arithmetic | None) -> float:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise StructureDependsOnValues(
+            f"the circuit combines {owner!r} with {type(value).__name__} {value!r}; only "
+            "sums and products of at most two values and real constants are recorded"
+        )
+    return float(value)
+
+
+def _terms_of(value, owner: _Arithmetic | None = None) -> _Terms:
+    if isinstance(value, _Angle):
+        return dict(value.terms)
+    if isinstance(value, Symbol):
+        return {((value.name, value.index),): value.scale}
+    return {(): _constant(value, owner)}
+
+
+def _add(a: _Terms, b: _Terms) -> _Terms:
+    out = dict(a)
+    for key, c in b.items():
+        out[key] = out.get(key, 0.0) + c
+    return out
+
+
+def _scaled(terms: _Terms, factor: float) -> _Terms:
+    return {key: c * factor for key, c in terms.items()}
+
+
+def _product(a: _Terms, b: _Terms, owner) -> _Terms:
+    out: _Terms = {}
+    for ka, ca in a.items():
+        for kb, cb in b.items():
+            key = tuple(sorted(ka + kb))
+            if len(key) > 2:
+                return owner._refuse()
+            out[key] = out.get(key, 0.0) + ca * cb
+    return out
+
+
+def _angle(terms: _Terms):
+    """The simplest placeholder for ``terms``: a scaled symbol where it is one."""
+    terms = {k: c for k, c in terms.items() if c != 0.0}
+    if len(terms) == 1:
+        ((key, scale),) = terms.items()
+        if len(key) == 1:
+            ((name, index),) = key
+            return _TracingSymbol(name, index, scale)
+    return _Angle(terms)
+
+
 autoray.register_backend(_TracingSymbol, "builtins")
+autoray.register_backend(_Angle, "builtins")
 
 
 def _placeholder(name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -103,12 +279,12 @@ def _engine_gate(op) -> bool:
     return op.num_params == 1 and op.has_generator and _supported_gate(op)
 
 
-def _as_symbol(value) -> Symbol | None:
-    if isinstance(value, Symbol):
+def _as_symbol(value) -> Symbol | _Angle | None:
+    if isinstance(value, Symbol | _Angle):
         return value
     if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 0:
         item = value.item()
-        return item if isinstance(item, Symbol) else None
+        return item if isinstance(item, Symbol | _Angle) else None
     return None
 
 
@@ -121,6 +297,17 @@ def _device_tape(tape: QuantumScript, wires) -> QuantumScript:
 def _on_indices(tape: QuantumScript, wires) -> QuantumScript:
     (mapped,), _ = qml.map_wires(tape, {w: i for i, w in enumerate(wires)})
     return mapped
+
+
+def _expression(angle: _Angle, source: Callable[..., AngleSource]) -> AngleExpression:
+    """``angle``'s terms as the engine binds them."""
+    linear, products = [], []
+    for key, scale in angle.terms.items():
+        if len(key) == 1:
+            linear.append(source(*key[0], scale))
+        elif len(key) == 2:
+            products.append((source(*key[0], scale), source(*key[1], 1.0)))
+    return AngleExpression(angle.terms.get((), 0.0), tuple(linear), tuple(products))
 
 
 def refusal_for_qnode(qnode: qml.QNode) -> Refusal | None:
@@ -159,16 +346,25 @@ def record(
     if returns is None:
         return Refusal("the circuit function returns something other than measurements")
     arg_of = {name: i for i, name in enumerate(names)}
-    sources: list[AngleSource | None] = []
+
+    def source(name: str, index: tuple[int, ...], scale: float) -> AngleSource:
+        arg = arg_of[name]
+        flat = int(np.ravel_multi_index(index, shapes[arg])) if index else 0
+        return AngleSource(arg, flat, scale)
+
+    sources: list[Source] = []
     params: list[float] = []
     for op in tape.operations:
         for value in op.data:
             symbol = _as_symbol(value)
-            if symbol is not None:
-                arg = arg_of[symbol.name]
-                index = int(np.ravel_multi_index(symbol.index, shapes[arg])) if symbol.index else 0
-                sources.append(AngleSource(arg, index, symbol.scale))
+            if isinstance(symbol, Symbol):
+                sources.append(source(symbol.name, symbol.index, symbol.scale))
                 params.append(0.0)
+                continue
+            if isinstance(symbol, _Angle):
+                expression = _expression(symbol, source)
+                sources.append(expression if expression.reads else None)
+                params.append(expression.offset)
                 continue
             array = np.asarray(value)
             if array.dtype.kind not in "fiu" or array.ndim or not np.isfinite(array):
@@ -332,9 +528,9 @@ class CompiledHostFunction(HostFunction):
         run = self._door.forward(entry[0], arrays, keep_vjp)
         if isinstance(run, Refusal):
             return self._refused(run)
-        if self.last_path != "compiled":
-            self.last_path = "compiled"
-            self._door.note_path(self.qnode.func, "compiled")
+        if self.last_path != run.path:
+            self.last_path = run.path
+            self._door.note_path(self.qnode.func, run.path)
         return run
 
     def _compile(self, arrays) -> tuple[CompiledCircuit, str] | Refusal:

@@ -91,7 +91,9 @@ from qstore_pl.router.purpose import current_purpose
 from qstore_pl.router.registry.builtin import resolve_backends
 from qstore_pl.router.report import RoutedRun, RoutingLog, RoutingReport
 from qstore_pl.router.routing.policy import RoutingContext, RoutingDecision, get_policy, route
+from qstore_pl.router.routing.spec import BackendSpec
 from qstore_pl.router.routing.workload import describe
+from qstore_pl.router.run_record import RunRecord
 from qstore_pl.support.limits import excerpt
 
 logger = logging.getLogger(__name__)
@@ -554,7 +556,21 @@ class RouterDevice(Device):
                 continue
             seconds = time.perf_counter() - start
             charged = bill.charged if bill is not None else 0.0
-            self._record(job, name, method, output, seconds, cached, charged, failures, refusals)
+            self.record_run(
+                RunRecord(
+                    job.group,
+                    job.decision,
+                    job.task,
+                    name,
+                    output,
+                    seconds,
+                    method=method,
+                    cached=cached,
+                    cost=charged,
+                    failures=tuple(failures),
+                    refusals=tuple(refusals),
+                )
+            )
             return output
         outcome = "failed or would pass a spending limit" if refusals else "failed"
         raise BackendExecutionError(
@@ -585,12 +601,9 @@ class RouterDevice(Device):
         tapes = job.group.tapes
         cached = {}
         for i, tape in enumerate(tapes):
-            for callback in self._callbacks:
-                lookup = getattr(callback, "lookup", None)
-                hit = _safe_call(lookup, tape, name) if lookup else None
-                if hit is not None:
-                    cached[i] = hit
-                    break
+            hit = self.cached_result(tape, name)
+            if hit is not None:
+                cached[i] = hit
         todo = [t for i, t in enumerate(tapes) if i not in cached]
         fresh = iter(())
         if todo:
@@ -615,92 +628,118 @@ class RouterDevice(Device):
         owner, spec, seed = self._executor.owner, self._specs[name], self._seeds[key]
         return GroupWork(owner, spec, key[1], seed, task, tapes, **details)
 
-    def record_compiled(
-        self,
-        group: TapeGroup,
-        decision: RoutingDecision,
-        task: Task,
-        backend: str,
-        method: str | None,
-        output: list,
-        seconds: float,
-        states: list | None,
-    ) -> None:
-        """Log, track and report a compiled layer's run (see :class:`CompiledDoor`)."""
-        job = _Job(group, decision, task, None, MCMConfig(), current_purpose())
-        self._record(job, backend, method, output, seconds, 0, 0.0, [], [], "compiled", states)
+    # ------------------------------------- the door for runs that are not QNode tapes
+    def route_group(
+        self, group: TapeGroup, task: Task, expected: str | None = None
+    ) -> tuple[RoutingDecision, BackendSpec]:
+        """Route a group of circuits as :meth:`execute` routes its own, for a caller
+        that runs them itself (a compiled layer's batch, bound from arrays).
 
-    def _record(
-        self,
-        job,
-        backend,
-        method,
-        output,
-        seconds,
-        cached,
-        cost,
-        failures,
-        refusals,
-        path="qnode",
-        states=None,
-    ) -> None:
-        tapes = job.group.tapes
-        self._memory.note(job.group.key, job.task, backend)
-        circuits = sum(broadcast_size(t) or 1 for t in tapes)
-        reason = job.decision.reason
-        if refusals:
-            reason = f"over a spending limit on {len(refusals)} backend(s); first choice: {reason}"
-        if failures:
-            reason = f"fallback after {len(failures)} failure(s); first choice: {reason}"
+        The same policy, precision, spending conditions, calibrated time models and
+        decision cache apply; the caller then runs the group on the chosen backend
+        and reports the run with :meth:`record_run`.
+
+        Parameters
+        ----------
+        group : TapeGroup
+            The circuits as plain tapes (one broadcast tape for a batch that one
+            engine call runs), as the router's own grouping would make them.
+        task : Task
+            What runs now.
+        expected : str, optional
+            The derivative likely to follow a forward pass (``"vjp"`` when training).
+
+        Returns
+        -------
+        tuple[RoutingDecision, BackendSpec]
+            The decision, and the chosen backend's description.
+        """
+        purpose = current_purpose()
+        decision = self._decide(group, task, purpose, expected, backprop=False, differenced=False)
+        return decision, self._specs[decision.backend]
+
+    def cached_result(self, tape: QuantumScript, backend: str) -> Any | None:
+        """The result a callback holds for this exact execution on ``backend`` (a
+        :class:`~qstore_pl.db.ResultCache`), or ``None``: then run it."""
+        for callback in self._callbacks:
+            lookup = getattr(callback, "lookup", None)
+            hit = _safe_call(lookup, tape, backend) if lookup else None
+            if hit is not None:
+                return hit
+        return None
+
+    def record_run(self, run: RunRecord) -> None:
+        """Log a run in the routing report, remember where its structure ran, count it
+        in the tracker and hand each circuit to the callbacks (state recorder, result
+        cache): what the router does after each of its own groups, for runs its
+        compiled doors made too."""
+        group = run.group
+        self._memory.note(group.key, run.task, run.backend)
+        circuits = sum(broadcast_size(t) or 1 for t in group.tapes)
+        reason = run.decision.reason
+        if run.note:
+            reason = f"{reason} ({run.note})"
+        if run.refusals:
+            reason = (
+                f"over a spending limit on {len(run.refusals)} backend(s); first choice: {reason}"
+            )
+        if run.failures:
+            reason = f"fallback after {len(run.failures)} failure(s); first choice: {reason}"
         self._log.add(
             RoutedRun(
-                task=job.task,
-                backend=backend,
+                task=run.task,
+                backend=run.backend,
                 circuits=circuits,
-                seconds=seconds,
+                seconds=run.seconds,
                 reason=reason,
-                failed=tuple(failures),
-                refused=tuple(refusals),
-                derivative_method=method,
-                cached=cached,
-                path=path,
+                failed=run.failures,
+                refused=run.refusals,
+                derivative_method=run.method,
+                cached=run.cached,
+                path=run.path,
             )
         )
         if self.tracker.active:
-            self.tracker.update(backend=backend, cost=cost, **{f"executions:{backend}": circuits})
+            self.tracker.update(
+                backend=run.backend, cost=run.cost, **{f"executions:{run.backend}": circuits}
+            )
             self.tracker.record()
         if not self._callbacks:
             return
-        share = seconds / len(tapes)
-        states = states or self._kept_states(backend, job) or [None] * len(tapes)
-        for tape, value, state in zip(tapes, output, states):
+        tapes = group.tapes if run.tapes is None else run.tapes
+        share = run.seconds / len(tapes)
+        states = run.states
+        if states is None and run.tapes is None:  # the executor ran the group's tapes
+            states = self._kept_states(run)
+        states = states or [None] * len(tapes)
+        for tape, value, state in zip(tapes, run.results, states):
             shots = tape.shots.total_shots if tape.shots else None
             record = ExecutionRecord(
                 tape=tape,
                 result=value,
-                task=job.task,
-                backend=backend,
+                task=run.task,
+                backend=run.backend,
                 shots=shots,
                 seconds=share,
-                cost=cost * (broadcast_size(tape) or 1) / circuits,
-                derivative_method=method,
+                cost=run.cost * (broadcast_size(tape) or 1) / circuits,
+                derivative_method=run.method,
                 states=state,
             )
             for callback in self._callbacks:
                 _safe_call(callback.on_execution, record)
 
-    def _kept_states(self, backend: str, job: _Job) -> list | None:
-        """The final states the backend kept of the job's tapes, when a callback wants
+    def _kept_states(self, run: RunRecord) -> list | None:
+        """The final states the backend kept of the run's tapes, when a callback wants
         them (a recorder then stores them instead of simulating the circuits again)."""
-        if job.task is not Task.EXECUTE or not any(
+        if run.task is not Task.EXECUTE or not any(
             getattr(cb, "wants_states", False) for cb in self._callbacks
         ):
             return None
         kept = getattr(self._executor, "kept_states", None)  # local executors only
         if kept is None:
             return None
-        width = job.decision.features.num_wires
-        return _safe_call(kept, self._work(backend, job.task, job.group.tapes, width))
+        width = run.decision.features.num_wires
+        return _safe_call(kept, self._work(run.backend, run.task, run.group.tapes, width))
 
     # ---------------------------------------------------------- transparency
     def routing_report(self) -> RoutingReport:

@@ -49,3 +49,32 @@ def test_paid_results_are_cached_by_default_and_count_as_money_saved(tmp_path):
     assert cache.saved_usd == pytest.approx(0.75)
     assert savings.by_backend == {"ionq_qpu": pytest.approx(0.75)}
     assert "1 hits" in str(savings) and "$0.75 saved" in str(savings)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (qml.X(0) @ qml.Y(1), qml.Y(0) @ qml.X(1)),
+        (
+            qml.Hamiltonian([0.5, -1.5], [qml.Z(1), qml.X(1)]),
+            qml.Hamiltonian([0.5, -1.5], [qml.Y(1), qml.X(1)]),
+        ),
+    ],
+)
+def test_composite_observables_of_the_same_kind_are_different_entries(first, second):
+    """A product or Hamiltonian is told apart by its factors, not only its kind: the
+    router on a cache must return each observable's own value."""
+    cache = ResultCache(open_store(path=None), simulators=True)
+    dev = qml.device("qstore.router", wires=2, callbacks=[cache])
+    reference = qml.device("default.qubit", wires=2)
+
+    def circuit(obs):
+        qml.RX(0.4, 0)
+        qml.RY(1.1, 1)
+        qml.CNOT([0, 1])
+        return qml.expval(obs)
+
+    for obs in (first, second):
+        got = qml.QNode(circuit, dev)(obs)
+        assert got == pytest.approx(qml.QNode(circuit, reference)(obs), abs=1e-12)
+    assert cache.savings().hits == 0

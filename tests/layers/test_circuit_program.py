@@ -13,10 +13,13 @@ import logging
 import numpy as np
 import pennylane as qml
 import pytest
+from callback_support import Collector
+from pennylane.tape import QuantumScript
 
-from qstore_pl.callbacks import DeviceCallback
 from qstore_pl.circuits import ParametrizedCircuit, encode_circuits
+from qstore_pl.db import ResultCache, StateRecorder, open_store
 from qstore_pl.layers.circuit_batch import CircuitBatch
+from qstore_pl.router.execution.compiled import IN_THIS_PROCESS
 from qstore_pl.templates import QCNN
 
 WIRES = 4
@@ -169,17 +172,114 @@ def test_model_whose_angles_are_not_affine_runs_tapes():
     )
 
 
-def test_callbacks_see_tapes_so_the_layer_runs_tapes():
-    seen = []
+def reference_state(tape):
+    return qml.execute([QuantumScript(tape.operations, [qml.state()])], REFERENCE)[0]
 
-    class Recorder(DeviceCallback):
-        def on_execution(self, record):
-            seen.append(record.tape)
 
-    batch = CircuitBatch(MODEL, OBSERVABLES, router(callbacks=[Recorder()]))
-    batch.host_function().forward(data_tensor(4), np.array([0.1, 0.2]), np.array(0.3))
-    assert batch.path.startswith("tapes: the router has callbacks")
-    assert len(seen) == 4
+REFERENCE = qml.device("default.qubit", wires=WIRES)
+
+
+@pytest.mark.parametrize("per_sample", [False, True], ids=["PQC", "ControlledPQC"])
+def test_callbacks_and_the_recorder_see_each_samples_circuit_result_and_state(tmp_path, per_sample):
+    """The compiled path stays on with callbacks: each sample's circuit, result and
+    final state reach them, as on the tape path, and the recorder stores
+    default.qubit's states."""
+    rng = np.random.default_rng(5)
+    batch = 5
+    args = (data_tensor(batch, seed=6), rng.uniform(0, 3, (batch, 3)))
+    if not per_sample:
+        args = (args[0], rng.uniform(0, 3, 2), np.array(0.4))
+    collector = Collector()
+    store = open_store(path=None)
+    recorder = StateRecorder(store, spool=tmp_path / "spool.sqlite", delivery="thread")
+    layer = CircuitBatch(
+        MODEL, OBSERVABLES, router(callbacks=[collector, recorder]), per_sample_symbols=per_sample
+    )
+    value, vjp = layer.host_function().forward_and_vjp(*args)
+    vjp(np.ones_like(value))
+    assert layer.path == "compiled"
+    assert [r.task for r in collector.records] == ["execute"] * batch + ["vjp"] * batch
+
+    on_tapes = Collector()
+    tapes = CircuitBatch(
+        MODEL, OBSERVABLES, router(callbacks=[on_tapes]), per_sample_symbols=per_sample
+    )
+    tape_path(tapes, *args)
+
+    def in_order(records):  # the tape path reports per structure group, not per sample
+        return sorted(tuple(np.round(r.result, 8)) for r in records if r.task == "execute")
+
+    assert in_order(collector.records) == in_order(on_tapes.records)
+    for i, record in enumerate(collector.records[:batch]):
+        want = qml.execute([record.tape], REFERENCE)[0]
+        np.testing.assert_allclose(record.result, want, atol=1e-10)
+        np.testing.assert_allclose(record.result, value[i] if len(value[i]) > 1 else value[i][0])
+        state = reference_state(record.tape)
+        assert record.states.shape == (1, 2**WIRES)
+        assert abs(np.vdot(record.states[0], state)) == pytest.approx(1.0, abs=1e-10)
+    recorder.flush(timeout=30)
+    assert recorder.stats().delivered == batch
+    for record in collector.records[:batch]:
+        hit = store.query_similar(reference_state(record.tape), top_k=1)[0]
+        assert hit.fidelity == pytest.approx(1.0, abs=1e-6)
+    recorder.close()
+
+
+def test_a_result_cache_answers_repeated_inference_and_training_still_runs(tmp_path):
+    """With a cache that keeps free results, an inference call runs only the samples
+    it has not seen; a training call runs (its VJP needs the states) and fills it."""
+    with open_store(path=tmp_path / "db") as store:
+        cache = ResultCache(store, simulators=True)
+        dev = router(callbacks=[cache])
+        layer = CircuitBatch(MODEL, OBSERVABLES, dev).host_function()
+        reference = CircuitBatch(MODEL, OBSERVABLES, REFERENCE).host_function()
+        weights = (np.array([0.1, 0.2]), np.array(0.3))
+        seen, fresh = data_tensor(4, seed=1), data_tensor(4, seed=2)
+        first = layer.forward(seen, *weights)
+        assert cache.savings().hits == 0
+        mixed = np.concatenate([fresh[:2], seen[:2]])  # two new samples, two cached
+        got = layer.forward(mixed, *weights)
+        np.testing.assert_allclose(got, reference.forward(mixed, *weights), atol=1e-10)
+        np.testing.assert_allclose(got[2:], first[:2], atol=0)
+        assert cache.savings().hits == 2
+        report = dev.routing_report()
+        assert report.totals["qstore.batched"].cached == 2
+        value, vjp = layer.forward_and_vjp(seen, *weights)  # training: runs, no lookup
+        want_value, want_vjp = reference.forward_and_vjp(seen, *weights)
+        np.testing.assert_allclose(value, want_value, atol=1e-10)
+        for got_grad, want_grad in zip(
+            vjp(np.ones_like(value))[1:], want_vjp(np.ones_like(value))[1:]
+        ):
+            np.testing.assert_allclose(got_grad, want_grad, atol=1e-9)
+        assert cache.savings().hits == 2
+
+
+def test_a_cache_of_paid_results_only_never_answers_free_runs(tmp_path):
+    cache = ResultCache(open_store(path=None))  # simulators=False: free results not kept
+    layer = CircuitBatch(MODEL, OBSERVABLES, router(callbacks=[cache])).host_function()
+    args = (data_tensor(3), np.array([0.1, 0.2]), np.array(0.3))
+    first, second = layer.forward(*args), layer.forward(*args)
+    np.testing.assert_array_equal(first, second)
+    assert cache.savings().hits == 0
+
+
+def test_a_router_on_dask_runs_the_compiled_batch_here_and_says_why():
+    """The cluster's address is never reachable: the batch must not need it."""
+    dev = qml.device(
+        "qstore.router",
+        wires=WIRES,
+        router_config={
+            "backends": ["qstore.batched"],
+            "executor": {"kind": "dask", "address": "tcp://127.0.0.1:9", "timeout": 1},
+        },
+    )
+    layer = CircuitBatch(MODEL, OBSERVABLES, dev)
+    args = (data_tensor(4), np.array([0.1, 0.2]), np.array(0.3))
+    value = layer.host_function().forward(*args)
+    reference = CircuitBatch(MODEL, OBSERVABLES, REFERENCE).host_function().forward(*args)
+    np.testing.assert_allclose(value, reference, atol=1e-10)
+    assert layer.path == f"compiled ({IN_THIS_PROCESS})"
+    assert IN_THIS_PROCESS in str(dev.routing_report())
 
 
 def test_tracker_counts_compiled_executions():

@@ -13,10 +13,11 @@ import numpy as np
 import pennylane as qml
 import pytest
 import torch
+from callback_support import Collector
 
-from qstore_pl.callbacks import DeviceCallback
-from qstore_pl.db import StateRecorder, open_store
+from qstore_pl.db import ResultCache, StateRecorder, open_store
 from qstore_pl.layers.compiled import CompiledPathWarning
+from qstore_pl.router.execution.compiled import IN_THIS_PROCESS
 from qstore_pl.torch import QuantumLayer, TorchLayer
 
 N = 3
@@ -47,6 +48,19 @@ def pair(inputs, weights):
     return qml.expval(qml.Z(0)), qml.expval(qml.Y(2))
 
 
+def reupload(inputs, weights):
+    """Data re-uploading: angles ``w * x + b``, products of two inputs and of two
+    weights, an offset."""
+    for layer in range(2):
+        for i in range(N):
+            qml.RY(weights[layer, i, 0] * inputs[..., i] + weights[layer, i, 1], wires=i)
+        qml.RX(inputs[..., 0] * inputs[..., 1] - 0.5 * weights[layer, 0, 2], wires=0)
+        qml.IsingXX(0.3 + inputs[..., 2], wires=[1, 2])  # decomposes: the sum passes through
+        qml.CNOT([0, 1])
+        qml.RZ(weights[layer, 2, 2] * weights[layer, 1, 2] / 2, wires=2)  # two weights
+    return [qml.expval(qml.Z(0)), qml.expval(qml.X(1) @ qml.Z(2)), qml.probs(wires=[0, 2])]
+
+
 def router(**kwargs):
     return qml.device("qstore.router", wires=N, precision="double", **kwargs)
 
@@ -66,7 +80,7 @@ def value_and_grads(model, x, cotangent_seed=1):
     return y.detach(), x.grad, model.qnode_weights["weights"].grad
 
 
-@pytest.mark.parametrize("fn", [several_measurements, single_expval, pair])
+@pytest.mark.parametrize("fn", [several_measurements, single_expval, pair, reupload])
 def test_compiled_values_and_gradients_equal_the_qnode_path_and_default_qubit(fn):
     x = torch.tensor(np.random.default_rng(0).uniform(0, np.pi, (2, 4, N)))  # two batch axes
     compiled = layer(fn, router())
@@ -133,12 +147,19 @@ def squared_input(inputs, weights):
     return [qml.expval(qml.Z(i)) for i in range(N)]
 
 
+def triple_product(inputs, weights):
+    qml.RX(weights[0, 0, 0] * inputs[..., 0] * inputs[..., 1], wires=0)  # degree three
+    qml.StronglyEntanglingLayers(weights, wires=range(N))
+    return [qml.expval(qml.Z(i)) for i in range(N)]
+
+
 @pytest.mark.parametrize(
     ("fn", "reason"),
     [
         (branch_on_weight, "uses the value of"),
         (wire_from_weight, "uses the value of"),
         (squared_input, "uses the value of"),
+        (triple_product, "uses the value of"),
     ],
 )
 def test_value_dependent_circuits_fall_back_to_the_qnode_path_correctly_and_say_so_once(fn, reason):
@@ -180,16 +201,6 @@ def test_parameter_shift_qnodes_keep_their_method():
     assert torch.allclose(routed(x), reference(x), atol=1e-6)
 
 
-class Collector(DeviceCallback):
-    wants_states = True
-
-    def __init__(self):
-        self.records = []
-
-    def on_execution(self, record):
-        self.records.append(record)
-
-
 def test_tracker_log_callbacks_and_explain_see_the_compiled_runs(tmp_path):
     collector = Collector()
     store = open_store(path=None)
@@ -227,3 +238,41 @@ def _state(x, weights):
         return qml.state()
 
     return state()
+
+
+def test_a_result_cache_answers_repeated_inference_and_training_runs(tmp_path):
+    """A cache that keeps free results answers an inference call it has seen; a
+    training call runs (its VJP needs the forward states)."""
+    with open_store(path=tmp_path / "db") as store:
+        cache = ResultCache(store, simulators=True)
+        device = router(callbacks=[cache])
+        routed = layer(several_measurements, device)
+        reference = layer(several_measurements, qml.device("default.qubit", wires=N))
+        x = torch.tensor(np.random.default_rng(2).uniform(0, np.pi, (4, N)))
+        with torch.no_grad():
+            first, again, other = routed(x), routed(x), routed(x + 0.1)
+            torch.testing.assert_close(first, reference(x), atol=1e-10, rtol=0)
+            torch.testing.assert_close(other, reference(x + 0.1), atol=1e-10, rtol=0)
+        torch.testing.assert_close(again, first, atol=0, rtol=0)
+        assert cache.savings().hits == 1
+        assert [run.cached for run in device.routing_report().recent] == [0, 4, 0]
+        got = value_and_grads(routed, x)
+        for a, b in zip(got, value_and_grads(reference, x)):
+            torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+        assert cache.savings().hits == 1
+        assert routed._compiled_host.last_path == "compiled"
+
+
+def test_a_router_on_dask_runs_compiled_batches_here_and_says_why():
+    """The cluster's address is never reachable: the compiled batch must not need it."""
+    config = {"executor": {"kind": "dask", "address": "tcp://127.0.0.1:9", "timeout": 1}}
+    device = router(router_config=config)
+    routed = layer(pair, device)
+    x = torch.rand(3, N, dtype=torch.float64)
+    got = value_and_grads(routed, x)
+    for a, b in zip(got, value_and_grads(layer(pair, qml.device("default.qubit", wires=N)), x)):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+    assert routed._compiled_host.last_path == f"compiled ({IN_THIS_PROCESS})"
+    explanation = str(device.explain(routed.qnode, x, routed.qnode_weights["weights"]))
+    assert f"layer path: compiled ({IN_THIS_PROCESS})" in explanation
+    assert IN_THIS_PROCESS in str(device.routing_report())

@@ -3,10 +3,11 @@
 Framework layers call one circuit structure thousands of times with new inputs and
 weights. A :class:`ValueProgram` is compiled once per structure from a representative
 tape and a map saying, for every parametrised gate, which element of which argument
-array (times which constant) is its angle. Each call gathers those angles into the
-engine's parameter table (:meth:`BoundProgram.from_table`), runs the forward pass on
-the compiled plans, and maps the adjoint sweep's per-gate derivatives back onto the
-argument arrays.
+array (times which constant) is its angle, or which expression of degree two at most
+in those elements it is (data re-uploading's ``w * x + b``). Each call gathers those
+angles into the engine's parameter table (:meth:`BoundProgram.from_table`), runs the
+forward pass on the compiled plans, and maps the adjoint sweep's per-gate derivatives
+back onto the argument arrays.
 """
 
 from __future__ import annotations
@@ -36,6 +37,35 @@ class AngleSource:
     scale: float
 
 
+@dataclass(frozen=True)
+class AngleExpression:
+    """An angle of degree two at most in the argument elements (data re-uploading's
+    ``w * x + b``): ``offset + sum of linear terms + sum of products``.
+
+    Attributes
+    ----------
+    offset : float
+        The constant part.
+    linear : tuple[AngleSource, ...]
+        Terms ``scale * element``.
+    products : tuple[tuple[AngleSource, AngleSource], ...]
+        Terms ``first.scale * first element * second.scale * second element``.
+    """
+
+    offset: float
+    linear: tuple[AngleSource, ...] = ()
+    products: tuple[tuple[AngleSource, AngleSource], ...] = ()
+
+    @property
+    def reads(self) -> tuple[AngleSource, ...]:
+        """Every element the angle reads."""
+        return self.linear + tuple(s for pair in self.products for s in pair)
+
+
+#: Where a gate's angle comes from: one scaled element, an expression, or a constant.
+Source = AngleSource | AngleExpression | None
+
+
 class ValueProgram:
     """A circuit structure bound from argument arrays, forward and VJP.
 
@@ -44,9 +74,10 @@ class ValueProgram:
     tape : QuantumScript
         A representative circuit on wires ``0 .. n-1`` whose operations all have at
         most one parameter (decomposed for the batched engine).
-    sources : Sequence[AngleSource or None]
-        Per operation of ``tape`` with a parameter: where its angle comes from, or
-        ``None`` for a constant (the tape's own value is kept).
+    sources : Sequence[AngleSource or AngleExpression or None]
+        Per operation of ``tape`` with a parameter: where its angle comes from (one
+        scaled element, or an expression of degree two at most), or ``None`` for a
+        constant (the tape's own value is kept).
     per_sample : Sequence[bool]
         Per argument array: whether its leading axis is the batch.
     """
@@ -54,7 +85,7 @@ class ValueProgram:
     def __init__(
         self,
         tape: QuantumScript,
-        sources: Sequence[AngleSource | None],
+        sources: Sequence[Source],
         per_sample: Sequence[bool],
     ):
         self.tape = tape
@@ -84,8 +115,14 @@ class ValueProgram:
         self.sources = list(sources)
         # gather plan: per argument, which table slots read which flat elements
         self._reads: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        #: slots whose angle is an expression, computed per call
+        self._expressions = [
+            (j, s) for j, s in enumerate(sources) if isinstance(s, AngleExpression)
+        ]
         for arg in range(len(per_sample)):
-            reads = [(j, s) for j, s in enumerate(sources) if s is not None and s.arg == arg]
+            reads = [
+                (j, s) for j, s in enumerate(sources) if isinstance(s, AngleSource) and s.arg == arg
+            ]
             index = np.array([s.index for _, s in reads], dtype=np.int64)
             scale = np.array([s.scale for _, s in reads], dtype=np.float64)
             slots = [j for j, _ in reads]
@@ -112,7 +149,42 @@ class ValueProgram:
                     data[j] = (values[k],)
         if batch is None:
             batch = int(np.shape(arrays[self.per_sample.index(True)])[0])
+        if self._expressions:
+            flat = self._flat(arrays, batch)
+            for j, expression in self._expressions:
+                value = self._evaluate(expression, flat)
+                data[j] = (value,)
+                broadcast[j] = (np.ndim(value) == 1,)
         return BoundProgram.from_table(self.program, TapeParameters(batch, data, broadcast))
+
+    def per_sample_slots(self) -> set[int]:
+        """The table slots whose angle changes from sample to sample."""
+        return {
+            j
+            for j, s in enumerate(self.sources)
+            if s is not None and any(self.per_sample[r.arg] for r in _reads_of(s))
+        }
+
+    def _flat(self, arrays: Sequence[np.ndarray], batch: int) -> list[np.ndarray]:
+        """Each argument as ``(B, size)`` (per sample) or ``(size,)`` (shared)."""
+        return [
+            np.asarray(a, dtype=float).reshape(batch, -1)
+            if self.per_sample[i]
+            else np.asarray(a, dtype=float).reshape(-1)
+            for i, a in enumerate(arrays)
+        ]
+
+    def _element(self, source: AngleSource, flat: list[np.ndarray]):
+        array = flat[source.arg]
+        return array[:, source.index] if self.per_sample[source.arg] else array[source.index]
+
+    def _evaluate(self, expression: AngleExpression, flat: list[np.ndarray]):
+        value = expression.offset
+        for s in expression.linear:
+            value = value + s.scale * self._element(s, flat)
+        for a, b in expression.products:
+            value = value + a.scale * b.scale * self._element(a, flat) * self._element(b, flat)
+        return value
 
     def forward(self, device, bound: BoundProgram) -> tuple[np.ndarray, list[np.ndarray]]:
         """Final states ``(B, 2**n)`` and each measurement's values on ``device``."""
@@ -174,8 +246,30 @@ class ValueProgram:
                 if not self.per_sample[arg]:
                     rows = rows.sum(axis=1, keepdims=True)
                 np.add.at(flat, index, rows)
+            if self._expressions:
+                self._add_expression_grads(flat, arg, grads, arrays, batch)
             out[arg] = (flat.T if self.per_sample[arg] else flat[:, 0]).reshape(shape)
         return out
+
+    def _add_expression_grads(self, flat: np.ndarray, arg: int, grads, arrays, batch: int):
+        """Add to ``flat`` (argument ``arg``'s gradient, ``(size, B or 1)``) what the
+        expression angles pass on: ``d angle / d element`` times the angle's gradient."""
+        values = self._flat(arrays, batch)
+        shared = not self.per_sample[arg]
+        for j, expression in self._expressions:
+            g = grads[self._position_of(j)]  # (B,)
+            terms = [(s, s.scale) for s in expression.linear]
+            for a, b in expression.products:  # d(a b)/da = b, d(a b)/db = a
+                scale = a.scale * b.scale
+                terms += [
+                    (a, scale * self._element(b, values)),
+                    (b, scale * self._element(a, values)),
+                ]
+            for source, factor in terms:
+                if source.arg != arg:
+                    continue
+                row = np.broadcast_to(factor * g, (batch,))
+                flat[source.index] += row.sum() if shared else row
 
     def _position_of(self, slot: int) -> int:
         cache = self.__dict__.setdefault("_positions", {})
@@ -189,5 +283,10 @@ class ValueProgram:
         cache = self.__dict__.setdefault("_trainable_sets", {})
         if key not in cache:
             slots = [j for arg in key for j in self._reads[arg][0].tolist()]
+            slots += [j for j, e in self._expressions if any(r.arg in key for r in e.reads)]
             cache[key] = frozenset(self._position_of(j) for j in slots)
         return cache[key]
+
+
+def _reads_of(source: AngleSource | AngleExpression) -> tuple[AngleSource, ...]:
+    return (source,) if isinstance(source, AngleSource) else source.reads

@@ -158,8 +158,8 @@ class CircuitInputProgram:
         return ForwardRun(bound, psi, outputs.astype(np.float64), values.ndim == 2)
 
     def vjp(self, run: ForwardRun, cotangent: np.ndarray) -> np.ndarray:
-        """Gradient of ``sum(cotangent * outputs)`` for the symbol values: one adjoint
-        sweep for the batch; ``(n,)`` for shared values, ``(B, n)`` per sample."""
+        """Gradient of ``sum(cotangent * outputs)`` for the symbol values, one row per
+        sample ``(B, n)`` (shared values: sum the rows): one adjoint sweep for the batch."""
         batch, n = run.bound.batch, self.num_wires
         cotangent = np.asarray(cotangent, dtype=np.float64).reshape(batch, self.num_outputs)
         dys = [cotangent[:, m] for m in range(self.num_outputs)]
@@ -174,8 +174,7 @@ class CircuitInputProgram:
             if self._positions
             else np.zeros((0, batch))
         )  # (moving, B)
-        per_sample = jacobian.T @ per_gate  # (n_values, B)
-        return per_sample.T if run.per_sample else per_sample.sum(axis=1)
+        return (jacobian.T @ per_gate).T  # (B, n_values)
 
 
 class _DataProgram:

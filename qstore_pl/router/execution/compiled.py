@@ -5,10 +5,16 @@ structure and calls :meth:`CompiledDoor.forward` / :meth:`CompiledDoor.vjp` with
 arrays. The router still decides: the group is described and routed exactly as the
 QNode path's tapes would be (same policy, spending conditions, calibrated time models
 and decision cache), and the run is logged, tracked and shown to callbacks as a
-routed run whose path is ``"compiled"``. Only ``qstore.batched`` backends run value
-programs; when the router picks another backend (or the chosen one fails), the door
-answers with a :class:`Refusal` and the layer takes the QNode path, which runs the
-router's ordinary fallback chain.
+routed run whose path is ``"compiled"`` (:meth:`RouterDevice.route_group
+<qstore_pl.router.device.RouterDevice.route_group>`, :meth:`~qstore_pl.router.device.
+RouterDevice.record_run`). A call with no VJP after it is first looked up in the
+router's result cache, if one is attached (:meth:`~qstore_pl.router.device.RouterDevice.
+cached_result`). Only ``qstore.batched`` backends run value programs; when the router
+picks another backend (or the chosen one fails), the door answers with a
+:class:`Refusal` and the layer takes the QNode path, which runs the router's ordinary
+fallback chain. A router whose groups go to a Dask cluster runs compiled batches in
+this process, and says why (:data:`IN_THIS_PROCESS`, in the routing report and
+``explain``).
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ from qstore_pl.devices.grouping import TapeGroup, structure_key
 from qstore_pl.router.execution.executors import SerialExecutor
 from qstore_pl.router.execution.faults import is_backend_fault
 from qstore_pl.router.execution.task import Task
-from qstore_pl.router.purpose import current_purpose
+from qstore_pl.router.run_record import RunRecord
 from qstore_pl.support.bounded_cache import BoundedCache
 
 if TYPE_CHECKING:
     from qstore_pl.router.device import RouterDevice
+    from qstore_pl.router.routing.policy import RoutingDecision
+    from qstore_pl.router.routing.spec import BackendSpec
 
 #: The PennyLane device whose engine runs compiled layers and circuit-input programs.
 ENGINE = "qstore.batched"
@@ -74,9 +82,7 @@ class CompiledCircuit:
     def _build_group(self, batch: int) -> TapeGroup:
         tape = self.program.tape
         program = self.program
-        per_sample = {
-            j for j, s in enumerate(program.sources) if s is not None and program.per_sample[s.arg]
-        }
+        per_sample = program.per_sample_slots()
         params = [
             np.full(batch, float(np.real(data[0]))) if j in per_sample else data[0]
             for j, data in enumerate(program.constants)
@@ -88,34 +94,103 @@ class CompiledCircuit:
 
 @dataclass
 class CompiledForward:
-    """A forward pass kept for the VJP that may follow it."""
+    """A forward pass kept for the VJP that may follow it (``states`` is ``None`` when
+    a result cache answered: no VJP follows an inference call)."""
 
     circuit: CompiledCircuit
-    backend: str
+    choice: EngineChoice
     device: Any
     bound: BoundProgram
-    states: np.ndarray
+    states: np.ndarray | None
     values: np.ndarray
+
+    @property
+    def path(self) -> str:
+        """The path this call took, as ``explain`` says it."""
+        note = self.choice.note
+        return "compiled" if note is None else f"compiled ({note})"
+
+
+#: Where a compiled batch runs when the router's groups go to a Dask cluster, and why.
+IN_THIS_PROCESS = (
+    "in this process, not on the Dask cluster: a compiled batch is one engine call whose "
+    "VJP needs the forward states it keeps; fanned out, each worker would rebuild the "
+    "program and the states would travel"
+)
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """The router's decision for a compiled batch, when its batched engine runs it.
+
+    Attributes
+    ----------
+    decision : RoutingDecision
+        The routing decision.
+    spec : BackendSpec
+        The chosen ``qstore.batched`` backend.
+    group : TapeGroup
+        The batch as it was routed.
+    note : str or None
+        How the run differs from the router's own runs of the group (said in the
+        routing report): where it runs when the router's executor is remote.
+    """
+
+    decision: RoutingDecision
+    spec: BackendSpec
     group: TapeGroup
-    decision: Any
+    note: str | None = None
+
+    @property
+    def backend(self) -> str:
+        """The chosen backend's name."""
+        return self.decision.backend
+
+    @property
+    def c_dtype(self) -> np.dtype:
+        """The precision of the chosen backend's states."""
+        return np.dtype(self.spec.device_kwargs.get("c_dtype", np.complex128))
 
 
-def engine_decision(router: RouterDevice, group: TapeGroup, training: bool) -> tuple | str:
+def engine_decision(router: RouterDevice, group: TapeGroup, training: bool) -> EngineChoice | str:
     """Route ``group`` as a forward pass (a VJP follows when ``training``), as the router
-    routes its own: ``(decision, spec)`` when it chose the batched engine that the
-    compiled doors drive, else why not (a backend that runs tapes only)."""
-    decision = router._decide(
-        group,
-        Task.EXECUTE,
-        current_purpose(),
-        "vjp" if training else None,
-        backprop=False,
-        differenced=False,
-    )
-    spec = router._specs[decision.backend]
+    routes its own: the choice when it chose the batched engine that the compiled doors
+    drive, else why not (a backend that runs tapes only)."""
+    decision, spec = router.route_group(group, Task.EXECUTE, "vjp" if training else None)
     if spec.device_name != ENGINE or spec.metered or spec.noise_model is not None:
         return f"the router chose {decision.backend!r}, which runs tapes only"
-    return decision, spec
+    note = None if isinstance(router.executor, SerialExecutor) else IN_THIS_PROCESS
+    return EngineChoice(decision, spec, group, note)
+
+
+def compiled_run(
+    choice: EngineChoice,
+    task: Task,
+    seconds: float,
+    results: Sequence[Any] = (),
+    tapes: Sequence[QuantumScript] | None = None,
+    states: Sequence[Any] | None = None,
+    cached: int = 0,
+    note: str | None = None,
+) -> RunRecord:
+    """What the router records of a compiled batch (see :class:`RunRecord`):
+    ``tapes``, ``results`` and ``states`` are for callbacks, given when there are
+    some; ``note`` says how the batch ran, besides where (:attr:`EngineChoice.note`)."""
+    notes = "; ".join(text for text in (note, choice.note) if text)
+    return RunRecord(
+        choice.group,
+        choice.decision,
+        task,
+        choice.backend,
+        results,
+        seconds,
+        tapes=tapes,
+        states=states,
+        method="adjoint" if task.derivative else None,
+        cached=cached,
+        path="compiled",
+        note=notes or None,
+    )
 
 
 class CompiledDoor:
@@ -146,31 +221,37 @@ class CompiledDoor:
     def forward(
         self, circuit: CompiledCircuit, arrays: Sequence[np.ndarray], keep_vjp: bool
     ) -> CompiledForward | Refusal:
-        """Route and run one batch forward; a :class:`Refusal` if this path cannot."""
+        """Route and run one batch forward; a :class:`Refusal` if this path cannot.
+
+        A call after which no VJP follows is first looked up in the router's result
+        cache, if it has one, as the router's own executions are.
+        """
         router = self._router
         program = circuit.program
         batch = int(np.shape(arrays[program.per_sample.index(True)])[0])
-        group = circuit.group(batch)
-        choice = engine_decision(router, group, keep_vjp)
+        choice = engine_decision(router, circuit.group(batch), keep_vjp)
         if isinstance(choice, str):
             return Refusal(choice)
-        decision, spec = choice
-        name = decision.backend
-        if not isinstance(router.executor, SerialExecutor):
-            return Refusal("the router runs groups on a remote executor")
         start = time.perf_counter()
+        bound = program.bind(arrays)
+        tape = _bound_tape(program, bound) if router.callbacks else None
+        hit = None if tape is None or keep_vjp else router.cached_result(tape, choice.backend)
+        if hit is not None:
+            values = list(hit) if isinstance(hit, tuple) else [hit]
+            run = CompiledForward(
+                circuit, choice, None, bound, None, program.outputs(values, batch)
+            )
+            self._record(run, Task.EXECUTE, start, [hit], tape, cached=batch)
+            return run
         try:
-            device = self._device(spec, program.num_wires)
-            bound = program.bind(arrays)
+            device = self._device(choice.spec, program.num_wires)
             psi, values = program.forward(device, bound)
         except Exception as err:
             if not is_backend_fault(err):
                 raise
-            return Refusal(f"{name} failed ({type(err).__name__}: {err})")
-        seconds = time.perf_counter() - start
-        out = program.outputs(values, batch)
-        run = CompiledForward(circuit, name, device, bound, psi, out, group, decision)
-        self._record(run, Task.EXECUTE, seconds, lambda: _per_tape(values))
+            return Refusal(f"{choice.backend} failed ({type(err).__name__}: {err})")
+        run = CompiledForward(circuit, choice, device, bound, psi, program.outputs(values, batch))
+        self._record(run, Task.EXECUTE, start, _per_tape(values), tape)
         return run
 
     def vjp(
@@ -181,12 +262,13 @@ class CompiledDoor:
         wanted: Sequence[int],
     ) -> list[np.ndarray | None]:
         """Gradients of the arguments ``wanted`` after ``run``: one adjoint sweep."""
+        if run.states is None:
+            raise ValueError("this forward pass was answered from a cache; no VJP follows it")
         start = time.perf_counter()
-        grads = run.circuit.program.vjp(
-            run.device, run.bound, run.states, cotangent, arrays, wanted
-        )
-        seconds = time.perf_counter() - start
-        self._record(run, Task.VJP, seconds, lambda: [tuple(g for g in grads if g is not None)])
+        program = run.circuit.program
+        grads = program.vjp(run.device, run.bound, run.states, cotangent, arrays, wanted)
+        tape = _bound_tape(program, run.bound) if self._router.callbacks else None
+        self._record(run, Task.VJP, start, [tuple(g for g in grads if g is not None)], tape)
         return grads
 
     def _device(self, spec, num_wires: int):
@@ -195,22 +277,22 @@ class CompiledDoor:
             self._devices[key] = qml.device(ENGINE, wires=num_wires, **dict(spec.device_kwargs))
         return self._devices[key]
 
-    def _record(self, run: CompiledForward, task: Task, seconds: float, output) -> None:
-        """Log, track and tell callbacks, as the router does for its own runs."""
-        router = self._router
-        group, states = run.group, None
-        if router.callbacks:  # callbacks see the circuits with their real parameters
-            group = TapeGroup([0], [_bound_tape(run)], run.group.key)
-            states = [run.states] if task is Task.EXECUTE else None
-        router.record_compiled(
-            group,
-            run.decision,
-            task,
-            run.backend,
-            "adjoint" if task.derivative else None,
-            output(),
-            seconds,
-            states,
+    def _record(
+        self,
+        run: CompiledForward,
+        task: Task,
+        start: float,
+        results: list,
+        tape: QuantumScript | None,
+        cached: int = 0,
+    ) -> None:
+        """Report the run as the router reports its own; callbacks see the circuit
+        with its real parameters (``tape``, built only when there are callbacks)."""
+        states = [run.states] if task is Task.EXECUTE and run.states is not None else None
+        tapes = None if tape is None else [tape]
+        seconds = time.perf_counter() - start
+        self._router.record_run(
+            compiled_run(run.choice, task, seconds, results, tapes, states, cached)
         )
 
 
@@ -219,11 +301,11 @@ def _per_tape(values: list[np.ndarray]) -> list:
     return [values[0] if len(values) == 1 else tuple(values)]
 
 
-def _bound_tape(run: CompiledForward) -> QuantumScript:
-    """The representative tape with this call's parameters (only for callbacks)."""
-    tape = run.circuit.program.tape
-    table = run.bound.parameters[0]
+def _bound_tape(program: ValueProgram, bound: BoundProgram) -> QuantumScript:
+    """The representative tape with this call's parameters (for callbacks and the
+    result cache)."""
+    table = bound.parameters[0]
     params = [data[0] for data in table.data]
-    bound = tape.bind_new_parameters(params, list(range(len(params))))
-    bound.trainable_params = []
-    return bound
+    tape = program.tape.bind_new_parameters(params, list(range(len(params))))
+    tape.trainable_params = []
+    return tape

@@ -26,6 +26,18 @@ def circuit(inputs, weights):
     return [qml.expval(qml.Z(0)), qml.expval(qml.Y(1) @ qml.Z(2)), qml.probs(wires=[1, 2])]
 
 
+def reupload(inputs, weights):
+    """Data re-uploading: angles ``w * x + b`` and a product of two inputs."""
+    for layer in range(2):
+        for i in range(N):
+            qml.RY(weights[layer, i, 0] * inputs[..., i] + weights[layer, i, 1], wires=i)
+        qml.RX(inputs[..., 0] * inputs[..., 1] - 0.5 * weights[layer, 0, 2], wires=0)
+        qml.CNOT([0, 1])
+        qml.CNOT([1, 2])
+        qml.RZ(weights[layer, 2, 2], wires=2)
+    return [qml.expval(qml.Z(0)), qml.expval(qml.X(1) @ qml.Z(2)), qml.probs(wires=[0, 2])]
+
+
 def squared(inputs, weights):
     qml.RX(inputs[..., 0] ** 2, wires=0)
     qml.StronglyEntanglingLayers(weights, wires=range(N))
@@ -50,7 +62,7 @@ def flat(result):
     return [value, gx, *gw]
 
 
-@pytest.mark.parametrize("fn", [circuit, squared])
+@pytest.mark.parametrize("fn", [circuit, reupload, squared])
 def test_compiled_keras_layer_equals_the_qnode_path_and_default_qubit(fn):
     rng = np.random.default_rng(0)
     x = rng.uniform(0, np.pi, (5, N)).astype("float32")
@@ -68,7 +80,7 @@ def test_compiled_keras_layer_equals_the_qnode_path_and_default_qubit(fn):
         for got, want in zip(results[0], other):
             np.testing.assert_allclose(got, want, atol=2e-6, rtol=1e-5)
     path = compiled._host.last_path
-    assert path == "compiled" if fn is circuit else path.startswith("qnode (")
+    assert path == "compiled" if fn is not squared else path.startswith("qnode (")
 
 
 def test_quantum_layer_keeps_the_opt_out_in_its_config():
