@@ -26,8 +26,8 @@ SCRIPT = Path(__file__).with_name("dense_gate_cases.py")
 REPO = SCRIPT.parents[2]
 
 #: Widths run in one process: the widths that crashed (7-10) are never in a group
-#: with the ones that did not, and the groups keep the suite fast.
-GROUPS = [(1, 2, 3, 4, 5, 6), (7, 8), (9, 10)]
+#: with the ones that did not; two processes, as each pays PennyLane's imports again.
+GROUPS = [(1, 2, 3, 4, 5, 6), (7, 8, 9, 10)]
 
 # complex128: a dense 2**k x 2**k product adds ~2**k roundings of 1e-16; complex64:
 # ~6e-8 each, below 1e-5 after a 1024-term sum and the few gates around it.

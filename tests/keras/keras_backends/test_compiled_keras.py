@@ -83,6 +83,7 @@ def test_compiled_keras_layer_equals_the_qnode_path_and_default_qubit(fn):
     assert path == "compiled" if fn is not squared else path.startswith("qnode (")
 
 
+@pytest.mark.keras_backend_agnostic
 def test_quantum_layer_keeps_the_opt_out_in_its_config():
     layer = QuantumLayer(n_qubits=N, depth=1, compiled=False)
     assert layer.get_config()["compiled"] is False

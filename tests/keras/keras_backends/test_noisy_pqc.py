@@ -84,6 +84,8 @@ def pqc_without_noise(w):
     return layer
 
 
+# the trajectories are drawn on the host, behind the bridge the exact test covers
+@pytest.mark.keras_backend_agnostic
 @pytest.mark.parametrize("sample_based", [False, True])
 def test_trajectories_agree_within_their_statistical_error(sample_based):
     repetitions = 4000
@@ -98,6 +100,7 @@ def test_trajectories_agree_within_their_statistical_error(sample_based):
     assert np.abs(y - exact).max() > 0  # an estimate, not the exact value
 
 
+@pytest.mark.keras_backend_agnostic
 def test_trajectory_gradients_agree_within_their_statistical_error():
     repetitions = 4000
     circuits = data_circuits(3)
@@ -112,6 +115,7 @@ def test_trajectory_gradients_agree_within_their_statistical_error():
     np.testing.assert_allclose(gw, want, atol=6 * 5 / np.sqrt(repetitions))
 
 
+@pytest.mark.keras_backend_agnostic
 def test_noisy_pqc_survives_save_and_load(tmp_path):
     layer = _layer(repetitions=10, seed=1)
     inputs = keras.Input((2, encode_circuits(data_circuits(1), max_ops=2).shape[-1]))
@@ -125,6 +129,7 @@ def test_noisy_pqc_survives_save_and_load(tmp_path):
     assert (rebuilt.repetitions, rebuilt.sample_based, rebuilt.seed) == (10, False, 1)
 
 
+@pytest.mark.keras_backend_agnostic
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="give repetitions"):
         NoisyPQC(MODEL, OBSERVABLES, sample_based=True)

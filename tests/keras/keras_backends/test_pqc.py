@@ -127,6 +127,7 @@ def test_pqc_model_learns_labels_of_circuits_and_survives_save_load(tmp_path):
     )
 
 
+@pytest.mark.keras_backend_agnostic
 def test_model_circuit_must_be_parametrized():
     with pytest.raises(TypeError, match=r"ParametrizedCircuit\.from_function"):
         PQC(model, OBSERVABLES)
