@@ -4,7 +4,6 @@ its final state and, for shot runs, its measured distribution."""
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 import numpy as np
@@ -14,10 +13,9 @@ from pennylane.measurements import CountsMP, ProbabilityMP, SampleMP
 from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
 
+from qstore_pl.db import call_facts
+from qstore_pl.db.call_facts import CallFacts, ParameterRun
 from qstore_pl.support.limits import current_limits
-
-#: Longest parameter list stored with a state (Pinecone metadata is limited to 40 KB).
-MAX_PARAMETERS_IN_TEXT = 1000
 
 
 def state_wires(tape: QuantumScript) -> Wires:
@@ -65,18 +63,12 @@ def exact_digest(tape: QuantumScript, *extra: str) -> bytes:
     return digest.digest()
 
 
-def parameter_texts(tape: QuantumScript) -> list[str]:
-    """The gate parameters of each circuit in the tape as JSON lists, one per
-    broadcast element (matrices and state vectors are left out).
-
-    Parameters shared by every element (the weights) are formatted once, and
-    consecutive parameters of a kind (shared, per element) in one ``json.dumps``:
-    formatting is most of the cost of recording a batch.
-    """
+def parameter_runs(tape: QuantumScript) -> tuple[ParameterRun, ...]:
+    """The gate parameters of the tape in order, as runs of consecutive parameters
+    shared by every broadcast element (the weights) or one per element (matrices and
+    state vectors are left out)."""
     batch = tape.batch_size or 1
-    runs: list[list] = []  # [shared floats] or [per-element (batch, k) arrays], in order
-    shared: list[bool] = []
-    count = 0
+    runs: list[tuple[bool, list]] = []  # (shared, [floats] or [(batch, k) arrays])
     for op in tape.operations:
         ndims = op.ndim_params if op.batch_size else (None,) * len(op.data)
         for value, ndim in zip(op.data, ndims):
@@ -85,28 +77,28 @@ def parameter_texts(tape: QuantumScript) -> list[str]:
             array = np.asarray(value)
             if np.iscomplexobj(array) or array.size == 0:  # matrices and state vectors
                 continue
-            per_element = bool(op.batch_size) and ndim is not None and array.ndim > ndim
-            if not runs or shared[-1] == per_element:
-                runs.append([])
-                shared.append(not per_element)
-            if per_element:
-                runs[-1].append(array.astype(float).reshape(batch, -1))
-                count += runs[-1][-1].shape[1]
+            shared = not (bool(op.batch_size) and ndim is not None and array.ndim > ndim)
+            if not runs or runs[-1][0] != shared:
+                runs.append((shared, []))
+            if shared:
+                runs[-1][1].append(array.astype(float).ravel())
             else:
-                runs[-1].extend(array.astype(float).ravel().tolist())
-                count += array.size
-    if count > MAX_PARAMETERS_IN_TEXT:
-        return []
-    pieces = [
-        json.dumps(run)[1:-1]
-        if is_shared
-        else [json.dumps(row)[1:-1] for row in np.concatenate(run, axis=1).tolist()]
-        for run, is_shared in zip(runs, shared)
-    ]
-    return [
-        "[" + ", ".join(p if isinstance(p, str) else p[b] for p in pieces) + "]"
-        for b in range(batch)
-    ]
+                runs[-1][1].append(array.astype(float).reshape(batch, -1))
+    return tuple(
+        ParameterRun(shared, np.concatenate(parts, axis=0 if shared else 1))
+        for shared, parts in runs
+    )
+
+
+def parameter_texts(tape: QuantumScript) -> list[str]:
+    """The gate parameters of each circuit in the tape as JSON lists, one per
+    broadcast element (see :func:`qstore_pl.db.call_facts.parameter_texts`)."""
+    return call_facts.parameter_texts(parameter_runs(tape), tape.batch_size or 1)
+
+
+def facts_of(tape: QuantumScript) -> CallFacts:
+    """What the delivery needs from the tape beside the backend's amplitudes."""
+    return CallFacts(structure_hash(tape), tape.batch_size or 1, parameter_runs(tape))
 
 
 def final_states(tape: QuantumScript) -> np.ndarray:
