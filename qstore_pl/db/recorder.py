@@ -344,11 +344,12 @@ class StateRecorder(DeviceCallback):
         meta = self._metadata(record, received_at, source)
         if kind == "pure":
             amplitudes = _rows(record.states)
-            if amplitudes is not None and amplitudes.shape == _state_shape(tape):
-                facts = circuits.facts_of(tape)
-                return [], [
-                    CircuitEntry(str(uuid.uuid4()), len(amplitudes), b"", meta, amplitudes, facts)
-                ]
+            facts = None if amplitudes is None else circuits.facts_with_states(tape, amplitudes)
+            if facts is not None:
+                entry = CircuitEntry(
+                    str(uuid.uuid4()), len(amplitudes), b"", meta, amplitudes, facts
+                )
+                return [], [entry]
             try:  # the backend's states are over other wires, or there are none: simulate
                 blob = pickle.dumps(tape, protocol=5)
             except Exception:  # a tape that cannot be spooled: encode its states here
