@@ -106,6 +106,7 @@ def parameter_runs(tape: QuantumScript, batch: int | None = None) -> tuple[Param
         if not data:
             continue
         for value, ndim in zip(data, op.ndim_params):
+            part: list[Any]
             if isinstance(value, float):  # most gates: one real angle (numpy's too)
                 shared, part = True, [float(value)]
             else:

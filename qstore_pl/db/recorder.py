@@ -345,7 +345,7 @@ class StateRecorder(DeviceCallback):
         if kind == "pure":
             amplitudes = _rows(record.states)
             facts = None if amplitudes is None else circuits.facts_with_states(tape, amplitudes)
-            if facts is not None:
+            if amplitudes is not None and facts is not None:
                 entry = CircuitEntry(
                     str(uuid.uuid4()), len(amplitudes), b"", meta, amplitudes, facts
                 )
