@@ -224,11 +224,15 @@ class StateRecorder(DeviceCallback):
                 self._skipped += 1
                 return
             self.spool.append(entries, circuits)
-            if not self._waiting:
+            before = self._waiting
+            if not before:
                 self._oldest = time.monotonic()
             self._spooled += states
             self._waiting += states
-            self._changed.notify_all()
+            # wake the delivery thread only when its next round moves closer: a wake-up
+            # per call hands it the interpreter lock for nothing while training runs
+            if not before or before < self._batch_size <= self._waiting:
+                self._changed.notify_all()
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until everything recorded so far is in the store.
