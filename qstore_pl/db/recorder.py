@@ -413,7 +413,7 @@ class StateRecorder(DeviceCallback):
                         break
                     self._changed.wait(delay)
             try:
-                self._simulate_circuits()
+                self._deliver_calls()
                 self._deliver()
                 self.spool.checkpoint()
             except Exception:  # the thread must outlive any bug: states wait in the spool
@@ -443,10 +443,52 @@ class StateRecorder(DeviceCallback):
             ready = max(ready, self._oldest + self._max_delay)
         return ready - now
 
-    def _simulate_circuits(self) -> None:
-        circuits = self.spool.circuits(_CIRCUITS_PER_ROUND, _STATES_PER_ROUND)
-        if circuits:
-            self.spool.expand([(c.id, self._states_of(c)) for c in circuits])
+    def _deliver_calls(self) -> None:
+        """Encode a round of spooled calls and write their states straight to the
+        store; the calls leave the spool in one transaction once the store has them
+        all (and has fsynced them). A crash before that sends them again: same ids,
+        overwritten. Calls whose states the store may refuse (a width it does not
+        hold, a refused write) become ``pending`` states instead, which
+        :meth:`_deliver` sends one by one where needed and sets aside."""
+        if time.monotonic() < self._next_attempt:
+            return  # the store is down: the calls wait as they are
+        calls = self.spool.circuits(_CIRCUITS_PER_ROUND, _STATES_PER_ROUND)
+        if not calls:
+            return
+        encoded = [(c.id, self._states_of(c)) for c in calls]
+        entries = [entry for _, states in encoded for entry in states]
+        widths = {(e.metadata["kind"], int(e.metadata["n_qubits"])) for e in entries}
+        for width in widths - self._widths:
+            try:
+                self.store.check_width(*width)
+            except StateEncodingError:  # pending sets them aside, with the reason
+                self.spool.expand(encoded)
+                return
+            except StoreError as err:  # the width limit is unknown while the store is down
+                self._failed(err)
+                return
+            self._widths.add(width)
+        failure: Exception | None = None
+        try:
+            for start in range(0, len(entries), self._batch_size):
+                self.store.write(entries[start : start + self._batch_size])
+        except StoreUnavailableError as err:
+            failure = err
+        except StoreError:  # refused for good: pending finds and sets aside the culprits
+            pass
+        except Exception as err:  # unexpected: keep the states, retry later
+            failure = err
+        else:
+            if entries:  # on disk before the spool forgets them (see _acknowledge)
+                self.store.sync()
+            self.spool.forget_calls([call_id for call_id, _ in encoded], len(entries))
+            self._stored(len(entries))
+            return
+        # keep the encoding: pending retries these states (those stored already are
+        # overwritten by id) and sets aside what the store refuses
+        self.spool.expand(encoded)
+        if failure is not None:
+            self._failed(failure)
 
     def _states_of(self, circuit: SpooledCircuit) -> list[EncodedState]:
         """The encoded states of a spooled call: from the backend's amplitudes and the
@@ -547,6 +589,10 @@ class StateRecorder(DeviceCallback):
         if count:
             self.store.sync()
         self.spool.ack_through(seq, count)
+        self._stored(count)
+
+    def _stored(self, count: int) -> None:
+        """Count states the store has acknowledged (and the spool has forgotten)."""
         if self._backoff:
             logger.info("state store %s is back; delivering spooled states", self.store.location)
         self._backoff = 0.0

@@ -280,17 +280,27 @@ class Spool:
                 "DELETE FROM circuits WHERE id = ?", [(circuit_id,) for circuit_id, _ in calls]
             )
 
+    def forget_calls(self, ids: Sequence[str], count: int) -> None:
+        """Forget spooled calls whose ``count`` states the store has acknowledged
+        (added to :meth:`delivered`), in one transaction."""
+        with self._transaction():
+            self._db.executemany("DELETE FROM circuits WHERE id = ?", [(i,) for i in ids])
+            self._count_delivered(count)
+
     def ack_through(self, seq: int, count: int) -> None:
         """Forget the states up to position ``seq``: the store has acknowledged them
         (states are sent in order, so these are exactly the ones sent); ``count`` of
         them were stored (the rest were set aside), added to :meth:`delivered`."""
         with self._transaction():
             self._db.execute("DELETE FROM pending WHERE seq <= ?", (seq,))
-            self._db.execute(
-                "INSERT INTO counters (name, value) VALUES ('delivered', ?) "
-                "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-                (count,),
-            )
+            self._count_delivered(count)
+
+    def _count_delivered(self, count: int) -> None:
+        self._db.execute(
+            "INSERT INTO counters (name, value) VALUES ('delivered', ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            (count,),
+        )
 
     def delivered(self) -> int:
         """States acknowledged by the store since the spool was created, whichever
