@@ -10,19 +10,22 @@ read by the thread that forwards. Two kinds of entry wait here:
   (``facts``, ``parameters``: :class:`~qstore_pl.db.call_facts.CallFacts`), else the
   pickled circuit (``tape``), which the forwarding thread simulates. The training
   thread writes a single row per call and leaves phase fixing, encoding and
-  metadata to the forwarding thread, which swaps the row for its states in one
-  transaction. A row with facts is encoded without PennyLane (a delivery process
-  imports it only for a row that needs its circuit).
+  metadata to the forwarding thread, which writes the states to the store and then
+  forgets the row (:meth:`Spool.forget_calls`), or, where the store may refuse some
+  of them, swaps the row for its states in ``pending`` in one transaction
+  (:meth:`Spool.expand`). A row with facts is encoded without PennyLane (a delivery
+  process imports it only for a row that needs its circuit).
 
 Spools written by older versions lack some of the ``amplitudes``, ``dtype``,
 ``facts`` and ``parameters`` columns: opening one adds them (empty: those rows are
 read as they were written, circuits unpickled and simulated), so a spool left on
 disk by an older version still drains.
 
-States are sent in spool order and acknowledged by position (a cursor: everything
-up to the last acknowledged ``seq`` leaves in one range delete). An entry leaves the
-spool only once the store has acknowledged it (or, for a circuit, once its states
-are in ``pending``): a crash at any moment loses nothing.
+Pending states are sent in spool order and acknowledged by position (a cursor:
+everything up to the last acknowledged ``seq`` leaves in one range delete), calls by
+id. An entry leaves the spool only once the store has acknowledged it (all of a
+call's states, or, for a call swapped for its states, once they are in ``pending``):
+a crash at any moment loses nothing.
 Ids are fixed when an entry is spooled (a circuit's states get ids derived from the
 circuit's id) and store writes overwrite by id, so an entry sent again after a crash
 between the store's write and the acknowledgement is still stored once.
