@@ -7,11 +7,15 @@ StateRecorder adds to a training step.
                                   [--filtered-queries 2] [--replay 15000]
     python benchmarks/bench_db.py --overhead-only   # the recorder's cost on a training step
     python benchmarks/bench_db.py --replay-only [--replay 15000]  # replay, thread and process
+    python benchmarks/bench_db.py --replay-only --overhead-only --load 0 1  # idle and beside
+                                                                  # one busy process
 
 Queries: stored states times a random global phase (their nearest neighbour is
 themselves, ranks 2-5 are the hard part) and random states. Filtered queries are
 slow on the embedded store (Qdrant local mode evaluates filters in Python), hence
 their own count. Prints a table and writes benchmarks/results/db.json.
+``--load 0 1`` runs the replay and overhead parts on the idle machine and beside one
+busy process (``python -c "while True: pass"``) and prints them side by side.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import tempfile
 import time
 import uuid
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pennylane as qml
+from busy import busy_processes
 from pennylane import numpy as pnp
 
 from qstore_pl.db import StateRecorder, open_store
@@ -120,10 +124,11 @@ def store_scale(size: int, n: int, path, filtered_queries: int) -> dict:
 def replay_speed(count: int, n: int = 4, batch: int = 8, delivery: str = "thread") -> dict:
     """States/s a new recorder sends to an embedded store on disk from a spool that a
     killed process left behind, as this version spools them (calls of ``batch``
-    states: a pickled circuit and the backend's amplitudes, encoded on replay), from
+    states: the backend's amplitudes and the circuit's facts, encoded on replay), from
     the recorder's creation to the end of its flush (``delivery="process"``: the
     delivery process's start-up included)."""
-    from qstore_pl.db.spool import CircuitEntry  # here: --overhead-only runs older versions too
+    from qstore_pl.db.circuits import facts_of  # here: --overhead-only runs older versions
+    from qstore_pl.db.spool import CircuitEntry
 
     rng = np.random.default_rng(2)
     n_calls = count // batch
@@ -140,9 +145,8 @@ def replay_speed(count: int, n: int = 4, batch: int = 8, delivery: str = "thread
             (tape,), _ = qml.transforms.decompose(tape, gate_set=GATES)  # as the router runs it
             meta = {"backend": "qstore.batched", "source": "simulated", "run": "bench"}
             amplitudes = random_states(rng, batch, n).astype(np.complex64)
-            spool.append(
-                [], [CircuitEntry(str(uuid.uuid4()), batch, pickle.dumps(tape), meta, amplitudes)]
-            )
+            entry = CircuitEntry(str(uuid.uuid4()), batch, b"", meta, amplitudes, facts_of(tape))
+            spool.append([], [entry])
         spool.close()
         store = open_store(path=Path(tmp) / "store")
         t0 = time.perf_counter()
@@ -299,18 +303,30 @@ def main() -> None:
     parser.add_argument("--replay", type=int, default=15_000)
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument(
+        "--load",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="busy processes beside the replay and overhead parts, e.g. 0 1 (default: 0)",
+    )
+    parser.add_argument(
         "--overhead-only", action="store_true", help="only the recorder overhead (no json)"
     )
     parser.add_argument(
         "--replay-only", action="store_true", help="only the replay speed (no json)"
     )
     args = parser.parse_args()
-    if args.overhead_only:
-        print_overhead(recorder_overhead())
-        return
-    if args.replay_only:
-        for mode in ("thread", "process"):
-            print(replay_speed(args.replay, delivery=mode), flush=True)
+    if any(load < 0 for load in args.load):
+        parser.error("--load takes numbers of busy processes (0 or more)")
+    if args.replay_only or args.overhead_only:
+        for load in args.load:
+            with busy_processes(load):
+                if args.replay_only:
+                    for mode in ("thread", "process"):
+                        print(replay_speed(args.replay, delivery=mode) | {"load": load})
+                if args.overhead_only:
+                    print(f"beside {load} busy process(es), load average {os.getloadavg()[0]:.1f}")
+                    print_overhead(recorder_overhead())
         return
     rows = []
     for n in args.qubits:
@@ -320,9 +336,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows.append(store_scale(args.disk_size, args.qubits[0], tmp, args.filtered_queries))
         print(rows[-1], flush=True)
-    replay = [replay_speed(args.replay, delivery=mode) for mode in ("thread", "process")]
+    replay, overheads = [], []
+    for load in args.load:
+        with busy_processes(load):
+            replay += [
+                replay_speed(args.replay, delivery=mode) | {"load": load}
+                for mode in ("thread", "process")
+            ]
+            if not args.skip_overhead:
+                overheads.append(recorder_overhead() | {"load": load})
     print(replay, flush=True)
-    overhead = None if args.skip_overhead else recorder_overhead()
     header = (
         "where",
         "qubits",
@@ -342,14 +365,15 @@ def main() -> None:
         )
     for r in replay:
         print(
-            f"replay after a crash ({r['delivery']}): {r['states']} states in "
+            f"replay after a crash ({r['delivery']}, {r['load']} busy): {r['states']} states in "
             f"{r['seconds']:.1f} s ({r['per_s']:.0f} states/s) into the embedded store on disk"
         )
-    if overhead:
+    for overhead in overheads:
+        print(f"beside {overhead['load']} busy process(es):")
         print_overhead(overhead)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
-        json.dumps({"store": rows, "replay": replay, "recorder": overhead}, indent=2)
+        json.dumps({"store": rows, "replay": replay, "recorder": overheads}, indent=2)
     )
 
 

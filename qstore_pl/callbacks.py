@@ -8,9 +8,10 @@ This module sits below both ``devices`` and ``db`` so that neither imports the o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pennylane.tape import QuantumScript
+if TYPE_CHECKING:  # the recorder's delivery process imports this module without PennyLane
+    from pennylane.tape import QuantumScript
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from pennylane.exceptions import DeviceError
 
-
-class QstoreError(Exception):
-    """Base class of every error raised by qstore_pl."""
+from qstore_pl.base_error import QstoreError as QstoreError
 
 
 class ConfigError(QstoreError, ValueError):

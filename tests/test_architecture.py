@@ -4,6 +4,7 @@ Every ``import`` counts, at module level or inside a function, except those unde
 ``if TYPE_CHECKING:``. Layers, lowest first; a module imports its own top-level
 package or a lower layer, never a higher one or a neighbour on its own layer:
 
+-1. ``base_error``: the root exception, importing nothing (below ``exceptions``)
 0. ``exceptions``, ``callbacks``, ``_moved``: the public errors and callback protocol
 1. ``support``: paths, bounds, secrets, threads, atomic files, progress
 2. ``templates``, ``circuits``, ``interfaces``: circuits and framework bridges
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "qstore_pl"
 
 LAYERS = {
+    "base_error": -1,
     "exceptions": 0,
     "callbacks": 0,
     "_moved": 0,

@@ -4,7 +4,6 @@ its final state and, for shot runs, its measured distribution."""
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 import numpy as np
@@ -14,27 +13,47 @@ from pennylane.measurements import CountsMP, ProbabilityMP, SampleMP
 from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
 
+from qstore_pl.db import call_facts
+from qstore_pl.db.call_facts import CallFacts, ParameterRun
 from qstore_pl.support.limits import current_limits
-
-#: Longest parameter list stored with a state (Pinecone metadata is limited to 40 KB).
-MAX_PARAMETERS_IN_TEXT = 1000
 
 
 def state_wires(tape: QuantumScript) -> Wires:
     """The wire order of recorded states: 0..max for integer wires (as ``qml.state()``
     on a device with ``wires=n``), the tape's own order otherwise."""
     labels = list(tape.wires)
-    if labels and all(isinstance(w, int) and w >= 0 for w in labels):
+    if _counted_from_zero(labels):
         return Wires(range(max(labels) + 1))
     return tape.wires
 
 
+def _counted_from_zero(labels: list) -> bool:
+    return bool(labels) and all(isinstance(w, int) and w >= 0 for w in labels)
+
+
 def structure_text(tape: QuantumScript) -> str:
     """The circuit without its parameter values: gate names, wires, measurements."""
-    ops = ";".join(f"{op.name}{list(op.wires)}" for op in tape.operations)
-    measurements = ";".join(type(m).__name__ + str(list(m.wires)) for m in tape.measurements)
+    return _structure(tape)[0]
+
+
+def _structure(tape: QuantumScript) -> tuple[str, int]:
+    """:func:`structure_text` and the number of :func:`state_wires`, from one look at
+    each gate's wires (a controlled gate computes them on every look, and a fresh
+    tape's ``wires`` looks at all of them again)."""
+    labels: list = []
+    pieces = []
+    for op in tape.operations:
+        wires = op.wires.labels
+        labels += wires
+        pieces.append(f"{op.name}{list(wires)}")
+    measured = []
+    for m in tape.measurements:
+        wires = m.wires.labels
+        labels += wires
+        measured.append(type(m).__name__ + str(list(wires)))
     observables = ";".join(_observable_text(m.obs) for m in tape.measurements)
-    return f"{ops}|{measurements}|{observables}"
+    width = max(labels) + 1 if _counted_from_zero(labels) else len(set(labels))
+    return f"{';'.join(pieces)}|{';'.join(measured)}|{observables}", width
 
 
 def _observable_text(obs) -> str:
@@ -54,7 +73,11 @@ def _observable_text(obs) -> str:
 
 def structure_hash(tape: QuantumScript) -> str:
     """A short digest of :func:`structure_text`: the same for every parameter value."""
-    return hashlib.sha256(structure_text(tape).encode()).hexdigest()[:16]
+    return _digest(structure_text(tape))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _numeric_data(tape: QuantumScript) -> list:
@@ -78,48 +101,77 @@ def exact_digest(tape: QuantumScript, *extra: str) -> bytes:
     return digest.digest()
 
 
+def parameter_runs(tape: QuantumScript, batch: int | None = None) -> tuple[ParameterRun, ...]:
+    """The gate parameters of the tape in order, as runs of consecutive parameters
+    shared by every broadcast element (the weights) or one per element (matrices and
+    state vectors are left out).
+
+    ``batch``: the tape's broadcast size when the caller knows it (the rows of the
+    states a backend kept); the tape's own ``batch_size`` costs a dimension check of
+    every gate (about 1 ms at 136 gates, more than the rest of recording a call). A
+    parameter is per element when it has one dimension more than its gate expects.
+    """
+    if batch is None:
+        batch = tape.batch_size or 1
+    runs: list[tuple[bool, list]] = []  # (shared, [floats] or [(batch, k) arrays])
+    for op in tape.operations:
+        data = op.data
+        if not data:
+            continue
+        for value, ndim in zip(data, op.ndim_params):
+            part: list[Any]
+            if isinstance(value, float):  # most gates: one real angle (numpy's too)
+                shared, part = True, [float(value)]
+            else:
+                array = np.asarray(
+                    value if isinstance(value, np.ndarray) else qml.math.unwrap(value)
+                )
+                if array.dtype.kind == "c" or array.size == 0:  # matrices, state vectors
+                    continue
+                shared = array.ndim <= ndim
+                if not shared and array.shape[0] != batch:
+                    raise ValueError(
+                        f"{op.name} has {array.shape[0]} broadcast parameters; the call has {batch}"
+                    )
+                array = array.astype(float)
+                part = array.ravel().tolist() if shared else [array.reshape(batch, -1)]
+            if not runs or runs[-1][0] != shared:
+                runs.append((shared, []))
+            runs[-1][1].extend(part)
+    return tuple(
+        ParameterRun(True, np.array(parts, dtype=float))
+        if shared
+        else ParameterRun(False, np.concatenate(parts, axis=1))
+        for shared, parts in runs
+    )
+
+
 def parameter_texts(tape: QuantumScript) -> list[str]:
     """The gate parameters of each circuit in the tape as JSON lists, one per
-    broadcast element (matrices and state vectors are left out).
-
-    Parameters shared by every element (the weights) are formatted once, and
-    consecutive parameters of a kind (shared, per element) in one ``json.dumps``:
-    formatting is most of the cost of recording a batch.
-    """
+    broadcast element (see :func:`qstore_pl.db.call_facts.parameter_texts`)."""
     batch = tape.batch_size or 1
-    runs: list[list] = []  # [shared floats] or [per-element (batch, k) arrays], in order
-    shared: list[bool] = []
-    count = 0
-    for op in tape.operations:
-        ndims = op.ndim_params if op.batch_size else (None,) * len(op.data)
-        for value, ndim in zip(op.data, ndims):
-            if not isinstance(value, float | np.ndarray):
-                value = qml.math.unwrap(value)
-            array = np.asarray(value)
-            if np.iscomplexobj(array) or array.size == 0:  # matrices and state vectors
-                continue
-            per_element = bool(op.batch_size) and ndim is not None and array.ndim > ndim
-            if not runs or shared[-1] == per_element:
-                runs.append([])
-                shared.append(not per_element)
-            if per_element:
-                runs[-1].append(array.astype(float).reshape(batch, -1))
-                count += runs[-1][-1].shape[1]
-            else:
-                runs[-1].extend(array.astype(float).ravel().tolist())
-                count += array.size
-    if count > MAX_PARAMETERS_IN_TEXT:
-        return []
-    pieces = [
-        json.dumps(run)[1:-1]
-        if is_shared
-        else [json.dumps(row)[1:-1] for row in np.concatenate(run, axis=1).tolist()]
-        for run, is_shared in zip(runs, shared)
-    ]
-    return [
-        "[" + ", ".join(p if isinstance(p, str) else p[b] for p in pieces) + "]"
-        for b in range(batch)
-    ]
+    return call_facts.parameter_texts(parameter_runs(tape, batch), batch)
+
+
+def facts_of(tape: QuantumScript) -> CallFacts:
+    """What the delivery needs from the tape beside the backend's amplitudes."""
+    batch = tape.batch_size or 1
+    return CallFacts(structure_hash(tape), batch, parameter_runs(tape, batch))
+
+
+def facts_with_states(tape: QuantumScript, states: np.ndarray) -> CallFacts | None:
+    """The facts of a tape whose backend kept its states, ``(batch, amplitudes)``;
+    ``None`` when those are not the tape's states over :func:`state_wires` (a backend's
+    states over the tape's own wires: simulate instead). The backend kept one row per
+    broadcast element, so the rows give the batch size (see :func:`parameter_runs`)."""
+    text, width = _structure(tape)
+    if states.shape[1] != 2**width:
+        return None
+    try:
+        runs = parameter_runs(tape, len(states))
+    except ValueError:  # rows that do not match the tape's broadcast
+        return None
+    return CallFacts(_digest(text), len(states), runs)
 
 
 def final_states(tape: QuantumScript) -> np.ndarray:

@@ -25,14 +25,17 @@ reads, and writes and deletes by id). The training process holds the only write 
 of a pipe the child watches: when the training process dies the child exits at once,
 releasing the directory, and its unsent states wait in the spool for the next recorder.
 
-Once started, the child runs at a lower scheduling priority (``nice`` 10): on a machine with no idle
-core, training keeps the processor and delivery uses what training leaves.
+Once it has delivered what an earlier run left in the spool, the child runs at a
+lower scheduling priority (``nice`` 10): on a machine with no idle core, training
+keeps the processor and delivery uses what training leaves.
 
 The child is a fresh interpreter (``python -m qstore_pl.db.delivery_child``), not a fork:
 forking a training process that runs framework threads is unsafe, and
 multiprocessing's spawn re-runs a user's script that has no ``__main__`` guard. It
-imports PennyLane (spooled circuits are pickled tapes): seconds of start-up during
-which the spool fills and calls to the store wait.
+does not import PennyLane (a call the backend kept the states of is spooled as
+amplitudes and plain facts, :mod:`qstore_pl.db.call_facts`) until a spooled circuit
+must be simulated or comes from an older spool: it starts in about a second (the
+store's client), during which the spool fills and calls to the store wait.
 """
 
 from __future__ import annotations

@@ -20,9 +20,11 @@ from qstore_pl.db.errors import StoreError
 
 #: Seconds between looks at the spool for calls the training process added.
 _POLL = 0.1
-#: How much lower than training this process runs (``nice``) once started: where both
-#: want a core, training wins it and delivery takes what is left; the spool holds the
-#: difference until it is sent.
+#: How much lower than training this process runs (``nice``) once it has delivered
+#: what was spooled before it started: where both want a core, training wins it and
+#: delivery takes what is left; the spool holds the difference until it is sent. The
+#: leftovers of a killed run (a replay, which the new run's flush waits for) go out at
+#: normal priority: at nice 10 beside busy processes a replay got a tenth of a core.
 _NICENESS = 10
 #: The store methods a training process may call here.
 _BACKEND_METHODS = frozenset({"upsert", "query", "fetch", "delete", "counts", "page", "sync"})
@@ -42,6 +44,23 @@ def _exit_with_parent(death_read: int) -> None:
     os._exit(0)  # as if killed: what is not acknowledged waits in the spool
 
 
+def _lower_priority() -> None:
+    """Run every thread of this process at :data:`_NICENESS` (or lower, if it was
+    started lower). Linux applies nice to one thread, so each is set by its id; where
+    there is no ``/proc``, ``os.nice`` applies to the process."""
+    try:
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        os.nice(max(0, _NICENESS - os.nice(0)))
+        return
+    for tid in threads:
+        try:
+            current = os.getpriority(os.PRIO_PROCESS, tid)
+            os.setpriority(os.PRIO_PROCESS, tid, max(current, _NICENESS))
+        except OSError:  # the thread has ended
+            pass
+
+
 def main(argv: Sequence[str]) -> int:
     """Run a delivery process: ``options_json rpc_fd death_fd``."""
     options = json.loads(argv[0])
@@ -52,10 +71,6 @@ def main(argv: Sequence[str]) -> int:
         from qstore_pl.db.recorder import StateRecorder
 
         store = open_store(path=options["store"])
-        # after the start-up, which the training process waits for, and before the
-        # delivery thread starts: Linux applies nice to the calling thread and the
-        # threads it creates later, not to the threads that exist
-        os.nice(_NICENESS)
         recorder = StateRecorder(
             store,
             spool=options["spool"],
@@ -76,10 +91,14 @@ def main(argv: Sequence[str]) -> int:
 
     handlers: dict[str, Callable[..., Any]] = {"flush": flush, "stats": recorder.stats}
     looked = time.monotonic()
+    lowered = False
     while True:
         if time.monotonic() - looked >= _POLL:
             recorder.reload_counts()
             looked = time.monotonic()
+            if not lowered and not recorder.stats().waiting:  # the leftovers are out
+                _lower_priority()
+                lowered = True
         if not connection.poll(_POLL):
             continue
         try:

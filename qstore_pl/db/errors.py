@@ -1,8 +1,13 @@
-"""Errors of the state database; each names the problem and the fix."""
+"""Errors of the state database; each names the problem and the fix.
+
+They derive from :class:`~qstore_pl.exceptions.QstoreError` through
+:mod:`qstore_pl.base_error`, which does not load PennyLane (the recorder's delivery
+process raises them and starts without it).
+"""
 
 from __future__ import annotations
 
-from qstore_pl.exceptions import QstoreError
+from qstore_pl.base_error import QstoreError
 
 
 class StoreError(QstoreError, RuntimeError):

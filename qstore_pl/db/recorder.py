@@ -52,13 +52,7 @@ import numpy as np
 from qstore_pl.callbacks import DeviceCallback, ExecutionRecord
 from qstore_pl.db import delivery as delivery_process
 from qstore_pl.db import encoding
-from qstore_pl.db.circuits import (
-    final_states,
-    measured_distributions,
-    parameter_texts,
-    state_wires,
-    structure_hash,
-)
+from qstore_pl.db.call_facts import CallFacts
 from qstore_pl.db.delivery import DeliveryProcess
 from qstore_pl.db.errors import StateEncodingError, StoreError, StoreUnavailableError
 from qstore_pl.db.spool import CircuitEntry, Spool, SpooledCircuit, default_spool_path
@@ -68,7 +62,11 @@ logger = logging.getLogger(__name__)
 
 FORWARD_TASKS = ("execute", "execute+jacobian", "execute+vjp")
 DELIVERY_MODES = ("auto", "process", "thread")
-_CIRCUITS_PER_ROUND = 16  # circuits simulated between two deliveries
+#: Calls a delivery round encodes at most, and states: a round ends with an fsync of
+#: the store and a checkpoint of the spool, which cost about as much as writing a
+#: few hundred states, so a replay runs in rounds of thousands.
+_CIRCUITS_PER_ROUND = 4096
+_STATES_PER_ROUND = 4096
 
 
 @dataclass(frozen=True)
@@ -226,11 +224,15 @@ class StateRecorder(DeviceCallback):
                 self._skipped += 1
                 return
             self.spool.append(entries, circuits)
-            if not self._waiting:
+            before = self._waiting
+            if not before:
                 self._oldest = time.monotonic()
             self._spooled += states
             self._waiting += states
-            self._changed.notify_all()
+            # wake the delivery thread only when its next round moves closer: a wake-up
+            # per call hands it the interpreter lock for nothing while training runs
+            if not before or before < self._batch_size <= self._waiting:
+                self._changed.notify_all()
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until everything recorded so far is in the store.
@@ -324,11 +326,14 @@ class StateRecorder(DeviceCallback):
     def _capture(
         self, record: ExecutionRecord, received_at: float
     ) -> tuple[list[EncodedState], list[CircuitEntry]]:
-        """What to spool for a record: encoded distributions, or the call (its circuit
-        and the backend's amplitudes, if any) for the recorder thread to encode."""
+        """What to spool for a record: encoded distributions, or the call (the backend's
+        amplitudes with the circuit's facts, else the pickled circuit) for the delivery
+        to encode."""
+        from qstore_pl.db import circuits  # PennyLane: the training side only
+
         tape = record.tape
         result = record.result[0] if record.task != "execute" else record.result
-        rows = measured_distributions(tape, result) if record.shots else None
+        rows = circuits.measured_distributions(tape, result) if record.shots else None
         kind, source = "probs", "measured"
         if rows is None:
             if record.backend in self.hardware_backends or record.cost > 0:
@@ -343,16 +348,21 @@ class StateRecorder(DeviceCallback):
         meta = self._metadata(record, received_at, source)
         if kind == "pure":
             amplitudes = _rows(record.states)
-            try:
+            facts = None if amplitudes is None else circuits.facts_with_states(tape, amplitudes)
+            if amplitudes is not None and facts is not None:
+                entry = CircuitEntry(
+                    str(uuid.uuid4()), len(amplitudes), b"", meta, amplitudes, facts
+                )
+                return [], [entry]
+            try:  # the backend's states are over other wires, or there are none: simulate
                 blob = pickle.dumps(tape, protocol=5)
             except Exception:  # a tape that cannot be spooled: encode its states here
-                rows = _backend_rows(amplitudes, tape)
-                rows = final_states(tape) if rows is None else rows
+                rows = circuits.final_states(tape)
             else:
-                count = (tape.batch_size or 1) if amplitudes is None else len(amplitudes)
-                return [], [CircuitEntry(str(uuid.uuid4()), count, blob, meta, amplitudes)]
+                count = tape.batch_size or 1
+                return [], [CircuitEntry(str(uuid.uuid4()), count, blob, meta)]
         try:
-            return self._encode(rows, kind, meta, tape, str(uuid.uuid4())), []
+            return self._encode(rows, kind, meta, circuits.facts_of(tape), str(uuid.uuid4())), []
         except StateEncodingError as err:
             self._warn_once(type(err).__name__, f"cannot record a state: {err}")
             return [], []
@@ -370,24 +380,25 @@ class StateRecorder(DeviceCallback):
             "tags": self.tags or None,
         }
 
-    def _encode(self, rows, kind: str, meta: dict, tape, call_id: str) -> list[EncodedState]:
+    def _encode(
+        self, rows, kind: str, meta: dict, facts: CallFacts, call_id: str
+    ) -> list[EncodedState]:
         """One entry per row; ids derive from the call's id, so re-encoding a spooled
-        circuit after a crash gives the same ids. The circuit's hash is added here
+        call after a crash gives the same ids. The circuit's hash is added here
         (spools of older versions carry it already)."""
         vectors, n_qubits = encoding.encode_rows(rows, kind)
         namespace = encoding.namespace_for(kind, n_qubits)
         base = check_metadata(meta)
         base.update(kind=kind, n_qubits=n_qubits)
-        if "circuit_hash" not in base:
-            base["circuit_hash"] = structure_hash(tape)
-        parameters = parameter_texts(tape)
+        base.setdefault("circuit_hash", facts.circuit_hash)
+        parameters = facts.parameter_texts()
+        call = uuid.UUID(call_id)
         entries = []
         for b, vector in enumerate(vectors):
             row_meta = dict(base, batch_index=b)
             if b < len(parameters):
                 row_meta["parameters"] = parameters[b]
-            state_id = str(uuid.uuid5(uuid.UUID(call_id), str(b)))
-            entries.append(EncodedState(state_id, namespace, vector, row_meta))
+            entries.append(EncodedState(str(uuid.uuid5(call, str(b))), namespace, vector, row_meta))
         return entries
 
     # ------------------------------------------------------ recorder thread
@@ -402,7 +413,7 @@ class StateRecorder(DeviceCallback):
                         break
                     self._changed.wait(delay)
             try:
-                self._simulate_circuits()
+                self._deliver_calls()
                 self._deliver()
                 self.spool.checkpoint()
             except Exception:  # the thread must outlive any bug: states wait in the spool
@@ -432,17 +443,72 @@ class StateRecorder(DeviceCallback):
             ready = max(ready, self._oldest + self._max_delay)
         return ready - now
 
-    def _simulate_circuits(self) -> None:
-        circuits = self.spool.circuits(_CIRCUITS_PER_ROUND)
-        if circuits:
-            self.spool.expand([(c.id, self._states_of(c)) for c in circuits])
+    def _deliver_calls(self) -> None:
+        """Encode a round of spooled calls and write their states straight to the
+        store; the calls leave the spool in one transaction once the store has them
+        all (and has fsynced them). A crash before that sends them again: same ids,
+        overwritten. Calls whose states the store may refuse (a width it does not
+        hold, a refused write) become ``pending`` states instead, which
+        :meth:`_deliver` sends one by one where needed and sets aside."""
+        if time.monotonic() < self._next_attempt:
+            return  # the store is down: the calls wait as they are
+        calls = self.spool.circuits(_CIRCUITS_PER_ROUND, _STATES_PER_ROUND)
+        if not calls:
+            return
+        encoded = [(c.id, self._states_of(c)) for c in calls]
+        entries = [entry for _, states in encoded for entry in states]
+        widths = {(e.metadata["kind"], int(e.metadata["n_qubits"])) for e in entries}
+        for width in widths - self._widths:
+            try:
+                self.store.check_width(*width)
+            except StateEncodingError:  # pending sets them aside, with the reason
+                self.spool.expand(encoded)
+                return
+            except StoreError as err:  # the width limit is unknown while the store is down
+                self._failed(err)
+                return
+            self._widths.add(width)
+        failure: Exception | None = None
+        try:
+            for start in range(0, len(entries), self._batch_size):
+                self.store.write(entries[start : start + self._batch_size])
+        except StoreUnavailableError as err:
+            failure = err
+        except StoreError:  # refused for good: pending finds and sets aside the culprits
+            pass
+        except Exception as err:  # unexpected: keep the states, retry later
+            failure = err
+        else:
+            if entries:  # on disk before the spool forgets them (see _acknowledge)
+                self.store.sync()
+            self.spool.forget_calls([call_id for call_id, _ in encoded], len(entries))
+            self._stored(len(entries))
+            return
+        # keep the encoding: pending retries these states (those stored already are
+        # overwritten by id) and sets aside what the store refuses
+        self.spool.expand(encoded)
+        if failure is not None:
+            self._failed(failure)
 
     def _states_of(self, circuit: SpooledCircuit) -> list[EncodedState]:
+        """The encoded states of a spooled call: from the backend's amplitudes and the
+        call's facts (no PennyLane), else from its circuit (simulated, or the
+        amplitudes an older version spooled with it)."""
         try:
-            rows = _backend_rows(circuit.amplitudes, circuit.tape)
-            if rows is None:
-                rows = final_states(circuit.tape)
-            return self._encode(rows, "pure", circuit.metadata, circuit.tape, circuit.id)
+            if circuit.facts is not None and circuit.amplitudes is not None:
+                rows, facts = _unit_rows(circuit.amplitudes), circuit.facts
+            else:
+                from qstore_pl.db import circuits  # PennyLane: circuits to simulate only
+
+                tape, rows = circuit.tape, None
+                if circuit.amplitudes is not None and circuit.amplitudes.shape == _state_shape(
+                    tape
+                ):
+                    rows = _unit_rows(circuit.amplitudes)
+                if rows is None:
+                    rows = circuits.final_states(tape)
+                facts = circuits.facts_of(tape)
+            return self._encode(rows, "pure", circuit.metadata, facts, circuit.id)
         except Exception as err:  # a circuit the simulator cannot redo: say so, go on
             self._warn_once(type(err).__name__, f"cannot record a state: {err}")
             with self._changed:
@@ -450,9 +516,11 @@ class StateRecorder(DeviceCallback):
             return []
 
     def _deliver(self) -> None:
-        """Send the spool in order; acknowledge by position (see :class:`Spool`)."""
+        """Send the spool in order, in store writes of ``batch_size`` states; fsync the
+        store and acknowledge by position (see :class:`Spool`) once per round of up to
+        :data:`_STATES_PER_ROUND` states, and before giving up on a failure."""
         while time.monotonic() >= self._next_attempt:
-            batch = self.spool.pending(self._batch_size)
+            batch = self.spool.pending(_STATES_PER_ROUND)
             if not batch:
                 return
             try:
@@ -460,19 +528,26 @@ class StateRecorder(DeviceCallback):
             except StoreError as err:  # the width limit is unknown while the store is down
                 self._failed(err)
                 return
-            try:
-                if fitting:
-                    self.store.write([entry for _, entry in fitting])
-            except StoreUnavailableError as err:
-                self._failed(err)
-                return
-            except StoreError:  # refused for good: find and set aside the culprits
-                self._one_by_one(fitting)
-                continue
-            except Exception as err:  # unexpected: keep the states, retry later
-                self._failed(err)
-                return
-            self._acknowledge(batch[-1][0], len(fitting))
+            sent = 0  # states of ``fitting`` the store has taken, in order
+            for start in range(0, len(fitting), self._batch_size):
+                chunk = fitting[start : start + self._batch_size]
+                try:
+                    self.store.write([entry for _, entry in chunk])
+                except StoreUnavailableError as err:
+                    self._acknowledge(fitting[sent - 1][0] if sent else None, sent)
+                    self._failed(err)
+                    return
+                except StoreError:  # refused for good: find and set aside the culprits
+                    self._acknowledge(fitting[sent - 1][0] if sent else None, sent)
+                    self._one_by_one(chunk)
+                    break
+                except Exception as err:  # unexpected: keep the states, retry later
+                    self._acknowledge(fitting[sent - 1][0] if sent else None, sent)
+                    self._failed(err)
+                    return
+                sent += len(chunk)
+            else:
+                self._acknowledge(batch[-1][0], sent)
 
     def _fitting(self, batch: list) -> list:
         """The ``(seq, entry)`` pairs of a width the store holds (asked once per width);
@@ -505,12 +580,19 @@ class StateRecorder(DeviceCallback):
             else:
                 self._acknowledge(seq, 1)
 
-    def _acknowledge(self, seq: int, count: int) -> None:
+    def _acknowledge(self, seq: int | None, count: int) -> None:
+        """Forget the states up to ``seq`` (``None``: none), ``count`` of them stored."""
+        if seq is None:
+            return
         # the store's writes reach the disk before the spool forgets them: an
         # operating-system crash in between loses nothing
         if count:
             self.store.sync()
         self.spool.ack_through(seq, count)
+        self._stored(count)
+
+    def _stored(self, count: int) -> None:
+        """Count states the store has acknowledged (and the spool has forgotten)."""
         if self._backoff:
             logger.info("state store %s is back; delivering spooled states", self.store.location)
         self._backoff = 0.0
@@ -561,20 +643,21 @@ def _delivers_in_a_process(store: StateStore, delivery: str) -> bool:
     return delivery == "process" or (delivery == "auto" and on_disk)
 
 
-def _backend_rows(amplitudes: np.ndarray | None, tape) -> np.ndarray | None:
-    """The states a backend handed over as unit rows ``(batch, 2**n)``, when they are
-    the tape's states over :func:`state_wires`; ``None`` otherwise (then simulate).
+def _state_shape(tape) -> tuple[int, int]:
+    """The shape of a tape's recorded states: ``(batch, 2**n)`` over :func:`state_wires`.
 
-    Checked on the recorder thread: a fresh tape's wires cost more to work out than
-    the rest of spooling a call."""
-    rows = _rows(amplitudes)
-    if rows is None:
-        return None
-    if rows.shape != (tape.batch_size or 1, 2 ** len(state_wires(tape))):
-        return None  # the backend's wire order differs: simulate instead
-    # the backend's own rounding (complex64) is not a user error; NaN rows: encoding says so
+    A backend's states of another shape are over the tape's own wires, not those
+    (the delivery simulates instead)."""
+    from qstore_pl.db.circuits import state_wires
+
+    return (tape.batch_size or 1, 2 ** len(state_wires(tape)))
+
+
+def _unit_rows(amplitudes: np.ndarray) -> np.ndarray:
+    """A backend's states as unit rows (its own rounding, complex64, is not a user error;
+    NaN rows: encoding says so)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+        return amplitudes / np.linalg.norm(amplitudes, axis=1, keepdims=True)
 
 
 def _rows(states) -> np.ndarray | None:

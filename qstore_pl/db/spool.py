@@ -4,21 +4,28 @@ SQLite in WAL mode, written by the thread that records (one transaction per call
 read by the thread that forwards. Two kinds of entry wait here:
 
 * ``pending``: encoded states, ready to send;
-* ``circuits``: one row per call whose states the forwarding thread encodes: the
-  pickled circuit and, where the backend kept them, its raw amplitudes as one blob
-  (``amplitudes``, numpy ``dtype``; the training thread writes a single row per
-  call and leaves phase fixing, encoding and metadata to the forwarding thread);
-  without amplitudes the forwarding thread simulates the circuit. Either way it
-  swaps the row for its states in one transaction.
+* ``circuits``: one row per call whose states the forwarding thread encodes: where
+  the backend kept them, its raw amplitudes as one blob (``amplitudes``, numpy
+  ``dtype``) with what the encoding needs from the circuit as plain data
+  (``facts``, ``parameters``: :class:`~qstore_pl.db.call_facts.CallFacts`), else the
+  pickled circuit (``tape``), which the forwarding thread simulates. The training
+  thread writes a single row per call and leaves phase fixing, encoding and
+  metadata to the forwarding thread, which writes the states to the store and then
+  forgets the row (:meth:`Spool.forget_calls`), or, where the store may refuse some
+  of them, swaps the row for its states in ``pending`` in one transaction
+  (:meth:`Spool.expand`). A row with facts is encoded without PennyLane (a delivery
+  process imports it only for a row that needs its circuit).
 
-Spools written before amplitudes were spooled raw have no ``amplitudes`` and
-``dtype`` columns: opening one adds them (empty: those circuits are simulated, as
-they were then), so a spool left on disk by an older version still drains.
+Spools written by older versions lack some of the ``amplitudes``, ``dtype``,
+``facts`` and ``parameters`` columns: opening one adds them (empty: those rows are
+read as they were written, circuits unpickled and simulated), so a spool left on
+disk by an older version still drains.
 
-States are sent in spool order and acknowledged by position (a cursor: everything
-up to the last acknowledged ``seq`` leaves in one range delete). An entry leaves the
-spool only once the store has acknowledged it (or, for a circuit, once its states
-are in ``pending``): a crash at any moment loses nothing.
+Pending states are sent in spool order and acknowledged by position (a cursor:
+everything up to the last acknowledged ``seq`` leaves in one range delete), calls by
+id. An entry leaves the spool only once the store has acknowledged it (all of a
+call's states, or, for a call swapped for its states, once they are in ``pending``):
+a crash at any moment loses nothing.
 Ids are fixed when an entry is spooled (a circuit's states get ids derived from the
 circuit's id) and store writes overwrite by id, so an entry sent again after a crash
 between the store's write and the acknowledgement is still stored once.
@@ -54,11 +61,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from qstore_pl.db.call_facts import CallFacts
 from qstore_pl.db.store import EncodedState
 from qstore_pl.support import paths
 from qstore_pl.support.stable_storage import fsync_new_entries, missing_directories
@@ -82,7 +91,9 @@ CREATE TABLE IF NOT EXISTS circuits (
     tape BLOB NOT NULL,
     metadata TEXT NOT NULL,
     amplitudes BLOB,
-    dtype TEXT
+    dtype TEXT,
+    facts TEXT,
+    parameters BLOB
 )""",
     """
 CREATE TABLE IF NOT EXISTS counters (
@@ -103,13 +114,23 @@ CREATE TABLE IF NOT EXISTS rejected (
 #: 1,000): :meth:`Spool.checkpoint` normally does it long before, off the training thread.
 _WRITER_CHECKPOINT_PAGES = 10_000
 
+#: Bytes of amplitudes one delivery round reads from the spool at most (past its
+#: first call): bounds the round's memory for wide states.
+ROUND_BYTES = 64 << 20
+
 #: Columns added to ``circuits`` since the first spool format (opening an old spool adds them).
-_ADDED_COLUMNS = (("amplitudes", "BLOB"), ("dtype", "TEXT"))
+_ADDED_COLUMNS = (
+    ("amplitudes", "BLOB"),
+    ("dtype", "TEXT"),
+    ("facts", "TEXT"),
+    ("parameters", "BLOB"),
+)
 
 _INSERT_PENDING = "INSERT INTO pending (id, namespace, vector, metadata) VALUES (?, ?, ?, ?)"
 _INSERT_CIRCUIT = (
-    "INSERT OR IGNORE INTO circuits (id, states, tape, metadata, amplitudes, dtype) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT OR IGNORE INTO circuits "
+    "(id, states, tape, metadata, amplitudes, dtype, facts, parameters) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -122,13 +143,20 @@ def default_spool_path(location: str) -> Path:
 
 @dataclass(frozen=True)
 class SpooledCircuit:
-    """A call waiting for its states to be encoded: its id, tape, per-call metadata
-    and the amplitudes the backend kept, ``(states, 2**n)``, or ``None`` (simulate)."""
+    """A call waiting for its states to be encoded: its id, pickled tape (empty when
+    ``facts`` say what the encoding needs), per-call metadata, the amplitudes the
+    backend kept, ``(states, 2**n)``, or ``None`` (simulate), and their facts."""
 
     id: str
-    tape: Any
+    pickled_tape: bytes
     metadata: dict[str, Any]
     amplitudes: np.ndarray | None = None
+    facts: CallFacts | None = None
+
+    @cached_property
+    def tape(self) -> Any:
+        """The circuit, unpickled on first use (which imports PennyLane)."""
+        return pickle.loads(self.pickled_tape)
 
 
 @dataclass(frozen=True)
@@ -137,13 +165,14 @@ class CircuitEntry:
 
     ``amplitudes`` is the backend's raw ``(states, 2**n)`` array (copied into the
     spool as one blob, any numpy dtype), or ``None`` when the circuit is to be
-    simulated."""
+    simulated; ``facts`` come with amplitudes, and then ``tape`` may be empty."""
 
     id: str
     states: int
     tape: bytes
     metadata: dict[str, Any]
     amplitudes: np.ndarray | None = None
+    facts: CallFacts | None = None
 
 
 class Spool:
@@ -218,13 +247,28 @@ class Spool:
             ).fetchall()
         return [(seq, _entry(*row)) for seq, *row in rows]
 
-    def circuits(self, limit: int) -> list[SpooledCircuit]:
-        """The oldest ``limit`` calls waiting for their states to be encoded."""
+    def circuits(self, limit: int, max_states: int | None = None) -> list[SpooledCircuit]:
+        """The oldest calls waiting for their states to be encoded: at most ``limit``
+        and, past the first, at most ``max_states`` states or :data:`ROUND_BYTES` of
+        amplitudes together."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT id, states, tape, metadata, amplitudes, dtype FROM circuits "
+            sizes = self._db.execute(
+                "SELECT seq, states, COALESCE(length(amplitudes), 0) FROM circuits "
                 "ORDER BY seq LIMIT ?",
                 (limit,),
+            ).fetchall()
+            last, states, size = None, 0, 0
+            for seq, count, length in sizes:
+                states, size = states + count, size + length
+                if last is not None and (
+                    (max_states is not None and states > max_states) or size > ROUND_BYTES
+                ):
+                    break
+                last = seq
+            rows = self._db.execute(
+                "SELECT id, states, tape, metadata, amplitudes, dtype, facts, parameters "
+                "FROM circuits WHERE seq <= ? ORDER BY seq",
+                (last if last is not None else -1,),
             ).fetchall()
         return [_circuit(*row) for row in rows]
 
@@ -239,17 +283,27 @@ class Spool:
                 "DELETE FROM circuits WHERE id = ?", [(circuit_id,) for circuit_id, _ in calls]
             )
 
+    def forget_calls(self, ids: Sequence[str], count: int) -> None:
+        """Forget spooled calls whose ``count`` states the store has acknowledged
+        (added to :meth:`delivered`), in one transaction."""
+        with self._transaction():
+            self._db.executemany("DELETE FROM circuits WHERE id = ?", [(i,) for i in ids])
+            self._count_delivered(count)
+
     def ack_through(self, seq: int, count: int) -> None:
         """Forget the states up to position ``seq``: the store has acknowledged them
         (states are sent in order, so these are exactly the ones sent); ``count`` of
         them were stored (the rest were set aside), added to :meth:`delivered`."""
         with self._transaction():
             self._db.execute("DELETE FROM pending WHERE seq <= ?", (seq,))
-            self._db.execute(
-                "INSERT INTO counters (name, value) VALUES ('delivered', ?) "
-                "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-                (count,),
-            )
+            self._count_delivered(count)
+
+    def _count_delivered(self, count: int) -> None:
+        self._db.execute(
+            "INSERT INTO counters (name, value) VALUES ('delivered', ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            (count,),
+        )
 
     def delivered(self) -> int:
         """States acknowledged by the store since the spool was created, whichever
@@ -309,18 +363,28 @@ def _entry(id: str, namespace: str, vector: bytes, metadata: str) -> EncodedStat
 
 
 def _circuit_row(entry: CircuitEntry) -> tuple:
-    amplitudes = dtype = None
+    amplitudes = dtype = facts = parameters = None
     if entry.amplitudes is not None:
         array = np.ascontiguousarray(entry.amplitudes)  # a copy: the backend reuses its own
         amplitudes, dtype = array.tobytes(), array.dtype.str
+    if entry.facts is not None:
+        facts, parameters = entry.facts.to_row()
     meta = json.dumps(entry.metadata)
-    return entry.id, entry.states, entry.tape, meta, amplitudes, dtype
+    return entry.id, entry.states, entry.tape, meta, amplitudes, dtype, facts, parameters
 
 
 def _circuit(
-    id: str, states: int, tape: bytes, metadata: str, amplitudes: bytes | None, dtype: str | None
+    id: str,
+    states: int,
+    tape: bytes,
+    metadata: str,
+    amplitudes: bytes | None,
+    dtype: str | None,
+    facts: str | None,
+    parameters: bytes | None,
 ) -> SpooledCircuit:
     rows = None
     if amplitudes is not None:
         rows = np.frombuffer(amplitudes, dtype=np.dtype(dtype)).reshape(states, -1)
-    return SpooledCircuit(id, pickle.loads(tape), json.loads(metadata), rows)
+    known = None if facts is None else CallFacts.from_row(facts, parameters or b"")
+    return SpooledCircuit(id, tape, json.loads(metadata), rows, known)

@@ -1,7 +1,9 @@
 """StateRecorder on the router device: the states it stores are the circuits' states,
 shot runs store measured distributions, an outage loses nothing and duplicates nothing."""
 
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pennylane as qml
@@ -139,3 +141,24 @@ def test_a_crashed_runs_spool_is_replayed_by_the_next_recorder(tmp_path):
     finally:
         second.close()
         server.stop()
+
+
+def thread_niceness(pid: int) -> set[int]:
+    """The nice value of each thread of a process (Linux applies nice per thread)."""
+    tasks = Path(f"/proc/{pid}/task")
+    return {int((t / "stat").read_text().rsplit(")", 1)[1].split()[16]) for t in tasks.iterdir()}
+
+
+def test_the_delivery_process_runs_below_training_once_the_leftovers_are_out(tmp_path):
+    store = open_store(path=tmp_path / "store")
+    recorder = StateRecorder(store, spool=tmp_path / "spool.sqlite")
+    lowered = {max(os.nice(0), 10)}
+    try:
+        recorder.flush(timeout=60)  # started, nothing left over
+        deadline = time.monotonic() + 10
+        while thread_niceness(recorder.delivery_pid) != lowered and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert thread_niceness(recorder.delivery_pid) == lowered
+    finally:
+        recorder.close()
+        store.close()

@@ -8,7 +8,7 @@ import numpy as np
 import pennylane as qml
 
 from qstore_pl.db import StateRecorder, open_store
-from qstore_pl.db import recorder as recorder_module
+from qstore_pl.db import circuits as circuits_module
 
 N = 4
 
@@ -22,7 +22,7 @@ def test_training_states_come_from_the_backend_and_equal_default_qubits(tmp_path
     def no_simulation(tape):
         raise AssertionError("the recorder simulated a circuit the backend had run")
 
-    monkeypatch.setattr(recorder_module, "final_states", no_simulation)
+    monkeypatch.setattr(circuits_module, "final_states", no_simulation)
     store = open_store(path=None)
     recorder = StateRecorder(store, spool=tmp_path / "spool.sqlite", max_delay=3600)
     dev = qml.device("qstore.router", wires=N, callbacks=[recorder])
@@ -41,8 +41,11 @@ def test_training_states_come_from_the_backend_and_equal_default_qubits(tmp_path
     x = rng.uniform(0, np.pi, (6, N))
     w = qml.numpy.array(rng.uniform(0, np.pi, (2, N, 3)), requires_grad=True)
     qml.grad(lambda w: qml.math.sum(circuit(x, w)))(w)
-    # the call is spooled with the backend's amplitudes: nothing left to simulate
-    assert [c.amplitudes.shape for c in recorder.spool.circuits(10)] == [(6, 2**N)]
+    # the call is spooled with the backend's amplitudes and the circuit's facts: nothing
+    # left to simulate, no circuit to unpickle
+    (spooled,) = recorder.spool.circuits(10)
+    assert spooled.amplitudes.shape == (6, 2**N) and spooled.pickled_tape == b""
+    assert spooled.facts.batch == 6
     recorder.flush(timeout=30)
     recorder.close()
     stats = recorder.stats()

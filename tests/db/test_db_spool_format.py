@@ -16,6 +16,7 @@ from pennylane.tape import QuantumScript
 
 from qstore_pl.callbacks import ExecutionRecord
 from qstore_pl.db import StateRecorder, open_store
+from qstore_pl.db import circuits as circuits_module
 from qstore_pl.db.circuits import parameter_texts, structure_hash
 from qstore_pl.db.encoding import encode_rows, namespace_for
 from qstore_pl.db.spool import CircuitEntry, Spool
@@ -31,6 +32,15 @@ CREATE TABLE circuits (
 CREATE TABLE rejected (
     id TEXT PRIMARY KEY, namespace TEXT NOT NULL, vector BLOB NOT NULL,
     metadata TEXT NOT NULL, error TEXT NOT NULL);
+"""
+
+
+#: The circuits table of the version that spooled raw amplitudes beside the pickled
+#: circuit (before the circuit's facts replaced the pickle).
+PICKLED_TAPE_SCHEMA = """
+CREATE TABLE circuits (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, states INTEGER NOT NULL,
+    tape BLOB NOT NULL, metadata TEXT NOT NULL, amplitudes BLOB, dtype TEXT);
 """
 
 
@@ -180,4 +190,46 @@ def test_amplitudes_over_other_wires_than_recorded_are_simulated_instead(tmp_pat
     for row in (over_0_1_2(0.3), over_0_1_2(1.1)):
         (hit,) = store.query_similar(row, top_k=1)
         assert hit.fidelity == pytest.approx(1.0, abs=1e-6)
+    store.close()
+
+
+def test_a_spool_of_pickled_circuits_with_amplitudes_drains_from_the_amplitudes(
+    tmp_path, monkeypatch
+):
+    """The previous version spooled the pickled circuit beside the backend's amplitudes;
+    such a row is encoded from its amplitudes (nothing simulated), with the circuit's
+    hash and parameters."""
+    path = tmp_path / "previous.sqlite"
+    previous = sqlite3.connect(path)
+    previous.executescript(PICKLED_TAPE_SCHEMA)
+    tape = batched_tape(3)
+    expected = default_qubit_states(tape)
+    previous.execute(
+        "INSERT INTO circuits (id, states, tape, metadata, amplitudes, dtype) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            str(uuid.uuid4()),
+            3,
+            pickle.dumps(tape),
+            json.dumps({"run": "x"}),
+            expected.astype(np.complex64).tobytes(),
+            np.dtype(np.complex64).str,
+        ),
+    )
+    previous.commit()
+    previous.close()
+
+    def no_simulation(tape):
+        raise AssertionError("simulated a call whose amplitudes were spooled")
+
+    monkeypatch.setattr(circuits_module, "final_states", no_simulation)
+    store = open_store(path=None)
+    recorder = StateRecorder(store, spool=path)
+    recorder.flush(timeout=30)
+    recorder.close()
+    stored = sorted(store.states(), key=lambda s: s.metadata["batch_index"])
+    assert [s.metadata["parameters"] for s in stored] == parameter_texts(tape)
+    assert {s.metadata["circuit_hash"] for s in stored} == {structure_hash(tape)}
+    for state, row in zip(stored, expected):
+        assert abs(np.vdot(state.state, row)) ** 2 == pytest.approx(1.0, abs=1e-6)
     store.close()

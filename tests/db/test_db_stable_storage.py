@@ -108,14 +108,17 @@ def test_the_store_is_on_disk_before_the_spool_forgets_its_states(tmp_path, monk
         events.append(os.readlink(f"/proc/self/fd/{descriptor}"))
         fsync(descriptor)
 
-    acknowledge = Spool.ack_through
+    def recorded(forget):
+        def acknowledge(self, *args) -> None:
+            events.append("ack")
+            forget(self, *args)
 
-    def recorded_ack(self, seq: int, count: int) -> None:
-        events.append("ack")
-        acknowledge(self, seq, count)
+        return acknowledge
 
     monkeypatch.setattr(os, "fsync", recorded_fsync)
-    monkeypatch.setattr(Spool, "ack_through", recorded_ack)
+    # encoded states leave by position, calls (a circuit's states) by id
+    monkeypatch.setattr(Spool, "ack_through", recorded(Spool.ack_through))
+    monkeypatch.setattr(Spool, "forget_calls", recorded(Spool.forget_calls))
     store = open_store(path=tmp_path / "store")
     recorder = StateRecorder(store, spool=tmp_path / "spool.sqlite", delivery="thread")
     tape = QuantumScript([qml.RX(np.linspace(0, 1, 4), 0), qml.CNOT([0, 1])], [qml.probs()])
