@@ -35,9 +35,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+
+from busy import busy_processes
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -66,18 +66,6 @@ def run_contender(contender: str, n: int, mode: str, args) -> dict:
         tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
         return {"contender": contender, "qubits": n, "mode": mode, "error": tail[0][:120]}
     return json.loads(lines[-1])
-
-
-@contextmanager
-def busy_processes(count: int) -> Iterator[None]:
-    """``count`` processes that keep a core busy each, for as long as the block runs."""
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
-    try:
-        yield
-    finally:
-        for spinner in spinners:
-            spinner.kill()
-            spinner.wait()
 
 
 def sweep(args) -> list[dict]:
