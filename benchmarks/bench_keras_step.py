@@ -47,25 +47,29 @@ def steps_for(n: int) -> dict:
     }
 
 
-def measure(n: int, blocks: int, steps: int) -> dict[str, list[float]]:
-    """Per step name, the median seconds of each block."""
+def measure(n: int, blocks: int, steps: int) -> tuple[dict, dict]:
+    """Per step name, the median wall and CPU seconds of each block (CPU time, all
+    threads of this process, moves less than wall time on a shared machine)."""
     named = steps_for(n)
     for step in named.values():  # first calls: compilation, tracing, routing
         step()
         step()
-    medians: dict[str, list[float]] = {name: [] for name in named}
+    wall: dict[str, list[float]] = {name: [] for name in named}
+    cpu: dict[str, list[float]] = {name: [] for name in named}
     for _ in range(blocks):
         for name, step in named.items():
-            times = []
+            times, cpu_times = [], []
             for _ in range(steps):
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 step()
                 times.append(time.perf_counter() - start)
-            medians[name].append(statistics.median(times))
-    return medians
+                cpu_times.append(time.process_time() - start_cpu)
+            wall[name].append(statistics.median(times))
+            cpu[name].append(statistics.median(cpu_times))
+    return wall, cpu
 
 
-def row(n: int, medians: dict[str, list[float]]) -> str:
+def row(n: int, medians: dict[str, list[float]], cpu: dict[str, list[float]]) -> str:
     """One table row: medians in ms, then per-block ratios and differences (medians)."""
     blocks = range(len(medians["torch"]))
 
@@ -81,6 +85,7 @@ def row(n: int, medians: dict[str, list[float]]) -> str:
         cells.append(ratio(own(keras), own("torch")))
         fixed = [a - b for a, b in zip(medians[f"{keras} empty"], medians["torch empty"])]
         cells.append(f"{1e3 * statistics.median(fixed):.2f}")
+        cells.append(ratio(cpu[keras], cpu["torch"]))
     return f"| {n} | " + " | ".join(cells) + " |"
 
 
@@ -96,16 +101,16 @@ def main() -> None:
     header = ["qubits", *(f"{name} ms" for name in STEPS)]
     for keras in ("fn", "tob"):
         header += [f"keras {keras} / torch", f"layer own {keras} / torch"]
-        header.append(f"keras {keras} fixed ms")
+        header += [f"keras {keras} fixed ms", f"keras {keras} / torch CPU"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for n in args.qubits:
-        lines.append(row(n, measure(n, args.blocks, args.steps)))
+        lines.append(row(n, *measure(n, args.blocks, args.steps)))
         print(lines[-1], flush=True)
     print("\n" + "\n".join(lines))
     print(
         f"\n{args.blocks} interleaved blocks of {args.steps} steps; ratios and differences: "
         "median over blocks. 'layer own' = step - its empty model's step; 'fixed' = the "
-        "empty Keras step - the empty torch step."
+        "empty Keras step - the empty torch step; CPU: process time per step, all threads."
     )
 
 
