@@ -20,10 +20,11 @@ The machine is shared, so contenders are interleaved: each round runs every cont
 once per width (A B C ... A B C ...), each round gives ratios, and the table prints the
 median step time per contender and the median of the per-round ratios.
 
-``--load 0 1`` measures every contender idle and beside one busy process (``python -c
-"while True: pass"``, ``busy.py``), the loads interleaved within each round and width;
-the table then has one column per contender and load, and the ratios compare
-contenders measured under the same load in the same round.
+``--load 0 1`` measures every contender quiet (no busy process of the benchmark's own;
+other jobs may still run) and beside one busy process (``python -c "while True:
+pass"``, ``busy.py``), the loads interleaved within each round and width; the table
+then has one column per contender and load, and the ratios compare contenders
+measured under the same load in the same round.
 
     python benchmarks/bench_compiled.py --qubits 4 8 12 16 --rounds 3 \\
         --tfq-python /work/tfq-venv/bin/python
@@ -162,7 +163,7 @@ def load_table(rows, contenders, widths, loads, rounds: int) -> str:
 
 
 def _busy(load: int) -> str:
-    return "idle" if load == 0 else f"{load} busy"
+    return "quiet" if load == 0 else f"{load} busy"
 
 
 def _ratio_cell(numerators: list[dict], denominators: list[dict]) -> str:
