@@ -346,3 +346,21 @@ def test_compiled_plans_match_gate_by_gate_application(kwargs, tol):
             np.testing.assert_allclose(flat(got), flat(want), atol=tol * 10, rtol=0)
         for got, want in zip(planned_results, results):
             np.testing.assert_allclose(flat(got), flat(want), atol=tol, rtol=0)
+
+
+def test_equal_permutations_share_one_read_only_gather_index():
+    """A ring of CNOTs repeated in layers builds each gather index once (first calls at
+    16-20 qubits spent most of their setup on them); a shared index is read-only and
+    still applies the right permutation."""
+    from qstore_pl.devices.batched.program import Program, full_permutation
+
+    ops = [qml.CNOT([0, 1]), qml.CNOT([1, 2]), qml.CNOT([0, 1]), qml.CNOT([2, 0])]
+    program = Program(qml.tape.QuantumScript(ops, [qml.state()]))
+    cnot01, cnot12, again01, cnot20 = (np.asarray(t.fixed_perm) for t in program.gates)
+    assert again01 is cnot01 and cnot12 is not cnot01 and cnot20 is not cnot01
+    assert np.asarray(program.gates[0].inverse_perm.value) is cnot01  # CNOT is self-inverse
+    assert not cnot01.flags.writeable
+    # |j> -> |perm[j]>: the gather index is the inverse of the matrix's column map
+    matrix = np.abs(qml.matrix(qml.CNOT([2, 0]), wire_order=[0, 1, 2]))
+    assert np.array_equal(cnot20, np.argsort(np.argmax(matrix, axis=0)))
+    assert np.array_equal(cnot20, full_permutation(np.array([0, 1, 3, 2]), (2, 0), 3))

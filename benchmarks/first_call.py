@@ -1,0 +1,138 @@
+"""Where the compiled path's first call goes: W1's first train step, phase by phase.
+
+The first call is the first ``step()`` of ``w1_workload.py``'s ``router compiled``
+contender in a fresh process, after imports and model construction: recording and
+checking the circuit, routing, numba loading (or compiling) the batched engine's
+kernels, building the gather indices and plans, then the step itself. Each phase's
+time is the process's CPU time inside it (all threads), which a shared machine
+disturbs far less than wall time; wall and CPU time of the whole first call and of a
+later step are printed beside them.
+
+numba caches compiled kernels on disk (``NUMBA_CACHE_DIR``, by default beside the
+package's sources): a *warm* first call loads them, a *cold* one (``--cold``: an empty
+temporary cache) compiles them, as the first run on a machine does.
+
+    python benchmarks/first_call.py --qubits 4 16 20
+    python benchmarks/first_call.py --qubits 4 --cold
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+#: (module, attribute, phase): functions whose CPU time is a phase of the first call
+PHASES = (
+    ("qstore_pl.layers.compiled", "record", "record the circuit"),
+    ("qstore_pl.layers.compiled", "verify", "check the recording"),
+    ("qstore_pl.torch.layer", "trial_tape", "check weight shapes"),
+    ("qstore_pl.torch.layer", "return_kind", "read the return kind"),
+    ("qstore_pl.router.execution.compiled", "engine_decision", "route"),
+    ("numba.core.dispatcher", "Dispatcher._compile_for_args", "numba: load/compile kernels"),
+    ("qstore_pl.devices.batched.program", "full_permutation", "gather indices"),
+    ("qstore_pl.devices.batched.plan", "Layout.__init__", "plan layouts"),
+)
+
+
+def _timed(owner, attr: str, phase: str, spent: dict[str, float]) -> None:
+    inner = getattr(owner, attr)
+
+    def timed(*args, **kwargs):
+        start = time.process_time()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            spent[phase] = spent.get(phase, 0.0) + time.process_time() - start
+
+    setattr(owner, attr, timed)
+
+
+def child(n: int) -> dict:
+    """In this process: build W1's torch model, time its first step by phase."""
+    import importlib
+
+    import torch
+    from w1_workload import build, step_function
+
+    torch.set_num_threads(2)
+    spent: dict[str, float] = {}
+    for module, path, phase in PHASES:
+        owner = importlib.import_module(module)
+        *parents, attr = path.split(".")
+        for parent in parents:
+            owner = getattr(owner, parent)
+        _timed(owner, attr, phase, spent)
+    _, model, optimiser, loss_fn, x, y = build(n, "qstore.router", {}, {}, compiled=True)
+    step = step_function("train", model, optimiser, loss_fn, x, y)
+    spent.clear()
+    start, start_cpu = time.perf_counter(), time.process_time()
+    step()
+    first, first_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    phases = dict(spent)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    step()
+    later, later_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    return {
+        "qubits": n,
+        "first_s": first,
+        "first_cpu_s": first_cpu,
+        "step_s": later,
+        "step_cpu_s": later_cpu,
+        "phases_cpu_s": phases,
+    }
+
+
+def run(n: int, cold: bool) -> dict:
+    """One width in a fresh process; ``cold``: with an empty numba cache."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    with tempfile.TemporaryDirectory() as cache:
+        if cold:
+            env["NUMBA_CACHE_DIR"] = cache
+        cmd = [sys.executable, __file__, "--child", str(n)]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode or not lines:
+        tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"qubits": n, "error": tail[0][:160]}
+    return json.loads(lines[-1])
+
+
+def report(result: dict, cold: bool) -> str:
+    """The breakdown of one width as text."""
+    if "error" in result:
+        return f"{result['qubits']} qubits: {result['error']}"
+    cache = "cold numba cache" if cold else "warm numba cache"
+    lines = [
+        f"{result['qubits']} qubits, {cache}: first call {result['first_s']:.2f} s wall, "
+        f"{result['first_cpu_s']:.2f} s CPU; a later step {result['step_s']:.3f} s wall, "
+        f"{result['step_cpu_s']:.3f} s CPU; first call - step: "
+        f"{result['first_cpu_s'] - result['step_cpu_s']:.2f} s CPU"
+    ]
+    for phase, seconds in sorted(result["phases_cpu_s"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"    {phase:<30} {seconds:7.3f} s CPU")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--qubits", type=int, nargs="+", default=[4, 8, 12, 16])
+    parser.add_argument("--cold", action="store_true", help="compile the kernels (empty cache)")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        print(json.dumps(child(args.child)), flush=True)
+        return
+    for n in args.qubits:
+        print(report(run(n, args.cold), args.cold), flush=True)
+
+
+if __name__ == "__main__":
+    main()
