@@ -142,18 +142,30 @@ def warn_differentiable_backward(config: ExecutionConfig) -> None:
 _JAX_DIFFERENTIATING = {"JVPTracer", "LinearizeTracer"}
 
 
-def _differentiation_depth(param) -> int:
-    depth = 0
+def framework_wrappers(param) -> list[tuple[str, bool]]:
+    """The framework wrappers around a parameter, outermost first: each one's type
+    name and whether it differentiates (autograd's boxes, JAX's JVP and linearize
+    tracers; not a tracer that holds a value, such as vmap's ``BatchTracer``). The walk
+    ends at a value or at an abstract (jit) tracer."""
+    wrappers: list[tuple[str, bool]] = []
     for _ in range(16):  # transformations nest a few levels, never more
+        name = type(param).__name__
         if isinstance(param, ArrayBox):
-            depth, param = depth + 1, param._value
-        elif type(param).__name__ in _JAX_DIFFERENTIATING:
-            depth, param = depth + 1, param.primal
-        elif type(param).__name__.endswith("Tracer") and hasattr(param, "val"):
-            param = param.val  # vmap's BatchTracer
+            wrappers.append((name, True))
+            param = param._value
+        elif name in _JAX_DIFFERENTIATING:
+            wrappers.append((name, True))
+            param = param.primal
+        elif name.endswith("Tracer") and hasattr(param, "val"):
+            wrappers.append((name, False))
+            param = param.val
         else:
             break
-    return depth
+    return wrappers
+
+
+def _differentiation_depth(param) -> int:
+    return sum(differentiates for _, differentiates in framework_wrappers(param))
 
 
 def backprop_fits(circuit: QuantumScript) -> bool:

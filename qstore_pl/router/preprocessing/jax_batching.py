@@ -11,29 +11,19 @@ backpropagating; the router's device derivatives take the jit boundary instead.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pennylane.devices import ExecutionConfig
 from pennylane.math import Interface
 from pennylane.tape import QuantumScript
 
-# tracers that wrap another value: differentiation's (``primal``) and vmap's (``val``)
-_WRAPPED_IN = {"JVPTracer": "primal", "LinearizeTracer": "primal", "BatchTracer": "val"}
-
-
-def _mapped(param: Any) -> bool:
-    for _ in range(16):  # transformations nest a few levels, never more
-        name = type(param).__name__
-        if name == "BatchTracer":
-            return True
-        if name not in _WRAPPED_IN:
-            return False
-        param = getattr(param, _WRAPPED_IN[name])
-    return False
+from qstore_pl.router.preprocessing.differentiation import framework_wrappers
 
 
 def maps_eagerly(config: ExecutionConfig, circuit: QuantumScript | None) -> bool:
     """Whether ``jax.vmap`` maps ``circuit``'s parameters outside ``jax.jit``."""
     if circuit is None or config.interface != Interface.JAX:
         return False
-    return any(_mapped(param) for param in circuit.get_parameters(trainable_only=False))
+    return any(
+        name == "BatchTracer"
+        for param in circuit.get_parameters(trainable_only=False)
+        for name, _ in framework_wrappers(param)
+    )
