@@ -233,6 +233,7 @@ class ValueProgram:
             lam = adjoint_states(kernel, psi, self.program.measurements, dys, n)
             grads = backward(kernel, bound, psi, lam.astype(psi.dtype), trainable)
         out: list[np.ndarray | None] = [None] * len(arrays)
+        values = self._flat(arrays, batch) if self._expressions else []  # for products
         for arg in wanted:
             slots, index, scale = self._reads[arg]
             shape = np.shape(arrays[arg])
@@ -247,14 +248,16 @@ class ValueProgram:
                     rows = rows.sum(axis=1, keepdims=True)
                 np.add.at(flat, index, rows)
             if self._expressions:
-                self._add_expression_grads(flat, arg, grads, arrays, batch)
+                self._add_expression_grads(flat, arg, grads, values, batch)
             out[arg] = (flat.T if self.per_sample[arg] else flat[:, 0]).reshape(shape)
         return out
 
-    def _add_expression_grads(self, flat: np.ndarray, arg: int, grads, arrays, batch: int):
+    def _add_expression_grads(
+        self, flat: np.ndarray, arg: int, grads, values: list[np.ndarray], batch: int
+    ):
         """Add to ``flat`` (argument ``arg``'s gradient, ``(size, B or 1)``) what the
-        expression angles pass on: ``d angle / d element`` times the angle's gradient."""
-        values = self._flat(arrays, batch)
+        expression angles pass on: ``d angle / d element`` times the angle's gradient
+        (``values``: the arguments as :meth:`_flat` gives them)."""
         shared = not self.per_sample[arg]
         for j, expression in self._expressions:
             g = grads[self._position_of(j)]  # (B,)
