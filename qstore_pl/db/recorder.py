@@ -533,17 +533,12 @@ class StateRecorder(DeviceCallback):
                 chunk = fitting[start : start + self._batch_size]
                 try:
                     self.store.write([entry for _, entry in chunk])
-                except StoreUnavailableError as err:
+                except Exception as err:
                     self._acknowledge(fitting[sent - 1][0] if sent else None, sent)
-                    self._failed(err)
-                    return
-                except StoreError:  # refused for good: find and set aside the culprits
-                    self._acknowledge(fitting[sent - 1][0] if sent else None, sent)
-                    self._one_by_one(chunk)
-                    break
-                except Exception as err:  # unexpected: keep the states, retry later
-                    self._acknowledge(fitting[sent - 1][0] if sent else None, sent)
-                    self._failed(err)
+                    if isinstance(err, StoreError) and not isinstance(err, StoreUnavailableError):
+                        self._one_by_one(chunk)  # refused for good: set aside the culprits
+                        break
+                    self._failed(err)  # unavailable or unexpected: keep them, retry later
                     return
                 sent += len(chunk)
             else:
