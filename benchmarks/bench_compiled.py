@@ -41,7 +41,7 @@ import statistics
 from pathlib import Path
 
 from bench_w1 import TFQ, machine, run_contender
-from busy import busy_processes
+from busy import add_load_option, busy_processes
 
 HERE = Path(__file__).parent
 COMPILED, QNODE, KERAS, KERAS_QNODE = (
@@ -74,13 +74,7 @@ def main() -> None:
         choices=[COMPILED, QNODE, KERAS, KERAS_QNODE, TFQ],
         help="measure only these (default: all)",
     )
-    parser.add_argument(
-        "--load",
-        type=int,
-        nargs="+",
-        default=[0],
-        help="busy processes beside each contender, e.g. 0 1 (default: 0)",
-    )
+    add_load_option(parser, "each contender")
     args = parser.parse_args()
     if any(load < 0 for load in args.load):
         parser.error("--load takes numbers of busy processes (0 or more)")

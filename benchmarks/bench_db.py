@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pennylane as qml
-from busy import busy_processes
+from busy import add_load_option, busy_processes
 from pennylane import numpy as pnp
 
 from qstore_pl.db import StateRecorder, open_store
@@ -302,13 +302,7 @@ def main() -> None:
     parser.add_argument("--filtered-queries", type=int, default=2)
     parser.add_argument("--replay", type=int, default=15_000)
     parser.add_argument("--skip-overhead", action="store_true")
-    parser.add_argument(
-        "--load",
-        type=int,
-        nargs="+",
-        default=[0],
-        help="busy processes beside the replay and overhead parts, e.g. 0 1 (default: 0)",
-    )
+    add_load_option(parser, "the replay and overhead parts")
     parser.add_argument(
         "--overhead-only", action="store_true", help="only the recorder overhead (no json)"
     )

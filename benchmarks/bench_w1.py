@@ -37,7 +37,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from busy import busy_processes
+from busy import add_load_option, busy_processes
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -286,13 +286,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--merge", action="store_true", help="keep other widths' results")
     parser.add_argument("--tfq-python", help="python of a virtualenv with tensorflow-quantum")
-    parser.add_argument(
-        "--load",
-        type=int,
-        nargs="+",
-        default=[0],
-        help="busy processes beside each contender, e.g. 0 1 2 (default: 0)",
-    )
+    add_load_option(parser, "each contender")
     parser.add_argument("--no-keras", action="store_true", help="leave out the Keras layer")
     parser.add_argument(
         "--contenders",

@@ -3,6 +3,7 @@ one with competing busy processes side by side (``--load``)."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,3 +20,14 @@ def busy_processes(count: int) -> Iterator[None]:
         for spinner in spinners:
             spinner.kill()
             spinner.wait()
+
+
+def add_load_option(parser: argparse.ArgumentParser, beside: str) -> None:
+    """``--load``: the counts of busy processes to measure ``beside`` (0: as the machine is)."""
+    parser.add_argument(
+        "--load",
+        type=int,
+        nargs="+",
+        default=[0],
+        help=f"busy processes beside {beside}, e.g. 0 1 (default: 0)",
+    )
