@@ -364,3 +364,48 @@ def test_equal_permutations_share_one_read_only_gather_index():
     matrix = np.abs(qml.matrix(qml.CNOT([2, 0]), wire_order=[0, 1, 2]))
     assert np.array_equal(cnot20, np.argsort(np.argmax(matrix, axis=0)))
     assert np.array_equal(cnot20, full_permutation(np.array([0, 1, 3, 2]), (2, 0), 3))
+
+
+@pytest.mark.parametrize("kwargs, tol", [({}, DOUBLE), ({"c_dtype": np.complex64}, SINGLE)])
+def test_wide_rows_rotate_their_bits_and_keep_values_and_gradients(kwargs, tol):
+    """From ``ROTATION_MIN_WIRES`` wires the plans rotate rows so that no one-wire gate
+    runs on the lowest bits, and the adjoint sweep reads one-wire derivatives through
+    later one-wire gates: values, VJPs and Jacobians still equal default.qubit's."""
+    from qstore_pl.devices.batched import jit_kernels
+    from qstore_pl.devices.batched.plan import ROTATION_MIN_WIRES
+
+    n = ROTATION_MIN_WIRES + 1
+    tape = layered_tape(n, seed=5)
+    dev = BatchedDevice(wires=n, kernel="jit", **kwargs)
+    config = adjoint_config(dev)
+    processed, _ = dev.preprocess_transforms(config)([tape])
+    for t in processed:  # every gate parameter but Rot's (no single generator)
+        gate_params = len(t.get_parameters(trainable_only=False, operations_only=True))
+        t.trainable_params = list(range(gate_params - 3))
+    ((_, bound, _),) = dev._simulate(processed)
+    plans = bound.program.__dict__["_layouts"]
+    kinds = np.concatenate([s[0] for lay in plans.values() for p in lay._plans.values()
+                            for s in (p[0] if isinstance(p, tuple) else p).structure])  # fmt: skip
+    assert jit_kernels.ROTATION in kinds
+
+    results = run(dev, processed)
+    expected = run(qml.device("default.qubit"), processed)
+    for got, want in zip(results, expected):
+        np.testing.assert_allclose(flat(got), flat(want), atol=tol, rtol=0)
+    rng = np.random.default_rng(2)
+    sizes = [1] * (n + 2) + [4]
+    dy = tuple(rng.normal(size=s) if s > 1 else rng.normal() for s in sizes)
+    _, (vjp,) = dev.execute_and_compute_vjp(processed, [dy], config)
+    want = reference_vjp(processed[0], np.concatenate([np.ravel(d) for d in dy]))
+    np.testing.assert_allclose(np.asarray(vjp), want, atol=tol * 10, rtol=0)
+
+    jac_config = dev.setup_execution_config(
+        ExecutionConfig(gradient_method="adjoint", use_device_jacobian_product=False)
+    )
+    (jac,) = dev.compute_derivatives(processed, jac_config)
+    for m in (0, n - 1, n):  # <Z_0>, <Z_{n-1}>, <X_0 Y_{n-1}>: one adjoint state each
+        got = np.array([float(j) for j in jac[m]])
+        basis = np.zeros(sum(sizes))
+        basis[m] = 1.0
+        want = reference_vjp(processed[0], basis)
+        np.testing.assert_allclose(got, want, atol=tol * 10, rtol=0)

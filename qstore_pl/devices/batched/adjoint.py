@@ -1,13 +1,14 @@
 """Forward simulation and adjoint derivatives of a whole batch at once.
 
 The backward sweep walks the circuit in *segments*. A trainable gate's derivative is
-``-2 Im <λ|G|ψ>`` with ψ and λ taken right after the gate; when the generator G
-commutes with every gate that follows it inside the segment, the same value can be
-read at the segment's end. So a segment collects, walking backwards, the gates whose
-generators commute with what comes after them; all their derivatives are read at
-once (one basis change and one reduction per group of wires), then the segment is
-undone on ψ and λ. For a layer of single-qubit rotations that is one read per layer
-instead of one per gate.
+``-2 Im <λ|G|ψ>`` with ψ and λ taken right after the gate. It can be read later, at a
+segment's end, when every gate between is either one that commutes with the generator
+G, or (for a one-wire G) a one-wire gate: then ``<λ|G|ψ>`` after the gate equals
+``<λ|S G S†|ψ>`` at the segment's end, ``S`` the one-wire gates in between. Each
+segment reads every such derivative at once, from one pass per wire that sums
+``conj(λ) ψ`` into a ``2x2`` matrix per wire (or one pass for all diagonal ones), and is
+then undone on ψ and λ. A layer of rotations and entanglers costs one read and one undo
+pass: W1's ``RY`` is read through the ``RZ`` after it, with no change of basis.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import numpy as np
 import pennylane as qml
 
 from qstore_pl.devices.batched import jit_kernels
-from qstore_pl.devices.batched.kernel import fuse
-from qstore_pl.devices.batched.measure import marginal, z_expectations
+from qstore_pl.devices.batched.kernel import check_width, fuse
+from qstore_pl.devices.batched.measure import marginal
 from qstore_pl.devices.batched.plan import Element, Layout, SequencePlan, forward_plan, layout
 from qstore_pl.devices.batched.program import (
     ArrayGate,
@@ -40,10 +41,15 @@ class Segment:
         Gates (positions in ``program.gates``) whose derivatives are read at this point.
     undo : tuple[int, ...]
         Gates to undo afterwards, in the order to undo them.
+    through : tuple[tuple[int, ...], ...]
+        Per evaluated gate, the later one-wire gates its generator is conjugated
+        through (in the order they apply), empty when the generator commutes with
+        every gate in between.
     """
 
     evaluate: tuple[int, ...]
     undo: tuple[int, ...]
+    through: tuple[tuple[int, ...], ...]
 
 
 def _generator(gate: GateTemplate) -> Generator:
@@ -116,9 +122,9 @@ def segments(program: Program, trainable: frozenset[int]) -> list[Segment]:
 def _build_segments(program: Program, trainable: frozenset[int]) -> list[Segment]:
     """Peel the circuit from its end.
 
-    Each step reads the derivative of every not-yet-read trainable gate whose
-    generator commutes with all gates still after it on its wires, then undoes every
-    gate it can: a gate last on all its wires that is not trainable or already read.
+    Each step reads the derivative of every not-yet-read trainable gate that can be
+    read at this point (:func:`_read_through`), then undoes every gate it can: a gate
+    last on all its wires that is not trainable or already read.
     """
     gates = program.gates
     stacks: dict[int, list[int]] = {}
@@ -128,12 +134,13 @@ def _build_segments(program: Program, trainable: frozenset[int]) -> list[Segment
     left = set(trainable)
     result = []
     while left:
-        evaluate = []
+        evaluate, through = [], []
         for p in sorted(left):
-            gate = gates[p]
-            later = {q for w in gate.wires for q in stacks[w][stacks[w].index(p) + 1 :]}
-            if all(_commute(gate, gates[q]) for q in later):
+            later = [q for w in gates[p].wires for q in stacks[w][stacks[w].index(p) + 1 :]]
+            found = _read_through(gates, p, later)
+            if found is not None:
                 evaluate.append(p)
+                through.append(found)
         left.difference_update(evaluate)
         undo: list[int] = []
         progress = True
@@ -149,8 +156,26 @@ def _build_segments(program: Program, trainable: frozenset[int]) -> list[Segment
                     stacks[v].pop()
                 undo.append(top)
                 progress = True
-        result.append(Segment(tuple(evaluate), tuple(undo)))
+        result.append(Segment(tuple(evaluate), tuple(undo), tuple(through)))
     return result
+
+
+def _read_through(gates: list[GateTemplate], p: int, later: list[int]) -> tuple[int, ...] | None:
+    """The gates to conjugate gate ``p``'s generator through to read its derivative
+    after ``later`` (the gates still after it on its wires, in order), or ``None``
+    when it cannot be read there yet.
+
+    Gates that commute with the generator pass; from the first that does not, a one-wire
+    generator may still be carried through one-wire gates.
+    """
+    gate = gates[p]
+    for k, q in enumerate(later):
+        if not _commute(gate, gates[q]):
+            rest = later[k:]
+            if _generator(gate).single_wire and all(len(gates[r].wires) == 1 for r in rest):
+                return tuple(rest)
+            return None
+    return ()
 
 
 def source(bound: BoundProgram) -> tuple[Layout, np.ndarray]:
@@ -179,41 +204,37 @@ def forward(kernel, bound: BoundProgram) -> np.ndarray:
     return states
 
 
-def _frame(program: Program, positions) -> dict[int, int]:
-    """Wire -> the first gate at ``positions`` whose one-wire generator needs a basis
-    change on that wire to be diagonal."""
-    frame: dict[int, int] = {}
-    for p in positions:
-        g = _generator(program.gates[p])
-        if g.single_wire and g.basis is not None:
-            frame.setdefault(g.wires[0], p)
-    return frame
-
-
 def backward(kernel, bound: BoundProgram, psi, lam, trainable: frozenset[int]):
     """Derivatives of every trainable gate parameter: ``{position: (rows,)}``.
 
     ``lam`` holds one adjoint state per circuit (a vector-Jacobian product) or several
-    stacked copies of the batch (one per output, for a Jacobian). Between reads, the
-    undoing of a segment, the basis change back from the last read and the basis
-    change for the next read are fused into one pass per wire.
+    stacked copies of the batch (one per output, for a Jacobian). ψ and λ are stacked
+    in one array (rows of λ reuse ψ's matrices, ``row % B``); each segment's undo is
+    one pass over it, before the next segment's reads.
     """
-    if kernel.planned:
-        return _backward_planned(kernel, bound, psi, lam, trainable)
     n = bound.program.num_wires
-    psi = psi.copy()  # the kernels work in place
+    batch = psi.shape[0]
+    states = np.concatenate([psi, lam])
     grads = {}
+    if kernel.planned:
+        lay, values = source(bound)
+        plan, reads = lay.plan(("backward", trainable), lambda lay: _backward_plan(lay, trainable))
+        real, imag = plan.values(values, np.finfo(psi.dtype).dtype)
+        for step, read in enumerate(reads):
+            transitions = _transitions(read, states.shape[0] - batch)
+            plan.adjoint_step(states, step, real, imag, batch, read.bits, read.off, transitions)
+            grads.update(_read(kernel, states, bound, read, transitions))
+        return grads
     pending: list[ArrayGate] = []
     for segment in segments(bound.program, trainable):
-        read = _classify(bound.program, segment.evaluate, _frame(bound.program, segment.evaluate))
-        rotate = [ArrayGate("dense", (w,), basis) for w, basis in read.frame.items()]
-        ops = fuse(pending + rotate, kernel.compose_permutations)
-        psi = kernel.apply_all(psi, ops, n)
-        lam = kernel.apply_all(lam, ops, n)
-        if segment.evaluate:
-            grads.update(_read(kernel, psi, lam, bound.program, read, n))
-        unrotate = [ArrayGate("dense", (w,), basis.conj().T) for w, basis in read.frame.items()]
-        pending = unrotate + [bound.gates[p].array(inverse=True) for p in segment.undo]
+        states = kernel.apply_all(states, fuse(pending, kernel.compose_permutations), n)
+        read = _classify(bound.program, segment)
+        transitions = _transitions(read, states.shape[0] - batch)
+        if read.bits.size:
+            check_width(states, n)
+            jit_kernels.read_transitions(states, batch, read.bits, read.off, transitions)
+        grads.update(_read(kernel, states, bound, read, transitions))
+        pending = [bound.gates[p].array(inverse=True) for p in segment.undo]
     return grads
 
 
@@ -221,18 +242,21 @@ def backward(kernel, bound: BoundProgram, psi, lam, trainable: frozenset[int]):
 class _Read:
     """One segment's derivative reads, classified once per structure.
 
-    ``singles`` are one-wire generators diagonal in the current frame, read from one
-    ``z_expectations``; ``multi`` other diagonal ones, read from marginals; ``other``
-    need their own basis change (``frame``: wire -> basis in force).
+    ``ones`` are one-wire generators, each with the later one-wire gates it is read
+    through, all read from the ``2x2`` transition matrices of their wires (``bits``,
+    bit positions; ``off``: whether a wire needs the off-diagonal entries; ``column``:
+    wire -> index in ``bits``; ``fixed``: the read operator of each gate read through
+    nothing). ``multi`` are diagonal generators on several wires, read from marginals;
+    ``other`` the rest, each with its own change of basis.
     """
 
-    singles: tuple[int, ...]
-    wires: np.ndarray
-    half_sum: np.ndarray
-    half_diff: np.ndarray
+    ones: tuple[tuple[int, tuple[int, ...]], ...]
+    bits: np.ndarray
+    off: np.ndarray
+    column: dict[int, int]
+    fixed: dict[int, np.ndarray]
     multi: tuple[int, ...]
     other: tuple[int, ...]
-    frame: dict[int, np.ndarray]
 
 
 def _backward_plan(lay: Layout, trainable: frozenset[int]) -> tuple[SequencePlan, list[_Read]]:
@@ -241,114 +265,129 @@ def _backward_plan(lay: Layout, trainable: frozenset[int]) -> tuple[SequencePlan
     steps, reads = [], []
     pending: list[Element] = []
     for segment in segments(program, trainable):
-        frame = _frame(program, segment.evaluate)  # wire -> gate whose basis is in force
-        steps.append(pending + [lay.basis(p) for p in frame.values()])
-        reads.append(_classify(program, segment.evaluate, frame))
-        pending = [lay.basis(p, inverse=True) for p in frame.values()]
-        pending += [lay.element(p, inverse=True) for p in segment.undo]
+        steps.append(pending)
+        reads.append(_classify(program, segment))
+        pending = [lay.element(p, inverse=True) for p in segment.undo]
     return SequencePlan(steps, program.num_wires, lay.batch), reads
 
 
-def _classify(program: Program, positions, frame: dict[int, int]) -> _Read:
+def _classify(program: Program, segment: Segment) -> _Read:
+    cache = program.__dict__.setdefault("_reads", {})
+    found = cache.get(segment)
+    if found is None:
+        found = cache[segment] = _build_read(program, segment)
+    return found
+
+
+def _build_read(program: Program, segment: Segment) -> _Read:
     gates = program.gates
-    # the frame holds only gates whose generator needs a basis change
-    bases = {w: b for w, p in frame.items() if (b := _generator(gates[p]).basis) is not None}
-    singles: list[int] = []
+    n = program.num_wires
+    ones: list[tuple[int, tuple[int, ...]]] = []
+    off: dict[int, bool] = {}
     multi: list[int] = []
     other: list[int] = []
-    for p in positions:
+    for p, through in zip(segment.evaluate, segment.through):
         g = _generator(gates[p])
-        in_frame = g.single_wire and g.basis is not None and bases.get(g.wires[0]) is g.basis
-        untouched = g.basis is None and not set(g.wires) & bases.keys()
-        if in_frame or untouched:
-            (singles if g.single_wire else multi).append(p)
+        if g.single_wire:
+            ones.append((p, through))
+            diagonal = g.basis is None and all(gates[q].kind == "diag" for q in through)
+            off[g.wires[0]] = off.get(g.wires[0], False) or not diagonal
         else:
-            other.append(p)
-    eig = np.array([_generator(gates[p]).eigvals for p in singles]).reshape(-1, 2)
+            (multi if g.basis is None else other).append(p)
+    wires = sorted(off)
     return _Read(
-        tuple(singles),
-        np.array([_generator(gates[p]).wires[0] for p in singles], dtype=np.int64),
-        (eig[:, 0] + eig[:, 1]) / 2,
-        (eig[:, 0] - eig[:, 1]) / 2,
+        tuple(ones),
+        np.array([n - 1 - w for w in wires], dtype=np.int64),
+        np.array([off[w] for w in wires], dtype=np.bool_),
+        {w: i for i, w in enumerate(wires)},
+        {p: _generator(gates[p]).matrix[None] for p, through in ones if not through},
         tuple(multi),
         tuple(other),
-        bases,
     )
 
 
-def _read(kernel, psi, lam, program: Program, read: _Read, n: int) -> dict[int, np.ndarray]:
-    """``-2 Im <λ|G|ψ>`` for the gates of ``read`` (as :func:`_read_derivatives`)."""
-    batch, size = psi.shape
-    repeat = lam.shape[0] // batch
+def _transitions(read: _Read, rows: int) -> np.ndarray:
+    """Room for a step's transition matrices: ``(rows of λ, wires read, 2, 2)``."""
+    return np.empty((rows, read.bits.size, 2, 2), dtype=complex)
 
-    def product(bra, ket):  # conj(bra) * ket, the ket shared by stacked bras
-        return (np.conj(bra).reshape(repeat, batch, size) * ket[None]).reshape(-1, size)
 
+def _one_wire_matrices(bound: BoundProgram, q: int) -> np.ndarray:
+    """Gate ``q`` (one wire) as ``(K, 2, 2)`` matrices, ``K`` 1 or the batch."""
+    gate = bound.gates[q].array()
+    if gate.kind == "perm":
+        return np.asarray(gate.local, complex)[None]
+    dense = gate.as_dense().value
+    return dense if dense.ndim == 3 else dense[None]
+
+
+def _read_operator(bound: BoundProgram, p: int, through: tuple[int, ...]) -> np.ndarray:
+    """``S G S†`` for gate ``p``'s generator ``G`` and ``S`` the gates ``through``:
+    ``(K, 2, 2)``."""
+    operator = _generator(bound.program.gates[p]).matrix[None]
+    for q in through:
+        m = _one_wire_matrices(bound, q)
+        operator = m @ operator @ np.conj(np.swapaxes(m, -1, -2))
+    return operator
+
+
+def _read(
+    kernel, states, bound: BoundProgram, read: _Read, transitions: np.ndarray
+) -> dict[int, np.ndarray]:
+    """``-2 Im <λ|G|ψ>`` for the gates of ``read``; ``states`` stacks ψ over λ."""
+    program = bound.program
+    n = program.num_wires
+    batch = bound.batch
+    psi, lam = states[:batch], states[batch:]
+    rows, size = lam.shape
+    repeat = rows // batch
     out = {}
-    singles = read.singles
-    if singles:
-        values = np.empty((lam.shape[0], len(singles)))
-        bits = n - 1 - read.wires
-        jit_kernels.one_wire_derivatives(psi, lam, bits, read.half_sum, read.half_diff, values)
-        for i, p in enumerate(singles):
-            out[p] = values[:, i]
-        singles = ()
-    if singles or read.multi:
-        w = product(lam, psi)
-        if singles:
-            total, per_wire = z_expectations(w, n)
-            overlap = total[:, None] * read.half_sum + per_wire[:, read.wires] * read.half_diff
-            values = -2 * np.imag(overlap)
-            for i, p in enumerate(singles):
-                out[p] = values[:, i]
+    row_of = np.arange(rows) % batch
+    for p, through in read.ones:
+        operator = read.fixed.get(p)
+        if operator is None:
+            operator = _read_operator(bound, p, through)
+        if operator.shape[0] > 1:
+            operator = operator[row_of]
+        m = transitions[:, read.column[program.gates[p].wires[0]]]
+        out[p] = -2 * np.imag(np.einsum("rab,rab->r", operator, m))
+    if read.multi:
+        w = (np.conj(lam).reshape(repeat, batch, size) * psi[None]).reshape(-1, size)
         for p in read.multi:
             g = _generator(program.gates[p])
             out[p] = -2 * np.imag(marginal(w, g.wires, n) @ g.eigvals)
     for p in read.other:
         g = _generator(program.gates[p])
-        frame = read.frame
-        word = _pauli_word(program, p, n, {w: frame[w] for w in g.wires if w in frame})
+        word = _pauli_word(program, p, n)
         if word is not None:  # G is one Pauli word: G ψ is a signed gather of ψ
             index, phases = word
             applied = psi[:, index] * phases
             overlap = (np.conj(lam).reshape(repeat, batch, size) * applied[None]).sum(axis=-1)
             out[p] = -2 * np.imag(overlap.reshape(-1))
             continue
-        undo = [ArrayGate("dense", (v,), frame[v].conj().T) for v in g.wires if v in frame]
-        rotation = undo + ([ArrayGate("dense", g.wires, g.basis)] if g.basis is not None else [])
-        w = product(
-            kernel.apply_all(lam.copy(), rotation, n), kernel.apply_all(psi.copy(), rotation, n)
+        rotation = [ArrayGate("dense", g.wires, g.basis)]
+        rotated_lam = kernel.apply_all(lam.copy(), rotation, n)
+        rotated_psi = kernel.apply_all(psi.copy(), rotation, n)
+        w = (np.conj(rotated_lam).reshape(repeat, batch, size) * rotated_psi[None]).reshape(
+            -1, size
         )
         out[p] = -2 * np.imag(marginal(w, g.wires, n) @ g.eigvals)
     return out
 
 
-_PAULIS = {
-    "I": np.eye(2, dtype=complex),
-    "X": np.array([[0, 1], [1, 0]], dtype=complex),
-    "Y": np.array([[0, -1j], [1j, 0]]),
-    "Z": np.array([[1, 0], [0, -1]], dtype=complex),
-}
+def _pauli_word(program: Program, p: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Gate ``p``'s generator as ``G ψ = phases * ψ[:, index]`` when it is one Pauli
+    word (IsingXX, IsingYY, ...), else ``None``.
 
-
-def _pauli_word(
-    program: Program, p: int, n: int, frame: dict[int, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Gate ``p``'s generator, in the frame the states are in on its wires, as
-    ``G ψ = phases * ψ[:, index]`` when it is one Pauli word (IsingXX, IsingYY, ...,
-    and the frames of one-wire rotations keep it one), else ``None``.
-
-    Built once per program and frame; reading such a derivative needs no basis
-    change of copies of ψ and λ.
+    Built once per program; reading such a derivative needs no basis change of copies
+    of ψ and λ.
     """
     cache = program.__dict__.setdefault("_pauli_words", {})
-    key = (p, tuple((w, basis.tobytes()) for w, basis in sorted(frame.items())))
-    if key not in cache:
-        cache[key] = _build_pauli_word(program.gates[p].op, n, frame)
-    return cache[key]
+    if p not in cache:
+        cache[p] = _build_pauli_word(program.gates[p].op, n)
+    return cache[p]
 
 
-def _build_pauli_word(op, n: int, frame: dict[int, np.ndarray]):
+def _build_pauli_word(op, n: int):
     try:
         rep = op.generator().pauli_rep
     except Exception:  # no usable generator form: the general read does it
@@ -356,26 +395,11 @@ def _build_pauli_word(op, n: int, frame: dict[int, np.ndarray]):
     if rep is None or len(rep) != 1:
         return None
     ((word, coeff),) = rep.items()
-    letters = {}
-    for wire, letter in word.items():
-        # states rotated by V on this wire: <λ|G|ψ> = <Vλ| V P V† |Vψ> for the Pauli P
-        basis = frame.get(int(wire))
-        if basis is None:
-            letters[int(wire)] = letter
-            continue
-        rotated = basis @ _PAULIS[letter] @ basis.conj().T
-        parts = {a: np.trace(m.conj().T @ rotated) / 2 for a, m in _PAULIS.items()}
-        nonzero = [(a, c) for a, c in parts.items() if abs(c) > 1e-12]
-        if len(nonzero) != 1:
-            return None
-        ((letter, factor),) = nonzero
-        coeff = coeff * factor
-        letters[int(wire)] = letter
     k = np.arange(2**n)
     flip = 0
     phases = np.full(2**n, complex(coeff))
-    for wire, letter in letters.items():
-        bit = n - 1 - wire
+    for wire, letter in word.items():
+        bit = n - 1 - int(wire)
         value = (k >> bit) & 1
         if letter in "XY":
             flip |= 1 << bit
@@ -386,18 +410,3 @@ def _build_pauli_word(op, n: int, frame: dict[int, np.ndarray]):
     # (G ψ)[j] = c * phase(j ^ flip) * ψ[j ^ flip]
     index = k ^ flip
     return index, phases[index]
-
-
-def _backward_planned(kernel, bound: BoundProgram, psi, lam, trainable: frozenset[int]):
-    """:func:`backward` on one encoded plan: ψ and λ stacked, one kernel call per step."""
-    lay, values = source(bound)
-    plan, reads = lay.plan(("backward", trainable), lambda lay: _backward_plan(lay, trainable))
-    real, imag = plan.values(values, np.finfo(psi.dtype).dtype)
-    batch = psi.shape[0]
-    states = np.concatenate([psi, lam])  # rows of λ reuse ψ's matrices (row % batch)
-    n = bound.program.num_wires
-    grads = {}
-    for step, read in enumerate(reads):
-        plan.apply(states, step, real, imag)
-        grads.update(_read(kernel, states[:batch], states[batch:], bound.program, read, n))
-    return grads

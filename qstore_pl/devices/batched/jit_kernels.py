@@ -21,8 +21,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-#: Gate kinds in an encoded sequence.
-DENSE, DIAGONAL, PERMUTATION = 0, 1, 2
+#: Gate kinds in an encoded sequence. A rotation is no gate: it moves a row's lowest
+#: ``k`` bits to the top (its one position is ``k``), so that later gates on them
+#: pair distant amplitudes.
+DENSE, DIAGONAL, PERMUTATION, ROTATION = 0, 1, 2, 3
 
 
 @njit(cache=True, fastmath=True)
@@ -149,6 +151,10 @@ def check_sequence(n, kinds, counts, position_offsets, positions, value_offsets,
         raise ValueError("encoded gate sequence: position offsets do not match the gates")
     for g, kind in enumerate(kinds):
         wires = positions[position_offsets[g] : position_offsets[g + 1]]
+        if kind == ROTATION:
+            if len(wires) != 1 or not 0 < wires[0] < n:
+                raise ValueError(f"encoded gate {g}: a rotation takes one bit count in 1..{n - 1}")
+            continue
         if kind == PERMUTATION:
             if len(wires) != size or (size and (wires.min() < 0 or wires.max() >= size)):
                 raise ValueError(
@@ -187,26 +193,67 @@ def _rows_serial(states, kinds, counts, position_offsets, positions, value_offse
 
 @njit(cache=True, fastmath=True)
 def _row(states, r, kinds, counts, position_offsets, positions, value_offsets, real, imag):
-    size = states.shape[1]
-    gates = kinds.shape[0]
     row = states[r]
-    re = np.empty(size, dtype=real.dtype)
-    im = np.empty(size, dtype=real.dtype)
-    for idx in range(size):
+    re, im = _planes(row, real.dtype)
+    scratch, lr, li = _workspace(row.shape[0], kinds, position_offsets, real.dtype)
+    _apply_planes(
+        re, im, r, kinds, counts, position_offsets, positions, value_offsets, real, imag,
+        scratch, lr, li,
+    )  # fmt: skip
+    _store(row, re, im)
+
+
+@njit(cache=True, fastmath=True)
+def _planes(row, dtype):
+    """A row's real and imaginary parts as separate arrays of ``dtype``."""
+    size = row.shape[0]
+    re = np.empty(size, dtype=dtype)
+    im = np.empty(size, dtype=dtype)
+    _load(row, re, im)
+    return re, im
+
+
+@njit(cache=True, fastmath=True)
+def _load(row, re, im):
+    for idx in range(row.shape[0]):
         re[idx] = row[idx].real
         im[idx] = row[idx].imag
-    scratch = np.empty(size, dtype=real.dtype)
-    # the dense gates' local amplitudes: sized for the widest one (numba checks no bounds)
+
+
+@njit(cache=True, fastmath=True)
+def _store(row, re, im):
+    for idx in range(row.shape[0]):
+        row[idx] = re[idx] + 1j * im[idx]
+
+
+@njit(cache=True, fastmath=True)
+def _workspace(size, kinds, position_offsets, dtype):
+    """Scratch for permutations, and local amplitudes sized for the widest dense gate
+    (numba checks no bounds)."""
     widest = 0
-    for g in range(gates):
+    for g in range(kinds.shape[0]):
         if kinds[g] == DENSE:
             widest = max(widest, position_offsets[g + 1] - position_offsets[g])
-    lr = np.empty(1 << widest, dtype=real.dtype)
-    li = np.empty(1 << widest, dtype=real.dtype)
-    for g in range(gates):
+    scratch = np.empty(size, dtype=dtype)
+    return scratch, np.empty(1 << widest, dtype=dtype), np.empty(1 << widest, dtype=dtype)
+
+
+@njit(cache=True, fastmath=True)
+def _apply_planes(
+    re, im, r, kinds, counts, position_offsets, positions, value_offsets, real, imag,
+    scratch, lr, li,
+):  # fmt: skip
+    """Every gate of an encoded sequence on one row held as planes; ``r`` picks each
+    gate's matrix (``r % K``)."""
+    size = re.shape[0]
+    for g in range(kinds.shape[0]):
         lo = position_offsets[g]
         hi = position_offsets[g + 1]
         kind = kinds[g]
+        if kind == ROTATION:
+            _rotate(re, scratch, positions[lo])
+            _rotate(im, scratch, positions[lo])
+            continue
         if kind == PERMUTATION:
             for idx in range(size):
                 scratch[idx] = re[positions[lo + idx]]
@@ -226,8 +273,206 @@ def _row(states, r, kinds, counts, position_offsets, positions, value_offsets, r
         else:
             base = value_offsets[g] + (r % counts[g]) * dim * dim
             _dense(re, im, real, imag, base, positions[lo:hi], lr, li)
-    for idx in range(size):
-        row[idx] = re[idx] + 1j * im[idx]
+
+
+@njit(cache=True, fastmath=True)
+def _rotate(plane, scratch, k):
+    """Rotate the index bits of ``plane`` right by ``k``: the plane as a
+    ``(size >> k, 2**k)`` matrix is transposed (in blocks of 64 rows, so that reads
+    and writes both stay within few cache lines)."""
+    width = 1 << k
+    rows = plane.shape[0] >> k
+    for first in range(0, rows, 64):
+        last = min(first + 64, rows)
+        for j in range(width):
+            for c in range(first, last):
+                scratch[j * rows + c] = plane[c * width + j]
+    plane[:] = scratch
+
+
+def adjoint_step(
+    states, batch, kinds, counts, position_offsets, positions, value_offsets, real, imag,
+    bits, off_diagonal, out,
+):  # fmt: skip
+    """One step of the adjoint sweep: undo gates on ψ and λ, then read transitions.
+
+    ``states`` stacks the batch's states ψ (rows ``0 .. B-1``) over the adjoint states
+    λ (row ``B + k B + r`` pairs with ψ row ``r``). Each ψ row and its λ rows get the
+    encoded sequence while they sit in the CPU cache as planes, and then, per bit
+    position ``bits[i]``, the ``2x2`` transition matrix
+    ``out[j, i, a, b] = Σ conj(λ_j[k_a]) ψ[k_b]`` over index pairs ``k_0, k_1`` that
+    differ only in that bit. ``<λ|O|ψ> = Σ O_ab out[j, i, a, b]`` for any operator ``O``
+    on that wire. The off-diagonal entries cost one pass per bit and are computed where
+    ``off_diagonal[i]``; the diagonal ones take one pass for all bits.
+    """
+    work = states.shape[0] * states.shape[1] * (kinds.shape[0] + bits.shape[0])
+    run = _adjoint_rows_parallel if work >= PARALLEL_MIN_WORK else _adjoint_rows_serial
+    run(
+        states, batch, kinds, counts, position_offsets, positions, value_offsets, real, imag,
+        bits, off_diagonal, out,
+    )  # fmt: skip
+
+
+def read_transitions(states, batch, bits, off_diagonal, out):
+    """:func:`adjoint_step`'s reads alone, with no gates applied."""
+    empty = np.zeros(0, np.int64)
+    values = np.zeros(1, np.finfo(states.dtype).dtype)
+    adjoint_step(
+        states, batch, empty, empty, np.zeros(1, np.int64), empty, empty, values, values,
+        bits, off_diagonal, out,
+    )  # fmt: skip
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _adjoint_rows_parallel(
+    states, batch, kinds, counts, position_offsets, positions, value_offsets, real, imag,
+    bits, off_diagonal, out,
+):  # fmt: skip
+    for r in prange(batch):
+        _adjoint_row(
+            states, r, batch, kinds, counts, position_offsets, positions, value_offsets,
+            real, imag, bits, off_diagonal, out,
+        )  # fmt: skip
+
+
+@njit(cache=True, fastmath=True)
+def _adjoint_rows_serial(
+    states, batch, kinds, counts, position_offsets, positions, value_offsets, real, imag,
+    bits, off_diagonal, out,
+):  # fmt: skip
+    for r in range(batch):
+        _adjoint_row(
+            states, r, batch, kinds, counts, position_offsets, positions, value_offsets,
+            real, imag, bits, off_diagonal, out,
+        )  # fmt: skip
+
+
+@njit(cache=True, fastmath=True)
+def _adjoint_row(
+    states, r, batch, kinds, counts, position_offsets, positions, value_offsets, real, imag,
+    bits, off_diagonal, out,
+):  # fmt: skip
+    size = states.shape[1]
+    scratch, lr, li = _workspace(size, kinds, position_offsets, real.dtype)
+    pr, pi = _planes(states[r], real.dtype)
+    _apply_planes(
+        pr, pi, r, kinds, counts, position_offsets, positions, value_offsets, real, imag,
+        scratch, lr, li,
+    )  # fmt: skip
+    if kinds.shape[0]:
+        _store(states[r], pr, pi)
+    ar = np.empty(size, dtype=real.dtype)
+    ai = np.empty(size, dtype=real.dtype)
+    for j in range(batch + r, states.shape[0], batch):
+        _load(states[j], ar, ai)
+        _apply_planes(
+            ar, ai, j, kinds, counts, position_offsets, positions, value_offsets, real, imag,
+            scratch, lr, li,
+        )  # fmt: skip
+        if kinds.shape[0]:
+            _store(states[j], ar, ai)
+        if bits.shape[0]:
+            _transitions(pr, pi, ar, ai, bits, off_diagonal, out[j - batch])
+
+
+@njit(cache=True, fastmath=True)
+def _transitions(pr, pi, ar, ai, bits, off_diagonal, out):
+    """:func:`adjoint_step`'s reads for one pair of rows held as planes (ψ: ``pr, pi``;
+    λ: ``ar, ai``)."""
+    size = pr.shape[0]
+    low = 0
+    while (1 << (2 * (low + 1))) <= size:  # low half: floor(n / 2) bits
+        low += 1
+    n_low = 1 << low
+    # conj(λ) ψ summed by the low and by the high half of the index bits: every
+    # diagonal entry is then a sum over one of them
+    low_r = np.zeros(n_low)
+    low_i = np.zeros(n_low)
+    high_r = np.zeros(size >> low)
+    high_i = np.zeros(size >> low)
+    for h in range(size >> low):
+        base = h << low
+        acc_r = 0.0
+        acc_i = 0.0
+        for k in range(n_low):
+            vr = ar[base + k] * pr[base + k] + ai[base + k] * pi[base + k]
+            vi = ar[base + k] * pi[base + k] - ai[base + k] * pr[base + k]
+            acc_r += vr
+            acc_i += vi
+            low_r[k] += vr
+            low_i[k] += vi
+        high_r[h] = acc_r
+        high_i[h] = acc_i
+    total = complex(high_r.sum(), high_i.sum())
+    for i in range(bits.shape[0]):
+        b = bits[i]
+        ones_r = 0.0
+        ones_i = 0.0
+        if b < low:
+            for k in range(n_low):
+                if (k >> b) & 1:
+                    ones_r += low_r[k]
+                    ones_i += low_i[k]
+        else:
+            for h in range(size >> low):
+                if (h >> (b - low)) & 1:
+                    ones_r += high_r[h]
+                    ones_i += high_i[h]
+        ones = complex(ones_r, ones_i)
+        out[i, 0, 0] = total - ones
+        out[i, 1, 1] = ones
+        out[i, 0, 1] = 0j
+        out[i, 1, 0] = 0j
+        if not off_diagonal[i]:
+            continue
+        s01r, s01i, s10r, s10i = _off_diagonal(pr, pi, ar, ai, 1 << b)
+        out[i, 0, 1] = complex(s01r, s01i)
+        out[i, 1, 0] = complex(s10r, s10i)
+
+
+#: From this stride the pairs of a bit are read block by block (contiguous, vectorised);
+#: below it, lane by lane over strided views.
+_BLOCK_STRIDE = 8
+
+
+@njit(cache=True, fastmath=True)
+def _off_diagonal(pr, pi, ar, ai, stride):
+    """``Σ conj(λ[k_0]) ψ[k_1]`` and ``Σ conj(λ[k_1]) ψ[k_0]`` over the index pairs that
+    differ in the bit of ``stride``, as real and imaginary parts (float64 totals of
+    partial sums in the planes' precision: the compiler vectorises those)."""
+    total = np.zeros(4)
+    size = pr.shape[0]
+    if stride >= _BLOCK_STRIDE:
+        for start in range(0, size, 2 * stride):
+            mid = start + stride
+            _pair_sums(
+                ar[start:mid], ai[start:mid], pr[start:mid], pi[start:mid],
+                ar[mid : mid + stride], ai[mid : mid + stride],
+                pr[mid : mid + stride], pi[mid : mid + stride], total,
+            )  # fmt: skip
+    else:
+        step = 2 * stride
+        for lane in range(stride):
+            mid = lane + stride
+            _pair_sums(
+                ar[lane::step], ai[lane::step], pr[lane::step], pi[lane::step],
+                ar[mid::step], ai[mid::step], pr[mid::step], pi[mid::step], total,
+            )  # fmt: skip
+    return total[0], total[1], total[2], total[3]
+
+
+@njit(cache=True, fastmath=True)
+def _pair_sums(a0r, a0i, p0r, p0i, a1r, a1i, p1r, p1i, total):
+    c01r = c01i = c10r = c10i = p0r[0] * 0
+    for j in range(a0r.shape[0]):
+        c01r += a0r[j] * p1r[j] + a0i[j] * p1i[j]
+        c01i += a0r[j] * p1i[j] - a0i[j] * p1r[j]
+        c10r += a1r[j] * p0r[j] + a1i[j] * p0i[j]
+        c10i += a1r[j] * p0i[j] - a1i[j] * p0r[j]
+    total[0] += c01r
+    total[1] += c01i
+    total[2] += c10r
+    total[3] += c10i
 
 
 @njit(cache=True)
@@ -293,62 +538,32 @@ def assemble(src, fused, members, copies, real, imag):
                 real[o + i], imag[o + i] = v.real, v.imag
 
 
-def one_wire_derivatives(psi, lam, bits, half_sum, half_diff, out):
-    """``-2 Im <λ|G_i|ψ>`` per row of ``lam`` for one-wire diagonal generators ``G_i``.
-
-    ``G_i = half_sum[i] I + half_diff[i] Z`` on bit position ``bits[i]``; row ``r`` of
-    ``lam`` pairs with row ``r % B`` of ``psi``. One pass over each row accumulates
-    ``conj(λ)ψ`` by the high and by the low half of the index bits; each generator
-    then reads a sum over one half (no ``(M, 2**n)`` product in memory: at 20 qubits
-    numpy's product cost 0.3 s per read). Rows run in parallel when the work pays for
-    waking the threads.
-    """
-    if lam.shape[0] * psi.shape[1] >= PARALLEL_MIN_WORK:
-        _derivative_rows_parallel(psi, lam, bits, half_sum, half_diff, out)
+def scale_by_halves(states, by_high, by_low, out):
+    """``out[r, h L + l] = states[r, h L + l] * (by_high[r, h] + by_low[r, l])``, ``L``
+    the width of ``by_low``: a diagonal that is a sum over the high and the low half of
+    the index bits (the adjoint state of ``<Z_i>`` cotangents), in one pass."""
+    if states.size >= PARALLEL_MIN_WORK:
+        _scale_rows_parallel(states, by_high, by_low, out)
     else:
-        _derivative_rows_serial(psi, lam, bits, half_sum, half_diff, out)
+        _scale_rows_serial(states, by_high, by_low, out)
 
 
 @njit(cache=True, fastmath=True, parallel=True)
-def _derivative_rows_parallel(psi, lam, bits, half_sum, half_diff, out):
-    for r in prange(lam.shape[0]):
-        _derivative_row(psi[r % psi.shape[0]], lam[r], bits, half_sum, half_diff, out[r])
+def _scale_rows_parallel(states, by_high, by_low, out):
+    for r in prange(states.shape[0]):
+        _scale_row(states[r], by_high[r], by_low[r], out[r])
 
 
 @njit(cache=True, fastmath=True)
-def _derivative_rows_serial(psi, lam, bits, half_sum, half_diff, out):
-    for r in range(lam.shape[0]):
-        _derivative_row(psi[r % psi.shape[0]], lam[r], bits, half_sum, half_diff, out[r])
+def _scale_rows_serial(states, by_high, by_low, out):
+    for r in range(states.shape[0]):
+        _scale_row(states[r], by_high[r], by_low[r], out[r])
 
 
 @njit(cache=True, fastmath=True)
-def _derivative_row(p, lr, bits, half_sum, half_diff, out):
-    size = p.shape[0]
-    low = 0
-    while (1 << (2 * (low + 1))) <= size:  # low half: floor(n / 2) bits
-        low += 1
-    n_low = 1 << low
-    by_low = np.zeros(n_low, dtype=np.complex128)
-    by_high = np.zeros(size >> low, dtype=np.complex128)
-    for h in range(size >> low):
-        base = h << low
-        acc = 0j
-        for k in range(n_low):
-            v = np.conj(lr[base + k]) * p[base + k]
-            acc += v
-            by_low[k] += v
-        by_high[h] = acc
-    total = by_high.sum()
-    for i in range(bits.shape[0]):
-        b = bits[i]
-        ones = 0j
-        if b < low:
-            for k in range(n_low):
-                if (k >> b) & 1:
-                    ones += by_low[k]
-        else:
-            for h in range(size >> low):
-                if (h >> (b - low)) & 1:
-                    ones += by_high[h]
-        z = total - 2 * ones  # <λ|Z|ψ>
-        out[i] = -2 * (half_sum[i] * total + half_diff[i] * z).imag
+def _scale_row(row, by_high, by_low, out):
+    width = by_low.shape[0]
+    for h in range(by_high.shape[0]):
+        base = h * width
+        for k in range(width):
+            out[base + k] = row[base + k] * (by_high[h] + by_low[k])

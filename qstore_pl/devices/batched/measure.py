@@ -23,6 +23,7 @@ from pennylane.measurements import (
 )
 from pennylane.pauli import PauliSentence, PauliWord
 
+from qstore_pl.devices.batched import jit_kernels
 from qstore_pl.devices.batched.program import ArrayGate
 
 _H = np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2)
@@ -260,37 +261,54 @@ def adjoint_states(
 ) -> np.ndarray:
     """``λ = Σ_m dy_m O_m ψ`` per row; ``cotangents[m]`` is ``(M,)`` or ``(M, 2**k)``."""
     rows = states.shape[0]
-    diagonal = np.zeros((rows, 2**n))
-    has_diagonal = False
+    diagonal = None  # other diagonal parts (probabilities, Z words), when there are any
     out = None
     singles = np.zeros((rows, n))  # cotangents of <Z_i>, added in one separable pass
+    has_singles = False
     for mp, dy in zip(measurements, cotangents):
         dy = np.asarray(dy, dtype=float).reshape(rows, -1)
         wires = _z_word_wires(mp)
         if wires is not None and len(wires) == 1:
             singles[:, wires[0]] += dy[:, 0]
-            has_diagonal = True
+            has_singles = True
             continue
         if isinstance(mp, ProbabilityMP):
             wires = tuple(int(w) for w in mp.wires) or tuple(range(n))
-            diagonal += dy[:, bit_table(n, wires)]
-            has_diagonal = True
+            diagonal = _add(diagonal, dy[:, bit_table(n, wires)])
             continue
         obs = mp.obs
         rep = obs.pauli_rep
         if rep is not None and all(set(word.values()) <= {"Z"} for word in rep):
             for word, coeff in rep.items():
                 wires = tuple(sorted(int(w) for w in word))
-                diagonal += (np.real(coeff) * dy) * z_signs(n, wires)[None, :]
-            has_diagonal = True
+                diagonal = _add(diagonal, (np.real(coeff) * dy) * z_signs(n, wires)[None, :])
             continue
         term = dy * apply_observable(kernel, states, obs, n)
         out = term if out is None else out + term
-    if has_diagonal:
-        diagonal += _z_weighted_signs(singles, n)
+    if diagonal is not None:
+        if has_singles:
+            diagonal += _z_weighted_signs(singles, n)
         diag_term = states * diagonal.astype(states.dtype)
         out = diag_term if out is None else out + diag_term
+    elif has_singles:  # only <Z_i>: one compiled pass scales ψ by a sum of two halves
+        by_high, by_low = _z_weight_halves(singles, n)
+        real = np.finfo(states.dtype).dtype
+        diag_term = np.empty_like(states)
+        jit_kernels.scale_by_halves(states, by_high.astype(real), by_low.astype(real), diag_term)
+        out = diag_term if out is None else out + diag_term
     return out if out is not None else np.zeros_like(states)
+
+
+def _add(total: np.ndarray | None, term: np.ndarray) -> np.ndarray:
+    return term.copy() if total is None else total + term
+
+
+def _z_weight_halves(weights: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_z_weighted_signs` as its two halves: ``(rows, 2**high)`` over the high
+    bits and ``(rows, 2**low)`` over the low ones, to be added."""
+    high = n // 2
+    low = n - high
+    return weights[:, :high] @ z_sign_matrix(high).T, weights[:, high:] @ z_sign_matrix(low).T
 
 
 def _z_weighted_signs(weights: np.ndarray, n: int) -> np.ndarray:
@@ -300,10 +318,6 @@ def _z_weighted_signs(weights: np.ndarray, n: int) -> np.ndarray:
     half, so two small products and one broadcast addition replace ``n`` passes over
     the state (and a ``2**n x n`` sign matrix).
     """
-    high = n // 2
-    low = n - high
-    by_high = weights[:, :high] @ z_sign_matrix(high).T
-    by_low = weights[:, high:] @ z_sign_matrix(low).T
-    rows = weights.shape[0]
+    by_high, by_low = _z_weight_halves(weights, n)
     total = by_high[:, :, None] + by_low[:, None, :]
-    return total.reshape(rows, 2**n)
+    return total.reshape(weights.shape[0], 2**n)
