@@ -195,10 +195,11 @@ def _rows_serial(states, kinds, counts, position_offsets, positions, value_offse
 def _row(states, r, kinds, counts, position_offsets, positions, value_offsets, real, imag):
     row = states[r]
     re, im = _planes(row, real.dtype)
-    scratch, lr, li = _workspace(row.shape[0], kinds, position_offsets, real.dtype)
-    _apply_planes(
-        re, im, r, kinds, counts, position_offsets, positions, value_offsets, real, imag,
-        scratch, lr, li,
+    sr, si = _planes_like(re)
+    lr, li = _locals(kinds, position_offsets, real.dtype)
+    re, im, _, _ = _apply_planes(
+        re, im, sr, si, r, kinds, counts, position_offsets, positions, value_offsets, real,
+        imag, lr, li,
     )  # fmt: skip
     _store(row, re, im)
 
@@ -227,40 +228,46 @@ def _store(row, re, im):
 
 
 @njit(cache=True, fastmath=True)
-def _workspace(size, kinds, position_offsets, dtype):
-    """Scratch for permutations, and local amplitudes sized for the widest dense gate
-    (numba checks no bounds)."""
+def _planes_like(plane):
+    """Two empty planes: what permutations and rotations write into."""
+    return np.empty_like(plane), np.empty_like(plane)
+
+
+@njit(cache=True, fastmath=True)
+def _locals(kinds, position_offsets, dtype):
+    """Local amplitudes sized for the widest dense gate (numba checks no bounds)."""
     widest = 0
     for g in range(kinds.shape[0]):
         if kinds[g] == DENSE:
             widest = max(widest, position_offsets[g + 1] - position_offsets[g])
-    scratch = np.empty(size, dtype=dtype)
-    return scratch, np.empty(1 << widest, dtype=dtype), np.empty(1 << widest, dtype=dtype)
+    return np.empty(1 << widest, dtype=dtype), np.empty(1 << widest, dtype=dtype)
 
 
 @njit(cache=True, fastmath=True)
 def _apply_planes(
-    re, im, r, kinds, counts, position_offsets, positions, value_offsets, real, imag,
-    scratch, lr, li,
+    re, im, sr, si, r, kinds, counts, position_offsets, positions, value_offsets, real,
+    imag, lr, li,
 ):  # fmt: skip
-    """Every gate of an encoded sequence on one row held as planes; ``r`` picks each
-    gate's matrix (``r % K``)."""
+    """Every gate of an encoded sequence on one row held as planes ``re, im``; ``r``
+    picks each gate's matrix (``r % K``). Permutations and rotations write into the
+    spare planes ``sr, si``, which then trade places with ``re, im`` (no copy back):
+    returns ``(re, im, sr, si)`` as they stand at the end."""
     size = re.shape[0]
     for g in range(kinds.shape[0]):
         lo = position_offsets[g]
         hi = position_offsets[g + 1]
         kind = kinds[g]
         if kind == ROTATION:
-            _rotate(re, scratch, positions[lo])
-            _rotate(im, scratch, positions[lo])
+            _rotate(re, sr, positions[lo])
+            _rotate(im, si, positions[lo])
+            re, im, sr, si = sr, si, re, im
             continue
         if kind == PERMUTATION:
             for idx in range(size):
-                scratch[idx] = re[positions[lo + idx]]
-            re[:] = scratch
-            for idx in range(size):
-                scratch[idx] = im[positions[lo + idx]]
-            im[:] = scratch
+                source = positions[lo + idx]
+                sr[idx] = re[source]
+                si[idx] = im[source]
+            re, im, sr, si = sr, si, re, im
             continue
         k = hi - lo
         dim = 1 << k
@@ -273,21 +280,21 @@ def _apply_planes(
         else:
             base = value_offsets[g] + (r % counts[g]) * dim * dim
             _dense(re, im, real, imag, base, positions[lo:hi], lr, li)
+    return re, im, sr, si
 
 
 @njit(cache=True, fastmath=True)
-def _rotate(plane, scratch, k):
-    """Rotate the index bits of ``plane`` right by ``k``: the plane as a
-    ``(size >> k, 2**k)`` matrix is transposed (in blocks of 64 rows, so that reads
-    and writes both stay within few cache lines)."""
+def _rotate(plane, out, k):
+    """``plane`` with its index bits rotated right by ``k``, into ``out``: the plane as
+    a ``(size >> k, 2**k)`` matrix, transposed in blocks of 64 rows (so that reads and
+    writes both stay within few cache lines)."""
     width = 1 << k
     rows = plane.shape[0] >> k
     for first in range(0, rows, 64):
         last = min(first + 64, rows)
         for j in range(width):
             for c in range(first, last):
-                scratch[j * rows + c] = plane[c * width + j]
-    plane[:] = scratch
+                out[j * rows + c] = plane[c * width + j]
 
 
 def adjoint_step(
@@ -352,22 +359,21 @@ def _adjoint_row(
     states, r, batch, kinds, counts, position_offsets, positions, value_offsets, real, imag,
     bits, off_diagonal, out,
 ):  # fmt: skip
-    size = states.shape[1]
-    scratch, lr, li = _workspace(size, kinds, position_offsets, real.dtype)
+    lr, li = _locals(kinds, position_offsets, real.dtype)
     pr, pi = _planes(states[r], real.dtype)
-    _apply_planes(
-        pr, pi, r, kinds, counts, position_offsets, positions, value_offsets, real, imag,
-        scratch, lr, li,
+    sr, si = _planes_like(pr)
+    pr, pi, sr, si = _apply_planes(
+        pr, pi, sr, si, r, kinds, counts, position_offsets, positions, value_offsets, real,
+        imag, lr, li,
     )  # fmt: skip
     if kinds.shape[0]:
         _store(states[r], pr, pi)
-    ar = np.empty(size, dtype=real.dtype)
-    ai = np.empty(size, dtype=real.dtype)
+    ar, ai = _planes_like(pr)
     for j in range(batch + r, states.shape[0], batch):
         _load(states[j], ar, ai)
-        _apply_planes(
-            ar, ai, j, kinds, counts, position_offsets, positions, value_offsets, real, imag,
-            scratch, lr, li,
+        ar, ai, sr, si = _apply_planes(
+            ar, ai, sr, si, j, kinds, counts, position_offsets, positions, value_offsets,
+            real, imag, lr, li,
         )  # fmt: skip
         if kinds.shape[0]:
             _store(states[j], ar, ai)
