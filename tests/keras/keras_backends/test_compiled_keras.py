@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pennylane as qml
 import pytest
+from engine_failures import engine_without_memory
 
 from keras_backends.backend_grad import layer_gradients
 from qstore_pl.keras import KerasLayer, QuantumLayer
@@ -89,3 +90,31 @@ def test_quantum_layer_keeps_the_opt_out_in_its_config():
     assert layer.get_config()["compiled"] is False
     assert QuantumLayer.from_config(layer.get_config()).compiled is False
     assert QuantumLayer(n_qubits=N, depth=1).compiled is True
+
+
+def pair(inputs, weights):
+    qml.AngleEmbedding(inputs, wires=range(N), rotation="X")
+    qml.StronglyEntanglingLayers(weights, wires=range(N))
+    return [qml.expval(qml.Z(0)), qml.expval(qml.Y(1) @ qml.Z(2))]
+
+
+def test_an_engine_failure_runs_the_batch_through_the_qnode_path(monkeypatch):
+    engine_without_memory(monkeypatch)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, np.pi, (4, N)).astype("float32")
+    router = qml.device(
+        "qstore.router",
+        wires=N,
+        precision="double",
+        router_config={"backends": ["qstore.batched", "default.qubit"]},
+    )
+    routed = make(pair, router)
+    reference = make(pair, qml.device("default.qubit", wires=N), compiled=False)
+    cotangent = rng.normal(size=(4, routed.output_dim)).astype("float32")
+    with pytest.warns(CompiledPathWarning, match="qstore.batched failed on the compiled path"):
+        got = flat(run(routed, x, cotangent))
+    for a, b in zip(got, flat(run(reference, x, cotangent))):
+        np.testing.assert_allclose(a, b, atol=2e-6, rtol=1e-5)
+    assert routed._host.last_path.startswith("qnode (qstore.batched failed on the compiled path")
+    failed = [f for r in router.routing_report().recent for f in r.failed]
+    assert any(f.startswith("qstore.batched: compiled path (execute): MemoryError") for f in failed)
