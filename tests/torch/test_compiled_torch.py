@@ -265,6 +265,64 @@ def test_a_result_cache_answers_repeated_inference_and_training_runs(tmp_path):
         assert routed._compiled_host.last_path == "compiled"
 
 
+def test_float32_inference_under_no_grad_is_answered_from_a_result_cache(tmp_path):
+    """Under ``torch.no_grad()`` no backward pass follows, even when the weights (float32
+    parameters, passed as they are) require grad: the call is an inference call."""
+    with open_store(path=tmp_path / "db") as store:
+        cache = ResultCache(store, simulators=True)
+        routed = layer(single_expval, router(callbacks=[cache], backends=["qstore.batched"]))
+        x = torch.rand(4, N)
+        with torch.no_grad():
+            first, again = routed(x), routed(x)
+        assert cache.savings().hits == 1
+        torch.testing.assert_close(again, first, atol=0, rtol=0)
+        want = layer(single_expval, qml.device("default.qubit", wires=N))(x)
+        torch.testing.assert_close(first, want.detach(), atol=2e-6, rtol=0)
+
+
+def two_of_three_wires(inputs, weights):
+    """Wire 1 unused: the router's tapes run on wires 0 and 2 moved to 0 and 1."""
+    qml.RX(inputs[..., 0], wires=0)
+    qml.RY(weights[0, 0, 0] * inputs[..., 2], wires=2)
+    qml.CNOT([0, 2])
+    return qml.expval(qml.Z(2)), qml.expval(qml.X(0))
+
+
+@pytest.mark.parametrize("fn", [several_measurements, reupload, two_of_three_wires])
+def test_the_qnode_path_and_the_compiled_path_answer_each_other_from_a_result_cache(tmp_path, fn):
+    """One execution, one key: an inference call on either path finds what the other
+    stored (the compiled path's circuit is keyed as the QNode path's device tape)."""
+    with open_store(path=tmp_path / "db") as store:
+        cache = ResultCache(store, simulators=True)
+        device = router(callbacks=[cache], backends=["qstore.batched"])
+        compiled = layer(fn, device)
+        qnode_path = layer(fn, device, compiled=False)  # the same weights
+        reference = layer(fn, qml.device("default.qubit", wires=N))
+        rng = np.random.default_rng(5)
+        x, y = (torch.tensor(rng.uniform(0, np.pi, (4, N))) for _ in range(2))
+        with torch.no_grad():
+            stored_by_qnode = qnode_path(x)
+            assert cache.savings().hits == 0
+            from_cache = compiled(x)
+            assert cache.savings().hits == 1
+            stored_by_compiled = compiled(y)
+            assert cache.savings().hits == 1
+            back = qnode_path(y)
+            assert cache.savings().hits == 2
+            want_x, want_y = reference(x), reference(y)
+        assert compiled._compiled_host.last_path == "compiled"
+        assert [(r.path, r.cached) for r in device.routing_report().recent] == [
+            ("qnode", 0),
+            ("compiled", 4),
+            ("compiled", 0),
+            ("qnode", 4),
+        ]
+        for got, want in [(stored_by_qnode, want_x), (from_cache, want_x)]:
+            torch.testing.assert_close(got, want, atol=1e-10, rtol=0)
+        for got, want in [(stored_by_compiled, want_y), (back, want_y)]:
+            torch.testing.assert_close(got, want, atol=1e-10, rtol=0)
+
+
 def test_a_router_on_dask_runs_compiled_batches_here_and_says_why():
     """The cluster's address is never reachable: the compiled batch must not need it."""
     config = {"executor": {"kind": "dask", "address": "tcp://127.0.0.1:9", "timeout": 1}}

@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pennylane.devices.preprocess import validate_device_wires
 from pennylane.tape import QuantumScript
+from pennylane.wires import Wires
 
 from qstore_pl.devices.batched.binding import ValueProgram
 from qstore_pl.devices.batched.program import BoundProgram
@@ -38,6 +40,7 @@ from qstore_pl.devices.grouping import TapeGroup, structure_key
 from qstore_pl.router.execution.executors import SerialExecutor
 from qstore_pl.router.execution.faults import is_backend_fault
 from qstore_pl.router.execution.task import Task
+from qstore_pl.router.preprocessing.pipeline import map_to_backend_wires
 from qstore_pl.router.registry.own import build_device
 from qstore_pl.router.run_record import RunRecord
 from qstore_pl.support.bounded_cache import BoundedCache
@@ -118,6 +121,29 @@ class CompiledCircuit:
     program: ValueProgram
     trainable: tuple[int, ...]
     _groups: BoundedCache[int, TapeGroup] = field(default_factory=lambda: BoundedCache(8))
+    _executed: QuantumScript | None = None
+
+    @property
+    def executed(self) -> QuantumScript:
+        """The recorded circuit as the router's QNode path executes it (its device
+        tape; built once): what callbacks and the result cache see of a compiled call,
+        so that both paths key one execution alike (:func:`executed_circuit`)."""
+        if self._executed is None:
+            self._executed = executed_circuit(self.program)
+        return self._executed
+
+    def bound_tape(self, bound: BoundProgram) -> QuantumScript:
+        """:attr:`executed` with this call's parameters (for callbacks and the cache)."""
+        params = [data[0] for data in bound.parameters[0].data]
+        tape = self.executed.bind_new_parameters(params, list(range(len(params))))
+        tape.trainable_params = []
+        return tape
+
+    @property
+    def states_match(self) -> bool:
+        """Whether the engine's states are those of :attr:`executed` (the program
+        spans every device wire; the executed circuit only the wires it uses)."""
+        return len(self.executed.wires) == self.program.num_wires
 
     def group(self, batch: int) -> TapeGroup:
         """A tape group the router can describe for a batch of ``batch`` circuits.
@@ -281,7 +307,7 @@ class CompiledDoor:
             return Refusal(choice)
         start = time.perf_counter()
         bound = program.bind(arrays)
-        tape = _bound_tape(program, bound) if router.callbacks else None
+        tape = circuit.bound_tape(bound) if router.callbacks else None
         hit = None if tape is None or keep_vjp else router.cached_result(tape, choice.backend)
         if hit is not None:
             values = list(hit) if isinstance(hit, tuple) else [hit]
@@ -320,7 +346,7 @@ class CompiledDoor:
             if not is_backend_fault(err):
                 raise
             return engine_failure(run.choice.backend, Task.VJP, err)
-        tape = _bound_tape(program, run.bound) if self._router.callbacks else None
+        tape = run.circuit.bound_tape(run.bound) if self._router.callbacks else None
         self._record(run, Task.VJP, start, [tuple(g for g in grads if g is not None)], tape)
         return grads
 
@@ -343,7 +369,9 @@ class CompiledDoor:
     ) -> None:
         """Report the run as the router reports its own; callbacks see the circuit
         with its real parameters (``tape``, built only when there are callbacks)."""
-        states = [run.states] if task is Task.EXECUTE and run.states is not None else None
+        states = None  # without them a recorder simulates the circuit itself
+        if task is Task.EXECUTE and run.states is not None and run.circuit.states_match:
+            states = [run.states]
         tapes = None if tape is None else [tape]
         seconds = time.perf_counter() - start
         self._router.record_run(
@@ -356,11 +384,19 @@ def _per_tape(values: list[np.ndarray]) -> list:
     return [values[0] if len(values) == 1 else tuple(values)]
 
 
-def _bound_tape(program: ValueProgram, bound: BoundProgram) -> QuantumScript:
-    """The representative tape with this call's parameters (for callbacks and the
-    result cache)."""
-    table = bound.parameters[0]
-    params = [data[0] for data in table.data]
-    tape = program.tape.bind_new_parameters(params, list(range(len(params))))
-    tape.trainable_params = []
-    return tape
+def executed_circuit(program: ValueProgram) -> QuantumScript:
+    """The circuit of ``program`` as the router's QNode path hands it to a backend.
+
+    The recording prepends an identity on every wire to fix the program's width; the
+    router's preprocessing instead gives a measurement of no wires the device's wires
+    (``validate_device_wires``) and moves the circuit onto the wires it uses
+    (:func:`~qstore_pl.router.preprocessing.pipeline.map_to_backend_wires`). The same
+    steps here make a compiled call's circuit, and so its result-cache key, that of
+    the QNode path's tape for the same call.
+    """
+    tape = program.tape
+    wires = Wires(range(program.num_wires))
+    bare = QuantumScript(tape.operations[1:], tape.measurements, shots=tape.shots)
+    (bare,), _ = validate_device_wires(bare, wires)
+    (mapped,), _ = map_to_backend_wires(bare, wires)
+    return mapped

@@ -13,6 +13,7 @@ import pytest
 from engine_failures import engine_without_memory
 
 from keras_backends.backend_grad import layer_gradients
+from qstore_pl.db import ResultCache, open_store
 from qstore_pl.keras import KerasLayer, QuantumLayer
 from qstore_pl.layers.compiled import CompiledPathWarning
 
@@ -118,3 +119,32 @@ def test_an_engine_failure_runs_the_batch_through_the_qnode_path(monkeypatch):
     assert routed._host.last_path.startswith("qnode (qstore.batched failed on the compiled path")
     failed = [f for r in router.routing_report().recent for f in r.failed]
     assert any(f.startswith("qstore.batched: compiled path (execute): MemoryError") for f in failed)
+
+
+def test_inference_on_either_path_finds_what_the_other_stored_in_a_result_cache(tmp_path):
+    with open_store(path=tmp_path / "db") as store:
+        cache = ResultCache(store, simulators=True)
+        router = qml.device(
+            "qstore.router",
+            wires=N,
+            precision="double",
+            callbacks=[cache],
+            router_config={"backends": ["qstore.batched"]},
+        )
+        compiled, qnode_path = make(reupload, router), make(reupload, router, compiled=False)
+        reference = make(reupload, qml.device("default.qubit", wires=N), compiled=False)
+        rng = np.random.default_rng(2)
+        x, y = (rng.uniform(0, np.pi, (4, N)).astype("float32") for _ in range(2))
+
+        def predict(layer, data):
+            model = keras.Sequential([keras.Input((N,)), layer])
+            return model.predict(data, batch_size=4, verbose=0)
+
+        results = [predict(qnode_path, x), predict(compiled, x)]
+        assert cache.savings().hits == 1
+        results += [predict(compiled, y), predict(qnode_path, y)]
+        assert cache.savings().hits == 2
+        assert compiled._host.last_path == "compiled"
+        want = [predict(reference, data) for data in (x, x, y, y)]
+        for got, expected in zip(results, want):
+            np.testing.assert_allclose(got, expected, atol=2e-6, rtol=1e-5)
