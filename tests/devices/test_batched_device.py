@@ -20,6 +20,7 @@ from pennylane.devices import ExecutionConfig
 from pennylane.exceptions import DeviceError
 
 from qstore_pl.devices.batched import BatchedDevice
+from qstore_pl.devices.batched.program import Program
 from qstore_pl.exceptions import InvalidParameterError
 
 DOUBLE = 1e-10
@@ -364,3 +365,23 @@ def test_equal_permutations_share_one_read_only_gather_index():
     matrix = np.abs(qml.matrix(qml.CNOT([2, 0]), wire_order=[0, 1, 2]))
     assert np.array_equal(cnot20, np.argsort(np.argmax(matrix, axis=0)))
     assert np.array_equal(cnot20, full_permutation(np.array([0, 1, 3, 2]), (2, 0), 3))
+
+
+def test_gates_of_one_standard_class_share_one_generator_and_others_keep_their_own():
+    tape = qml.tape.QuantumScript(
+        [
+            qml.RX(0.1, 0),
+            qml.RX(0.7, 2),
+            qml.IsingXX(0.3, [2, 1]),
+            qml.PauliRot(0.2, "XY", [0, 1]),
+            qml.PauliRot(0.4, "ZZ", [1, 2]),
+        ],
+        [qml.expval(qml.Z(0))],
+    )
+    gates = Program(tape).gates
+    rx, rx_other, ising, xy, zz = (t.generator for t in gates)
+    assert rx.matrix is rx_other.matrix and rx.wires == (0,) and rx_other.wires == (2,)
+    for op, generator in zip(tape.operations, (rx, rx_other, ising, xy, zz)):
+        want = qml.matrix(op.generator(), wire_order=op.wires)
+        np.testing.assert_allclose(generator.matrix, want, atol=1e-15)
+    assert xy.matrix is not zz.matrix  # a Pauli word is not the class's
