@@ -19,7 +19,10 @@ an input or weight other than pass such an expression into a gate: other arithme
 (powers, functions, products of three values), comparisons (Python control flow),
 conversion to a number (input-dependent wires), as well as when the first real
 call's circuit differs from the recording, and when the router picks a backend that
-runs tapes only (lightning at width, IonQ, shots). A
+runs tapes only (lightning at width, IonQ, shots). When the engine fails on a batch
+(a backend fault, forward or VJP), the batch runs again through the QNode, which
+routes and falls back as the router does, and the router's report lists the failure
+(:class:`~qstore_pl.router.execution.compiled.EngineFailure`); input errors raise. A
 router whose groups go to a Dask cluster runs compiled batches in this process, and
 says so (:data:`~qstore_pl.router.execution.compiled.IN_THIS_PROCESS`).
 """
