@@ -14,9 +14,11 @@ def torch_op(host: HostFunction) -> Callable:
     class _HostOp(torch.autograd.Function):
         @staticmethod
         @torch.compiler.disable
-        def forward(ctx, *args):
+        def forward(ctx, recording, *args):
             arrays = [a.detach().cpu().numpy() for a in args]
-            needs_vjp = any(ctx.needs_input_grad)
+            # under torch.no_grad() (Keras's predict) no backward pass can follow, even
+            # for parameters that require grad: an inference call (a result cache answers)
+            needs_vjp = recording and any(ctx.needs_input_grad[1:])
             ctx.arrays = arrays
             ctx.placements = [(a.dtype, a.device) for a in args]
             value = host.forward(*arrays, keep_vjp=needs_vjp)
@@ -26,17 +28,18 @@ def torch_op(host: HostFunction) -> Callable:
         @torch.compiler.disable
         def backward(ctx, upstream):
             grads = host.vjp(ctx.arrays, upstream.detach().cpu().numpy())
-            return tuple(
+            placed = (
                 torch.as_tensor(g, dtype=dtype, device=device) if needed else None
                 for g, (dtype, device), needed in zip(
-                    grads, ctx.placements, ctx.needs_input_grad, strict=True
+                    grads, ctx.placements, ctx.needs_input_grad[1:], strict=True
                 )
             )
+            return (None, *placed)  # nothing for the recording flag
 
     # torch.compile (Keras's jit_compile on torch) cannot trace a host call: run it
     # eagerly and compile around it
     @torch.compiler.disable
     def op(*args):
-        return _HostOp.apply(*args)
+        return _HostOp.apply(torch.is_grad_enabled(), *args)
 
     return op

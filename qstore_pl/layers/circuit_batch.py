@@ -12,7 +12,8 @@ from pennylane.tape import QuantumScript
 
 from qstore_pl.circuits import ParametrizedCircuit, decode_circuits
 from qstore_pl.interfaces.host import HostFunction
-from qstore_pl.layers.circuit_program import compiled_for, flat_values, traced
+from qstore_pl.layers.circuit_program import EngineFailed, compiled_for, flat_values, traced
+from qstore_pl.router.execution.faults import after_failure
 from qstore_pl.templates import PORTABLE_GATES
 
 #: Tapes in, tapes out plus the function that turns their results into the originals'.
@@ -73,6 +74,8 @@ class CircuitBatch:
         self.tape_transform: TapeTransform | None = None
         #: the path with no tape per sample, on a router (see :mod:`.circuit_program`)
         self.compiled = compiled_for(device, model, self.measurements, diff_method)
+        if self.compiled is not None:
+            self.compiled.tapes = self._tapes_of_values
 
     @property
     def path(self) -> str | None:
@@ -108,8 +111,18 @@ class CircuitBatch:
             choice = self.compiled.choose(circuit_tensor, traced(*symbol_args))
             if choice is not None:
                 values = symbol_args[0] if self.per_sample_symbols else flat_values(symbol_args)
-                return self.compiled(choice, circuit_tensor, values)
+                try:
+                    return self.compiled(choice, circuit_tensor, values)
+                except EngineFailed as failed:  # the tapes, which the router falls back with
+                    with after_failure(failed.failure.failure):
+                        return self._run_tapes(decode_circuits(circuit_tensor), symbol_args)
         return self._run_tapes(decode_circuits(circuit_tensor), symbol_args)
+
+    def _tapes_of_values(self, circuit_tensor, values):
+        """The tape path from the compiled path's flat symbol values (``(n,)`` shared,
+        ``(B, n)`` per sample): what a failed compiled VJP is computed by."""
+        args = (values,) if self.per_sample_symbols else tuple(self._split(values).values())
+        return self._run_tapes(decode_circuits(circuit_tensor), args)
 
     def _run_tapes(self, data: list[QuantumScript], symbol_args):
         """Today's path: one tape per sample through ``qml.execute``."""

@@ -13,7 +13,11 @@ the model's forward pass and adjoint sweep run once for the batch
 The router decides first (:mod:`qstore_pl.router.execution.circuit_inputs`). When
 it picks a backend other than its batched engine, or the model cannot be compiled
 (angles not affine in the symbols, wires that are not ``0 .. n-1``, ...), the layer
-runs its tapes through the router as before and says why once.
+runs its tapes through the router as before and says why once. When the engine fails
+on a batch (a backend fault: out of memory, a kernel's failure), forward or VJP, the
+batch runs again as tapes through the router, which falls back as it does for its own
+failures and reports this one first; the layer warns once
+(:class:`~qstore_pl.layers.compiled.CompiledPathWarning`).
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import autograd.numpy as anp
 import numpy as np
 import pennylane as qml
+from autograd import make_vjp
 from autograd.extend import defvjp, primitive
 from autograd.tracer import Box
 from pennylane.tape import QuantumScript
@@ -39,9 +45,16 @@ from qstore_pl.devices.batched.circuit_inputs import (
     ForwardRun,
     probe_rows,
 )
+from qstore_pl.layers.compiled import CompiledPathWarning
 from qstore_pl.router.device import RouterDevice
 from qstore_pl.router.execution.circuit_inputs import PATH_NOTE, choose_engine
-from qstore_pl.router.execution.compiled import EngineChoice, compiled_run
+from qstore_pl.router.execution.compiled import (
+    EngineChoice,
+    EngineFailure,
+    compiled_run,
+    engine_failure,
+)
+from qstore_pl.router.execution.faults import after_failure, is_backend_fault
 from qstore_pl.router.execution.task import Task
 from qstore_pl.templates import PORTABLE_GATES
 
@@ -53,6 +66,20 @@ COMPILED = "compiled"
 
 class NotCompilable(ValueError):
     """The model circuit cannot be bound as an affine map of its symbols."""
+
+
+class EngineFailed(Exception):
+    """The engine failed on a compiled batch's forward pass: run it as tapes.
+
+    Attributes
+    ----------
+    failure : EngineFailure
+        What failed and why, for the router's report.
+    """
+
+    def __init__(self, failure: EngineFailure):
+        super().__init__(failure.reason)
+        self.failure = failure
 
 
 def affine_model(model: ParametrizedCircuit, measurements: Sequence, num_wires: int) -> AffineModel:
@@ -145,12 +172,15 @@ class CompiledInputs:
         self.router = router
         self.num_wires = num_wires
         self._affine: AffineModel | NotCompilable | None = None
-        self._programs: dict[np.dtype, CircuitInputProgram] = {}
+        self._programs: dict[str, CircuitInputProgram] = {}
         self._representatives: dict[int, QuantumScript] = {}
         self._said: set[str] = set()
         self._kept = threading.local()
         #: which path the last call took: "compiled", or "tapes: <why>"
         self.path: str | None = None
+        #: the tape path as a function of (circuit tensor, flat symbol values), set by
+        #: the layer: what a failed VJP is computed by instead
+        self.tapes: Callable[[Any, Any], Any] | None = None
 
     def choose(self, tensor: np.ndarray, training: bool) -> EngineChoice | None:
         """The router's engine for this batch, or ``None`` (then say why, once)."""
@@ -198,14 +228,13 @@ class CompiledInputs:
         return self._representatives[batch]
 
     def program(self, choice: EngineChoice) -> CircuitInputProgram:
-        """The compiled program in the chosen backend's precision."""
-        if choice.c_dtype not in self._programs:
+        """The compiled program on the chosen backend (its kernel, in its precision)."""
+        if choice.backend not in self._programs:
             affine = self._affine
             assert isinstance(affine, AffineModel)
-            self._programs[choice.c_dtype] = CircuitInputProgram(
-                affine, self.num_wires, choice.c_dtype
-            )
-        return self._programs[choice.c_dtype]
+            engine = self.router.compiled.engine(choice.spec, self.num_wires)
+            self._programs[choice.backend] = CircuitInputProgram(affine, self.num_wires, engine)
+        return self._programs[choice.backend]
 
     def __call__(self, choice: EngineChoice, tensor: np.ndarray, values: Any):
         """Outputs ``(B, n_outputs)``, differentiable in ``values`` under autograd."""
@@ -230,7 +259,12 @@ class CompiledInputs:
             if hits:  # run only the misses
                 tensor = np.asarray(tensor)[todo]
                 values = values[todo] if values.ndim == 2 else values
-            run = self.program(choice).forward(tensor, values)
+            try:
+                run = self.program(choice).forward(tensor, values)
+            except Exception as err:
+                if not is_backend_fault(err):
+                    raise
+                raise EngineFailed(self.failed(choice, Task.EXECUTE, err)) from err
         if hits:
             outputs = self._merged(run, hits, todo)
         else:
@@ -292,6 +326,40 @@ class CompiledInputs:
             for i, data in enumerate(decode_circuits(np.asarray(tensor)))
         ]
 
+    def failed(self, choice: EngineChoice, task: Task, err: BaseException) -> EngineFailure:
+        """Note that the engine failed (the path, and one warning per backend and
+        error type); the failure, for the tape path's report."""
+        failure = engine_failure(choice.backend, task, err)
+        self.path = f"tapes: {failure.reason}"
+        if failure.kind not in self._said:
+            self._said.add(failure.kind)
+            warnings.warn(
+                f"circuit-input layer: {failure.reason}. Values and gradients are the "
+                "same, only slower.",
+                CompiledPathWarning,
+                stacklevel=2,
+            )
+        return failure
+
+    def vjp(self, choice: EngineChoice, tensor, values, kept, cotangent) -> np.ndarray:
+        """The symbol values' gradient after the forward pass ``kept`` (``None``: run
+        it again); through the tapes if the engine fails."""
+        try:
+            if kept is None or kept[0] is None:  # not the forward pass just made
+                values = np.asarray(values, dtype=np.float64)
+                tapes = self.sample_tapes(tensor, values) if self.router.callbacks else None
+                kept = (self.program(choice).forward(tensor, values), tapes)
+            run, tapes = kept
+            return self.backward(choice, run, cotangent, tapes)
+        except Exception as err:
+            if not is_backend_fault(err) or self.tapes is None:
+                raise
+            failure = self.failed(choice, Task.VJP, err)
+        tape_path = self.tapes
+        with after_failure(failure.failure):
+            vjp_of, _ = make_vjp(lambda v: tape_path(tensor, v))(np.asarray(values, float))
+            return vjp_of(cotangent)
+
     def take(self, outputs: np.ndarray) -> tuple[ForwardRun, list | None] | None:
         """The forward run that produced ``outputs`` (for its VJP) and its samples'
         circuits (when there are callbacks), let go of here."""
@@ -326,12 +394,7 @@ def _run(runner: CompiledInputs, choice: EngineChoice, tensor, values):
 
 def _run_vjp(ans, runner: CompiledInputs, choice: EngineChoice, tensor, values):
     kept = runner.take(ans)
-    if kept is None or kept[0] is None:  # not the forward pass just made: make it again
-        values = np.asarray(values, dtype=np.float64)
-        tapes = runner.sample_tapes(tensor, values) if runner.router.callbacks else None
-        kept = (runner.program(choice).forward(tensor, values), tapes)
-    run, tapes = kept
-    return lambda g: runner.backward(choice, run, g, tapes)
+    return lambda g: runner.vjp(choice, tensor, values, kept, g)
 
 
 defvjp(_run, _run_vjp, argnums=[3])

@@ -19,13 +19,17 @@ an input or weight other than pass such an expression into a gate: other arithme
 (powers, functions, products of three values), comparisons (Python control flow),
 conversion to a number (input-dependent wires), as well as when the first real
 call's circuit differs from the recording, and when the router picks a backend that
-runs tapes only (lightning at width, IonQ, shots). A
+runs tapes only (lightning at width, IonQ, shots). When the engine fails on a batch
+(a backend fault, forward or VJP), the batch runs again through the QNode, which
+routes and falls back as the router does, and the router's report lists the failure
+(:class:`~qstore_pl.router.execution.compiled.EngineFailure`); input errors raise. A
 router whose groups go to a Dask cluster runs compiled batches in this process, and
 says so (:data:`~qstore_pl.router.execution.compiled.IN_THIS_PROCESS`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import warnings
@@ -42,7 +46,13 @@ from qstore_pl.circuits.symbol import Symbol
 from qstore_pl.devices.batched.binding import AngleExpression, AngleSource, Source, ValueProgram
 from qstore_pl.devices.batched.device import _supported_gate
 from qstore_pl.interfaces.host import HostFunction
-from qstore_pl.router.execution.compiled import CompiledCircuit, CompiledForward, Refusal
+from qstore_pl.router.execution.compiled import (
+    CompiledCircuit,
+    CompiledForward,
+    EngineFailure,
+    Refusal,
+)
+from qstore_pl.router.execution.faults import after_failure
 
 #: The QNode argument that takes the layer's data (TorchLayer's convention).
 INPUT_ARG = "inputs"
@@ -501,19 +511,24 @@ class CompiledHostFunction(HostFunction):
     def _value(self, *arrays):
         run = self._run(arrays, keep_vjp=False)
         if isinstance(run, Refusal):
-            return self.fallback.forward(*arrays)
+            with _after(run):
+                return self.fallback.forward(*arrays)
         return run.values
 
     def forward_and_vjp(self, *arrays) -> tuple[np.ndarray, Callable[[np.ndarray], tuple]]:
         arrays = tuple(np.asarray(a, dtype=np.float64) for a in arrays)
         run = self._run(arrays, keep_vjp=True)
         if isinstance(run, Refusal):
-            return self.fallback.forward_and_vjp(*arrays)
+            with _after(run):
+                return self.fallback.forward_and_vjp(*arrays)
         wanted = self.argnums(len(arrays))
         door = self._door
 
         def vjp(cotangent) -> tuple[np.ndarray, ...]:
             grads = door.vjp(run, cotangent, arrays, wanted)
+            if isinstance(grads, EngineFailure):  # the QNode path, forward and VJP again
+                with _after(self._refused(grads)):
+                    return self.fallback.forward_and_vjp(*arrays)[1](cotangent)
             return tuple(np.zeros_like(a) if g is None else g for g, a in zip(grads, arrays))
 
         return run.values, vjp
@@ -546,10 +561,18 @@ class CompiledHostFunction(HostFunction):
         if self.last_path != path:
             self.last_path = path
             self._door.note_path(self.qnode.func, path)
-        if refusal.reason not in self._warned:
-            self._warned.add(refusal.reason)
+        if refusal.kind not in self._warned:
+            self._warned.add(refusal.kind)
             _warn_qnode_path(self.qnode, refusal, stacklevel=5)
         return refusal
+
+
+def _after(refusal: Refusal):
+    """The context the QNode path runs in after ``refusal``: the router's next job
+    reports an engine failure as the failure it fell back from."""
+    if isinstance(refusal, EngineFailure):
+        return after_failure(refusal.failure)
+    return contextlib.nullcontext()
 
 
 def _warn_qnode_path(qnode: qml.QNode, refusal: Refusal, stacklevel: int) -> None:

@@ -66,7 +66,7 @@ from qstore_pl.router.config import RouterConfig, load_config
 from qstore_pl.router.execution.compiled import CompiledDoor
 from qstore_pl.router.execution.executors import BackendPool, GroupExecutor, GroupWork
 from qstore_pl.router.execution.factory import make_executor
-from qstore_pl.router.execution.faults import is_backend_fault
+from qstore_pl.router.execution.faults import is_backend_fault, take_carried_failures
 from qstore_pl.router.execution.task import Task
 from qstore_pl.router.explain import RoutingExplanation
 from qstore_pl.router.memory import StructureMemory
@@ -116,6 +116,7 @@ class _Job:
     mcm_config: MCMConfig
     purpose: str
     interface: str | None = None  # set when the ML framework backpropagates through it
+    failures: tuple[str, ...] = ()  # of an attempt before this job (a compiled path)
 
 
 @simulator_tracking
@@ -455,6 +456,9 @@ class RouterDevice(Device):
             )
             for group in group_by_structure(circuits)
         ]
+        carried = take_carried_failures()  # a compiled path failed before these tapes
+        if carried:
+            jobs[0] = replace(jobs[0], failures=carried)
         outputs = self._executor.map(self._run_job, jobs)
         results: list[Any] = [None] * len(circuits)
         for job, output in zip(jobs, outputs):
@@ -521,7 +525,7 @@ class RouterDevice(Device):
     def _run_job(self, job: _Job) -> list:
         """Run one group, falling back down the ranking when a backend fails."""
         candidates = job.decision.ranked if self.config.fallback else [job.decision.backend]
-        failures: list[str] = []
+        failures: list[str] = list(job.failures)
         refusals: list[str] = []  # spending limits: not the backend's failure
         execution = uuid.uuid4().hex  # one charge per backend at most, retries included
         for position, name in enumerate(candidates):

@@ -20,6 +20,7 @@ from pennylane.devices import ExecutionConfig
 from pennylane.exceptions import DeviceError
 
 from qstore_pl.devices.batched import BatchedDevice
+from qstore_pl.devices.batched.program import Program
 from qstore_pl.exceptions import InvalidParameterError
 
 DOUBLE = 1e-10
@@ -409,3 +410,23 @@ def test_wide_rows_rotate_their_bits_and_keep_values_and_gradients(kwargs, tol):
         basis[m] = 1.0
         want = reference_vjp(processed[0], basis)
         np.testing.assert_allclose(got, want, atol=tol * 10, rtol=0)
+
+
+def test_gates_of_one_standard_class_share_one_generator_and_others_keep_their_own():
+    tape = qml.tape.QuantumScript(
+        [
+            qml.RX(0.1, 0),
+            qml.RX(0.7, 2),
+            qml.IsingXX(0.3, [2, 1]),
+            qml.PauliRot(0.2, "XY", [0, 1]),
+            qml.PauliRot(0.4, "ZZ", [1, 2]),
+        ],
+        [qml.expval(qml.Z(0))],
+    )
+    gates = Program(tape).gates
+    rx, rx_other, ising, xy, zz = (t.generator for t in gates)
+    assert rx.matrix is rx_other.matrix and rx.wires == (0,) and rx_other.wires == (2,)
+    for op, generator in zip(tape.operations, (rx, rx_other, ising, xy, zz)):
+        want = qml.matrix(op.generator(), wire_order=op.wires)
+        np.testing.assert_allclose(generator.matrix, want, atol=1e-15)
+    assert xy.matrix is not zz.matrix  # a Pauli word is not the class's

@@ -9,16 +9,19 @@ once) where the compiled program cannot run.
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pennylane as qml
 import pytest
 from callback_support import Collector
+from engine_failures import engine_without_memory
 from pennylane.tape import QuantumScript
 
 from qstore_pl.circuits import ParametrizedCircuit, encode_circuits
 from qstore_pl.db import ResultCache, StateRecorder, open_store
 from qstore_pl.layers.circuit_batch import CircuitBatch
+from qstore_pl.layers.compiled import CompiledPathWarning
 from qstore_pl.router.execution.compiled import IN_THIS_PROCESS
 from qstore_pl.templates import QCNN
 
@@ -302,3 +305,41 @@ def test_data_circuit_on_a_wire_the_model_lacks_is_refused_clearly():
     tensor = encode_circuits([[qml.RX(0.1, 0)], [qml.RX(0.2, 5)]], max_ops=1)
     with pytest.raises(ValueError, match="acts on wire 5, but the model circuit has 4 wires"):
         batch.host_function().forward(tensor, np.array([0.1, 0.2]), np.array(0.3))
+
+
+# ------------------------------------------------------- engine failures fall back
+@pytest.mark.parametrize("per_sample", [False, True], ids=["PQC", "ControlledPQC"])
+@pytest.mark.parametrize("fails_in", ["execute", "vjp"])
+def test_an_engine_failure_runs_the_batch_as_tapes_with_the_same_values_and_vjp(
+    monkeypatch, per_sample, fails_in
+):
+    failing = engine_without_memory(monkeypatch, gone=fails_in == "execute")
+    rng = np.random.default_rng(8)
+    args = (data_tensor(5, seed=9), rng.uniform(0, 3, (5, 3)))
+    if not per_sample:
+        args = (args[0], rng.uniform(0, 3, 2), np.array(0.4))
+    layer = CircuitBatch(
+        MODEL,
+        OBSERVABLES,
+        router(["qstore.batched", "default.qubit"]),
+        per_sample_symbols=per_sample,
+    )
+    reference = CircuitBatch(MODEL, OBSERVABLES, REFERENCE, per_sample_symbols=per_sample)
+    host = layer.host_function()
+    cotangent = rng.normal(size=(5, len(OBSERVABLES)))
+    with pytest.warns(CompiledPathWarning, match=rf"compiled path \({fails_in}: MemoryError"):
+        value, vjp = host.forward_and_vjp(*args)
+        failing.memory_gone = True  # the VJP fails too, or first
+        grads = vjp(cotangent)
+    want, want_vjp = reference.host_function().forward_and_vjp(*args)
+    np.testing.assert_allclose(value, want, atol=1e-10)
+    for got, expected in zip(grads[1:], want_vjp(cotangent)[1:], strict=True):
+        np.testing.assert_allclose(got, expected, atol=1e-9)
+    assert layer.path.startswith(f"tapes: qstore.batched failed on the compiled path ({fails_in}")
+    runs = layer.device.routing_report().recent
+    carried = [r for r in runs if any("compiled path" in f for f in r.failed)]
+    assert len(carried) == 1 and carried[0].backend == "default.qubit"
+    assert "fallback after" in carried[0].reason
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompiledPathWarning)  # said once per failure
+        np.testing.assert_allclose(host.forward(*args), want, atol=1e-10)

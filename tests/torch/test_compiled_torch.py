@@ -14,8 +14,10 @@ import pennylane as qml
 import pytest
 import torch
 from callback_support import Collector
+from engine_failures import engine_without_memory
 
 from qstore_pl.db import ResultCache, StateRecorder, open_store
+from qstore_pl.exceptions import InvalidParameterError
 from qstore_pl.layers.compiled import CompiledPathWarning
 from qstore_pl.router.execution.compiled import IN_THIS_PROCESS
 from qstore_pl.torch import QuantumLayer, TorchLayer
@@ -263,6 +265,64 @@ def test_a_result_cache_answers_repeated_inference_and_training_runs(tmp_path):
         assert routed._compiled_host.last_path == "compiled"
 
 
+def test_float32_inference_under_no_grad_is_answered_from_a_result_cache(tmp_path):
+    """Under ``torch.no_grad()`` no backward pass follows, even when the weights (float32
+    parameters, passed as they are) require grad: the call is an inference call."""
+    with open_store(path=tmp_path / "db") as store:
+        cache = ResultCache(store, simulators=True)
+        routed = layer(single_expval, router(callbacks=[cache], backends=["qstore.batched"]))
+        x = torch.rand(4, N)
+        with torch.no_grad():
+            first, again = routed(x), routed(x)
+        assert cache.savings().hits == 1
+        torch.testing.assert_close(again, first, atol=0, rtol=0)
+        want = layer(single_expval, qml.device("default.qubit", wires=N))(x)
+        torch.testing.assert_close(first, want.detach(), atol=2e-6, rtol=0)
+
+
+def two_of_three_wires(inputs, weights):
+    """Wire 1 unused: the router's tapes run on wires 0 and 2 moved to 0 and 1."""
+    qml.RX(inputs[..., 0], wires=0)
+    qml.RY(weights[0, 0, 0] * inputs[..., 2], wires=2)
+    qml.CNOT([0, 2])
+    return qml.expval(qml.Z(2)), qml.expval(qml.X(0))
+
+
+@pytest.mark.parametrize("fn", [several_measurements, reupload, two_of_three_wires])
+def test_the_qnode_path_and_the_compiled_path_answer_each_other_from_a_result_cache(tmp_path, fn):
+    """One execution, one key: an inference call on either path finds what the other
+    stored (the compiled path's circuit is keyed as the QNode path's device tape)."""
+    with open_store(path=tmp_path / "db") as store:
+        cache = ResultCache(store, simulators=True)
+        device = router(callbacks=[cache], backends=["qstore.batched"])
+        compiled = layer(fn, device)
+        qnode_path = layer(fn, device, compiled=False)  # the same weights
+        reference = layer(fn, qml.device("default.qubit", wires=N))
+        rng = np.random.default_rng(5)
+        x, y = (torch.tensor(rng.uniform(0, np.pi, (4, N))) for _ in range(2))
+        with torch.no_grad():
+            stored_by_qnode = qnode_path(x)
+            assert cache.savings().hits == 0
+            from_cache = compiled(x)
+            assert cache.savings().hits == 1
+            stored_by_compiled = compiled(y)
+            assert cache.savings().hits == 1
+            back = qnode_path(y)
+            assert cache.savings().hits == 2
+            want_x, want_y = reference(x), reference(y)
+        assert compiled._compiled_host.last_path == "compiled"
+        assert [(r.path, r.cached) for r in device.routing_report().recent] == [
+            ("qnode", 0),
+            ("compiled", 4),
+            ("compiled", 0),
+            ("qnode", 4),
+        ]
+        for got, want in [(stored_by_qnode, want_x), (from_cache, want_x)]:
+            torch.testing.assert_close(got, want, atol=1e-10, rtol=0)
+        for got, want in [(stored_by_compiled, want_y), (back, want_y)]:
+            torch.testing.assert_close(got, want, atol=1e-10, rtol=0)
+
+
 def test_a_router_on_dask_runs_compiled_batches_here_and_says_why():
     """The cluster's address is never reachable: the compiled batch must not need it."""
     config = {"executor": {"kind": "dask", "address": "tcp://127.0.0.1:9", "timeout": 1}}
@@ -276,3 +336,71 @@ def test_a_router_on_dask_runs_compiled_batches_here_and_says_why():
     explanation = str(device.explain(routed.qnode, x, routed.qnode_weights["weights"]))
     assert f"layer path: compiled ({IN_THIS_PROCESS})" in explanation
     assert IN_THIS_PROCESS in str(device.routing_report())
+
+
+# ------------------------------------------------------- engine failures fall back
+def test_an_engine_failure_in_the_forward_pass_runs_the_batch_through_the_qnode_path(
+    monkeypatch,
+):
+    engine_without_memory(monkeypatch)
+    device = router(backends=["qstore.batched", "default.qubit"])
+    routed = layer(pair, device)  # a circuit default.qubit differentiates on the router
+    reference = layer(pair, qml.device("default.qubit", wires=N))
+    x = torch.tensor(np.random.default_rng(3).uniform(0, np.pi, (4, N)))
+    with pytest.warns(CompiledPathWarning, match=r"qstore.batched failed on the compiled path"):
+        got = value_and_grads(routed, x)
+    for a, b in zip(got, value_and_grads(reference, x)):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompiledPathWarning)  # said once
+        again = value_and_grads(routed, x)
+    for a, b in zip(again, got):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    report = device.routing_report()
+    forward = report.recent[0]
+    assert forward.path == "qnode" and forward.backend == "default.qubit"
+    assert forward.failed[0].startswith("qstore.batched: compiled path (execute): MemoryError")
+    assert "fallback after 2 failure(s)" in forward.reason  # the compiled path, then the tapes'
+    # per call: the compiled forward pass, then the tapes' forward pass and their VJP
+    assert report.totals["qstore.batched"].failures == 6
+    explanation = str(device.explain(routed.qnode, x, routed.qnode_weights["weights"]))
+    assert "layer path: qnode (qstore.batched failed on the compiled path (execute: " in explanation
+
+
+def test_an_engine_failure_in_the_vjp_recomputes_the_batch_through_the_qnode_path(monkeypatch):
+    failing = engine_without_memory(monkeypatch, gone=False)
+    device = router(backends=["qstore.batched", "default.qubit"])
+    routed = layer(single_expval, device)
+    reference = layer(single_expval, qml.device("default.qubit", wires=N))
+    x = torch.tensor(np.random.default_rng(4).uniform(0, np.pi, (3, N)), requires_grad=True)
+    y = routed(x)
+    assert routed._compiled_host.last_path == "compiled"
+    failing.memory_gone = True  # between the forward pass and its VJP
+    cot = torch.tensor(np.random.default_rng(1).normal(size=y.shape))
+    with pytest.warns(CompiledPathWarning, match=r"compiled path \(vjp: MemoryError"):
+        (y * cot).sum().backward()
+    want = value_and_grads(reference, x.detach())
+    torch.testing.assert_close(y.detach(), want[0], atol=1e-10, rtol=0)
+    torch.testing.assert_close(x.grad, want[1], atol=1e-10, rtol=0)
+    torch.testing.assert_close(routed.qnode_weights["weights"].grad, want[2], atol=1e-10, rtol=0)
+    runs = device.routing_report().recent
+    assert [(r.path, r.task, r.backend) for r in runs[:1]] == [
+        ("compiled", "execute", "qstore.batched")
+    ]
+    fallback = [r for r in runs[1:] if r.failed]
+    assert fallback and fallback[0].failed[0].startswith("qstore.batched: compiled path (vjp): ")
+
+
+def test_bad_input_still_raises_on_the_compiled_path_and_nothing_falls_back():
+    device = router()
+    routed = layer(single_expval, device)
+    x = torch.rand(3, N, dtype=torch.float64)
+    routed(x)  # recorded and checked on finite values
+    before = device.routing_report().totals["qstore.batched"]
+    x[1, 2] = float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompiledPathWarning)
+        with pytest.raises(InvalidParameterError, match="not finite"):
+            routed(x)
+    assert device.routing_report().totals["qstore.batched"] == before  # nothing ran
+    assert routed._compiled_host.last_path == "compiled"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pennylane as qml
@@ -28,6 +29,9 @@ from qstore_pl.devices.batched.memory import check_states_fit
 from qstore_pl.devices.batched.program import BoundProgram, Program, TapeParameters
 from qstore_pl.support.bounded_cache import BoundedCache
 from qstore_pl.support.threads import numba_threads
+
+if TYPE_CHECKING:
+    from qstore_pl.devices.batched.device import BatchedDevice
 
 #: Data structures whose programs are kept (TFQ's QCNN data has one per qubit).
 _DATA_PROGRAMS = 256
@@ -72,12 +76,13 @@ class CircuitInputProgram:
         The model circuit and its angle map.
     num_wires : int
         Wires of every circuit (data circuits may use fewer).
-    c_dtype : numpy dtype
-        ``complex128`` or ``complex64``: the precision of the backend the router chose.
+    engine : BatchedDevice
+        The backend the router chose: its row kernel runs every pass, in its precision.
     """
 
-    def __init__(self, model: AffineModel, num_wires: int, c_dtype=np.complex128):
+    def __init__(self, model: AffineModel, num_wires: int, engine: BatchedDevice):
         self.num_wires = num_wires
+        self.engine = engine
         self.model = model
         self.program = Program(model.tape)
         if self.program.num_wires != num_wires:
@@ -88,7 +93,6 @@ class CircuitInputProgram:
             if not isinstance(mp, ExpectationMP):
                 raise ValueError(f"{type(mp).__name__}: only expectation values are supported")
         self.num_outputs = len(self.program.measurements)
-        self.kernel = StateKernel(c_dtype)
         jacobian = model.jacobian
         #: angles that move with the symbols, and the gates (positions) they drive
         self._moving = np.flatnonzero(np.any(jacobian != 0, axis=1))
@@ -98,11 +102,11 @@ class CircuitInputProgram:
         self._data: BoundedCache[bytes, _DataProgram] = BoundedCache(_DATA_PROGRAMS)
 
     # ------------------------------------------------------------------ data part
-    def data_states(self, tensor: np.ndarray) -> np.ndarray:
+    def data_states(self, tensor: np.ndarray, kernel: StateKernel) -> np.ndarray:
         """Final states of the data circuits, ``(B, 2**n)``, one engine call per structure."""
         tensor = np.asarray(tensor, dtype=np.float64)
         batch = tensor.shape[0]
-        states = np.empty((batch, 2**self.num_wires), dtype=self.kernel.dtype)
+        states = np.empty((batch, 2**self.num_wires), dtype=kernel.dtype)
         if batch == 0:
             return states
         layout = np.ascontiguousarray(tensor[:, :, : 1 + MAX_WIRES]).reshape(batch, -1)
@@ -114,7 +118,7 @@ class CircuitInputProgram:
             data = self._data.get(key)
             if data is None:
                 data = self._data[key] = _DataProgram(block[0], self.num_wires)
-            states[rows] = data.run(self.kernel, block)
+            states[rows] = data.run(kernel, block)
         return states
 
     # ---------------------------------------------------------------- model part
@@ -146,14 +150,15 @@ class CircuitInputProgram:
         values = np.asarray(values, dtype=np.float64)
         n = self.num_wires
         batch = int(np.shape(tensor)[0])
-        check_states_fit("qstore.batched", n, batch, self.kernel.dtype)
+        kernel = self.engine.row_kernel()
+        check_states_fit(self.engine.name, n, batch, kernel.dtype)
         with numba_threads(batch << n):
-            initial = self.data_states(tensor)
+            initial = self.data_states(tensor, kernel)
             data, broadcast = self.angles(values)
             table = TapeParameters(batch, data, broadcast)
             bound = BoundProgram.from_table(self.program, table, initial_state=initial)
-            psi = forward(self.kernel, bound)
-            measured = measure_all(self.kernel, psi, self.program.measurements, n)
+            psi = forward(kernel, bound)
+            measured = measure_all(kernel, psi, self.program.measurements, n)
         outputs = np.stack([np.reshape(v, (batch,)) for v in measured], axis=1)
         return ForwardRun(bound, psi, outputs.astype(np.float64), values.ndim == 2)
 
@@ -163,10 +168,11 @@ class CircuitInputProgram:
         batch, n = run.bound.batch, self.num_wires
         cotangent = np.asarray(cotangent, dtype=np.float64).reshape(batch, self.num_outputs)
         dys = [cotangent[:, m] for m in range(self.num_outputs)]
+        kernel = self.engine.row_kernel()
         with numba_threads(batch << n):
-            lam = adjoint_states(self.kernel, run.states, self.program.measurements, dys, n)
+            lam = adjoint_states(kernel, run.states, self.program.measurements, dys, n)
             grads = backward(
-                self.kernel, run.bound, run.states, lam.astype(run.states.dtype), self._trainable
+                kernel, run.bound, run.states, lam.astype(run.states.dtype), self._trainable
             )
         jacobian = self.model.jacobian[self._moving]  # (moving, n_values)
         per_gate = (

@@ -289,6 +289,11 @@ class BatchedDevice(Device):
         return states
 
     # ------------------------------------------------------------- internals
+    def row_kernel(self) -> StateKernel:
+        """The compiled row kernel in this device's precision, for programs that bind
+        their own tables and initial states (circuit-input layers)."""
+        return self._jit
+
     def kernel_for(self, bound: BoundProgram):
         """qsim's kernels for wide complex64 circuits, the compiled row kernel otherwise."""
         if self._qsim is not None and bound.program.num_wires >= self._qsim_min_wires:

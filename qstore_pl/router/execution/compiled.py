@@ -10,10 +10,15 @@ routed run whose path is ``"compiled"`` (:meth:`RouterDevice.route_group
 RouterDevice.record_run`). A call with no VJP after it is first looked up in the
 router's result cache, if one is attached (:meth:`~qstore_pl.router.device.RouterDevice.
 cached_result`). Only ``qstore.batched`` backends run value programs; when the router
-picks another backend (or the chosen one fails), the door answers with a
-:class:`Refusal` and the layer takes the QNode path, which runs the router's ordinary
-fallback chain. A router whose groups go to a Dask cluster runs compiled batches in
-this process, and says why (:data:`IN_THIS_PROCESS`, in the routing report and
+picks another backend, the door answers with a :class:`Refusal` and the layer takes
+the QNode path. When the engine fails on a batch (a backend fault, as
+:func:`~qstore_pl.router.execution.faults.is_backend_fault` classifies the router's
+own), forward or VJP, the door answers with an :class:`EngineFailure`: the layer runs
+the batch again through the QNode path, which routes and falls back as usual, and
+the router's next job reports the failure first (:func:`~qstore_pl.router.execution.
+faults.after_failure`). Input errors (non-finite parameters, wrong shapes) raise.
+A router whose groups go to a Dask cluster runs compiled batches in this process,
+and says why (:data:`IN_THIS_PROCESS`, in the routing report and
 ``explain``).
 """
 
@@ -25,8 +30,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pennylane as qml
+from pennylane.devices.preprocess import validate_device_wires
 from pennylane.tape import QuantumScript
+from pennylane.wires import Wires
 
 from qstore_pl.devices.batched.binding import ValueProgram
 from qstore_pl.devices.batched.program import BoundProgram
@@ -34,6 +40,8 @@ from qstore_pl.devices.grouping import TapeGroup, structure_key
 from qstore_pl.router.execution.executors import SerialExecutor
 from qstore_pl.router.execution.faults import is_backend_fault
 from qstore_pl.router.execution.task import Task
+from qstore_pl.router.preprocessing.pipeline import map_to_backend_wires
+from qstore_pl.router.registry.own import build_device
 from qstore_pl.router.run_record import RunRecord
 from qstore_pl.support.bounded_cache import BoundedCache
 
@@ -51,6 +59,48 @@ class Refusal:
     """Why a call cannot take the compiled path (the layer then takes the QNode path)."""
 
     reason: str
+
+    @property
+    def kind(self) -> str:
+        """What a layer warns about once: the reason itself."""
+        return self.reason
+
+
+@dataclass(frozen=True)
+class EngineFailure(Refusal):
+    """The engine failed on a compiled batch: the batch runs again through the QNode
+    path (see :func:`engine_failure`).
+
+    Attributes
+    ----------
+    failure : str
+        ``"backend: compiled path (task): Error: message"``, as the router lists the
+        backends it fell back from; the router's next job reports it.
+    backend, error : str
+        The backend that failed and the type of its error.
+    """
+
+    failure: str = ""
+    backend: str = ""
+    error: str = ""
+
+    @property
+    def kind(self) -> str:
+        """Warned about once per backend and error type, whatever the message."""
+        return f"{self.backend} failed with {self.error}"
+
+
+def engine_failure(backend: str, task: Task, err: BaseException) -> EngineFailure:
+    """What a compiled path reports when ``backend``'s engine raised ``err`` (a backend
+    fault) during ``task``."""
+    cause = f"{type(err).__name__}: {err}"
+    return EngineFailure(
+        f"{backend} failed on the compiled path ({task.value}: {cause}); the batch ran "
+        "again through the QNode path",
+        f"{backend}: compiled path ({task.value}): {cause}",
+        backend,
+        type(err).__name__,
+    )
 
 
 @dataclass
@@ -71,6 +121,29 @@ class CompiledCircuit:
     program: ValueProgram
     trainable: tuple[int, ...]
     _groups: BoundedCache[int, TapeGroup] = field(default_factory=lambda: BoundedCache(8))
+    _executed: QuantumScript | None = None
+
+    @property
+    def executed(self) -> QuantumScript:
+        """The recorded circuit as the router's QNode path executes it (its device
+        tape; built once): what callbacks and the result cache see of a compiled call,
+        so that both paths key one execution alike (:func:`executed_circuit`)."""
+        if self._executed is None:
+            self._executed = executed_circuit(self.program)
+        return self._executed
+
+    def bound_tape(self, bound: BoundProgram) -> QuantumScript:
+        """:attr:`executed` with this call's parameters (for callbacks and the cache)."""
+        params = [data[0] for data in bound.parameters[0].data]
+        tape = self.executed.bind_new_parameters(params, list(range(len(params))))
+        tape.trainable_params = []
+        return tape
+
+    @property
+    def states_match(self) -> bool:
+        """Whether the engine's states are those of :attr:`executed` (the program
+        spans every device wire; the executed circuit only the wires it uses)."""
+        return len(self.executed.wires) == self.program.num_wires
 
     def group(self, batch: int) -> TapeGroup:
         """A tape group the router can describe for a batch of ``batch`` circuits.
@@ -234,7 +307,7 @@ class CompiledDoor:
             return Refusal(choice)
         start = time.perf_counter()
         bound = program.bind(arrays)
-        tape = _bound_tape(program, bound) if router.callbacks else None
+        tape = circuit.bound_tape(bound) if router.callbacks else None
         hit = None if tape is None or keep_vjp else router.cached_result(tape, choice.backend)
         if hit is not None:
             values = list(hit) if isinstance(hit, tuple) else [hit]
@@ -244,12 +317,12 @@ class CompiledDoor:
             self._record(run, Task.EXECUTE, start, [hit], tape, cached=batch)
             return run
         try:
-            device = self._device(choice.spec, program.num_wires)
+            device = self.engine(choice.spec, program.num_wires)
             psi, values = program.forward(device, bound)
         except Exception as err:
             if not is_backend_fault(err):
                 raise
-            return Refusal(f"{choice.backend} failed ({type(err).__name__}: {err})")
+            return engine_failure(choice.backend, Task.EXECUTE, err)
         run = CompiledForward(circuit, choice, device, bound, psi, program.outputs(values, batch))
         self._record(run, Task.EXECUTE, start, _per_tape(values), tape)
         return run
@@ -260,21 +333,29 @@ class CompiledDoor:
         cotangent: np.ndarray,
         arrays: Sequence[np.ndarray],
         wanted: Sequence[int],
-    ) -> list[np.ndarray | None]:
-        """Gradients of the arguments ``wanted`` after ``run``: one adjoint sweep."""
+    ) -> list[np.ndarray | None] | EngineFailure:
+        """Gradients of the arguments ``wanted`` after ``run``: one adjoint sweep; an
+        :class:`EngineFailure` if the engine failed (then run the QNode path)."""
         if run.states is None:
             raise ValueError("this forward pass was answered from a cache; no VJP follows it")
         start = time.perf_counter()
         program = run.circuit.program
-        grads = program.vjp(run.device, run.bound, run.states, cotangent, arrays, wanted)
-        tape = _bound_tape(program, run.bound) if self._router.callbacks else None
+        try:
+            grads = program.vjp(run.device, run.bound, run.states, cotangent, arrays, wanted)
+        except Exception as err:
+            if not is_backend_fault(err):
+                raise
+            return engine_failure(run.choice.backend, Task.VJP, err)
+        tape = run.circuit.bound_tape(run.bound) if self._router.callbacks else None
         self._record(run, Task.VJP, start, [tuple(g for g in grads if g is not None)], tape)
         return grads
 
-    def _device(self, spec, num_wires: int):
+    def engine(self, spec: BackendSpec, num_wires: int):
+        """The chosen backend's device on ``num_wires`` wires, built as the router's own
+        backends are (:func:`~qstore_pl.router.registry.own.build_device`), once."""
         key = (spec.name, num_wires)
         if key not in self._devices:
-            self._devices[key] = qml.device(ENGINE, wires=num_wires, **dict(spec.device_kwargs))
+            self._devices[key] = build_device(spec.device_name, num_wires, **spec.device_kwargs)
         return self._devices[key]
 
     def _record(
@@ -288,7 +369,9 @@ class CompiledDoor:
     ) -> None:
         """Report the run as the router reports its own; callbacks see the circuit
         with its real parameters (``tape``, built only when there are callbacks)."""
-        states = [run.states] if task is Task.EXECUTE and run.states is not None else None
+        states = None  # without them a recorder simulates the circuit itself
+        if task is Task.EXECUTE and run.states is not None and run.circuit.states_match:
+            states = [run.states]
         tapes = None if tape is None else [tape]
         seconds = time.perf_counter() - start
         self._router.record_run(
@@ -301,11 +384,19 @@ def _per_tape(values: list[np.ndarray]) -> list:
     return [values[0] if len(values) == 1 else tuple(values)]
 
 
-def _bound_tape(program: ValueProgram, bound: BoundProgram) -> QuantumScript:
-    """The representative tape with this call's parameters (for callbacks and the
-    result cache)."""
-    table = bound.parameters[0]
-    params = [data[0] for data in table.data]
-    tape = program.tape.bind_new_parameters(params, list(range(len(params))))
-    tape.trainable_params = []
-    return tape
+def executed_circuit(program: ValueProgram) -> QuantumScript:
+    """The circuit of ``program`` as the router's QNode path hands it to a backend.
+
+    The recording prepends an identity on every wire to fix the program's width; the
+    router's preprocessing instead gives a measurement of no wires the device's wires
+    (``validate_device_wires``) and moves the circuit onto the wires it uses
+    (:func:`~qstore_pl.router.preprocessing.pipeline.map_to_backend_wires`). The same
+    steps here make a compiled call's circuit, and so its result-cache key, that of
+    the QNode path's tape for the same call.
+    """
+    tape = program.tape
+    wires = Wires(range(program.num_wires))
+    bare = QuantumScript(tape.operations[1:], tape.measurements, shots=tape.shots)
+    (bare,), _ = validate_device_wires(bare, wires)
+    (mapped,), _ = map_to_backend_wires(bare, wires)
+    return mapped

@@ -10,9 +10,17 @@ Everything else (``TypeError``, ``ValueError``, ``KeyError``, ``IndexError`` ...
 means the input is wrong: every backend would fail the same way, so retrying wastes
 time (and money on a metered backend) and buries the cause. Those are raised at once,
 unchanged.
+
+A compiled layer's batch that its engine failed on runs again through the QNode's
+tapes (:func:`after_failure`): the router's next job lists that failure first, as it
+lists the backends it fell back from, so the routing report says what happened.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 
 from pennylane.exceptions import (
     DecompositionError,
@@ -66,3 +74,34 @@ def is_backend_fault(err: BaseException) -> bool:
     if isinstance(err, FAULT_TYPES):
         return True
     return any(cls.__module__.split(".")[0] in ENGINE_PACKAGES for cls in type(err).__mro__)
+
+
+#: Failures of an attempt made before the router's next job (a compiled path that
+#: failed): that job reports them as the failures it fell back from, once.
+_CARRIED: ContextVar[list[str] | None] = ContextVar("qstore_carried_failures", default=None)
+
+
+@contextlib.contextmanager
+def after_failure(failure: str) -> Iterator[None]:
+    """Run the block as the fallback of an attempt that failed with ``failure``.
+
+    The first job the router runs in the block lists ``failure`` (``"backend: why"``)
+    before its own fallbacks (:func:`take_carried_failures`): the routing report then
+    counts the failure and says "fallback after ...".
+    """
+    carried = _CARRIED.get()
+    token = _CARRIED.set([*(carried or ()), failure])
+    try:
+        yield
+    finally:
+        _CARRIED.reset(token)
+
+
+def take_carried_failures() -> tuple[str, ...]:
+    """The failures :func:`after_failure` carries in this context, handed out once."""
+    carried = _CARRIED.get()
+    if not carried:
+        return ()
+    taken = tuple(carried)
+    carried.clear()
+    return taken

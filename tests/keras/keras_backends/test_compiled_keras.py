@@ -10,8 +10,10 @@ import keras
 import numpy as np
 import pennylane as qml
 import pytest
+from engine_failures import engine_without_memory
 
 from keras_backends.backend_grad import layer_gradients
+from qstore_pl.db import ResultCache, open_store
 from qstore_pl.keras import KerasLayer, QuantumLayer
 from qstore_pl.layers.compiled import CompiledPathWarning
 
@@ -89,3 +91,60 @@ def test_quantum_layer_keeps_the_opt_out_in_its_config():
     assert layer.get_config()["compiled"] is False
     assert QuantumLayer.from_config(layer.get_config()).compiled is False
     assert QuantumLayer(n_qubits=N, depth=1).compiled is True
+
+
+def pair(inputs, weights):
+    qml.AngleEmbedding(inputs, wires=range(N), rotation="X")
+    qml.StronglyEntanglingLayers(weights, wires=range(N))
+    return [qml.expval(qml.Z(0)), qml.expval(qml.Y(1) @ qml.Z(2))]
+
+
+def test_an_engine_failure_runs_the_batch_through_the_qnode_path(monkeypatch):
+    engine_without_memory(monkeypatch)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, np.pi, (4, N)).astype("float32")
+    router = qml.device(
+        "qstore.router",
+        wires=N,
+        precision="double",
+        router_config={"backends": ["qstore.batched", "default.qubit"]},
+    )
+    routed = make(pair, router)
+    reference = make(pair, qml.device("default.qubit", wires=N), compiled=False)
+    cotangent = rng.normal(size=(4, routed.output_dim)).astype("float32")
+    with pytest.warns(CompiledPathWarning, match="qstore.batched failed on the compiled path"):
+        got = flat(run(routed, x, cotangent))
+    for a, b in zip(got, flat(run(reference, x, cotangent))):
+        np.testing.assert_allclose(a, b, atol=2e-6, rtol=1e-5)
+    assert routed._host.last_path.startswith("qnode (qstore.batched failed on the compiled path")
+    failed = [f for r in router.routing_report().recent for f in r.failed]
+    assert any(f.startswith("qstore.batched: compiled path (execute): MemoryError") for f in failed)
+
+
+def test_inference_on_either_path_finds_what_the_other_stored_in_a_result_cache(tmp_path):
+    with open_store(path=tmp_path / "db") as store:
+        cache = ResultCache(store, simulators=True)
+        router = qml.device(
+            "qstore.router",
+            wires=N,
+            precision="double",
+            callbacks=[cache],
+            router_config={"backends": ["qstore.batched"]},
+        )
+        compiled, qnode_path = make(reupload, router), make(reupload, router, compiled=False)
+        reference = make(reupload, qml.device("default.qubit", wires=N), compiled=False)
+        rng = np.random.default_rng(2)
+        x, y = (rng.uniform(0, np.pi, (4, N)).astype("float32") for _ in range(2))
+
+        def predict(layer, data):
+            model = keras.Sequential([keras.Input((N,)), layer])
+            return model.predict(data, batch_size=4, verbose=0)
+
+        results = [predict(qnode_path, x), predict(compiled, x)]
+        assert cache.savings().hits == 1
+        results += [predict(compiled, y), predict(qnode_path, y)]
+        assert cache.savings().hits == 2
+        assert compiled._host.last_path == "compiled"
+        want = [predict(reference, data) for data in (x, x, y, y)]
+        for got, expected in zip(results, want):
+            np.testing.assert_allclose(got, expected, atol=2e-6, rtol=1e-5)
