@@ -214,7 +214,7 @@ def backward(kernel, bound: BoundProgram, psi, lam, trainable: frozenset[int]):
     """
     n = bound.program.num_wires
     batch = psi.shape[0]
-    states = np.concatenate([psi, lam])
+    states = np.concatenate([psi, lam.astype(psi.dtype, copy=False)])
     grads = {}
     if kernel.planned:
         lay, values = source(bound)

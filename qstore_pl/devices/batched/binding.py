@@ -231,7 +231,7 @@ class ValueProgram:
         kernel = device.kernel_for(bound)
         with threads_for(bound):
             lam = adjoint_states(kernel, psi, self.program.measurements, dys, n)
-            grads = backward(kernel, bound, psi, lam.astype(psi.dtype), trainable)
+            grads = backward(kernel, bound, psi, lam, trainable)
         out: list[np.ndarray | None] = [None] * len(arrays)
         values = self._flat(arrays, batch) if self._expressions else []  # for products
         for arg in wanted:

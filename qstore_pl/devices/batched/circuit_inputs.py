@@ -171,9 +171,7 @@ class CircuitInputProgram:
         kernel = self.engine.row_kernel()
         with numba_threads(batch << n):
             lam = adjoint_states(kernel, run.states, self.program.measurements, dys, n)
-            grads = backward(
-                kernel, run.bound, run.states, lam.astype(run.states.dtype), self._trainable
-            )
+            grads = backward(kernel, run.bound, run.states, lam, self._trainable)
         jacobian = self.model.jacobian[self._moving]  # (moving, n_values)
         per_gate = (
             np.stack([grads[p] for p in self._positions])

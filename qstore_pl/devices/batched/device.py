@@ -366,7 +366,7 @@ class BatchedDevice(Device):
                     n,
                 )
                 trainable = _trainable_gates(bound)
-                grads = backward(kernel, bound, psi, lam.astype(psi.dtype), trainable)
+                grads = backward(kernel, bound, psi, lam, trainable)
             for tape_no, i in enumerate(indices):
                 vjps[i] = _tape_vjp(bound, tape_no, grads, stacked)
             if want_results:
@@ -402,7 +402,7 @@ class BatchedDevice(Device):
             with threads_for(bound):
                 lam = adjoint_states(kernel, np.concatenate([psi] * outputs), measurements, dys, n)
                 trainable = _trainable_gates(bound)
-                grads = backward(kernel, bound, psi, lam.astype(psi.dtype), trainable)
+                grads = backward(kernel, bound, psi, lam, trainable)
             for tape_no, i in enumerate(indices):
                 jacs[i] = _tape_jacobian(bound, tape_no, grads, sizes)
             if want_results:

@@ -393,6 +393,19 @@ def _adjoint_row(
     if kinds.shape[0]:
         _store(states[r], pr, pi)
     ar, ai = _planes_like(pr)
+    # off-diagonal reads on bits 0-2 pair close amplitudes (3-6x slower): they read
+    # from copies of ψ and λ with the row's bits rotated by 3
+    rotated = pr.shape[0] >= _READ_ROTATION_MIN_SIZE
+    if rotated:
+        rotated = False
+        for i in range(bits.shape[0]):
+            rotated = rotated or (off_diagonal[i] and bits[i] < 3)
+    qr, qi, br, bi = pr, pi, ar, ai  # unused unless rotated
+    if rotated:
+        qr, qi = _planes_like(pr)
+        br, bi = _planes_like(pr)
+        _rotate(pr, qr, 3)
+        _rotate(pi, qi, 3)
     for j in range(batch + r, states.shape[0], batch):
         _load(states[j], ar, ai)
         ar, ai, sr, si = _apply_planes(
@@ -402,14 +415,24 @@ def _adjoint_row(
         if kinds.shape[0]:
             _store(states[j], ar, ai)
         if bits.shape[0]:
-            _transitions(pr, pi, ar, ai, bits, off_diagonal, out[j - batch])
+            _transitions(
+                pr, pi, ar, ai, qr, qi, br, bi, rotated, bits, off_diagonal, out[j - batch]
+            )
+
+
+#: From this row size, off-diagonal reads on bits 0-2 run on rotated copies.
+_READ_ROTATION_MIN_SIZE = 1 << 10
 
 
 @njit(cache=True, fastmath=True)
-def _transitions(pr, pi, ar, ai, bits, off_diagonal, out):
+def _transitions(pr, pi, ar, ai, qr, qi, br, bi, rotated, bits, off_diagonal, out):
     """:func:`adjoint_step`'s reads for one pair of rows held as planes (ψ: ``pr, pi``;
-    λ: ``ar, ai``)."""
+    λ: ``ar, ai``). When ``rotated``, ``qr, qi`` hold ψ with its bits rotated by 3 and
+    ``br, bi`` take λ's: off-diagonal reads on bits 0-2 run there."""
     size = pr.shape[0]
+    n = 0
+    while (1 << n) < size:
+        n += 1
     low = 0
     while (1 << (2 * (low + 1))) <= size:  # low half: floor(n / 2) bits
         low += 1
@@ -453,9 +476,36 @@ def _transitions(pr, pi, ar, ai, bits, off_diagonal, out):
         out[i, 1, 1] = ones
         out[i, 0, 1] = 0j
         out[i, 1, 0] = 0j
+    # off-diagonal entries, those of bits 0-2 on the rotated copies
+    direct = np.empty(bits.shape[0], np.int64)
+    moved = np.empty(bits.shape[0], np.int64)
+    n_direct = n_moved = 0
+    for i in range(bits.shape[0]):
         if not off_diagonal[i]:
             continue
-        s01r, s01i, s10r, s10i = _off_diagonal(pr, pi, ar, ai, 1 << b)
+        if rotated and bits[i] < 3:
+            moved[n_moved] = i
+            n_moved += 1
+        else:
+            direct[n_direct] = i
+            n_direct += 1
+    if n_moved:
+        _rotate(ar, br, 3)
+        _rotate(ai, bi, 3)
+        _off_diagonals(qr, qi, br, bi, bits, n - 3, moved[:n_moved], out)
+    _off_diagonals(pr, pi, ar, ai, bits, 0, direct[:n_direct], out)
+
+
+@njit(cache=True, fastmath=True)
+def _off_diagonals(pr, pi, ar, ai, bits, shift, which, out):
+    """The off-diagonal entries of ``out[i]`` for ``i`` in ``which``, bit ``bits[i]``
+    sitting at ``bits[i] + shift`` in these planes.
+
+    Reading two bits per pass was tried: it halves the loads but spills registers, and
+    was 1.4x slower at 16 qubits.
+    """
+    for i in which:
+        s01r, s01i, s10r, s10i = _off_diagonal(pr, pi, ar, ai, 1 << (bits[i] + shift))
         out[i, 0, 1] = complex(s01r, s01i)
         out[i, 1, 0] = complex(s10r, s10i)
 
