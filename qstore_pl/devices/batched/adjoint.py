@@ -245,16 +245,19 @@ class _Read:
     ``ones`` are one-wire generators, each with the later one-wire gates it is read
     through, all read from the ``2x2`` transition matrices of their wires (``bits``,
     bit positions; ``off``: whether a wire needs the off-diagonal entries; ``column``:
-    wire -> index in ``bits``; ``fixed``: the read operator of each gate read through
-    nothing). ``multi`` are diagonal generators on several wires, read from marginals;
-    ``other`` the rest, each with its own change of basis.
+    index in ``bits`` of each one's wire; ``fixed``: which of them are read through
+    nothing, and their generators; ``carried``: the others, grouped by how many gates
+    they are read through, with their generators and those gates). ``multi`` are
+    diagonal generators on several wires, read from marginals; ``other`` the rest, each
+    with its own change of basis.
     """
 
     ones: tuple[tuple[int, tuple[int, ...]], ...]
     bits: np.ndarray
     off: np.ndarray
-    column: dict[int, int]
-    fixed: dict[int, np.ndarray]
+    columns: np.ndarray
+    fixed: tuple[np.ndarray, np.ndarray]
+    carried: tuple[tuple[np.ndarray, np.ndarray, tuple[tuple[int, ...], ...]], ...]
     multi: tuple[int, ...]
     other: tuple[int, ...]
 
@@ -295,12 +298,25 @@ def _build_read(program: Program, segment: Segment) -> _Read:
         else:
             (multi if g.basis is None else other).append(p)
     wires = sorted(off)
+    column = {w: i for i, w in enumerate(wires)}
+    by_length: dict[int, list[int]] = {}
+    for i, (_, through) in enumerate(ones):
+        by_length.setdefault(len(through), []).append(i)
+
+    def generators(indices) -> np.ndarray:
+        return np.array([_generator(gates[ones[i][0]]).matrix for i in indices]).reshape(-1, 2, 2)
+
+    fixed = by_length.pop(0, [])
     return _Read(
         tuple(ones),
         np.array([n - 1 - w for w in wires], dtype=np.int64),
         np.array([off[w] for w in wires], dtype=np.bool_),
-        {w: i for i, w in enumerate(wires)},
-        {p: _generator(gates[p]).matrix[None] for p, through in ones if not through},
+        np.array([column[gates[p].wires[0]] for p, _ in ones], dtype=np.int64),
+        (np.array(fixed, dtype=np.int64), generators(fixed)),
+        tuple(
+            (np.array(idx, dtype=np.int64), generators(idx), tuple(ones[i][1] for i in idx))
+            for idx in by_length.values()
+        ),
         tuple(multi),
         tuple(other),
     )
@@ -312,22 +328,35 @@ def _transitions(read: _Read, rows: int) -> np.ndarray:
 
 
 def _one_wire_matrices(bound: BoundProgram, q: int) -> np.ndarray:
-    """Gate ``q`` (one wire) as ``(K, 2, 2)`` matrices, ``K`` 1 or the batch."""
-    gate = bound.gates[q].array()
-    if gate.kind == "perm":
-        return np.asarray(gate.local, complex)[None]
-    dense = gate.as_dense().value
-    return dense if dense.ndim == 3 else dense[None]
+    """Gate ``q`` (one wire) as ``(K, 2, 2)`` matrices, ``K`` 1 or the batch, read from
+    the values the forward pass's plan was filled from."""
+    lay, values = source(bound)
+    src = lay.sources[q]
+    if src is None:  # a permutation
+        return np.asarray(bound.program.gates[q].fixed_matrix, complex)[None]
+    rows = bound.batch if src.stride else 1
+    if not src.diagonal:
+        return values[src.offset : src.offset + 4 * rows].reshape(rows, 2, 2)
+    diagonal = values[src.offset : src.offset + 2 * rows].reshape(rows, 2)
+    matrices = np.zeros((rows, 2, 2), complex)
+    matrices[:, 0, 0], matrices[:, 1, 1] = diagonal[:, 0], diagonal[:, 1]
+    return matrices
 
 
-def _read_operator(bound: BoundProgram, p: int, through: tuple[int, ...]) -> np.ndarray:
-    """``S G S†`` for gate ``p``'s generator ``G`` and ``S`` the gates ``through``:
-    ``(K, 2, 2)``."""
-    operator = _generator(bound.program.gates[p]).matrix[None]
-    for q in through:
-        m = _one_wire_matrices(bound, q)
-        operator = m @ operator @ np.conj(np.swapaxes(m, -1, -2))
-    return operator
+def _carried_operators(
+    bound: BoundProgram, generators: np.ndarray, throughs: tuple[tuple[int, ...], ...]
+) -> np.ndarray:
+    """``S G S†`` for each generator ``G`` and ``S`` the gates it is read through (as
+    many for each): ``(gates, 1 or B, 2, 2)``."""
+    operators = generators[:, None]
+    for step in range(len(throughs[0])):
+        matrices = [_one_wire_matrices(bound, through[step]) for through in throughs]
+        rows = max(m.shape[0] for m in matrices)
+        if rows > 1:
+            matrices = [m if m.shape[0] == rows else np.repeat(m, rows, 0) for m in matrices]
+        s = np.stack(matrices)
+        operators = s @ operators @ np.conj(np.swapaxes(s, -1, -2))
+    return operators
 
 
 def _read(
@@ -341,15 +370,24 @@ def _read(
     rows, size = lam.shape
     repeat = rows // batch
     out = {}
-    row_of = np.arange(rows) % batch
-    for p, through in read.ones:
-        operator = read.fixed.get(p)
-        if operator is None:
-            operator = _read_operator(bound, p, through)
-        if operator.shape[0] > 1:
-            operator = operator[row_of]
-        m = transitions[:, read.column[program.gates[p].wires[0]]]
-        out[p] = -2 * np.imag(np.einsum("rab,rab->r", operator, m))
+    if read.ones:
+        # <λ|O|ψ> = Σ O_ab M_ab, all gates of a kind in one product
+        values = np.empty((rows, len(read.ones)), dtype=complex)
+        index, generators = read.fixed
+        if index.size:
+            m = transitions[:, read.columns[index]]
+            values[:, index] = np.einsum("gab,rgab->rg", generators, m)
+        for index, generators, throughs in read.carried:
+            operators = _carried_operators(bound, generators, throughs)
+            m = transitions[:, read.columns[index]]
+            if operators.shape[1] == 1:
+                values[:, index] = np.einsum("gab,rgab->rg", operators[:, 0], m)
+            else:
+                operators = operators[:, np.arange(rows) % batch]
+                values[:, index] = np.einsum("grab,rgab->rg", operators, m)
+        values = -2 * np.imag(values)
+        for i, (p, _) in enumerate(read.ones):
+            out[p] = values[:, i]
     if read.multi:
         w = (np.conj(lam).reshape(repeat, batch, size) * psi[None]).reshape(-1, size)
         for p in read.multi:

@@ -360,9 +360,10 @@ def _adjoint_rows_parallel(
     bits, off_diagonal, out,
 ):  # fmt: skip
     for r in prange(batch):
+        work, sums, which, lr, li = _adjoint_workspace(states, kinds, position_offsets, real, bits)
         _adjoint_row(
             states, r, batch, kinds, counts, position_offsets, positions, value_offsets,
-            real, imag, bits, off_diagonal, out,
+            real, imag, bits, off_diagonal, out, work, sums, which, lr, li,
         )  # fmt: skip
 
 
@@ -371,28 +372,45 @@ def _adjoint_rows_serial(
     states, batch, kinds, counts, position_offsets, positions, value_offsets, real, imag,
     bits, off_diagonal, out,
 ):  # fmt: skip
+    # once for every row: small rows spend more on allocating than on arithmetic
+    work, sums, which, lr, li = _adjoint_workspace(states, kinds, position_offsets, real, bits)
     for r in range(batch):
         _adjoint_row(
             states, r, batch, kinds, counts, position_offsets, positions, value_offsets,
-            real, imag, bits, off_diagonal, out,
+            real, imag, bits, off_diagonal, out, work, sums, which, lr, li,
         )  # fmt: skip
+
+
+@njit(cache=True, fastmath=True)
+def _adjoint_workspace(states, kinds, position_offsets, real, bits):
+    """Buffers for :func:`_adjoint_row`: planes, partial sums of the diagonal reads,
+    lists of bits, and a dense gate's local amplitudes."""
+    size = states.shape[1]
+    work = np.empty((_WORK_PLANES, size), dtype=real.dtype)
+    sums = np.empty((4, size))
+    which = np.empty((2, bits.shape[0]), dtype=np.int64)
+    lr, li = _locals(kinds, position_offsets, real.dtype)
+    return work, sums, which, lr, li
+
+
+#: Planes one row pair of :func:`adjoint_step` works in: ψ, λ, two spares, and the
+#: rotated copies of ψ and λ.
+_WORK_PLANES = 10
 
 
 @njit(cache=True, fastmath=True)
 def _adjoint_row(
     states, r, batch, kinds, counts, position_offsets, positions, value_offsets, real, imag,
-    bits, off_diagonal, out,
+    bits, off_diagonal, out, work, sums, which, lr, li,
 ):  # fmt: skip
-    lr, li = _locals(kinds, position_offsets, real.dtype)
-    pr, pi = _planes(states[r], real.dtype)
-    sr, si = _planes_like(pr)
+    pr, pi, sr, si, ar, ai = work[0], work[1], work[2], work[3], work[4], work[5]
+    _load(states[r], pr, pi)
     pr, pi, sr, si = _apply_planes(
         pr, pi, sr, si, r, kinds, counts, position_offsets, positions, value_offsets, real,
         imag, lr, li,
     )  # fmt: skip
     if kinds.shape[0]:
         _store(states[r], pr, pi)
-    ar, ai = _planes_like(pr)
     # off-diagonal reads on bits 0-2 pair close amplitudes (3-6x slower): they read
     # from copies of ψ and λ with the row's bits rotated by 3
     rotated = pr.shape[0] >= _READ_ROTATION_MIN_SIZE
@@ -402,8 +420,7 @@ def _adjoint_row(
             rotated = rotated or (off_diagonal[i] and bits[i] < 3)
     qr, qi, br, bi = pr, pi, ar, ai  # unused unless rotated
     if rotated:
-        qr, qi = _planes_like(pr)
-        br, bi = _planes_like(pr)
+        qr, qi, br, bi = work[6], work[7], work[8], work[9]
         _rotate(pr, qr, 3)
         _rotate(pi, qi, 3)
     for j in range(batch + r, states.shape[0], batch):
@@ -416,8 +433,9 @@ def _adjoint_row(
             _store(states[j], ar, ai)
         if bits.shape[0]:
             _transitions(
-                pr, pi, ar, ai, qr, qi, br, bi, rotated, bits, off_diagonal, out[j - batch]
-            )
+                pr, pi, ar, ai, qr, qi, br, bi, rotated, bits, off_diagonal, out[j - batch],
+                sums, which,
+            )  # fmt: skip
 
 
 #: From this row size, off-diagonal reads on bits 0-2 run on rotated copies.
@@ -425,7 +443,9 @@ _READ_ROTATION_MIN_SIZE = 1 << 10
 
 
 @njit(cache=True, fastmath=True)
-def _transitions(pr, pi, ar, ai, qr, qi, br, bi, rotated, bits, off_diagonal, out):
+def _transitions(
+    pr, pi, ar, ai, qr, qi, br, bi, rotated, bits, off_diagonal, out, sums, which
+):  # fmt: skip
     """:func:`adjoint_step`'s reads for one pair of rows held as planes (ψ: ``pr, pi``;
     λ: ``ar, ai``). When ``rotated``, ``qr, qi`` hold ψ with its bits rotated by 3 and
     ``br, bi`` take λ's: off-diagonal reads on bits 0-2 run there."""
@@ -439,10 +459,10 @@ def _transitions(pr, pi, ar, ai, qr, qi, br, bi, rotated, bits, off_diagonal, ou
     n_low = 1 << low
     # conj(λ) ψ summed by the low and by the high half of the index bits: every
     # diagonal entry is then a sum over one of them
-    low_r = np.zeros(n_low)
-    low_i = np.zeros(n_low)
-    high_r = np.zeros(size >> low)
-    high_i = np.zeros(size >> low)
+    low_r, low_i = sums[0, :n_low], sums[1, :n_low]
+    high_r, high_i = sums[2, : size >> low], sums[3, : size >> low]
+    low_r[:] = 0.0
+    low_i[:] = 0.0
     for h in range(size >> low):
         base = h << low
         acc_r = 0.0
@@ -477,8 +497,7 @@ def _transitions(pr, pi, ar, ai, qr, qi, br, bi, rotated, bits, off_diagonal, ou
         out[i, 0, 1] = 0j
         out[i, 1, 0] = 0j
     # off-diagonal entries, those of bits 0-2 on the rotated copies
-    direct = np.empty(bits.shape[0], np.int64)
-    moved = np.empty(bits.shape[0], np.int64)
+    direct, moved = which[0], which[1]
     n_direct = n_moved = 0
     for i in range(bits.shape[0]):
         if not off_diagonal[i]:

@@ -1,0 +1,139 @@
+"""The batched engine's W1 train step by phase: forward, measurement, adjoint states, backward.
+
+The engine alone (no framework, no router): W1's circuit (RX encoding, 4 layers of
+RY/RZ + CNOT ring, <Z> on every qubit, batch 32) bound once, then per step the forward
+pass, the expectation values, the adjoint states of a random cotangent and the adjoint
+sweep that reads every RY/RZ derivative. Reported per phase: the median wall time and
+the median process CPU time (all threads) over ``--repeats`` steps; the machine is
+shared, and CPU time is the figure that survives other jobs best.
+
+``--compare-to DIR`` runs the same measurement with the ``qstore_pl`` of another
+checkout (for instance a worktree of an earlier commit) in a subprocess, interleaved
+with this one's, and prints the ratios: how much a change to the engine bought.
+
+    python benchmarks/bench_adjoint.py --qubits 12 16 --dtype complex64
+    git worktree add /tmp/before <commit>
+    python benchmarks/bench_adjoint.py --qubits 16 --compare-to /tmp/before --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+LAYERS, BATCH = 4, 32
+PHASES = ("forward", "measure", "adjoint states", "backward")
+
+
+def measure(n: int, dtype: str, repeats: int) -> dict[str, dict[str, float]]:
+    """Median wall and CPU milliseconds per phase of one engine train step."""
+    import pennylane as qml
+
+    from qstore_pl.devices.batched import BatchedDevice
+    from qstore_pl.devices.batched.adjoint import backward, forward
+    from qstore_pl.devices.batched.measure import adjoint_states, measure_all
+    from qstore_pl.devices.batched.program import Program
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, np.pi, (BATCH, n))
+    w = rng.uniform(-np.pi, np.pi, (LAYERS, n, 2))
+    ops = [qml.RX(x[:, i], wires=i) for i in range(n)]
+    for layer in range(LAYERS):
+        for i in range(n):
+            ops += [qml.RY(w[layer, i, 0], wires=i), qml.RZ(w[layer, i, 1], wires=i)]
+        ops += [qml.CNOT([i, (i + 1) % n]) for i in range(n)]
+    tape = qml.tape.QuantumScript(ops, [qml.expval(qml.Z(i)) for i in range(n)])
+    device = BatchedDevice(wires=n, c_dtype=np.dtype(dtype).type, kernel="jit")
+    program = Program(tape)
+    bound = program.bind([tape])
+    kernel = device.kernel_for(bound)
+    trainable = frozenset(p for p, t in enumerate(program.gates) if t.name in ("RY", "RZ"))
+    cotangents = [rng.normal(size=BATCH) for _ in range(n)]
+
+    def step() -> list[tuple[float, float]]:
+        times = [(time.perf_counter(), time.process_time())]
+        psi = forward(kernel, bound)
+        times.append((time.perf_counter(), time.process_time()))
+        measure_all(kernel, psi, program.measurements, n)
+        times.append((time.perf_counter(), time.process_time()))
+        lam = adjoint_states(kernel, psi, program.measurements, cotangents, n)
+        times.append((time.perf_counter(), time.process_time()))
+        backward(kernel, bound, psi, lam, trainable)
+        times.append((time.perf_counter(), time.process_time()))
+        return [(b[0] - a[0], b[1] - a[1]) for a, b in itertools.pairwise(times)]
+
+    step()  # kernels, plans and gather indices
+    steps = [step() for _ in range(repeats)]
+    return {
+        phase: {
+            "wall": 1e3 * statistics.median(s[i][0] for s in steps),
+            "cpu": 1e3 * statistics.median(s[i][1] for s in steps),
+        }
+        for i, phase in enumerate(PHASES)
+    }
+
+
+def run_elsewhere(checkout: str, n: int, dtype: str, repeats: int) -> dict:
+    """:func:`measure` with the ``qstore_pl`` of ``checkout``, in a subprocess."""
+    env = dict(os.environ, PYTHONPATH=checkout, QSTORE_CALIBRATION="off")
+    command = [sys.executable, __file__, "--one", str(n), "--dtype", dtype]
+    command += ["--repeats", str(repeats)]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--qubits", type=int, nargs="+", default=[12, 16])
+    parser.add_argument("--dtype", choices=("complex64", "complex128"), default="complex64")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds")
+    parser.add_argument("--compare-to", help="a checkout whose qstore_pl to compare against")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one, args.dtype, args.repeats)))
+        return
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rows = []
+    for n in args.qubits:
+        mine, theirs = [], []
+        for _ in range(args.rounds):
+            mine.append(run_elsewhere(here, n, args.dtype, args.repeats))
+            if args.compare_to:
+                theirs.append(run_elsewhere(args.compare_to, n, args.dtype, args.repeats))
+        rows.append((n, mine, theirs))
+    header = "| qubits | phase | wall ms | CPU ms |"
+    if args.compare_to:
+        header += " compared: wall ms | compared: CPU ms | CPU ratio (compared / this) |"
+    print(f"W1 engine train step, batch {BATCH}, {args.dtype}, medians over {args.rounds} round(s)")
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for n, mine, theirs in rows:
+        for phase in (*PHASES, "total"):
+            wall, cpu = _median(mine, phase, "wall"), _median(mine, phase, "cpu")
+            line = f"| {n} | {phase} | {wall:.1f} | {cpu:.1f} |"
+            if theirs:
+                their_wall = _median(theirs, phase, "wall")
+                their_cpu = _median(theirs, phase, "cpu")
+                line += f" {their_wall:.1f} | {their_cpu:.1f} | {their_cpu / cpu:.2f}x |"
+            print(line)
+
+
+def _median(results: list[dict], phase: str, key: str) -> float:
+    """The median over rounds of one phase's time (``total``: of the phases' sum)."""
+    if phase == "total":
+        return statistics.median(sum(r[p][key] for p in PHASES) for r in results)
+    return statistics.median(r[phase][key] for r in results)
+
+
+if __name__ == "__main__":
+    main()
