@@ -18,6 +18,7 @@ Parameters are checked to be finite before any kernel runs, so ``fastmath`` is s
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -134,8 +135,13 @@ def apply_sequence(states, kinds, counts, position_offsets, positions, value_off
         Real and imaginary parts of the matrices and diagonals, flattened.
     """
     work = states.shape[0] * states.shape[1] * kinds.shape[0]
-    run = _rows_parallel if work >= PARALLEL_MIN_WORK else _rows_serial
-    run(states, kinds, counts, position_offsets, positions, value_offsets, real, imag)
+    if work >= PARALLEL_MIN_WORK:
+        teams = min(numba.get_num_threads(), states.shape[0])
+        _rows_parallel(
+            states, kinds, counts, position_offsets, positions, value_offsets, real, imag, teams
+        )
+    else:
+        _rows_serial(states, kinds, counts, position_offsets, positions, value_offsets, real, imag)
 
 
 def check_sequence(n, kinds, counts, position_offsets, positions, value_offsets, num_values):
@@ -180,38 +186,46 @@ def check_sequence(n, kinds, counts, position_offsets, positions, value_offsets,
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _rows_parallel(states, kinds, counts, position_offsets, positions, value_offsets, real, imag):
-    for r in prange(states.shape[0]):
-        _row(states, r, kinds, counts, position_offsets, positions, value_offsets, real, imag)
+def _rows_parallel(
+    states, kinds, counts, position_offsets, positions, value_offsets, real, imag, teams
+):  # fmt: skip
+    # one set of buffers per thread (``teams``), not per row: at 20 qubits a row's
+    # planes are 16 MB, and fresh ones cost page faults on every call (2.3 s of system
+    # time per W1 step)
+    for t in prange(teams):
+        work = np.empty((4, states.shape[1]), dtype=real.dtype)
+        lr, li = _locals(kinds, position_offsets, real.dtype)
+        for r in range(t, states.shape[0], teams):
+            _row(
+                states, r, kinds, counts, position_offsets, positions, value_offsets, real,
+                imag, work, lr, li,
+            )  # fmt: skip
 
 
 @njit(cache=True, fastmath=True)
 def _rows_serial(states, kinds, counts, position_offsets, positions, value_offsets, real, imag):
+    work = np.empty((4, states.shape[1]), dtype=real.dtype)
+    lr, li = _locals(kinds, position_offsets, real.dtype)
     for r in range(states.shape[0]):
-        _row(states, r, kinds, counts, position_offsets, positions, value_offsets, real, imag)
+        _row(
+            states, r, kinds, counts, position_offsets, positions, value_offsets, real, imag,
+            work, lr, li,
+        )  # fmt: skip
 
 
 @njit(cache=True, fastmath=True)
-def _row(states, r, kinds, counts, position_offsets, positions, value_offsets, real, imag):
+def _row(
+    states, r, kinds, counts, position_offsets, positions, value_offsets, real, imag, work,
+    lr, li,
+):  # fmt: skip
     row = states[r]
-    re, im = _planes(row, real.dtype)
-    sr, si = _planes_like(re)
-    lr, li = _locals(kinds, position_offsets, real.dtype)
+    re, im, sr, si = work[0], work[1], work[2], work[3]
+    _load(row, re, im)
     re, im, _, _ = _apply_planes(
         re, im, sr, si, r, kinds, counts, position_offsets, positions, value_offsets, real,
         imag, lr, li,
     )  # fmt: skip
     _store(row, re, im)
-
-
-@njit(cache=True, fastmath=True)
-def _planes(row, dtype):
-    """A row's real and imaginary parts as separate arrays of ``dtype``."""
-    size = row.shape[0]
-    re = np.empty(size, dtype=dtype)
-    im = np.empty(size, dtype=dtype)
-    _load(row, re, im)
-    return re, im
 
 
 @njit(cache=True, fastmath=True)
@@ -225,12 +239,6 @@ def _load(row, re, im):
 def _store(row, re, im):
     for idx in range(row.shape[0]):
         row[idx] = re[idx] + 1j * im[idx]
-
-
-@njit(cache=True, fastmath=True)
-def _planes_like(plane):
-    """Two empty planes: what permutations and rotations write into."""
-    return np.empty_like(plane), np.empty_like(plane)
 
 
 @njit(cache=True, fastmath=True)
@@ -337,11 +345,16 @@ def adjoint_step(
     ``off_diagonal[i]``; the diagonal ones take one pass for all bits.
     """
     work = states.shape[0] * states.shape[1] * (kinds.shape[0] + bits.shape[0])
-    run = _adjoint_rows_parallel if work >= PARALLEL_MIN_WORK else _adjoint_rows_serial
-    run(
-        states, batch, kinds, counts, position_offsets, positions, value_offsets, real, imag,
-        bits, off_diagonal, out,
-    )  # fmt: skip
+    if work >= PARALLEL_MIN_WORK:
+        _adjoint_rows_parallel(
+            states, batch, kinds, counts, position_offsets, positions, value_offsets, real,
+            imag, bits, off_diagonal, out, min(numba.get_num_threads(), batch),
+        )  # fmt: skip
+    else:
+        _adjoint_rows_serial(
+            states, batch, kinds, counts, position_offsets, positions, value_offsets, real,
+            imag, bits, off_diagonal, out,
+        )  # fmt: skip
 
 
 def read_transitions(states, batch, bits, off_diagonal, out):
@@ -357,14 +370,15 @@ def read_transitions(states, batch, bits, off_diagonal, out):
 @njit(parallel=True, cache=True, fastmath=True)
 def _adjoint_rows_parallel(
     states, batch, kinds, counts, position_offsets, positions, value_offsets, real, imag,
-    bits, off_diagonal, out,
+    bits, off_diagonal, out, teams,
 ):  # fmt: skip
-    for r in prange(batch):
+    for t in prange(teams):  # buffers per thread (see _rows_parallel)
         work, sums, which, lr, li = _adjoint_workspace(states, kinds, position_offsets, real, bits)
-        _adjoint_row(
-            states, r, batch, kinds, counts, position_offsets, positions, value_offsets,
-            real, imag, bits, off_diagonal, out, work, sums, which, lr, li,
-        )  # fmt: skip
+        for r in range(t, batch, teams):
+            _adjoint_row(
+                states, r, batch, kinds, counts, position_offsets, positions, value_offsets,
+                real, imag, bits, off_diagonal, out, work, sums, which, lr, li,
+            )  # fmt: skip
 
 
 @njit(cache=True, fastmath=True)
