@@ -218,12 +218,20 @@ def backward(kernel, bound: BoundProgram, psi, lam, trainable: frozenset[int]):
     grads = {}
     if kernel.planned:
         lay, values = source(bound)
-        plan, reads = lay.plan(("backward", trainable), lambda lay: _backward_plan(lay, trainable))
+        plan, reads, merged = lay.plan(
+            ("backward", trainable), lambda lay: _backward_plan(lay, trainable)
+        )
         real, imag = plan.values(values, np.finfo(psi.dtype).dtype)
+        parts = []
         for step, read in enumerate(reads):
             transitions = _transitions(read, states.shape[0] - batch)
             plan.adjoint_step(states, step, real, imag, batch, read.bits, read.off, transitions)
-            grads.update(_read(kernel, states, bound, read, transitions))
+            parts.append(transitions)
+            if read.multi or read.other:
+                grads.update(_read_states(kernel, states, bound, read))
+        # every step's one-wire reads in one product: read step by step, their Python
+        # cost more than the kernels at 4 qubits
+        grads.update(_read_ones(bound, merged, np.concatenate(parts, axis=1)))
         return grads
     pending: list[ArrayGate] = []
     for segment in segments(bound.program, trainable):
@@ -233,7 +241,8 @@ def backward(kernel, bound: BoundProgram, psi, lam, trainable: frozenset[int]):
         if read.bits.size:
             check_width(states, n)
             jit_kernels.read_transitions(states, batch, read.bits, read.off, transitions)
-        grads.update(_read(kernel, states, bound, read, transitions))
+        grads.update(_read_ones(bound, read, transitions))
+        grads.update(_read_states(kernel, states, bound, read))
         pending = [bound.gates[p].array(inverse=True) for p in segment.undo]
     return grads
 
@@ -262,8 +271,11 @@ class _Read:
     other: tuple[int, ...]
 
 
-def _backward_plan(lay: Layout, trainable: frozenset[int]) -> tuple[SequencePlan, list[_Read]]:
-    """Every step of the backward sweep as one encoded plan, and what each step reads."""
+def _backward_plan(
+    lay: Layout, trainable: frozenset[int]
+) -> tuple[SequencePlan, list[_Read], _Read]:
+    """Every step of the backward sweep as one encoded plan, what each step reads, and
+    every step's one-wire reads merged (:func:`_merged_ones`)."""
     program = lay.program
     steps, reads = [], []
     pending: list[Element] = []
@@ -271,7 +283,45 @@ def _backward_plan(lay: Layout, trainable: frozenset[int]) -> tuple[SequencePlan
         steps.append(pending)
         reads.append(_classify(program, segment))
         pending = [lay.element(p, inverse=True) for p in segment.undo]
-    return SequencePlan(steps, program.num_wires, lay.batch), reads
+    return SequencePlan(steps, program.num_wires, lay.batch), reads, _merged_ones(reads)
+
+
+def _merged_ones(reads: list[_Read]) -> _Read:
+    """The one-wire reads of every step as one read, over the steps' transition
+    matrices side by side (in step order)."""
+    ones: list[tuple[int, tuple[int, ...]]] = []
+    columns, fixed_index, fixed_generators = [], [], []
+    carried: dict[int, tuple[list, list, list]] = {}
+    column_offset = 0
+    for read in reads:
+        offset = len(ones)
+        ones += read.ones
+        columns.append(read.columns + column_offset)
+        fixed_index.append(read.fixed[0] + offset)
+        fixed_generators.append(read.fixed[1])
+        for index, generators, throughs in read.carried:
+            group = carried.setdefault(len(throughs[0]), ([], [], []))
+            group[0].append(index + offset)
+            group[1].append(generators)
+            group[2].extend(throughs)
+        column_offset += read.bits.size
+    empty = np.zeros(0, dtype=np.int64)
+    return _Read(
+        tuple(ones),
+        empty,
+        np.zeros(0, dtype=np.bool_),
+        np.concatenate(columns) if columns else empty,
+        (
+            np.concatenate(fixed_index) if fixed_index else empty,
+            np.concatenate(fixed_generators) if fixed_generators else np.zeros((0, 2, 2)),
+        ),
+        tuple(
+            (np.concatenate(index), np.concatenate(generators), tuple(throughs))
+            for index, generators, throughs in carried.values()
+        ),
+        (),
+        (),
+    )
 
 
 def _classify(program: Program, segment: Segment) -> _Read:
@@ -359,16 +409,10 @@ def _carried_operators(
     return operators
 
 
-def _read(
-    kernel, states, bound: BoundProgram, read: _Read, transitions: np.ndarray
-) -> dict[int, np.ndarray]:
-    """``-2 Im <λ|G|ψ>`` for the gates of ``read``; ``states`` stacks ψ over λ."""
-    program = bound.program
-    n = program.num_wires
+def _read_ones(bound: BoundProgram, read: _Read, transitions: np.ndarray):
+    """``-2 Im <λ|G|ψ>`` for the one-wire gates of ``read``, from ``transitions``."""
     batch = bound.batch
-    psi, lam = states[:batch], states[batch:]
-    rows, size = lam.shape
-    repeat = rows // batch
+    rows = transitions.shape[0]
     out = {}
     if read.ones:
         # <λ|O|ψ> = Σ O_ab M_ab, all gates of a kind in one product
@@ -388,6 +432,19 @@ def _read(
         values = -2 * np.imag(values)
         for i, (p, _) in enumerate(read.ones):
             out[p] = values[:, i]
+    return out
+
+
+def _read_states(kernel, states, bound: BoundProgram, read: _Read) -> dict[int, np.ndarray]:
+    """``-2 Im <λ|G|ψ>`` for the gates of ``read`` on several wires, from the states
+    (``states`` stacks ψ over λ)."""
+    program = bound.program
+    n = program.num_wires
+    batch = bound.batch
+    psi, lam = states[:batch], states[batch:]
+    rows, size = lam.shape
+    repeat = rows // batch
+    out = {}
     if read.multi:
         w = (np.conj(lam).reshape(repeat, batch, size) * psi[None]).reshape(-1, size)
         for p in read.multi:
