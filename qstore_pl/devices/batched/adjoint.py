@@ -388,9 +388,7 @@ def _one_wire_matrices(bound: BoundProgram, q: int) -> np.ndarray:
     if not src.diagonal:
         return values[src.offset : src.offset + 4 * rows].reshape(rows, 2, 2)
     diagonal = values[src.offset : src.offset + 2 * rows].reshape(rows, 2)
-    matrices = np.zeros((rows, 2, 2), complex)
-    matrices[:, 0, 0], matrices[:, 1, 1] = diagonal[:, 0], diagonal[:, 1]
-    return matrices
+    return ArrayGate("diag", bound.program.gates[q].wires, diagonal).as_dense().value
 
 
 def _carried_operators(

@@ -357,8 +357,8 @@ def _fuse(elements: Sequence[Element]) -> list:
 
 #: From this width, one-wire gates never run on a row's lowest :data:`ROTATION_BITS`
 #: bits: the row kernel pairs amplitudes that close 8-12x slower than distant ones (at
-#: 16 qubits, complex64: 90-130 us per gate on bits 0-2 against 14 us from bit 5 up),
-#: while rotating a row's bits costs about 40 us per plane.
+#: 16 qubits, complex64: 90-143 us per gate on bits 0-2 against 13 us from bit 5 up),
+#: while rotating a row's bits costs about 15 us per plane.
 ROTATION_MIN_WIRES = 10
 ROTATION_BITS = 3
 
@@ -409,11 +409,12 @@ def _place(items: list, n: int) -> list[_Placed]:
             run.append(items[i])
             i += 1
         wires = [fused[0].wires[0] for fused in run]
-        slow = [f for f in run if bits(f[0].wires)[0] < k]
+        placed = [_Placed("fused", f, bits(f[0].wires)) for f in run]
+        slow = [f for f, item in zip(run, placed) if item.bits[0] < k]
         if not slow or len(set(wires)) != len(wires):
-            out.extend(_Placed("fused", f, bits(f[0].wires)) for f in run)
+            out.extend(placed)
             continue
-        out.extend(_Placed("fused", f, bits(f[0].wires)) for f in run if bits(f[0].wires)[0] >= k)
+        out.extend(item for item in placed if item.bits[0] >= k)
         out.append(_Placed("rotate", k))
         shift = (shift + k) % n
         out.extend(_Placed("fused", f, bits(f[0].wires)) for f in slow)
