@@ -412,6 +412,47 @@ def test_wide_rows_rotate_their_bits_and_keep_values_and_gradients(kwargs, tol):
         np.testing.assert_allclose(got, want, atol=tol * 10, rtol=0)
 
 
+@pytest.mark.parametrize("kwargs, tol", [({}, DOUBLE), ({"c_dtype": np.complex64}, SINGLE)])
+def test_rows_wider_than_a_cache_block_keep_values_and_gradients(kwargs, tol):
+    """Rows of more than ``_CACHE_BLOCK`` amplitudes take runs of one-wire gates and
+    read the adjoint sweep's off-diagonal entries block by block and tile by tile (bits
+    15 and 16 cross blocks here): values and a VJP still equal default.qubit's."""
+    from qstore_pl.devices.batched import jit_kernels
+
+    n, batch = 17, 2
+    assert 2**n >= 4 * jit_kernels._CACHE_BLOCK  # two bits across blocks
+    rng = np.random.default_rng(7)
+    inputs = rng.uniform(-np.pi, np.pi, (batch, n))
+    weights = rng.uniform(-np.pi, np.pi, 3 * n)
+    observables = [qml.Z(0), qml.Z(n - 1), qml.X(3) @ qml.Y(n - 2)]
+
+    def circuit(x, w):
+        ops = [qml.RY(x[..., i], i) for i in range(n)]
+        ops += [qml.RY(w[i], i) for i in range(n)]
+        ops += [qml.RZ(w[n + i], i) for i in range(n)]
+        ops += [qml.CNOT([i, (i + 1) % n]) for i in range(n)]
+        ops += [qml.RX(w[2 * n + i], i) for i in range(n)]
+        measurements = [qml.expval(o) for o in observables]
+        return qml.tape.QuantumScript(ops, measurements, trainable_params=list(range(n, 4 * n)))
+
+    dev = BatchedDevice(wires=n, kernel="jit", **kwargs)
+    dy = tuple(rng.normal(size=batch) for _ in observables)
+    values, (vjp,) = dev.execute_and_compute_vjp(
+        [circuit(inputs, weights)], [dy], adjoint_config(dev)
+    )
+
+    # default.qubit, one row at a time (its broadcast backprop at 17 wires needs GBs)
+    def cost(w):
+        rows = [circuit(x, w) for x in inputs]
+        results = qml.execute(rows, qml.device("default.qubit"), diff_method="backprop")
+        return sum(dy[m][r] * results[r][m] for r in range(batch) for m in range(len(dy)))
+
+    want = qml.execute([circuit(x, weights) for x in inputs], qml.device("default.qubit"))
+    np.testing.assert_allclose(np.stack(values[0]), np.array(want).T, atol=tol, rtol=0)
+    expected = qml.grad(cost)(qml.numpy.array(weights, requires_grad=True))
+    np.testing.assert_allclose(np.asarray(vjp), expected, atol=tol * 100, rtol=0)
+
+
 def test_gates_of_one_standard_class_share_one_generator_and_others_keep_their_own():
     tape = qml.tape.QuantumScript(
         [

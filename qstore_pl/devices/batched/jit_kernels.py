@@ -29,25 +29,33 @@ DENSE, DIAGONAL, PERMUTATION, ROTATION = 0, 1, 2, 3
 
 
 @njit(cache=True, fastmath=True)
-def _one_wire(re, im, mr, mi, base, position):
+def _one_wire(re, im, mr, mi, base, position, offset=0, run=0, step=0):
+    """The 2x2 matrix at ``base`` on bit ``position`` of the planes ``re, im``.
+
+    By default on every pair; with ``run`` and ``step``, only on the pairs in runs of
+    ``run`` amplitudes every ``step``, from ``offset`` (a tile of
+    :func:`_one_wire_run`). The loop body stays written out here: calling a function
+    per block of pairs, even one numba inlines, cost 1.3-1.5x at strides below 32."""
     ar, ai, br, bi = mr[base], mi[base], mr[base + 1], mi[base + 1]
     cr, ci, dr, di = mr[base + 2], mi[base + 2], mr[base + 3], mi[base + 3]
     stride = 1 << position
-    size = re.shape[0]
-    for start in range(0, size, 2 * stride):
-        r0 = re[start : start + stride]
-        i0 = im[start : start + stride]
-        r1 = re[start + stride : start + 2 * stride]
-        i1 = im[start + stride : start + 2 * stride]
-        for j in range(stride):
-            x0r = r0[j]
-            x0i = i0[j]
-            x1r = r1[j]
-            x1i = i1[j]
-            r0[j] = ar * x0r - ai * x0i + br * x1r - bi * x1i
-            i0[j] = ar * x0i + ai * x0r + br * x1i + bi * x1r
-            r1[j] = cr * x0r - ci * x0i + dr * x1r - di * x1i
-            i1[j] = cr * x0i + ci * x0r + dr * x1i + di * x1r
+    if run == 0:
+        run = step = stride
+    for start in range(0, re.shape[0], 2 * stride):
+        for first in range(start + offset, start + stride, step):
+            r0 = re[first : first + run]
+            i0 = im[first : first + run]
+            r1 = re[first + stride : first + stride + run]
+            i1 = im[first + stride : first + stride + run]
+            for j in range(run):
+                x0r = r0[j]
+                x0i = i0[j]
+                x1r = r1[j]
+                x1i = i1[j]
+                r0[j] = ar * x0r - ai * x0i + br * x1r - bi * x1i
+                i0[j] = ar * x0i + ai * x0r + br * x1i + bi * x1r
+                r1[j] = cr * x0r - ci * x0i + dr * x1r - di * x1i
+                i1[j] = cr * x0i + ci * x0r + dr * x1i + di * x1r
 
 
 @njit(cache=True, fastmath=True)
@@ -261,10 +269,23 @@ def _apply_planes(
     spare planes ``sr, si``, which then trade places with ``re, im`` (no copy back):
     returns ``(re, im, sr, si)`` as they stand at the end."""
     size = re.shape[0]
-    for g in range(kinds.shape[0]):
+    g = -1
+    while g + 1 < kinds.shape[0]:
+        g += 1
         lo = position_offsets[g]
         hi = position_offsets[g + 1]
         kind = kinds[g]
+        if size > _CACHE_BLOCK and _one_wire_gate(kinds, position_offsets, g):
+            end = g + 1
+            while end < kinds.shape[0] and _one_wire_gate(kinds, position_offsets, end):
+                end += 1
+            if end - g > 1:
+                _one_wire_run(
+                    re, im, r, g, end, counts, position_offsets, positions, value_offsets,
+                    real, imag,
+                )  # fmt: skip
+                g = end - 1
+                continue
         if kind == ROTATION:
             _rotate(re, sr, positions[lo])
             _rotate(im, si, positions[lo])
@@ -289,6 +310,44 @@ def _apply_planes(
             base = value_offsets[g] + (r % counts[g]) * dim * dim
             _dense(re, im, real, imag, base, positions[lo:hi], lr, li)
     return re, im, sr, si
+
+
+@njit(cache=True, fastmath=True)
+def _one_wire_gate(kinds, position_offsets, g):
+    # plans encode every one-wire gate, diagonal or not, as a 2x2 matrix
+    return kinds[g] == DENSE and position_offsets[g + 1] - position_offsets[g] == 1
+
+
+@njit(cache=True, fastmath=True)
+def _one_wire_run(
+    re, im, r, first, end, counts, position_offsets, positions, value_offsets, real, imag
+):  # fmt: skip
+    """Gates ``first .. end - 1``, each a 2x2 matrix, on a row larger than
+    :data:`_CACHE_BLOCK`: two sweeps over the row instead of one per gate.
+
+    Gates on bits inside a block run block by block, and gates on bits across blocks
+    tile by tile (a tile is one run of amplitudes from every block, so both amplitudes
+    of each pair lie in it), each block or tile taking all of its gates while it sits
+    in the CPU cache: at 20 qubits 1.4x faster per gate than a pass per gate. Gates on
+    different bits commute and a bit's gates keep their order, so the result is the
+    sequence's.
+    """
+    size = re.shape[0]
+    block = _CACHE_BLOCK
+    run = max(block // (size // block), _BLOCK_STRIDE)
+    for tiles in (False, True):
+        starts = range(0, block, run) if tiles else range(0, size, block)
+        for start in starts:
+            for g in range(first, end):
+                position = positions[position_offsets[g]]
+                if ((1 << position) >= block) != tiles:
+                    continue
+                base = value_offsets[g] + (r % counts[g]) * 4
+                if tiles:
+                    _one_wire(re, im, real, imag, base, position, start, run, block)
+                else:
+                    stop = start + block
+                    _one_wire(re[start:stop], im[start:stop], real, imag, base, position)
 
 
 @njit(cache=True, fastmath=True)
@@ -534,35 +593,67 @@ def _off_diagonals(pr, pi, ar, ai, bits, shift, which, out):
     """The off-diagonal entries of ``out[i]`` for ``i`` in ``which``, bit ``bits[i]``
     sitting at ``bits[i] + shift`` in these planes.
 
+    Rows larger than :data:`_CACHE_BLOCK` amplitudes are read in two sweeps instead of
+    one per bit: bits inside a block are read block by block, and bits across blocks
+    tile by tile (a tile takes one run of amplitudes from every block, so the pairs of
+    every such bit lie inside it). Each bit's pass then hits a block or tile in the CPU
+    cache: at 20 qubits (4 MB planes) 0.44 against 0.62 ms per bit on one thread.
+
     Reading two bits per pass was tried: it halves the loads but spills registers, and
     was 1.4x slower at 16 qubits.
     """
-    for i in which:
-        s01r, s01i, s10r, s10i = _off_diagonal(pr, pi, ar, ai, 1 << (bits[i] + shift))
-        out[i, 0, 1] = complex(s01r, s01i)
-        out[i, 1, 0] = complex(s10r, s10i)
+    size = pr.shape[0]
+    block = min(size, _CACHE_BLOCK)
+    run = max(block // (size // block), _BLOCK_STRIDE)
+    totals = np.zeros((which.shape[0], 4))
+    for tiles in (False, True):
+        starts = range(0, block, run) if tiles else range(0, size, block)
+        for start in starts:
+            for m in range(which.shape[0]):
+                stride = 1 << (bits[which[m]] + shift)
+                if (stride >= block) != tiles:
+                    continue
+                if tiles:
+                    _off_diagonal(pr, pi, ar, ai, stride, totals[m], start, run, block)
+                else:
+                    stop = start + block
+                    _off_diagonal(
+                        pr[start:stop], pi[start:stop], ar[start:stop], ai[start:stop], stride,
+                        totals[m],
+                    )  # fmt: skip
+    for m in range(which.shape[0]):
+        out[which[m], 0, 1] = complex(totals[m, 0], totals[m, 1])
+        out[which[m], 1, 0] = complex(totals[m, 2], totals[m, 3])
 
 
 #: From this stride the pairs of a bit are read block by block (contiguous, vectorised);
 #: below it, lane by lane over strided views.
 _BLOCK_STRIDE = 8
 
+#: Rows of more amplitudes than this take runs of one-wire gates, and read their
+#: off-diagonal entries, block by block (:func:`_one_wire_run`, :func:`_off_diagonals`):
+#: four planes of a block, 512 KB in complex64, stay in L2.
+_CACHE_BLOCK = 1 << 15
+
 
 @njit(cache=True, fastmath=True)
-def _off_diagonal(pr, pi, ar, ai, stride):
-    """``Σ conj(λ[k_0]) ψ[k_1]`` and ``Σ conj(λ[k_1]) ψ[k_0]`` over the index pairs that
-    differ in the bit of ``stride``, as real and imaginary parts (float64 totals of
-    partial sums in the planes' precision: the compiler vectorises those)."""
-    total = np.zeros(4)
+def _off_diagonal(pr, pi, ar, ai, stride, total, offset=0, run=0, step=0):
+    """Add ``Σ conj(λ[k_0]) ψ[k_1]`` and ``Σ conj(λ[k_1]) ψ[k_0]`` over the index pairs
+    that differ in the bit of ``stride`` to ``total`` (real and imaginary parts; float64
+    totals of partial sums in the planes' precision: the compiler vectorises those).
+    ``offset, run, step`` pick pairs as for :func:`_one_wire`."""
     size = pr.shape[0]
+    if run == 0:
+        run = step = stride
     if stride >= _BLOCK_STRIDE:
         for start in range(0, size, 2 * stride):
-            mid = start + stride
-            _pair_sums(
-                ar[start:mid], ai[start:mid], pr[start:mid], pi[start:mid],
-                ar[mid : mid + stride], ai[mid : mid + stride],
-                pr[mid : mid + stride], pi[mid : mid + stride], total,
-            )  # fmt: skip
+            for lo in range(start + offset, start + stride, step):
+                hi = lo + stride
+                _pair_sums(
+                    ar[lo : lo + run], ai[lo : lo + run], pr[lo : lo + run],
+                    pi[lo : lo + run], ar[hi : hi + run], ai[hi : hi + run],
+                    pr[hi : hi + run], pi[hi : hi + run], total,
+                )  # fmt: skip
     else:
         step = 2 * stride
         for lane in range(stride):
@@ -571,7 +662,6 @@ def _off_diagonal(pr, pi, ar, ai, stride):
                 ar[lane::step], ai[lane::step], pr[lane::step], pi[lane::step],
                 ar[mid::step], ai[mid::step], pr[mid::step], pi[mid::step], total,
             )  # fmt: skip
-    return total[0], total[1], total[2], total[3]
 
 
 @njit(cache=True, fastmath=True)
