@@ -453,6 +453,28 @@ def test_rows_wider_than_a_cache_block_keep_values_and_gradients(kwargs, tol):
     np.testing.assert_allclose(np.asarray(vjp), expected, atol=tol * 100, rtol=0)
 
 
+def test_auto_kernel_sends_only_wide_circuits_with_entangling_matrices_to_qsim():
+    """From ``QSIM_MIN_WIRES`` complex64 wires, circuits with matrices on several wires
+    run on qsim's fused kernels; circuits of one-wire gates and permutations stay on
+    the row kernel, which is faster for them; ``kernel="qsim"`` takes every circuit."""
+    from qstore_pl.devices.batched.device import QSIM_MIN_WIRES
+    from qstore_pl.devices.batched.kernel import StateKernel
+    from qstore_pl.devices.batched.qsim_kernel import QsimStateKernel
+
+    def bound(n, entangling):
+        ops = [qml.RY(0.1 * w, w) for w in range(n)] + [qml.CNOT([w, w + 1]) for w in range(n - 1)]
+        ops += [qml.IsingXX(0.3, [0, n - 1])] if entangling else [qml.Toffoli([0, 1, 2])]
+        tape = qml.tape.QuantumScript(ops, [qml.expval(qml.Z(0))])
+        return Program(tape).bind([tape])
+
+    auto = BatchedDevice(wires=QSIM_MIN_WIRES, c_dtype=np.complex64)
+    assert isinstance(auto.kernel_for(bound(QSIM_MIN_WIRES, True)), QsimStateKernel)
+    assert type(auto.kernel_for(bound(QSIM_MIN_WIRES, False))) is StateKernel
+    assert type(auto.kernel_for(bound(QSIM_MIN_WIRES - 1, True))) is StateKernel
+    forced = BatchedDevice(wires=QSIM_MIN_WIRES, c_dtype=np.complex64, kernel="qsim")
+    assert isinstance(forced.kernel_for(bound(4, False)), QsimStateKernel)
+
+
 def test_gates_of_one_standard_class_share_one_generator_and_others_keep_their_own():
     tape = qml.tape.QuantumScript(
         [

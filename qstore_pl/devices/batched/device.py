@@ -68,10 +68,24 @@ MAX_GATE_WIRES = 4
 #: Gates applied as one matrix on any number of wires: decomposing a general unitary
 #: takes ``O(4**k)`` gates, more than the dense matrix's ``2**k`` per amplitude.
 DENSE_ANY_WIDTH = frozenset({"QubitUnitary", "ControlledQubitUnitary"})
-#: From this width, complex64 circuits run on qsim's kernels. Measured on a 2-core x86
-#: machine (W1 train step, batch 32): the row kernel wins at 16 qubits (691 vs 1103
-#: ms) and 18 (2.3 vs 2.5 s) and ties at 20; qsim's forward pass pulls ahead from 20.
+#: From this width, complex64 circuits with matrices on several wires run on qsim's
+#: kernels, which fuse gates into blocks of wires: a random circuit of every gate
+#: family (a third of its gates on two wires) took 10.0 against 16.4 s for a train
+#: step at 20 qubits. Circuits of one-wire gates and permutations (W1, the templates)
+#: stay on the row kernel at every width, whose runs of one-wire gates go block by
+#: block through the CPU cache: W1's engine step took 3.4-3.9 against 5.0-5.3 s at 20
+#: qubits (batch 32), 7.6 against 9.9-12.0 s at 24 (batch 2), on 2 x86 cores.
 QSIM_MIN_WIRES = 20
+
+
+def _matrices_on_several_wires(program: Program) -> bool:
+    """Whether a gate of ``program`` is a matrix or diagonal on several wires (not a
+    permutation): what qsim's fused kernels apply faster than the row kernel."""
+    found = program.__dict__.get("_matrices_on_several_wires")
+    if found is None:
+        found = any(len(g.wires) > 1 and g.kind != "perm" for g in program.gates)
+        program.__dict__["_matrices_on_several_wires"] = found
+    return found
 
 
 def _supported_gate(op) -> bool:
@@ -108,8 +122,9 @@ class BatchedDevice(Device):
         ``np.complex128`` (default) or ``np.complex64``. Single precision halves memory
         traffic; expectation values then agree with complex128 to about ``1e-6``.
     kernel : {"auto", "jit", "qsim"}
-        The compiled row kernel, qsim's kernels (complex64 only), or qsim from
-        ``qsim_min_wires`` wires up in complex64 (``"auto"``).
+        The compiled row kernel, qsim's kernels (complex64 only), or (``"auto"``) qsim
+        from ``qsim_min_wires`` wires up in complex64 for circuits with matrices on
+        several wires.
     qsim_min_wires : int
         The width from which ``"auto"`` uses qsim.
     seed : int or numpy Generator, optional
@@ -295,8 +310,13 @@ class BatchedDevice(Device):
         return self._jit
 
     def kernel_for(self, bound: BoundProgram):
-        """qsim's kernels for wide complex64 circuits, the compiled row kernel otherwise."""
-        if self._qsim is not None and bound.program.num_wires >= self._qsim_min_wires:
+        """qsim's kernels for wide complex64 circuits with matrices on several wires
+        (:data:`QSIM_MIN_WIRES`), or for every circuit with ``kernel="qsim"``; the
+        compiled row kernel otherwise."""
+        program = bound.program
+        if self._qsim is None or program.num_wires < self._qsim_min_wires:
+            return self._jit
+        if self._qsim_min_wires == 0 or _matrices_on_several_wires(program):
             return self._qsim
         return self._jit
 
