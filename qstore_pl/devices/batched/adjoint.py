@@ -402,9 +402,24 @@ def _carried_operators(
         rows = max(m.shape[0] for m in matrices)
         if rows > 1:
             matrices = [m if m.shape[0] == rows else np.repeat(m, rows, 0) for m in matrices]
-        s = np.stack(matrices)
-        operators = s @ operators @ np.conj(np.swapaxes(s, -1, -2))
+        operators = _sandwich(np.stack(matrices), operators)
     return operators
+
+
+def _sandwich(s: np.ndarray, o: np.ndarray) -> np.ndarray:
+    """``s @ o @ s†`` for stacks of ``2x2`` matrices, entry by entry: numpy's matmul
+    loops over the little matrices one by one (12x slower for 16 gates x 256 rows)."""
+    s00, s01, s10, s11 = s[..., 0, 0], s[..., 0, 1], s[..., 1, 0], s[..., 1, 1]
+    o00, o01, o10, o11 = o[..., 0, 0], o[..., 0, 1], o[..., 1, 0], o[..., 1, 1]
+    t00, t01 = s00 * o00 + s01 * o10, s00 * o01 + s01 * o11
+    t10, t11 = s10 * o00 + s11 * o10, s10 * o01 + s11 * o11
+    c00, c01, c10, c11 = np.conj(s00), np.conj(s10), np.conj(s01), np.conj(s11)  # s†
+    out = np.empty(np.broadcast_shapes(s.shape, o.shape), dtype=np.result_type(s, o))
+    out[..., 0, 0] = t00 * c00 + t01 * c10
+    out[..., 0, 1] = t00 * c01 + t01 * c11
+    out[..., 1, 0] = t10 * c00 + t11 * c10
+    out[..., 1, 1] = t10 * c01 + t11 * c11
+    return out
 
 
 def _read_ones(bound: BoundProgram, read: _Read, transitions: np.ndarray):
