@@ -455,14 +455,16 @@ def test_rows_wider_than_a_cache_block_keep_values_and_gradients(kwargs, tol):
 
 def test_auto_kernel_sends_only_wide_circuits_with_entangling_matrices_to_qsim():
     """From ``QSIM_MIN_WIRES`` complex64 wires, circuits with matrices on several wires
-    run on qsim's fused kernels; circuits of one-wire gates and permutations stay on
-    the row kernel, which is faster for them; ``kernel="qsim"`` takes every circuit."""
+    and single circuits run on qsim's fused kernels; batches of one-wire gates and
+    permutations stay on the row kernel, which is faster for them; ``kernel="qsim"``
+    takes every circuit."""
     from qstore_pl.devices.batched.device import QSIM_MIN_WIRES
     from qstore_pl.devices.batched.kernel import StateKernel
     from qstore_pl.devices.batched.qsim_kernel import QsimStateKernel
 
-    def bound(n, entangling):
-        ops = [qml.RY(0.1 * w, w) for w in range(n)] + [qml.CNOT([w, w + 1]) for w in range(n - 1)]
+    def bound(n, entangling, rows=2):
+        angles = np.linspace(0, 1, rows) if rows > 1 else 0.1
+        ops = [qml.RY(angles, w) for w in range(n)] + [qml.CNOT([w, w + 1]) for w in range(n - 1)]
         ops += [qml.IsingXX(0.3, [0, n - 1])] if entangling else [qml.Toffoli([0, 1, 2])]
         tape = qml.tape.QuantumScript(ops, [qml.expval(qml.Z(0))])
         return Program(tape).bind([tape])
@@ -471,6 +473,8 @@ def test_auto_kernel_sends_only_wide_circuits_with_entangling_matrices_to_qsim()
     assert isinstance(auto.kernel_for(bound(QSIM_MIN_WIRES, True)), QsimStateKernel)
     assert type(auto.kernel_for(bound(QSIM_MIN_WIRES, False))) is StateKernel
     assert type(auto.kernel_for(bound(QSIM_MIN_WIRES - 1, True))) is StateKernel
+    # a single row would get one of the row kernel's threads; qsim's use them all
+    assert isinstance(auto.kernel_for(bound(QSIM_MIN_WIRES, False, rows=1)), QsimStateKernel)
     forced = BatchedDevice(wires=QSIM_MIN_WIRES, c_dtype=np.complex64, kernel="qsim")
     assert isinstance(forced.kernel_for(bound(4, False)), QsimStateKernel)
 

@@ -74,7 +74,9 @@ DENSE_ANY_WIDTH = frozenset({"QubitUnitary", "ControlledQubitUnitary"})
 #: step at 20 qubits. Circuits of one-wire gates and permutations (W1, the templates)
 #: stay on the row kernel at every width, whose runs of one-wire gates go block by
 #: block through the CPU cache: W1's engine step took 3.4-3.9 against 5.0-5.3 s at 20
-#: qubits (batch 32), 7.6 against 9.9-12.0 s at 24 (batch 2), on 2 x86 cores.
+#: qubits (batch 32), 7.6 against 9.9-12.0 s at 24 (batch 2), on 2 x86 cores. A
+#: single circuit goes to qsim too: the row kernel runs rows in parallel, so one row
+#: gets one thread (W1's forward pass at 24 qubits: 1.3-1.5 against 0.7-0.9 s).
 QSIM_MIN_WIRES = 20
 
 
@@ -310,13 +312,13 @@ class BatchedDevice(Device):
         return self._jit
 
     def kernel_for(self, bound: BoundProgram):
-        """qsim's kernels for wide complex64 circuits with matrices on several wires
-        (:data:`QSIM_MIN_WIRES`), or for every circuit with ``kernel="qsim"``; the
-        compiled row kernel otherwise."""
+        """qsim's kernels for wide complex64 circuits with matrices on several wires or
+        a single row (:data:`QSIM_MIN_WIRES`), or for every circuit with
+        ``kernel="qsim"``; the compiled row kernel otherwise."""
         program = bound.program
         if self._qsim is None or program.num_wires < self._qsim_min_wires:
             return self._jit
-        if self._qsim_min_wires == 0 or _matrices_on_several_wires(program):
+        if self._qsim_min_wires == 0 or bound.batch == 1 or _matrices_on_several_wires(program):
             return self._qsim
         return self._jit
 
