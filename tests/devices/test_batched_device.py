@@ -479,6 +479,41 @@ def test_auto_kernel_sends_only_wide_circuits_with_entangling_matrices_to_qsim()
     assert isinstance(forced.kernel_for(bound(4, False)), QsimStateKernel)
 
 
+@pytest.mark.parametrize("dtype, tol", [(np.complex128, DOUBLE), (np.complex64, SINGLE)])
+def test_transition_reads_of_one_row_or_several_equal_numpys(dtype, tol):
+    """The adjoint sweep's ``2x2`` transition matrices, read with every thread on the
+    bits (a single circuit: fewer rows than threads) or row by row, block by block
+    (rows wider than a cache block), equal numpy's sums over each bit's index pairs."""
+    import numba
+
+    from qstore_pl.devices.batched import jit_kernels
+
+    n = 17
+    rng = np.random.default_rng(3)
+    bits = np.arange(n, dtype=np.int64)
+    off = np.arange(n) % 3 != 1
+    threads = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for batch in (1, 2):  # with 2 threads: split over bits, then over rows
+            rows = batch + 2 * batch  # ψ over two stacked adjoint copies
+            states = rng.normal(size=(rows, 2**n)) + 1j * rng.normal(size=(rows, 2**n))
+            states = (states / np.linalg.norm(states, axis=1, keepdims=True)).astype(dtype)
+            out = np.full((rows - batch, n, 2, 2), np.nan, dtype=complex)
+            jit_kernels.read_transitions(states, batch, bits, off, out)
+            for j in range(rows - batch):
+                psi, lam = states[j % batch].astype(complex), states[batch + j].astype(complex)
+                for i, b in enumerate(bits):
+                    p = psi.reshape(-1, 2, 2**b)
+                    la = np.conj(lam.reshape(-1, 2, 2**b))
+                    want = np.einsum("xay,xby->ab", la, p)
+                    if not off[i]:
+                        want[0, 1] = want[1, 0] = 0
+                    np.testing.assert_allclose(out[j, i], want, atol=tol * 10, rtol=0)
+    finally:
+        numba.set_num_threads(threads)
+
+
 def test_gates_of_one_standard_class_share_one_generator_and_others_keep_their_own():
     tape = qml.tape.QuantumScript(
         [

@@ -404,7 +404,16 @@ def adjoint_step(
     ``off_diagonal[i]``; the diagonal ones take one pass for all bits.
     """
     work = states.shape[0] * states.shape[1] * (kinds.shape[0] + bits.shape[0])
-    if work >= PARALLEL_MIN_WORK:
+    threads = numba.get_num_threads()
+    if work >= PARALLEL_MIN_WORK and batch < threads and off_diagonal.any():
+        # fewer rows than threads (one wide circuit): the rows leave threads idle, so
+        # the off-diagonal reads, a pass per bit, are split over the threads instead
+        _adjoint_rows_serial(
+            states, batch, kinds, counts, position_offsets, positions, value_offsets, real,
+            imag, bits, np.zeros_like(off_diagonal), out,
+        )  # fmt: skip
+        _off_diagonal_reads_parallel(states, batch, real, bits, off_diagonal, out, threads)
+    elif work >= PARALLEL_MIN_WORK:
         _adjoint_rows_parallel(
             states, batch, kinds, counts, position_offsets, positions, value_offsets, real,
             imag, bits, off_diagonal, out, min(numba.get_num_threads(), batch),
@@ -424,6 +433,37 @@ def read_transitions(states, batch, bits, off_diagonal, out):
         states, batch, empty, empty, np.zeros(1, np.int64), empty, empty, values, values,
         bits, off_diagonal, out,
     )  # fmt: skip
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _off_diagonal_reads_parallel(states, batch, real, bits, off_diagonal, out, teams):
+    """The off-diagonal entries of :func:`adjoint_step`'s reads, each row pair's bits
+    split over ``teams`` threads (``real`` gives the planes' precision)."""
+    size = states.shape[1]
+    n = 0
+    while (1 << n) < size:
+        n += 1
+    planes = np.empty((8, size), dtype=real.dtype)
+    pr, pi, ar, ai = planes[0], planes[1], planes[2], planes[3]
+    qr, qi, br, bi = planes[4], planes[5], planes[6], planes[7]
+    # bits 0-2 on copies rotated by 3, as in _transitions
+    rotate = size >= _READ_ROTATION_MIN_SIZE
+    off = [i for i in range(bits.shape[0]) if off_diagonal[i]]
+    moved = np.array([i for i in off if rotate and bits[i] < 3], dtype=np.int64)
+    direct = np.array([i for i in off if not (rotate and bits[i] < 3)], dtype=np.int64)
+    for r in range(batch):
+        _load(states[r], pr, pi)
+        if moved.shape[0]:
+            _rotate(pr, qr, 3)
+            _rotate(pi, qi, 3)
+        for j in range(batch + r, states.shape[0], batch):
+            _load(states[j], ar, ai)
+            if moved.shape[0]:
+                _rotate(ar, br, 3)
+                _rotate(ai, bi, 3)
+            for t in prange(teams):  # each team writes its own bits' entries
+                _off_diagonals(pr, pi, ar, ai, bits, 0, direct[t::teams], out[j - batch])
+                _off_diagonals(qr, qi, br, bi, bits, n - 3, moved[t::teams], out[j - batch])
 
 
 @njit(parallel=True, cache=True, fastmath=True)
