@@ -10,10 +10,13 @@ shared, and CPU time is the figure that survives other jobs best.
 ``--compare-to DIR`` runs the same measurement with the ``qstore_pl`` of another
 checkout (for instance a worktree of an earlier commit) in a subprocess, interleaved
 with this one's, and prints the ratios: how much a change to the engine bought.
+``--kernel`` picks the engine's kernel (the row kernel by default, ``qsim``, or
+``auto``: what ``qstore.batched`` picks), ``--compare-kernel`` the compared run's.
 
     python benchmarks/bench_adjoint.py --qubits 12 16 --dtype complex64
     git worktree add /tmp/before <commit>
     python benchmarks/bench_adjoint.py --qubits 16 --compare-to /tmp/before --rounds 3
+    python benchmarks/bench_adjoint.py --qubits 20 --compare-to . --compare-kernel qsim
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ LAYERS, BATCH = 4, 32
 PHASES = ("forward", "measure", "adjoint states", "backward")
 
 
-def measure(n: int, dtype: str, repeats: int) -> dict[str, dict[str, float]]:
+def measure(n: int, dtype: str, repeats: int, kernel: str) -> dict[str, dict[str, float]]:
     """Median wall and CPU milliseconds per phase of one engine train step."""
     import pennylane as qml
 
@@ -51,7 +54,7 @@ def measure(n: int, dtype: str, repeats: int) -> dict[str, dict[str, float]]:
             ops += [qml.RY(w[layer, i, 0], wires=i), qml.RZ(w[layer, i, 1], wires=i)]
         ops += [qml.CNOT([i, (i + 1) % n]) for i in range(n)]
     tape = qml.tape.QuantumScript(ops, [qml.expval(qml.Z(i)) for i in range(n)])
-    device = BatchedDevice(wires=n, c_dtype=np.dtype(dtype).type, kernel="jit")
+    device = BatchedDevice(wires=n, c_dtype=np.dtype(dtype).type, kernel=kernel)
     program = Program(tape)
     bound = program.bind([tape])
     kernel = device.kernel_for(bound)
@@ -81,11 +84,11 @@ def measure(n: int, dtype: str, repeats: int) -> dict[str, dict[str, float]]:
     }
 
 
-def run_elsewhere(checkout: str, n: int, dtype: str, repeats: int) -> dict:
+def run_elsewhere(checkout: str, n: int, dtype: str, repeats: int, kernel: str) -> dict:
     """:func:`measure` with the ``qstore_pl`` of ``checkout``, in a subprocess."""
     env = dict(os.environ, PYTHONPATH=checkout, QSTORE_CALIBRATION="off")
     command = [sys.executable, __file__, "--one", str(n), "--dtype", dtype]
-    command += ["--repeats", str(repeats)]
+    command += ["--repeats", str(repeats), "--kernel", kernel]
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -97,24 +100,33 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds")
     parser.add_argument("--compare-to", help="a checkout whose qstore_pl to compare against")
+    parser.add_argument("--kernel", choices=("jit", "qsim", "auto"), default="jit")
+    parser.add_argument("--compare-kernel", choices=("jit", "qsim", "auto"))
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.dtype, args.repeats)))
+        print(json.dumps(measure(args.one, args.dtype, args.repeats, args.kernel)))
         return
+    compare_kernel = args.compare_kernel or args.kernel
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     rows = []
     for n in args.qubits:
         mine, theirs = [], []
         for _ in range(args.rounds):
-            mine.append(run_elsewhere(here, n, args.dtype, args.repeats))
+            mine.append(run_elsewhere(here, n, args.dtype, args.repeats, args.kernel))
             if args.compare_to:
-                theirs.append(run_elsewhere(args.compare_to, n, args.dtype, args.repeats))
+                theirs.append(
+                    run_elsewhere(args.compare_to, n, args.dtype, args.repeats, compare_kernel)
+                )
         rows.append((n, mine, theirs))
     header = "| qubits | phase | wall ms | CPU ms |"
     if args.compare_to:
         header += " compared: wall ms | compared: CPU ms | CPU ratio (compared / this) |"
-    print(f"W1 engine train step, batch {BATCH}, {args.dtype}, medians over {args.rounds} round(s)")
+    print(
+        f"W1 engine train step, batch {BATCH}, {args.dtype}, kernel {args.kernel}"
+        + (f" (compared: {compare_kernel})" if args.compare_to else "")
+        + f", medians over {args.rounds} round(s)"
+    )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for n, mine, theirs in rows:

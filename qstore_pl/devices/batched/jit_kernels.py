@@ -314,7 +314,7 @@ def _apply_planes(
 
 @njit(cache=True, fastmath=True)
 def _one_wire_gate(kinds, position_offsets, g):
-    # plans encode every one-wire gate, diagonal or not, as a 2x2 matrix
+    # runs take 2x2 matrices, as plans encode every one-wire gate; a diagonal runs alone
     return kinds[g] == DENSE and position_offsets[g + 1] - position_offsets[g] == 1
 
 
