@@ -126,7 +126,7 @@ class BatchedDevice(Device):
     kernel : {"auto", "jit", "qsim"}
         The compiled row kernel, qsim's kernels (complex64 only), or (``"auto"``) qsim
         from ``qsim_min_wires`` wires up in complex64 for circuits with matrices on
-        several wires.
+        several wires and for single circuits.
     qsim_min_wires : int
         The width from which ``"auto"`` uses qsim.
     seed : int or numpy Generator, optional

@@ -416,7 +416,7 @@ def adjoint_step(
     elif work >= PARALLEL_MIN_WORK:
         _adjoint_rows_parallel(
             states, batch, kinds, counts, position_offsets, positions, value_offsets, real,
-            imag, bits, off_diagonal, out, min(numba.get_num_threads(), batch),
+            imag, bits, off_diagonal, out, min(threads, batch),
         )  # fmt: skip
     else:
         _adjoint_rows_serial(
@@ -440,17 +440,12 @@ def _off_diagonal_reads_parallel(states, batch, real, bits, off_diagonal, out, t
     """The off-diagonal entries of :func:`adjoint_step`'s reads, each row pair's bits
     split over ``teams`` threads (``real`` gives the planes' precision)."""
     size = states.shape[1]
-    n = 0
-    while (1 << n) < size:
-        n += 1
+    n = _bit_count(size)
     planes = np.empty((8, size), dtype=real.dtype)
     pr, pi, ar, ai = planes[0], planes[1], planes[2], planes[3]
     qr, qi, br, bi = planes[4], planes[5], planes[6], planes[7]
-    # bits 0-2 on copies rotated by 3, as in _transitions
-    rotate = size >= _READ_ROTATION_MIN_SIZE
-    off = [i for i in range(bits.shape[0]) if off_diagonal[i]]
-    moved = np.array([i for i in off if rotate and bits[i] < 3], dtype=np.int64)
-    direct = np.array([i for i in off if not (rotate and bits[i] < 3)], dtype=np.int64)
+    which = np.empty((2, bits.shape[0]), dtype=np.int64)
+    direct, moved = _split_off_diagonals(size, bits, off_diagonal, which)
     for r in range(batch):
         _load(states[r], pr, pi)
         if moved.shape[0]:
@@ -524,16 +519,9 @@ def _adjoint_row(
     )  # fmt: skip
     if kinds.shape[0]:
         _store(states[r], pr, pi)
-    # off-diagonal reads on bits 0-2 pair close amplitudes (3-6x slower): they read
-    # from copies of ψ and λ with the row's bits rotated by 3
-    rotated = pr.shape[0] >= _READ_ROTATION_MIN_SIZE
-    if rotated:
-        rotated = False
-        for i in range(bits.shape[0]):
-            rotated = rotated or (off_diagonal[i] and bits[i] < 3)
-    qr, qi, br, bi = pr, pi, ar, ai  # unused unless rotated
-    if rotated:
-        qr, qi, br, bi = work[6], work[7], work[8], work[9]
+    direct, moved = _split_off_diagonals(pr.shape[0], bits, off_diagonal, which)
+    qr, qi, br, bi = work[6], work[7], work[8], work[9]  # rotated copies, if any bit moved
+    if moved.shape[0]:
         _rotate(pr, qr, 3)
         _rotate(pi, qi, 3)
     for j in range(batch + r, states.shape[0], batch):
@@ -546,8 +534,7 @@ def _adjoint_row(
             _store(states[j], ar, ai)
         if bits.shape[0]:
             _transitions(
-                pr, pi, ar, ai, qr, qi, br, bi, rotated, bits, off_diagonal, out[j - batch],
-                sums, which,
+                pr, pi, ar, ai, qr, qi, br, bi, bits, direct, moved, out[j - batch], sums
             )  # fmt: skip
 
 
@@ -556,16 +543,41 @@ _READ_ROTATION_MIN_SIZE = 1 << 10
 
 
 @njit(cache=True, fastmath=True)
-def _transitions(
-    pr, pi, ar, ai, qr, qi, br, bi, rotated, bits, off_diagonal, out, sums, which
-):  # fmt: skip
-    """:func:`adjoint_step`'s reads for one pair of rows held as planes (ψ: ``pr, pi``;
-    λ: ``ar, ai``). When ``rotated``, ``qr, qi`` hold ψ with its bits rotated by 3 and
-    ``br, bi`` take λ's: off-diagonal reads on bits 0-2 run there."""
-    size = pr.shape[0]
+def _split_off_diagonals(size, bits, off_diagonal, which):
+    """The reads (indices into ``bits``) whose off-diagonal entries are wanted, split
+    into those read in place and those read from copies rotated by 3: reads on bits 0-2
+    pair close amplitudes (3-6x slower), so rows of :data:`_READ_ROTATION_MIN_SIZE`
+    amplitudes and more read them rotated. ``which`` (``(2, len(bits))``) holds them."""
+    rotate = size >= _READ_ROTATION_MIN_SIZE
+    n_direct = n_moved = 0
+    for i in range(bits.shape[0]):
+        if not off_diagonal[i]:
+            continue
+        if rotate and bits[i] < 3:
+            which[1, n_moved] = i
+            n_moved += 1
+        else:
+            which[0, n_direct] = i
+            n_direct += 1
+    return which[0, :n_direct], which[1, :n_moved]
+
+
+@njit(cache=True)
+def _bit_count(size):
+    """``n`` for a row of ``2**n`` amplitudes."""
     n = 0
     while (1 << n) < size:
         n += 1
+    return n
+
+
+@njit(cache=True, fastmath=True)
+def _transitions(pr, pi, ar, ai, qr, qi, br, bi, bits, direct, moved, out, sums):
+    """:func:`adjoint_step`'s reads for one pair of rows held as planes (ψ: ``pr, pi``;
+    λ: ``ar, ai``); off-diagonal entries for the reads ``direct`` in place and ``moved``
+    (:func:`_split_off_diagonals`) from ``qr, qi`` (ψ with its bits rotated by 3) and
+    ``br, bi`` (which take λ's)."""
+    size = pr.shape[0]
     low = 0
     while (1 << (2 * (low + 1))) <= size:  # low half: floor(n / 2) bits
         low += 1
@@ -609,23 +621,11 @@ def _transitions(
         out[i, 1, 1] = ones
         out[i, 0, 1] = 0j
         out[i, 1, 0] = 0j
-    # off-diagonal entries, those of bits 0-2 on the rotated copies
-    direct, moved = which[0], which[1]
-    n_direct = n_moved = 0
-    for i in range(bits.shape[0]):
-        if not off_diagonal[i]:
-            continue
-        if rotated and bits[i] < 3:
-            moved[n_moved] = i
-            n_moved += 1
-        else:
-            direct[n_direct] = i
-            n_direct += 1
-    if n_moved:
+    if moved.shape[0]:
         _rotate(ar, br, 3)
         _rotate(ai, bi, 3)
-        _off_diagonals(qr, qi, br, bi, bits, n - 3, moved[:n_moved], out)
-    _off_diagonals(pr, pi, ar, ai, bits, 0, direct[:n_direct], out)
+        _off_diagonals(qr, qi, br, bi, bits, _bit_count(size) - 3, moved, out)
+    _off_diagonals(pr, pi, ar, ai, bits, 0, direct, out)
 
 
 @njit(cache=True, fastmath=True)
