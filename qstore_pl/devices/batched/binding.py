@@ -95,9 +95,12 @@ class ValueProgram:
             raise ValueError(f"{len(sources)} sources for {len(program.param_ops)} gates")
         generic = [t.name for t in program.gates if t.num_params and not t.class_matrix]
         if program.has_state_prep or program.phase_gates or generic:
+            found = generic or (
+                "a state preparation" if program.has_state_prep else "a global phase"
+            )
             raise ValueError(
                 "a value program needs gates whose class builds their matrices, no state "
-                f"preparation and no global phase (found {generic or 'a state preparation'})"
+                f"preparation and no global phase (found {found})"
             )
         for mp in program.measurements:
             if not (isinstance(mp, ProbabilityMP) and mp.obs is None) and not isinstance(
@@ -217,11 +220,24 @@ class ValueProgram:
         """Gradients of ``sum(cotangent * outputs)`` for the arguments in ``wanted``.
 
         One adjoint sweep for the whole batch; other arguments get ``None``.
+        ``cotangent`` may stack ``T`` cotangents of the batch, ``(T * B, num_outputs)``
+        (a Jacobian's unit vectors, a ``jax.vmap`` of the VJP): the sweep then carries
+        ``T`` adjoint states per circuit, and per-sample arguments get ``(T * B, ...)``
+        gradients, copy after copy.
         """
         from qstore_pl.devices.batched.device import threads_for
 
         batch, n = bound.batch, self.num_wires
-        cotangent = np.asarray(cotangent, dtype=float).reshape(batch, self.num_outputs)
+        cotangent = np.asarray(cotangent, dtype=float).reshape(-1, self.num_outputs)
+        rows = cotangent.shape[0]
+        stacked = rows // batch
+        if stacked * batch != rows or (
+            stacked > 1 and not all(self.per_sample[arg] for arg in wanted)
+        ):
+            raise ValueError(
+                f"{rows} cotangent rows for a batch of {batch}: give one row per sample, "
+                "or whole stacked copies of the batch for per-sample arguments only"
+            )
         dys, offset = [], 0
         for size in self.sizes:
             part = cotangent[:, offset : offset + size]
@@ -230,37 +246,41 @@ class ValueProgram:
         trainable = self._trainable(wanted)
         kernel = device.kernel_for(bound)
         with threads_for(bound):
-            lam = adjoint_states(kernel, psi, self.program.measurements, dys, n)
+            copies = psi if stacked == 1 else np.concatenate([psi] * stacked)
+            lam = adjoint_states(kernel, copies, self.program.measurements, dys, n)
             grads = backward(kernel, bound, psi, lam, trainable)
         out: list[np.ndarray | None] = [None] * len(arrays)
         values = self._flat(arrays, batch) if self._expressions else []  # for products
+        values = [np.tile(v, (stacked, 1)) if v.ndim == 2 else v for v in values]
         for arg in wanted:
             slots, index, scale = self._reads[arg]
             shape = np.shape(arrays[arg])
             if self.per_sample[arg]:
-                flat = np.zeros((int(np.prod(shape[1:], dtype=int)), batch))
+                flat = np.zeros((int(np.prod(shape[1:], dtype=int)), rows))
+                shape = (rows, *shape[1:])
             else:
                 flat = np.zeros((int(np.prod(shape, dtype=int)), 1))
             if slots.size:
-                rows = np.stack([grads[self._position_of(j)] for j in slots.tolist()])
-                rows = rows * scale[:, None]  # (slots, B)
+                per_slot = np.stack([grads[self._position_of(j)] for j in slots.tolist()])
+                per_slot = per_slot * scale[:, None]  # (slots, rows)
                 if not self.per_sample[arg]:
-                    rows = rows.sum(axis=1, keepdims=True)
-                np.add.at(flat, index, rows)
+                    per_slot = per_slot.sum(axis=1, keepdims=True)
+                np.add.at(flat, index, per_slot)
             if self._expressions:
-                self._add_expression_grads(flat, arg, grads, values, batch)
+                self._add_expression_grads(flat, arg, grads, values, rows)
             out[arg] = (flat.T if self.per_sample[arg] else flat[:, 0]).reshape(shape)
         return out
 
     def _add_expression_grads(
-        self, flat: np.ndarray, arg: int, grads, values: list[np.ndarray], batch: int
+        self, flat: np.ndarray, arg: int, grads, values: list[np.ndarray], rows: int
     ):
-        """Add to ``flat`` (argument ``arg``'s gradient, ``(size, B or 1)``) what the
+        """Add to ``flat`` (argument ``arg``'s gradient, ``(size, rows or 1)``) what the
         expression angles pass on: ``d angle / d element`` times the angle's gradient
-        (``values``: the arguments as :meth:`_flat` gives them)."""
+        (``values``: the arguments as :meth:`_flat` gives them, per-sample ones
+        stacked like the rows)."""
         shared = not self.per_sample[arg]
         for j, expression in self._expressions:
-            g = grads[self._position_of(j)]  # (B,)
+            g = grads[self._position_of(j)]  # (rows,)
             terms = [(s, s.scale) for s in expression.linear]
             for a, b in expression.products:  # d(a b)/da = b, d(a b)/db = a
                 scale = a.scale * b.scale
@@ -271,7 +291,7 @@ class ValueProgram:
             for source, factor in terms:
                 if source.arg != arg:
                     continue
-                row = np.broadcast_to(factor * g, (batch,))
+                row = np.broadcast_to(factor * g, (rows,))
                 flat[source.index] += row.sum() if shared else row
 
     def _position_of(self, slot: int) -> int:
