@@ -5,9 +5,10 @@ digits 3 vs 6, PCA to 8 features, angle encoding + a depth-2 ring hardware-effic
 ansatz on 8 qubits, <Z> on every qubit, a linear head, Adam, cross-entropy; 8 full
 batches of 32 per epoch (the same batches for every contender), then the test set.
 
-- ``jax circuit_function``: ``qstore_pl.jax.circuit_function`` under ``jax.jit`` (one
-  router call per batch); its compile time is the ahead-of-time ``lower().compile()``
-  of the training step;
+- ``jax circuit_function``: ``qstore_pl.jax.circuit_function`` under ``jax.jit`` (a
+  step is one forward and one VJP router run for the whole batch, on the compiled
+  path); its compile time is the ahead-of-time ``lower().compile()`` of the training
+  step;
 - ``torch QuantumLayer``: ``qstore_pl.torch.QuantumLayer`` (TorchLayer) + Linear;
 - ``jax QNode vmap`` (``--qnode-vmap``): the notebook before, a one-sample QNode with
   ``interface="jax"`` mapped over the batch with ``jax.vmap``.

@@ -1,13 +1,18 @@
-"""A circuit structure whose every gate angle is broadcast, run for values and Jacobians.
+"""A circuit structure whose every gate angle is broadcast, run for values and VJPs.
 
 A framework that records a circuit once per structure (JAX at trace time) hands the
-host a table of gate angles, ``(n_params, batch)``: one row per one-parameter gate,
-one column per sample, weights repeated along the batch. Because every angle is
-broadcast, one vector-Jacobian product with the cotangent ``e_o`` on every sample
-gives ``d out[b, o] / d angle[k, b]`` for all ``b`` and ``k`` at once (samples do not
-mix); stacking the outputs along the batch axis gives the whole per-sample Jacobian
-in one device call. The framework then applies the chain rule through its own
-recording of how the angles came from its inputs and weights.
+host a table of gate angles, ``(n_params, batch)``: one row per gate angle it
+computed, one column per sample, weights repeated along the batch. Because every
+angle is broadcast, samples do not mix: one vector-Jacobian product gives every
+sample's own gradient, ``cotangent[b] . d out[b] / d angle[:, b]``, and ``T``
+cotangents (a Jacobian's unit vectors ``e_o``) stacked along the batch axis give
+``T`` of them in one device call. The framework then applies the chain rule through
+its own recording of how the angles came from its inputs and weights.
+
+This is the tape path: each call binds the angles into a tape. On ``qstore.router``
+the table takes the router's compiled path instead where it can
+(:mod:`qstore_pl.interfaces.angle_table`), and this one where the router picks a
+backend that runs tapes only.
 
 Everything reaches the device through its public API (``setup_execution_config``,
 ``preprocess_transforms``, ``execute`` / ``execute_and_compute_vjp``), so on
@@ -15,6 +20,8 @@ Everything reaches the device through its public API (``setup_execution_config``
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pennylane as qml
@@ -55,25 +62,36 @@ class BroadcastProgram:
     Parameters
     ----------
     skeleton : QuantumScript
-        The circuit decomposed to gates that pass :func:`is_gate_with_angle`; its
-        ``K`` gate parameters are placeholders, replaced in order on every call.
+        The circuit decomposed to gates that pass :func:`is_gate_with_angle`.
     device : Device
         A device that computes vector-Jacobian products (``qstore.router``).
+    slots : Sequence[int], optional
+        The ``K`` parameters of ``skeleton`` (indices among all of them) the table
+        replaces on every call; the others keep their values. Default: all of them.
     """
 
-    def __init__(self, skeleton: QuantumScript, device: qml.devices.Device):
+    def __init__(
+        self,
+        skeleton: QuantumScript,
+        device: qml.devices.Device,
+        slots: Sequence[int] | None = None,
+    ):
         self.skeleton = skeleton
         self.device = device
-        self.n_params = len(skeleton.get_parameters(trainable_only=False))
+        every = range(len(skeleton.get_parameters(trainable_only=False)))
+        self.slots = list(every if slots is None else slots)
+        self.n_params = len(self.slots)
         self.widths = output_widths(skeleton.measurements, len(device.wires or skeleton.wires))
         self.n_outputs = sum(self.widths)
         # set up and checked here, when the framework records the circuit, so that a
         # device or circuit this path cannot run fails at once, not inside a callback
         self._config, self._pipeline = self._prepare()
-        self._pipelined(skeleton)
+        self._pipelined(self._bind(np.zeros((self.n_params, 1))))
 
     def _bind(self, angles: np.ndarray) -> QuantumScript:
-        return self.skeleton.bind_new_parameters(list(angles), list(range(self.n_params)))
+        tape = self.skeleton.bind_new_parameters(list(angles), self.slots)
+        tape.trainable_params = self.slots
+        return tape
 
     def _prepare(self) -> tuple:
         """Execution config and compile pipeline for this circuit on this device."""
@@ -123,41 +141,33 @@ class BroadcastProgram:
         return np.concatenate([np.reshape(p, (batch, -1)) for p in parts], axis=1)
 
     def values(self, angles: np.ndarray) -> np.ndarray:
-        """``(..., K, B)`` angles to ``(..., B, n_outputs)`` values."""
-        flat, lead, batch = self._flatten(angles)
-        result, _ = self._run(self._bind(flat), None)
-        return self._join_outputs(result, flat.shape[1]).reshape(*lead, batch, self.n_outputs)
+        """``(K, B)`` angles to ``(B, n_outputs)`` values."""
+        angles = self._checked(angles)
+        result, _ = self._run(self._bind(angles), None)
+        return self._join_outputs(result, angles.shape[1])
 
-    def values_and_jacobian(self, angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Values ``(..., B, O)`` and Jacobians ``(..., B, O, K)`` of ``(..., K, B)`` angles."""
-        flat, lead, batch = self._flatten(angles)
-        columns = flat.shape[1]
-        per_call = max(1, MAX_JACOBIAN_AMPLITUDES // (columns * 2 ** len(self.skeleton.wires)))
+    def vjp(self, angles: np.ndarray, cotangents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Values ``(B, O)`` of ``(K, B)`` angles, and the gradients ``(T, K, B)`` of ``T``
+        cotangents ``(T, B, O)`` (each sample's own: samples do not mix)."""
+        angles = self._checked(angles)
+        batch, copies = angles.shape[1], len(cotangents)
+        per_call = max(1, MAX_JACOBIAN_AMPLITUDES // (batch * 2 ** len(self.skeleton.wires)))
         values = None
-        jacobian = np.empty((columns, self.n_outputs, self.n_params))
-        for first in range(0, self.n_outputs, per_call):
-            outputs = range(first, min(first + per_call, self.n_outputs))
-            # one copy of the batch per output, each with the cotangent e_o
-            cotangent = np.zeros((len(outputs) * columns, self.n_outputs))
-            for copy, o in enumerate(outputs):
-                cotangent[copy * columns : (copy + 1) * columns, o] = 1.0
-            tiled = np.tile(flat, (1, len(outputs)))
-            result, vjp = self._run(self._bind(tiled), cotangent)
+        grads = np.empty((copies, self.n_params, batch))
+        for first in range(0, copies, per_call):
+            part = np.asarray(cotangents[first : first + per_call], dtype=np.float64)
+            # one copy of the batch per cotangent, in one broadcast tape
+            tiled = np.tile(angles, (1, len(part)))
+            result, vjp = self._run(self._bind(tiled), part.reshape(len(part) * batch, -1))
             if values is None:
-                values = self._join_outputs(result, tiled.shape[1])[:columns]
-            grads = np.stack([np.reshape(g, (len(outputs), columns)) for g in vjp], axis=-1)
-            jacobian[:, outputs.start : outputs.stop] = np.swapaxes(grads, 0, 1)
+                values = self._join_outputs(result, tiled.shape[1])[:batch]
+            per_gate = [np.reshape(g, (len(part), batch)) for g in vjp]
+            grads[first : first + len(part)] = np.stack(per_gate, axis=1)
         assert values is not None
-        return (
-            values.reshape(*lead, batch, self.n_outputs),
-            jacobian.reshape(*lead, batch, self.n_outputs, self.n_params),
-        )
+        return values, grads
 
-    def _flatten(self, angles: np.ndarray) -> tuple[np.ndarray, tuple[int, ...], int]:
-        """``(..., K, B)`` to ``(K, L * B)``: vmapped copies join the batch."""
+    def _checked(self, angles: np.ndarray) -> np.ndarray:
         angles = np.asarray(angles, dtype=np.float64)
-        *lead, n_params, batch = angles.shape
-        if n_params != self.n_params:
-            raise ValueError(f"expected {self.n_params} gate angles, got {n_params}")
-        flat = np.moveaxis(angles, -2, 0).reshape(n_params, int(np.prod(lead)) * batch)
-        return flat, tuple(lead), batch
+        if angles.ndim != 2 or angles.shape[0] != self.n_params:
+            raise ValueError(f"expected ({self.n_params}, batch) gate angles, got {angles.shape}")
+        return angles

@@ -5,17 +5,17 @@ compiled program, so a batch of 32 broadcast samples becomes 32 device Jacobians
 a minute of compilation). Here the circuit is recorded once per trace: JAX runs the
 circuit function and the decompositions on its tracers, so every gate angle is a JAX
 expression of the inputs and weights (classical processing stays JAX's to
-differentiate), and the host receives one ``(n_angles, batch)`` table per batch.
+differentiate), and the host receives one ``(n_angles, batch)`` table per batch
+(:class:`~qstore_pl.layers.angle_table.AngleTable`: on ``qstore.router`` it binds
+into the batched engine's compiled plans, no tape per call).
 
 - values: one ``jax.pure_callback`` per batch; under ``jax.vmap`` the callback takes
   the mapped axes too (``vmap_method="broadcast_all"``) and folds them into the batch,
   so a vmapped one-sample function still makes one host call;
-- derivatives: ``jax.custom_jvp`` whose rule asks the host for the values and the
-  per-sample Jacobian with respect to the angles (one device call, see
-  :mod:`qstore_pl.interfaces.broadcast_program`) and contracts it with the tangents in
-  ``jax.numpy``. That contraction is linear, so JAX transposes it: ``grad``,
-  ``jacrev``, ``jacfwd``, ``vmap`` and ``jit`` all work, and a training step runs
-  the circuit once;
+- derivatives: ``jax.custom_jvp`` whose tangent map is a linear primitive with a
+  transpose (:mod:`qstore_pl.interfaces.jax_linear`): ``grad`` runs the forward pass
+  and one adjoint sweep with the step's cotangent, as a torch layer does; ``jacrev``,
+  ``jacfwd``, ``vmap`` and ``jit`` all work;
 - second derivatives (``jax.hessian``) would need the Jacobian's own derivative,
   which device adjoint methods do not give: they raise at trace time with the
   alternative.
@@ -24,19 +24,17 @@ differentiate), and the host receives one ``(n_angles, batch)`` table per batch.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import pennylane as qml
 from pennylane.tape import QuantumScript
 
-from qstore_pl.interfaces.broadcast_program import BroadcastProgram, is_gate_with_angle
-
-SECOND_ORDER_MESSAGE = (
-    "second derivatives (jax.hessian, jacfwd of jacrev, grad of grad) of a "
-    "qstore_pl.jax circuit function are not available: the device's adjoint derivatives "
-    "are first order. For higher orders use a QNode with interface='jax' and "
-    "diff_method='backprop' (qstore.router then backpropagates on default.qubit)"
-)
+from qstore_pl.devices.grouping import structure_key
+from qstore_pl.interfaces.broadcast_program import is_gate_with_angle
+from qstore_pl.interfaces.jax_linear import SECOND_ORDER_MESSAGE, angle_jvp, folded_values
+from qstore_pl.layers.angle_table import AngleTable
+from qstore_pl.support.bounded_cache import BoundedCache
 
 
 def circuit_function(qnode_or_qfunc: Callable, device: qml.devices.Device | None = None):
@@ -62,18 +60,26 @@ def circuit_function(qnode_or_qfunc: Callable, device: qml.devices.Device | None
         ``jax.jacrev`` and ``jax.jacfwd``.
     """
     qfunc, device = _qfunc_and_device(qnode_or_qfunc, device)
+    func = qnode_or_qfunc.func if isinstance(qnode_or_qfunc, qml.QNode) else qfunc
+    # one table per structure: eager calls and new traces (batch sizes) reuse its plans
+    tables: BoundedCache[tuple, AngleTable] = BoundedCache(16)
 
     def f(*args, **kwargs):
         import jax.numpy as jnp
 
         tape = _record(qfunc, args, kwargs)
         batch = tape.batch_size
-        angles, skeleton = _angle_table(tape, batch or 1)
-        program = BroadcastProgram(skeleton, device)
+        angles, skeleton, slots = _angle_table(tape, batch or 1)
+        key = (
+            structure_key(skeleton),
+            tuple(slots),
+            tuple(map(float, _constants(skeleton, slots))),
+        )
+        table = tables.get_or_build(key, lambda: AngleTable(skeleton, slots, device, func))
         dtype = jnp.result_type(float)
-        run = _differentiable_run(program, dtype)
+        run = _differentiable_run(table, dtype)
         # without gate angles nothing depends on the arguments: values only
-        out = run(angles.astype(dtype)) if program.n_params else _values(program, dtype, batch or 1)
+        out = run(angles.astype(dtype)) if slots else _values(table, dtype, batch or 1)
         return out if batch else out[0]
 
     return f
@@ -123,21 +129,32 @@ def _record(qfunc: Callable, args, kwargs) -> QuantumScript:
 
 
 def _angle_table(tape: QuantumScript, batch: int):
-    """``(K, batch)`` angles (weights repeated per sample) and the tape's skeleton."""
+    """``(K, batch)`` angles (weights repeated per sample), the tape's skeleton, and the
+    table's rows among its parameters: every angle JAX computed or an array gave; scalar
+    constants stay in the skeleton."""
+    import jax
     import jax.numpy as jnp
 
-    angles = [p for op in tape.operations for p in op.data]
-    for p in angles:
-        if jnp.iscomplexobj(p):
-            raise TypeError(f"complex gate parameter {p}: gate angles must be real")
-    rows = [jnp.broadcast_to(jnp.real(p), (batch,)) for p in angles]
+    values = [p for op in tape.operations for p in op.data]
+    slots = [j for j, p in enumerate(values) if isinstance(p, jax.Array) or np.ndim(p)]
+    for j in slots:
+        if jnp.iscomplexobj(values[j]):
+            raise TypeError(f"complex gate parameter {values[j]}: gate angles must be real")
+    rows = [jnp.broadcast_to(jnp.real(values[j]), (batch,)) for j in slots]
     table = jnp.stack(rows) if rows else jnp.zeros((0, batch))
-    placeholders = [np.zeros(batch)] * len(angles)
-    ops = [op for op in tape.operations]
-    skeleton = QuantumScript(ops, tape.measurements).bind_new_parameters(
-        placeholders, list(range(len(angles)))
+    rows_at = set(slots)
+    params = [0.0 if j in rows_at else p for j, p in enumerate(values)]
+    skeleton = QuantumScript(tape.operations, tape.measurements).bind_new_parameters(
+        params, list(range(len(values)))
     )
-    return table, skeleton
+    return table, skeleton, slots
+
+
+def _constants(skeleton: QuantumScript, slots) -> list:
+    rows_at = set(slots)
+    return [
+        p for j, p in enumerate(skeleton.get_parameters(trainable_only=False)) if j not in rows_at
+    ]
 
 
 def _is_traced(value) -> bool:
@@ -146,54 +163,41 @@ def _is_traced(value) -> bool:
     return isinstance(value, jax.core.Tracer)
 
 
-def _values(program: BroadcastProgram, dtype, batch: int):
+def _values(table: AngleTable, dtype, batch: int):
     """A circuit without gate angles: its values, a constant."""
     import jax
 
     return jax.pure_callback(
-        lambda: program.values(np.zeros((0, batch))).astype(dtype),
-        jax.ShapeDtypeStruct((batch, program.n_outputs), dtype),
+        lambda: table.values(np.zeros((0, batch))).astype(dtype),
+        jax.ShapeDtypeStruct((batch, table.n_outputs), dtype),
     )
 
 
-def _differentiable_run(program: BroadcastProgram, dtype) -> Callable:
-    """``angles (K, B) -> (B, n_outputs)`` with a JVP from host Jacobians."""
+def _differentiable_run(table: AngleTable, dtype) -> Callable:
+    """``angles (K, B) -> (B, n_outputs)``, its tangent map a linear primitive."""
     import jax
-    import jax.numpy as jnp
 
-    def shapes(angles):
-        batch = angles.shape[-1]
-        values = jax.ShapeDtypeStruct((batch, program.n_outputs), dtype)
-        jacobian = jax.ShapeDtypeStruct((batch, program.n_outputs, program.n_params), dtype)
-        return values, jacobian
+    def host(method):
+        """``method`` (``(K, B) -> (B, O)``) on the host, the angles' mapped axes folded."""
 
-    def host_values(angles):
-        return program.values(angles).astype(dtype)
+        def call(angles):
+            shape = jax.ShapeDtypeStruct((angles.shape[-1], table.n_outputs), dtype)
+            function = partial(folded_values, method, dtype=dtype)
+            return jax.pure_callback(function, shape, angles, vmap_method="broadcast_all")
 
-    def host_values_and_jacobian(angles):
-        values, jacobian = program.values_and_jacobian(angles)
-        return values.astype(dtype), jacobian.astype(dtype)
+        return call
 
-    @jax.custom_jvp
-    def values_and_jacobian(angles):
-        return jax.pure_callback(
-            host_values_and_jacobian, shapes(angles), angles, vmap_method="broadcast_all"
-        )
+    run = jax.custom_jvp(host(table.values))
+    # the forward pass of a derivative keeps its states for the VJP a reverse pass asks for
+    kept = jax.custom_jvp(host(table.forward))
 
-    @values_and_jacobian.defjvp
+    @kept.defjvp
     def _second_order(primals, tangents):
         raise NotImplementedError(SECOND_ORDER_MESSAGE)
-
-    @jax.custom_jvp
-    def run(angles):
-        return jax.pure_callback(
-            host_values, shapes(angles)[0], angles, vmap_method="broadcast_all"
-        )
 
     @run.defjvp
     def _first_order(primals, tangents):
         (angles,), (d_angles,) = primals, tangents
-        values, jacobian = values_and_jacobian(angles)
-        return values, jnp.einsum("...bok,...kb->...bo", jacobian, d_angles)
+        return kept(angles), angle_jvp(table, angles, d_angles)
 
     return run

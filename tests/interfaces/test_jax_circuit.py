@@ -7,6 +7,8 @@ must refuse instead of returning zeros.
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +17,7 @@ import pytest
 
 from qstore_pl.callbacks import DeviceCallback
 from qstore_pl.jax import circuit_function
+from qstore_pl.layers.compiled import CompiledPathWarning
 
 jax.config.update("jax_enable_x64", True)
 N = 3
@@ -34,9 +37,9 @@ def reference(x, weights):
     return jnp.concatenate([expval_z[..., None], expval_xz[..., None], probs], axis=-1)
 
 
-def router_calls(tracker: qml.Tracker) -> int:
-    """Device calls the router received: forward batches and forward + VJP batches."""
-    return tracker.totals.get("batches", 0) + tracker.totals.get("execute_and_vjp_batches", 0)
+def routed_runs(tracker: qml.Tracker) -> int:
+    """Runs the router made (a forward batch, a VJP batch), on either path."""
+    return len(tracker.history.get("backend", []))
 
 
 def data(batch=5):
@@ -46,9 +49,15 @@ def data(batch=5):
     return x, weights
 
 
+def make_router(backend: str = "qstore.batched"):
+    return qml.device(
+        "qstore.router", wires=N, precision="double", router_config={"backends": [backend]}
+    )
+
+
 @pytest.fixture
 def router():
-    return qml.device("qstore.router", wires=N, precision="double")
+    return make_router()
 
 
 def assert_trees_close(actual, expected, atol):
@@ -85,8 +94,11 @@ def test_grad_of_a_loss_runs_the_batch_once_on_the_router(router):
         value, grads = jax.jit(jax.value_and_grad(loss(f), argnums=(0, 1)))(x, weights)
     expected = jax.value_and_grad(loss(reference), argnums=(0, 1))(x, weights)
     assert_trees_close((value, grads), expected, atol=1e-10)
-    # values and the whole Jacobian: one router call for the batch of 5
-    assert router_calls(tracker) == 1 and tracker.totals["vjps"] == 1
+    # the forward pass and one VJP with the loss's cotangent, each the batch of 5 in
+    # one run on the compiled path (no Jacobian: that would be 6 adjoint states each)
+    assert routed_runs(tracker) == 2
+    assert tracker.totals["executions:qstore.batched"] == 10
+    assert router.explain(qml.QNode(circuit, router), x, weights).path == "compiled"
 
 
 def test_vmap_of_a_one_sample_function_is_one_call(router):
@@ -96,7 +108,7 @@ def test_vmap_of_a_one_sample_function_is_one_call(router):
     with qml.Tracker(router) as tracker:
         values = jax.jit(per_sample)(x, weights)
     np.testing.assert_allclose(values, reference(x, weights), atol=1e-12)
-    assert router_calls(tracker) == 1
+    assert routed_runs(tracker) == 1
 
     def loss(fn):
         return lambda w: jnp.sum(jax.vmap(fn, in_axes=(0, None))(x, w) ** 2)
@@ -104,7 +116,7 @@ def test_vmap_of_a_one_sample_function_is_one_call(router):
     with qml.Tracker(router) as tracker:
         grads = jax.jit(jax.grad(loss(f)))(weights)
     np.testing.assert_allclose(grads, jax.grad(loss(reference))(weights), atol=1e-10)
-    assert router_calls(tracker) == 1
+    assert routed_runs(tracker) == 2  # forward and VJP, each of the whole batch
 
 
 def test_vmap_over_weights_runs_every_copy(router):
@@ -114,6 +126,60 @@ def test_vmap_over_weights_runs_every_copy(router):
     actual = jax.vmap(f, in_axes=(None, 0))(x, stacked)
     for copy in range(3):
         np.testing.assert_allclose(actual[copy], reference(x, stacked[copy]), atol=1e-12)
+
+
+def test_vmap_of_grad_over_weight_copies_folds_them_into_one_batch(router):
+    f = circuit_function(circuit, router)
+    x, weights = data(batch=2)
+    stacked = jnp.stack([weights, weights * 0.5, weights + 1.0])
+
+    def loss(fn):
+        return lambda w: jnp.sum(jnp.cos(fn(x, w)) * jnp.arange(6.0))
+
+    with qml.Tracker(router) as tracker:
+        actual = jax.jit(jax.vmap(jax.grad(loss(f))))(stacked)
+    for copy in range(3):
+        expected = jax.grad(loss(reference))(stacked[copy])
+        np.testing.assert_allclose(actual[copy], expected, atol=1e-10)
+    # 3 copies of 2 samples: one forward and one VJP of 6 circuits
+    assert routed_runs(tracker) == 2
+    assert tracker.totals["executions:qstore.batched"] == 12
+
+
+def expvals(x, weights):
+    """:func:`circuit` without its probabilities (adjoint on lightning refuses them)."""
+    qml.AngleEmbedding(x, wires=range(N))
+    qml.StronglyEntanglingLayers(weights, wires=range(N))
+    qml.CRX(weights[0, 0, 0] * 0.5, wires=[0, 2])
+    return [qml.expval(qml.Z(0)), qml.expval(qml.X(1) @ qml.Z(2))]
+
+
+def test_a_tapes_only_backend_takes_the_tape_path_with_the_same_derivatives():
+    router = make_router("lightning.qubit")
+    f = circuit_function(expvals, router)
+    x, weights = data()
+
+    def first_two(x, w):
+        return reference(x, w)[..., :2]
+
+    def loss(fn):
+        return lambda x, w: jnp.sum(jnp.sin(fn(x, w)) * jnp.arange(2.0))
+
+    step = jax.jit(jax.value_and_grad(loss(f), argnums=(0, 1)))
+    with pytest.warns(CompiledPathWarning, match="tape path.*'lightning.qubit'"):
+        actual = jax.block_until_ready(step(x, weights))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompiledPathWarning)  # said once per reason
+        jax.block_until_ready(step(x * 0.5, weights))
+    expected = jax.value_and_grad(loss(first_two), argnums=(0, 1))(x, weights)
+    assert_trees_close(actual, expected, atol=1e-10)
+    path = router.explain(qml.QNode(expvals, router), x, weights).path
+    assert path.startswith("tapes (the router chose 'lightning.qubit'")
+    np.testing.assert_allclose(
+        jax.jit(jax.jacrev(f, argnums=1))(x, weights),
+        jax.jacrev(first_two, argnums=1)(x, weights),
+        atol=1e-10,
+    )
 
 
 def test_second_derivatives_refuse_and_name_the_alternative(router):

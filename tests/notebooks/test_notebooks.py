@@ -109,8 +109,10 @@ def test_digits_jax():
     assert scalars[2]["epoch/test_accuracy"] == pytest.approx(accuracy, abs=1e-3)
     # 8 full batches of 32 per epoch (the 17 left over are skipped)
     assert all(scalars[step]["time/steps"] == 8 for step in range(3))
-    # the batch reaches the router whole: one call for values and Jacobian
-    assert "router calls in one training step: 1\n" in printed
+    # the batch reaches the router whole: one forward run and one VJP run, both on the
+    # compiled path
+    assert re.search(r"router runs in one training step: 2 \(forward and VJP\)", printed)
+    assert "(compiled path)" in printed
 
 
 def test_fashion_mnist_without_data_says_where_it_looked(tmp_path, monkeypatch):
