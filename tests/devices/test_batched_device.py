@@ -365,6 +365,11 @@ def test_equal_permutations_share_one_read_only_gather_index():
     matrix = np.abs(qml.matrix(qml.CNOT([2, 0]), wire_order=[0, 1, 2]))
     assert np.array_equal(cnot20, np.argsort(np.argmax(matrix, axis=0)))
     assert np.array_equal(cnot20, full_permutation(np.array([0, 1, 3, 2]), (2, 0), 3))
+    # three wires, scattered and out of order, on five qubits
+    local = np.argmax(np.abs(qml.matrix(qml.Toffoli([0, 1, 2]))), axis=0)  # |j> -> |local[j]>
+    matrix = np.abs(qml.matrix(qml.Toffoli([3, 0, 4]), wire_order=range(5)))
+    gather = full_permutation(local, (3, 0, 4), 5)
+    assert np.array_equal(gather, np.argsort(np.argmax(matrix, axis=0)))
 
 
 @pytest.mark.parametrize("kwargs, tol", [({}, DOUBLE), ({"c_dtype": np.complex64}, SINGLE)])

@@ -819,3 +819,30 @@ def _scale_row(row, by_high, by_low, out):
         base = h * width
         for k in range(width):
             out[base + k] = row[base + k] * (by_high[h] + by_low[k])
+
+
+@njit(cache=True)
+def permutation_gather(inverse, shifts, size):
+    """Gather indices over ``size`` basis states for a permutation of a few bits.
+
+    ``shifts[p]`` is the bit position of the gate's ``p``-th wire (its most significant
+    local bit first); ``inverse[j]`` is the local basis state that the gate sends to
+    ``j``. One pass, where numpy's whole-array bit arithmetic took ~15 (45 ms per
+    gate at 20 qubits).
+    """
+    k = shifts.shape[0]
+    clear = 0
+    for p in range(k):
+        clear |= 1 << shifts[p]
+    clear = ~clear
+    out = np.empty(size, dtype=np.int64)
+    for i in range(size):
+        local = 0
+        for p in range(k):
+            local = (local << 1) | ((i >> shifts[p]) & 1)
+        source = inverse[local]
+        index = i & clear
+        for p in range(k):
+            index |= ((source >> (k - 1 - p)) & 1) << shifts[p]
+        out[i] = index
+    return out

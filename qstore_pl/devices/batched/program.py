@@ -24,6 +24,7 @@ from pennylane.operation import Operator, StatePrepBase
 from pennylane.ops.qubit.attributes import diagonal_in_z_basis
 from pennylane.tape import QuantumScript
 
+from qstore_pl.devices.batched import jit_kernels
 from qstore_pl.devices.batched.gate_matrices import DENSE, DIAGONAL
 from qstore_pl.devices.grouping import broadcast_layout
 from qstore_pl.exceptions import InvalidParameterError
@@ -327,19 +328,9 @@ def full_permutation(local: np.ndarray, wires: Sequence[int], n: int) -> np.ndar
     ``new_state = state[..., gather]`` applies the gate that sends ``|j>`` to
     ``|local[j]>`` on ``wires``.
     """
-    k = len(wires)
-    inverse = np.argsort(local)  # new[i] = old[inverse[i]] on the gate's wires
-    index = np.arange(2**n)
-    bits = [(index >> (n - 1 - w)) & 1 for w in wires]
-    local_index = np.zeros_like(index)
-    for b in bits:
-        local_index = (local_index << 1) | b
-    source_local = inverse[local_index]
-    gather = index.copy()
-    for pos, w in enumerate(wires):
-        bit = (source_local >> (k - 1 - pos)) & 1
-        gather = (gather & ~(1 << (n - 1 - w))) | (bit << (n - 1 - w))
-    return gather
+    inverse = np.argsort(local).astype(np.int64)  # new[i] = old[inverse[i]] on the wires
+    shifts = np.array([n - 1 - w for w in wires], dtype=np.int64)
+    return jit_kernels.permutation_gather(inverse, shifts, 2**n)
 
 
 class Program:
