@@ -27,7 +27,7 @@ import pennylane as qml
 from pennylane.tape import QuantumScript
 
 from qstore_pl.devices.batched.binding import AngleSource, ValueProgram
-from qstore_pl.interfaces.broadcast_program import BroadcastProgram
+from qstore_pl.interfaces.broadcast_program import MAX_JACOBIAN_AMPLITUDES, BroadcastProgram
 from qstore_pl.layers.compiled import (
     CompiledPathWarning,
     _after,
@@ -110,7 +110,6 @@ class AngleTable:
         """
         angles = np.asarray(angles, dtype=np.float64)
         cotangents = np.asarray(cotangents, dtype=np.float64)
-        copies, batch = cotangents.shape[0], angles.shape[1]
         with self._lock:
             kept, self._kept = self._kept, None  # the states are large: used once
         if kept is not None and kept[0].shape == angles.shape and np.array_equal(kept[0], angles):
@@ -118,14 +117,31 @@ class AngleTable:
         else:
             run = self._forward(angles, keep_vjp=True)
         if not isinstance(run, Refusal):
-            assert self._door is not None  # a forward pass ran through it
-            flat = cotangents.reshape(copies * batch, self.n_outputs)
-            grads = self._door.vjp(run, flat, (run_table(angles),), [0])
+            grads = self._stacked_vjp(run, angles, cotangents)
             if not isinstance(grads, EngineFailure):
-                return np.transpose(grads[0].reshape(copies, batch, self.n_params), (0, 2, 1))
+                return grads
             run = self._refused(grads)
         with _after(run):
             return self.tapes.vjp(angles, cotangents)[1]
+
+    def _stacked_vjp(
+        self, run: CompiledForward, angles: np.ndarray, cotangents: np.ndarray
+    ) -> np.ndarray | EngineFailure:
+        """The door's VJPs of ``run`` for the stacked cotangents, as many per sweep as
+        :data:`MAX_JACOBIAN_AMPLITUDES` of adjoint states allow."""
+        assert self._door is not None  # a forward pass ran through it
+        copies, batch = cotangents.shape[0], angles.shape[1]
+        per_sweep = max(1, MAX_JACOBIAN_AMPLITUDES // (batch << run.circuit.program.num_wires))
+        out = np.empty((copies, self.n_params, batch))
+        for first in range(0, copies, per_sweep):
+            part = cotangents[first : first + per_sweep]
+            flat = part.reshape(len(part) * batch, self.n_outputs)
+            grads = self._door.vjp(run, flat, (run_table(angles),), [0])
+            if isinstance(grads, EngineFailure):
+                return grads
+            per_sample = grads[0].reshape(len(part), batch, self.n_params)
+            out[first : first + len(part)] = np.transpose(per_sample, (0, 2, 1))
+        return out
 
     def jacobian(self, angles: np.ndarray) -> np.ndarray:
         """Per-sample Jacobians ``(B, n_outputs, K)``: a VJP per output, in one sweep."""

@@ -13,6 +13,7 @@ from pennylane.tape import QuantumScript
 
 from qstore_pl.devices.batched.binding import AngleSource, ValueProgram
 from qstore_pl.devices.batched.device import BatchedDevice
+from qstore_pl.layers import angle_table
 from qstore_pl.layers.angle_table import AngleTable
 
 WIRES = 3
@@ -51,7 +52,10 @@ def reference_jacobian(angles: np.ndarray) -> np.ndarray:
     )
 
 
-def test_stacked_cotangents_give_each_samples_vjp():
+@pytest.mark.parametrize("one_per_sweep", [False, True])
+def test_stacked_cotangents_give_each_samples_vjp(monkeypatch, one_per_sweep):
+    if one_per_sweep:  # the adjoint states' memory bound splits the 3 cotangents
+        monkeypatch.setattr(angle_table, "MAX_JACOBIAN_AMPLITUDES", 1)
     router = qml.device(
         "qstore.router",
         wires=WIRES,
@@ -64,7 +68,9 @@ def test_stacked_cotangents_give_each_samples_vjp():
     cotangents = rng.normal(size=(3, 4, table.n_outputs))
     jacobian = reference_jacobian(angles)  # (B, O, K)
     table.forward(angles)
-    grads = table.vjp(angles, cotangents)  # the kept forward pass, 3 adjoint states each
+    with qml.Tracker(router) as tracker:
+        grads = table.vjp(angles, cotangents)  # the kept forward pass, 3 adjoint states each
+    assert len(tracker.history["backend"]) == (3 if one_per_sweep else 1)  # no forward
     expected = np.einsum("tbo,bok->tkb", cotangents, jacobian)
     np.testing.assert_allclose(grads, expected, atol=1e-10)
     np.testing.assert_allclose(table.jacobian(angles), jacobian, atol=1e-10)
