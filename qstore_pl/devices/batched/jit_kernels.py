@@ -407,12 +407,16 @@ def adjoint_step(
     threads = numba.get_num_threads()
     if work >= PARALLEL_MIN_WORK and batch < threads and off_diagonal.any():
         # fewer rows than threads (one wide circuit): the rows leave threads idle, so
-        # the off-diagonal reads, a pass per bit, are split over the threads instead
-        _adjoint_rows_serial(
-            states, batch, kinds, counts, position_offsets, positions, value_offsets, real,
-            imag, bits, np.zeros_like(off_diagonal), out,
-        )  # fmt: skip
-        _off_diagonal_reads_parallel(states, batch, real, bits, off_diagonal, out, threads)
+        # the reads split over the threads instead (the loads by amplitudes, the
+        # off-diagonal reads, a pass per bit, by bits); gates to undo still run row by
+        # row first, reading the diagonal entries while the rows sit in planes
+        undo = kinds.shape[0] > 0
+        if undo:
+            _adjoint_rows_serial(
+                states, batch, kinds, counts, position_offsets, positions, value_offsets,
+                real, imag, bits, np.zeros_like(off_diagonal), out,
+            )  # fmt: skip
+        _reads_parallel(states, batch, real, bits, off_diagonal, out, threads, not undo)
     elif work >= PARALLEL_MIN_WORK:
         _adjoint_rows_parallel(
             states, batch, kinds, counts, position_offsets, positions, value_offsets, real,
@@ -436,29 +440,48 @@ def read_transitions(states, batch, bits, off_diagonal, out):
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _off_diagonal_reads_parallel(states, batch, real, bits, off_diagonal, out, teams):
-    """The off-diagonal entries of :func:`adjoint_step`'s reads, each row pair's bits
-    split over ``teams`` threads (``real`` gives the planes' precision)."""
+def _reads_parallel(states, batch, real, bits, off_diagonal, out, teams, diagonal):
+    """:func:`adjoint_step`'s reads over ``teams`` threads for each row pair: rows load
+    (and rotate) by ranges of amplitudes, the off-diagonal entries split by bits; the
+    diagonal entries too when ``diagonal`` (one pass; ``real`` gives the planes'
+    precision)."""
     size = states.shape[1]
     n = _bit_count(size)
     planes = np.empty((8, size), dtype=real.dtype)
     pr, pi, ar, ai = planes[0], planes[1], planes[2], planes[3]
     qr, qi, br, bi = planes[4], planes[5], planes[6], planes[7]
+    sums = np.empty((4, (1 << (n - n // 2)) if diagonal else 0))  # the halves' sums
     which = np.empty((2, bits.shape[0]), dtype=np.int64)
     direct, moved = _split_off_diagonals(size, bits, off_diagonal, which)
+    none = which[0, :0]
+    rotate = moved.shape[0] > 0
     for r in range(batch):
-        _load(states[r], pr, pi)
-        if moved.shape[0]:
-            _rotate(pr, qr, 3)
-            _rotate(pi, qi, 3)
+        for t in prange(teams):
+            _load_part(states[r], pr, pi, rotate, qr, qi, t, teams)
         for j in range(batch + r, states.shape[0], batch):
-            _load(states[j], ar, ai)
-            if moved.shape[0]:
-                _rotate(ar, br, 3)
-                _rotate(ai, bi, 3)
+            for t in prange(teams):
+                _load_part(states[j], ar, ai, rotate, br, bi, t, teams)
+            if diagonal:
+                _transitions(pr, pi, ar, ai, qr, qi, br, bi, bits, none, none, out[j - batch], sums)
             for t in prange(teams):  # each team writes its own bits' entries
                 _off_diagonals(pr, pi, ar, ai, bits, 0, direct[t::teams], out[j - batch])
                 _off_diagonals(qr, qi, br, bi, bits, n - 3, moved[t::teams], out[j - batch])
+
+
+@njit(cache=True, fastmath=True)
+def _load_part(row, re, im, rotate, rotated_re, rotated_im, team, teams):
+    """Team ``team``'s share of loading ``row`` into planes and, when ``rotate``, into
+    copies with the index bits rotated right by 3 (as :func:`_rotate` makes them)."""
+    rows = row.shape[0] >> 3
+    for c in range(team * rows // teams, (team + 1) * rows // teams):
+        base = c * 8
+        for o in range(8):
+            x = row[base + o]
+            re[base + o] = x.real
+            im[base + o] = x.imag
+            if rotate:
+                rotated_re[o * rows + c] = x.real
+                rotated_im[o * rows + c] = x.imag
 
 
 @njit(parallel=True, cache=True, fastmath=True)
