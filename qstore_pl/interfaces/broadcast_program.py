@@ -11,7 +11,7 @@ its own recording of how the angles came from its inputs and weights.
 
 This is the tape path: each call binds the angles into a tape. On ``qstore.router``
 the table takes the router's compiled path instead where it can
-(:mod:`qstore_pl.interfaces.angle_table`), and this one where the router picks a
+(:mod:`qstore_pl.layers.angle_table`), and this one where the router picks a
 backend that runs tapes only.
 
 Everything reaches the device through its public API (``setup_execution_config``,
@@ -31,6 +31,12 @@ from pennylane.tape import QuantumScript
 
 #: Simulated amplitudes per device call above which the Jacobian is split into calls.
 MAX_JACOBIAN_AMPLITUDES = 2**25  # 512 MiB of complex128 states
+
+
+def copies_per_call(batch: int, num_wires: int) -> int:
+    """Stacked copies of a batch (one per cotangent) that one device call simulates
+    within :data:`MAX_JACOBIAN_AMPLITUDES`; at least one."""
+    return max(1, MAX_JACOBIAN_AMPLITUDES // (batch << num_wires))
 
 
 def is_gate_with_angle(op: qml.operation.Operator) -> bool:
@@ -151,7 +157,7 @@ class BroadcastProgram:
         cotangents ``(T, B, O)`` (each sample's own: samples do not mix)."""
         angles = self._checked(angles)
         batch, copies = angles.shape[1], len(cotangents)
-        per_call = max(1, MAX_JACOBIAN_AMPLITUDES // (batch * 2 ** len(self.skeleton.wires)))
+        per_call = copies_per_call(batch, len(self.skeleton.wires))
         values = None
         grads = np.empty((copies, self.n_params, batch))
         for first in range(0, copies, per_call):

@@ -69,12 +69,8 @@ def circuit_function(qnode_or_qfunc: Callable, device: qml.devices.Device | None
 
         tape = _record(qfunc, args, kwargs)
         batch = tape.batch_size
-        angles, skeleton, slots = _angle_table(tape, batch or 1)
-        key = (
-            structure_key(skeleton),
-            tuple(slots),
-            tuple(map(float, _constants(skeleton, slots))),
-        )
+        angles, skeleton, slots, constants = _angle_table(tape, batch or 1)
+        key = (structure_key(skeleton), tuple(slots), constants)
         table = tables.get_or_build(key, lambda: AngleTable(skeleton, slots, device, func))
         dtype = jnp.result_type(float)
         run = _differentiable_run(table, dtype)
@@ -129,9 +125,9 @@ def _record(qfunc: Callable, args, kwargs) -> QuantumScript:
 
 
 def _angle_table(tape: QuantumScript, batch: int):
-    """``(K, batch)`` angles (weights repeated per sample), the tape's skeleton, and the
-    table's rows among its parameters: every angle JAX computed or an array gave; scalar
-    constants stay in the skeleton."""
+    """``(K, batch)`` angles (weights repeated per sample), the tape's skeleton, the
+    table's rows among its parameters (every angle JAX computed or an array gave), and
+    the scalar constants that stay in the skeleton."""
     import jax
     import jax.numpy as jnp
 
@@ -147,14 +143,8 @@ def _angle_table(tape: QuantumScript, batch: int):
     skeleton = QuantumScript(tape.operations, tape.measurements).bind_new_parameters(
         params, list(range(len(values)))
     )
-    return table, skeleton, slots
-
-
-def _constants(skeleton: QuantumScript, slots) -> list:
-    rows_at = set(slots)
-    return [
-        p for j, p in enumerate(skeleton.get_parameters(trainable_only=False)) if j not in rows_at
-    ]
+    constants = tuple(float(p) for j, p in enumerate(values) if j not in rows_at)
+    return table, skeleton, slots, constants
 
 
 def _is_traced(value) -> bool:

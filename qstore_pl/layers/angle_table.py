@@ -27,7 +27,7 @@ import pennylane as qml
 from pennylane.tape import QuantumScript
 
 from qstore_pl.devices.batched.binding import AngleSource, ValueProgram
-from qstore_pl.interfaces.broadcast_program import MAX_JACOBIAN_AMPLITUDES, BroadcastProgram
+from qstore_pl.interfaces.broadcast_program import BroadcastProgram, copies_per_call
 from qstore_pl.layers.compiled import (
     CompiledPathWarning,
     _after,
@@ -128,15 +128,16 @@ class AngleTable:
         self, run: CompiledForward, angles: np.ndarray, cotangents: np.ndarray
     ) -> np.ndarray | EngineFailure:
         """The door's VJPs of ``run`` for the stacked cotangents, as many per sweep as
-        :data:`MAX_JACOBIAN_AMPLITUDES` of adjoint states allow."""
+        :func:`~qstore_pl.interfaces.broadcast_program.copies_per_call` allows."""
         assert self._door is not None  # a forward pass ran through it
         copies, batch = cotangents.shape[0], angles.shape[1]
-        per_sweep = max(1, MAX_JACOBIAN_AMPLITUDES // (batch << run.circuit.program.num_wires))
+        per_sweep = copies_per_call(batch, run.circuit.program.num_wires)
+        arrays = (run_table(angles),)
         out = np.empty((copies, self.n_params, batch))
         for first in range(0, copies, per_sweep):
             part = cotangents[first : first + per_sweep]
             flat = part.reshape(len(part) * batch, self.n_outputs)
-            grads = self._door.vjp(run, flat, (run_table(angles),), [0])
+            grads = self._door.vjp(run, flat, arrays, [0])
             if isinstance(grads, EngineFailure):
                 return grads
             per_sample = grads[0].reshape(len(part), batch, self.n_params)

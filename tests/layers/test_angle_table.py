@@ -13,7 +13,7 @@ from pennylane.tape import QuantumScript
 
 from qstore_pl.devices.batched.binding import AngleSource, ValueProgram
 from qstore_pl.devices.batched.device import BatchedDevice
-from qstore_pl.layers import angle_table
+from qstore_pl.interfaces import broadcast_program
 from qstore_pl.layers.angle_table import AngleTable
 
 WIRES = 3
@@ -55,7 +55,7 @@ def reference_jacobian(angles: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("one_per_sweep", [False, True])
 def test_stacked_cotangents_give_each_samples_vjp(monkeypatch, one_per_sweep):
     if one_per_sweep:  # the adjoint states' memory bound splits the 3 cotangents
-        monkeypatch.setattr(angle_table, "MAX_JACOBIAN_AMPLITUDES", 1)
+        monkeypatch.setattr(broadcast_program, "MAX_JACOBIAN_AMPLITUDES", 1)
     router = qml.device(
         "qstore.router",
         wires=WIRES,
