@@ -31,9 +31,9 @@ class UnallocatableBatched(BatchedDevice):
         if type(self).memory_gone:
             np.empty(2**_IMPOSSIBLE_WIRES, dtype=self.c_dtype)  # raises MemoryError
 
-    def kernel_for(self, bound):
+    def kernel_for(self, bound, backward=False):
         self._allocate()
-        return super().kernel_for(bound)
+        return super().kernel_for(bound, backward)
 
     def row_kernel(self):
         self._allocate()

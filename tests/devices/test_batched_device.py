@@ -460,7 +460,7 @@ def test_rows_wider_than_a_cache_block_keep_values_and_gradients(kwargs, tol):
 
 def test_auto_kernel_sends_only_wide_circuits_with_entangling_matrices_to_qsim():
     """From ``QSIM_MIN_WIRES`` complex64 wires, circuits with matrices on several wires
-    and single circuits run on qsim's fused kernels; batches of one-wire gates and
+    and single circuits' forward passes run on qsim's fused kernels; batches of one-wire gates and
     permutations stay on the row kernel, which is faster for them; ``kernel="qsim"``
     takes every circuit."""
     from qstore_pl.devices.batched.device import QSIM_MIN_WIRES
@@ -480,8 +480,49 @@ def test_auto_kernel_sends_only_wide_circuits_with_entangling_matrices_to_qsim()
     assert type(auto.kernel_for(bound(QSIM_MIN_WIRES - 1, True))) is StateKernel
     # a single row would get one of the row kernel's threads; qsim's use them all
     assert isinstance(auto.kernel_for(bound(QSIM_MIN_WIRES, False, rows=1)), QsimStateKernel)
+    # its backward sweep has ψ and λ rows, and reuses its planes; qsim faults in new ones
+    single = bound(QSIM_MIN_WIRES, False, rows=1)
+    assert type(auto.kernel_for(single, backward=True)) is StateKernel
+    assert isinstance(auto.kernel_for(bound(QSIM_MIN_WIRES, True), True), QsimStateKernel)
     forced = BatchedDevice(wires=QSIM_MIN_WIRES, c_dtype=np.complex64, kernel="qsim")
     assert isinstance(forced.kernel_for(bound(4, False)), QsimStateKernel)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.complex128, DOUBLE), (np.complex64, SINGLE)])
+def test_one_circuit_undoes_psi_and_each_adjoint_state_on_threads_of_their_own(
+    dtype, tol, monkeypatch
+):
+    """With fewer circuits than threads, each adjoint step undoes its gates on ψ and on
+    every λ row in parallel, one row per thread, then reads with every thread: a single
+    circuit's Jacobian of three outputs (three λ rows) and its VJP (one) equal
+    default.qubit's, through one-wire, controlled and entangling gates."""
+    n = 15  # from 2**15 amplitudes a circuit gets threads (PARALLEL_MIN_AMPLITUDES)
+    monkeypatch.setenv("QSTORE_THREADS", "2")
+    rng = np.random.default_rng(11)
+    weights = rng.uniform(-np.pi, np.pi, 4 * n)
+    observables = [qml.Z(0), qml.Z(n - 1), qml.X(3) @ qml.Y(n - 2)]
+
+    def circuit(w):
+        ops = [qml.RY(w[i], i) for i in range(n)] + [qml.RZ(w[n + i], i) for i in range(n)]
+        ops += [qml.CNOT([i, (i + 1) % n]) for i in range(n)]
+        ops += [qml.CRX(w[2 * n + i], [i, (i + 2) % n]) for i in range(n)]
+        ops += [qml.RX(w[3 * n + i], i) for i in range(n)]
+        return qml.tape.QuantumScript(ops, [qml.expval(o) for o in observables])
+
+    def reference(w):
+        (result,) = qml.execute([circuit(w)], qml.device("default.qubit"), diff_method="backprop")
+        return qml.math.stack(result)
+
+    dev = BatchedDevice(wires=n, c_dtype=dtype)
+    values, (jacobian,) = dev.execute_and_compute_derivatives(
+        [circuit(weights)], adjoint_config(dev)
+    )
+    dy = rng.normal(size=len(observables))
+    _, (vjp,) = dev.execute_and_compute_vjp([circuit(weights)], [tuple(dy)], adjoint_config(dev))
+    want = qml.jacobian(reference)(qml.numpy.array(weights, requires_grad=True))
+    np.testing.assert_allclose(np.stack(values[0]), reference(weights), atol=tol, rtol=0)
+    np.testing.assert_allclose(np.stack(jacobian), want, atol=tol * 10, rtol=0)
+    np.testing.assert_allclose(np.asarray(vjp), dy @ want, atol=tol * 100, rtol=0)
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.complex128, DOUBLE), (np.complex64, SINGLE)])

@@ -216,6 +216,7 @@ def backward(kernel, bound: BoundProgram, psi, lam, trainable: frozenset[int]):
     batch = psi.shape[0]
     states = np.concatenate([psi, lam.astype(psi.dtype, copy=False)])
     grads = {}
+    scratch = jit_kernels.Scratch()  # the steps' planes, reused step after step
     if kernel.planned:
         lay, values = source(bound)
         plan, reads, merged = lay.plan(
@@ -225,7 +226,9 @@ def backward(kernel, bound: BoundProgram, psi, lam, trainable: frozenset[int]):
         parts = []
         for step, read in enumerate(reads):
             transitions = _transitions(read, states.shape[0] - batch)
-            plan.adjoint_step(states, step, real, imag, batch, read.bits, read.off, transitions)
+            plan.adjoint_step(
+                states, step, real, imag, batch, read.bits, read.off, transitions, scratch
+            )
             parts.append(transitions)
             if read.multi or read.other:
                 grads.update(_read_states(kernel, states, bound, read))
@@ -240,7 +243,7 @@ def backward(kernel, bound: BoundProgram, psi, lam, trainable: frozenset[int]):
         transitions = _transitions(read, states.shape[0] - batch)
         if read.bits.size:
             check_width(states, n)
-            jit_kernels.read_transitions(states, batch, read.bits, read.off, transitions)
+            jit_kernels.read_transitions(states, batch, read.bits, read.off, transitions, scratch)
         grads.update(_read_ones(bound, read, transitions))
         grads.update(_read_states(kernel, states, bound, read))
         pending = [bound.gates[p].array(inverse=True) for p in segment.undo]

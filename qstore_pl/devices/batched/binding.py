@@ -244,7 +244,7 @@ class ValueProgram:
             dys.append(part[:, 0] if size == 1 else part)
             offset += size
         trainable = self._trainable(wanted)
-        kernel = device.kernel_for(bound)
+        kernel = device.kernel_for(bound, backward=True)
         with threads_for(bound):
             copies = psi if stacked == 1 else np.concatenate([psi] * stacked)
             lam = adjoint_states(kernel, copies, self.program.measurements, dys, n)

@@ -75,8 +75,11 @@ DENSE_ANY_WIDTH = frozenset({"QubitUnitary", "ControlledQubitUnitary"})
 #: stay on the row kernel at every width, whose runs of one-wire gates go block by
 #: block through the CPU cache: W1's engine step took 3.4-3.9 against 5.0-5.3 s at 20
 #: qubits (batch 32), 7.6 against 9.9-12.0 s at 24 (batch 2), on 2 x86 cores. A
-#: single circuit goes to qsim too: the row kernel runs rows in parallel, so one row
-#: gets one thread (W1's forward pass at 24 qubits: 1.3-1.5 against 0.7-0.9 s).
+#: single circuit's forward pass goes to qsim too: the row kernel runs rows in
+#: parallel, so one row gets one thread (W1 at 24 qubits: 1.0-1.5 against 0.7-0.9 s).
+#: Its backward sweep stays on the row kernel, where ψ and λ are two rows, and where
+#: the sweep reuses its planes; qsim allocates and faults in a fresh state per call
+#: (W1's backward at 24 qubits: 2.5-2.7 against 4.4 s).
 QSIM_MIN_WIRES = 20
 
 
@@ -311,14 +314,18 @@ class BatchedDevice(Device):
         their own tables and initial states (circuit-input layers)."""
         return self._jit
 
-    def kernel_for(self, bound: BoundProgram):
+    def kernel_for(self, bound: BoundProgram, backward: bool = False):
         """qsim's kernels for wide complex64 circuits with matrices on several wires or
-        a single row (:data:`QSIM_MIN_WIRES`), or for every circuit with
+        (forward only) a single row (:data:`QSIM_MIN_WIRES`), or for every circuit with
         ``kernel="qsim"``; the compiled row kernel otherwise."""
         program = bound.program
         if self._qsim is None or program.num_wires < self._qsim_min_wires:
             return self._jit
-        if self._qsim_min_wires == 0 or bound.batch == 1 or _matrices_on_several_wires(program):
+        if (
+            self._qsim_min_wires == 0
+            or (bound.batch == 1 and not backward)
+            or _matrices_on_several_wires(program)
+        ):
             return self._qsim
         return self._jit
 
@@ -373,7 +380,7 @@ class BatchedDevice(Device):
         results: list[Any] = [None] * len(circuits)
         vjps: list[Any] = [None] * len(circuits)
         for indices, bound, psi in self._simulate(circuits):
-            kernel = self.kernel_for(bound)
+            kernel = self.kernel_for(bound, backward=True)
             n = _width(bound)
             measurements = bound.program.measurements
             dys, stacked = _cotangent_columns(
@@ -404,7 +411,7 @@ class BatchedDevice(Device):
                     "Jacobians of parameter-broadcast tapes need broadcast_expand; use "
                     "device_vjp=True or let the device preprocess the tapes"
                 )
-            kernel = self.kernel_for(bound)
+            kernel = self.kernel_for(bound, backward=True)
             n = _width(bound)
             measurements = bound.program.measurements
             sizes = output_sizes(measurements, n)

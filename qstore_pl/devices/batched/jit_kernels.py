@@ -123,8 +123,35 @@ def _diagonal(re, im, mr, mi, base, positions):
 #: call on a loaded 2-core machine, against microseconds of arithmetic at 4 qubits).
 PARALLEL_MIN_WORK = 1 << 17
 
+#: Planes a thread applies gates in: a row and a spare, real and imaginary parts.
+_ROW_PLANES = 4
 
-def apply_sequence(states, kinds, counts, position_offsets, positions, value_offsets, real, imag):
+
+class Scratch:
+    """Planes the kernels work in, shared by the calls of one sweep.
+
+    numba allocates with ``malloc``, in 4 KiB pages that go back to the system when
+    freed, so planes allocated inside a kernel cost page faults on every call: a
+    20-qubit row pair's ten planes are 40 MB, 640 MB at 24 qubits (where faults took
+    1.7 s of system time per W1 step). These come from numpy, which asks for huge
+    pages, and every call given this ``Scratch`` reuses them; they go with it.
+    """
+
+    def __init__(self) -> None:
+        self._buffer: np.ndarray | None = None
+
+    def planes(self, teams: int, count: int, size: int, dtype) -> np.ndarray:
+        """``(teams, count, size)`` planes of ``dtype``, contents undefined."""
+        need = teams * count * size
+        buffer = self._buffer
+        if buffer is None or buffer.size < need or buffer.dtype != dtype:
+            buffer = self._buffer = np.empty(need, dtype)
+        return buffer[:need].reshape(teams, count, size)
+
+
+def apply_sequence(
+    states, kinds, counts, position_offsets, positions, value_offsets, real, imag, scratch=None
+):  # fmt: skip
     """Apply an encoded gate sequence to every row of ``states`` in place.
 
     Parameters
@@ -141,15 +168,22 @@ def apply_sequence(states, kinds, counts, position_offsets, positions, value_off
         Start of gate ``g``'s matrices (``K * d * d`` values) or diagonals (``K * d``).
     real, imag : float arrays
         Real and imaginary parts of the matrices and diagonals, flattened.
+    scratch : Scratch, optional
+        Planes to work in, shared by the calls of one sweep (fresh ones by default).
     """
     work = states.shape[0] * states.shape[1] * kinds.shape[0]
-    if work >= PARALLEL_MIN_WORK:
-        teams = min(numba.get_num_threads(), states.shape[0])
+    teams = min(numba.get_num_threads(), states.shape[0]) if work >= PARALLEL_MIN_WORK else 1
+    planes = (scratch or Scratch()).planes(teams, _ROW_PLANES, states.shape[1], real.dtype)
+    if teams > 1:
         _rows_parallel(
-            states, kinds, counts, position_offsets, positions, value_offsets, real, imag, teams
-        )
+            states, kinds, counts, position_offsets, positions, value_offsets, real, imag,
+            planes,
+        )  # fmt: skip
     else:
-        _rows_serial(states, kinds, counts, position_offsets, positions, value_offsets, real, imag)
+        _rows_serial(
+            states, kinds, counts, position_offsets, positions, value_offsets, real, imag,
+            planes[0],
+        )  # fmt: skip
 
 
 def check_sequence(n, kinds, counts, position_offsets, positions, value_offsets, num_values):
@@ -195,24 +229,23 @@ def check_sequence(n, kinds, counts, position_offsets, positions, value_offsets,
 
 @njit(parallel=True, cache=True, fastmath=True)
 def _rows_parallel(
-    states, kinds, counts, position_offsets, positions, value_offsets, real, imag, teams
+    states, kinds, counts, position_offsets, positions, value_offsets, real, imag, planes
 ):  # fmt: skip
-    # one set of buffers per thread (``teams``), not per row: at 20 qubits a row's
-    # planes are 16 MB, and fresh ones cost page faults on every call (2.3 s of system
-    # time per W1 step)
+    # one set of planes per thread (``planes[t]``), not per row
+    teams = planes.shape[0]
     for t in prange(teams):
-        work = np.empty((4, states.shape[1]), dtype=real.dtype)
         lr, li = _locals(kinds, position_offsets, real.dtype)
         for r in range(t, states.shape[0], teams):
             _row(
                 states, r, kinds, counts, position_offsets, positions, value_offsets, real,
-                imag, work, lr, li,
+                imag, planes[t], lr, li,
             )  # fmt: skip
 
 
 @njit(cache=True, fastmath=True)
-def _rows_serial(states, kinds, counts, position_offsets, positions, value_offsets, real, imag):
-    work = np.empty((4, states.shape[1]), dtype=real.dtype)
+def _rows_serial(
+    states, kinds, counts, position_offsets, positions, value_offsets, real, imag, work
+):  # fmt: skip
     lr, li = _locals(kinds, position_offsets, real.dtype)
     for r in range(states.shape[0]):
         _row(
@@ -390,7 +423,7 @@ def _rotate(plane, out, k):
 
 def adjoint_step(
     states, batch, kinds, counts, position_offsets, positions, value_offsets, real, imag,
-    bits, off_diagonal, out,
+    bits, off_diagonal, out, scratch=None,
 ):  # fmt: skip
     """One step of the adjoint sweep: undo gates on ψ and λ, then read transitions.
 
@@ -401,56 +434,57 @@ def adjoint_step(
     ``out[j, i, a, b] = Σ conj(λ_j[k_a]) ψ[k_b]`` over index pairs ``k_0, k_1`` that
     differ only in that bit. ``<λ|O|ψ> = Σ O_ab out[j, i, a, b]`` for any operator ``O``
     on that wire. The off-diagonal entries cost one pass per bit and are computed where
-    ``off_diagonal[i]``; the diagonal ones take one pass for all bits.
+    ``off_diagonal[i]``; the diagonal ones take one pass for all bits. ``scratch`` is
+    :func:`apply_sequence`'s.
     """
-    work = states.shape[0] * states.shape[1] * (kinds.shape[0] + bits.shape[0])
+    scratch = scratch or Scratch()
+    size = states.shape[1]
+    work = states.shape[0] * size * (kinds.shape[0] + bits.shape[0])
     threads = numba.get_num_threads()
-    if work >= PARALLEL_MIN_WORK and batch < threads and off_diagonal.any():
-        # fewer rows than threads (one wide circuit): the rows leave threads idle, so
-        # the reads split over the threads instead (the loads by amplitudes, the
-        # off-diagonal reads, a pass per bit, by bits); gates to undo still run row by
-        # row first, reading the diagonal entries while the rows sit in planes
-        undo = kinds.shape[0] > 0
-        if undo:
-            _adjoint_rows_serial(
-                states, batch, kinds, counts, position_offsets, positions, value_offsets,
-                real, imag, bits, np.zeros_like(off_diagonal), out,
+    if work >= PARALLEL_MIN_WORK and batch < threads:
+        # fewer circuits than threads (one wide circuit): ψ and each λ row undo their
+        # gates on threads of their own, then the reads split over the threads (the
+        # loads by amplitudes, the off-diagonal reads, a pass per bit, by bits)
+        if kinds.shape[0]:
+            apply_sequence(
+                states, kinds, counts, position_offsets, positions, value_offsets, real,
+                imag, scratch,
             )  # fmt: skip
-        _reads_parallel(states, batch, real, bits, off_diagonal, out, threads, not undo)
+        planes = scratch.planes(1, _READ_PLANES, size, real.dtype)[0]
+        _reads_parallel(states, batch, bits, off_diagonal, out, threads, planes)
     elif work >= PARALLEL_MIN_WORK:
         _adjoint_rows_parallel(
             states, batch, kinds, counts, position_offsets, positions, value_offsets, real,
-            imag, bits, off_diagonal, out, min(threads, batch),
+            imag, bits, off_diagonal, out,
+            scratch.planes(min(threads, batch), _WORK_PLANES, size, real.dtype),
         )  # fmt: skip
     else:
         _adjoint_rows_serial(
             states, batch, kinds, counts, position_offsets, positions, value_offsets, real,
-            imag, bits, off_diagonal, out,
+            imag, bits, off_diagonal, out, scratch.planes(1, _WORK_PLANES, size, real.dtype)[0],
         )  # fmt: skip
 
 
-def read_transitions(states, batch, bits, off_diagonal, out):
+def read_transitions(states, batch, bits, off_diagonal, out, scratch=None):
     """:func:`adjoint_step`'s reads alone, with no gates applied."""
     empty = np.zeros(0, np.int64)
     values = np.zeros(1, np.finfo(states.dtype).dtype)
     adjoint_step(
         states, batch, empty, empty, np.zeros(1, np.int64), empty, empty, values, values,
-        bits, off_diagonal, out,
+        bits, off_diagonal, out, scratch,
     )  # fmt: skip
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _reads_parallel(states, batch, real, bits, off_diagonal, out, teams, diagonal):
-    """:func:`adjoint_step`'s reads over ``teams`` threads for each row pair: rows load
-    (and rotate) by ranges of amplitudes, the off-diagonal entries split by bits; the
-    diagonal entries too when ``diagonal`` (one pass; ``real`` gives the planes'
-    precision)."""
+def _reads_parallel(states, batch, bits, off_diagonal, out, teams, planes):
+    """:func:`adjoint_step`'s reads over ``teams`` threads for each row pair, in the
+    ``(8, size)`` ``planes``: rows load (and rotate) by ranges of amplitudes, then one
+    pass reads the diagonal entries and the off-diagonal ones split by bits."""
     size = states.shape[1]
     n = _bit_count(size)
-    planes = np.empty((8, size), dtype=real.dtype)
     pr, pi, ar, ai = planes[0], planes[1], planes[2], planes[3]
     qr, qi, br, bi = planes[4], planes[5], planes[6], planes[7]
-    sums = np.empty((4, (1 << (n - n // 2)) if diagonal else 0))  # the halves' sums
+    sums = np.empty((4, _sums_width(size)))
     which = np.empty((2, bits.shape[0]), dtype=np.int64)
     direct, moved = _split_off_diagonals(size, bits, off_diagonal, which)
     none = which[0, :0]
@@ -461,8 +495,7 @@ def _reads_parallel(states, batch, real, bits, off_diagonal, out, teams, diagona
         for j in range(batch + r, states.shape[0], batch):
             for t in prange(teams):
                 _load_part(states[j], ar, ai, rotate, br, bi, t, teams)
-            if diagonal:
-                _transitions(pr, pi, ar, ai, qr, qi, br, bi, bits, none, none, out[j - batch], sums)
+            _transitions(pr, pi, ar, ai, qr, qi, br, bi, bits, none, none, out[j - batch], sums)
             for t in prange(teams):  # each team writes its own bits' entries
                 _off_diagonals(pr, pi, ar, ai, bits, 0, direct[t::teams], out[j - batch])
                 _off_diagonals(qr, qi, br, bi, bits, n - 3, moved[t::teams], out[j - batch])
@@ -487,24 +520,24 @@ def _load_part(row, re, im, rotate, rotated_re, rotated_im, team, teams):
 @njit(parallel=True, cache=True, fastmath=True)
 def _adjoint_rows_parallel(
     states, batch, kinds, counts, position_offsets, positions, value_offsets, real, imag,
-    bits, off_diagonal, out, teams,
+    bits, off_diagonal, out, planes,
 ):  # fmt: skip
-    for t in prange(teams):  # buffers per thread (see _rows_parallel)
-        work, sums, which, lr, li = _adjoint_workspace(states, kinds, position_offsets, real, bits)
+    teams = planes.shape[0]
+    for t in prange(teams):  # planes per thread (``planes[t]``), not per row
+        sums, which, lr, li = _adjoint_buffers(states, kinds, position_offsets, real, bits)
         for r in range(t, batch, teams):
             _adjoint_row(
                 states, r, batch, kinds, counts, position_offsets, positions, value_offsets,
-                real, imag, bits, off_diagonal, out, work, sums, which, lr, li,
+                real, imag, bits, off_diagonal, out, planes[t], sums, which, lr, li,
             )  # fmt: skip
 
 
 @njit(cache=True, fastmath=True)
 def _adjoint_rows_serial(
     states, batch, kinds, counts, position_offsets, positions, value_offsets, real, imag,
-    bits, off_diagonal, out,
+    bits, off_diagonal, out, work,
 ):  # fmt: skip
-    # once for every row: small rows spend more on allocating than on arithmetic
-    work, sums, which, lr, li = _adjoint_workspace(states, kinds, position_offsets, real, bits)
+    sums, which, lr, li = _adjoint_buffers(states, kinds, position_offsets, real, bits)
     for r in range(batch):
         _adjoint_row(
             states, r, batch, kinds, counts, position_offsets, positions, value_offsets,
@@ -513,20 +546,27 @@ def _adjoint_rows_serial(
 
 
 @njit(cache=True, fastmath=True)
-def _adjoint_workspace(states, kinds, position_offsets, real, bits):
-    """Buffers for :func:`_adjoint_row`: planes, partial sums of the diagonal reads,
+def _adjoint_buffers(states, kinds, position_offsets, real, bits):
+    """Small buffers for :func:`_adjoint_row`: partial sums of the diagonal reads,
     lists of bits, and a dense gate's local amplitudes."""
-    size = states.shape[1]
-    work = np.empty((_WORK_PLANES, size), dtype=real.dtype)
-    sums = np.empty((4, size))
+    sums = np.empty((4, _sums_width(states.shape[1])))
     which = np.empty((2, bits.shape[0]), dtype=np.int64)
     lr, li = _locals(kinds, position_offsets, real.dtype)
-    return work, sums, which, lr, li
+    return sums, which, lr, li
+
+
+@njit(cache=True)
+def _sums_width(size):
+    """Partial sums :func:`_transitions` keeps per half of the index bits: ``2**(n -
+    n // 2)`` for the high half, the larger."""
+    return size >> (_bit_count(size) // 2)
 
 
 #: Planes one row pair of :func:`adjoint_step` works in: ψ, λ, two spares, and the
 #: rotated copies of ψ and λ.
 _WORK_PLANES = 10
+#: Planes :func:`_reads_parallel` reads one row pair in: ψ, λ and their rotated copies.
+_READ_PLANES = 8
 
 
 @njit(cache=True, fastmath=True)

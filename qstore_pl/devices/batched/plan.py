@@ -308,12 +308,24 @@ class SequencePlan:
         return states
 
     def adjoint_step(
-        self, states: np.ndarray, step: int, real, imag, batch: int, bits, off, out
+        self,
+        states: np.ndarray,
+        step: int,
+        real,
+        imag,
+        batch: int,
+        bits,
+        off,
+        out,
+        scratch: jit_kernels.Scratch | None = None,
     ) -> None:
         """Apply step ``step`` to stacked ψ and λ rows, then read the transition
-        matrices at ``bits`` into ``out`` (:func:`jit_kernels.adjoint_step`)."""
+        matrices at ``bits`` into ``out`` (:func:`jit_kernels.adjoint_step`; the steps
+        of one sweep share ``scratch``)."""
         check_width(states, self.n)
-        jit_kernels.adjoint_step(states, batch, *self.structure[step], real, imag, bits, off, out)
+        jit_kernels.adjoint_step(
+            states, batch, *self.structure[step], real, imag, bits, off, out, scratch
+        )
 
 
 def _source_extent(fused: np.ndarray, members: np.ndarray, copies: np.ndarray) -> int:
