@@ -23,6 +23,8 @@ into the batched engine's compiled plans, no tape per call).
 
 from __future__ import annotations
 
+import threading
+import warnings
 from collections.abc import Callable
 from functools import partial
 
@@ -34,6 +36,7 @@ from qstore_pl.devices.grouping import structure_key
 from qstore_pl.interfaces.broadcast_program import is_gate_with_angle
 from qstore_pl.interfaces.jax_linear import SECOND_ORDER_MESSAGE, angle_jvp, folded_values
 from qstore_pl.layers.angle_table import AngleTable
+from qstore_pl.layers.compiled import CompiledPathWarning
 from qstore_pl.support.bounded_cache import BoundedCache
 
 
@@ -43,8 +46,9 @@ def circuit_function(qnode_or_qfunc: Callable, device: qml.devices.Device | None
     Parameters
     ----------
     qnode_or_qfunc : QNode or Callable
-        A QNode (its function and device are used; it must be analytic and have no
-        transforms) or a quantum function, with ``device``. Arguments that carry a
+        A QNode (its function and device are used; with shots or transforms its calls
+        go through the QNode itself, with a :class:`CompiledPathWarning`) or a quantum
+        function, with ``device``. Arguments that carry a
         leading batch axis broadcast the circuit over it, as in PennyLane.
     device : Device, optional
         Where the circuits run, when ``qnode_or_qfunc`` is a quantum function. A
@@ -59,6 +63,8 @@ def circuit_function(qnode_or_qfunc: Callable, device: qml.devices.Device | None
         columns in order. Works under ``jax.jit``, ``jax.vmap``, ``jax.grad``,
         ``jax.jacrev`` and ``jax.jacfwd``.
     """
+    if isinstance(qnode_or_qfunc, qml.QNode) and (reason := _qnode_only(qnode_or_qfunc)):
+        return _through_the_qnode(qnode_or_qfunc, reason)
     qfunc, device = _qfunc_and_device(qnode_or_qfunc, device)
     func = qnode_or_qfunc.func if isinstance(qnode_or_qfunc, qml.QNode) else qfunc
     # one table per structure: eager calls and new traces (batch sizes) reuse its plans
@@ -86,16 +92,6 @@ def _qfunc_and_device(qnode_or_qfunc, device):
         qnode = qnode_or_qfunc
         if device is not None and device is not qnode.device:
             raise ValueError("give a device only with a quantum function, not with a QNode")
-        if qnode.shots:
-            raise ValueError(
-                f"the QNode has shots={qnode.shots}: this path is analytic; drop the shots "
-                "or use the QNode itself (interface='jax') for sampled results"
-            )
-        if len(qnode.compile_pipeline):
-            raise ValueError(
-                "the QNode carries transforms, which this path would skip; apply them to a "
-                "QNode with interface='jax' instead, or drop them"
-            )
         return qnode.func, qnode.device
     if device is None:
         raise ValueError(
@@ -103,6 +99,44 @@ def _qfunc_and_device(qnode_or_qfunc, device):
             "wires=n)), or pass a QNode"
         )
     return qnode_or_qfunc, device
+
+
+def _qnode_only(qnode: qml.QNode) -> str | None:
+    """Why the angle table cannot run a QNode's calls, or ``None``."""
+    if qnode.shots:
+        return (
+            f"the QNode has shots={qnode.shots.total_shots}, and the angle table computes "
+            "exact values"
+        )
+    if len(qnode.compile_pipeline):
+        return "the QNode carries transforms, which the angle table would skip"
+    return None
+
+
+def _through_the_qnode(qnode: qml.QNode, reason: str) -> Callable:
+    """``f`` for a QNode the angle table cannot run: the QNode itself (PennyLane's JAX
+    interface, its own derivative method), its results laid out as ``f``'s. The first
+    call warns, naming ``reason``."""
+    import jax.numpy as jnp
+
+    warned = threading.Event()
+
+    def f(*args, **kwargs):
+        if not warned.is_set():
+            warned.set()
+            warnings.warn(
+                f"circuit_function: {reason}; its calls go through the QNode (PennyLane's "
+                "JAX interface: a host call per circuit for derivatives, not one per batch)",
+                CompiledPathWarning,
+                stacklevel=2,
+            )
+        batch = qml.tape.make_qscript(qnode.func)(*args, **kwargs).batch_size
+        results = qnode(*args, **kwargs)
+        parts = results if isinstance(results, (tuple, list)) else (results,)
+        out = jnp.concatenate([jnp.reshape(r, (batch or 1, -1)) for r in parts], axis=1)
+        return out if batch else out[0]
+
+    return f
 
 
 def _record(qfunc: Callable, args, kwargs) -> QuantumScript:
