@@ -18,6 +18,8 @@ Parameters are checked to be finite before any kernel runs, so ``fastmath`` is s
 
 from __future__ import annotations
 
+import mmap
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -125,6 +127,7 @@ PARALLEL_MIN_WORK = 1 << 17
 
 #: Planes a thread applies gates in: a row and a spare, real and imaginary parts.
 _ROW_PLANES = 4
+_CACHE_LINE = 64
 
 
 class Scratch:
@@ -133,8 +136,8 @@ class Scratch:
     numba allocates with ``malloc``, in 4 KiB pages that go back to the system when
     freed, so planes allocated inside a kernel cost page faults on every call: a
     20-qubit row pair's ten planes are 40 MB, 640 MB at 24 qubits (where faults took
-    1.7 s of system time per W1 step). These come from numpy, which asks for huge
-    pages, and every call given this ``Scratch`` reuses them; they go with it.
+    1.7 s of system time per W1 step). Every call given this ``Scratch`` reuses its
+    planes (huge pages for wide rows: :data:`_HUGE_PAGES_MIN_SIZE`); they go with it.
     """
 
     def __init__(self) -> None:
@@ -145,8 +148,33 @@ class Scratch:
         need = teams * count * size
         buffer = self._buffer
         if buffer is None or buffer.size < need or buffer.dtype != dtype:
-            buffer = self._buffer = np.empty(need, dtype)
+            buffer = self._buffer = _planes_buffer(need, dtype, size >= _HUGE_PAGES_MIN_SIZE)
         return buffer[:need].reshape(teams, count, size)
+
+
+#: From this row size the planes take huge pages (fewer, cheaper page faults: a
+#: 24-qubit row pair's planes are 640 MB). Below it they take small pages: with huge
+#: pages, planes a power of two apart share their L2 cache sets, and the 16-qubit
+#: backward sweep ran 7% slower.
+_HUGE_PAGES_MIN_SIZE = 1 << 20
+
+
+def _planes_buffer(count: int, dtype, huge_pages: bool) -> np.ndarray:
+    """``count`` values of ``dtype`` starting on a cache line (numpy aligns to 16 bytes
+    only, and vector loads across two lines cost), in huge pages or small ones."""
+    itemsize = np.dtype(dtype).itemsize
+    nbytes = count * itemsize
+    if huge_pages or nbytes < _NUMPY_HUGE_PAGES_MIN_BYTES:
+        raw = np.empty(count + _CACHE_LINE // itemsize, dtype)  # numpy asks for huge pages
+        start = (-raw.ctypes.data % _CACHE_LINE) // itemsize
+        return raw[start : start + count]
+    mapped = mmap.mmap(-1, nbytes)  # page-aligned
+    mapped.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(mapped, dtype, count)
+
+
+#: numpy asks for huge pages for allocations of this size and more.
+_NUMPY_HUGE_PAGES_MIN_BYTES = 1 << 22
 
 
 def apply_sequence(
