@@ -40,10 +40,17 @@ def measure(n: int, dtype: str, repeats: int, kernel: str) -> dict[str, dict[str
     """Median wall and CPU milliseconds per phase of one engine train step."""
     import pennylane as qml
 
-    from qstore_pl.devices.batched import BatchedDevice
+    from qstore_pl.devices.batched import BatchedDevice, adjoint
     from qstore_pl.devices.batched.adjoint import backward, forward
     from qstore_pl.devices.batched.measure import adjoint_states, measure_all
     from qstore_pl.devices.batched.program import Program
+
+    def sweep(psi, cotangents):
+        """ψ over λ, as ``backward`` takes them (a checkout from before 2026-12-07
+        (``--compare-to``) took ψ and λ apart and stacked them itself)."""
+        if hasattr(adjoint, "sweep_states"):
+            return adjoint.sweep_states(kernel, psi, program.measurements, cotangents, n)
+        return psi, adjoint_states(kernel, psi, program.measurements, cotangents, n)
 
     rng = np.random.default_rng(0)
     x = rng.uniform(0, np.pi, (BATCH, n))
@@ -67,9 +74,9 @@ def measure(n: int, dtype: str, repeats: int, kernel: str) -> dict[str, dict[str
         times.append((time.perf_counter(), time.process_time()))
         measure_all(kernel, psi, program.measurements, n)
         times.append((time.perf_counter(), time.process_time()))
-        lam = adjoint_states(kernel, psi, program.measurements, cotangents, n)
+        states = sweep(psi, cotangents)
         times.append((time.perf_counter(), time.process_time()))
-        backward(kernel, bound, psi, lam, trainable)
+        backward(kernel, bound, *(states if isinstance(states, tuple) else (states,)), trainable)
         times.append((time.perf_counter(), time.process_time()))
         return [(b[0] - a[0], b[1] - a[1]) for a, b in itertools.pairwise(times)]
 

@@ -19,8 +19,8 @@ import numpy as np
 from pennylane.measurements import ExpectationMP, ProbabilityMP
 from pennylane.tape import QuantumScript
 
-from qstore_pl.devices.batched.adjoint import backward, forward
-from qstore_pl.devices.batched.measure import adjoint_states, measure_all, output_sizes
+from qstore_pl.devices.batched.adjoint import backward, forward, sweep_states
+from qstore_pl.devices.batched.measure import measure_all, output_sizes
 from qstore_pl.devices.batched.memory import check_states_fit
 from qstore_pl.devices.batched.program import BoundProgram, Program, TapeParameters
 
@@ -246,9 +246,8 @@ class ValueProgram:
         trainable = self._trainable(wanted)
         kernel = device.kernel_for(bound, backward=True)
         with threads_for(bound):
-            copies = psi if stacked == 1 else np.concatenate([psi] * stacked)
-            lam = adjoint_states(kernel, copies, self.program.measurements, dys, n)
-            grads = backward(kernel, bound, psi, lam, trainable)
+            states = sweep_states(kernel, psi, self.program.measurements, dys, n, stacked)
+            grads = backward(kernel, bound, states, trainable)
         out: list[np.ndarray | None] = [None] * len(arrays)
         values = self._flat(arrays, batch) if self._expressions else []  # for products
         values = [np.tile(v, (stacked, 1)) if v.ndim == 2 else v for v in values]

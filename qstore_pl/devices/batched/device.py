@@ -35,10 +35,9 @@ from pennylane.wires import WiresLike
 
 from qstore_pl.devices.adjoint_support import KEPT as ADJOINT_KEPT
 from qstore_pl.devices.adjoint_support import adjoint_support
-from qstore_pl.devices.batched.adjoint import backward, forward
+from qstore_pl.devices.batched.adjoint import backward, forward, sweep_states
 from qstore_pl.devices.batched.kernel import StateKernel
 from qstore_pl.devices.batched.measure import (
-    adjoint_states,
     measure_all,
     output_sizes,
     supports_measurement,
@@ -387,15 +386,8 @@ class BatchedDevice(Device):
                 [cotangents[i] for i in indices], bound, len(measurements)
             )
             with threads_for(bound):
-                lam = adjoint_states(
-                    kernel,
-                    np.concatenate([psi] * stacked) if stacked > 1 else psi,
-                    measurements,
-                    dys,
-                    n,
-                )
-                trainable = _trainable_gates(bound)
-                grads = backward(kernel, bound, psi, lam, trainable)
+                states = sweep_states(kernel, psi, measurements, dys, n, stacked)
+                grads = backward(kernel, bound, states, _trainable_gates(bound))
             for tape_no, i in enumerate(indices):
                 vjps[i] = _tape_vjp(bound, tape_no, grads, stacked)
             if want_results:
@@ -429,9 +421,8 @@ class BatchedDevice(Device):
                 )
                 offset += size
             with threads_for(bound):
-                lam = adjoint_states(kernel, np.concatenate([psi] * outputs), measurements, dys, n)
-                trainable = _trainable_gates(bound)
-                grads = backward(kernel, bound, psi, lam, trainable)
+                states = sweep_states(kernel, psi, measurements, dys, n, outputs)
+                grads = backward(kernel, bound, states, _trainable_gates(bound))
             for tape_no, i in enumerate(indices):
                 jacs[i] = _tape_jacobian(bound, tape_no, grads, sizes)
             if want_results:

@@ -257,12 +257,19 @@ def output_sizes(measurements: Sequence[MeasurementProcess], n: int) -> list[int
 
 
 def adjoint_states(
-    kernel, states: np.ndarray, measurements, cotangents: Sequence[np.ndarray], n: int
+    kernel,
+    states: np.ndarray,
+    measurements,
+    cotangents: Sequence[np.ndarray],
+    n: int,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``λ = Σ_m dy_m O_m ψ`` per row; ``cotangents[m]`` is ``(M,)`` or ``(M, 2**k)``."""
+    """``λ = Σ_m dy_m O_m ψ`` per row; ``cotangents[m]`` is ``(M,)`` or ``(M, 2**k)``.
+
+    Written into ``out`` when given (rows like ``states``'; it may be ``states``)."""
     rows = states.shape[0]
     diagonal = None  # other diagonal parts (probabilities, Z words), when there are any
-    out = None
+    total = None
     singles = np.zeros((rows, n))  # cotangents of <Z_i>, added in one separable pass
     has_singles = False
     for mp, dy in zip(measurements, cotangents):
@@ -284,19 +291,27 @@ def adjoint_states(
                 diagonal = _add(diagonal, (np.real(coeff) * dy) * z_signs(n, wires)[None, :])
             continue
         term = dy * apply_observable(kernel, states, obs, n)
-        out = term if out is None else out + term
+        total = term if total is None else total + term
     if diagonal is not None:
         if has_singles:
             diagonal += _z_weighted_signs(singles, n)
         diag_term = states * diagonal.astype(states.dtype)
-        out = diag_term if out is None else out + diag_term
+        total = diag_term if total is None else total + diag_term
     elif has_singles:  # only <Z_i>: one compiled pass scales ψ by a sum of two halves
         by_high, by_low = _z_weight_halves(singles, n)
         real = np.finfo(states.dtype).dtype
-        diag_term = np.empty_like(states)
-        jit_kernels.scale_by_halves(states, by_high.astype(real), by_low.astype(real), diag_term)
-        out = diag_term if out is None else out + diag_term
-    return out if out is not None else np.zeros_like(states)
+        # straight into ``out`` when nothing else adds to it (elementwise: may be ``states``)
+        into = out if total is None and out is not None else np.empty_like(states)
+        jit_kernels.scale_by_halves(states, by_high.astype(real), by_low.astype(real), into)
+        if into is out:
+            return out
+        total = into if total is None else total + into
+    if total is None:
+        total = np.zeros_like(states)
+    if out is None:
+        return total
+    out[...] = total
+    return out
 
 
 def _add(total: np.ndarray | None, term: np.ndarray) -> np.ndarray:
