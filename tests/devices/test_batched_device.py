@@ -488,6 +488,22 @@ def test_auto_kernel_sends_only_wide_circuits_with_entangling_matrices_to_qsim()
     assert isinstance(forced.kernel_for(bound(4, False)), QsimStateKernel)
 
 
+def test_scratch_planes_start_on_a_cache_line_and_serve_every_step_of_a_sweep():
+    """The sweep's planes (small buffers from numpy, larger ones mapped in small pages)
+    start on a cache line, take writes, and later steps reuse them."""
+    from qstore_pl.devices.batched.jit_kernels import Scratch
+
+    for size in (16, 1 << 17):
+        scratch = Scratch()
+        planes = scratch.planes(2, 10, size, np.float64)
+        assert planes.shape == (2, 10, size) and planes.flags.c_contiguous
+        assert planes.ctypes.data % 64 == 0
+        planes[...] = 1.0
+        again = scratch.planes(1, 8, size, np.float64)
+        assert again.ctypes.data == planes.ctypes.data and again.shape == (1, 8, size)
+        assert scratch.planes(1, 4, size, np.float32).dtype == np.float32  # a new buffer
+
+
 @pytest.mark.parametrize("dtype, tol", [(np.complex128, DOUBLE), (np.complex64, SINGLE)])
 def test_one_circuit_undoes_psi_and_each_adjoint_state_on_threads_of_their_own(
     dtype, tol, monkeypatch

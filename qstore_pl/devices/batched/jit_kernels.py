@@ -164,12 +164,13 @@ def _planes_buffer(count: int, dtype, huge_pages: bool) -> np.ndarray:
     only, and vector loads across two lines cost), in huge pages or small ones."""
     itemsize = np.dtype(dtype).itemsize
     nbytes = count * itemsize
-    if huge_pages or nbytes < _NUMPY_HUGE_PAGES_MIN_BYTES:
+    small_pages = getattr(mmap, "MADV_NOHUGEPAGE", None)  # Linux only
+    if huge_pages or nbytes < _NUMPY_HUGE_PAGES_MIN_BYTES or small_pages is None:
         raw = np.empty(count + _CACHE_LINE // itemsize, dtype)  # numpy asks for huge pages
         start = (-raw.ctypes.data % _CACHE_LINE) // itemsize
         return raw[start : start + count]
     mapped = mmap.mmap(-1, nbytes)  # page-aligned
-    mapped.madvise(mmap.MADV_NOHUGEPAGE)
+    mapped.madvise(small_pages)
     return np.frombuffer(mapped, dtype, count)
 
 
