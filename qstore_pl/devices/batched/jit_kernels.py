@@ -585,10 +585,16 @@ def _adjoint_buffers(states, kinds, position_offsets, real, bits):
 
 
 @njit(cache=True)
+def _low_bits(size):
+    """The index bits :func:`_transitions` sums over as its low half: ``n // 2``."""
+    return _bit_count(size) // 2
+
+
+@njit(cache=True)
 def _sums_width(size):
     """Partial sums :func:`_transitions` keeps per half of the index bits: ``2**(n -
     n // 2)`` for the high half, the larger."""
-    return size >> (_bit_count(size) // 2)
+    return size >> _low_bits(size)
 
 
 #: Planes one row pair of :func:`adjoint_step` works in: ψ, λ, two spares, and the
@@ -670,9 +676,7 @@ def _transitions(pr, pi, ar, ai, qr, qi, br, bi, bits, direct, moved, out, sums)
     (:func:`_split_off_diagonals`) from ``qr, qi`` (ψ with its bits rotated by 3) and
     ``br, bi`` (which take λ's)."""
     size = pr.shape[0]
-    low = 0
-    while (1 << (2 * (low + 1))) <= size:  # low half: floor(n / 2) bits
-        low += 1
+    low = _low_bits(size)
     n_low = 1 << low
     # conj(λ) ψ summed by the low and by the high half of the index bits: every
     # diagonal entry is then a sum over one of them
