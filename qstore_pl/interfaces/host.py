@@ -61,31 +61,43 @@ class HostFunction:
         self._kept: BoundedCache[bytes, Callable] = BoundedCache(self._KEPT)
         self._lock = threading.Lock()
 
-    def argnums(self, n_args: int) -> tuple[int, ...]:
-        """Indices of the arguments that get gradients, for ``n_args`` arguments."""
-        return tuple(range(n_args)) if self._diff_argnums is None else self._diff_argnums
+    def argnums(self, n_args: int, needed: Sequence[int] | None = None) -> tuple[int, ...]:
+        """Indices of the arguments that get gradients, for ``n_args`` arguments: of
+        those the caller ``needed`` (all, if it does not say)."""
+        own = tuple(range(n_args)) if self._diff_argnums is None else self._diff_argnums
+        return own if needed is None else tuple(i for i in own if i in needed)
 
-    def forward(self, *arrays, keep_vjp: bool = False) -> np.ndarray:
+    def forward(
+        self, *arrays, keep_vjp: bool = False, needed: Sequence[int] | None = None
+    ) -> np.ndarray:
         """The value; with ``keep_vjp`` also remember the VJP for a later :meth:`vjp`.
 
         Without ``keep_vjp`` plain arrays reach PennyLane untracked, so no derivative
-        work runs (inference).
+        work runs (inference). ``needed``: the arguments whose gradients the caller
+        will use (a framework knows which of its tensors require them); the others
+        get zeros, and no derivative work.
         """
         if not keep_vjp:
             return np.asarray(self._fn(*(_as_float64(a) for a in arrays)), dtype=np.float64)
-        value, vjp = self.forward_and_vjp(*arrays)
+        value, vjp = self.forward_and_vjp(*arrays, needed=needed)
         with self._lock:
             self._kept[_digest(arrays)] = vjp
         return value
 
-    def forward_and_vjp(self, *arrays) -> tuple[np.ndarray, Callable[[np.ndarray], tuple]]:
+    def forward_and_vjp(
+        self, *arrays, needed: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, Callable[[np.ndarray], tuple]]:
         """Value and a function mapping a cotangent to one gradient per argument.
 
-        Arguments outside ``diff_argnums`` get zero gradients, so callers can hand the
-        result straight to a framework that wants one gradient per input.
+        Arguments outside ``diff_argnums`` (and ``needed``) get zero gradients, so
+        callers can hand the result straight to a framework that wants one gradient
+        per input.
         """
         arrays = tuple(_as_float64(a) for a in arrays)
-        argnums = self.argnums(len(arrays))
+        argnums = self.argnums(len(arrays), needed)
+        if not argnums:
+            value = np.asarray(self._fn(*arrays), dtype=np.float64)
+            return value, lambda cotangent: tuple(np.zeros_like(a) for a in arrays)
 
         def traced(diff_args):
             full = list(arrays)
@@ -104,12 +116,15 @@ class HostFunction:
 
         return np.asarray(value, dtype=np.float64), vjp
 
-    def vjp(self, arrays: Sequence, cotangent) -> tuple[np.ndarray, ...]:
-        """Gradients of ``sum(cotangent * fn(*arrays))`` for every argument."""
+    def vjp(
+        self, arrays: Sequence, cotangent, needed: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, ...]:
+        """Gradients of ``sum(cotangent * fn(*arrays))`` for every argument (zeros but
+        for those ``needed``, when given)."""
         with self._lock:
             kept = self._kept.pop(_digest(arrays), None)
         if kept is None:
-            kept = self.forward_and_vjp(*arrays)[1]
+            kept = self.forward_and_vjp(*arrays, needed=needed)[1]
         return kept(cotangent)
 
 

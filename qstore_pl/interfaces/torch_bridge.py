@@ -19,15 +19,17 @@ def torch_op(host: HostFunction) -> Callable:
             # under torch.no_grad() (Keras's predict) no backward pass can follow, even
             # for parameters that require grad: an inference call (a result cache answers)
             needs_vjp = recording and any(ctx.needs_input_grad[1:])
+            # inputs that need no gradient cost no derivative work (parameter shifts)
+            ctx.needed = tuple(i for i, need in enumerate(ctx.needs_input_grad[1:]) if need)
             ctx.arrays = arrays
             ctx.placements = [(a.dtype, a.device) for a in args]
-            value = host.forward(*arrays, keep_vjp=needs_vjp)
+            value = host.forward(*arrays, keep_vjp=needs_vjp, needed=ctx.needed)
             return torch.as_tensor(value, dtype=args[0].dtype, device=args[0].device)
 
         @staticmethod
         @torch.compiler.disable
         def backward(ctx, upstream):
-            grads = host.vjp(ctx.arrays, upstream.detach().cpu().numpy())
+            grads = host.vjp(ctx.arrays, upstream.detach().cpu().numpy(), ctx.needed)
             placed = (
                 torch.as_tensor(g, dtype=dtype, device=device) if needed else None
                 for g, (dtype, device), needed in zip(
