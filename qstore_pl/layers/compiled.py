@@ -19,7 +19,10 @@ an input or weight other than pass such an expression into a gate: other arithme
 (powers, functions, products of three values), comparisons (Python control flow),
 conversion to a number (input-dependent wires), as well as when the first real
 call's circuit differs from the recording, and when the router picks a backend that
-runs tapes only (lightning at width, IonQ, shots). When the engine fails on a batch
+runs tapes only (lightning at width, IonQ). With finite shots, outputs are sampled
+from the final states and derivatives follow PennyLane's parameter-shift rule, each
+shifted circuit a row of the engine's table
+(:mod:`~qstore_pl.devices.batched.sampled`). When the engine fails on a batch
 (a backend fault, forward or VJP), the batch runs again through the QNode, which
 routes and falls back as the router does, and the router's report lists the failure
 (:class:`~qstore_pl.router.execution.compiled.EngineFailure`); input errors raise. A
@@ -58,6 +61,8 @@ from qstore_pl.router.execution.faults import after_failure
 INPUT_ARG = "inputs"
 #: Differentiation methods the compiled path gives the same derivatives for.
 _DEVICE_METHODS = ("best", "adjoint", "device")
+#: ... and with finite shots (the parameter-shift rule, sampled).
+_SHOTS_METHODS = ("best", "parameter-shift")
 
 
 class CompiledPathWarning(UserWarning):
@@ -322,10 +327,17 @@ def _expression(angle: _Angle, source: Callable[..., AngleSource]) -> AngleExpre
 
 def refusal_for_qnode(qnode: qml.QNode) -> Refusal | None:
     """Why ``qnode``'s settings keep it off the compiled path, or ``None``."""
-    if qnode.diff_method not in _DEVICE_METHODS:
-        return Refusal(f"diff_method={qnode.diff_method!r} (the compiled path is adjoint)")
     if qnode.shots:
-        return Refusal("finite shots (the compiled path computes exact values)")
+        if qnode.shots.has_partitioned_shots:
+            return Refusal("a shot vector (the compiled path samples one number of shots)")
+        # with shots the QNode path differentiates by PennyLane's parameter-shift rule
+        if qnode.diff_method not in _SHOTS_METHODS or qnode.gradient_kwargs:
+            return Refusal(
+                f"diff_method={qnode.diff_method!r} with shots and gradient options "
+                f"{qnode.gradient_kwargs} (the compiled path shifts by the gates' own rules)"
+            )
+    elif qnode.diff_method not in _DEVICE_METHODS:
+        return Refusal(f"diff_method={qnode.diff_method!r} (the compiled path is adjoint)")
     if qnode.execute_kwargs.get("max_diff", 1) != 1:
         return Refusal("max_diff > 1 (higher derivatives)")
     if len(qnode.compile_pipeline):
@@ -349,7 +361,8 @@ def record(
     try:
         with qml.queuing.AnnotatedQueue() as queue:
             returned = qnode.func(**placeholders)
-        tape = _device_tape(QuantumScript.from_queue(queue), qnode.device.wires)
+        recorded = QuantumScript.from_queue(queue, shots=qnode.shots)
+        tape = _device_tape(recorded, qnode.device.wires)
     except Exception as err:  # whatever a symbol cannot express: the QNode path can
         return Refusal(f"recording the circuit failed: {type(err).__name__}: {err}")
     returns = _return_kind(returned)
@@ -388,13 +401,17 @@ def record(
     n = len(qnode.device.wires)
     concrete = tape.bind_new_parameters(params, list(range(len(params))))
     full = QuantumScript(
-        [qml.Identity(wires=range(n)), *concrete.operations], concrete.measurements
+        [qml.Identity(wires=range(n)), *concrete.operations],
+        concrete.measurements,
+        shots=tape.shots,
     )  # the identity fixes the width: probs() of every wire, as the device has them
     per_sample = [True] + [False] * len(weight_names)
     try:
         program = ValueProgram(full, sources, per_sample)
     except (ValueError, NotImplementedError) as err:
         return Refusal(str(err))
+    if tape.shots and (reason := program.shift_refusal()):
+        return Refusal(reason)
     trainable = tuple(j for j, s in enumerate(sources) if s is not None)
     label = getattr(qnode.func, "__name__", "circuit")
     return CompiledCircuit(label, program, trainable), returns
@@ -515,20 +532,22 @@ class CompiledHostFunction(HostFunction):
                 return self.fallback.forward(*arrays)
         return run.values
 
-    def forward_and_vjp(self, *arrays) -> tuple[np.ndarray, Callable[[np.ndarray], tuple]]:
+    def forward_and_vjp(
+        self, *arrays, needed: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, Callable[[np.ndarray], tuple]]:
         arrays = tuple(np.asarray(a, dtype=np.float64) for a in arrays)
         run = self._run(arrays, keep_vjp=True)
         if isinstance(run, Refusal):
             with _after(run):
-                return self.fallback.forward_and_vjp(*arrays)
-        wanted = self.argnums(len(arrays))
+                return self.fallback.forward_and_vjp(*arrays, needed=needed)
+        wanted = self.argnums(len(arrays), needed)
         door = self._door
 
         def vjp(cotangent) -> tuple[np.ndarray, ...]:
             grads = door.vjp(run, cotangent, arrays, wanted)
             if isinstance(grads, EngineFailure):  # the QNode path, forward and VJP again
                 with _after(self._refused(grads)):
-                    return self.fallback.forward_and_vjp(*arrays)[1](cotangent)
+                    return self.fallback.forward_and_vjp(*arrays, needed=needed)[1](cotangent)
             return tuple(np.zeros_like(a) if g is None else g for g, a in zip(grads, arrays))
 
         return run.values, vjp
@@ -595,7 +614,8 @@ def compiled_host_function(
 ) -> HostFunction:
     """``fallback`` on the compiled path where it applies (a QNode on ``qstore.router``).
 
-    A QNode whose settings the compiled path never takes (shots, parameter shift...)
+    A QNode whose settings the compiled path never takes (parameter shift without
+    shots, shot vectors...)
     gets ``fallback`` itself, with the warning said now: a layer then keeps its own
     QNode call, whose inputs are not differentiated unless they require it (a
     parameter-shift rule cannot differentiate a broadcast input).

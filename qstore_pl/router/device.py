@@ -625,12 +625,17 @@ class RouterDevice(Device):
         ``num_wires`` is the structure's width when routing already knows it (a fresh
         tape's ``wires`` is a union over every gate).
         """
-        width = num_wires if num_wires is not None else len(tapes[0].wires)
-        key = (name, max(width, 1))
+        width = max(num_wires if num_wires is not None else len(tapes[0].wires), 1)
+        owner, spec, seed = self._executor.owner, self._specs[name], self.backend_seed(name, width)
+        return GroupWork(owner, spec, width, seed, task, tapes, **details)
+
+    def backend_seed(self, name: str, num_wires: int) -> int:
+        """The seed of backend ``name``'s device on ``num_wires`` wires, drawn once from
+        the router's own seed: a seeded router samples the same on every run."""
+        key = (name, num_wires)
         if key not in self._seeds:
             self._seeds[key] = int(self._rng.integers(2**31 - 1))
-        owner, spec, seed = self._executor.owner, self._specs[name], self._seeds[key]
-        return GroupWork(owner, spec, key[1], seed, task, tapes, **details)
+        return self._seeds[key]
 
     # ------------------------------------- the door for runs that are not QNode tapes
     def route_group(

@@ -23,6 +23,7 @@ from qstore_pl.devices.batched.adjoint import backward, forward, sweep_states
 from qstore_pl.devices.batched.measure import measure_all, output_sizes
 from qstore_pl.devices.batched.memory import check_states_fit
 from qstore_pl.devices.batched.program import BoundProgram, Program, TapeParameters
+from qstore_pl.devices.batched.sampled import shift_rule, shifted_outputs
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,81 @@ class ValueProgram:
         """
         from qstore_pl.devices.batched.device import threads_for
 
-        batch, n = bound.batch, self.num_wires
+        cotangent, stacked = self._cotangent_rows(cotangent, bound.batch, wanted)
+        dys, offset = [], 0
+        for size in self.sizes:
+            part = cotangent[:, offset : offset + size]
+            dys.append(part[:, 0] if size == 1 else part)
+            offset += size
+        trainable = self._trainable(wanted)
+        kernel = device.kernel_for(bound, backward=True)
+        with threads_for(bound):
+            states = sweep_states(
+                kernel, psi, self.program.measurements, dys, self.num_wires, stacked
+            )
+            grads = backward(kernel, bound, states, trainable)
+        return self._argument_grads(grads, arrays, wanted, bound.batch, stacked)
+
+    def shift_vjp(
+        self,
+        device,
+        bound: BoundProgram,
+        cotangent: np.ndarray,
+        arrays: Sequence[np.ndarray],
+        wanted: Sequence[int],
+        shots: int,
+        rng: np.random.Generator,
+    ) -> list[np.ndarray | None]:
+        """:meth:`vjp` with ``shots``: each trainable gate's derivative by its
+        parameter-shift rule, every shifted circuit sampled with ``shots``, as PennyLane's
+        rule does on a device with shots (:mod:`~qstore_pl.devices.batched.sampled`).
+
+        Raises
+        ------
+        ValueError
+            If a trainable gate has no shift rule (:meth:`shift_refusal` says so first).
+        """
+        batch = bound.batch
+        cotangent, stacked = self._cotangent_rows(cotangent, batch, wanted)
+        shifts, terms = [], []
+        for slot in sorted(self._trainable_slots(wanted)):
+            for coefficient, multiplier, shift in self._shift_rule(slot):
+                shifts.append((slot, multiplier, shift))
+                terms.append((self._position_of(slot), coefficient))
+        found = shifted_outputs(device, bound, shifts, self.outputs, shots, rng)
+        by_copy = cotangent.reshape(stacked, batch, self.num_outputs)
+        grads: dict[int, np.ndarray] = {}
+        for (position, coefficient), values in zip(terms, found):
+            term = coefficient * np.einsum("tbo,bo->tb", by_copy, values).reshape(-1)
+            grads[position] = grads[position] + term if position in grads else term
+        return self._argument_grads(grads, arrays, wanted, batch, stacked)
+
+    def shift_count(self, wanted: Sequence[int]) -> int:
+        """Shifted circuits per sample that :meth:`shift_vjp` runs for ``wanted``."""
+        return sum(len(self._shift_rule(slot)) for slot in self._trainable_slots(wanted))
+
+    def shift_refusal(self) -> str | None:
+        """Why the parameter-shift rule cannot differentiate this program's angles, or
+        ``None``."""
+        for slot, source in enumerate(self.sources):
+            if source is None:
+                continue
+            try:
+                self._shift_rule(slot)
+            except ValueError as err:
+                return str(err)
+        return None
+
+    def _shift_rule(self, slot: int) -> np.ndarray:
+        rules = self.__dict__.setdefault("_shift_rules", {})
+        if slot not in rules:
+            rules[slot] = shift_rule(self.tape.operations[self.program.param_ops[slot]])
+        return rules[slot]
+
+    def _cotangent_rows(
+        self, cotangent: np.ndarray, batch: int, wanted: Sequence[int]
+    ) -> tuple[np.ndarray, int]:
+        """``cotangent`` as ``(T * B, num_outputs)``, and ``T``; checks the layout."""
         cotangent = np.asarray(cotangent, dtype=float).reshape(-1, self.num_outputs)
         rows = cotangent.shape[0]
         stacked = rows // batch
@@ -238,16 +313,13 @@ class ValueProgram:
                 f"{rows} cotangent rows for a batch of {batch}: give one row per sample, "
                 "or whole stacked copies of the batch for per-sample arguments only"
             )
-        dys, offset = [], 0
-        for size in self.sizes:
-            part = cotangent[:, offset : offset + size]
-            dys.append(part[:, 0] if size == 1 else part)
-            offset += size
-        trainable = self._trainable(wanted)
-        kernel = device.kernel_for(bound, backward=True)
-        with threads_for(bound):
-            states = sweep_states(kernel, psi, self.program.measurements, dys, n, stacked)
-            grads = backward(kernel, bound, states, trainable)
+        return cotangent, stacked
+
+    def _argument_grads(
+        self, grads, arrays: Sequence[np.ndarray], wanted: Sequence[int], batch: int, stacked: int
+    ) -> list[np.ndarray | None]:
+        """The arguments' gradients from the per-gate ones (``{position: (rows,)}``)."""
+        rows = batch * stacked
         out: list[np.ndarray | None] = [None] * len(arrays)
         values = self._flat(arrays, batch) if self._expressions else []  # for products
         values = [np.tile(v, (stacked, 1)) if v.ndim == 2 else v for v in values]
@@ -304,10 +376,13 @@ class ValueProgram:
         key = tuple(sorted(wanted))
         cache = self.__dict__.setdefault("_trainable_sets", {})
         if key not in cache:
-            slots = [j for arg in key for j in self._reads[arg][0].tolist()]
-            slots += [j for j, e in self._expressions if any(r.arg in key for r in e.reads)]
-            cache[key] = frozenset(self._position_of(j) for j in slots)
+            cache[key] = frozenset(self._position_of(j) for j in self._trainable_slots(key))
         return cache[key]
+
+    def _trainable_slots(self, wanted: Sequence[int]) -> set[int]:
+        """Table slots whose angle reads an argument in ``wanted``."""
+        slots = {j for arg in wanted for j in self._reads[arg][0].tolist()}
+        return slots | {j for j, e in self._expressions if any(r.arg in wanted for r in e.reads)}
 
 
 def _reads_of(source: AngleSource | AngleExpression) -> tuple[AngleSource, ...]:

@@ -179,6 +179,11 @@ class BatchedDevice(Device):
         # structure -> on wires 0 .. k-1
         self._wire_maps: BoundedCache[Hashable, bool] = BoundedCache(_PROGRAM_CACHE_SIZE)
 
+    @property
+    def rng(self) -> np.random.Generator:
+        """The generator finite shots sample with (seeded by ``seed``)."""
+        return self._rng
+
     # ----------------------------------------------------------- configuration
     def setup_execution_config(
         self, config: ExecutionConfig | None = None, circuit: QuantumScript | None = None

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from pennylane.wires import Wires
 
 from qstore_pl.devices.batched.binding import ValueProgram
 from qstore_pl.devices.batched.program import BoundProgram
+from qstore_pl.devices.batched.sampled import sample_measurements
 from qstore_pl.devices.grouping import TapeGroup, structure_key
 from qstore_pl.router.execution.executors import SerialExecutor
 from qstore_pl.router.execution.faults import is_backend_fault
@@ -124,6 +125,12 @@ class CompiledCircuit:
     _executed: QuantumScript | None = None
 
     @property
+    def shots(self) -> int | None:
+        """The shots each circuit is sampled with (the QNode's), ``None`` for exact
+        values."""
+        return self.program.tape.shots.total_shots
+
+    @property
     def executed(self) -> QuantumScript:
         """The recorded circuit as the router's QNode path executes it (its device
         tape; built once): what callbacks and the result cache see of a compiled call,
@@ -153,7 +160,8 @@ class CompiledCircuit:
         return self._groups.get_or_build(batch, lambda: self._build_group(batch))
 
     def _build_group(self, batch: int) -> TapeGroup:
-        tape = self.program.tape
+        # the tape the QNode path routes: no width-fixing identity (IonQ has none)
+        tape = self.executed
         program = self.program
         per_sample = program.per_sample_slots()
         params = [
@@ -245,10 +253,12 @@ def compiled_run(
     states: Sequence[Any] | None = None,
     cached: int = 0,
     note: str | None = None,
+    method: str = "adjoint",
 ) -> RunRecord:
     """What the router records of a compiled batch (see :class:`RunRecord`):
     ``tapes``, ``results`` and ``states`` are for callbacks, given when there are
-    some; ``note`` says how the batch ran, besides where (:attr:`EngineChoice.note`)."""
+    some; ``note`` says how the batch ran, besides where (:attr:`EngineChoice.note`);
+    ``method``: how a derivative task differentiated."""
     notes = "; ".join(text for text in (note, choice.note) if text)
     return RunRecord(
         choice.group,
@@ -259,7 +269,7 @@ def compiled_run(
         seconds,
         tapes=tapes,
         states=states,
-        method="adjoint" if task.derivative else None,
+        method=method if task.derivative else None,
         cached=cached,
         path="compiled",
         note=notes or None,
@@ -316,9 +326,13 @@ class CompiledDoor:
             )
             self._record(run, Task.EXECUTE, start, [hit], tape, cached=batch)
             return run
+        shots = circuit.shots
         try:
             device = self.engine(choice.spec, program.num_wires)
             psi, values = program.forward(device, bound)
+            if shots:
+                kernel = device.kernel_for(bound)
+                values = sample_measurements(kernel, program.program, psi, shots, device.rng)
         except Exception as err:
             if not is_backend_fault(err):
                 raise
@@ -339,15 +353,23 @@ class CompiledDoor:
         if run.states is None:
             raise ValueError("this forward pass was answered from a cache; no VJP follows it")
         start = time.perf_counter()
-        program = run.circuit.program
+        program, shots = run.circuit.program, run.circuit.shots
         try:
-            grads = program.vjp(run.device, run.bound, run.states, cotangent, arrays, wanted)
+            if shots:
+                grads = program.shift_vjp(
+                    run.device, run.bound, cotangent, arrays, wanted, shots, run.device.rng
+                )
+            else:
+                grads = program.vjp(run.device, run.bound, run.states, cotangent, arrays, wanted)
         except Exception as err:
             if not is_backend_fault(err):
                 raise
             return engine_failure(run.choice.backend, Task.VJP, err)
         tape = run.circuit.bound_tape(run.bound) if self._router.callbacks else None
-        self._record(run, Task.VJP, start, [tuple(g for g in grads if g is not None)], tape)
+        # with shots, every shifted circuit ran and counts, as the QNode path's tapes do
+        circuits = run.bound.batch * program.shift_count(wanted) if shots else None
+        grads_found = [tuple(g for g in grads if g is not None)]
+        self._record(run, Task.VJP, start, grads_found, tape, circuits=circuits)
         return grads
 
     def engine(self, spec: BackendSpec, num_wires: int):
@@ -355,7 +377,10 @@ class CompiledDoor:
         backends are (:func:`~qstore_pl.router.registry.own.build_device`), once."""
         key = (spec.name, num_wires)
         if key not in self._devices:
-            self._devices[key] = build_device(spec.device_name, num_wires, **spec.device_kwargs)
+            # seeded as the router seeds its own backend: a seeded router samples alike
+            seed = self._router.backend_seed(spec.name, num_wires)
+            kwargs = {"seed": seed, **spec.device_kwargs}
+            self._devices[key] = build_device(spec.device_name, num_wires, **kwargs)
         return self._devices[key]
 
     def _record(
@@ -366,16 +391,22 @@ class CompiledDoor:
         results: list,
         tape: QuantumScript | None,
         cached: int = 0,
+        circuits: int | None = None,
     ) -> None:
         """Report the run as the router reports its own; callbacks see the circuit
-        with its real parameters (``tape``, built only when there are callbacks)."""
+        with its real parameters (``tape``, built only when there are callbacks).
+        ``circuits``: how many ran, when not the batch (shifted circuits)."""
         states = None  # without them a recorder simulates the circuit itself
         if task is Task.EXECUTE and run.states is not None and run.circuit.states_match:
             states = [run.states]
         tapes = None if tape is None else [tape]
         seconds = time.perf_counter() - start
+        method = "parameter-shift" if run.circuit.shots else "adjoint"
+        choice = run.choice
+        if circuits is not None:
+            choice = replace(choice, group=run.circuit.group(circuits))
         self._router.record_run(
-            compiled_run(run.choice, task, seconds, results, tapes, states, cached)
+            compiled_run(choice, task, seconds, results, tapes, states, cached, method=method)
         )
 
 

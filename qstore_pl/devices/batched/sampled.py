@@ -1,0 +1,165 @@
+"""Finite shots on a parameter table: sampled estimates, parameter-shift derivatives.
+
+With shots, a value program's outputs are what a device with that many shots gives:
+each row's measurements estimated from ``shots`` samples of its final state, with
+commuting Pauli words sharing their samples as on default.qubit
+(:func:`sample_measurements`). Derivatives are those of PennyLane's parameter-shift
+rule, which a QNode with shots runs: every trainable gate angle is shifted by its
+gate's rule and each shifted circuit is sampled with the same shots. The shifted
+circuits are rows of parameter tables run on the engine, as many per run as
+:data:`MAX_SHIFTED_AMPLITUDES` allows: no tape per shift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pennylane as qml
+from pennylane.measurements import ProbabilityMP
+from pennylane.operation import Operator
+
+from qstore_pl.devices.batched.adjoint import forward
+from qstore_pl.devices.batched.measure import _gates, _rotate, marginal, z_signs
+from qstore_pl.devices.batched.program import BoundProgram, Program, TapeParameters
+
+#: Amplitudes of the shifted circuits run at once (complex128: 16 bytes each).
+MAX_SHIFTED_AMPLITUDES = 1 << 25
+
+
+def sample_measurements(
+    kernel, program: Program, states: np.ndarray, shots: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Each measurement of ``program`` estimated from ``shots`` samples of every row of
+    ``states`` (``(B, 2**n)``): ``(B,)`` per expectation, ``(B, 2**k)`` per ``probs``.
+
+    Measurements whose Pauli words agree wire by wire share one basis change and one
+    set of samples, as on a device; a word that needs another basis gets its own
+    samples; an observable without a Pauli form (``Hermitian``) is sampled in the
+    basis of its own diagonalizing gates. A row's samples are drawn as the counts of
+    its ``2**n`` outcomes (one multinomial draw, distributed exactly as ``shots``
+    single samples), which costs the same for any number of shots.
+    """
+    n = program.num_wires
+    rows = states.shape[0]
+    found: list[Any] = [None] * len(program.measurements)
+    groups: list[tuple[dict[int, str], list[tuple[int, float | None, tuple[int, ...]]]]] = []
+    for m, mp in enumerate(program.measurements):
+        if isinstance(mp, ProbabilityMP):
+            wires = tuple(int(w) for w in mp.wires) or tuple(range(n))
+            _join(groups, dict.fromkeys(wires, "Z"), (m, None, wires))
+            continue
+        rep = mp.obs.pauli_rep
+        if rep is None:  # its own basis: its diagonalizing gates, then its eigenvalues
+            rotated = kernel.apply_all(states.copy(), _gates(mp.obs.diagonalizing_gates()), n)
+            wires = tuple(int(w) for w in mp.obs.wires)
+            frequencies = _frequencies(rotated, shots, rng)
+            found[m] = marginal(frequencies, wires, n) @ np.real(mp.obs.eigvals())
+            continue
+        found[m] = np.zeros(rows)
+        for word, coefficient in rep.items():
+            if not word:  # the identity: no sample needed
+                found[m] = found[m] + float(np.real(coefficient))
+                continue
+            basis = {int(w): p for w, p in word.items()}
+            _join(groups, basis, (m, float(np.real(coefficient)), tuple(sorted(basis))))
+    for basis, members in groups:
+        turn = {w: p for w, p in basis.items() if p != "Z"}
+        rotated = _rotate(kernel, states, turn, n) if turn else states
+        frequencies = _frequencies(rotated, shots, rng)
+        for m, coefficient, wires in members:
+            if coefficient is None:
+                found[m] = marginal(frequencies, wires, n)
+            else:
+                found[m] = found[m] + coefficient * (frequencies @ z_signs(n, wires))
+    return [np.asarray(value, dtype=np.float64) for value in found]
+
+
+def _join(groups, basis: dict[int, str], member) -> None:
+    """Put ``member`` into the first group whose basis agrees with ``basis`` on every
+    shared wire (widening it), or into a new group."""
+    for group_basis, members in groups:
+        if all(group_basis.get(w, p) == p for w, p in basis.items()):
+            group_basis.update(basis)
+            members.append(member)
+            return
+    groups.append((dict(basis), [member]))
+
+
+def _frequencies(states: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
+    """Each row's outcome counts over ``shots`` samples, divided by ``shots``."""
+    probs = np.abs(states.astype(np.complex128)) ** 2
+    probs /= probs.sum(axis=1, keepdims=True)  # complex64 rows drift from 1
+    return rng.multinomial(shots, probs) / shots
+
+
+def shift_rule(op: Operator) -> np.ndarray:
+    """``op``'s parameter-shift recipe, rows ``[coefficient, multiplier, shift]``.
+
+    Raises
+    ------
+    ValueError
+        If PennyLane knows no shift rule for ``op`` (no generator or frequencies).
+    """
+    try:
+        frequencies = op.parameter_frequencies[0]
+    except Exception as err:  # PennyLane's errors for gates without a generator vary
+        raise ValueError(
+            f"{op.name} has no parameter-shift rule ({type(err).__name__}); with shots its "
+            "derivative needs one"
+        ) from err
+    coefficients, shifts = np.asarray(qml.gradients.generate_shift_rule(frequencies)).T
+    return np.stack([coefficients, np.ones_like(coefficients), shifts], axis=1)
+
+
+def shifted_outputs(
+    device,
+    bound: BoundProgram,
+    shifts: Sequence[tuple[int, float, float]],
+    outputs,
+    shots: int,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """The ``(B, num_outputs)`` sampled outputs of ``bound``'s batch with one angle
+    changed per entry of ``shifts``: ``(slot, multiplier, shift)`` sets table slot
+    ``slot`` to ``multiplier * angle + shift``. ``outputs(values, batch)`` lays out the
+    measurements of a run as one array."""
+    from qstore_pl.devices.batched.device import threads_for
+
+    program, table = bound.program, bound.parameters[0]
+    batch = bound.batch
+    per_run = max(1, MAX_SHIFTED_AMPLITUDES // (batch << program.num_wires))
+    columns = [
+        np.broadcast_to(np.real(data[0]), (batch,)) if flags[0] else None
+        for data, flags in zip(table.data, table.broadcast)
+    ]
+    found: list[np.ndarray] = []
+    for first in range(0, len(shifts), per_run):
+        part = shifts[first : first + per_run]
+        copies = len(part)
+        data, broadcast = [], []
+        for slot, (values, flags) in enumerate(zip(table.data, table.broadcast)):
+            moved = [k for k, (s, _, _) in enumerate(part) if s == slot]
+            if columns[slot] is None and not moved:
+                data.append(values)  # a shared constant stays one value
+                broadcast.append(flags)
+                continue
+            base = columns[slot]
+            if base is None:
+                base = np.full(batch, float(np.real(values[0])))
+            column = np.tile(base, copies)
+            for k in moved:
+                _, multiplier, shift = part[k]
+                block = slice(k * batch, (k + 1) * batch)
+                column[block] = multiplier * column[block] + shift
+            data.append((column,))
+            broadcast.append((True,))
+        shifted = BoundProgram.from_table(program, TapeParameters(batch * copies, data, broadcast))
+        kernel = device.kernel_for(shifted)
+        with threads_for(shifted):
+            states = forward(kernel, shifted)
+            sampled = sample_measurements(kernel, program, states, shots, rng)
+        values = outputs(sampled, batch * copies)
+        found.extend(np.split(values, copies))
+    return found
