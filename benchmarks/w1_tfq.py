@@ -58,11 +58,19 @@ def data_circuits(x, qubits):
 
 def measure(args) -> dict:
     qubits = cirq.LineQubit.range(args.qubits)
-    pqc = tfq.layers.PQC(
-        model_circuit(qubits),
-        [cirq.Z(q) for q in qubits],
-        differentiator=tfq.differentiators.Adjoint(),
-    )
+    if args.shots:  # TFQ's sampled expectation, differentiated by parameter shift
+        pqc = tfq.layers.PQC(
+            model_circuit(qubits),
+            [cirq.Z(q) for q in qubits],
+            repetitions=args.shots,
+            differentiator=tfq.differentiators.ParameterShift(),
+        )
+    else:
+        pqc = tfq.layers.PQC(
+            model_circuit(qubits),
+            [cirq.Z(q) for q in qubits],
+            differentiator=tfq.differentiators.Adjoint(),
+        )
     return time_model(pqc, qubits, args, "TFQ 0.7.6")
 
 
@@ -128,6 +136,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--min-steps", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2, help="ignored: TF uses every core")
+    parser.add_argument("--shots", type=int, default=0, help="sampled, parameter shift (0: exact)")
     print(json.dumps(measure(parser.parse_args())), flush=True)
 
 
