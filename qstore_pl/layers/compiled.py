@@ -331,10 +331,15 @@ def refusal_for_qnode(qnode: qml.QNode) -> Refusal | None:
         if qnode.shots.has_partitioned_shots:
             return Refusal("a shot vector (the compiled path samples one number of shots)")
         # with shots the QNode path differentiates by PennyLane's parameter-shift rule
-        if qnode.diff_method not in _SHOTS_METHODS or qnode.gradient_kwargs:
+        if qnode.diff_method not in _SHOTS_METHODS:
             return Refusal(
-                f"diff_method={qnode.diff_method!r} with shots and gradient options "
-                f"{qnode.gradient_kwargs} (the compiled path shifts by the gates' own rules)"
+                f"diff_method={qnode.diff_method!r} with shots (the compiled path samples "
+                "and differentiates by the parameter-shift rule)"
+            )
+        if qnode.gradient_kwargs:
+            return Refusal(
+                f"gradient options {sorted(qnode.gradient_kwargs)} (the compiled path "
+                "shifts by the gates' own rules)"
             )
     elif qnode.diff_method not in _DEVICE_METHODS:
         return Refusal(f"diff_method={qnode.diff_method!r} (the compiled path is adjoint)")

@@ -266,8 +266,8 @@ class ValueProgram:
         cotangent, stacked = self._cotangent_rows(cotangent, batch, wanted)
         shifts, terms = [], []
         for slot in sorted(self._trainable_slots(wanted)):
-            for coefficient, multiplier, shift in self._shift_rule(slot):
-                shifts.append((slot, multiplier, shift))
+            for coefficient, shift in self._shift_rule(slot):
+                shifts.append((slot, shift))
                 terms.append((self._position_of(slot), coefficient))
         found = shifted_outputs(device, bound, shifts, self.outputs, shots, rng)
         by_copy = cotangent.reshape(stacked, batch, self.num_outputs)

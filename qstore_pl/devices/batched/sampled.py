@@ -95,7 +95,8 @@ def _frequencies(states: np.ndarray, shots: int, rng: np.random.Generator) -> np
 
 
 def shift_rule(op: Operator) -> np.ndarray:
-    """``op``'s parameter-shift recipe, rows ``[coefficient, multiplier, shift]``.
+    """``op``'s parameter-shift recipe, rows ``[coefficient, shift]``: the derivative is
+    ``sum(coefficient * f(angle + shift))``.
 
     Raises
     ------
@@ -109,22 +110,21 @@ def shift_rule(op: Operator) -> np.ndarray:
             f"{op.name} has no parameter-shift rule ({type(err).__name__}); with shots its "
             "derivative needs one"
         ) from err
-    coefficients, shifts = np.asarray(qml.gradients.generate_shift_rule(frequencies)).T
-    return np.stack([coefficients, np.ones_like(coefficients), shifts], axis=1)
+    return np.asarray(qml.gradients.generate_shift_rule(frequencies), dtype=np.float64)
 
 
 def shifted_outputs(
     device,
     bound: BoundProgram,
-    shifts: Sequence[tuple[int, float, float]],
+    shifts: Sequence[tuple[int, float]],
     outputs,
     shots: int,
     rng: np.random.Generator,
 ) -> list[np.ndarray]:
     """The ``(B, num_outputs)`` sampled outputs of ``bound``'s batch with one angle
-    changed per entry of ``shifts``: ``(slot, multiplier, shift)`` sets table slot
-    ``slot`` to ``multiplier * angle + shift``. ``outputs(values, batch)`` lays out the
-    measurements of a run as one array."""
+    moved per entry of ``shifts``: ``(slot, shift)`` adds ``shift`` to table slot
+    ``slot``. ``outputs(values, batch)`` lays out the measurements of a run as one
+    array."""
     from qstore_pl.devices.batched.device import threads_for
 
     program, table = bound.program, bound.parameters[0]
@@ -140,7 +140,7 @@ def shifted_outputs(
         copies = len(part)
         data, broadcast = [], []
         for slot, (values, flags) in enumerate(zip(table.data, table.broadcast)):
-            moved = [k for k, (s, _, _) in enumerate(part) if s == slot]
+            moved = [k for k, (s, _) in enumerate(part) if s == slot]
             if columns[slot] is None and not moved:
                 data.append(values)  # a shared constant stays one value
                 broadcast.append(flags)
@@ -150,9 +150,7 @@ def shifted_outputs(
                 base = np.full(batch, float(np.real(values[0])))
             column = np.tile(base, copies)
             for k in moved:
-                _, multiplier, shift = part[k]
-                block = slice(k * batch, (k + 1) * batch)
-                column[block] = multiplier * column[block] + shift
+                column[k * batch : (k + 1) * batch] += part[k][1]
             data.append((column,))
             broadcast.append((True,))
         shifted = BoundProgram.from_table(program, TapeParameters(batch * copies, data, broadcast))
