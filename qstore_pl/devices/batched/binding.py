@@ -23,7 +23,7 @@ from qstore_pl.devices.batched.adjoint import backward, forward, sweep_states
 from qstore_pl.devices.batched.measure import measure_all, output_sizes
 from qstore_pl.devices.batched.memory import check_states_fit
 from qstore_pl.devices.batched.program import BoundProgram, Program, TapeParameters
-from qstore_pl.devices.batched.sampled import shift_rule, shifted_outputs
+from qstore_pl.devices.batched.sampled import sample_measurements, shift_rule, shifted_tables
 
 
 @dataclass(frozen=True)
@@ -190,8 +190,15 @@ class ValueProgram:
             value = value + a.scale * b.scale * self._element(a, flat) * self._element(b, flat)
         return value
 
-    def forward(self, device, bound: BoundProgram) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Final states ``(B, 2**n)`` and each measurement's values on ``device``."""
+    def forward(
+        self,
+        device,
+        bound: BoundProgram,
+        shots: int | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Final states ``(B, 2**n)`` and each measurement's values on ``device``: exact,
+        or with ``shots`` estimated from that many samples drawn with the device's
+        generator (:func:`~qstore_pl.devices.batched.sampled.sample_measurements`)."""
         from qstore_pl.devices.batched.device import threads_for
 
         fits = self.__dict__.setdefault("_fits", set())
@@ -201,7 +208,10 @@ class ValueProgram:
         kernel = device.kernel_for(bound)
         with threads_for(bound):
             psi = forward(kernel, bound)
-            values = measure_all(kernel, psi, self.program.measurements, self.num_wires)
+            if shots:
+                values = sample_measurements(kernel, self.program, psi, shots, device.rng)
+            else:
+                values = measure_all(kernel, psi, self.program.measurements, self.num_wires)
         return psi, values
 
     def outputs(self, values: list[np.ndarray], batch: int) -> np.ndarray:
@@ -251,7 +261,6 @@ class ValueProgram:
         arrays: Sequence[np.ndarray],
         wanted: Sequence[int],
         shots: int,
-        rng: np.random.Generator,
     ) -> list[np.ndarray | None]:
         """:meth:`vjp` with ``shots``: each trainable gate's derivative by its
         parameter-shift rule, every shifted circuit sampled with ``shots``, as PennyLane's
@@ -269,7 +278,10 @@ class ValueProgram:
             for coefficient, shift in self._shift_rule(slot):
                 shifts.append((slot, shift))
                 terms.append((self._position_of(slot), coefficient))
-        found = shifted_outputs(device, bound, shifts, self.outputs, shots, rng)
+        found: list[np.ndarray] = []
+        for shifted, copies in shifted_tables(bound, shifts):
+            _, sampled = self.forward(device, shifted, shots)
+            found.extend(np.split(self.outputs(sampled, shifted.batch), copies))
         by_copy = cotangent.reshape(stacked, batch, self.num_outputs)
         grads: dict[int, np.ndarray] = {}
         for (position, coefficient), values in zip(terms, found):

@@ -6,13 +6,13 @@ commuting Pauli words sharing their samples as on default.qubit
 (:func:`sample_measurements`). Derivatives are those of PennyLane's parameter-shift
 rule, which a QNode with shots runs: every trainable gate angle is shifted by its
 gate's rule and each shifted circuit is sampled with the same shots. The shifted
-circuits are rows of parameter tables run on the engine, as many per run as
-:data:`MAX_SHIFTED_AMPLITUDES` allows: no tape per shift.
+circuits are rows of parameter tables (:func:`shifted_tables`), as many per run on
+the engine as :data:`MAX_SHIFTED_AMPLITUDES` allows: no tape per shift.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,6 @@ import pennylane as qml
 from pennylane.measurements import ProbabilityMP
 from pennylane.operation import Operator
 
-from qstore_pl.devices.batched.adjoint import forward
 from qstore_pl.devices.batched.measure import _gates, _rotate, marginal, z_signs
 from qstore_pl.devices.batched.program import BoundProgram, Program, TapeParameters
 
@@ -113,20 +112,13 @@ def shift_rule(op: Operator) -> np.ndarray:
     return np.asarray(qml.gradients.generate_shift_rule(frequencies), dtype=np.float64)
 
 
-def shifted_outputs(
-    device,
-    bound: BoundProgram,
-    shifts: Sequence[tuple[int, float]],
-    outputs,
-    shots: int,
-    rng: np.random.Generator,
-) -> list[np.ndarray]:
-    """The ``(B, num_outputs)`` sampled outputs of ``bound``'s batch with one angle
-    moved per entry of ``shifts``: ``(slot, shift)`` adds ``shift`` to table slot
-    ``slot``. ``outputs(values, batch)`` lays out the measurements of a run as one
-    array."""
-    from qstore_pl.devices.batched.device import threads_for
-
+def shifted_tables(
+    bound: BoundProgram, shifts: Sequence[tuple[int, float]]
+) -> Iterator[tuple[BoundProgram, int]]:
+    """``bound``'s batch with one angle moved per entry of ``shifts`` (``(slot, shift)``
+    adds ``shift`` to table slot ``slot``), as parameter tables of at most
+    :data:`MAX_SHIFTED_AMPLITUDES` amplitudes: each table and the number of shifted
+    copies of the batch it stacks, in the order of ``shifts``."""
     program, table = bound.program, bound.parameters[0]
     batch = bound.batch
     per_run = max(1, MAX_SHIFTED_AMPLITUDES // (batch << program.num_wires))
@@ -134,7 +126,6 @@ def shifted_outputs(
         np.broadcast_to(np.real(data[0]), (batch,)) if flags[0] else None
         for data, flags in zip(table.data, table.broadcast)
     ]
-    found: list[np.ndarray] = []
     for first in range(0, len(shifts), per_run):
         part = shifts[first : first + per_run]
         copies = len(part)
@@ -153,11 +144,5 @@ def shifted_outputs(
                 column[k * batch : (k + 1) * batch] += part[k][1]
             data.append((column,))
             broadcast.append((True,))
-        shifted = BoundProgram.from_table(program, TapeParameters(batch * copies, data, broadcast))
-        kernel = device.kernel_for(shifted)
-        with threads_for(shifted):
-            states = forward(kernel, shifted)
-            sampled = sample_measurements(kernel, program, states, shots, rng)
-        values = outputs(sampled, batch * copies)
-        found.extend(np.split(values, copies))
-    return found
+        parameters = TapeParameters(batch * copies, data, broadcast)
+        yield BoundProgram.from_table(program, parameters), copies

@@ -36,7 +36,6 @@ from pennylane.wires import Wires
 
 from qstore_pl.devices.batched.binding import ValueProgram
 from qstore_pl.devices.batched.program import BoundProgram
-from qstore_pl.devices.batched.sampled import sample_measurements
 from qstore_pl.devices.grouping import TapeGroup, structure_key
 from qstore_pl.router.execution.executors import SerialExecutor
 from qstore_pl.router.execution.faults import is_backend_fault
@@ -326,13 +325,9 @@ class CompiledDoor:
             )
             self._record(run, Task.EXECUTE, start, [hit], tape, cached=batch)
             return run
-        shots = circuit.shots
         try:
             device = self.engine(choice.spec, program.num_wires)
-            psi, values = program.forward(device, bound)
-            if shots:
-                kernel = device.kernel_for(bound)
-                values = sample_measurements(kernel, program.program, psi, shots, device.rng)
+            psi, values = program.forward(device, bound, circuit.shots)
         except Exception as err:
             if not is_backend_fault(err):
                 raise
@@ -356,9 +351,7 @@ class CompiledDoor:
         program, shots = run.circuit.program, run.circuit.shots
         try:
             if shots:
-                grads = program.shift_vjp(
-                    run.device, run.bound, cotangent, arrays, wanted, shots, run.device.rng
-                )
+                grads = program.shift_vjp(run.device, run.bound, cotangent, arrays, wanted, shots)
             else:
                 grads = program.vjp(run.device, run.bound, run.states, cotangent, arrays, wanted)
         except Exception as err:
