@@ -14,6 +14,13 @@ the table takes the router's compiled path instead where it can
 (:mod:`qstore_pl.layers.angle_table`), and this one where the router picks a
 backend that runs tapes only.
 
+With shots (the skeleton's), values are the device's samples and the VJPs follow
+PennyLane's parameter-shift rule: each row of the table is shifted by its gate's own
+rule in every column at once, a few shifted copies of the batch per device call
+(:mod:`qstore_pl.support.parameter_shift`), each sampled with the same shots. Any
+device that runs broadcast tapes with shots will do then; PennyLane's own transform
+refuses to shift broadcast parameters.
+
 Everything reaches the device through its public API (``setup_execution_config``,
 ``preprocess_transforms``, ``execute`` / ``execute_and_compute_vjp``), so on
 ``qstore.router`` routing, callbacks, the tracker and budgets apply.
@@ -28,6 +35,14 @@ import pennylane as qml
 from pennylane.devices import ExecutionConfig
 from pennylane.measurements import ExpectationMP, ProbabilityMP
 from pennylane.tape import QuantumScript
+
+from qstore_pl.support.parameter_shift import (
+    contract_shifts,
+    shift_chunks,
+    shift_rule,
+    shift_terms,
+    shifted_copies,
+)
 
 #: Simulated amplitudes per device call above which the Jacobian is split into calls.
 MAX_JACOBIAN_AMPLITUDES = 2**25  # 512 MiB of complex128 states
@@ -68,9 +83,11 @@ class BroadcastProgram:
     Parameters
     ----------
     skeleton : QuantumScript
-        The circuit decomposed to gates that pass :func:`is_gate_with_angle`.
+        The circuit decomposed to gates that pass :func:`is_gate_with_angle`; its shots
+        are the device's.
     device : Device
-        A device that computes vector-Jacobian products (``qstore.router``).
+        A device that computes vector-Jacobian products (``qstore.router``); with
+        shots, any device that runs broadcast tapes.
     slots : Sequence[int], optional
         The ``K`` parameters of ``skeleton`` (indices among all of them) the table
         replaces on every call; the others keep their values. Default: all of them.
@@ -89,6 +106,9 @@ class BroadcastProgram:
         self.n_params = len(self.slots)
         self.widths = output_widths(skeleton.measurements, len(device.wires or skeleton.wires))
         self.n_outputs = sum(self.widths)
+        self.shots = skeleton.shots
+        #: with shots, each row's parameter-shift rule (its gate's)
+        self._rules = self._shift_rules() if self.shots else None
         # set up and checked here, when the framework records the circuit, so that a
         # device or circuit this path cannot run fails at once, not inside a callback
         self._config, self._pipeline = self._prepare()
@@ -99,8 +119,23 @@ class BroadcastProgram:
         tape.trainable_params = self.slots
         return tape
 
+    def _shift_rules(self) -> list[np.ndarray]:
+        if self.shots.has_partitioned_shots:
+            raise TypeError(
+                f"a shot vector ({self.shots}) on the angle-table path, which samples one "
+                "number of shots; use a QNode with interface='jax' for shot vectors"
+            )
+        owners = [op for op in self.skeleton.operations for _ in op.data]
+        try:
+            return [shift_rule(owners[slot]) for slot in self.slots]
+        except ValueError as err:
+            raise TypeError(f"{err}: use a QNode with interface='jax' for this circuit") from err
+
     def _prepare(self) -> tuple:
         """Execution config and compile pipeline for this circuit on this device."""
+        if self.shots:  # values only: the derivatives are this class's shifts
+            config = self.device.setup_execution_config(ExecutionConfig(), self.skeleton)
+            return config, self.device.preprocess_transforms(config)
         config = self.device.setup_execution_config(
             ExecutionConfig(gradient_method="best", use_device_jacobian_product=True),
             self.skeleton,
@@ -115,8 +150,11 @@ class BroadcastProgram:
         return config, self.device.preprocess_transforms(config)
 
     def _pipelined(self, tape: QuantumScript) -> tuple:
-        """The device's preprocessing; it must keep one tape and its gate angles."""
+        """The device's preprocessing; it must keep one tape and its gate angles, unless
+        the device only samples values (shots)."""
         tapes, postprocess = self._pipeline((tape,))
+        if self.shots:
+            return tapes, postprocess
         if len(tapes) != 1 or len(tapes[0].get_parameters()) != self.n_params:
             raise TypeError(
                 f"{self.device.name} rewrote this circuit into {len(tapes)} circuit(s) with "
@@ -156,6 +194,8 @@ class BroadcastProgram:
         """Values ``(B, O)`` of ``(K, B)`` angles, and the gradients ``(T, K, B)`` of ``T``
         cotangents ``(T, B, O)`` (each sample's own: samples do not mix)."""
         angles = self._checked(angles)
+        if self.shots:
+            return self._shift_vjp(angles, np.asarray(cotangents, dtype=np.float64))
         batch, copies = angles.shape[1], len(cotangents)
         per_call = copies_per_call(batch, len(self.skeleton.wires))
         values = None
@@ -171,6 +211,25 @@ class BroadcastProgram:
             grads[first : first + len(part)] = np.stack(per_gate, axis=1)
         assert values is not None
         return values, grads
+
+    def _shift_vjp(self, angles: np.ndarray, cotangents: np.ndarray):
+        """:meth:`vjp` with shots: the unshifted batch and one shifted copy per term of
+        every row's rule, stacked into as few broadcast tapes as memory allows, each
+        sampled with the same shots."""
+        assert self._rules is not None
+        batch = angles.shape[1]
+        shifts, terms = shift_terms((k, k, rule) for k, rule in enumerate(self._rules))
+        shifts.insert(0, (0, 0.0))  # the values ride along, unshifted
+        found: list[np.ndarray] = []
+        for run in shift_chunks(len(shifts), batch, len(self.skeleton.wires)):
+            tiled = shifted_copies(angles, shifts[run])
+            result, _ = self._run(self._bind(tiled), None)
+            found.extend(np.split(self._join_outputs(result, tiled.shape[1]), len(shifts[run])))
+        per_row = contract_shifts(terms, found[1:], cotangents)
+        grads = np.zeros((len(cotangents), self.n_params, batch))
+        for k, grad in per_row.items():
+            grads[:, k, :] = grad
+        return found[0], grads
 
     def _checked(self, angles: np.ndarray) -> np.ndarray:
         angles = np.asarray(angles, dtype=np.float64)

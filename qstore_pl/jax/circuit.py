@@ -18,7 +18,11 @@ into the batched engine's compiled plans, no tape per call).
   ``jacfwd``, ``vmap`` and ``jit`` all work;
 - second derivatives (``jax.hessian``) would need the Jacobian's own derivative,
   which device adjoint methods do not give: they raise at trace time with the
-  alternative.
+  alternative;
+- finite shots (the QNode's): values are sampled and derivatives follow PennyLane's
+  parameter-shift rule, every row of the angle table shifted across the whole batch
+  at once, on the compiled path or the tape path. Shot vectors, and derivative
+  methods or options the rule does not match, go through the QNode itself.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from qstore_pl.devices.grouping import structure_key
 from qstore_pl.interfaces.broadcast_program import is_gate_with_angle
 from qstore_pl.interfaces.jax_linear import SECOND_ORDER_MESSAGE, angle_jvp, folded_values
 from qstore_pl.layers.angle_table import AngleTable
-from qstore_pl.layers.compiled import CompiledPathWarning
+from qstore_pl.layers.compiled import CompiledPathWarning, shots_refusal
 from qstore_pl.support.bounded_cache import BoundedCache
 
 
@@ -46,14 +50,16 @@ def circuit_function(qnode_or_qfunc: Callable, device: qml.devices.Device | None
     Parameters
     ----------
     qnode_or_qfunc : QNode or Callable
-        A QNode (its function and device are used; with shots or transforms its calls
-        go through the QNode itself, with a :class:`CompiledPathWarning`) or a quantum
-        function, with ``device``. Arguments that carry a
-        leading batch axis broadcast the circuit over it, as in PennyLane.
+        A QNode (its function, device and shots are used; with transforms, or with
+        shots and a ``diff_method`` other than ``"best"`` or ``"parameter-shift"`` or
+        gradient options, its calls go through the QNode itself, with a
+        :class:`CompiledPathWarning`) or a quantum function, with ``device``.
+        Arguments that carry a leading batch axis broadcast the circuit over it, as in
+        PennyLane.
     device : Device, optional
         Where the circuits run, when ``qnode_or_qfunc`` is a quantum function. A
         device with vector-Jacobian products: ``qstore.router`` (routing, callbacks,
-        the tracker and budgets apply).
+        the tracker and budgets apply); with shots (the device's), any device.
 
     Returns
     -------
@@ -62,10 +68,21 @@ def circuit_function(qnode_or_qfunc: Callable, device: qml.devices.Device | None
         otherwise; every measurement (``qml.expval`` or ``qml.probs``) contributes its
         columns in order. Works under ``jax.jit``, ``jax.vmap``, ``jax.grad``,
         ``jax.jacrev`` and ``jax.jacfwd``.
+
+    Raises
+    ------
+    ValueError
+        For a shot vector (its results are one per shot group), or without a device.
     """
+    qfunc, device = _qfunc_and_device(qnode_or_qfunc, device)
+    shots = _shots(qnode_or_qfunc, device)
+    if shots.has_partitioned_shots:  # one result per shot group, not one array
+        raise ValueError(
+            f"shots={shots} is a shot vector, and circuit_function returns one (batch, "
+            "n_outputs) array: give one number of shots, or call the QNode itself"
+        )
     if isinstance(qnode_or_qfunc, qml.QNode) and (reason := _qnode_only(qnode_or_qfunc)):
         return _through_the_qnode(qnode_or_qfunc, reason)
-    qfunc, device = _qfunc_and_device(qnode_or_qfunc, device)
     func = qnode_or_qfunc.func if isinstance(qnode_or_qfunc, qml.QNode) else qfunc
     # one table per structure: eager calls and new traces (batch sizes) reuse its plans
     tables: BoundedCache[tuple, AngleTable] = BoundedCache(16)
@@ -75,7 +92,7 @@ def circuit_function(qnode_or_qfunc: Callable, device: qml.devices.Device | None
 
         tape = _record(qfunc, args, kwargs)
         batch = tape.batch_size
-        angles, skeleton, slots, constants = _angle_table(tape, batch or 1)
+        angles, skeleton, slots, constants = _angle_table(tape, batch or 1, shots)
         key = (structure_key(skeleton), tuple(slots), constants)
         table = tables.get_or_build(key, lambda: AngleTable(skeleton, slots, device, func))
         dtype = jnp.result_type(float)
@@ -101,13 +118,18 @@ def _qfunc_and_device(qnode_or_qfunc, device):
     return qnode_or_qfunc, device
 
 
+def _shots(qnode_or_qfunc: Callable, device: qml.devices.Device) -> qml.measurements.Shots:
+    """The QNode's shots, or for a quantum function the device's (PennyLane's older
+    ``qml.device(..., shots=)``)."""
+    if isinstance(qnode_or_qfunc, qml.QNode):
+        return qnode_or_qfunc.shots
+    return qml.measurements.Shots(getattr(device, "shots", None))
+
+
 def _qnode_only(qnode: qml.QNode) -> str | None:
     """Why the angle table cannot run a QNode's calls, or ``None``."""
-    if qnode.shots:
-        return (
-            f"the QNode has shots={qnode.shots.total_shots}, and the angle table computes "
-            "exact values"
-        )
+    if refusal := shots_refusal(qnode):
+        return f"shots={qnode.shots}: {refusal.reason}"
     if len(qnode.compile_pipeline):
         return "the QNode carries transforms, which the angle table would skip"
     return None
@@ -158,10 +180,10 @@ def _record(qfunc: Callable, args, kwargs) -> QuantumScript:
     return tape
 
 
-def _angle_table(tape: QuantumScript, batch: int):
-    """``(K, batch)`` angles (weights repeated per sample), the tape's skeleton, the
-    table's rows among its parameters (every angle JAX computed or an array gave), and
-    the scalar constants that stay in the skeleton."""
+def _angle_table(tape: QuantumScript, batch: int, shots: qml.measurements.Shots):
+    """``(K, batch)`` angles (weights repeated per sample), the tape's skeleton (with
+    ``shots``), the table's rows among its parameters (every angle JAX computed or an
+    array gave), and the scalar constants that stay in the skeleton."""
     import jax
     import jax.numpy as jnp
 
@@ -174,7 +196,7 @@ def _angle_table(tape: QuantumScript, batch: int):
     table = jnp.stack(rows) if rows else jnp.zeros((0, batch))
     rows_at = set(slots)
     params = [0.0 if j in rows_at else p for j, p in enumerate(values)]
-    skeleton = QuantumScript(tape.operations, tape.measurements).bind_new_parameters(
+    skeleton = QuantumScript(tape.operations, tape.measurements, shots=shots).bind_new_parameters(
         params, list(range(len(values)))
     )
     constants = tuple(float(p) for j, p in enumerate(values) if j not in rows_at)

@@ -49,7 +49,8 @@ class AngleTable:
     Parameters
     ----------
     skeleton : QuantumScript
-        The circuit decomposed to gates with at most one angle.
+        The circuit decomposed to gates with at most one angle; with shots, values are
+        sampled and VJPs follow the parameter-shift rule, on either path.
     slots : Sequence[int]
         The ``K`` parameters of ``skeleton`` (indices among all of them) the table
         gives; the others are constants.
@@ -128,10 +129,13 @@ class AngleTable:
         self, run: CompiledForward, angles: np.ndarray, cotangents: np.ndarray
     ) -> np.ndarray | EngineFailure:
         """The door's VJPs of ``run`` for the stacked cotangents, as many per sweep as
-        :func:`~qstore_pl.interfaces.broadcast_program.copies_per_call` allows."""
+        :func:`~qstore_pl.interfaces.broadcast_program.copies_per_call` allows (with
+        shots all at once: the shifted circuits, sampled once, serve every cotangent)."""
         assert self._door is not None  # a forward pass ran through it
         copies, batch = cotangents.shape[0], angles.shape[1]
-        per_sweep = copies_per_call(batch, run.circuit.program.num_wires)
+        per_sweep = (
+            copies if run.circuit.shots else copies_per_call(batch, run.circuit.program.num_wires)
+        )
         arrays = (run_table(angles),)
         out = np.empty((copies, self.n_params, batch))
         for first in range(0, copies, per_sweep):
@@ -206,12 +210,16 @@ def compiled_circuit(
     sources = [AngleSource(0, row_of[j], 1.0) if j in row_of else None for j in range(len(params))]
     concrete = _on_indices(skeleton.bind_new_parameters(params, list(range(len(params)))), wires)
     full = QuantumScript(  # the identity fixes the width, as in a layer's recording
-        [qml.Identity(wires=range(len(wires))), *concrete.operations], concrete.measurements
+        [qml.Identity(wires=range(len(wires))), *concrete.operations],
+        concrete.measurements,
+        shots=skeleton.shots,
     )
     try:
         program = ValueProgram(full, sources, [True])
     except (ValueError, NotImplementedError) as err:
         return Refusal(str(err))
+    if skeleton.shots and (reason := program.shift_refusal()):
+        return Refusal(reason)
     return CompiledCircuit(label, program, tuple(slots))
 
 

@@ -325,22 +325,32 @@ def _expression(angle: _Angle, source: Callable[..., AngleSource]) -> AngleExpre
     return AngleExpression(angle.terms.get((), 0.0), tuple(linear), tuple(products))
 
 
+def shots_refusal(qnode: qml.QNode) -> Refusal | None:
+    """Why ``qnode``'s shots keep it off the compiled path, or ``None`` (also for no
+    shots)."""
+    if not qnode.shots:
+        return None
+    if qnode.shots.has_partitioned_shots:
+        return Refusal("a shot vector (the compiled path samples one number of shots)")
+    # with shots the QNode path differentiates by PennyLane's parameter-shift rule
+    if qnode.diff_method not in _SHOTS_METHODS:
+        return Refusal(
+            f"diff_method={qnode.diff_method!r} with shots (the compiled path samples "
+            "and differentiates by the parameter-shift rule)"
+        )
+    if qnode.gradient_kwargs:
+        return Refusal(
+            f"gradient options {sorted(qnode.gradient_kwargs)} (the compiled path "
+            "shifts by the gates' own rules)"
+        )
+    return None
+
+
 def refusal_for_qnode(qnode: qml.QNode) -> Refusal | None:
     """Why ``qnode``'s settings keep it off the compiled path, or ``None``."""
     if qnode.shots:
-        if qnode.shots.has_partitioned_shots:
-            return Refusal("a shot vector (the compiled path samples one number of shots)")
-        # with shots the QNode path differentiates by PennyLane's parameter-shift rule
-        if qnode.diff_method not in _SHOTS_METHODS:
-            return Refusal(
-                f"diff_method={qnode.diff_method!r} with shots (the compiled path samples "
-                "and differentiates by the parameter-shift rule)"
-            )
-        if qnode.gradient_kwargs:
-            return Refusal(
-                f"gradient options {sorted(qnode.gradient_kwargs)} (the compiled path "
-                "shifts by the gates' own rules)"
-            )
+        if refusal := shots_refusal(qnode):
+            return refusal
     elif qnode.diff_method not in _DEVICE_METHODS:
         return Refusal(f"diff_method={qnode.diff_method!r} (the compiled path is adjoint)")
     if qnode.execute_kwargs.get("max_diff", 1) != 1:
@@ -641,5 +651,6 @@ __all__ = [
     "record",
     "refusal_for_qnode",
     "return_kind",
+    "shots_refusal",
     "verify",
 ]

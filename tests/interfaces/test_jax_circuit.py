@@ -217,30 +217,119 @@ def test_a_qnode_brings_its_device(router):
         circuit_function(circuit)
 
 
-def test_a_qnode_with_shots_runs_through_itself_and_says_so_once():
-    """With shots the angle table's exact values would be wrong: the calls go through
-    the QNode (sampled values, parameter-shift derivatives), laid out as the table's,
-    under ``jit`` too, and the first call warns. 20,000 shots: a standard error of at
-    most 0.0071 per expectation value and 0.0036 per probability."""
-    dev = qml.device("qstore.router", wires=N, precision="double", seed=7)
-    f = circuit_function(qml.set_shots(qml.QNode(circuit, dev, interface="jax"), 20_000))
+def shot_tolerance(shots: int) -> float:
+    """The standard error of an expectation value from ``shots`` samples, at most."""
+    return 1 / np.sqrt(shots)
+
+
+@pytest.mark.parametrize(
+    "backend, shots, path",
+    # lightning draws every sample (time grows with shots); the engine draws counts
+    [("qstore.batched", 1_000_000, "compiled"), ("lightning.qubit", 100_000, "tapes")],
+)
+def test_with_shots_values_and_derivatives_are_sampled_and_shifted(backend, shots, path):
+    """With a QNode's shots the values are sampled, and ``grad``, ``jacrev`` and
+    ``jacfwd`` follow the parameter-shift rule with every shifted circuit sampled, on
+    the compiled path and on the tape path. Each row of the angle table is shifted
+    across the whole batch at once, inputs included (PennyLane's own transform refuses
+    broadcast inputs). Tolerances: about twice the largest error over 8 seeds."""
+    dev = qml.device(
+        "qstore.router",
+        wires=N,
+        precision="double",
+        seed=3,
+        router_config={"backends": [backend]},
+    )
+    f = circuit_function(qml.set_shots(qml.QNode(circuit, dev, interface="jax"), shots))
     x, weights = data()
-    with pytest.warns(CompiledPathWarning, match="shots=20000"):
-        values = f(x, weights)
-    assert values.shape == (5, 6)
-    np.testing.assert_allclose(values, reference(x, weights), atol=0.04)
-    assert np.abs(values - reference(x, weights)).max() > 1e-6  # sampled, not exact
+    se = shot_tolerance(shots)
+
+    def loss(fn):
+        return lambda x, w: jnp.sum(jnp.sin(fn(x, w)) * jnp.arange(6.0))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CompiledPathWarning)
+        values = jax.jit(f)(x, weights)
+        grads = jax.jit(jax.grad(loss(f), argnums=(0, 1)))(x, weights)
+        jac_w = jax.jit(jax.jacrev(f, argnums=1))(x, weights)
+        jac_x = jax.jacfwd(f, argnums=0)(x, weights)
+    assert (path == "tapes") == any("tape path" in str(w.message) for w in caught)
+    assert router_path(dev, x, weights).startswith(path)
+    want = reference(x, weights)
+    assert np.abs(values - want).max() > 1e-7  # sampled, not exact
+    np.testing.assert_allclose(values, want, atol=6 * se)
+    assert_trees_close(grads, jax.grad(loss(reference), argnums=(0, 1))(x, weights), 12 * se)
+    np.testing.assert_allclose(jac_w, jax.jacrev(reference, argnums=1)(x, weights), atol=6 * se)
+    np.testing.assert_allclose(jac_x, jax.jacfwd(reference, argnums=0)(x, weights), atol=6 * se)
+    # 13 rows: 12 rotations with two shifts each, the CRX with four; 5 samples
+    shifted = 5 * (12 * 2 + 4)
+    last = dev.routing_report().recent[-1]
+    if path == "compiled":
+        assert (last.derivative_method, last.circuits) == ("parameter-shift", shifted)
+    else:  # the unshifted batch rides with the shifted ones in one execution
+        assert last.circuits == 5 + shifted
+
+
+def router_path(dev, x, weights) -> str:
+    return dev.explain(qml.QNode(circuit, dev), x, weights).path
+
+
+@pytest.mark.parametrize("backend", ["qstore.batched", "default.qubit"])
+def test_estimates_spread_as_the_shots_say(backend):
+    """4,000 estimates of <Z> from 100 shots each vary by (1 - <Z>^2) / 100: the
+    samples are the QNode's shots, not more and not fewer, on either path."""
+
+    def one_qubit(x):
+        qml.RY(x, wires=0)
+        return qml.expval(qml.Z(0))
+
+    dev = qml.device("qstore.router", wires=1, seed=5, router_config={"backends": [backend]})
+    f = circuit_function(qml.set_shots(qml.QNode(one_qubit, dev, interface="jax"), 100))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CompiledPathWarning)
+        out = np.asarray(f(jnp.full(4000, 1.1)))[:, 0]
+    z = np.cos(1.1)
+    assert out.mean() == pytest.approx(z, abs=5 * np.sqrt((1 - z**2) / 100 / 4000))
+    assert out.var() == pytest.approx((1 - z**2) / 100, rel=0.1)
+
+
+def test_a_device_with_shots_samples_and_shifts_on_any_device():
+    """A quantum function on a device with shots (PennyLane's older ``shots=`` on the
+    device) is sampled too, and needs no device derivatives: the shifts are the path's
+    own, so default.qubit will do."""
+    with pytest.warns(qml.exceptions.PennyLaneDeprecationWarning, match="shots on device"):
+        dev = qml.device("default.qubit", wires=N, shots=100_000, seed=11)
+    f = circuit_function(circuit, dev)
+    x, weights = data()
+    se = shot_tolerance(100_000)
 
     def loss(fn, w):
-        return jnp.mean(fn(x, w)[:, 0])
+        return jnp.sum(fn(x, w)[:, :2])
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", CompiledPathWarning)  # said once
-        grad = jax.jit(jax.grad(partial(loss, f)))(weights)
-        single = f(x[0], weights)
-    assert single.shape == (6,)
-    np.testing.assert_allclose(single, reference(x, weights)[0], atol=0.04)
-    np.testing.assert_allclose(grad, jax.grad(partial(loss, reference))(weights), atol=0.03)
+    values = f(x, weights)
+    assert np.abs(values - reference(x, weights)).max() > 1e-7
+    np.testing.assert_allclose(values, reference(x, weights), atol=6 * se)
+    np.testing.assert_allclose(
+        jax.grad(partial(loss, f))(weights),
+        jax.grad(partial(loss, reference))(weights),
+        atol=20 * se,
+    )
+
+
+def test_shots_the_shift_rule_cannot_serve_take_the_qnode_or_refuse():
+    """A shot vector has one result per shot group, not one array: refused at once.
+    ``diff_method='adjoint'`` with shots is the QNode's to refuse (PennyLane does),
+    never answered with exact adjoint derivatives."""
+    dev = qml.device("qstore.router", wires=N, seed=7)
+    vector = qml.set_shots(qml.QNode(circuit, dev, interface="jax"), [100, 200])
+    with pytest.raises(ValueError, match=r"shot vector.*one number of shots"):
+        circuit_function(vector)
+    adjoint = qml.set_shots(qml.QNode(circuit, dev, interface="jax", diff_method="adjoint"), 100)
+    f = circuit_function(adjoint)
+    x, weights = data()
+    with pytest.warns(CompiledPathWarning, match="diff_method='adjoint' with shots"):
+        with pytest.raises(qml.exceptions.QuantumFunctionError, match="adjoint"):
+            jax.grad(lambda w: jnp.sum(f(x, w)))(weights)
 
 
 def test_a_qnode_with_transforms_runs_through_itself(router):

@@ -23,7 +23,8 @@ from qstore_pl.devices.batched.adjoint import backward, forward, sweep_states
 from qstore_pl.devices.batched.measure import measure_all, output_sizes
 from qstore_pl.devices.batched.memory import check_states_fit
 from qstore_pl.devices.batched.program import BoundProgram, Program, TapeParameters
-from qstore_pl.devices.batched.sampled import sample_measurements, shift_rule, shifted_tables
+from qstore_pl.devices.batched.sampled import sample_measurements, shifted_tables
+from qstore_pl.support.parameter_shift import contract_shifts, shift_rule, shift_terms
 
 
 @dataclass(frozen=True)
@@ -273,20 +274,17 @@ class ValueProgram:
         """
         batch = bound.batch
         cotangent, stacked = self._cotangent_rows(cotangent, batch, wanted)
-        shifts, terms = [], []
-        for slot in sorted(self._trainable_slots(wanted)):
-            for coefficient, shift in self._shift_rule(slot):
-                shifts.append((slot, shift))
-                terms.append((self._position_of(slot), coefficient))
+        shifts, terms = shift_terms(
+            (self._position_of(slot), slot, self._shift_rule(slot))
+            for slot in sorted(self._trainable_slots(wanted))
+        )
         found: list[np.ndarray] = []
         for shifted, copies in shifted_tables(bound, shifts):
             _, sampled = self.forward(device, shifted, shots)
             found.extend(np.split(self.outputs(sampled, shifted.batch), copies))
         by_copy = cotangent.reshape(stacked, batch, self.num_outputs)
-        grads: dict[int, np.ndarray] = {}
-        for (position, coefficient), values in zip(terms, found):
-            term = coefficient * np.einsum("tbo,bo->tb", by_copy, values).reshape(-1)
-            grads[position] = grads[position] + term if position in grads else term
+        per_copy = contract_shifts(terms, found, by_copy)
+        grads = {position: g.reshape(-1) for position, g in per_copy.items()}
         return self._argument_grads(grads, arrays, wanted, batch, stacked)
 
     def shift_count(self, wanted: Sequence[int]) -> int:

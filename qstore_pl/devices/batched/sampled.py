@@ -7,7 +7,8 @@ commuting Pauli words sharing their samples as on default.qubit
 rule, which a QNode with shots runs: every trainable gate angle is shifted by its
 gate's rule and each shifted circuit is sampled with the same shots. The shifted
 circuits are rows of parameter tables (:func:`shifted_tables`), as many per run on
-the engine as :data:`MAX_SHIFTED_AMPLITUDES` allows: no tape per shift.
+the engine as :data:`~qstore_pl.support.parameter_shift.MAX_SHIFTED_AMPLITUDES` allows: no tape per
+shift (the rule itself: :mod:`qstore_pl.support.parameter_shift`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import pennylane as qml
 from pennylane.measurements import ProbabilityMP
-from pennylane.operation import Operator
 
 from qstore_pl.devices.batched.measure import _gates, _rotate, marginal, z_signs
 from qstore_pl.devices.batched.program import BoundProgram, Program, TapeParameters
-
-#: Amplitudes of the shifted circuits run at once (complex128: 16 bytes each).
-MAX_SHIFTED_AMPLITUDES = 1 << 25
+from qstore_pl.support.parameter_shift import shift_chunks
 
 
 def sample_measurements(
@@ -93,41 +90,22 @@ def _frequencies(states: np.ndarray, shots: int, rng: np.random.Generator) -> np
     return rng.multinomial(shots, probs) / shots
 
 
-def shift_rule(op: Operator) -> np.ndarray:
-    """``op``'s parameter-shift recipe, rows ``[coefficient, shift]``: the derivative is
-    ``sum(coefficient * f(angle + shift))``.
-
-    Raises
-    ------
-    ValueError
-        If PennyLane knows no shift rule for ``op`` (no generator or frequencies).
-    """
-    try:
-        frequencies = op.parameter_frequencies[0]
-    except Exception as err:  # PennyLane's errors for gates without a generator vary
-        raise ValueError(
-            f"{op.name} has no parameter-shift rule ({type(err).__name__}); with shots its "
-            "derivative needs one"
-        ) from err
-    return np.asarray(qml.gradients.generate_shift_rule(frequencies), dtype=np.float64)
-
-
 def shifted_tables(
     bound: BoundProgram, shifts: Sequence[tuple[int, float]]
 ) -> Iterator[tuple[BoundProgram, int]]:
     """``bound``'s batch with one angle moved per entry of ``shifts`` (``(slot, shift)``
     adds ``shift`` to table slot ``slot``), as parameter tables of at most
-    :data:`MAX_SHIFTED_AMPLITUDES` amplitudes: each table and the number of shifted
-    copies of the batch it stacks, in the order of ``shifts``."""
+    :data:`~qstore_pl.support.parameter_shift.MAX_SHIFTED_AMPLITUDES` amplitudes: each
+    table and the number of shifted copies of the batch it stacks, in the order of
+    ``shifts``."""
     program, table = bound.program, bound.parameters[0]
     batch = bound.batch
-    per_run = max(1, MAX_SHIFTED_AMPLITUDES // (batch << program.num_wires))
     columns = [
         np.broadcast_to(np.real(data[0]), (batch,)) if flags[0] else None
         for data, flags in zip(table.data, table.broadcast)
     ]
-    for first in range(0, len(shifts), per_run):
-        part = shifts[first : first + per_run]
+    for run in shift_chunks(len(shifts), batch, program.num_wires):
+        part = shifts[run]
         copies = len(part)
         data, broadcast = [], []
         for slot, (values, flags) in enumerate(zip(table.data, table.broadcast)):
