@@ -9,7 +9,14 @@ every qubit, Linear, cross-entropy, Adam) with a QNode of ``--shots`` shots:
   parameter-shift transform builds the shifted tapes, the router runs them;
 - ``default.qubit`` and ``lightning.qubit``: PennyLane's TorchLayer, parameter shift;
 - ``TFQ 0.7.6`` (``--tfq-python``): ``tfq.layers.PQC`` with ``repetitions=shots`` and
-  the ``ParameterShift`` differentiator (``benchmarks/w1_tfq.py --shots``).
+  the ``ParameterShift`` differentiator (``benchmarks/w1_tfq.py --shots``);
+- ``router JAX compiled``: the same model in JAX (optax's Adam, the step under
+  ``jax.jit``) around ``qstore_pl.jax.circuit_function`` of the router QNode: the angle
+  table's compiled path samples and shifts whole table rows;
+- ``router JAX QNode path`` and ``default.qubit JAX``: the JAX model around the QNode
+  itself with ``interface="jax"`` and ``diff_method="parameter-shift"``, jitted
+  (PennyLane's JAX interface and parameter-shift transform; what ``circuit_function``
+  ran with shots before), on the router and on default.qubit.
 
 Every contender runs in a process of its own, in turn, round after round; the table
 gives the median step and each contender's ratio to the compiled path, measured in
@@ -38,6 +45,70 @@ PENNYLANE = {
     "lightning.qubit": ("lightning.qubit", False),
 }
 
+#: W1's model in JAX: the device, and whether ``circuit_function`` runs the QNode
+JAX = {
+    "router JAX compiled": ("qstore.router", True),
+    "router JAX QNode path": ("qstore.router", False),
+    "default.qubit JAX": ("default.qubit", False),
+}
+
+
+def jax_step(contender: str, n: int, shots: int):
+    """W1's train step in JAX on ``contender``: a jitted step with optax's Adam."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+    import pennylane as qml
+    from w1_workload import BATCH, LAYERS, w1_circuit
+
+    jax.config.update("jax_enable_x64", True)
+    device, compiled = JAX[contender]
+    method = "best" if compiled else "parameter-shift"
+    if device.startswith("qstore."):
+        import qstore_pl  # noqa: F401
+
+    qnode = qml.QNode(
+        w1_circuit(n), qml.device(device, wires=n), interface="jax", diff_method=method
+    )
+    qnode = qml.set_shots(qnode, shots=shots)
+    if compiled:
+        from qstore_pl.jax import circuit_function
+
+        quantum = circuit_function(qnode)
+    else:
+
+        def quantum(x, weights):
+            return jnp.stack(qnode(x, weights), axis=-1)
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.uniform(0, np.pi, (BATCH, n)))
+    y = jnp.asarray(rng.integers(0, 2, BATCH))
+    params = {
+        "weights": jnp.asarray(rng.uniform(0, 2 * np.pi, (LAYERS, n, 2))),
+        "head": jnp.asarray(rng.normal(0, 0.3, (n, 2))),
+        "bias": jnp.zeros(2),
+    }
+    optimiser = optax.adam(0.01)
+
+    def loss(params):
+        logits = quantum(x, params["weights"]) @ params["head"] + params["bias"]
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    @jax.jit
+    def train(params, state):
+        value, grads = jax.value_and_grad(loss)(params)
+        updates, state = optimiser.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, value
+
+    held = [params, optimiser.init(params)]
+
+    def step():
+        held[0], held[1], value = train(*held)
+        jax.block_until_ready(value)
+
+    return step
+
 
 def child(contender: str, n: int, shots: int, seconds: float) -> dict:
     """In this process: W1's model on ``contender``, its first and later steps."""
@@ -46,6 +117,9 @@ def child(contender: str, n: int, shots: int, seconds: float) -> dict:
     from w1_workload import step_function, time_steps, torch_model, w1_circuit
 
     torch.set_num_threads(2)
+    if contender in JAX:
+        first, times, _ = time_steps(jax_step(contender, n, shots), seconds, 3)
+        return {"first_s": first, "median_ms": 1e3 * statistics.median(times), "steps": len(times)}
     device, compiled = PENNYLANE[contender]
     if device.startswith("qstore."):
         import qstore_pl  # noqa: F401
@@ -87,7 +161,7 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=3.0, help="timed steps per run")
-    parser.add_argument("--contenders", nargs="+", default=[*PENNYLANE, "TFQ 0.7.6"])
+    parser.add_argument("--contenders", nargs="+", default=[*PENNYLANE, "TFQ 0.7.6", *JAX])
     parser.add_argument("--tfq-python", help="python of a virtualenv with tensorflow-quantum")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     add_load_option(parser, "each contender")
