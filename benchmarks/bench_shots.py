@@ -18,9 +18,12 @@ every qubit, Linear, cross-entropy, Adam) with a QNode of ``--shots`` shots:
   (PennyLane's JAX interface and parameter-shift transform; what ``circuit_function``
   ran with shots before), on the router and on default.qubit.
 
-Every contender runs in a process of its own, in turn, round after round; the table
-gives the median step and each contender's ratio to the compiled path, measured in
-the same round. ``--load 0 1`` repeats each round beside one busy process.
+Every contender runs in a process of its own, in turn, round after round, with
+``OMP_WAIT_POLICY=PASSIVE`` (unless set, as ``bench_compiled.py`` does: torch is
+imported before qstore_pl here, so its OpenMP threads would otherwise spin beside a
+busy process); the table gives the median step and each contender's ratio to the
+compiled path, measured in the same round. ``--load 0 1`` repeats each round beside
+one busy process.
 
     python benchmarks/bench_shots.py --qubits 4 8 --shots 1000 --tfq-python TFQ_VENV/bin/python
 """
@@ -137,7 +140,7 @@ def child(contender: str, n: int, shots: int, seconds: float) -> dict:
 
 def run(contender: str, n: int, args) -> dict | None:
     """One contender at one width in a fresh process."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "PYTHONWARNINGS": "ignore"}
     if contender.startswith("TFQ"):
         if not args.tfq_python:
             return None
