@@ -19,10 +19,11 @@ into the batched engine's compiled plans, no tape per call).
 - second derivatives (``jax.hessian``) would need the Jacobian's own derivative,
   which device adjoint methods do not give: they raise at trace time with the
   alternative;
-- finite shots (the QNode's): values are sampled and derivatives follow PennyLane's
-  parameter-shift rule, every row of the angle table shifted across the whole batch
-  at once, on the compiled path or the tape path. Shot vectors, and derivative
-  methods or options the rule does not match, go through the QNode itself.
+- finite shots (the QNode's, or a quantum function's device's): values are sampled
+  and derivatives follow PennyLane's parameter-shift rule, every row of the angle
+  table shifted across the whole batch at once, on the compiled path or the tape
+  path. Derivative methods or options the rule does not match go through the QNode
+  itself; a shot vector is refused (its results are one per shot group).
 """
 
 from __future__ import annotations
