@@ -94,9 +94,14 @@ def test_bad_data_is_refused_before_anything_runs():
 
 
 # -------------------------------------------------------------- acceptance
-def test_digits_3_vs_6_reach_90_percent_and_the_quote_counts_what_ran():
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_digits_3_vs_6_reach_90_percent_and_the_quote_counts_what_ran(framework):
+    """Both frameworks run a step as one forward batch and one adjoint VJP (JAX through
+    ``circuit_function``, not one Jacobian per sample), as the quote counts them."""
     x_train, x_test, y_train, y_test = load_digits_pca(n_components=4)
-    cfg = TrainingConfig(n_qubits=4, depth=2, batch_size=16, epochs=2, learning_rate=0.1)
+    cfg = TrainingConfig(
+        n_qubits=4, depth=2, batch_size=16, epochs=2, learning_rate=0.1, framework=framework
+    )
     model = QuantumModel(cfg)
     quote = model.quote(x_train, y_train, validation_data=(x_test, y_test))
     assert quote.gradient == "adjoint" and "exact simulation" in quote.gradient_reason
@@ -108,9 +113,13 @@ def test_digits_3_vs_6_reach_90_percent_and_the_quote_counts_what_ran():
     history = model.fit(x_train, y_train, validation_data=(x_test, y_test), progress=False)
     assert history["epoch"] == [1, 2] and history["loss"][1] < history["loss"][0]
     assert history["usd"] == [0.0, 0.0] and all(s > 0 for s in history["seconds"])
-    # torch: a forward pass then an adjoint VJP per step, each counted by the router
-    ran = sum(t.circuits for t in model.device.routing_report().totals.values())
+    # a forward pass then an adjoint VJP per step, each counted by the router
+    report = model.device.routing_report()
+    ran = sum(t.circuits for t in report.totals.values())
     assert ran == quote.circuits + quote.backward_passes == sum(history["circuits"])
+    # every batch on the compiled path (a one-sample batch may go where one circuit
+    # runs fastest: lightning, as tapes)
+    assert {run.path for run in report.recent if run.circuits > 1} == {"compiled"}
     scores = model.evaluate(x_test, y_test)
     assert scores["accuracy"] >= 0.9
     assert scores["accuracy"] == pytest.approx(np.mean(model.predict(x_test) == y_test))
