@@ -190,46 +190,42 @@ class BroadcastProgram:
         result, _ = self._run(self._bind(angles), None)
         return self._join_outputs(result, angles.shape[1])
 
-    def vjp(self, angles: np.ndarray, cotangents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Values ``(B, O)`` of ``(K, B)`` angles, and the gradients ``(T, K, B)`` of ``T``
-        cotangents ``(T, B, O)`` (each sample's own: samples do not mix)."""
+    def vjp(self, angles: np.ndarray, cotangents: np.ndarray) -> np.ndarray:
+        """The gradients ``(T, K, B)`` of ``T`` cotangents ``(T, B, O)`` at ``(K, B)``
+        angles (each sample's own: samples do not mix)."""
         angles = self._checked(angles)
         if self.shots:
             return self._shift_vjp(angles, np.asarray(cotangents, dtype=np.float64))
         batch, copies = angles.shape[1], len(cotangents)
         per_call = copies_per_call(batch, len(self.skeleton.wires))
-        values = None
         grads = np.empty((copies, self.n_params, batch))
         for first in range(0, copies, per_call):
             part = np.asarray(cotangents[first : first + per_call], dtype=np.float64)
             # one copy of the batch per cotangent, in one broadcast tape
             tiled = np.tile(angles, (1, len(part)))
-            result, vjp = self._run(self._bind(tiled), part.reshape(len(part) * batch, -1))
-            if values is None:
-                values = self._join_outputs(result, tiled.shape[1])[:batch]
+            _, vjp = self._run(self._bind(tiled), part.reshape(len(part) * batch, -1))
             per_gate = [np.reshape(g, (len(part), batch)) for g in vjp]
             grads[first : first + len(part)] = np.stack(per_gate, axis=1)
-        assert values is not None
-        return values, grads
+        return grads
 
-    def _shift_vjp(self, angles: np.ndarray, cotangents: np.ndarray):
-        """:meth:`vjp` with shots: the unshifted batch and one shifted copy per term of
-        every row's rule, stacked into as few broadcast tapes as memory allows, each
-        sampled with the same shots."""
+    def _shift_vjp(self, angles: np.ndarray, cotangents: np.ndarray) -> np.ndarray:
+        """:meth:`vjp` with shots: one shifted copy of the batch per term of every row's
+        rule, stacked into as few broadcast tapes as memory allows, each sampled with
+        the same shots. The unshifted batch does not run again: on a priced backend
+        the forward pass is paid for once."""
         assert self._rules is not None
         batch = angles.shape[1]
         shifts, terms = shift_terms((k, k, rule) for k, rule in enumerate(self._rules))
-        shifts.insert(0, (0, 0.0))  # the values ride along, unshifted
         found: list[np.ndarray] = []
         for run in shift_chunks(len(shifts), batch, len(self.skeleton.wires)):
             tiled = shifted_copies(angles, shifts[run])
             result, _ = self._run(self._bind(tiled), None)
             found.extend(np.split(self._join_outputs(result, tiled.shape[1]), len(shifts[run])))
-        per_row = contract_shifts(terms, found[1:], cotangents)
+        per_row = contract_shifts(terms, found, cotangents)
         grads = np.zeros((len(cotangents), self.n_params, batch))
         for k, grad in per_row.items():
             grads[:, k, :] = grad
-        return found[0], grads
+        return grads
 
     def _checked(self, angles: np.ndarray) -> np.ndarray:
         angles = np.asarray(angles, dtype=np.float64)

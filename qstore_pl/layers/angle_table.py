@@ -123,7 +123,7 @@ class AngleTable:
                 return grads
             run = self._refused(grads)
         with _after(run):
-            return self.tapes.vjp(angles, cotangents)[1]
+            return self.tapes.vjp(angles, cotangents)
 
     def _stacked_vjp(
         self, run: CompiledForward, angles: np.ndarray, cotangents: np.ndarray

@@ -86,8 +86,7 @@ def shifted_copies(angles: np.ndarray, shifts: Sequence[tuple[int, float]]) -> n
     batch = angles.shape[1]
     tiled = np.tile(np.asarray(angles, dtype=np.float64), (1, len(shifts)))
     for i, (slot, shift) in enumerate(shifts):
-        if shift:  # an unshifted copy may name no row at all
-            tiled[slot, i * batch : (i + 1) * batch] += shift
+        tiled[slot, i * batch : (i + 1) * batch] += shift
     return tiled
 
 
