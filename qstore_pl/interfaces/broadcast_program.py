@@ -190,12 +190,16 @@ class BroadcastProgram:
         result, _ = self._run(self._bind(angles), None)
         return self._join_outputs(result, angles.shape[1])
 
-    def vjp(self, angles: np.ndarray, cotangents: np.ndarray) -> np.ndarray:
+    def vjp(
+        self, angles: np.ndarray, cotangents: np.ndarray, needed: Sequence[bool] | None = None
+    ) -> np.ndarray:
         """The gradients ``(T, K, B)`` of ``T`` cotangents ``(T, B, O)`` at ``(K, B)``
-        angles (each sample's own: samples do not mix)."""
+        angles (each sample's own: samples do not mix). With shots, only the rows
+        ``needed`` (one flag per row; ``None``: all) are shifted; the others get zeros."""
         angles = self._checked(angles)
         if self.shots:
-            return self._shift_vjp(angles, np.asarray(cotangents, dtype=np.float64))
+            cotangents = np.asarray(cotangents, dtype=np.float64)
+            return self._shift_vjp(angles, cotangents, needed)
         batch, copies = angles.shape[1], len(cotangents)
         per_call = copies_per_call(batch, len(self.skeleton.wires))
         grads = np.empty((copies, self.n_params, batch))
@@ -208,14 +212,17 @@ class BroadcastProgram:
             grads[first : first + len(part)] = np.stack(per_gate, axis=1)
         return grads
 
-    def _shift_vjp(self, angles: np.ndarray, cotangents: np.ndarray) -> np.ndarray:
+    def _shift_vjp(
+        self, angles: np.ndarray, cotangents: np.ndarray, needed: Sequence[bool] | None
+    ) -> np.ndarray:
         """:meth:`vjp` with shots: one shifted copy of the batch per term of every row's
         rule, stacked into as few broadcast tapes as memory allows, each sampled with
         the same shots. The unshifted batch does not run again: on a priced backend
         the forward pass is paid for once."""
         assert self._rules is not None
         batch = angles.shape[1]
-        shifts, terms = shift_terms((k, k, rule) for k, rule in enumerate(self._rules))
+        rows = range(self.n_params) if needed is None else [k for k, n in enumerate(needed) if n]
+        shifts, terms = shift_terms((k, k, self._rules[k]) for k in rows)
         found: list[np.ndarray] = []
         for run in shift_chunks(len(shifts), batch, len(self.skeleton.wires)):
             tiled = shifted_copies(angles, shifts[run])

@@ -93,13 +93,13 @@ def circuit_function(qnode_or_qfunc: Callable, device: qml.devices.Device | None
 
         tape = _record(qfunc, args, kwargs)
         batch = tape.batch_size
-        angles, skeleton, slots, constants = _angle_table(tape, batch or 1, shots)
+        rows, skeleton, slots, constants = _angle_table(tape, batch or 1, shots)
         key = (structure_key(skeleton), tuple(slots), constants)
         table = tables.get_or_build(key, lambda: AngleTable(skeleton, slots, device, func))
         dtype = jnp.result_type(float)
         run = _differentiable_run(table, dtype)
         # without gate angles nothing depends on the arguments: values only
-        out = run(angles.astype(dtype)) if slots else _values(table, dtype, batch or 1)
+        out = run(*(r.astype(dtype) for r in rows)) if slots else _values(table, dtype, batch or 1)
         return out if batch else out[0]
 
     return f
@@ -182,9 +182,9 @@ def _record(qfunc: Callable, args, kwargs) -> QuantumScript:
 
 
 def _angle_table(tape: QuantumScript, batch: int, shots: qml.measurements.Shots):
-    """``(K, batch)`` angles (weights repeated per sample), the tape's skeleton (with
-    ``shots``), the table's rows among its parameters (every angle JAX computed or an
-    array gave), and the scalar constants that stay in the skeleton."""
+    """The ``K`` rows of ``(batch,)`` angles (weights repeated per sample), the tape's
+    skeleton (with ``shots``), the rows' places among its parameters (every angle JAX
+    computed or an array gave), and the scalar constants that stay in the skeleton."""
     import jax
     import jax.numpy as jnp
 
@@ -194,14 +194,13 @@ def _angle_table(tape: QuantumScript, batch: int, shots: qml.measurements.Shots)
         if jnp.iscomplexobj(values[j]):
             raise TypeError(f"complex gate parameter {values[j]}: gate angles must be real")
     rows = [jnp.broadcast_to(jnp.real(values[j]), (batch,)) for j in slots]
-    table = jnp.stack(rows) if rows else jnp.zeros((0, batch))
     rows_at = set(slots)
     params = [0.0 if j in rows_at else p for j, p in enumerate(values)]
     skeleton = QuantumScript(tape.operations, tape.measurements, shots=shots).bind_new_parameters(
         params, list(range(len(values)))
     )
     constants = tuple(float(p) for j, p in enumerate(values) if j not in rows_at)
-    return table, skeleton, slots, constants
+    return rows, skeleton, slots, constants
 
 
 def _is_traced(value) -> bool:
@@ -221,8 +220,13 @@ def _values(table: AngleTable, dtype, batch: int):
 
 
 def _differentiable_run(table: AngleTable, dtype) -> Callable:
-    """``angles (K, B) -> (B, n_outputs)``, its tangent map a linear primitive."""
+    """``*rows (B,) -> (B, n_outputs)`` for the table's ``K`` rows, its tangent map a
+    linear primitive. The rows come one by one so that the JVP sees which tangents are
+    zero (rows JAX does not differentiate: inputs, under ``grad`` of the weights); with
+    shots those rows are not shifted (:meth:`AngleTable.rows`)."""
     import jax
+    import jax.numpy as jnp
+    from jax.custom_derivatives import SymbolicZero
 
     def host(method):
         """``method`` (``(K, B) -> (B, O)``) on the host, the angles' mapped axes folded."""
@@ -234,17 +238,31 @@ def _differentiable_run(table: AngleTable, dtype) -> Callable:
 
         return call
 
-    run = jax.custom_jvp(host(table.values))
-    # the forward pass of a derivative keeps its states for the VJP a reverse pass asks for
-    kept = jax.custom_jvp(host(table.forward))
+    values = host(table.values)
+    run = jax.custom_jvp(lambda *rows: values(jnp.stack(rows)))
+
+    def _first_order(primals, tangents):
+        needed = tuple(type(t) is not SymbolicZero for t in tangents)
+        view = table.rows(needed)
+        angles = jnp.stack(primals)
+        d_angles = jnp.stack(
+            [t if n else jnp.zeros_like(p) for p, t, n in zip(primals, tangents, needed)]
+        )
+        return _kept(view, host)(angles), angle_jvp(view, angles, d_angles)
+
+    run.defjvp(_first_order, symbolic_zeros=True)
+    return run
+
+
+def _kept(view, host) -> Callable:
+    """The forward pass of a derivative, which keeps its states for the VJP a reverse
+    pass asks for; its own derivative (second order) refuses."""
+    import jax
+
+    kept = jax.custom_jvp(host(view.forward))
 
     @kept.defjvp
     def _second_order(primals, tangents):
         raise NotImplementedError(SECOND_ORDER_MESSAGE)
 
-    @run.defjvp
-    def _first_order(primals, tangents):
-        (angles,), (d_angles,) = primals, tangents
-        return kept(angles), angle_jvp(table, angles, d_angles)
-
-    return run
+    return kept

@@ -1,13 +1,15 @@
 """The model as a JAX function, trained with optax.
 
-With exact simulation (the adjoint method, ``shots=None``) the circuit is a
-:func:`~qstore_pl.jax.circuit_function` of the QNode: under ``jax.jit`` a step is one
-forward run and one adjoint VJP for the whole batch, on the router's compiled path.
-PennyLane's JAX interface under ``jit`` would spell out one Jacobian per sample (an
-8-qubit digits model: 99 s to compile its first epoch, then 8 s per epoch, against
-torch's 0.03 s). With shots, the parameter-shift rule or SPSA the QNode itself runs,
-so the circuits submitted and paid for are those the quote counts (PennyLane's
-gradient transforms).
+The circuit is a :func:`~qstore_pl.jax.circuit_function` of the QNode where the
+quote's count holds for it: exact simulation (the adjoint method, ``shots=None``), and
+the parameter-shift rule on a router without priced backends. Under ``jax.jit`` a step
+is then one forward run and one VJP for the whole batch, on the router's compiled
+path (with shots: the weights' shifted circuits, as the quote counts them). PennyLane's
+JAX interface under ``jit`` spells out one Jacobian per sample instead (an 8-qubit
+digits model: 99 s to compile its first epoch, then 8 s per epoch, against torch's
+0.03 s). SPSA, and the parameter-shift rule on priced backends, run through the QNode
+itself, so that the jobs submitted and paid for are those the quote prices
+(PennyLane's gradient transforms, forward pass and gradient in one job).
 """
 
 from __future__ import annotations
@@ -36,8 +38,7 @@ class JaxTrainer:
             gradient_kwargs=spec.gradient_kwargs,
             **options,
         )
-        exact = spec.shots is None and spec.gradient == "adjoint"
-        self._circuit = circuit_function(qnode) if exact else qnode
+        self._circuit = circuit_function(qnode) if _table_counts_as_quoted(spec) else qnode
         k_weights, k_head = jax.random.split(jax.random.PRNGKey(spec.seed))
         shape = c.weight_shapes()["weights"]
         self.params = {
@@ -82,3 +83,11 @@ class JaxTrainer:
         treedef = jax.tree_util.tree_structure((self.params, self.opt_state))
         leaves = [jnp.asarray(state[f"tree/{i}"]) for i in range(treedef.num_leaves)]
         self.params, self.opt_state = jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def _table_counts_as_quoted(spec: TrainerSpec) -> bool:
+    """Whether ``circuit_function`` runs what the quote counts for ``spec``."""
+    if spec.shots is None:
+        return spec.gradient == "adjoint"
+    free = not any(getattr(b, "metered", False) for b in getattr(spec.device, "backends", ()))
+    return spec.gradient == "parameter-shift" and not spec.gradient_kwargs and free

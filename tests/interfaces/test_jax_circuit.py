@@ -247,12 +247,19 @@ def test_with_shots_values_and_derivatives_are_sampled_and_shifted(backend, shot
     def loss(fn):
         return lambda x, w: jnp.sum(jnp.sin(fn(x, w)) * jnp.arange(6.0))
 
+    def gradient_circuits() -> tuple[str | None, int]:
+        last = dev.routing_report().recent[-1]
+        return last.derivative_method, last.circuits
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CompiledPathWarning)
         values = jax.jit(f)(x, weights)
         grads = jax.jit(jax.grad(loss(f), argnums=(0, 1)))(x, weights)
+        grads_ran = gradient_circuits()
         jac_w = jax.jit(jax.jacrev(f, argnums=1))(x, weights)
+        jac_w_ran = gradient_circuits()
         jac_x = jax.jacfwd(f, argnums=0)(x, weights)
+        jac_x_ran = gradient_circuits()
     assert (path == "tapes") == any("tape path" in str(w.message) for w in caught)
     assert router_path(dev, x, weights).startswith(path)
     want = reference(x, weights)
@@ -261,13 +268,13 @@ def test_with_shots_values_and_derivatives_are_sampled_and_shifted(backend, shot
     assert_trees_close(grads, jax.grad(loss(reference), argnums=(0, 1))(x, weights), 12 * se)
     np.testing.assert_allclose(jac_w, jax.jacrev(reference, argnums=1)(x, weights), atol=6 * se)
     np.testing.assert_allclose(jac_x, jax.jacfwd(reference, argnums=0)(x, weights), atol=6 * se)
-    # 13 rows: 12 rotations with two shifts each, the CRX with four; 5 samples
-    shifted = 5 * (12 * 2 + 4)
-    last = dev.routing_report().recent[-1]
-    if path == "compiled":
-        assert last.derivative_method == "parameter-shift"
-    # only the shifted circuits: the forward batch is not run (or paid for) again
-    assert last.circuits == shifted
+    # Only the shifted circuits run (the forward batch is not run, or paid for, again),
+    # and only for the rows the derivative needs; 5 samples. The inputs' 3 rows and
+    # the weights' 9 are rotations with two shifts each, the CRX (a weight's) has four.
+    method = "parameter-shift" if path == "compiled" else None
+    assert grads_ran == (method, 5 * (12 * 2 + 4))
+    assert jac_w_ran == (method, 5 * (9 * 2 + 4))
+    assert jac_x_ran == (method, 5 * 3 * 2)
 
 
 def router_path(dev, x, weights) -> str:

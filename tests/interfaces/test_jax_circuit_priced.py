@@ -37,10 +37,11 @@ def submitted_circuits(emulator) -> int:
 
 def test_a_step_with_shots_pays_for_the_forward_batch_once(emulator, tmp_path):
     """A training step on IonQ runs the tape path: the forward batch (3 circuits), then
-    for the gradient only the shifted copies, two per table row and sample (4 rows: the
-    input's angle, and three from the weights): 3 + 3 x 4 x 2 = 27 circuits, as many
-    as the ledger bills. The gradient equals default.qubit's exact one within the
-    shot noise (the emulator's simulator target samples)."""
+    for the gradient only the shifted copies of the rows it needs, two per row and
+    sample (the weights' three rows; the input's angle is not differentiated):
+    3 + 3 x 3 x 2 = 21 circuits, as many as the ledger bills. The gradient equals
+    default.qubit's exact one within the shot noise (the emulator's simulator target
+    samples)."""
     dev = qml.device(
         "qstore.router",
         wires=2,
@@ -55,10 +56,10 @@ def test_a_step_with_shots_pays_for_the_forward_batch_once(emulator, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CompiledPathWarning)  # IonQ runs tapes
         value, grad = jax.value_and_grad(lambda w: loss(f, w))(w)
-    assert submitted_circuits(emulator) == 3 + 3 * 4 * 2
+    assert submitted_circuits(emulator) == 3 + 3 * 3 * 2
     routed = sum(t.circuits for t in dev.routing_report().totals.values())
-    assert routed == 27
-    assert dev.cost_report().shots == {"ionq_sim": 27 * 2000}
+    assert routed == 21
+    assert dev.cost_report().shots == {"ionq_sim": 21 * 2000}
     reference = qml.QNode(circuit, qml.device("default.qubit"), interface="jax")
     expected = jax.value_and_grad(lambda w: loss(reference, w))(w)
     np.testing.assert_allclose(value, expected[0], atol=0.15)

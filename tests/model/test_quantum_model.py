@@ -313,9 +313,14 @@ def test_a_run_interrupted_mid_epoch_takes_what_it_paid_for_from_the_result_cach
     assert resumed.history["usd"] == [pytest.approx(quote.total_usd / 2)]
 
 
-def test_with_shots_on_free_simulators_auto_takes_the_parameter_shift_rule():
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_with_shots_on_free_simulators_auto_takes_the_parameter_shift_rule(framework):
+    """Both frameworks shift the weights' angles alone, batch by batch on the compiled
+    path (JAX through ``circuit_function``), and run what the quote counts."""
     x, y = tiny_data(5)
-    cfg = TrainingConfig(n_qubits=2, depth=2, batch_size=3, epochs=1, shots=200)
+    cfg = TrainingConfig(
+        n_qubits=2, depth=2, batch_size=3, epochs=1, shots=200, framework=framework
+    )
     model = QuantumModel(cfg)
     quote = model.quote(x, y)
     assert quote.gradient == "parameter-shift" and "charges nothing" in quote.gradient_reason
@@ -323,8 +328,13 @@ def test_with_shots_on_free_simulators_auto_takes_the_parameter_shift_rule():
     assert quote.trainable == trainable
     assert quote.circuits == 5 * (1 + 2 * trainable) and quote.total_usd == 0.0
     model.fit(x, y, progress=False)
-    ran = sum(t.circuits for t in model.device.routing_report().totals.values())
+    report = model.device.routing_report()
+    ran = sum(t.circuits for t in report.totals.values())
     assert ran == quote.circuits == model.history["circuits"][0]
+    shifted = [
+        (run.path, run.derivative_method) for run in report.recent if run.task.value == "vjp"
+    ]
+    assert ("compiled", "parameter-shift") in shifted
 
 
 def test_a_saved_model_keeps_no_api_key_and_loads_with_the_environments(emulator, tmp_path):
