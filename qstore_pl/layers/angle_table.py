@@ -91,8 +91,8 @@ class AngleTable:
 
     def rows(self, needed: Sequence[bool]) -> TableRows:
         """The forward pass and VJP of derivatives of the rows ``needed`` alone (one
-        flag per row), as a view of this table; the same view for the same rows. Without shots every
-        row is differentiated (an adjoint sweep costs the same)."""
+        flag per row), as a view of this table; the same view for the same rows.
+        Without shots every row is differentiated (an adjoint sweep costs the same)."""
         flags = tuple(bool(n) for n in needed)
         key: Rows = flags if self.tapes.shots and not all(flags) else None
         with self._lock:
