@@ -54,6 +54,11 @@ def copies_per_call(batch: int, num_wires: int) -> int:
     return max(1, MAX_JACOBIAN_AMPLITUDES // (batch << num_wires))
 
 
+def needed_rows(needed: Sequence[bool] | None, count: int) -> list[int]:
+    """The indices of the rows ``needed`` flags among ``count`` (``None``: all)."""
+    return list(range(count)) if needed is None else [k for k, n in enumerate(needed) if n]
+
+
 def is_gate_with_angle(op: qml.operation.Operator) -> bool:
     """Whether ``op`` ends a decomposition: no parameters, or one with a generator."""
     if op.num_params == 0:
@@ -221,7 +226,7 @@ class BroadcastProgram:
         the forward pass is paid for once."""
         assert self._rules is not None
         batch = angles.shape[1]
-        rows = range(self.n_params) if needed is None else [k for k, n in enumerate(needed) if n]
+        rows = needed_rows(needed, self.n_params)
         shifts, terms = shift_terms((k, k, self._rules[k]) for k in rows)
         found: list[np.ndarray] = []
         for run in shift_chunks(len(shifts), batch, len(self.skeleton.wires)):

@@ -33,7 +33,11 @@ import pennylane as qml
 from pennylane.tape import QuantumScript
 
 from qstore_pl.devices.batched.binding import AngleSource, ValueProgram
-from qstore_pl.interfaces.broadcast_program import BroadcastProgram, copies_per_call
+from qstore_pl.interfaces.broadcast_program import (
+    BroadcastProgram,
+    copies_per_call,
+    needed_rows,
+)
 from qstore_pl.layers.compiled import (
     CompiledPathWarning,
     _after,
@@ -154,7 +158,7 @@ class AngleTable:
             copies if run.circuit.shots else copies_per_call(batch, run.circuit.program.num_wires)
         )
         arrays = run_tables(angles, needed)
-        rows = _rows(needed, self.n_params)
+        rows = needed_rows(needed, self.n_params)
         out = np.zeros((copies, self.n_params, batch))
         for first in range(0, copies, per_sweep):
             part = cotangents[first : first + per_sweep]
@@ -241,10 +245,6 @@ class TableRows:
     def jacobian(self, angles: np.ndarray) -> np.ndarray:
         """:meth:`AngleTable.jacobian` for these rows."""
         return self.table.jacobian(angles, self.needed)
-
-
-def _rows(needed: Rows, count: int) -> list[int]:
-    return list(range(count)) if needed is None else [k for k, n in enumerate(needed) if n]
 
 
 def _same(kept: np.ndarray, angles: np.ndarray) -> bool:

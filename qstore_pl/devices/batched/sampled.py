@@ -21,7 +21,7 @@ from pennylane.measurements import ProbabilityMP
 
 from qstore_pl.devices.batched.measure import _gates, _rotate, marginal, z_signs
 from qstore_pl.devices.batched.program import BoundProgram, Program, TapeParameters
-from qstore_pl.support.parameter_shift import shift_chunks
+from qstore_pl.support.parameter_shift import shift_chunks, shifted_copies
 
 
 def sample_measurements(
@@ -100,27 +100,24 @@ def shifted_tables(
     ``shifts``."""
     program, table = bound.program, bound.parameters[0]
     batch = bound.batch
-    columns = [
-        np.broadcast_to(np.real(data[0]), (batch,)) if flags[0] else None
-        for data, flags in zip(table.data, table.broadcast)
-    ]
+    # every slot as a column of the batch; a shared constant stays one value in a table
+    # unless a shift moves it
+    shared = [not flags[0] for flags in table.broadcast]
+    columns = np.array(
+        [np.broadcast_to(np.real(data[0]), (batch,)) for data in table.data], dtype=np.float64
+    ).reshape(-1, batch)
     for run in shift_chunks(len(shifts), batch, program.num_wires):
         part = shifts[run]
         copies = len(part)
+        tiled = shifted_copies(columns, part)
+        moved = {slot for slot, _ in part}
         data, broadcast = [], []
         for slot, (values, flags) in enumerate(zip(table.data, table.broadcast)):
-            moved = [k for k, (s, _) in enumerate(part) if s == slot]
-            if columns[slot] is None and not moved:
-                data.append(values)  # a shared constant stays one value
+            if shared[slot] and slot not in moved:
+                data.append(values)
                 broadcast.append(flags)
-                continue
-            base = columns[slot]
-            if base is None:
-                base = np.full(batch, float(np.real(values[0])))
-            column = np.tile(base, copies)
-            for k in moved:
-                column[k * batch : (k + 1) * batch] += part[k][1]
-            data.append((column,))
-            broadcast.append((True,))
+            else:
+                data.append((tiled[slot],))
+                broadcast.append((True,))
         parameters = TapeParameters(batch * copies, data, broadcast)
         yield BoundProgram.from_table(program, parameters), copies
