@@ -488,6 +488,25 @@ def test_auto_kernel_sends_only_wide_circuits_with_entangling_matrices_to_qsim()
     assert isinstance(forced.kernel_for(bound(4, False)), QsimStateKernel)
 
 
+@pytest.mark.parametrize("n, k", [(12, 3), (12, 6), (13, 10), (16, 8), (17, 8)])
+def test_rotations_transpose_rows_in_every_layout_and_in_shares(n, k):
+    """``_rotate`` moves a row's lowest ``k`` index bits to the top (the row as a matrix
+    of ``2**k`` columns, transposed) by each of its layouts: eight streams for ``k = 3``,
+    column by column, and ``8 x 8`` tiles from 256 rows and columns; threads that each
+    rotate one share of the columns together write the whole rotation."""
+    from qstore_pl.devices.batched import jit_kernels
+
+    plane = np.arange(2**n, dtype=np.float32)
+    want = plane.reshape(-1, 2**k).T.ravel()
+    out = np.full_like(plane, -1.0)
+    jit_kernels._rotate(plane, out, k)
+    assert np.array_equal(out, want)
+    out[:] = -1.0
+    for part in range(3):
+        jit_kernels._rotate(plane, out, k, part, 3)
+    assert np.array_equal(out, want)
+
+
 def test_scratch_planes_start_on_a_cache_line_and_serve_every_step_of_a_sweep():
     """The sweep's planes (small buffers from numpy, larger ones mapped in small pages)
     start on a cache line, take writes, and later steps reuse them."""
@@ -505,14 +524,19 @@ def test_scratch_planes_start_on_a_cache_line_and_serve_every_step_of_a_sweep():
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.complex128, DOUBLE), (np.complex64, SINGLE)])
+@pytest.mark.parametrize("n", [15, 16])
 def test_one_circuit_undoes_psi_and_each_adjoint_state_on_threads_of_their_own(
-    dtype, tol, monkeypatch
+    n, dtype, tol, monkeypatch
 ):
     """With fewer circuits than threads, each adjoint step undoes its gates on ψ and on
     every λ row in parallel, one row per thread, then reads with every thread: a single
     circuit's Jacobian of three outputs (three λ rows) and its VJP (one) equal
-    default.qubit's, through one-wire, controlled and entangling gates."""
-    n = 15  # from 2**15 amplitudes a circuit gets threads (PARALLEL_MIN_AMPLITUDES)
+    default.qubit's, through one-wire, controlled and entangling gates.
+
+    From 2**15 amplitudes a circuit gets threads (PARALLEL_MIN_AMPLITUDES); in single
+    precision the threads share the rotated copies the low bits are read from, column
+    by column at 15 qubits and in tiles at 16.
+    """
     monkeypatch.setenv("QSTORE_THREADS", "2")
     rng = np.random.default_rng(11)
     weights = rng.uniform(-np.pi, np.pi, 4 * n)

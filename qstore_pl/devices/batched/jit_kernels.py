@@ -413,10 +413,17 @@ def _one_wire_run(
 
 
 @njit(cache=True, fastmath=True)
-def _rotate(plane, out, k):
+def _rotate(plane, out, k, part=0, parts=1):
     """``plane`` with its index bits rotated right by ``k``, into ``out``: the plane as
-    a ``(size >> k, 2**k)`` matrix, transposed. Rotations by 3 (what plans use) write
-    eight output streams at once (15 against 25-56 us per 16-qubit plane)."""
+    a ``(size >> k, 2**k)`` matrix, transposed; with ``parts``, only share ``part`` of
+    the output (for threads splitting one plane).
+
+    Rotations by 3 write eight output streams at once (15 against 25-56 us per
+    16-qubit plane). From :data:`_TILED_ROTATION_MIN_SIDE` rows and columns the
+    matrix goes in ``8 x 8`` tiles: one output stream per column thrashes the cache
+    there (float32 planes rotated by ``n // 2``: 0.042 against 0.058 ms at 16 qubits,
+    0.82 against 3.25 ms at 20).
+    """
     width = 1 << k
     rows = plane.shape[0] >> k
     if k == 3:
@@ -432,7 +439,7 @@ def _rotate(plane, out, k):
             out[6 * rows : 7 * rows],
             out[7 * rows :],
         )
-        for c in range(rows):
+        for c in range(part * rows // parts, (part + 1) * rows // parts):
             base = c * 8
             o0[c] = plane[base]
             o1[c] = plane[base + 1]
@@ -443,11 +450,25 @@ def _rotate(plane, out, k):
             o6[c] = plane[base + 6]
             o7[c] = plane[base + 7]
         return
+    if min(rows, width) >= _TILED_ROTATION_MIN_SIDE:
+        tiles = width >> 3
+        for t in range(part * tiles // parts, (part + 1) * tiles // parts):
+            j0 = t << 3
+            for c0 in range(0, rows, 8):
+                for b in range(8):
+                    column = out[(j0 + b) * rows + c0 : (j0 + b) * rows + c0 + 8]
+                    for a in range(8):
+                        column[a] = plane[(c0 + a) * width + j0 + b]
+        return
     matrix = plane.reshape(rows, width)
-    for j in range(width):
+    for j in range(part * width // parts, (part + 1) * width // parts):
         column = out[j * rows : (j + 1) * rows]
         for c in range(rows):
             column[c] = matrix[c, j]
+
+
+#: Rows and columns from which :func:`_rotate` transposes in tiles.
+_TILED_ROTATION_MIN_SIDE = 256
 
 
 def adjoint_step(
@@ -513,21 +534,32 @@ def _reads_parallel(states, batch, bits, off_diagonal, out, teams, planes):
     n = _bit_count(size)
     pr, pi, ar, ai = planes[0], planes[1], planes[2], planes[3]
     qr, qi, br, bi = planes[4], planes[5], planes[6], planes[7]
-    sums = np.empty((4, _sums_width(size)))
+    sums = np.empty((4, _sums_width(size)), planes.dtype)
     which = np.empty((2, bits.shape[0]), dtype=np.int64)
-    direct, moved = _split_off_diagonals(size, bits, off_diagonal, which)
+    k = _read_rotation(pr)
+    direct, moved = _split_off_diagonals(size, bits, off_diagonal, which, k)
     none = which[0, :0]
     rotate = moved.shape[0] > 0
     for r in range(batch):
         for t in prange(teams):
-            _load_part(states[r], pr, pi, rotate, qr, qi, t, teams)
+            _load_part(states[r], pr, pi, rotate and k == 3, qr, qi, t, teams)
+        if rotate and k != 3:
+            for t in prange(teams):
+                _rotate(pr, qr, k, t, teams)
+                _rotate(pi, qi, k, t, teams)
         for j in range(batch + r, states.shape[0], batch):
             for t in prange(teams):
-                _load_part(states[j], ar, ai, rotate, br, bi, t, teams)
-            _transitions(pr, pi, ar, ai, qr, qi, br, bi, bits, none, none, out[j - batch], sums)
+                _load_part(states[j], ar, ai, rotate and k == 3, br, bi, t, teams)
+            if rotate and k != 3:
+                for t in prange(teams):
+                    _rotate(ar, br, k, t, teams)
+                    _rotate(ai, bi, k, t, teams)
+            _transitions(
+                pr, pi, ar, ai, qr, qi, br, bi, bits, none, none, out[j - batch], sums, k
+            )  # fmt: skip
             for t in prange(teams):  # each team writes its own bits' entries
                 _off_diagonals(pr, pi, ar, ai, bits, 0, direct[t::teams], out[j - batch])
-                _off_diagonals(qr, qi, br, bi, bits, n - 3, moved[t::teams], out[j - batch])
+                _off_diagonals(qr, qi, br, bi, bits, n - k, moved[t::teams], out[j - batch])
 
 
 @njit(cache=True, fastmath=True)
@@ -578,7 +610,7 @@ def _adjoint_rows_serial(
 def _adjoint_buffers(states, kinds, position_offsets, real, bits):
     """Small buffers for :func:`_adjoint_row`: partial sums of the diagonal reads,
     lists of bits, and a dense gate's local amplitudes."""
-    sums = np.empty((4, _sums_width(states.shape[1])))
+    sums = np.empty((4, _sums_width(states.shape[1])), real.dtype)
     which = np.empty((2, bits.shape[0]), dtype=np.int64)
     lr, li = _locals(kinds, position_offsets, real.dtype)
     return sums, which, lr, li
@@ -617,11 +649,12 @@ def _adjoint_row(
     )  # fmt: skip
     if kinds.shape[0]:
         _store(states[r], pr, pi)
-    direct, moved = _split_off_diagonals(pr.shape[0], bits, off_diagonal, which)
+    k = _read_rotation(pr)
+    direct, moved = _split_off_diagonals(pr.shape[0], bits, off_diagonal, which, k)
     qr, qi, br, bi = work[6], work[7], work[8], work[9]  # rotated copies, if any bit moved
     if moved.shape[0]:
-        _rotate(pr, qr, 3)
-        _rotate(pi, qi, 3)
+        _rotate(pr, qr, k)
+        _rotate(pi, qi, k)
     for j in range(batch + r, states.shape[0], batch):
         _load(states[j], ar, ai)
         ar, ai, sr, si = _apply_planes(
@@ -632,26 +665,43 @@ def _adjoint_row(
             _store(states[j], ar, ai)
         if bits.shape[0]:
             _transitions(
-                pr, pi, ar, ai, qr, qi, br, bi, bits, direct, moved, out[j - batch], sums
+                pr, pi, ar, ai, qr, qi, br, bi, bits, direct, moved, out[j - batch], sums, k
             )  # fmt: skip
 
 
-#: From this row size, off-diagonal reads on bits 0-2 run on rotated copies.
+#: From this row size, off-diagonal reads on the lowest bits run on rotated copies.
 _READ_ROTATION_MIN_SIZE = 1 << 10
 
 
+@njit(cache=True)
+def _read_rotation(plane):
+    """How many of the lowest bits the off-diagonal reads of rows of ``plane``'s size
+    and precision take from copies rotated right by that many (0: none).
+
+    A read pairs amplitudes ``2**bit`` apart in runs that long, and short runs cost
+    loop overhead and a horizontal sum per run. In double precision runs of 8 and more
+    read at nearly full speed, so bits 0-2 are rotated. In single precision a run
+    shorter than a few hundred floats is 2-16x slower per amplitude than a long one
+    (bits 3, 4, 5 at 16 qubits: 0.22, 0.13, 0.07 against 0.013 ms), so half the bits
+    are: every read then pairs amplitudes at least ``2**(n // 2)`` apart (16 qubits:
+    0.61 -> 0.22 ms for the reads of a row pair, for 0.1 ms more of rotations).
+    """
+    size = plane.shape[0]
+    if size < _READ_ROTATION_MIN_SIZE:
+        return 0
+    return _bit_count(size) // 2 if plane.itemsize == 4 else 3
+
+
 @njit(cache=True, fastmath=True)
-def _split_off_diagonals(size, bits, off_diagonal, which):
+def _split_off_diagonals(size, bits, off_diagonal, which, k):
     """The reads (indices into ``bits``) whose off-diagonal entries are wanted, split
-    into those read in place and those read from copies rotated by 3: reads on bits 0-2
-    pair close amplitudes (3-6x slower), so rows of :data:`_READ_ROTATION_MIN_SIZE`
-    amplitudes and more read them rotated. ``which`` (``(2, len(bits))``) holds them."""
-    rotate = size >= _READ_ROTATION_MIN_SIZE
+    into those read in place and those on bits below ``k`` (:func:`_read_rotation`),
+    read from copies rotated by ``k``. ``which`` (``(2, len(bits))``) holds them."""
     n_direct = n_moved = 0
     for i in range(bits.shape[0]):
         if not off_diagonal[i]:
             continue
-        if rotate and bits[i] < 3:
+        if bits[i] < k:
             which[1, n_moved] = i
             n_moved += 1
         else:
@@ -670,34 +720,42 @@ def _bit_count(size):
 
 
 @njit(cache=True, fastmath=True)
-def _transitions(pr, pi, ar, ai, qr, qi, br, bi, bits, direct, moved, out, sums):
+def _transitions(pr, pi, ar, ai, qr, qi, br, bi, bits, direct, moved, out, sums, rotation):
     """:func:`adjoint_step`'s reads for one pair of rows held as planes (ψ: ``pr, pi``;
     λ: ``ar, ai``); off-diagonal entries for the reads ``direct`` in place and ``moved``
-    (:func:`_split_off_diagonals`) from ``qr, qi`` (ψ with its bits rotated by 3) and
-    ``br, bi`` (which take λ's)."""
+    (:func:`_split_off_diagonals`) from ``qr, qi`` (ψ with its bits rotated by ``rotation``)
+    and ``br, bi`` (which take λ's)."""
     size = pr.shape[0]
     low = _low_bits(size)
     n_low = 1 << low
+    n_high = size >> low
     # conj(λ) ψ summed by the low and by the high half of the index bits: every
-    # diagonal entry is then a sum over one of them
+    # diagonal entry is then a sum over one of them. Partial sums stay in the planes'
+    # precision and the rows are sliced (an index ``base + k`` may be negative as far
+    # as numba knows, and its wraparound check stops vectorisation: 5-10x slower)
     low_r, low_i = sums[0, :n_low], sums[1, :n_low]
-    high_r, high_i = sums[2, : size >> low], sums[3, : size >> low]
+    high_r, high_i = sums[2, :n_high], sums[3, :n_high]
     low_r[:] = 0.0
     low_i[:] = 0.0
-    for h in range(size >> low):
+    for h in range(n_high):
         base = h << low
-        acc_r = 0.0
-        acc_i = 0.0
+        a_r, a_i = ar[base : base + n_low], ai[base : base + n_low]
+        p_r, p_i = pr[base : base + n_low], pi[base : base + n_low]
+        acc_r = acc_i = low_r[0] * 0
         for k in range(n_low):
-            vr = ar[base + k] * pr[base + k] + ai[base + k] * pi[base + k]
-            vi = ar[base + k] * pi[base + k] - ai[base + k] * pr[base + k]
+            vr = a_r[k] * p_r[k] + a_i[k] * p_i[k]
+            vi = a_r[k] * p_i[k] - a_i[k] * p_r[k]
             acc_r += vr
             acc_i += vi
             low_r[k] += vr
             low_i[k] += vi
         high_r[h] = acc_r
         high_i[h] = acc_i
-    total = complex(high_r.sum(), high_i.sum())
+    total_r = total_i = 0.0  # the few totals in float64
+    for h in range(n_high):
+        total_r += high_r[h]
+        total_i += high_i[h]
+    total = complex(total_r, total_i)
     for i in range(bits.shape[0]):
         b = bits[i]
         ones_r = 0.0
@@ -708,7 +766,7 @@ def _transitions(pr, pi, ar, ai, qr, qi, br, bi, bits, direct, moved, out, sums)
                     ones_r += low_r[k]
                     ones_i += low_i[k]
         else:
-            for h in range(size >> low):
+            for h in range(n_high):
                 if (h >> (b - low)) & 1:
                     ones_r += high_r[h]
                     ones_i += high_i[h]
@@ -718,9 +776,9 @@ def _transitions(pr, pi, ar, ai, qr, qi, br, bi, bits, direct, moved, out, sums)
         out[i, 0, 1] = 0j
         out[i, 1, 0] = 0j
     if moved.shape[0]:
-        _rotate(ar, br, 3)
-        _rotate(ai, bi, 3)
-        _off_diagonals(qr, qi, br, bi, bits, _bit_count(size) - 3, moved, out)
+        _rotate(ar, br, rotation)
+        _rotate(ai, bi, rotation)
+        _off_diagonals(qr, qi, br, bi, bits, _bit_count(size) - rotation, moved, out)
     _off_diagonals(pr, pi, ar, ai, bits, 0, direct, out)
 
 
@@ -913,8 +971,9 @@ def _scale_row(row, by_high, by_low, out):
     width = by_low.shape[0]
     for h in range(by_high.shape[0]):
         base = h * width
+        source, target = row[base : base + width], out[base : base + width]  # see _transitions
         for k in range(width):
-            out[base + k] = row[base + k] * (by_high[h] + by_low[k])
+            target[k] = source[k] * (by_high[h] + by_low[k])
 
 
 @njit(cache=True)
