@@ -1,11 +1,12 @@
-"""The batched engine's W1 train step by phase: forward, measurement, adjoint states, backward.
+"""The batched engine's W1 train step by phase: forward, measurement, adjoint sweep.
 
 The engine alone (no framework, no router): W1's circuit (RX encoding, 4 layers of
 RY/RZ + CNOT ring, <Z> on every qubit, batch 32) bound once, then per step the forward
-pass, the expectation values, the adjoint states of a random cotangent and the adjoint
-sweep that reads every RY/RZ derivative. Reported per phase: the median wall time and
-the median process CPU time (all threads) over ``--repeats`` steps; the machine is
-shared, and CPU time is the figure that survives other jobs best.
+pass, the expectation values, and the adjoint states of a random cotangent with the
+backward sweep that reads every RY/RZ derivative (one phase: since 2026-12-07 the
+engine builds the adjoint states inside the sweep's call). Reported per phase: the
+median wall time and the median process CPU time (all threads) over ``--repeats``
+steps; the machine is shared, and CPU time is the figure that survives other jobs best.
 
 ``--compare-to DIR`` runs the same measurement with the ``qstore_pl`` of another
 checkout (for instance a worktree of an earlier commit) in a subprocess, interleaved
@@ -33,7 +34,7 @@ import time
 import numpy as np
 
 LAYERS, BATCH = 4, 32
-PHASES = ("forward", "measure", "adjoint states", "backward")
+PHASES = ("forward", "measure", "adjoint states and backward sweep")
 
 
 def measure(n: int, dtype: str, repeats: int, kernel: str) -> dict[str, dict[str, float]]:
@@ -46,11 +47,17 @@ def measure(n: int, dtype: str, repeats: int, kernel: str) -> dict[str, dict[str
     from qstore_pl.devices.batched.program import Program
 
     def sweep(psi, cotangents):
-        """ψ over λ, as ``backward`` takes them (a checkout from before 2026-12-07
-        (``--compare-to``) took ψ and λ apart and stacked them itself)."""
+        """The adjoint states and the backward sweep: one call from 2026-12-07 on
+        (``vjp_sweep``); a checkout before it (``--compare-to``) stacked ψ over λ
+        itself, or earlier took them apart."""
+        if hasattr(adjoint, "vjp_sweep"):
+            measurements = program.measurements
+            return adjoint.vjp_sweep(kernel, bound, psi, measurements, cotangents, trainable)
         if hasattr(adjoint, "sweep_states"):
-            return adjoint.sweep_states(kernel, psi, program.measurements, cotangents, n)
-        return psi, adjoint_states(kernel, psi, program.measurements, cotangents, n)
+            states = adjoint.sweep_states(kernel, psi, program.measurements, cotangents, n)
+            return backward(kernel, bound, states, trainable)
+        lam = adjoint_states(kernel, psi, program.measurements, cotangents, n)
+        return backward(kernel, bound, psi, lam, trainable)
 
     rng = np.random.default_rng(0)
     x = rng.uniform(0, np.pi, (BATCH, n))
@@ -74,9 +81,7 @@ def measure(n: int, dtype: str, repeats: int, kernel: str) -> dict[str, dict[str
         times.append((time.perf_counter(), time.process_time()))
         measure_all(kernel, psi, program.measurements, n)
         times.append((time.perf_counter(), time.process_time()))
-        states = sweep(psi, cotangents)
-        times.append((time.perf_counter(), time.process_time()))
-        backward(kernel, bound, *(states if isinstance(states, tuple) else (states,)), trainable)
+        sweep(psi, cotangents)
         times.append((time.perf_counter(), time.process_time()))
         return [(b[0] - a[0], b[1] - a[1]) for a, b in itertools.pairwise(times)]
 

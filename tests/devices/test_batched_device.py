@@ -488,6 +488,52 @@ def test_auto_kernel_sends_only_wide_circuits_with_entangling_matrices_to_qsim()
     assert isinstance(forced.kernel_for(bound(4, False)), QsimStateKernel)
 
 
+@pytest.mark.parametrize("dtype, tol", [(np.complex128, DOUBLE), (np.complex64, SINGLE)])
+def test_a_vjp_with_one_wire_reads_sweeps_each_row_pair_once_and_keeps_the_states(
+    dtype, tol, monkeypatch
+):
+    """A vector-Jacobian product whose trainable gates all have one-wire generators
+    runs every step of the sweep on each pair of a ψ row and its λ row in one kernel
+    call (``jit_kernels.adjoint_sweep``), reading ψ where the forward pass left it: the
+    VJPs equal default.qubit's, and a second VJP from the same forward states (the
+    device keeps them) equals the first."""
+    from qstore_pl.devices.batched import jit_kernels
+
+    monkeypatch.setenv("QSTORE_THREADS", "2")  # a row pair per thread from 2 circuits
+    calls = []
+    sweep = jit_kernels.adjoint_sweep
+    monkeypatch.setattr(
+        jit_kernels, "adjoint_sweep", lambda *a, **k: (calls.append(1), sweep(*a, **k))[1]
+    )
+    n, batch = 10, 2  # 10 wires: single precision reads its 5 lowest bits rotated
+    rng = np.random.default_rng(3)
+    weights = rng.uniform(-np.pi, np.pi, (2, n, 2))
+    observables = [qml.Z(0), qml.Z(n - 1), qml.X(0) @ qml.Y(3)]
+
+    def circuit(x):
+        ops = [qml.RX(x[i], i) for i in range(n)]
+        for layer in weights:
+            ops += [qml.RY(layer[i, 0], i) for i in range(n)]
+            ops += [qml.RZ(layer[i, 1], i) for i in range(n)]
+            ops += [qml.CNOT([i, (i + 1) % n]) for i in range(n)]
+        measurements = [qml.expval(o) for o in observables]
+        return qml.tape.QuantumScript(ops, measurements, trainable_params=list(range(n, 5 * n)))
+
+    tapes = [circuit(x) for x in rng.uniform(0, np.pi, (batch, n))]
+    dys = [tuple(rng.normal(size=len(observables))) for _ in tapes]
+    dev = BatchedDevice(wires=n, c_dtype=dtype, kernel="jit")
+    config = adjoint_config(dev)
+    values, vjps = dev.execute_and_compute_vjp(tapes, dys, config)
+    _, again = dev.execute_and_compute_vjp(tapes, dys, config)
+    assert len(calls) == 2
+    want = run(qml.device("default.qubit"), tapes)
+    for tape, got, expected, dy, vjp, second in zip(tapes, values, want, dys, vjps, again):
+        np.testing.assert_allclose(flat(got), flat(expected), atol=tol, rtol=0)
+        reference = reference_vjp(tape, np.array(dy))
+        np.testing.assert_allclose(np.asarray(vjp), reference, atol=tol * 10, rtol=0)
+        np.testing.assert_array_equal(np.asarray(second), np.asarray(vjp))
+
+
 @pytest.mark.parametrize("n, k", [(12, 3), (12, 6), (13, 10), (16, 8), (17, 8)])
 def test_rotations_transpose_rows_in_every_layout_and_in_shares(n, k):
     """``_rotate`` moves a row's lowest ``k`` index bits to the top (the row as a matrix

@@ -204,6 +204,38 @@ def forward(kernel, bound: BoundProgram) -> np.ndarray:
     return states
 
 
+def vjp_sweep(
+    kernel,
+    bound: BoundProgram,
+    psi: np.ndarray,
+    measurements,
+    cotangents,
+    trainable: frozenset[int],
+    stacked: int = 1,
+) -> dict[int, np.ndarray]:
+    """Derivatives of every trainable gate parameter (:func:`backward`) for the adjoint
+    states of ``cotangents`` (:func:`sweep_states`); ``psi`` is left as it is.
+
+    A vector-Jacobian product whose reads are all one-wire ones, on the planned kernel
+    with a row pair per thread, runs every step on each row pair in one go
+    (:meth:`~qstore_pl.devices.batched.plan.SequencePlan.adjoint_sweep`): ψ is read
+    where it lies, not copied to be undone in place, and no step stores the rows.
+    """
+    n = bound.program.num_wires
+    if stacked == 1 and kernel.planned and jit_kernels.sweeps_whole_rows(bound.batch):
+        plan, reads, merged, table = _sweep_plan(bound, trainable)
+        if not any(read.multi or read.other for read in reads):
+            lam = np.empty_like(psi)
+            adjoint_states(kernel, psi, measurements, cotangents, n, out=lam)
+            _, values = source(bound)
+            real, imag = plan.values(values, np.finfo(psi.dtype).dtype)
+            transitions = np.empty((bound.batch, table[1].size, 2, 2), dtype=complex)
+            plan.adjoint_sweep(psi, lam, real, imag, table, transitions)
+            return _read_ones(bound, merged, transitions)
+    states = sweep_states(kernel, psi, measurements, cotangents, n, stacked)
+    return backward(kernel, bound, states, trainable)
+
+
 def sweep_states(
     kernel, psi: np.ndarray, measurements, cotangents, n: int, stacked: int = 1
 ) -> np.ndarray:
@@ -237,10 +269,8 @@ def backward(kernel, bound: BoundProgram, states: np.ndarray, trainable: frozens
     grads = {}
     scratch = jit_kernels.Scratch()  # the steps' planes, reused step after step
     if kernel.planned:
-        lay, values = source(bound)
-        plan, reads, merged = lay.plan(
-            ("backward", trainable), lambda lay: _backward_plan(lay, trainable)
-        )
+        _, values = source(bound)
+        plan, reads, merged, _ = _sweep_plan(bound, trainable)
         real, imag = plan.values(values, np.finfo(states.dtype).dtype)
         parts = []
         for step, read in enumerate(reads):
@@ -293,11 +323,20 @@ class _Read:
     other: tuple[int, ...]
 
 
+def _sweep_plan(
+    bound: BoundProgram, trainable: frozenset[int]
+) -> tuple[SequencePlan, list[_Read], _Read, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`_backward_plan` for ``bound``'s layout, built once per layout."""
+    lay, _ = source(bound)
+    return lay.plan(("backward", trainable), lambda lay: _backward_plan(lay, trainable))
+
+
 def _backward_plan(
     lay: Layout, trainable: frozenset[int]
-) -> tuple[SequencePlan, list[_Read], _Read]:
-    """Every step of the backward sweep as one encoded plan, what each step reads, and
-    every step's one-wire reads merged (:func:`_merged_ones`)."""
+) -> tuple[SequencePlan, list[_Read], _Read, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Every step of the backward sweep as one encoded plan, what each step reads,
+    every step's one-wire reads merged (:func:`_merged_ones`), and the steps' read bits
+    end to end: ``(offsets, bits, off)``, step ``s``'s at ``offsets[s] : offsets[s + 1]``."""
     program = lay.program
     steps, reads = [], []
     pending: list[Element] = []
@@ -305,7 +344,15 @@ def _backward_plan(
         steps.append(pending)
         reads.append(_classify(program, segment))
         pending = [lay.element(p, inverse=True) for p in segment.undo]
-    return SequencePlan(steps, program.num_wires, lay.batch), reads, _merged_ones(reads)
+    offsets = np.cumsum([0] + [read.bits.size for read in reads], dtype=np.int64)
+    none = np.zeros(0, dtype=np.int64)
+    table = (
+        offsets,
+        np.concatenate([none, *(read.bits for read in reads)]).astype(np.int64),
+        np.concatenate([none, *(read.off for read in reads)]).astype(np.bool_),
+    )
+    plan = SequencePlan(steps, program.num_wires, lay.batch)
+    return plan, reads, _merged_ones(reads), table
 
 
 def _merged_ones(reads: list[_Read]) -> _Read:

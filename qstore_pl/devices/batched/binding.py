@@ -19,7 +19,7 @@ import numpy as np
 from pennylane.measurements import ExpectationMP, ProbabilityMP
 from pennylane.tape import QuantumScript
 
-from qstore_pl.devices.batched.adjoint import backward, forward, sweep_states
+from qstore_pl.devices.batched.adjoint import forward, vjp_sweep
 from qstore_pl.devices.batched.measure import measure_all, output_sizes
 from qstore_pl.devices.batched.memory import check_states_fit
 from qstore_pl.devices.batched.program import BoundProgram, Program, TapeParameters
@@ -248,10 +248,9 @@ class ValueProgram:
         trainable = self._trainable(wanted)
         kernel = device.kernel_for(bound, backward=True)
         with threads_for(bound):
-            states = sweep_states(
-                kernel, psi, self.program.measurements, dys, self.num_wires, stacked
+            grads = vjp_sweep(
+                kernel, bound, psi, self.program.measurements, dys, trainable, stacked
             )
-            grads = backward(kernel, bound, states, trainable)
         return self._argument_grads(grads, arrays, wanted, bound.batch, stacked)
 
     def shift_vjp(

@@ -22,7 +22,7 @@ from pennylane.measurements import ExpectationMP
 from pennylane.tape import QuantumScript
 
 from qstore_pl.circuits.tensor import MAX_WIRES, PAD_CODE, decode_circuits
-from qstore_pl.devices.batched.adjoint import backward, forward, sweep_states
+from qstore_pl.devices.batched.adjoint import forward, vjp_sweep
 from qstore_pl.devices.batched.kernel import StateKernel
 from qstore_pl.devices.batched.measure import measure_all
 from qstore_pl.devices.batched.memory import check_states_fit
@@ -170,8 +170,8 @@ class CircuitInputProgram:
         dys = [cotangent[:, m] for m in range(self.num_outputs)]
         kernel = self.engine.row_kernel()
         with numba_threads(batch << n):
-            states = sweep_states(kernel, run.states, self.program.measurements, dys, n)
-            grads = backward(kernel, run.bound, states, self._trainable)
+            measurements = self.program.measurements
+            grads = vjp_sweep(kernel, run.bound, run.states, measurements, dys, self._trainable)
         jacobian = self.model.jacobian[self._moving]  # (moving, n_values)
         per_gate = (
             np.stack([grads[p] for p in self._positions])

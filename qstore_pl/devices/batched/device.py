@@ -35,7 +35,7 @@ from pennylane.wires import WiresLike
 
 from qstore_pl.devices.adjoint_support import KEPT as ADJOINT_KEPT
 from qstore_pl.devices.adjoint_support import adjoint_support
-from qstore_pl.devices.batched.adjoint import backward, forward, sweep_states
+from qstore_pl.devices.batched.adjoint import forward, vjp_sweep
 from qstore_pl.devices.batched.kernel import StateKernel
 from qstore_pl.devices.batched.measure import (
     measure_all,
@@ -385,14 +385,13 @@ class BatchedDevice(Device):
         vjps: list[Any] = [None] * len(circuits)
         for indices, bound, psi in self._simulate(circuits):
             kernel = self.kernel_for(bound, backward=True)
-            n = _width(bound)
             measurements = bound.program.measurements
             dys, stacked = _cotangent_columns(
                 [cotangents[i] for i in indices], bound, len(measurements)
             )
             with threads_for(bound):
-                states = sweep_states(kernel, psi, measurements, dys, n, stacked)
-                grads = backward(kernel, bound, states, _trainable_gates(bound))
+                trainable = _trainable_gates(bound)
+                grads = vjp_sweep(kernel, bound, psi, measurements, dys, trainable, stacked)
             for tape_no, i in enumerate(indices):
                 vjps[i] = _tape_vjp(bound, tape_no, grads, stacked)
             if want_results:
@@ -426,8 +425,8 @@ class BatchedDevice(Device):
                 )
                 offset += size
             with threads_for(bound):
-                states = sweep_states(kernel, psi, measurements, dys, n, outputs)
-                grads = backward(kernel, bound, states, _trainable_gates(bound))
+                trainable = _trainable_gates(bound)
+                grads = vjp_sweep(kernel, bound, psi, measurements, dys, trainable, outputs)
             for tape_no, i in enumerate(indices):
                 jacs[i] = _tape_jacobian(bound, tape_no, grads, sizes)
             if want_results:

@@ -515,6 +515,108 @@ def adjoint_step(
         )  # fmt: skip
 
 
+def sweeps_whole_rows(batch: int) -> bool:
+    """Whether :func:`adjoint_sweep` takes a batch of ``batch`` circuits: with fewer
+    circuits than threads, :func:`adjoint_step` splits each row pair over the threads
+    instead."""
+    return batch >= numba.get_num_threads()
+
+
+def adjoint_sweep(
+    psi, lam, kinds, counts, position_offsets, positions, value_offsets, real, imag,
+    ranges, bit_offsets, bits, off_diagonal, out, scratch=None,
+):  # fmt: skip
+    """Every step of an adjoint sweep, row pair by row pair: :func:`adjoint_step`'s
+    work for all steps while the pair stays in its planes.
+
+    ``psi`` holds the final states and ``lam`` one adjoint state per circuit, both
+    ``(B, 2**n)`` and only read. Each pair is loaded once; step ``s`` undoes the gates
+    ``ranges[s, 0] .. ranges[s, 1] - 1`` of the encoded sequence on both, then reads the
+    transition matrices of ``bits[bit_offsets[s] : bit_offsets[s + 1]]`` (with
+    ``off_diagonal`` alike) into ``out[r, bit_offsets[s] : bit_offsets[s + 1]]``.
+    Nothing is written back: step by step, each step stored both rows and loaded them
+    again (two trips to memory per row and step at 20 qubits), and ψ was copied first,
+    to be undone in place.
+    """
+    batch, size = psi.shape
+    threads = numba.get_num_threads()
+    work = 2 * batch * size * (kinds.shape[0] + bits.shape[0])
+    teams = min(threads, batch) if work >= PARALLEL_MIN_WORK else 1
+    planes = (scratch or Scratch()).planes(teams, _WORK_PLANES, size, real.dtype)
+    args = (
+        psi, lam, kinds, counts, position_offsets, positions, value_offsets, real, imag,
+        ranges, bit_offsets, bits, off_diagonal, out, planes,
+    )  # fmt: skip
+    if teams > 1:
+        _sweep_rows_parallel(*args)
+    else:
+        _sweep_rows_serial(*args)
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _sweep_rows_parallel(
+    psi, lam, kinds, counts, position_offsets, positions, value_offsets, real, imag,
+    ranges, bit_offsets, bits, off_diagonal, out, planes,
+):  # fmt: skip
+    teams = planes.shape[0]
+    for t in prange(teams):  # planes per thread (``planes[t]``), not per row
+        sums, which, lr, li = _adjoint_buffers(psi, kinds, position_offsets, real, bits)
+        for r in range(t, psi.shape[0], teams):
+            _sweep_row(
+                psi, lam, r, kinds, counts, position_offsets, positions, value_offsets,
+                real, imag, ranges, bit_offsets, bits, off_diagonal, out, planes[t], sums,
+                which, lr, li,
+            )  # fmt: skip
+
+
+@njit(cache=True, fastmath=True)
+def _sweep_rows_serial(
+    psi, lam, kinds, counts, position_offsets, positions, value_offsets, real, imag,
+    ranges, bit_offsets, bits, off_diagonal, out, planes,
+):  # fmt: skip
+    sums, which, lr, li = _adjoint_buffers(psi, kinds, position_offsets, real, bits)
+    for r in range(psi.shape[0]):
+        _sweep_row(
+            psi, lam, r, kinds, counts, position_offsets, positions, value_offsets, real,
+            imag, ranges, bit_offsets, bits, off_diagonal, out, planes[0], sums, which, lr,
+            li,
+        )  # fmt: skip
+
+
+@njit(cache=True, fastmath=True)
+def _sweep_row(
+    psi, lam, r, kinds, counts, position_offsets, positions, value_offsets, real, imag,
+    ranges, bit_offsets, bits, off_diagonal, out, work, sums, which, lr, li,
+):  # fmt: skip
+    pr, pi, sr, si, ar, ai = work[0], work[1], work[2], work[3], work[4], work[5]
+    qr, qi, br, bi = work[6], work[7], work[8], work[9]  # rotated copies, if any bit moved
+    _load(psi[r], pr, pi)
+    _load(lam[r], ar, ai)
+    k = _read_rotation(pr)
+    for s in range(ranges.shape[0]):
+        a, b = ranges[s, 0], ranges[s, 1]
+        if b > a:  # the spares sr, si serve both rows
+            pr, pi, sr, si = _apply_planes(
+                pr, pi, sr, si, r, kinds[a:b], counts[a:b], position_offsets[a : b + 1],
+                positions, value_offsets[a:b], real, imag, lr, li,
+            )  # fmt: skip
+            ar, ai, sr, si = _apply_planes(
+                ar, ai, sr, si, r, kinds[a:b], counts[a:b], position_offsets[a : b + 1],
+                positions, value_offsets[a:b], real, imag, lr, li,
+            )  # fmt: skip
+        lo, hi = bit_offsets[s], bit_offsets[s + 1]
+        if hi == lo:
+            continue
+        step_bits = bits[lo:hi]
+        direct, moved = _split_off_diagonals(pr.shape[0], step_bits, off_diagonal[lo:hi], which, k)
+        if moved.shape[0]:
+            _rotate(pr, qr, k)
+            _rotate(pi, qi, k)
+        _transitions(
+            pr, pi, ar, ai, qr, qi, br, bi, step_bits, direct, moved, out[r, lo:hi], sums, k
+        )  # fmt: skip
+
+
 def read_transitions(states, batch, bits, off_diagonal, out, scratch=None):
     """:func:`adjoint_step`'s reads alone, with no gates applied."""
     empty = np.zeros(0, np.int64)

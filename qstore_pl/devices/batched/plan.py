@@ -273,6 +273,15 @@ class SequencePlan:
                 flat_positions,
             )
             self.structure.append((*step, value_offset_array[a:b]))
+        #: every step's structure arguments at once, and each step's range of gates
+        self.encoded = (
+            kind_array,
+            count_array,
+            position_offset_array,
+            flat_positions,
+            value_offset_array,
+        )
+        self.step_ranges = np.array(self.ranges, dtype=np.int64).reshape(-1, 2)
         self._fused = np.array(fused, dtype=np.int64).reshape(-1, 4)
         self._members = np.array(members, dtype=np.int64).reshape(-1, 4)
         self._copies = np.array(copies, dtype=np.int64).reshape(-1, 7)
@@ -326,6 +335,32 @@ class SequencePlan:
         jit_kernels.adjoint_step(
             states, batch, *self.structure[step], real, imag, bits, off, out, scratch
         )
+
+    def adjoint_sweep(
+        self,
+        psi: np.ndarray,
+        lam: np.ndarray,
+        real,
+        imag,
+        reads: tuple[np.ndarray, np.ndarray, np.ndarray],
+        out: np.ndarray,
+        scratch: jit_kernels.Scratch | None = None,
+    ) -> None:
+        """Every step on each pair of a ψ row and its λ row, reading after step ``s``
+        the transition matrices of ``bits[offsets[s] : offsets[s + 1]]`` (``reads`` is
+        ``(offsets, bits, off)``) into ``out`` (:func:`jit_kernels.adjoint_sweep`)."""
+        check_width(psi, self.n)
+        check_width(lam, self.n)
+        offsets, bits, off = reads
+        if lam.shape != psi.shape or out.shape != (psi.shape[0], bits.size, 2, 2):
+            raise ValueError(
+                f"a sweep of {psi.shape[0]} ψ rows takes as many λ rows (got "
+                f"{lam.shape[0]}) and room for {bits.size} reads per row (got {out.shape})"
+            )
+        jit_kernels.adjoint_sweep(
+            psi, lam, *self.encoded, real, imag, self.step_ranges, offsets, bits, off, out,
+            scratch,
+        )  # fmt: skip
 
 
 def _source_extent(fused: np.ndarray, members: np.ndarray, copies: np.ndarray) -> int:
