@@ -488,27 +488,35 @@ def test_auto_kernel_sends_only_wide_circuits_with_entangling_matrices_to_qsim()
     assert isinstance(forced.kernel_for(bound(4, False)), QsimStateKernel)
 
 
+@pytest.mark.parametrize("readout", ["Z on single wires", "with X0 Y3"])
 @pytest.mark.parametrize("dtype, tol", [(np.complex128, DOUBLE), (np.complex64, SINGLE)])
 def test_a_vjp_with_one_wire_reads_sweeps_each_row_pair_once_and_keeps_the_states(
-    dtype, tol, monkeypatch
+    readout, dtype, tol, monkeypatch
 ):
     """A vector-Jacobian product whose trainable gates all have one-wire generators
     runs every step of the sweep on each pair of a ψ row and its λ row in one kernel
     call (``jit_kernels.adjoint_sweep``), reading ψ where the forward pass left it: the
     VJPs equal default.qubit's, and a second VJP from the same forward states (the
-    device keeps them) equals the first."""
+    device keeps them) equals the first. With ``<Z>`` readouts alone the kernel makes
+    each λ row from its ψ row (the sweep gets two halves of a diagonal, no λ array);
+    with others it gets the adjoint states."""
     from qstore_pl.devices.batched import jit_kernels
 
     monkeypatch.setenv("QSTORE_THREADS", "2")  # a row pair per thread from 2 circuits
-    calls = []
+    made_from_psi = []
     sweep = jit_kernels.adjoint_sweep
-    monkeypatch.setattr(
-        jit_kernels, "adjoint_sweep", lambda *a, **k: (calls.append(1), sweep(*a, **k))[1]
-    )
+
+    def spy(psi, lam, *args, **kwargs):
+        made_from_psi.append(isinstance(lam, tuple))
+        return sweep(psi, lam, *args, **kwargs)
+
+    monkeypatch.setattr(jit_kernels, "adjoint_sweep", spy)
     n, batch = 10, 2  # 10 wires: single precision reads its 5 lowest bits rotated
     rng = np.random.default_rng(3)
     weights = rng.uniform(-np.pi, np.pi, (2, n, 2))
-    observables = [qml.Z(0), qml.Z(n - 1), qml.X(0) @ qml.Y(3)]
+    observables = [qml.Z(0), qml.Z(n - 1), qml.Z(4)]
+    if readout == "with X0 Y3":
+        observables[-1] = qml.X(0) @ qml.Y(3)
 
     def circuit(x):
         ops = [qml.RX(x[i], i) for i in range(n)]
@@ -525,7 +533,7 @@ def test_a_vjp_with_one_wire_reads_sweeps_each_row_pair_once_and_keeps_the_state
     config = adjoint_config(dev)
     values, vjps = dev.execute_and_compute_vjp(tapes, dys, config)
     _, again = dev.execute_and_compute_vjp(tapes, dys, config)
-    assert len(calls) == 2
+    assert made_from_psi == [readout == "Z on single wires"] * 2
     want = run(qml.device("default.qubit"), tapes)
     for tape, got, expected, dy, vjp, second in zip(tapes, values, want, dys, vjps, again):
         np.testing.assert_allclose(flat(got), flat(expected), atol=tol, rtol=0)

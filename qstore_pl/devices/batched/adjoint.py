@@ -20,7 +20,7 @@ import pennylane as qml
 
 from qstore_pl.devices.batched import jit_kernels
 from qstore_pl.devices.batched.kernel import check_width, fuse
-from qstore_pl.devices.batched.measure import adjoint_states, marginal
+from qstore_pl.devices.batched.measure import adjoint_states, marginal, z_cotangent_halves
 from qstore_pl.devices.batched.plan import Element, Layout, SequencePlan, forward_plan, layout
 from qstore_pl.devices.batched.program import (
     ArrayGate,
@@ -225,10 +225,15 @@ def vjp_sweep(
     if stacked == 1 and kernel.planned and jit_kernels.sweeps_whole_rows(bound.batch):
         plan, reads, merged, table = _sweep_plan(bound, trainable)
         if not any(read.multi or read.other for read in reads):
-            lam = np.empty_like(psi)
-            adjoint_states(kernel, psi, measurements, cotangents, n, out=lam)
             _, values = source(bound)
             real, imag = plan.values(values, np.finfo(psi.dtype).dtype)
+            halves = z_cotangent_halves(measurements, cotangents, n, bound.batch)
+            if halves is not None:  # λ is made from ψ in the kernel's planes
+                lam: np.ndarray | tuple = tuple(h.astype(real.dtype) for h in halves)
+            else:
+                lam = adjoint_states(
+                    kernel, psi, measurements, cotangents, n, out=np.empty_like(psi)
+                )
             transitions = np.empty((bound.batch, table[1].size, 2, 2), dtype=complex)
             plan.adjoint_sweep(psi, lam, real, imag, table, transitions)
             return _read_ones(bound, merged, transitions)

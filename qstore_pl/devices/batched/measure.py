@@ -314,6 +314,21 @@ def adjoint_states(
     return out
 
 
+def z_cotangent_halves(
+    measurements, cotangents: Sequence[np.ndarray], n: int, rows: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``λ = Σ_m dy_m Z_{w_m} ψ`` as two halves to add and scale ψ by
+    (:func:`_z_weight_halves`, :func:`~qstore_pl.devices.batched.jit_kernels.scale_by_halves`)
+    when every measurement is ``<Z>`` on one wire (most models' readout), else ``None``."""
+    singles = np.zeros((rows, n))
+    for mp, dy in zip(measurements, cotangents):
+        wires = _z_word_wires(mp)
+        if wires is None or len(wires) != 1:
+            return None
+        singles[:, wires[0]] += np.asarray(dy, dtype=float).reshape(rows, -1)[:, 0]
+    return _z_weight_halves(singles, n)
+
+
 def _add(total: np.ndarray | None, term: np.ndarray) -> np.ndarray:
     return term.copy() if total is None else total + term
 

@@ -339,7 +339,7 @@ class SequencePlan:
     def adjoint_sweep(
         self,
         psi: np.ndarray,
-        lam: np.ndarray,
+        lam: np.ndarray | tuple[np.ndarray, np.ndarray],
         real,
         imag,
         reads: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -348,15 +348,26 @@ class SequencePlan:
     ) -> None:
         """Every step on each pair of a ψ row and its λ row, reading after step ``s``
         the transition matrices of ``bits[offsets[s] : offsets[s + 1]]`` (``reads`` is
-        ``(offsets, bits, off)``) into ``out`` (:func:`jit_kernels.adjoint_sweep`)."""
+        ``(offsets, bits, off)``) into ``out`` (:func:`jit_kernels.adjoint_sweep`).
+
+        ``lam`` holds the λ rows, or is ``(by_high, by_low)``: λ is ψ scaled by their
+        sums (``(B, 2**(n // 2))`` and ``(B, 2**(n - n // 2))``, in ``real``'s dtype).
+        """
         check_width(psi, self.n)
-        check_width(lam, self.n)
+        rows = psi.shape[0]
         offsets, bits, off = reads
-        if lam.shape != psi.shape or out.shape != (psi.shape[0], bits.size, 2, 2):
-            raise ValueError(
-                f"a sweep of {psi.shape[0]} ψ rows takes as many λ rows (got "
-                f"{lam.shape[0]}) and room for {bits.size} reads per row (got {out.shape})"
-            )
+        if isinstance(lam, tuple):
+            high = 1 << (self.n // 2)
+            shapes = ((rows, high), (rows, psi.shape[1] // high))
+            if tuple(a.shape for a in lam) != shapes or any(a.dtype != real.dtype for a in lam):
+                raise ValueError(f"λ's halves must be {real.dtype} arrays of shapes {shapes}")
+            lam = (np.ascontiguousarray(lam[0]), np.ascontiguousarray(lam[1]))
+        else:
+            check_width(lam, self.n)
+            if lam.shape != psi.shape:
+                raise ValueError(f"{rows} ψ rows take as many λ rows, not {lam.shape[0]}")
+        if out.shape != (rows, bits.size, 2, 2):
+            raise ValueError(f"room for {rows} x {bits.size} reads, not {out.shape}")
         jit_kernels.adjoint_sweep(
             psi, lam, *self.encoded, real, imag, self.step_ranges, offsets, bits, off, out,
             scratch,
