@@ -219,7 +219,8 @@ def vjp_sweep(
     A vector-Jacobian product whose reads are all one-wire ones, on the planned kernel
     with a row pair per thread, runs every step on each row pair in one go
     (:meth:`~qstore_pl.devices.batched.plan.SequencePlan.adjoint_sweep`): ψ is read
-    where it lies, not copied to be undone in place, and no step stores the rows.
+    where it lies, not copied to be undone in place, and no step stores the rows. With
+    ``<Z>`` readouts alone λ is made from ψ in the kernel's planes, with no λ array.
     """
     n = bound.program.num_wires
     if stacked == 1 and kernel.planned and jit_kernels.sweeps_whole_rows(bound.batch):
