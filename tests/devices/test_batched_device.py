@@ -542,6 +542,32 @@ def test_a_vjp_with_one_wire_reads_sweeps_each_row_pair_once_and_keeps_the_state
         np.testing.assert_array_equal(np.asarray(second), np.asarray(vjp))
 
 
+@pytest.mark.parametrize("dtype, tol", [(np.complex128, DOUBLE), (np.complex64, SINGLE)])
+@pytest.mark.parametrize("n", [3, 16])  # one thread, and rows split over threads
+def test_probability_halves_sum_each_row_over_each_half_of_the_index_bits(n, dtype, tol):
+    """``<Z_i>`` readouts come from ``|ψ|²`` summed over the low and over the high half
+    of the index bits, in one pass over the states (no probabilities array): the sums
+    equal numpy's over the row reshaped to ``(2**high, 2**low)``, and ``measure_all``'s
+    values from them equal the probabilities' own."""
+    from qstore_pl.devices.batched import jit_kernels
+    from qstore_pl.devices.batched.measure import measure_all, z_expectations
+
+    rng = np.random.default_rng(4)
+    states = (rng.normal(size=(5, 2**n)) + 1j * rng.normal(size=(5, 2**n))).astype(dtype)
+    states /= np.linalg.norm(states, axis=1, keepdims=True)
+    low = n - n // 2
+    by_high, by_low = jit_kernels.probability_halves(states, low)
+    blocks = (np.abs(states.astype(np.complex128)) ** 2).reshape(5, 2 ** (n // 2), 2**low)
+    np.testing.assert_allclose(by_high, blocks.sum(axis=2), atol=tol, rtol=0)
+    np.testing.assert_allclose(by_low, blocks.sum(axis=1), atol=tol, rtol=0)
+    measurements = [qml.expval(qml.Z(w)) for w in range(n)] + [qml.expval(qml.Identity(0))]
+    kernel = BatchedDevice(wires=n, c_dtype=dtype)._jit
+    norm, single = z_expectations(np.abs(states.astype(np.complex128)) ** 2, n)
+    values = measure_all(kernel, states, measurements, n)
+    np.testing.assert_allclose(np.stack(values[:n], axis=1), single, atol=tol, rtol=0)
+    np.testing.assert_allclose(values[n], norm, atol=tol, rtol=0)
+
+
 @pytest.mark.parametrize("n, k", [(12, 3), (12, 6), (13, 10), (16, 8), (17, 8)])
 def test_rotations_transpose_rows_in_every_layout_and_in_shares(n, k):
     """``_rotate`` moves a row's lowest ``k`` index bits to the top (the row as a matrix

@@ -1071,6 +1071,51 @@ def assemble(src, fused, members, copies, real, imag):
                 real[o + i], imag[o + i] = v.real, v.imag
 
 
+def probability_halves(states, low_bits):
+    """``|ψ|²`` of every row summed over its low ``low_bits`` index bits and over the
+    others: ``(rows, 2**(n - low_bits))`` and ``(rows, 2**low_bits)`` float64, in one
+    pass over the states (partial sums in their precision, as the adjoint reads keep)."""
+    rows, size = states.shape
+    width = 1 << low_bits
+    by_high = np.empty((rows, size // width))
+    by_low = np.empty((rows, width))
+    if states.size >= PARALLEL_MIN_WORK:
+        _probability_halves_parallel(states, by_high, by_low)
+    else:
+        _probability_halves_serial(states, by_high, by_low)
+    return by_high, by_low
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _probability_halves_parallel(states, by_high, by_low):
+    for r in prange(states.shape[0]):
+        _probability_halves_row(states[r], by_high[r], by_low[r])
+
+
+@njit(cache=True, fastmath=True)
+def _probability_halves_serial(states, by_high, by_low):
+    for r in range(states.shape[0]):
+        _probability_halves_row(states[r], by_high[r], by_low[r])
+
+
+@njit(cache=True, fastmath=True)
+def _probability_halves_row(row, by_high, by_low):
+    width = by_low.shape[0]
+    lows = np.zeros(width, dtype=row.real.dtype)
+    for h in range(by_high.shape[0]):
+        base = h * width
+        segment = row[base : base + width]  # sliced: see _transitions
+        total = lows[0] * 0
+        for k in range(width):
+            x = segment[k]
+            p = x.real * x.real + x.imag * x.imag
+            total += p
+            lows[k] += p
+        by_high[h] = total
+    for k in range(width):
+        by_low[k] = lows[k]
+
+
 def scale_by_halves(states, by_high, by_low, out):
     """``out[r, h L + l] = states[r, h L + l] * (by_high[r, h] + by_low[r, l])``, ``L``
     the width of ``by_low``: a diagonal that is a sum over the high and the low half of
