@@ -378,7 +378,7 @@ def test_wide_rows_rotate_their_bits_and_keep_values_and_gradients(kwargs, tol):
     runs on the lowest bits, and the adjoint sweep reads one-wire derivatives through
     later one-wire gates: values, VJPs and Jacobians still equal default.qubit's."""
     from qstore_pl.devices.batched import jit_kernels
-    from qstore_pl.devices.batched.plan import ROTATION_MIN_WIRES
+    from qstore_pl.devices.batched.plan import ROTATION_MIN_WIRES, SequencePlan
 
     n = ROTATION_MIN_WIRES + 1
     tape = layered_tape(n, seed=5)
@@ -389,9 +389,11 @@ def test_wide_rows_rotate_their_bits_and_keep_values_and_gradients(kwargs, tol):
         gate_params = len(t.get_parameters(trainable_only=False, operations_only=True))
         t.trainable_params = list(range(gate_params - 3))
     ((_, bound, _),) = dev._simulate(processed)
-    plans = bound.program.__dict__["_layouts"]
-    kinds = np.concatenate([s[0] for lay in plans.values() for p in lay._plans.values()
-                            for s in (p[0] if isinstance(p, tuple) else p).structure])  # fmt: skip
+    layouts = bound.program.__dict__["_layouts"].values()
+    plans = [p[0] if isinstance(p, tuple) else p for lay in layouts for p in lay._plans.values()]
+    kinds = np.concatenate(
+        [s[0] for plan in plans if isinstance(plan, SequencePlan) for s in plan.structure]
+    )
     assert jit_kernels.ROTATION in kinds
 
     results = run(dev, processed)
@@ -698,3 +700,97 @@ def test_gates_of_one_standard_class_share_one_generator_and_others_keep_their_o
         want = qml.matrix(op.generator(), wire_order=op.wires)
         np.testing.assert_allclose(generator.matrix, want, atol=1e-15)
     assert xy.matrix is not zz.matrix  # a Pauli word is not the class's
+
+
+def opening_tape(n: int, seed: int) -> qml.tape.QuantumScript:
+    """Opening one-wire gates of every kind (angles of the tape's own, fixed matrices, a
+    permutation, diagonals, a wire with none), a global phase, then entanglers and
+    more one-wire gates."""
+    angles = np.random.default_rng(seed).uniform(0, np.pi, n)
+    ops = [qml.RX(angles[w], w) for w in range(n - 1)]
+    ops += [qml.Hadamard(0), qml.PauliX(1), qml.PhaseShift(0.3, 2), qml.S(3), qml.GlobalPhase(0.7)]
+    weights = np.random.default_rng(5).uniform(-np.pi, np.pi, (3, n))
+    ops += [qml.RY(weights[0, w], w) for w in range(n - 1)]
+    ops += [qml.RZ(weights[1, w], w) for w in range(n - 1)]
+    ops += [qml.CNOT([w, (w + 1) % n]) for w in range(n)]
+    ops += [qml.RX(0.4, 0)] + [qml.RY(weights[2, w], w) for w in range(n)]
+    ops += [qml.CNOT([w, (w + 1) % n]) for w in range(n)]
+    measurements = [qml.expval(qml.Z(0)), qml.expval(qml.Z(n - 1)), qml.expval(qml.X(0) @ qml.Y(3))]
+    gate_params = sum(op.num_params for op in ops)
+    return qml.tape.QuantumScript(ops, measurements, trainable_params=list(range(gate_params)))
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.complex128, DOUBLE), (np.complex64, SINGLE)])
+@pytest.mark.parametrize("n", [5, 11])  # 11: the plan rotates the rows' low bits
+def test_opening_one_wire_gates_start_each_row_as_their_product_state(n, dtype, tol, monkeypatch):
+    """The one-wire gates before any entangler on their wire are no passes over the
+    states: each row starts as the product state they leave (``product_start``), and
+    the states, values and VJPs equal default.qubit's. At the sweep's last reads only
+    such gates are left, so ψ there is a product state too (global phase included):
+    those reads come from λ alone."""
+    from qstore_pl.devices.batched import adjoint
+
+    monkeypatch.setenv("QSTORE_THREADS", "2")  # the one-call sweep from 2 circuits
+    starts = []
+    product_start = adjoint.product_start
+
+    def spy(bound, positions, phase=False):
+        starts.append(phase)
+        return product_start(bound, positions, phase)
+
+    monkeypatch.setattr(adjoint, "product_start", spy)
+    tapes = [opening_tape(n, seed) for seed in range(3)]
+    dev = BatchedDevice(wires=n, c_dtype=dtype, kernel="jit")
+    dys = [tuple(np.random.default_rng(seed).normal(size=3)) for seed in range(3)]
+    values, vjps = dev.execute_and_compute_vjp(tapes, dys, adjoint_config(dev))
+    assert starts == [False, True]  # the forward pass, then the sweep's last reads
+    want = run(qml.device("default.qubit"), tapes)
+    for tape, got, expected, dy, vjp in zip(tapes, values, want, dys, vjps):
+        np.testing.assert_allclose(flat(got), flat(expected), atol=tol, rtol=0)
+        reference = reference_vjp(tape, np.array(dy))
+        np.testing.assert_allclose(np.asarray(vjp), reference, atol=tol * 10, rtol=0)
+    states = [tape.copy(measurements=[qml.state()]) for tape in tapes]
+    got = qml.execute(states, dev)
+    for row, expected in zip(got, qml.execute(states, qml.device("default.qubit"))):
+        np.testing.assert_allclose(row, expected, atol=tol, rtol=0)
+
+
+def test_a_circuit_of_one_wire_gates_alone_is_its_product_state():
+    """With no entangler at all the whole circuit is the product state: nothing is left
+    to apply, and the states still equal default.qubit's."""
+    ops = [qml.RX(np.array([0.1, 0.7]), 0), qml.Hadamard(1), qml.RY(0.4, 1), qml.T(2)]
+    tape = qml.tape.QuantumScript(ops, [qml.state()])
+    got = qml.execute([tape], BatchedDevice(wires=3, kernel="jit"))[0]
+    want = qml.execute([tape], qml.device("default.qubit"))[0]
+    np.testing.assert_allclose(got, want, atol=DOUBLE, rtol=0)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, DOUBLE), (np.float32, SINGLE)])
+@pytest.mark.parametrize("n", [1, 5, 16])
+def test_transitions_against_a_product_state_equal_numpys(n, dtype, tol):
+    """``_product_transitions``: the ``2x2`` transition matrices of λ against the
+    product state of per-bit factors, read from λ alone, equal numpy's sums over each
+    bit's index pairs of the product state built out."""
+    from qstore_pl.devices.batched import jit_kernels
+
+    rng = np.random.default_rng(7)
+    factors = rng.normal(size=(n, 2)) + 1j * rng.normal(size=(n, 2))
+    psi = np.ones(1, dtype=complex)
+    for b in reversed(range(n)):  # bit n - 1 is the most significant
+        psi = np.kron(psi, factors[b])
+    lam = rng.normal(size=2**n) + 1j * rng.normal(size=2**n)
+    ar, ai = lam.real.astype(dtype), lam.imag.astype(dtype)
+    bits = np.array(rng.permutation(n), dtype=np.int64)
+    out = np.full((n, 2, 2), np.nan, dtype=complex)
+    sums = np.empty((4, jit_kernels._sums_width(2**n)), dtype)
+    fr, fi = factors.real.copy(), factors.imag.copy()
+    jit_kernels._product_transitions(ar, ai, fr, fi, bits, out, sums)
+    planes = np.empty((2, 2**n), dtype)
+    jit_kernels._product_planes(planes[0], planes[1], fr, fi)
+    np.testing.assert_allclose(planes[0] + 1j * planes[1], psi, atol=tol * 10, rtol=tol)
+    scale = np.abs(lam).sum() * np.abs(psi).max()
+    for i, b in enumerate(bits):
+        p = psi.reshape(-1, 2, 2**b)
+        la = np.conj(lam.reshape(-1, 2, 2**b))
+        want = np.einsum("xay,xby->ab", la, p)
+        np.testing.assert_allclose(out[i], want, atol=tol * scale, rtol=0)

@@ -188,20 +188,100 @@ def source(bound: BoundProgram) -> tuple[Layout, np.ndarray]:
 
 
 def forward(kernel, bound: BoundProgram) -> np.ndarray:
-    """Final states of every circuit, ``(B, 2**n)``."""
+    """Final states of every circuit, ``(B, 2**n)``.
+
+    On the planned kernel a circuit's opening one-wire gates (:func:`opening_gates`)
+    are no passes over the states: each row starts as the product state they leave.
+    """
     n = bound.program.num_wires
-    states = kernel.initial_states(bound.batch, n, bound.initial_state)
     if kernel.planned:
+        opening = opening_gates(bound.program) if bound.initial_state is None else ()
         lay, values = source(bound)
-        plan = lay.plan("forward", forward_plan)
-        real, imag = plan.values(values, np.finfo(states.dtype).dtype)
-        states = plan.apply(states, 0, real, imag)
+        plan = lay.plan(("forward", opening), lambda lay: forward_plan(lay, opening))
+        real, imag = plan.values(values, np.finfo(kernel.dtype).dtype)
+        if opening:
+            states = np.empty((bound.batch, 2**n), kernel.dtype)  # every row is written
+            states = plan.apply(states, 0, real, imag, product_start(bound, opening))
+        else:
+            states = kernel.initial_states(bound.batch, n, bound.initial_state)
+            states = plan.apply(states, 0, real, imag)
     else:
+        states = kernel.initial_states(bound.batch, n, bound.initial_state)
         gates = [g.array() for g in bound.gates]
         states = kernel.apply_all(states, fuse(gates, kernel.compose_permutations), n)
     if bound.global_phase is not None:
         states = states * bound.global_phase[:, None].astype(states.dtype)
     return states
+
+
+def opening_gates(program: Program) -> tuple[int, ...]:
+    """Positions of the gates on one wire that no gate on several wires precedes on it:
+    on ``|0…0>`` they leave a product state (an angle encoding and a first layer of
+    rotations: a quarter of W1's one-wire passes)."""
+    found = program.__dict__.get("_opening")
+    if found is None:
+        touched: set[int] = set()
+        opening = []
+        for p, gate in enumerate(program.gates):
+            if len(gate.wires) == 1 and gate.wires[0] not in touched:
+                opening.append(p)
+            else:
+                touched.update(gate.wires)
+        found = program.__dict__["_opening"] = tuple(opening)
+    return found
+
+
+def product_start(
+    bound: BoundProgram, positions: tuple[int, ...], phase: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The product state the one-wire gates at ``positions`` leave on ``|0…0>``: real
+    and imaginary parts of each bit position's two amplitudes, ``(K, n, 2)``, ``K`` 1
+    or the batch (:func:`jit_kernels.apply_sequence`'s ``start``); with ``phase``, times
+    the circuits' global phase."""
+    lay, values = source(bound)
+    table, fixed, rows = lay.plan(
+        ("product", positions), lambda lay: _product_table(lay, positions)
+    )
+    re, im = jit_kernels.product_factors(values, table, fixed, rows, bound.program.num_wires)
+    if phase and bound.global_phase is not None:
+        factors = np.broadcast_to(re + 1j * im, (bound.batch, *re.shape[1:])).copy()
+        factors[:, 0] *= bound.global_phase[:, None]
+        re, im = factors.real.copy(), factors.imag.copy()
+    return re, im
+
+
+def _product_table(lay: Layout, positions: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`jit_kernels.product_factors`'s encoding of the one-wire gates at
+    ``positions``: per gate its bit position, where its values sit and their kind; the
+    fixed matrices of permutations (which have no values); the factors' rows."""
+    program, n = lay.program, lay.program.num_wires
+    table: list[tuple[int, int, int, int]] = []
+    fixed: list[np.ndarray] = []
+    for p in positions:
+        bit = n - 1 - program.gates[p].wires[0]
+        src = lay.sources[p]
+        if src is None:  # a permutation
+            table.append((bit, len(fixed), 0, jit_kernels.PERMUTATION))
+            fixed.append(np.asarray(program.gates[p].fixed_matrix, dtype=complex))
+        else:
+            kind = jit_kernels.DIAGONAL if src.diagonal else jit_kernels.DENSE
+            table.append((bit, src.offset, src.stride, kind))
+    rows = lay.batch if any(stride for _, _, stride, _ in table) else 1
+    encoded = np.array(table, dtype=np.int64).reshape(-1, 4)
+    return encoded, np.array(fixed, dtype=complex).reshape(-1, 2, 2), rows
+
+
+def _last_read_product(program: Program, trainable: frozenset[int]) -> tuple[int, ...] | None:
+    """The gates still applied at the backward sweep's last reads when they are all
+    one-wire gates (ψ is then a product state there), else ``None``."""
+    cache = program.__dict__.setdefault("_last_read_product", {})
+    if trainable not in cache:
+        steps = segments(program, trainable)
+        undone = {p for segment in steps[:-1] for p in segment.undo}
+        left = tuple(p for p in range(len(program.gates)) if p not in undone)
+        one_wire = all(len(program.gates[p].wires) == 1 for p in left)
+        cache[trainable] = left if steps and one_wire else None
+    return cache[trainable]
 
 
 def vjp_sweep(
@@ -221,6 +301,8 @@ def vjp_sweep(
     (:meth:`~qstore_pl.devices.batched.plan.SequencePlan.adjoint_sweep`): ψ is read
     where it lies, not copied to be undone in place, and no step stores the rows. With
     ``<Z>`` readouts alone λ is made from ψ in the kernel's planes, with no λ array.
+    Where only one-wire gates are left at the last reads, ψ there is their product
+    state (:func:`product_start`), not undone: those reads come from λ alone.
     """
     n = bound.program.num_wires
     if stacked == 1 and kernel.planned and jit_kernels.sweeps_whole_rows(bound.batch):
@@ -236,7 +318,11 @@ def vjp_sweep(
                     kernel, psi, measurements, cotangents, n, out=np.empty_like(psi)
                 )
             transitions = np.empty((bound.batch, table[1].size, 2, 2), dtype=complex)
-            plan.adjoint_sweep(psi, lam, real, imag, table, transitions)
+            left = _last_read_product(bound.program, trainable)
+            start = None
+            if left is not None and bound.initial_state is None:
+                start = product_start(bound, left, phase=True)
+            plan.adjoint_sweep(psi, lam, real, imag, table, transitions, start=start)
             return _read_ones(bound, merged, transitions)
     states = sweep_states(kernel, psi, measurements, cotangents, n, stacked)
     return backward(kernel, bound, states, trainable)

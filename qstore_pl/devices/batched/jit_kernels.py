@@ -179,9 +179,13 @@ _NUMPY_HUGE_PAGES_MIN_BYTES = 1 << 22
 
 
 def apply_sequence(
-    states, kinds, counts, position_offsets, positions, value_offsets, real, imag, scratch=None
+    states, kinds, counts, position_offsets, positions, value_offsets, real, imag, scratch=None,
+    start=None,
 ):  # fmt: skip
     """Apply an encoded gate sequence to every row of ``states`` in place.
+
+    With ``start`` the rows' contents are not read: each row starts as the product
+    state of its factors (:func:`_product_planes`).
 
     Parameters
     ----------
@@ -199,20 +203,35 @@ def apply_sequence(
         Real and imaginary parts of the matrices and diagonals, flattened.
     scratch : Scratch, optional
         Planes to work in, shared by the calls of one sweep (fresh ones by default).
+    start : (re, im) float64 arrays, (K, n, 2), optional
+        Per row (``r % K``), the two amplitudes of each bit position's one-wire state.
     """
-    work = states.shape[0] * states.shape[1] * kinds.shape[0]
+    start_re, start_im = _start_factors(start, states.shape[1])
+    work = states.shape[0] * states.shape[1] * (kinds.shape[0] + (start is not None))
     teams = min(numba.get_num_threads(), states.shape[0]) if work >= PARALLEL_MIN_WORK else 1
     planes = (scratch or Scratch()).planes(teams, _ROW_PLANES, states.shape[1], real.dtype)
     if teams > 1:
         _rows_parallel(
             states, kinds, counts, position_offsets, positions, value_offsets, real, imag,
-            planes,
+            planes, start_re, start_im,
         )  # fmt: skip
     else:
         _rows_serial(
             states, kinds, counts, position_offsets, positions, value_offsets, real, imag,
-            planes[0],
+            planes[0], start_re, start_im,
         )  # fmt: skip
+
+
+def _start_factors(start, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``start``'s factors checked against the rows' width, or none (``K = 0``)."""
+    n = size.bit_length() - 1
+    if start is None:
+        empty = np.zeros((0, n, 2))
+        return empty, empty
+    re, im = (np.ascontiguousarray(part, dtype=np.float64) for part in start)
+    if re.shape != im.shape or re.ndim != 3 or re.shape[0] < 1 or re.shape[1:] != (n, 2):
+        raise ValueError(f"product-state factors must be (K, {n}, 2), not {re.shape}")
+    return re, im
 
 
 def check_sequence(n, kinds, counts, position_offsets, positions, value_offsets, num_values):
@@ -258,7 +277,8 @@ def check_sequence(n, kinds, counts, position_offsets, positions, value_offsets,
 
 @njit(parallel=True, cache=True, fastmath=True)
 def _rows_parallel(
-    states, kinds, counts, position_offsets, positions, value_offsets, real, imag, planes
+    states, kinds, counts, position_offsets, positions, value_offsets, real, imag, planes,
+    start_re, start_im,
 ):  # fmt: skip
     # one set of planes per thread (``planes[t]``), not per row
     teams = planes.shape[0]
@@ -267,30 +287,35 @@ def _rows_parallel(
         for r in range(t, states.shape[0], teams):
             _row(
                 states, r, kinds, counts, position_offsets, positions, value_offsets, real,
-                imag, planes[t], lr, li,
+                imag, planes[t], lr, li, start_re, start_im,
             )  # fmt: skip
 
 
 @njit(cache=True, fastmath=True)
 def _rows_serial(
-    states, kinds, counts, position_offsets, positions, value_offsets, real, imag, work
+    states, kinds, counts, position_offsets, positions, value_offsets, real, imag, work,
+    start_re, start_im,
 ):  # fmt: skip
     lr, li = _locals(kinds, position_offsets, real.dtype)
     for r in range(states.shape[0]):
         _row(
             states, r, kinds, counts, position_offsets, positions, value_offsets, real, imag,
-            work, lr, li,
+            work, lr, li, start_re, start_im,
         )  # fmt: skip
 
 
 @njit(cache=True, fastmath=True)
 def _row(
     states, r, kinds, counts, position_offsets, positions, value_offsets, real, imag, work,
-    lr, li,
+    lr, li, start_re, start_im,
 ):  # fmt: skip
     row = states[r]
     re, im, sr, si = work[0], work[1], work[2], work[3]
-    _load(row, re, im)
+    if start_re.shape[0]:
+        k = r % start_re.shape[0]
+        _product_planes(re, im, start_re[k], start_im[k])
+    else:
+        _load(row, re, im)
     re, im, _, _ = _apply_planes(
         re, im, sr, si, r, kinds, counts, position_offsets, positions, value_offsets, real,
         imag, lr, li,
@@ -303,6 +328,83 @@ def _load(row, re, im):
     for idx in range(row.shape[0]):
         re[idx] = row[idx].real
         im[idx] = row[idx].imag
+
+
+@njit(cache=True)
+def product_factors(values, table, fixed, rows, n):
+    """Each bit position's two amplitudes after one-wire gates on ``|0>``: real and
+    imaginary parts, ``(rows, n, 2)``. Per gate, ``table`` holds its bit position, the
+    offset and per-row stride of its values (a ``2x2`` matrix or a diagonal in
+    ``values``; a permutation's matrix is ``fixed[offset]``) and its kind."""
+    re = np.zeros((rows, n, 2))
+    im = np.zeros((rows, n, 2))
+    for r in range(rows):
+        for b in range(n):
+            re[r, b, 0] = 1.0
+        for g in range(table.shape[0]):
+            bit, offset, stride, kind = table[g, 0], table[g, 1], table[g, 2], table[g, 3]
+            v0 = complex(re[r, bit, 0], im[r, bit, 0])
+            v1 = complex(re[r, bit, 1], im[r, bit, 1])
+            if kind == DIAGONAL:
+                base = offset + r * stride
+                w0, w1 = values[base] * v0, values[base + 1] * v1
+            elif kind == PERMUTATION:
+                m = fixed[offset]
+                w0 = m[0, 0] * v0 + m[0, 1] * v1
+                w1 = m[1, 0] * v0 + m[1, 1] * v1
+            else:
+                base = offset + r * stride
+                w0 = values[base] * v0 + values[base + 1] * v1
+                w1 = values[base + 2] * v0 + values[base + 3] * v1
+            re[r, bit, 0], im[r, bit, 0] = w0.real, w0.imag
+            re[r, bit, 1], im[r, bit, 1] = w1.real, w1.imag
+    return re, im
+
+
+@njit(cache=True, fastmath=True)
+def _product_table(fr, fi, first, count, skip, conjugate, tr, ti):
+    """``tr + i ti`` at ``j < 2**count``: the product over bit positions ``first + q``
+    of factor ``f[first + q, bit q of j]`` (conjugated with ``conjugate``), the factor
+    at position ``skip`` counted as 1."""
+    sign = -1.0 if conjugate else 1.0
+    tr[0] = 1.0
+    ti[0] = 0.0
+    for q in range(count):
+        p = first + q
+        half = 1 << q
+        a0r, a0i, a1r, a1i = 1.0, 0.0, 1.0, 0.0
+        if p != skip:
+            a0r, a0i = fr[p, 0], sign * fi[p, 0]
+            a1r, a1i = fr[p, 1], sign * fi[p, 1]
+        for j in range(half):
+            xr, xi = tr[j], ti[j]
+            tr[j + half] = xr * a1r - xi * a1i
+            ti[j + half] = xr * a1i + xi * a1r
+            tr[j] = xr * a0r - xi * a0i
+            ti[j] = xr * a0i + xi * a0r
+
+
+@njit(cache=True, fastmath=True)
+def _product_planes(re, im, fr, fi):
+    """The product state ``⊗ f_p`` into a row's planes (``fr, fi``: ``(n, 2)``, by bit
+    position): one write per amplitude, where ``n`` one-wire gates on ``|0…0>`` take
+    ``n`` passes. Amplitude ``h L + l`` is the high half's product at ``h`` times the
+    low half's at ``l``."""
+    size = re.shape[0]
+    n = _bit_count(size)
+    low = n // 2
+    n_low, n_high = 1 << low, size >> low
+    lr, li = np.empty(n_low, re.dtype), np.empty(n_low, re.dtype)
+    hr, hi = np.empty(n_high, re.dtype), np.empty(n_high, re.dtype)
+    _product_table(fr, fi, 0, low, -1, False, lr, li)
+    _product_table(fr, fi, low, n - low, -1, False, hr, hi)
+    for h in range(n_high):
+        base = h << low
+        out_r, out_i = re[base : base + n_low], im[base : base + n_low]  # sliced: see _transitions
+        xr, xi = hr[h], hi[h]
+        for k in range(n_low):
+            out_r[k] = xr * lr[k] - xi * li[k]
+            out_i[k] = xr * li[k] + xi * lr[k]
 
 
 @njit(cache=True, fastmath=True)
@@ -524,7 +626,7 @@ def sweeps_whole_rows(batch: int) -> bool:
 
 def adjoint_sweep(
     psi, lam, kinds, counts, position_offsets, positions, value_offsets, real, imag,
-    ranges, bit_offsets, bits, off_diagonal, out, scratch=None,
+    ranges, bit_offsets, bits, off_diagonal, out, scratch=None, start=None,
 ):  # fmt: skip
     """Every step of an adjoint sweep, row pair by row pair: :func:`adjoint_step`'s
     work for all steps while the pair stays in its planes.
@@ -541,8 +643,13 @@ def adjoint_sweep(
     Nothing is written back: step by step, each step stored both rows and loaded them
     again (two trips to memory per row and step at 20 qubits), and ψ was copied first,
     to be undone in place.
+
+    With ``start`` (:func:`apply_sequence`'s), ψ at the last step's reads is that
+    product state: the last step undoes its gates on λ alone and reads from λ and the
+    factors (:func:`_product_transitions`).
     """
     batch, size = psi.shape
+    start_re, start_im = _start_factors(start, size)
     threads = numba.get_num_threads()
     work = 2 * batch * size * (kinds.shape[0] + bits.shape[0])
     teams = min(threads, batch) if work >= PARALLEL_MIN_WORK else 1
@@ -552,7 +659,7 @@ def adjoint_sweep(
     args = (
         psi, psi if scaled else lam, scaled, by_high, by_low, kinds, counts,
         position_offsets, positions, value_offsets, real, imag, ranges, bit_offsets, bits,
-        off_diagonal, out, planes,
+        off_diagonal, out, planes, start_re, start_im,
     )  # fmt: skip
     if teams > 1:
         _sweep_rows_parallel(*args)
@@ -564,6 +671,7 @@ def adjoint_sweep(
 def _sweep_rows_parallel(
     psi, lam, scaled, by_high, by_low, kinds, counts, position_offsets, positions,
     value_offsets, real, imag, ranges, bit_offsets, bits, off_diagonal, out, planes,
+    start_re, start_im,
 ):  # fmt: skip
     teams = planes.shape[0]
     for t in prange(teams):  # planes per thread (``planes[t]``), not per row
@@ -572,7 +680,7 @@ def _sweep_rows_parallel(
             _sweep_row(
                 psi, lam, scaled, by_high, by_low, r, kinds, counts, position_offsets,
                 positions, value_offsets, real, imag, ranges, bit_offsets, bits,
-                off_diagonal, out, planes[t], sums, which, lr, li,
+                off_diagonal, out, planes[t], sums, which, lr, li, start_re, start_im,
             )  # fmt: skip
 
 
@@ -580,13 +688,14 @@ def _sweep_rows_parallel(
 def _sweep_rows_serial(
     psi, lam, scaled, by_high, by_low, kinds, counts, position_offsets, positions,
     value_offsets, real, imag, ranges, bit_offsets, bits, off_diagonal, out, planes,
+    start_re, start_im,
 ):  # fmt: skip
     sums, which, lr, li = _adjoint_buffers(psi, kinds, position_offsets, real, bits)
     for r in range(psi.shape[0]):
         _sweep_row(
             psi, lam, scaled, by_high, by_low, r, kinds, counts, position_offsets,
             positions, value_offsets, real, imag, ranges, bit_offsets, bits, off_diagonal,
-            out, planes[0], sums, which, lr, li,
+            out, planes[0], sums, which, lr, li, start_re, start_im,
         )  # fmt: skip
 
 
@@ -594,7 +703,7 @@ def _sweep_rows_serial(
 def _sweep_row(
     psi, lam, scaled, by_high, by_low, r, kinds, counts, position_offsets, positions,
     value_offsets, real, imag, ranges, bit_offsets, bits, off_diagonal, out, work, sums,
-    which, lr, li,
+    which, lr, li, start_re, start_im,
 ):  # fmt: skip
     pr, pi, sr, si, ar, ai = work[0], work[1], work[2], work[3], work[4], work[5]
     qr, qi, br, bi = work[6], work[7], work[8], work[9]  # rotated copies, if any bit moved
@@ -604,13 +713,15 @@ def _sweep_row(
     else:
         _load(lam[r], ar, ai)
     k = _read_rotation(pr)
+    last = ranges.shape[0] - 1 if start_re.shape[0] else -1  # ψ is a product state there
     for s in range(ranges.shape[0]):
         a, b = ranges[s, 0], ranges[s, 1]
         if b > a:  # the spares sr, si serve both rows
-            pr, pi, sr, si = _apply_planes(
-                pr, pi, sr, si, r, kinds[a:b], counts[a:b], position_offsets[a : b + 1],
-                positions, value_offsets[a:b], real, imag, lr, li,
-            )  # fmt: skip
+            if s != last:
+                pr, pi, sr, si = _apply_planes(
+                    pr, pi, sr, si, r, kinds[a:b], counts[a:b], position_offsets[a : b + 1],
+                    positions, value_offsets[a:b], real, imag, lr, li,
+                )  # fmt: skip
             ar, ai, sr, si = _apply_planes(
                 ar, ai, sr, si, r, kinds[a:b], counts[a:b], position_offsets[a : b + 1],
                 positions, value_offsets[a:b], real, imag, lr, li,
@@ -619,6 +730,10 @@ def _sweep_row(
         if hi == lo:
             continue
         step_bits = bits[lo:hi]
+        if s == last:
+            f = r % start_re.shape[0]
+            _product_transitions(ar, ai, start_re[f], start_im[f], step_bits, out[r, lo:hi], sums)
+            continue
         direct, moved = _split_off_diagonals(pr.shape[0], step_bits, off_diagonal[lo:hi], which, k)
         if moved.shape[0]:
             _rotate(pr, qr, k)
@@ -626,6 +741,67 @@ def _sweep_row(
         _transitions(
             pr, pi, ar, ai, qr, qi, br, bi, step_bits, direct, moved, out[r, lo:hi], sums, k
         )  # fmt: skip
+
+
+@njit(cache=True, fastmath=True)
+def _product_transitions(ar, ai, fr, fi, bits, out, sums):
+    """:func:`_transitions`'s reads where ψ is the product state ``⊗ f_p``
+    (:func:`_product_planes`), from λ alone: ``out[i, a, b] = conj(c[a]) f_p[b]`` at
+    ``p = bits[i]``, ``c[a]`` the sum of λ over indices with bit ``p`` equal to ``a``,
+    each times the conjugated factors of its other bits.
+
+    One pass over λ sums it against the conjugated products of both halves of the index
+    bits, by high half (against the low half's products) and by low half (against the
+    high half's); each bit's two sums then come from its half's few partial sums.
+    """
+    size = ar.shape[0]
+    n = _bit_count(size)
+    low = n // 2
+    n_low, n_high = 1 << low, size >> low
+    lr, li = np.empty(n_low, ar.dtype), np.empty(n_low, ar.dtype)
+    hr, hi = np.empty(n_high, ar.dtype), np.empty(n_high, ar.dtype)
+    _product_table(fr, fi, 0, low, -1, True, lr, li)
+    _product_table(fr, fi, low, n - low, -1, True, hr, hi)
+    low_r, low_i = sums[0, :n_low], sums[1, :n_low]
+    high_r, high_i = sums[2, :n_high], sums[3, :n_high]
+    low_r[:] = 0.0
+    low_i[:] = 0.0
+    for h in range(n_high):
+        base = h << low
+        x_r, x_i = ar[base : base + n_low], ai[base : base + n_low]  # sliced: see _transitions
+        wr, wi = hr[h], hi[h]
+        acc_r = acc_i = low_r[0] * 0
+        for k in range(n_low):
+            acc_r += x_r[k] * lr[k] - x_i[k] * li[k]
+            acc_i += x_r[k] * li[k] + x_i[k] * lr[k]
+            low_r[k] += x_r[k] * wr - x_i[k] * wi
+            low_i[k] += x_r[k] * wi + x_i[k] * wr
+        high_r[h] = acc_r
+        high_i[h] = acc_i
+    tr, ti = np.empty(n_high), np.empty(n_high)  # the other bits' products, float64
+    for i in range(bits.shape[0]):
+        p = bits[i]
+        if p < low:
+            first, count, sr, si, j = 0, low, low_r, low_i, p
+        else:
+            first, count, sr, si, j = low, n - low, high_r, high_i, p - low
+        _product_table(fr, fi, first, count, p, True, tr, ti)
+        c0r = c0i = c1r = c1i = 0.0
+        for idx in range(1 << count):
+            vr = sr[idx] * tr[idx] - si[idx] * ti[idx]
+            vi = sr[idx] * ti[idx] + si[idx] * tr[idx]
+            if (idx >> j) & 1:
+                c1r += vr
+                c1i += vi
+            else:
+                c0r += vr
+                c0i += vi
+        f0, f1 = complex(fr[p, 0], fi[p, 0]), complex(fr[p, 1], fi[p, 1])
+        c0, c1 = complex(c0r, -c0i), complex(c1r, -c1i)  # conjugated
+        out[i, 0, 0] = c0 * f0
+        out[i, 0, 1] = c0 * f1
+        out[i, 1, 0] = c1 * f0
+        out[i, 1, 1] = c1 * f1
 
 
 @njit(cache=True, fastmath=True)

@@ -308,12 +308,21 @@ class SequencePlan:
         jit_kernels.assemble(source, self._fused, self._members, self._copies, real, imag)
         return real, imag
 
-    def apply(self, states: np.ndarray, step: int, real, imag) -> np.ndarray:
-        """Apply step ``step`` to every row of ``states`` in place."""
+    def apply(
+        self,
+        states: np.ndarray,
+        step: int,
+        real,
+        imag,
+        start: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Apply step ``step`` to every row of ``states`` in place; with ``start``
+        (:func:`jit_kernels.apply_sequence`'s) to the product states it names instead of
+        the rows' contents."""
         a, b = self.ranges[step]
-        if b > a:
+        if b > a or start is not None:
             check_width(states, self.n)
-            jit_kernels.apply_sequence(states, *self.structure[step], real, imag)
+            jit_kernels.apply_sequence(states, *self.structure[step], real, imag, start=start)
         return states
 
     def adjoint_step(
@@ -345,10 +354,12 @@ class SequencePlan:
         reads: tuple[np.ndarray, np.ndarray, np.ndarray],
         out: np.ndarray,
         scratch: jit_kernels.Scratch | None = None,
+        start: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         """Every step on each pair of a ψ row and its λ row, reading after step ``s``
         the transition matrices of ``bits[offsets[s] : offsets[s + 1]]`` (``reads`` is
-        ``(offsets, bits, off)``) into ``out`` (:func:`jit_kernels.adjoint_sweep`).
+        ``(offsets, bits, off)``) into ``out`` (:func:`jit_kernels.adjoint_sweep`;
+        ``start``: the product state ψ is at the last step's reads).
 
         ``lam`` holds the λ rows, or is ``(by_high, by_low)``: λ is ψ scaled by their
         sums (``(B, 2**(n // 2))`` and ``(B, 2**(n - n // 2))``, in ``real``'s dtype).
@@ -370,7 +381,7 @@ class SequencePlan:
             raise ValueError(f"room for {rows} x {bits.size} reads, not {out.shape}")
         jit_kernels.adjoint_sweep(
             psi, lam, *self.encoded, real, imag, self.step_ranges, offsets, bits, off, out,
-            scratch,
+            scratch, start,
         )  # fmt: skip
 
 
@@ -496,7 +507,7 @@ def layout(bound: BoundProgram) -> Layout:
     )
 
 
-def forward_plan(lay: Layout) -> SequencePlan:
-    """The whole circuit as one step."""
-    elements = [lay.element(p) for p in range(len(lay.program.gates))]
-    return SequencePlan([elements], lay.program.num_wires, lay.batch)
+def forward_plan(lay: Layout, skip: tuple[int, ...] = ()) -> SequencePlan:
+    """The whole circuit as one step, less the gates at positions ``skip``."""
+    left = sorted(set(range(len(lay.program.gates))).difference(skip))
+    return SequencePlan([[lay.element(p) for p in left]], lay.program.num_wires, lay.batch)
