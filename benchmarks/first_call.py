@@ -42,7 +42,7 @@ PHASES = (
     ("qstore_pl.torch.layer", "return_kind", "read the return kind"),
     ("qstore_pl.router.execution.compiled", "engine_decision", "route"),
     ("numba.core.dispatcher", "Dispatcher._compile_for_args", "numba: load/compile kernels"),
-    ("qstore_pl.devices.batched.program", "full_permutation", "gather indices"),
+    ("qstore_pl.devices.batched.permutations", "full_permutation", "gather indices"),
     ("qstore_pl.devices.batched.plan", "Layout.__init__", "plan layouts"),
 )
 

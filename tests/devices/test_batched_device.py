@@ -314,6 +314,39 @@ def test_mismatched_broadcast_sizes_are_refused():
         BatchedDevice(wires=2).execute([tape])
 
 
+@pytest.mark.parametrize("shift", [0, 3])
+def test_a_run_of_permutations_is_one_gather_and_affine_runs_build_no_index_per_gate(shift):
+    """Consecutive permutations compose into one gather index, read from a row rotated
+    by ``shift``. CNOT, SWAP and X are affine maps of the index bits: their run builds
+    its index from two small tables, with no index per gate (a ring of 20 CNOTs built
+    20 indices of 8 MB). A Toffoli is not affine: its run composes indices."""
+    from qstore_pl.devices.batched.permutations import chain_index
+
+    n = 7
+    rng = np.random.default_rng(4)
+    affine_ops = [qml.CNOT([w, (w + 1) % n]) for w in range(n)]
+    affine_ops += [qml.SWAP([1, 5]), qml.PauliX(2), qml.CNOT([6, 0])]
+    rng.shuffle(affine_ops)
+    for ops, affine in ((affine_ops, True), ([*affine_ops[:4], qml.Toffoli([0, 3, 5])], False)):
+        program = Program(qml.tape.QuantumScript(ops, [qml.probs(wires=range(n))]))
+        gathers = [t.fixed_perm for t in program.gates]
+        assert all(
+            (g.affine is not None) == (t.name != "Toffoli") for g, t in zip(gathers, program.gates)
+        )
+        index = chain_index(gathers, shift)
+        assert ("index" in gathers[0].__dict__) != affine  # no index per gate when affine
+        matrix = np.eye(2**n)
+        for op in ops:
+            matrix = qml.matrix(op, wire_order=range(n)) @ matrix
+        state = rng.normal(size=2**n) + 1j * rng.normal(size=2**n)
+        mask = 2**n - 1
+        logical = np.arange(2**n)
+        physical = ((logical >> shift) | (logical << (n - shift))) & mask  # bits rotated right
+        rotated = np.empty_like(state)
+        rotated[physical] = state  # the row as the kernel holds it: logical j at physical[j]
+        np.testing.assert_allclose(rotated[index], matrix @ state, atol=DOUBLE, rtol=0)
+
+
 @pytest.mark.parametrize("kwargs, tol", [({}, DOUBLE), ({"c_dtype": np.complex64}, SINGLE)])
 def test_compiled_plans_match_gate_by_gate_application(kwargs, tol):
     """The plans compiled per structure give the states and VJPs of applying each gate.
@@ -353,7 +386,8 @@ def test_equal_permutations_share_one_read_only_gather_index():
     """A ring of CNOTs repeated in layers builds each gather index once (first calls at
     16-20 qubits spent most of their setup on them); a shared index is read-only and
     still applies the right permutation."""
-    from qstore_pl.devices.batched.program import Program, full_permutation
+    from qstore_pl.devices.batched.permutations import full_permutation
+    from qstore_pl.devices.batched.program import Program
 
     ops = [qml.CNOT([0, 1]), qml.CNOT([1, 2]), qml.CNOT([0, 1]), qml.CNOT([2, 0])]
     program = Program(qml.tape.QuantumScript(ops, [qml.state()]))

@@ -22,6 +22,7 @@ import numpy as np
 from qstore_pl.devices.batched import jit_kernels
 from qstore_pl.devices.batched.gate_matrices import DENSE, DIAGONAL
 from qstore_pl.devices.batched.kernel import check_width
+from qstore_pl.devices.batched.permutations import Gather, chain_index
 from qstore_pl.devices.batched.program import (
     BoundProgram,
     GateTemplate,
@@ -54,7 +55,7 @@ class Element:
 
     wires: tuple[int, ...]
     source: Source | None = None
-    gather: np.ndarray | None = None
+    gather: Gather | None = None
     inverse: bool = False
 
     @property
@@ -162,7 +163,7 @@ class Layout:
         t = self.program.gates[p]
         if t.kind == "perm":
             gather = t.inverse_perm.value if inverse else t.fixed_perm
-            return Element(t.wires, gather=np.asarray(gather))
+            return Element(t.wires, gather=gather)
         return Element(t.wires, self.sources[p], inverse=inverse)
 
 
@@ -396,8 +397,15 @@ def _source_extent(fused: np.ndarray, members: np.ndarray, copies: np.ndarray) -
     return int(extent)
 
 
+@dataclass
+class _Permutations:
+    """Consecutive permutations, composed into one gather where :func:`_place` puts them."""
+
+    gathers: list[Gather]
+
+
 def _fuse(elements: Sequence[Element]) -> list:
-    """Items to encode: permutation gathers, lists of one-wire elements, other elements.
+    """Items to encode: runs of permutations, lists of one-wire elements, other elements.
 
     The same grouping as :func:`~qstore_pl.devices.batched.kernel.fuse`: consecutive
     one-wire gates on a wire multiply into one matrix, and consecutive permutations
@@ -416,10 +424,12 @@ def _fuse(elements: Sequence[Element]) -> list:
             pending.setdefault(e.wires[0], []).append(e)
             continue
         flush(e.wires if e.gather is None else list(pending))
-        if e.gather is not None and out and isinstance(out[-1], np.ndarray):
-            out[-1] = out[-1][e.gather]
+        if e.gather is None:
+            out.append(e)
+        elif out and isinstance(out[-1], _Permutations):
+            out[-1].gathers.append(e.gather)
         else:
-            out.append(e.gather if e.gather is not None else e)
+            out.append(_Permutations([e.gather]))
     flush(list(pending))
     return out
 
@@ -462,11 +472,9 @@ def _place(items: list, n: int) -> list[_Placed]:
     i = 0
     while i < len(items):
         item = items[i]
-        if isinstance(item, np.ndarray):  # a permutation, in logical order
-            if shift:
-                item = _rotate_right(np.asarray(item), shift, n)
-                shift = 0
-            out.append(_Placed("perm", item))
+        if isinstance(item, _Permutations):  # in logical order, undoing the rotation
+            out.append(_Placed("perm", chain_index(item.gathers, shift)))
+            shift = 0
             i += 1
             continue
         if not isinstance(item, list):
@@ -490,13 +498,6 @@ def _place(items: list, n: int) -> list[_Placed]:
     if shift:
         out.append(_Placed("rotate", n - shift))
     return out
-
-
-def _rotate_right(gather: np.ndarray, shift: int, n: int) -> np.ndarray:
-    """A logical-order gather read from a row whose bits are rotated by ``shift``:
-    the physical position of each logical index."""
-    mask = (1 << n) - 1
-    return ((gather >> shift) | (gather << (n - shift))) & mask
 
 
 def layout(bound: BoundProgram) -> Layout:

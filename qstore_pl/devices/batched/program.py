@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,8 +23,8 @@ from pennylane.operation import Operator, StatePrepBase
 from pennylane.ops.qubit.attributes import diagonal_in_z_basis
 from pennylane.tape import QuantumScript
 
-from qstore_pl.devices.batched import jit_kernels
 from qstore_pl.devices.batched.gate_matrices import DENSE, DIAGONAL
+from qstore_pl.devices.batched.permutations import Gather
 from qstore_pl.devices.grouping import broadcast_layout
 from qstore_pl.exceptions import InvalidParameterError
 
@@ -279,58 +278,6 @@ def _generator_parts(op: Operator) -> tuple[np.ndarray, np.ndarray | None, np.nd
         if array is not None:
             array.flags.writeable = False
     return parts
-
-
-#: gather indices by (local permutation, wires, width), for as long as a gate holds one
-_SHARED_GATHERS: weakref.WeakValueDictionary[tuple, np.ndarray] = weakref.WeakValueDictionary()
-
-
-class Gather:
-    """A permutation gate's gather index over all ``2**n`` basis states, built on first
-    use (``np.asarray(gather)``).
-
-    qsim's kernels apply permutations from their small local matrix and never need
-    it; at 20 qubits each index is 8 MB and its inverse by ``argsort`` took 64 ms, 80
-    CNOTs made 7 s of a first training step.
-    """
-
-    def __init__(self, local: np.ndarray, wires: Sequence[int], n: int):
-        self.local, self.wires, self.n = local, tuple(wires), n
-
-    @cached_property
-    def index(self) -> np.ndarray:
-        """The gather index: ``new_state = state[..., index]`` (read-only).
-
-        Equal permutations share one array while any gate holds it: W1's ring of CNOTs
-        repeats each of its ``n`` gates in every layer, and a CNOT is its own inverse,
-        so the forward and backward plans of 4 layers need ``n`` indices, not ``8n``
-        (at 16 qubits 0.16 s of CPU of a first step, at 20 qubits 128 MB).
-        """
-        key = (self.local.dtype.str, self.local.tobytes(), self.wires, self.n)
-        index = _SHARED_GATHERS.get(key)
-        if index is None:
-            index = full_permutation(self.local, self.wires, self.n)
-            index.flags.writeable = False
-            _SHARED_GATHERS[key] = index
-        return index
-
-    def inverse(self) -> Gather:
-        """The inverse permutation's gather, from the local permutation (no sort)."""
-        return Gather(np.argsort(self.local), self.wires, self.n)
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        return self.index if dtype is None else self.index.astype(dtype, copy=False)
-
-
-def full_permutation(local: np.ndarray, wires: Sequence[int], n: int) -> np.ndarray:
-    """Gather indices on ``n`` qubits for a permutation of the basis states of ``wires``.
-
-    ``new_state = state[..., gather]`` applies the gate that sends ``|j>`` to
-    ``|local[j]>`` on ``wires``.
-    """
-    inverse = np.argsort(local).astype(np.int64)  # new[i] = old[inverse[i]] on the wires
-    shifts = np.array([n - 1 - w for w in wires], dtype=np.int64)
-    return jit_kernels.permutation_gather(inverse, shifts, 2**n)
 
 
 class Program:
