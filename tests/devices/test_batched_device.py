@@ -789,6 +789,40 @@ def test_opening_one_wire_gates_start_each_row_as_their_product_state(n, dtype, 
         np.testing.assert_allclose(row, expected, atol=tol, rtol=0)
 
 
+@pytest.mark.parametrize("dtype, tol", [(np.complex128, DOUBLE), (np.complex64, SINGLE)])
+@pytest.mark.parametrize("circuits", [1, 3])  # one circuit: fewer rows than threads
+def test_step_by_step_sweeps_read_their_last_step_from_the_product_state(
+    circuits, dtype, tol, monkeypatch
+):
+    """Jacobians (an adjoint state per output) and single circuits take the sweep step
+    by step; there too the last step undoes λ alone and reads against ψ's product state
+    (``jit_kernels.product_reads``), and every Jacobian entry equals default.qubit's."""
+    from qstore_pl.devices.batched import jit_kernels
+
+    monkeypatch.setenv("QSTORE_THREADS", "2")
+    calls = []
+    product_reads = jit_kernels.product_reads
+
+    def spy(lam, batch, *args, **kwargs):
+        calls.append((lam.shape[0], batch))
+        return product_reads(lam, batch, *args, **kwargs)
+
+    monkeypatch.setattr(jit_kernels, "product_reads", spy)
+    n = 5
+    tapes = [opening_tape(n, seed) for seed in range(circuits)]
+    dev = BatchedDevice(wires=n, c_dtype=dtype, kernel="jit")
+    config = dev.setup_execution_config(
+        ExecutionConfig(gradient_method="adjoint", use_device_jacobian_product=False)
+    )
+    jacobians = dev.compute_derivatives(tapes, config)
+    assert calls == [(3 * circuits, circuits)]  # three outputs: three λ rows per circuit
+    for tape, jac in zip(tapes, jacobians):
+        for m in range(3):
+            basis = np.eye(3)[m]
+            got = np.array([float(j) for j in jac[m]])
+            np.testing.assert_allclose(got, reference_vjp(tape, basis), atol=tol * 10, rtol=0)
+
+
 def test_a_circuit_of_one_wire_gates_alone_is_its_product_state():
     """With no entangler at all the whole circuit is the product state: nothing is left
     to apply, and the states still equal default.qubit's."""

@@ -284,6 +284,18 @@ def _last_read_product(program: Program, trainable: frozenset[int]) -> tuple[int
     return cache[trainable]
 
 
+def _last_read_start(
+    bound: BoundProgram, trainable: frozenset[int]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """ψ at the sweep's last reads as product-state factors (:func:`product_start`,
+    global phase included), or ``None`` where more than one-wire gates on ``|0…0>``
+    precede them."""
+    if bound.initial_state is not None:
+        return None
+    left = _last_read_product(bound.program, trainable)
+    return None if left is None else product_start(bound, left, phase=True)
+
+
 def vjp_sweep(
     kernel,
     bound: BoundProgram,
@@ -318,10 +330,7 @@ def vjp_sweep(
                     kernel, psi, measurements, cotangents, n, out=np.empty_like(psi)
                 )
             transitions = np.empty((bound.batch, table[1].size, 2, 2), dtype=complex)
-            left = _last_read_product(bound.program, trainable)
-            start = None
-            if left is not None and bound.initial_state is None:
-                start = product_start(bound, left, phase=True)
+            start = _last_read_start(bound, trainable)
             plan.adjoint_sweep(psi, lam, real, imag, table, transitions, start=start)
             return _read_ones(bound, merged, transitions)
     states = sweep_states(kernel, psi, measurements, cotangents, n, stacked)
@@ -355,6 +364,8 @@ def backward(kernel, bound: BoundProgram, states: np.ndarray, trainable: frozens
     state per circuit (a vector-Jacobian product) or several stacked copies of the
     batch (one per output, for a Jacobian); rows of λ reuse ψ's matrices, ``row % B``.
     Each segment's undo is one pass over it, in place, before the next segment's reads.
+    Where only one-wire gates are left at the last reads (:func:`vjp_sweep`), only λ
+    is undone there, and those reads come from λ and ψ's product state.
     """
     n = bound.program.num_wires
     batch = bound.batch
@@ -364,12 +375,18 @@ def backward(kernel, bound: BoundProgram, states: np.ndarray, trainable: frozens
         _, values = source(bound)
         plan, reads, merged, _ = _sweep_plan(bound, trainable)
         real, imag = plan.values(values, np.finfo(states.dtype).dtype)
+        start = _last_read_start(bound, trainable)
         parts = []
         for step, read in enumerate(reads):
             transitions = _transitions(read, states.shape[0] - batch)
-            plan.adjoint_step(
-                states, step, real, imag, batch, read.bits, read.off, transitions, scratch
-            )
+            last = step == len(reads) - 1 and not (read.multi or read.other)
+            if last and start is not None:
+                lam = plan.apply(states[batch:], step, real, imag, scratch=scratch)
+                jit_kernels.product_reads(lam, batch, read.bits, transitions, start, scratch)
+            else:
+                plan.adjoint_step(
+                    states, step, real, imag, batch, read.bits, read.off, transitions, scratch
+                )
             parts.append(transitions)
             if read.multi or read.other:
                 grads.update(_read_states(kernel, states, bound, read))

@@ -385,20 +385,28 @@ def _product_table(fr, fi, first, count, skip, conjugate, tr, ti):
 
 
 @njit(cache=True, fastmath=True)
+def _product_halves(fr, fi, size, conjugate, dtype):
+    """:func:`_product_table` of the low ``n // 2`` bit positions and of the others
+    (``size = 2**n``): ``(low re, low im, high re, high im)`` in ``dtype``."""
+    n = _bit_count(size)
+    low = n // 2
+    lr, li = np.empty(1 << low, dtype), np.empty(1 << low, dtype)
+    hr, hi = np.empty(size >> low, dtype), np.empty(size >> low, dtype)
+    _product_table(fr, fi, 0, low, -1, conjugate, lr, li)
+    _product_table(fr, fi, low, n - low, -1, conjugate, hr, hi)
+    return lr, li, hr, hi
+
+
+@njit(cache=True, fastmath=True)
 def _product_planes(re, im, fr, fi):
     """The product state ``⊗ f_p`` into a row's planes (``fr, fi``: ``(n, 2)``, by bit
     position): one write per amplitude, where ``n`` one-wire gates on ``|0…0>`` take
     ``n`` passes. Amplitude ``h L + l`` is the high half's product at ``h`` times the
     low half's at ``l``."""
-    size = re.shape[0]
-    n = _bit_count(size)
-    low = n // 2
-    n_low, n_high = 1 << low, size >> low
-    lr, li = np.empty(n_low, re.dtype), np.empty(n_low, re.dtype)
-    hr, hi = np.empty(n_high, re.dtype), np.empty(n_high, re.dtype)
-    _product_table(fr, fi, 0, low, -1, False, lr, li)
-    _product_table(fr, fi, low, n - low, -1, False, hr, hi)
-    for h in range(n_high):
+    low = _low_bits(re.shape[0])
+    n_low = 1 << low
+    lr, li, hr, hi = _product_halves(fr, fi, re.shape[0], False, re.dtype)
+    for h in range(hr.shape[0]):
         base = h << low
         out_r, out_i = re[base : base + n_low], im[base : base + n_low]  # sliced: see _transitions
         xr, xi = hr[h], hi[h]
@@ -758,10 +766,7 @@ def _product_transitions(ar, ai, fr, fi, bits, out, sums):
     n = _bit_count(size)
     low = n // 2
     n_low, n_high = 1 << low, size >> low
-    lr, li = np.empty(n_low, ar.dtype), np.empty(n_low, ar.dtype)
-    hr, hi = np.empty(n_high, ar.dtype), np.empty(n_high, ar.dtype)
-    _product_table(fr, fi, 0, low, -1, True, lr, li)
-    _product_table(fr, fi, low, n - low, -1, True, hr, hi)
+    lr, li, hr, hi = _product_halves(fr, fi, size, True, ar.dtype)
     low_r, low_i = sums[0, :n_low], sums[1, :n_low]
     high_r, high_i = sums[2, :n_high], sums[3, :n_high]
     low_r[:] = 0.0
@@ -816,6 +821,29 @@ def _scale_planes(pr, pi, by_high, by_low, ar, ai):
             scale = by_high[h] + by_low[k]
             tr[k] = sr[k] * scale
             ti[k] = si[k] * scale
+
+
+def product_reads(lam, batch, bits, out, start, scratch=None):
+    """:func:`adjoint_step`'s reads where each ψ row is the product state of its factors
+    (``start``: :func:`apply_sequence`'s; λ row ``j`` pairs with ψ row ``j % batch``):
+    from the λ rows alone (:func:`_product_transitions`), rows in parallel."""
+    start_re, start_im = _start_factors(start, lam.shape[1])
+    rows, size = lam.shape
+    teams = min(numba.get_num_threads(), rows) if rows * size >= PARALLEL_MIN_WORK else 1
+    planes = (scratch or Scratch()).planes(teams, 2, size, np.finfo(lam.dtype).dtype)
+    _product_reads_rows(lam, batch, bits, out, start_re, start_im, planes)
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _product_reads_rows(lam, batch, bits, out, start_re, start_im, planes):
+    teams = planes.shape[0]
+    for t in prange(teams):
+        sums = np.empty((4, _sums_width(lam.shape[1])), planes.dtype)
+        ar, ai = planes[t, 0], planes[t, 1]
+        for j in range(t, lam.shape[0], teams):
+            _load(lam[j], ar, ai)
+            f = (j % batch) % start_re.shape[0]
+            _product_transitions(ar, ai, start_re[f], start_im[f], bits, out[j], sums)
 
 
 def read_transitions(states, batch, bits, off_diagonal, out, scratch=None):

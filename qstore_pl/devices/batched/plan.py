@@ -316,6 +316,7 @@ class SequencePlan:
         real,
         imag,
         start: tuple[np.ndarray, np.ndarray] | None = None,
+        scratch: jit_kernels.Scratch | None = None,
     ) -> np.ndarray:
         """Apply step ``step`` to every row of ``states`` in place; with ``start``
         (:func:`jit_kernels.apply_sequence`'s) to the product states it names instead of
@@ -323,7 +324,9 @@ class SequencePlan:
         a, b = self.ranges[step]
         if b > a or start is not None:
             check_width(states, self.n)
-            jit_kernels.apply_sequence(states, *self.structure[step], real, imag, start=start)
+            jit_kernels.apply_sequence(
+                states, *self.structure[step], real, imag, scratch, start=start
+            )
         return states
 
     def adjoint_step(
