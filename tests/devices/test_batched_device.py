@@ -526,8 +526,9 @@ def test_auto_kernel_sends_only_wide_circuits_with_entangling_matrices_to_qsim()
 
 @pytest.mark.parametrize("readout", ["Z on single wires", "with X0 Y3"])
 @pytest.mark.parametrize("dtype, tol", [(np.complex128, DOUBLE), (np.complex64, SINGLE)])
+@pytest.mark.parametrize("batch", [1, 2])  # one circuit: fewer than threads, rows narrow
 def test_a_vjp_with_one_wire_reads_sweeps_each_row_pair_once_and_keeps_the_states(
-    readout, dtype, tol, monkeypatch
+    batch, readout, dtype, tol, monkeypatch
 ):
     """A vector-Jacobian product whose trainable gates all have one-wire generators
     runs every step of the sweep on each pair of a ψ row and its λ row in one kernel
@@ -538,7 +539,7 @@ def test_a_vjp_with_one_wire_reads_sweeps_each_row_pair_once_and_keeps_the_state
     with others it gets the adjoint states."""
     from qstore_pl.devices.batched import jit_kernels
 
-    monkeypatch.setenv("QSTORE_THREADS", "2")  # a row pair per thread from 2 circuits
+    monkeypatch.setenv("QSTORE_THREADS", "2")  # one circuit is fewer than the threads
     made_from_psi = []
     sweep = jit_kernels.adjoint_sweep
 
@@ -547,7 +548,7 @@ def test_a_vjp_with_one_wire_reads_sweeps_each_row_pair_once_and_keeps_the_state
         return sweep(psi, lam, *args, **kwargs)
 
     monkeypatch.setattr(jit_kernels, "adjoint_sweep", spy)
-    n, batch = 10, 2  # 10 wires: single precision reads its 5 lowest bits rotated
+    n = 10  # 10 wires: single precision reads its 5 lowest bits rotated
     rng = np.random.default_rng(3)
     weights = rng.uniform(-np.pi, np.pi, (2, n, 2))
     observables = [qml.Z(0), qml.Z(n - 1), qml.Z(4)]

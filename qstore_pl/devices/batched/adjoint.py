@@ -309,7 +309,8 @@ def vjp_sweep(
     states of ``cotangents`` (:func:`sweep_states`); ``psi`` is left as it is.
 
     A vector-Jacobian product whose reads are all one-wire ones, on the planned kernel
-    with a row pair per thread, runs every step on each row pair in one go
+    with a row pair per thread (:func:`jit_kernels.sweeps_whole_rows`), runs every step
+    on each row pair in one go
     (:meth:`~qstore_pl.devices.batched.plan.SequencePlan.adjoint_sweep`): ψ is read
     where it lies, not copied to be undone in place, and no step stores the rows. With
     ``<Z>`` readouts alone λ is made from ψ in the kernel's planes, with no λ array.
@@ -317,7 +318,7 @@ def vjp_sweep(
     state (:func:`product_start`), not undone: those reads come from λ alone.
     """
     n = bound.program.num_wires
-    if stacked == 1 and kernel.planned and jit_kernels.sweeps_whole_rows(bound.batch):
+    if stacked == 1 and kernel.planned and jit_kernels.sweeps_whole_rows(bound.batch, 2**n):
         plan, reads, merged, table = _sweep_plan(bound, trainable)
         if not any(read.multi or read.other for read in reads):
             _, values = source(bound)
