@@ -200,11 +200,13 @@ def forward(kernel, bound: BoundProgram) -> np.ndarray:
         plan = lay.plan(("forward", opening), lambda lay: forward_plan(lay, opening))
         real, imag = plan.values(values, np.finfo(kernel.dtype).dtype)
         if opening:
-            states = np.empty((bound.batch, 2**n), kernel.dtype)  # every row is written
-            states = plan.apply(states, 0, real, imag, product_start(bound, opening))
+            states = kernel.buffers.empty((bound.batch, 2**n), kernel.dtype)  # all written
+            scratch = jit_kernels.Scratch(kernel.buffers)
+            start = product_start(bound, opening)
+            states = plan.apply(states, 0, real, imag, start, scratch)
         else:
             states = kernel.initial_states(bound.batch, n, bound.initial_state)
-            states = plan.apply(states, 0, real, imag)
+            states = plan.apply(states, 0, real, imag, scratch=jit_kernels.Scratch(kernel.buffers))
     else:
         states = kernel.initial_states(bound.batch, n, bound.initial_state)
         gates = [g.array() for g in bound.gates]
@@ -327,12 +329,12 @@ def vjp_sweep(
             if halves is not None:  # λ is made from ψ in the kernel's planes
                 lam: np.ndarray | tuple = tuple(h.astype(real.dtype) for h in halves)
             else:
-                lam = adjoint_states(
-                    kernel, psi, measurements, cotangents, n, out=np.empty_like(psi)
-                )
+                out = kernel.buffers.empty(psi.shape, psi.dtype)
+                lam = adjoint_states(kernel, psi, measurements, cotangents, n, out=out)
             transitions = np.empty((bound.batch, table[1].size, 2, 2), dtype=complex)
             start = _last_read_start(bound, trainable)
-            plan.adjoint_sweep(psi, lam, real, imag, table, transitions, start=start)
+            scratch = jit_kernels.Scratch(kernel.buffers)
+            plan.adjoint_sweep(psi, lam, real, imag, table, transitions, scratch, start)
             return _read_ones(bound, merged, transitions)
     states = sweep_states(kernel, psi, measurements, cotangents, n, stacked)
     return backward(kernel, bound, states, trainable)
@@ -349,7 +351,7 @@ def sweep_states(
     batch of 32 is 256 MB per copy, first touched on a first call.
     """
     batch = psi.shape[0]
-    states = np.empty(((1 + stacked) * batch, psi.shape[1]), psi.dtype)
+    states = kernel.buffers.empty(((1 + stacked) * batch, psi.shape[1]), psi.dtype)
     states[:batch] = psi
     lam = states[batch:]
     if stacked > 1:
@@ -371,7 +373,7 @@ def backward(kernel, bound: BoundProgram, states: np.ndarray, trainable: frozens
     n = bound.program.num_wires
     batch = bound.batch
     grads = {}
-    scratch = jit_kernels.Scratch()  # the steps' planes, reused step after step
+    scratch = jit_kernels.Scratch(kernel.buffers)  # the steps' planes, step after step
     if kernel.planned:
         _, values = source(bound)
         plan, reads, merged, _ = _sweep_plan(bound, trainable)

@@ -202,11 +202,12 @@ class ValueProgram:
         generator (:func:`~qstore_pl.devices.batched.sampled.sample_measurements`)."""
         from qstore_pl.devices.batched.device import threads_for
 
+        kernel = device.kernel_for(bound)
         fits = self.__dict__.setdefault("_fits", set())
         if (bound.batch, device.c_dtype) not in fits:  # reading free memory costs ~15 us
-            check_states_fit(device.name, self.num_wires, bound.batch, device.c_dtype)
+            kept = kernel.buffers.kept_free_bytes()
+            check_states_fit(device.name, self.num_wires, bound.batch, device.c_dtype, kept)
             fits.add((bound.batch, device.c_dtype))
-        kernel = device.kernel_for(bound)
         with threads_for(bound):
             psi = forward(kernel, bound)
             if shots:

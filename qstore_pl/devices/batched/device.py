@@ -350,9 +350,13 @@ class BatchedDevice(Device):
         groups = []
         for group in group_by_structure(tapes):
             bound = self._program(group.key, group.tapes[0]).bind(group.tapes)
-            check_states_fit(self.name, bound.program.num_wires, bound.batch, self.c_dtype)
+            kernel = self.kernel_for(bound)
+            check_states_fit(
+                self.name, bound.program.num_wires, bound.batch, self.c_dtype,
+                kernel.buffers.kept_free_bytes(),
+            )  # fmt: skip
             with threads_for(bound):
-                groups.append((group.indices, bound, forward(self.kernel_for(bound), bound)))
+                groups.append((group.indices, bound, forward(kernel, bound)))
         return groups
 
     def _standard_wires(self, tape: QuantumScript) -> bool:

@@ -18,11 +18,11 @@ Parameters are checked to be finite before any kernel runs, so ``fastmath`` is s
 
 from __future__ import annotations
 
-import mmap
-
 import numba
 import numpy as np
 from numba import njit, prange
+
+from qstore_pl.devices.batched.buffers import Buffers, allocate
 
 #: Gate kinds in an encoded sequence. A rotation is no gate: it moves a row's lowest
 #: ``k`` bits to the top (its one position is ``k``), so that later gates on them
@@ -127,7 +127,6 @@ PARALLEL_MIN_WORK = 1 << 17
 
 #: Planes a thread applies gates in: a row and a spare, real and imaginary parts.
 _ROW_PLANES = 4
-_CACHE_LINE = 64
 
 
 class Scratch:
@@ -137,45 +136,24 @@ class Scratch:
     freed, so planes allocated inside a kernel cost page faults on every call: a
     20-qubit row pair's ten planes are 40 MB, 640 MB at 24 qubits (where faults took
     1.7 s of system time per W1 step). Every call given this ``Scratch`` reuses its
-    planes (huge pages for wide rows: :data:`_HUGE_PAGES_MIN_SIZE`); they go with it.
+    planes; with a device's ``buffers``
+    (:class:`~qstore_pl.devices.batched.buffers.Buffers`) so do its later sweeps.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, buffers: Buffers | None = None) -> None:
         self._buffer: np.ndarray | None = None
+        self._buffers = buffers
 
     def planes(self, teams: int, count: int, size: int, dtype) -> np.ndarray:
         """``(teams, count, size)`` planes of ``dtype``, contents undefined."""
         need = teams * count * size
-        buffer = self._buffer
-        if buffer is None or buffer.size < need or buffer.dtype != dtype:
-            buffer = self._buffer = _planes_buffer(need, dtype, size >= _HUGE_PAGES_MIN_SIZE)
-        return buffer[:need].reshape(teams, count, size)
-
-
-#: From this row size the planes take huge pages (fewer, cheaper page faults: a
-#: 24-qubit row pair's planes are 640 MB). Below it they take small pages: with huge
-#: pages, planes a power of two apart share their L2 cache sets, and the 16-qubit
-#: backward sweep ran 7% slower.
-_HUGE_PAGES_MIN_SIZE = 1 << 20
-
-
-def _planes_buffer(count: int, dtype, huge_pages: bool) -> np.ndarray:
-    """``count`` values of ``dtype`` starting on a cache line (numpy aligns to 16 bytes
-    only, and vector loads across two lines cost), in huge pages or small ones."""
-    itemsize = np.dtype(dtype).itemsize
-    nbytes = count * itemsize
-    small_pages = getattr(mmap, "MADV_NOHUGEPAGE", None)  # Linux only
-    if huge_pages or nbytes < _NUMPY_HUGE_PAGES_MIN_BYTES or small_pages is None:
-        raw = np.empty(count + _CACHE_LINE // itemsize, dtype)  # numpy asks for huge pages
-        start = (-raw.ctypes.data % _CACHE_LINE) // itemsize
-        return raw[start : start + count]
-    mapped = mmap.mmap(-1, nbytes)  # page-aligned
-    mapped.madvise(small_pages)
-    return np.frombuffer(mapped, dtype, count)
-
-
-#: numpy asks for huge pages for allocations of this size and more.
-_NUMPY_HUGE_PAGES_MIN_BYTES = 1 << 22
+        held = self._buffer
+        if held is None or held.size < need or held.dtype != dtype:
+            held = self._buffer = None  # free for the buffers to hand out again
+            buffers = self._buffers
+            fresh = allocate(need, dtype) if buffers is None else buffers.empty(need, dtype)
+            held = self._buffer = fresh
+        return held[:need].reshape(teams, count, size)
 
 
 def apply_sequence(

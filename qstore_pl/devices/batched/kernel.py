@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from qstore_pl.devices.batched import jit_kernels
+from qstore_pl.devices.batched.buffers import Buffers
 from qstore_pl.devices.batched.program import ArrayGate
 
 
@@ -109,6 +110,11 @@ class StateKernel:
     ----------
     dtype : numpy dtype
         ``complex128`` or ``complex64``.
+
+    Attributes
+    ----------
+    buffers : Buffers
+        The large arrays (state batches, work planes) this kernel's calls reuse.
     """
 
     name = "jit"
@@ -118,6 +124,7 @@ class StateKernel:
 
     def __init__(self, dtype=np.complex128):
         self.dtype = np.dtype(dtype)
+        self.buffers = Buffers()
 
     def initial_states(self, batch: int, n: int, initial: np.ndarray | None) -> np.ndarray:
         """``|0...0>`` (or the given state-preparation states) for every circuit."""

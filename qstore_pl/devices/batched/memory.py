@@ -37,16 +37,17 @@ def format_bytes(size: float) -> str:
     raise AssertionError("unreachable")
 
 
-def check_states_fit(device: str, n: int, rows: int, dtype) -> None:
+def check_states_fit(device: str, n: int, rows: int, dtype, kept: int = 0) -> None:
     """Raise :class:`StateTooLargeError` unless ``rows`` states of ``n`` wires fit in memory.
 
     Counts the states and the row kernel's working copies (three real arrays of a
-    row, for each row in flight: one per core).
+    row, for each row in flight: one per core). ``kept``: bytes the device keeps in
+    buffers nothing holds now (:meth:`.Buffers.kept_free_bytes`), free to it as well.
     """
     itemsize = np.dtype(dtype).itemsize
     in_flight = min(rows, os.cpu_count() or 1)
     needed = (rows + 1.5 * in_flight) * itemsize * 2.0**n
-    available = available_bytes()
+    available = available_bytes() + kept
     if needed <= available:
         return
     raise StateTooLargeError(
