@@ -318,9 +318,11 @@ def test_mismatched_broadcast_sizes_are_refused():
 def test_a_run_of_permutations_is_one_gather_and_affine_runs_build_no_index_per_gate(shift):
     """Consecutive permutations compose into one gather index, read from a row rotated
     by ``shift``. CNOT, SWAP and X are affine maps of the index bits: their run builds
-    its index from two small tables, with no index per gate (a ring of 20 CNOTs built
-    20 indices of 8 MB). A Toffoli is not affine: its run composes indices."""
-    from qstore_pl.devices.batched.permutations import chain_index
+    its map from two small tables, with no index per gate (a ring of 20 CNOTs built
+    20 indices of 8 MB), and the kernel gathers from the tables. A Toffoli is not
+    affine: its run composes indices."""
+    from qstore_pl.devices.batched import jit_kernels
+    from qstore_pl.devices.batched.permutations import Affine, chain
 
     n = 7
     rng = np.random.default_rng(4)
@@ -333,8 +335,10 @@ def test_a_run_of_permutations_is_one_gather_and_affine_runs_build_no_index_per_
         assert all(
             (g.affine is not None) == (t.name != "Toffoli") for g, t in zip(gathers, program.gates)
         )
-        index = chain_index(gathers, shift)
+        composed = chain(gathers, shift)
+        assert isinstance(composed, Affine) == affine
         assert ("index" in gathers[0].__dict__) != affine  # no index per gate when affine
+        index = composed.index() if affine else composed
         matrix = np.eye(2**n)
         for op in ops:
             matrix = qml.matrix(op, wire_order=range(n)) @ matrix
@@ -345,6 +349,11 @@ def test_a_run_of_permutations_is_one_gather_and_affine_runs_build_no_index_per_
         rotated = np.empty_like(state)
         rotated[physical] = state  # the row as the kernel holds it: logical j at physical[j]
         np.testing.assert_allclose(rotated[index], matrix @ state, atol=DOUBLE, rtol=0)
+        if affine:  # the kernel's gather from the two tables
+            planes = [np.ascontiguousarray(part) for part in (rotated.real, rotated.imag)]
+            out = [np.empty_like(part) for part in planes]
+            jit_kernels._affine_gather(*planes, *out, np.concatenate(composed.tables()))
+            np.testing.assert_allclose(out[0] + 1j * out[1], matrix @ state, atol=DOUBLE, rtol=0)
 
 
 @pytest.mark.parametrize("kwargs, tol", [({}, DOUBLE), ({"c_dtype": np.complex64}, SINGLE)])

@@ -63,6 +63,12 @@ def test_encoding_outside_the_state_is_refused():
         encode([_dense((1, 1))], 3, np.complex128)
     with pytest.raises(ValueError, match="gather 8 indices below 8"):
         encode([ArrayGate("perm", (0,), np.arange(4))], 3, np.complex128)
+    # an affine permutation's two tables: 2**2 + 2**2 entries on 4 wires, all below 16
+    kinds, counts = np.array([jit_kernels.AFFINE]), np.ones(1, np.int64)
+    for tables in (np.arange(7), np.array([0, 1, 2, 3, 0, 4, 8, 16])):
+        offsets = np.array([0, tables.size])
+        with pytest.raises(ValueError, match="take two tables of 8 indices below 16"):
+            jit_kernels.check_sequence(4, kinds, counts, offsets, tables, np.zeros(1, int), 1)
 
 
 def test_values_too_short_for_the_gates_are_refused():

@@ -26,8 +26,9 @@ from qstore_pl.devices.batched.buffers import Buffers, allocate
 
 #: Gate kinds in an encoded sequence. A rotation is no gate: it moves a row's lowest
 #: ``k`` bits to the top (its one position is ``k``), so that later gates on them
-#: pair distant amplitudes.
-DENSE, DIAGONAL, PERMUTATION, ROTATION = 0, 1, 2, 3
+#: pair distant amplitudes. A permutation's positions are its gather index over the
+#: whole row; an affine one's are two tables (:func:`_affine_gather`).
+DENSE, DIAGONAL, PERMUTATION, ROTATION, AFFINE = 0, 1, 2, 3, 4
 
 
 @njit(cache=True, fastmath=True)
@@ -229,10 +230,12 @@ def check_sequence(n, kinds, counts, position_offsets, positions, value_offsets,
             if len(wires) != 1 or not 0 < wires[0] < n:
                 raise ValueError(f"encoded gate {g}: a rotation takes one bit count in 1..{n - 1}")
             continue
-        if kind == PERMUTATION:
-            if len(wires) != size or (size and (wires.min() < 0 or wires.max() >= size)):
+        if kind in (PERMUTATION, AFFINE):
+            entries = size if kind == PERMUTATION else (size >> n // 2) + (1 << n // 2)
+            if len(wires) != entries or (size and (wires.min() < 0 or wires.max() >= size)):
+                what = "gather" if kind == PERMUTATION else "take two tables of"
                 raise ValueError(
-                    f"encoded gate {g}: a permutation must gather {size} indices below {size}"
+                    f"encoded gate {g}: a permutation must {what} {entries} indices below {size}"
                 )
             continue
         k = len(wires)
@@ -448,6 +451,10 @@ def _apply_planes(
                 si[idx] = im[source]
             re, im, sr, si = sr, si, re, im
             continue
+        if kind == AFFINE:
+            _affine_gather(re, im, sr, si, positions[lo:hi])
+            re, im, sr, si = sr, si, re, im
+            continue
         k = hi - lo
         dim = 1 << k
         if kind == DIAGONAL:
@@ -460,6 +467,26 @@ def _apply_planes(
             base = value_offsets[g] + (r % counts[g]) * dim * dim
             _dense(re, im, real, imag, base, positions[lo:hi], lr, li)
     return re, im, sr, si
+
+
+@njit(cache=True, fastmath=True)
+def _affine_gather(re, im, sr, si, tables):
+    """``s[h L + l] = x[high[h] ^ low[l]]`` into the planes ``sr, si`` (``L = 2**(n //
+    2)``; ``tables``: ``high``, then ``low``): an affine permutation's gather with no
+    index over the row (8 MB per gather at 20 qubits; 1.5 against 2.6 ms per 20-qubit
+    float32 row pair of planes)."""
+    low = _low_bits(re.shape[0])
+    n_low = 1 << low
+    n_high = re.shape[0] >> low
+    lows = tables[n_high:]
+    for h in range(n_high):
+        base = tables[h]
+        out = h << low
+        out_r, out_i = sr[out : out + n_low], si[out : out + n_low]  # sliced: see _transitions
+        for j in range(n_low):
+            source = base ^ lows[j]
+            out_r[j] = re[source]
+            out_i[j] = im[source]
 
 
 @njit(cache=True, fastmath=True)

@@ -5,7 +5,8 @@ Consecutive permutations compose into one index. CNOT, SWAP and X are *affine* m
 of the index bits: their composition (W1's ring of CNOTs) is one too, and its index
 comes from two tables of ``2**(n/2)`` entries, ``index[h L + l] = high[h] ^ low[l]``,
 with no index per gate: at 20 qubits a ring of 20 CNOTs built 20 indices of 8 MB and
-composed them, most of the setup of a first training step.
+composed them, most of the setup of a first training step. The row kernel gathers
+from the two tables themselves.
 """
 
 from __future__ import annotations
@@ -49,13 +50,16 @@ class Affine:
             tuple(_rotate_right(c, shift, n) for c in self.cols),
         )
 
+    def tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """The map as two tables, ``index[h L + l] = high[h] ^ low[l]`` (``L = 2**(n //
+        2)``): ``(high, low)``."""
+        low = len(self.cols) // 2
+        return _span(self.cols[low:], 0), _span(self.cols[:low], self.const)
+
     def index(self) -> np.ndarray:
-        """The map at every index below ``2**n``, from a table per half of the bits."""
-        n = len(self.cols)
-        low = n // 2
-        low_table = _span(self.cols[:low], self.const)
-        high_table = _span(self.cols[low:], 0)
-        return np.bitwise_xor.outer(high_table, low_table).reshape(-1)
+        """The map at every index below ``2**n``, from :meth:`tables`."""
+        high, low = self.tables()
+        return np.bitwise_xor.outer(high, low).reshape(-1)
 
 
 def _span(cols: Sequence[int], start: int) -> np.ndarray:
@@ -145,23 +149,22 @@ def full_permutation(local: np.ndarray, wires: Sequence[int], n: int) -> np.ndar
     return jit_kernels.permutation_gather(inverse, shifts, 2**n)
 
 
-def chain_index(gathers: Sequence[Gather], shift: int = 0) -> np.ndarray:
-    """One gather index for permutations applied one after another (``gathers[0]``
-    first), read from a row whose bits are rotated right by ``shift``: the physical
-    position of each logical index (the result is in logical order).
+def chain(gathers: Sequence[Gather], shift: int = 0) -> Affine | np.ndarray:
+    """Permutations applied one after another (``gathers[0]`` first), read from a row
+    whose bits are rotated right by ``shift`` (the result is in logical order): as one
+    affine map where every one is affine, else as one gather index (the physical
+    position of each logical index).
 
-    A lone permutation keeps its shared index. Affine ones compose as maps and build
-    one index from two small tables; others compose index by index.
+    Affine maps compose with no index per gate; a lone other permutation keeps its
+    shared index, and others compose index by index.
     """
     n = gathers[0].n
-    if len(gathers) == 1 and not shift:
-        return np.asarray(gathers[0])
     maps = [g.affine for g in gathers if g.affine is not None]
     if len(maps) == len(gathers):
         composed = maps[0]
         for inner in maps[1:]:
             composed = composed.after(inner)
-        return (composed.rotated(shift) if shift else composed).index()
+        return composed.rotated(shift) if shift else composed
     index = np.asarray(gathers[0])
     for g in gathers[1:]:
         index = index[np.asarray(g)]

@@ -22,7 +22,7 @@ import numpy as np
 from qstore_pl.devices.batched import jit_kernels
 from qstore_pl.devices.batched.gate_matrices import DENSE, DIAGONAL
 from qstore_pl.devices.batched.kernel import check_width
-from qstore_pl.devices.batched.permutations import Gather, chain_index
+from qstore_pl.devices.batched.permutations import Affine, Gather, chain
 from qstore_pl.devices.batched.program import (
     BoundProgram,
     GateTemplate,
@@ -230,9 +230,11 @@ class SequencePlan:
                     positions.append(np.array([item], dtype=np.int64))
                     value_offsets.append(offset)
                 elif what == "perm":
-                    kinds.append(jit_kernels.PERMUTATION)
+                    affine = isinstance(item, Affine)
+                    kinds.append(jit_kernels.AFFINE if affine else jit_kernels.PERMUTATION)
                     counts.append(1)
-                    positions.append(np.asarray(item, dtype=np.int64))
+                    gather = np.concatenate(item.tables()) if affine else item
+                    positions.append(np.asarray(gather, dtype=np.int64))
                     value_offsets.append(offset)
                 elif what == "fused":  # one-wire gates multiplied together
                     rows = batch if any(e.source.stride for e in item) else 1
@@ -461,9 +463,9 @@ def _place(items: list, n: int) -> list[_Placed]:
     sit on the lowest bits go last, after a rotation of the row's bits (``"rotate"``:
     the lowest ``k`` bits move to the top) puts their wires high. The row stays rotated
     until the next permutation, whose gather also undoes the rotation, or the end of
-    the step. Kinds: ``"perm"`` (item: a gather), ``"rotate"`` (item: ``k``),
-    ``"fused"`` (item: one-wire elements to multiply) and ``"gate"`` (item: an
-    element), the last two with their bit positions.
+    the step. Kinds: ``"perm"`` (item: an affine map or a gather index), ``"rotate"``
+    (item: ``k``), ``"fused"`` (item: one-wire elements to multiply) and ``"gate"``
+    (item: an element), the last two with their bit positions.
     """
     k = ROTATION_BITS if n >= ROTATION_MIN_WIRES else 0
     shift = 0  # physical bit = (logical bit - shift) mod n
@@ -476,7 +478,7 @@ def _place(items: list, n: int) -> list[_Placed]:
     while i < len(items):
         item = items[i]
         if isinstance(item, _Permutations):  # in logical order, undoing the rotation
-            out.append(_Placed("perm", chain_index(item.gathers, shift)))
+            out.append(_Placed("perm", chain(item.gathers, shift)))
             shift = 0
             i += 1
             continue
