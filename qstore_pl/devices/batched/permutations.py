@@ -42,14 +42,6 @@ class Affine:
         """``self ∘ inner``: ``inner`` maps the index first."""
         return Affine(self(inner.const), tuple(self(col) ^ self.const for col in inner.cols))
 
-    def rotated(self, shift: int) -> Affine:
-        """The map followed by rotating the bits of its value right by ``shift``."""
-        n = len(self.cols)
-        return Affine(
-            _rotate_right(self.const, shift, n),
-            tuple(_rotate_right(c, shift, n) for c in self.cols),
-        )
-
     def tables(self) -> tuple[np.ndarray, np.ndarray]:
         """The map as two tables, ``index[h L + l] = high[h] ^ low[l]`` (``L = 2**(n //
         2)``): ``(high, low)``."""
@@ -69,11 +61,6 @@ def _span(cols: Sequence[int], start: int) -> np.ndarray:
         half = 1 << b
         table[half : 2 * half] = table[:half] ^ col
     return table
-
-
-def _rotate_right(value, shift: int, n: int):
-    mask = (1 << n) - 1
-    return ((value >> shift) | (value << (n - shift))) & mask
 
 
 class Gather:
@@ -149,23 +136,20 @@ def full_permutation(local: np.ndarray, wires: Sequence[int], n: int) -> np.ndar
     return jit_kernels.permutation_gather(inverse, shifts, 2**n)
 
 
-def chain(gathers: Sequence[Gather], shift: int = 0) -> Affine | np.ndarray:
-    """Permutations applied one after another (``gathers[0]`` first), read from a row
-    whose bits are rotated right by ``shift`` (the result is in logical order): as one
-    affine map where every one is affine, else as one gather index (the physical
-    position of each logical index).
+def chain(gathers: Sequence[Gather]) -> Affine | np.ndarray:
+    """Permutations applied one after another (``gathers[0]`` first): as one affine map
+    where every one is affine, else as one gather index.
 
     Affine maps compose with no index per gate; a lone other permutation keeps its
     shared index, and others compose index by index.
     """
-    n = gathers[0].n
     maps = [g.affine for g in gathers if g.affine is not None]
     if len(maps) == len(gathers):
         composed = maps[0]
         for inner in maps[1:]:
             composed = composed.after(inner)
-        return composed.rotated(shift) if shift else composed
+        return composed
     index = np.asarray(gathers[0])
     for g in gathers[1:]:
         index = index[np.asarray(g)]
-    return _rotate_right(index, shift, n) if shift else index
+    return index
