@@ -528,10 +528,9 @@ def _one_wire_run(
 
 
 @njit(cache=True, fastmath=True)
-def _rotate(plane, out, k, part=0, parts=1):
+def _rotate(plane, out, k):
     """``plane`` with its index bits rotated right by ``k``, into ``out``: the plane as
-    a ``(size >> k, 2**k)`` matrix, transposed; with ``parts``, only share ``part`` of
-    the output (for threads splitting one plane).
+    a ``(size >> k, 2**k)`` matrix, transposed.
 
     Rotations by 3 write eight output streams at once (15 against 25-56 us per
     16-qubit plane). From :data:`_TILED_ROTATION_MIN_SIDE` rows and columns the
@@ -554,7 +553,7 @@ def _rotate(plane, out, k, part=0, parts=1):
             out[6 * rows : 7 * rows],
             out[7 * rows :],
         )
-        for c in range(part * rows // parts, (part + 1) * rows // parts):
+        for c in range(rows):
             base = c * 8
             o0[c] = plane[base]
             o1[c] = plane[base + 1]
@@ -567,7 +566,7 @@ def _rotate(plane, out, k, part=0, parts=1):
         return
     if min(rows, width) >= _TILED_ROTATION_MIN_SIDE:
         tiles = width >> 3
-        for t in range(part * tiles // parts, (part + 1) * tiles // parts):
+        for t in range(tiles):
             j0 = t << 3
             for c0 in range(0, rows, 8):
                 for b in range(8):
@@ -576,7 +575,7 @@ def _rotate(plane, out, k, part=0, parts=1):
                         column[a] = plane[(c0 + a) * width + j0 + b]
         return
     matrix = plane.reshape(rows, width)
-    for j in range(part * width // parts, (part + 1) * width // parts):
+    for j in range(width):
         column = out[j * rows : (j + 1) * rows]
         for c in range(rows):
             column[c] = matrix[c, j]
@@ -728,13 +727,11 @@ def _sweep_row(
     which, lr, li, start_re, start_im,
 ):  # fmt: skip
     pr, pi, sr, si, ar, ai = work[0], work[1], work[2], work[3], work[4], work[5]
-    qr, qi, br, bi = work[6], work[7], work[8], work[9]  # rotated copies, if any bit moved
     _load(psi[r], pr, pi)
     if scaled:
         _scale_planes(pr, pi, by_high[r], by_low[r], ar, ai)
     else:
         _load(lam[r], ar, ai)
-    k = _read_rotation(pr)
     last = ranges.shape[0] - 1 if start_re.shape[0] else -1  # ψ is a product state there
     for s in range(ranges.shape[0]):
         a, b = ranges[s, 0], ranges[s, 1]
@@ -756,13 +753,8 @@ def _sweep_row(
             f = r % start_re.shape[0]
             _product_transitions(ar, ai, start_re[f], start_im[f], step_bits, out[r, lo:hi], sums)
             continue
-        direct, moved = _split_off_diagonals(pr.shape[0], step_bits, off_diagonal[lo:hi], which, k)
-        if moved.shape[0]:
-            _rotate(pr, qr, k)
-            _rotate(pi, qi, k)
-        _transitions(
-            pr, pi, ar, ai, qr, qi, br, bi, step_bits, direct, moved, out[r, lo:hi], sums, k
-        )  # fmt: skip
+        off = _off_diagonal_reads(off_diagonal[lo:hi], which)
+        _transitions(pr, pi, ar, ai, step_bits, off, out[r, lo:hi], sums)
 
 
 @njit(cache=True, fastmath=True)
@@ -873,54 +865,32 @@ def read_transitions(states, batch, bits, off_diagonal, out, scratch=None):
 @njit(parallel=True, cache=True, fastmath=True)
 def _reads_parallel(states, batch, bits, off_diagonal, out, teams, planes):
     """:func:`adjoint_step`'s reads over ``teams`` threads for each row pair, in the
-    ``(8, size)`` ``planes``: rows load (and rotate) by ranges of amplitudes, then one
-    pass reads the diagonal entries and the off-diagonal ones split by bits."""
+    ``(4, size)`` ``planes``: rows load by ranges of amplitudes, then one pass reads the
+    diagonal entries and the off-diagonal ones split by bits."""
     size = states.shape[1]
-    n = _bit_count(size)
     pr, pi, ar, ai = planes[0], planes[1], planes[2], planes[3]
-    qr, qi, br, bi = planes[4], planes[5], planes[6], planes[7]
     sums = np.empty((4, _sums_width(size)), planes.dtype)
-    which = np.empty((2, bits.shape[0]), dtype=np.int64)
-    k = _read_rotation(pr)
-    direct, moved = _split_off_diagonals(size, bits, off_diagonal, which, k)
-    none = which[0, :0]
-    rotate = moved.shape[0] > 0
+    which = np.empty(bits.shape[0], dtype=np.int64)
+    off = _off_diagonal_reads(off_diagonal, which)
+    none = which[:0]
     for r in range(batch):
         for t in prange(teams):
-            _load_part(states[r], pr, pi, rotate and k == 3, qr, qi, t, teams)
-        if rotate and k != 3:
-            for t in prange(teams):
-                _rotate(pr, qr, k, t, teams)
-                _rotate(pi, qi, k, t, teams)
+            _load_part(states[r], pr, pi, t, teams)
         for j in range(batch + r, states.shape[0], batch):
             for t in prange(teams):
-                _load_part(states[j], ar, ai, rotate and k == 3, br, bi, t, teams)
-            if rotate and k != 3:
-                for t in prange(teams):
-                    _rotate(ar, br, k, t, teams)
-                    _rotate(ai, bi, k, t, teams)
-            _transitions(
-                pr, pi, ar, ai, qr, qi, br, bi, bits, none, none, out[j - batch], sums, k
-            )  # fmt: skip
+                _load_part(states[j], ar, ai, t, teams)
+            _transitions(pr, pi, ar, ai, bits, none, out[j - batch], sums)
             for t in prange(teams):  # each team writes its own bits' entries
-                _off_diagonals(pr, pi, ar, ai, bits, 0, direct[t::teams], out[j - batch])
-                _off_diagonals(qr, qi, br, bi, bits, n - k, moved[t::teams], out[j - batch])
+                _off_diagonals(pr, pi, ar, ai, bits, off[t::teams], out[j - batch])
 
 
 @njit(cache=True, fastmath=True)
-def _load_part(row, re, im, rotate, rotated_re, rotated_im, team, teams):
-    """Team ``team``'s share of loading ``row`` into planes and, when ``rotate``, into
-    copies with the index bits rotated right by 3 (as :func:`_rotate` makes them)."""
-    rows = row.shape[0] >> 3
-    for c in range(team * rows // teams, (team + 1) * rows // teams):
-        base = c * 8
-        for o in range(8):
-            x = row[base + o]
-            re[base + o] = x.real
-            im[base + o] = x.imag
-            if rotate:
-                rotated_re[o * rows + c] = x.real
-                rotated_im[o * rows + c] = x.imag
+def _load_part(row, re, im, team, teams):
+    """Team ``team``'s share of loading ``row`` into planes."""
+    size = row.shape[0]
+    for idx in range(team * size // teams, (team + 1) * size // teams):
+        re[idx] = row[idx].real
+        im[idx] = row[idx].imag
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -956,7 +926,7 @@ def _adjoint_buffers(states, kinds, position_offsets, real, bits):
     """Small buffers for :func:`_adjoint_row`: partial sums of the diagonal reads,
     lists of bits, and a dense gate's local amplitudes."""
     sums = np.empty((4, _sums_width(states.shape[1])), real.dtype)
-    which = np.empty((2, bits.shape[0]), dtype=np.int64)
+    which = np.empty(bits.shape[0], dtype=np.int64)
     lr, li = _locals(kinds, position_offsets, real.dtype)
     return sums, which, lr, li
 
@@ -974,11 +944,10 @@ def _sums_width(size):
     return size >> _low_bits(size)
 
 
-#: Planes one row pair of :func:`adjoint_step` works in: ψ, λ, two spares, and the
-#: rotated copies of ψ and λ.
-_WORK_PLANES = 10
-#: Planes :func:`_reads_parallel` reads one row pair in: ψ, λ and their rotated copies.
-_READ_PLANES = 8
+#: Planes one row pair of :func:`adjoint_step` works in: ψ, λ and two spares.
+_WORK_PLANES = 6
+#: Planes :func:`_reads_parallel` reads one row pair in: ψ and λ.
+_READ_PLANES = 4
 
 
 @njit(cache=True, fastmath=True)
@@ -994,12 +963,7 @@ def _adjoint_row(
     )  # fmt: skip
     if kinds.shape[0]:
         _store(states[r], pr, pi)
-    k = _read_rotation(pr)
-    direct, moved = _split_off_diagonals(pr.shape[0], bits, off_diagonal, which, k)
-    qr, qi, br, bi = work[6], work[7], work[8], work[9]  # rotated copies, if any bit moved
-    if moved.shape[0]:
-        _rotate(pr, qr, k)
-        _rotate(pi, qi, k)
+    off = _off_diagonal_reads(off_diagonal, which)
     for j in range(batch + r, states.shape[0], batch):
         _load(states[j], ar, ai)
         ar, ai, sr, si = _apply_planes(
@@ -1009,50 +973,20 @@ def _adjoint_row(
         if kinds.shape[0]:
             _store(states[j], ar, ai)
         if bits.shape[0]:
-            _transitions(
-                pr, pi, ar, ai, qr, qi, br, bi, bits, direct, moved, out[j - batch], sums, k
-            )  # fmt: skip
+            _transitions(pr, pi, ar, ai, bits, off, out[j - batch], sums)
 
 
 #: From this row size, off-diagonal reads on the lowest bits run on rotated copies.
-_READ_ROTATION_MIN_SIZE = 1 << 10
-
-
-@njit(cache=True)
-def _read_rotation(plane):
-    """How many of the lowest bits the off-diagonal reads of rows of ``plane``'s size
-    and precision take from copies rotated right by that many (0: none).
-
-    A read pairs amplitudes ``2**bit`` apart in runs that long, and short runs cost
-    loop overhead and a horizontal sum per run. In double precision runs of 8 and more
-    read at nearly full speed, so bits 0-2 are rotated. In single precision a run
-    shorter than a few hundred floats is 2-16x slower per amplitude than a long one
-    (bits 3, 4, 5 at 16 qubits: 0.22, 0.13, 0.07 against 0.013 ms), so half the bits
-    are: every read then pairs amplitudes at least ``2**(n // 2)`` apart (16 qubits:
-    0.61 -> 0.22 ms for the reads of a row pair, for 0.1 ms more of rotations).
-    """
-    size = plane.shape[0]
-    if size < _READ_ROTATION_MIN_SIZE:
-        return 0
-    return _bit_count(size) // 2 if plane.itemsize == 4 else 3
-
-
 @njit(cache=True, fastmath=True)
-def _split_off_diagonals(size, bits, off_diagonal, which, k):
-    """The reads (indices into ``bits``) whose off-diagonal entries are wanted, split
-    into those read in place and those on bits below ``k`` (:func:`_read_rotation`),
-    read from copies rotated by ``k``. ``which`` (``(2, len(bits))``) holds them."""
-    n_direct = n_moved = 0
-    for i in range(bits.shape[0]):
-        if not off_diagonal[i]:
-            continue
-        if bits[i] < k:
-            which[1, n_moved] = i
-            n_moved += 1
-        else:
-            which[0, n_direct] = i
-            n_direct += 1
-    return which[0, :n_direct], which[1, :n_moved]
+def _off_diagonal_reads(off_diagonal, which):
+    """The reads (indices into ``off_diagonal``) whose off-diagonal entries are wanted,
+    written into ``which`` (as long as ``off_diagonal``) and returned."""
+    count = 0
+    for i in range(off_diagonal.shape[0]):
+        if off_diagonal[i]:
+            which[count] = i
+            count += 1
+    return which[:count]
 
 
 @njit(cache=True)
@@ -1065,11 +999,9 @@ def _bit_count(size):
 
 
 @njit(cache=True, fastmath=True)
-def _transitions(pr, pi, ar, ai, qr, qi, br, bi, bits, direct, moved, out, sums, rotation):
+def _transitions(pr, pi, ar, ai, bits, off, out, sums):
     """:func:`adjoint_step`'s reads for one pair of rows held as planes (ψ: ``pr, pi``;
-    λ: ``ar, ai``); off-diagonal entries for the reads ``direct`` in place and ``moved``
-    (:func:`_split_off_diagonals`) from ``qr, qi`` (ψ with its bits rotated by ``rotation``)
-    and ``br, bi`` (which take λ's)."""
+    λ: ``ar, ai``), off-diagonal entries for the reads ``off``."""
     size = pr.shape[0]
     low = _low_bits(size)
     n_low = 1 << low
@@ -1120,17 +1052,12 @@ def _transitions(pr, pi, ar, ai, qr, qi, br, bi, bits, direct, moved, out, sums,
         out[i, 1, 1] = ones
         out[i, 0, 1] = 0j
         out[i, 1, 0] = 0j
-    if moved.shape[0]:
-        _rotate(ar, br, rotation)
-        _rotate(ai, bi, rotation)
-        _off_diagonals(qr, qi, br, bi, bits, _bit_count(size) - rotation, moved, out)
-    _off_diagonals(pr, pi, ar, ai, bits, 0, direct, out)
+    _off_diagonals(pr, pi, ar, ai, bits, off, out)
 
 
 @njit(cache=True, fastmath=True)
-def _off_diagonals(pr, pi, ar, ai, bits, shift, which, out):
-    """The off-diagonal entries of ``out[i]`` for ``i`` in ``which``, bit ``bits[i]``
-    sitting at ``bits[i] + shift`` in these planes.
+def _off_diagonals(pr, pi, ar, ai, bits, which, out):
+    """The off-diagonal entries of ``out[i]`` for ``i`` in ``which``, of bit ``bits[i]``.
 
     Rows larger than :data:`_CACHE_BLOCK` amplitudes are read in two sweeps instead of
     one per bit: bits inside a block are read block by block, and bits across blocks
@@ -1143,14 +1070,25 @@ def _off_diagonals(pr, pi, ar, ai, bits, shift, which, out):
     """
     size = pr.shape[0]
     block = min(size, _CACHE_BLOCK)
+    sub = min(block, _MASKED_READ_BLOCK)
     run = _tile_run(size, block)
     totals = np.zeros((which.shape[0], 4))
     for tiles in (False, True):
         starts = range(0, block, run) if tiles else range(0, size, block)
         for start in starts:
+            if not tiles:  # bits below the sub-blocks' size: masked, sub-block by sub-block
+                for first in range(start, start + block, sub):
+                    last = first + sub
+                    for m in range(which.shape[0]):
+                        stride = 1 << bits[which[m]]
+                        if stride < sub:
+                            _masked_pair_sums(
+                                pr[first:last], pi[first:last], ar[first:last],
+                                ai[first:last], stride, totals[m],
+                            )  # fmt: skip
             for m in range(which.shape[0]):
-                stride = 1 << (bits[which[m]] + shift)
-                if (stride >= block) != tiles:
+                stride = 1 << bits[which[m]]
+                if (stride >= block) != tiles or stride < sub:
                     continue
                 if tiles:
                     _off_diagonal(pr, pi, ar, ai, stride, totals[m], start, run, block)
@@ -1168,6 +1106,34 @@ def _off_diagonals(pr, pi, ar, ai, bits, shift, which, out):
 #: From this stride the pairs of a bit are read block by block (contiguous, vectorised);
 #: below it, lane by lane over strided views.
 _BLOCK_STRIDE = 8
+
+#: Bits pairing amplitudes closer than this are read by :func:`_masked_pair_sums`, in
+#: sub-blocks this long (4 planes of one stay in L1 in single precision).
+_MASKED_READ_BLOCK = 1 << 10
+
+
+@njit(cache=True, fastmath=True)
+def _masked_pair_sums(pr, pi, ar, ai, stride, total):
+    """:func:`_pair_sums` of every pair ``(k, k + stride)`` with that bit of ``k`` clear
+    in a sub-block: one vector loop over the whole sub-block, the other half of the
+    products multiplied by zero, where runs of ``stride`` pairs each cost loop overhead
+    and a horizontal sum. Ten bits below 2**10 at 20 qubits in single precision: 4.1
+    ms per row pair, against 8.2 to rotate copies of both rows and read there."""
+    count = pr.shape[0] - stride
+    p1r, p1i, a1r, a1i = pr[stride:], pi[stride:], ar[stride:], ai[stride:]
+    zero = pr[0] * 0
+    one = zero + 1
+    c01r = c01i = c10r = c10i = zero
+    for k in range(count):
+        m = one if (k & stride) == 0 else zero
+        c01r += m * (ar[k] * p1r[k] + ai[k] * p1i[k])
+        c01i += m * (ar[k] * p1i[k] - ai[k] * p1r[k])
+        c10r += m * (a1r[k] * pr[k] + a1i[k] * pi[k])
+        c10i += m * (a1r[k] * pi[k] - a1i[k] * pr[k])
+    total[0] += c01r
+    total[1] += c01i
+    total[2] += c10r
+    total[3] += c10i
 
 
 @njit(cache=True)
