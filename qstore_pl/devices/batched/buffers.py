@@ -33,9 +33,18 @@ KEPT_MIN_BYTES = 1 << 22
 KEPT_MAX = 4
 
 _CACHE_LINE = 64
-#: References to a kept buffer when nothing outside :class:`Buffers` holds it: its
-#: list's, and ``sys.getrefcount``'s argument (views refer to the buffer itself).
-_UNUSED_REFS = 2
+
+
+def _unshared_item_refs() -> int:
+    """``sys.getrefcount(kept[i])`` for an array only the list ``kept`` holds (views
+    refer to the array itself, so each one adds to it). Measured, not assumed: how
+    many references the call itself adds differs between Python versions."""
+    kept = [np.empty(1)]
+    return sys.getrefcount(kept[0])
+
+
+#: References to a kept buffer when nothing outside :class:`Buffers` holds it.
+_UNUSED_REFS = _unshared_item_refs()
 
 
 def allocate(count: int, dtype) -> np.ndarray:
