@@ -638,8 +638,9 @@ def test_probability_halves_sum_each_row_over_each_half_of_the_index_bits(n, dty
 @pytest.mark.parametrize("n, k", [(12, 3), (12, 6), (13, 10), (16, 8), (17, 8)])
 def test_rotations_transpose_rows_in_every_layout(n, k):
     """``_rotate`` moves a row's lowest ``k`` index bits to the top (the row as a matrix
-    of ``2**k`` columns, transposed) by each of its layouts: eight streams for ``k = 3``,
-    column by column, and ``8 x 8`` tiles from 256 rows and columns."""
+    of ``2**k`` columns, transposed) by each of its layouts: eight output streams for
+    ``k = 3``, eight input streams for ``k = n - 3`` (the rotation back), column by
+    column, and ``8 x 8`` tiles from 256 rows and columns."""
     from qstore_pl.devices.batched import jit_kernels
 
     plane = np.arange(2**n, dtype=np.float32)
