@@ -541,19 +541,8 @@ def _rotate(plane, out, k):
     """
     width = 1 << k
     rows = plane.shape[0] >> k
-    if k == 3:
-        o0, o1, o2, o3 = (
-            out[:rows],
-            out[rows : 2 * rows],
-            out[2 * rows : 3 * rows],
-            out[3 * rows : 4 * rows],
-        )
-        o4, o5, o6, o7 = (
-            out[4 * rows : 5 * rows],
-            out[5 * rows : 6 * rows],
-            out[6 * rows : 7 * rows],
-            out[7 * rows :],
-        )
+    if k == 3:  # eight output streams
+        o0, o1, o2, o3, o4, o5, o6, o7 = _eighths(out)
         for c in range(rows):
             base = c * 8
             o0[c] = plane[base]
@@ -566,18 +555,7 @@ def _rotate(plane, out, k):
             o7[c] = plane[base + 7]
         return
     if rows == 8:  # undoes a rotation by 3: eight input streams
-        i0, i1, i2, i3 = (
-            plane[:width],
-            plane[width : 2 * width],
-            plane[2 * width : 3 * width],
-            plane[3 * width : 4 * width],
-        )
-        i4, i5, i6, i7 = (
-            plane[4 * width : 5 * width],
-            plane[5 * width : 6 * width],
-            plane[6 * width : 7 * width],
-            plane[7 * width :],
-        )
+        i0, i1, i2, i3, i4, i5, i6, i7 = _eighths(plane)
         for j in range(width):
             base = j * 8
             out[base] = i0[j]
@@ -604,6 +582,17 @@ def _rotate(plane, out, k):
         column = out[j * rows : (j + 1) * rows]
         for c in range(rows):
             column[c] = matrix[c, j]
+
+
+@njit(cache=True)
+def _eighths(plane):
+    """``plane`` cut into eight equal consecutive slices."""
+    part = plane.shape[0] >> 3
+    return (
+        plane[:part], plane[part : 2 * part], plane[2 * part : 3 * part],
+        plane[3 * part : 4 * part], plane[4 * part : 5 * part], plane[5 * part : 6 * part],
+        plane[6 * part : 7 * part], plane[7 * part :],
+    )  # fmt: skip
 
 
 #: Rows and columns from which :func:`_rotate` transposes in tiles.
