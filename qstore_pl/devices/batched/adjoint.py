@@ -199,14 +199,14 @@ def forward(kernel, bound: BoundProgram) -> np.ndarray:
         lay, values = source(bound)
         plan = lay.plan(("forward", opening), lambda lay: forward_plan(lay, opening))
         real, imag = plan.values(values, np.finfo(kernel.dtype).dtype)
+        scratch = jit_kernels.Scratch(kernel.buffers)
         if opening:
             states = kernel.buffers.empty((bound.batch, 2**n), kernel.dtype)  # all written
-            scratch = jit_kernels.Scratch(kernel.buffers)
             start = product_start(bound, opening)
             states = plan.apply(states, 0, real, imag, start, scratch)
         else:
             states = kernel.initial_states(bound.batch, n, bound.initial_state)
-            states = plan.apply(states, 0, real, imag, scratch=jit_kernels.Scratch(kernel.buffers))
+            states = plan.apply(states, 0, real, imag, scratch=scratch)
     else:
         states = kernel.initial_states(bound.batch, n, bound.initial_state)
         gates = [g.array() for g in bound.gates]

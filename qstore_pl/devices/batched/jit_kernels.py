@@ -784,13 +784,10 @@ def _product_transitions(ar, ai, fr, fi, bits, out, sums):
     """
     size = ar.shape[0]
     n = _bit_count(size)
-    low = n // 2
+    low = _low_bits(size)
     n_low, n_high = 1 << low, size >> low
     lr, li, hr, hi = _product_halves(fr, fi, size, True, ar.dtype)
-    low_r, low_i = sums[0, :n_low], sums[1, :n_low]
-    high_r, high_i = sums[2, :n_high], sums[3, :n_high]
-    low_r[:] = 0.0
-    low_i[:] = 0.0
+    low_r, low_i, high_r, high_i = _half_sums(sums, n_low, n_high)
     for h in range(n_high):
         base = h << low
         x_r, x_i = ar[base : base + n_low], ai[base : base + n_low]  # sliced: see _transitions
@@ -1013,6 +1010,17 @@ def _bit_count(size):
 
 
 @njit(cache=True, fastmath=True)
+def _half_sums(sums, n_low, n_high):
+    """Views of ``sums`` (``(4, _sums_width)``) for partial sums by the low half of the
+    index bits (real, imaginary; zeroed: they accumulate) and by the high half (real,
+    imaginary; each entry written once)."""
+    low_r, low_i = sums[0, :n_low], sums[1, :n_low]
+    low_r[:] = 0.0
+    low_i[:] = 0.0
+    return low_r, low_i, sums[2, :n_high], sums[3, :n_high]
+
+
+@njit(cache=True, fastmath=True)
 def _transitions(pr, pi, ar, ai, bits, off, out, sums):
     """:func:`adjoint_step`'s reads for one pair of rows held as planes (ψ: ``pr, pi``;
     λ: ``ar, ai``), off-diagonal entries for the reads ``off``."""
@@ -1024,10 +1032,7 @@ def _transitions(pr, pi, ar, ai, bits, off, out, sums):
     # diagonal entry is then a sum over one of them. Partial sums stay in the planes'
     # precision and the rows are sliced (an index ``base + k`` may be negative as far
     # as numba knows, and its wraparound check stops vectorisation: 5-10x slower)
-    low_r, low_i = sums[0, :n_low], sums[1, :n_low]
-    high_r, high_i = sums[2, :n_high], sums[3, :n_high]
-    low_r[:] = 0.0
-    low_i[:] = 0.0
+    low_r, low_i, high_r, high_i = _half_sums(sums, n_low, n_high)
     for h in range(n_high):
         base = h << low
         a_r, a_i = ar[base : base + n_low], ai[base : base + n_low]

@@ -81,8 +81,10 @@ class Gather:
 
         Equal permutations share one array while any gate holds it: W1's ring of CNOTs
         repeats each of its ``n`` gates in every layer, and a CNOT is its own inverse,
-        so the forward and backward plans of 4 layers need ``n`` indices, not ``8n``
-        (at 16 qubits 0.16 s of CPU of a first step, at 20 qubits 128 MB).
+        so 4 layers forward and backward need ``n`` indices, not ``8n`` (at 16 qubits
+        0.16 s of CPU of a first step, at 20 qubits 128 MB). The row kernel's plans
+        build none for affine permutations (:func:`chain`); the gate-by-gate kernels
+        and non-affine runs use these.
         """
         key = (self.local.dtype.str, self.local.tobytes(), self.wires, self.n)
         index = _SHARED_GATHERS.get(key)
