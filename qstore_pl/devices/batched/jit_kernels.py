@@ -370,7 +370,7 @@ def _product_halves(fr, fi, size, conjugate, dtype):
     """:func:`_product_table` of the low ``n // 2`` bit positions and of the others
     (``size = 2**n``): ``(low re, low im, high re, high im)`` in ``dtype``."""
     n = _bit_count(size)
-    low = n // 2
+    low = _low_bits(size)
     lr, li = np.empty(1 << low, dtype), np.empty(1 << low, dtype)
     hr, hi = np.empty(size >> low, dtype), np.empty(size >> low, dtype)
     _product_table(fr, fi, 0, low, -1, conjugate, lr, li)
