@@ -55,7 +55,7 @@ PASSIVE_SETTINGS = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
 #: 32 rows at 10 qubits. Waking a team (~1 ms per call beside busy processes) costs
 #: more than a W1 step's kernels take at 4-8 qubits.
 PARALLEL_MIN_AMPLITUDES = 1 << 15
-#: The load is re-read at most this often (a read costs ~20 us).
+#: The load is re-read at most this often (a read costs ~0.1 ms with a few threads).
 LOAD_CHECK_SECONDS = 0.5
 _OPENMP_RUNTIMES = ("libgomp", "libiomp", "libomp")
 
@@ -286,20 +286,25 @@ def _positive_int(value: str | None, name: str) -> int | None:
 class _Load:
     """Other processes running now, from the kernel's count of runnable tasks.
 
-    ``/proc/loadavg``'s fourth field counts the tasks running or ready to run at this
-    instant, the reader included; the one-minute load average reacts too slowly to a
-    process that just started. Samples are smoothed (half the weight to the newest).
+    ``/proc/loadavg``'s fourth field counts the threads running or ready to run at this
+    instant, this process's own included (the reader, and numba or torch workers still
+    finishing their last parallel region: counted as load, they halved the engine's
+    threads on a 2-core machine); the one-minute load average reacts too slowly to a
+    process that just started. Samples are smoothed (half the weight to the newest) and
+    the result rounded down from ``x.75``: a process that keeps running counts from its
+    second sample, one that was runnable for one sample (a kernel worker) not at all.
     """
 
     def __init__(self) -> None:
         self._busy: float | None = None
 
     def busy_elsewhere(self, cores: int) -> int:
+        own = _own_runnable_threads()
         sample = _runnable_tasks()
         if sample is not None:
-            others = max(0, sample - 1)
+            others = max(0, sample - own)
             self._busy = others if self._busy is None else 0.5 * (self._busy + others)
-        return min(cores, int((self._busy or 0) + 0.5))
+        return min(cores, int((self._busy or 0) + 0.25))
 
 
 def _runnable_tasks() -> int | None:
@@ -308,6 +313,24 @@ def _runnable_tasks() -> int | None:
             return int(f.read().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _own_runnable_threads() -> int:
+    """Threads of this process running or ready to run, the caller included (at least 1)."""
+    count = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 1
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/stat") as f:
+                stat = f.read()
+        except OSError:  # the thread ended
+            continue
+        if stat[stat.rindex(")") + 2 :].startswith("R"):  # the state follows the name
+            count += 1
+    return max(1, count)
 
 
 _load = _Load()

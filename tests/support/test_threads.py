@@ -4,10 +4,13 @@ imported; and that the thread counts it picks leave the numbers unchanged."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import numba
 import numpy as np
@@ -31,6 +34,7 @@ def fresh_budget(monkeypatch):
     def budget(busy: int = 0) -> ThreadBudget:
         monkeypatch.setattr(threads, "_load", threads._Load())
         monkeypatch.setattr(threads, "_runnable_tasks", lambda: busy + 1)  # + the reader
+        monkeypatch.setattr(threads, "_own_runnable_threads", lambda: 1)
         return threads.thread_budget(refresh=True)
 
     yield budget
@@ -93,7 +97,44 @@ def test_load_samples_are_smoothed(monkeypatch):
     load = threads._Load()
     samples = iter([3, 1, 1, 1])  # runnable tasks, the reader included
     monkeypatch.setattr(threads, "_runnable_tasks", lambda: next(samples))
-    assert [load.busy_elsewhere(cores=2) for _ in range(4)] == [2, 1, 1, 0]
+    monkeypatch.setattr(threads, "_own_runnable_threads", lambda: 1)
+    assert [load.busy_elsewhere(cores=2) for _ in range(4)] == [2, 1, 0, 0]
+
+
+def test_one_odd_sample_is_no_busy_process_and_a_lasting_one_is(monkeypatch):
+    load = threads._Load()
+    samples = iter([1, 2, 1, 2, 2, 2])  # a kernel worker once, then a busy process
+    monkeypatch.setattr(threads, "_runnable_tasks", lambda: next(samples))
+    monkeypatch.setattr(threads, "_own_runnable_threads", lambda: 1)
+    assert [load.busy_elsewhere(cores=2) for _ in range(6)] == [0, 0, 0, 0, 1, 1]
+
+
+def test_this_processs_own_running_threads_are_not_load_from_elsewhere():
+    """numba's or torch's workers finishing a parallel region run in this process; counted
+    as other processes, they halved the engine's threads on a 2-core machine."""
+    stop = threading.Event()
+    data = bytes(4 << 20)
+
+    def spin():  # hashing a large buffer releases the GIL: the threads run together
+        while not stop.is_set():
+            hashlib.sha256(data).digest()
+
+    spinners = [threading.Thread(target=spin) for _ in range(3)]
+    for spinner in spinners:
+        spinner.start()
+    try:
+        time.sleep(0.05)
+        own = [threads._own_runnable_threads() for _ in range(10)]
+        busy = []
+        for _ in range(10):
+            busy.append(threads._Load().busy_elsewhere(cores=64))
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for spinner in spinners:
+            spinner.join()
+    assert max(own) >= 3  # the spinners, running or waiting for a core
+    assert min(busy) <= 1, busy  # counted as this process's, not as 3 busy processes
 
 
 def test_cgroup_quota_limits_the_cores(monkeypatch):
