@@ -16,7 +16,8 @@ from 10.9 ms to 124 ms beside two busy processes on two cores. Two measures:
   simulator call from its size, the cores this process may use (affinity, cgroup
   quota), its share of them (``LOCAL_WORLD_SIZE`` DDP ranks, a Dask worker's task
   slots, ``OMP_NUM_THREADS``) and the other processes running right now (the kernel's
-  count of runnable tasks, read at most every :data:`LOAD_CHECK_SECONDS`). Small
+  count of runnable tasks less this process's own, read at most every
+  :data:`LOAD_CHECK_SECONDS`). Small
   circuits run on one thread: waking a team costs more than the work.
 
 torch's own thread count is never changed (it is the user's global setting). numba's
