@@ -344,16 +344,34 @@ def numba_threads(amplitudes: int) -> Iterator[int]:
 
     numba's count is per calling thread, so concurrent callers (the router's thread
     executor, Dask task threads) each get their own; the previous count is restored.
+    Calls running at once in this process share the cores: a call that starts beside
+    ``k - 1`` others takes at most ``cores // k`` threads (the load counts other
+    processes only, not this one's threads).
     """
     import numba
 
-    wanted = min(engine_threads(amplitudes), numba.config.NUMBA_NUM_THREADS)
-    previous = numba.get_num_threads()
-    if wanted == previous:
-        yield wanted
-        return
-    numba.set_num_threads(wanted)
+    global _calls
+    with _calls_lock:
+        _calls += 1
+        calls = _calls
     try:
-        yield wanted
+        wanted = min(engine_threads(amplitudes), numba.config.NUMBA_NUM_THREADS)
+        budget = thread_budget()
+        if calls > 1 and budget.override is None:
+            wanted = max(1, min(wanted, budget.cores // calls))
+        previous = numba.get_num_threads()
+        if wanted == previous:
+            yield wanted
+            return
+        numba.set_num_threads(wanted)
+        try:
+            yield wanted
+        finally:
+            numba.set_num_threads(previous)
     finally:
-        numba.set_num_threads(previous)
+        with _calls_lock:
+            _calls -= 1
+
+
+_calls = 0  # numba_threads calls running now, in any thread of this process
+_calls_lock = threading.Lock()

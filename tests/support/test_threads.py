@@ -272,3 +272,31 @@ def test_passive_waiting_can_be_switched_off(monkeypatch):
     policy = threads.prefer_passive_waiting(environ)
     assert environ == {"KMP_BLOCKTIME": "200", "OMP_WAIT_POLICY": "PASSIVE"}
     assert policy.user_values == {"KMP_BLOCKTIME": "200"}
+
+
+def test_engine_calls_running_at_once_in_this_process_share_the_cores(fresh_budget):
+    """Counted as load, this process's own threads once kept concurrent engine calls
+    from taking every core each; they now share the cores explicitly."""
+    fresh_budget()  # 2 cores, nothing busy elsewhere
+    entered, release = threading.Event(), threading.Event()
+    counts = {}
+
+    def first():
+        with threads.numba_threads(BIG) as count:
+            counts["first"] = count
+            entered.set()
+            release.wait(30)
+
+    other = threading.Thread(target=first)
+    other.start()
+    try:
+        assert entered.wait(30)
+        with threads.numba_threads(BIG) as count:
+            counts["beside"] = count
+    finally:
+        release.set()
+        other.join()
+    with threads.numba_threads(BIG) as count:
+        counts["alone again"] = count
+    available = min(2, numba.config.NUMBA_NUM_THREADS)
+    assert counts == {"first": available, "beside": 1, "alone again": available}
