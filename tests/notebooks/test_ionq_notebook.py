@@ -2,18 +2,15 @@
 
 from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
+from notebook_run import execute_notebook
+from notebook_run import printed as printed_by
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "ionq_cost_optimized.ipynb"
 
 
 def test_cost_optimized_notebook_runs_within_budget():
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3").execute(cwd=str(NOTEBOOK.parent))
-    printed = "".join(
-        out.get("text", "") for cell in notebook.cells for out in cell.get("outputs", [])
-    )
+    notebook = execute_notebook(NOTEBOOK)
+    printed = printed_by(notebook)
     assert "param-shift" in printed and "spsa" in printed
     # four validations at the 12.42 USD job minimum fit the 60 USD budget; the fifth
     # would not, so it ran on the fallback chain and spending stayed where it was

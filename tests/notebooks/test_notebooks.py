@@ -1,8 +1,9 @@
 """The example notebooks run from top to bottom and reach what they claim.
 
-Each notebook is executed in a fresh kernel (which inherits this process's
-environment, so the suite's temporary spending ledger and the Fashion-MNIST variable
-set here reach it); the checks read what the notebook printed. TensorBoard event
+Each notebook is executed in a fresh kernel with a spending ledger, caches and stores
+of its own (``tests/notebook_run.py``; the kernel inherits the rest of this process's
+environment, so the Fashion-MNIST variable set here reaches it); the checks read what
+the notebook printed. TensorBoard event
 files are read back with TensorFlow's own TFRecord reader.
 """
 
@@ -12,11 +13,10 @@ import re
 import shutil
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 from idx_files import write_idx
-from nbclient import NotebookClient
+from notebook_run import execute_notebook, printed
 from tensorboard_events import read_scalars
 
 from qstore_pl.datasets import FASHION_MNIST_ENV
@@ -28,14 +28,7 @@ TIME_TAGS = ("time/steps", "time/step_seconds", "time/train_seconds")
 
 def run_notebook(name: str) -> str:
     """Execute ``notebooks/<name>`` and return everything its cells printed."""
-    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3").execute(cwd=str(NOTEBOOKS))
-    return "".join(
-        out.get("text", "")
-        for cell in notebook.cells
-        for out in cell.get("outputs", [])
-        if out.get("name") == "stdout"
-    )
+    return printed(execute_notebook(NOTEBOOKS / name), "stdout")
 
 
 def number(pattern: str, printed: str) -> float:

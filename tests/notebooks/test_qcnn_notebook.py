@@ -3,18 +3,14 @@
 import re
 from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
+from notebook_run import execute_notebook
+from notebook_run import printed as printed_by
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "qcnn_cluster_state.ipynb"
 
 
 def test_qcnn_notebook_learns_to_detect_excitations():
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3").execute(cwd=str(NOTEBOOK.parent))
-    printed = "".join(
-        out.get("text", "") for cell in notebook.cells for out in cell.get("outputs", [])
-    )
+    printed = printed_by(execute_notebook(NOTEBOOK, timeout=600))
     assert "112 training and 48 test circuits" in printed
     assert "63 trainable parameters" in printed  # the tutorial's model, symbol for symbol
     epochs = re.findall(r"epoch +\d+: +[\d.]+ s, train accuracy ([\d.]+)", printed)
