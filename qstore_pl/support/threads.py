@@ -356,9 +356,10 @@ def numba_threads(amplitudes: int) -> Iterator[int]:
         calls = _calls
     try:
         wanted = min(engine_threads(amplitudes), numba.config.NUMBA_NUM_THREADS)
-        budget = thread_budget()
-        if calls > 1 and budget.override is None:
-            wanted = max(1, min(wanted, budget.cores // calls))
+        if calls > 1 and wanted > 1:  # one thread needs no share (nor a read of the load)
+            budget = thread_budget()
+            if budget.override is None:
+                wanted = max(1, min(wanted, budget.cores // calls))
         previous = numba.get_num_threads()
         if wanted == previous:
             yield wanted

@@ -306,9 +306,7 @@ def _row(
 
 @njit(cache=True, fastmath=True)
 def _load(row, re, im):
-    for idx in range(row.shape[0]):
-        re[idx] = row[idx].real
-        im[idx] = row[idx].imag
+    _load_part(row, re, im, 0, 1)
 
 
 @njit(cache=True)
@@ -987,7 +985,6 @@ def _adjoint_row(
             _transitions(pr, pi, ar, ai, bits, off, out[j - batch], sums)
 
 
-#: From this row size, off-diagonal reads on the lowest bits run on rotated copies.
 @njit(cache=True, fastmath=True)
 def _off_diagonal_reads(off_diagonal, which):
     """The reads (indices into ``off_diagonal``) whose off-diagonal entries are wanted,
