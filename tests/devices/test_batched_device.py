@@ -350,10 +350,10 @@ def test_a_run_of_permutations_is_one_gather_and_affine_runs_build_no_index_per_
 
 
 def test_a_rotated_row_rotates_back_before_its_next_permutation():
-    """From ROTATION_MIN_WIRES wires a layer's one-wire gates on the lowest bits run
-    after a rotation of the row's bits; the row rotates back before the ring of CNOTs
-    gathers, which then reads it in logical order (a gather undoing the rotation itself
-    read from 8 distant streams, 5x slower)."""
+    """From ROTATION_MIN_WIRES wires (to ROTATION_MAX_WIRES) a layer's one-wire gates
+    on the lowest bits run after a rotation of the row's bits; the row rotates back
+    before the ring of CNOTs gathers, which then reads it in logical order (a gather
+    undoing the rotation itself read from 8 distant streams, 5x slower)."""
     from qstore_pl.devices.batched import jit_kernels, plan
 
     n = plan.ROTATION_MIN_WIRES
@@ -438,9 +438,10 @@ def test_equal_permutations_share_one_read_only_gather_index():
 
 @pytest.mark.parametrize("kwargs, tol", [({}, DOUBLE), ({"c_dtype": np.complex64}, SINGLE)])
 def test_wide_rows_rotate_their_bits_and_keep_values_and_gradients(kwargs, tol):
-    """From ``ROTATION_MIN_WIRES`` wires the plans rotate rows so that no one-wire gate
-    runs on the lowest bits, and the adjoint sweep reads one-wire derivatives through
-    later one-wire gates: values, VJPs and Jacobians still equal default.qubit's."""
+    """From ``ROTATION_MIN_WIRES`` wires (to ``ROTATION_MAX_WIRES``) the plans rotate
+    rows so that no one-wire gate runs on the lowest bits, and the adjoint sweep reads
+    one-wire derivatives through later one-wire gates: values, VJPs and Jacobians still
+    equal default.qubit's."""
     from qstore_pl.devices.batched import jit_kernels
     from qstore_pl.devices.batched.plan import ROTATION_MIN_WIRES, SequencePlan
 
@@ -522,6 +523,67 @@ def test_rows_wider_than_a_cache_block_keep_values_and_gradients(kwargs, tol):
     np.testing.assert_allclose(np.stack(values[0]), np.array(want).T, atol=tol, rtol=0)
     expected = qml.grad(cost)(qml.numpy.array(weights, requires_grad=True))
     np.testing.assert_allclose(np.asarray(vjp), expected, atol=tol * 100, rtol=0)
+
+
+def test_gates_on_the_lowest_bits_of_wide_rows_run_inside_the_block_sweep():
+    """Rows wider than ``ROTATION_MAX_WIRES`` wires are not rotated: one-wire gates on
+    the lowest bits run inside the block sweep (:func:`jit_kernels._low_gates`), alone or
+    in a run. The kernel equals one pass per gate, and a circuit's values and VJP equal
+    default.qubit's."""
+    from qstore_pl.devices.batched import jit_kernels, plan
+
+    rng = np.random.default_rng(11)
+    size = 4 * jit_kernels._CACHE_BLOCK
+    re, im = rng.normal(size=(2, size))
+    matrices = [np.linalg.qr(rng.normal(size=(2, 2)) + 1j * rng.normal(size=(2, 2)))[0]]
+    matrices += [np.linalg.qr(rng.normal(size=(2, 2)) + 1j * rng.normal(size=(2, 2)))[0]]
+    matrices += [np.diag(np.exp(1j * rng.normal(size=2))) for _ in range(3)]
+    bits = np.array([0, 2, 1, 0, 16], dtype=np.int64)  # bit 0 twice, in order
+    real = np.concatenate([m.real.ravel() for m in matrices])
+    imag = np.concatenate([m.imag.ravel() for m in matrices])
+    offsets = np.arange(len(bits) + 1, dtype=np.int64)
+    counts = np.ones(len(bits), dtype=np.int64)
+    values = 4 * np.arange(len(bits), dtype=np.int64)
+    got_re, got_im = re.copy(), im.copy()
+    jit_kernels._one_wire_run(
+        got_re, got_im, 0, 0, len(bits), counts, offsets, bits, values, real, imag
+    )
+    want_re, want_im = re.copy(), im.copy()
+    for g, bit in enumerate(bits):
+        jit_kernels._one_wire(want_re, want_im, real, imag, 4 * g, bit)
+    np.testing.assert_allclose(got_re, want_re, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(got_im, want_im, atol=1e-12, rtol=0)
+
+    n, batch = plan.ROTATION_MAX_WIRES + 2, 2
+    observables = [qml.Z(n - 1), qml.X(n - 2), qml.Y(0) @ qml.Z(n - 3)]
+
+    def circuit(w):  # w: (2n + 1,) for one circuit, or (batch, 2n + 1)
+        ops = [qml.RY(w[..., i], i) for i in range(n)]
+        ops += [qml.CNOT([i, i + 1]) for i in range(n - 1)]
+        ops += [qml.RX(w[..., 2 * n], n - 1)]  # alone on bit 0, between permutations
+        ops += [qml.CNOT([0, n - 1])]
+        ops += [qml.RZ(w[..., n + i], i) for i in range(n)]
+        ops += [qml.RY(w[..., n + i], i) for i in (n - 1, n - 2)]
+        measurements = [qml.expval(o) for o in observables]
+        return qml.tape.QuantumScript(ops, measurements, trainable_params=list(range(n)))
+
+    weights = rng.uniform(-np.pi, np.pi, (batch, 2 * n + 1))
+    lay = plan.layout(Program(circuit(weights)).bind([circuit(weights)]))
+    assert jit_kernels.ROTATION not in plan.forward_plan(lay).encoded[0]
+
+    dev = BatchedDevice(wires=n, kernel="jit")
+    dy = tuple(rng.normal(size=batch) for _ in observables)
+    values, (vjp,) = dev.execute_and_compute_vjp([circuit(weights)], [dy], adjoint_config(dev))
+    want = qml.execute([circuit(w) for w in weights], qml.device("default.qubit"))
+    np.testing.assert_allclose(np.stack(values[0]), np.array(want).T, atol=DOUBLE, rtol=0)
+
+    def cost(first):  # the first n parameters of each circuit
+        rows = [circuit(qml.math.concatenate([first[r], weights[r, n:]])) for r in range(batch)]
+        results = qml.execute(rows, qml.device("default.qubit"), diff_method="backprop")
+        return sum(dy[m][r] * results[r][m] for r in range(batch) for m in range(len(dy)))
+
+    expected = qml.grad(cost)(qml.numpy.array(weights[:, :n], requires_grad=True))
+    np.testing.assert_allclose(np.asarray(vjp), expected.T, atol=DOUBLE * 100, rtol=0)
 
 
 def test_auto_kernel_sends_only_wide_circuits_with_entangling_matrices_to_qsim():

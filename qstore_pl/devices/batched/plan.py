@@ -439,11 +439,17 @@ def _fuse(elements: Sequence[Element]) -> list:
     return out
 
 
-#: From this width, one-wire gates never run on a row's lowest :data:`ROTATION_BITS`
-#: bits: the row kernel pairs amplitudes that close 8-12x slower than distant ones (at
-#: 16 qubits, complex64: 90-143 us per gate on bits 0-2 against 13 us from bit 5 up),
-#: while rotating a row's bits costs about 15 us per plane.
+#: From ``ROTATION_MIN_WIRES`` to ``ROTATION_MAX_WIRES`` wires, one-wire gates never
+#: run on a row's lowest :data:`ROTATION_BITS` bits: the row kernel pairs amplitudes
+#: that close 8-12x slower than distant ones (at 16 qubits, complex64: 90-143 us per
+#: gate on bits 0-2 against 13 us from bit 5 up), while rotating a row's bits costs
+#: about 15 us per plane. Wider rows than a cache block are not rotated: their runs of
+#: one-wire gates take the lowest bits inside the block sweep
+#: (:func:`jit_kernels._low_gates`), where two rotations were two more passes over a
+#: row (W1's engine step, ``benchmarks/bench_adjoint.py --compare-to``: 1.07-1.10x at
+#: 20 and 22 qubits, 1.17x at 16, 1.00x at 18).
 ROTATION_MIN_WIRES = 10
+ROTATION_MAX_WIRES = jit_kernels.CACHE_BLOCK_BITS
 ROTATION_BITS = 3
 
 
@@ -469,7 +475,7 @@ def _place(items: list, n: int) -> list[_Placed]:
     (item: ``k``), ``"fused"`` (item: one-wire elements to multiply) and ``"gate"``
     (item: an element), the last two with their bit positions.
     """
-    k = ROTATION_BITS if n >= ROTATION_MIN_WIRES else 0
+    k = ROTATION_BITS if ROTATION_MIN_WIRES <= n <= ROTATION_MAX_WIRES else 0
     shift = 0  # physical bit = (logical bit - shift) mod n
 
     def bits(wires) -> np.ndarray:
