@@ -14,7 +14,12 @@ with this one's, and prints the ratios: how much a change to the engine bought.
 ``--kernel`` picks the engine's kernel (the row kernel by default, ``qsim``, or
 ``auto``: what ``qstore.batched`` picks), ``--compare-kernel`` the compared run's.
 
+``--load 0 1`` measures each width quiet and beside one busy process (``busy.py``),
+the loads interleaved within each round; with ``--compare-to`` both checkouts run
+under the same load.
+
     python benchmarks/bench_adjoint.py --qubits 12 16 --dtype complex64
+    python benchmarks/bench_adjoint.py --qubits 20 --load 0 1 --rounds 2
     git worktree add /tmp/before <commit>
     python benchmarks/bench_adjoint.py --qubits 16 --compare-to /tmp/before --rounds 3
     python benchmarks/bench_adjoint.py --qubits 20 --compare-to . --compare-kernel qsim
@@ -32,6 +37,7 @@ import sys
 import time
 
 import numpy as np
+from busy import add_load_option, busy_processes
 
 LAYERS, BATCH = 4, 32
 PHASES = ("forward", "measure", "adjoint states and backward sweep")
@@ -115,23 +121,30 @@ def main() -> None:
     parser.add_argument("--kernel", choices=("jit", "qsim", "auto"), default="jit")
     parser.add_argument("--compare-kernel", choices=("jit", "qsim", "auto"))
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    add_load_option(parser, "the engine")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(args.one, args.dtype, args.repeats, args.kernel)))
         return
+    if any(load < 0 for load in args.load):
+        parser.error("--load takes numbers of busy processes (0 or more)")
+    loads = sorted(set(args.load))
     compare_kernel = args.compare_kernel or args.kernel
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    rows = []
+    results = {(n, load): ([], []) for n in args.qubits for load in loads}
     for n in args.qubits:
-        mine, theirs = [], []
         for _ in range(args.rounds):
-            mine.append(run_elsewhere(here, n, args.dtype, args.repeats, args.kernel))
-            if args.compare_to:
-                theirs.append(
-                    run_elsewhere(args.compare_to, n, args.dtype, args.repeats, compare_kernel)
-                )
-        rows.append((n, mine, theirs))
-    header = "| qubits | phase | wall ms | CPU ms |"
+            for load in loads:
+                mine, theirs = results[n, load]
+                with busy_processes(load):
+                    mine.append(run_elsewhere(here, n, args.dtype, args.repeats, args.kernel))
+                    if args.compare_to:
+                        theirs.append(
+                            run_elsewhere(
+                                args.compare_to, n, args.dtype, args.repeats, compare_kernel
+                            )
+                        )
+    header = "| qubits | busy processes | phase | wall ms | CPU ms |"
     if args.compare_to:
         header += " compared: wall ms | compared: CPU ms | CPU ratio (compared / this) |"
     print(
@@ -141,10 +154,10 @@ def main() -> None:
     )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
-    for n, mine, theirs in rows:
+    for (n, load), (mine, theirs) in results.items():
         for phase in (*PHASES, "total"):
             wall, cpu = _median(mine, phase, "wall"), _median(mine, phase, "cpu")
-            line = f"| {n} | {phase} | {wall:.1f} | {cpu:.1f} |"
+            line = f"| {n} | {load} | {phase} | {wall:.1f} | {cpu:.1f} |"
             if theirs:
                 their_wall = _median(theirs, phase, "wall")
                 their_cpu = _median(theirs, phase, "cpu")
