@@ -770,28 +770,36 @@ def test_one_circuit_undoes_psi_and_each_adjoint_state_on_threads_of_their_own(
     np.testing.assert_allclose(np.asarray(vjp), dy @ want, atol=tol * 100, rtol=0)
 
 
-@pytest.mark.parametrize("dtype, tol", [(np.complex128, DOUBLE), (np.complex64, SINGLE)])
-def test_transition_reads_of_one_row_or_several_equal_numpys(dtype, tol):
+@pytest.mark.parametrize(
+    "n, batches, bits, dtype, tol",
+    [
+        (17, (1, 2), range(17), np.complex128, DOUBLE),
+        (17, (1, 2), range(17), np.complex64, SINGLE),
+        (21, (2,), range(21), np.complex64, SINGLE),  # tiles' runs shorter than 2**(n//2)
+        (23, (2,), (0, 4, 12, 15, 16, 20, 22), np.complex64, SINGLE),  # tiles over a block
+    ],
+)
+def test_transition_reads_of_one_row_or_several_equal_numpys(n, batches, bits, dtype, tol):
     """The adjoint sweep's ``2x2`` transition matrices, read with every thread on the
     bits (a single circuit: fewer rows than threads) or row by row, block by block
-    (rows wider than a cache block; bits below 2**10 by masked sums over sub-blocks),
-    equal numpy's sums over each bit's index pairs."""
+    (rows wider than a cache block; bits below 2**10 by masked sums over sub-blocks;
+    the diagonal sums and the bits across blocks from each tile's copy), equal numpy's
+    sums over each bit's index pairs."""
     import numba
 
     from qstore_pl.devices.batched import jit_kernels
 
-    n = 17
     rng = np.random.default_rng(3)
-    bits = np.arange(n, dtype=np.int64)
-    off = np.arange(n) % 3 != 1
+    bits = np.array(bits, dtype=np.int64)
+    off = np.arange(bits.size) % 3 != 1
     threads = numba.get_num_threads()
     numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
     try:
-        for batch in (1, 2):  # with 2 threads: split over bits, then over rows
+        for batch in batches:  # with 2 threads: split over bits, then over rows
             rows = batch + 2 * batch  # ψ over two stacked adjoint copies
             states = rng.normal(size=(rows, 2**n)) + 1j * rng.normal(size=(rows, 2**n))
             states = (states / np.linalg.norm(states, axis=1, keepdims=True)).astype(dtype)
-            out = np.full((rows - batch, n, 2, 2), np.nan, dtype=complex)
+            out = np.full((rows - batch, bits.size, 2, 2), np.nan, dtype=complex)
             jit_kernels.read_transitions(states, batch, bits, off, out)
             for j in range(rows - batch):
                 psi, lam = states[j % batch].astype(complex), states[batch + j].astype(complex)

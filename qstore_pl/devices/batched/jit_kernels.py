@@ -769,12 +769,12 @@ def _sweep_rows_parallel(
 ):  # fmt: skip
     teams = planes.shape[0]
     for t in prange(teams):  # planes per thread (``planes[t]``), not per row
-        sums, which, lr, li = _adjoint_buffers(psi, kinds, position_offsets, real, bits)
+        sums, tile, which, lr, li = _adjoint_buffers(psi, kinds, position_offsets, real, bits)
         for r in range(t, psi.shape[0], teams):
             _sweep_row(
                 psi, lam, scaled, by_high, by_low, r, kinds, counts, position_offsets,
                 positions, value_offsets, real, imag, ranges, bit_offsets, bits,
-                off_diagonal, out, planes[t], sums, which, lr, li, start_re, start_im,
+                off_diagonal, out, planes[t], sums, tile, which, lr, li, start_re, start_im,
             )  # fmt: skip
 
 
@@ -784,12 +784,12 @@ def _sweep_rows_serial(
     value_offsets, real, imag, ranges, bit_offsets, bits, off_diagonal, out, planes,
     start_re, start_im,
 ):  # fmt: skip
-    sums, which, lr, li = _adjoint_buffers(psi, kinds, position_offsets, real, bits)
+    sums, tile, which, lr, li = _adjoint_buffers(psi, kinds, position_offsets, real, bits)
     for r in range(psi.shape[0]):
         _sweep_row(
             psi, lam, scaled, by_high, by_low, r, kinds, counts, position_offsets,
             positions, value_offsets, real, imag, ranges, bit_offsets, bits, off_diagonal,
-            out, planes[0], sums, which, lr, li, start_re, start_im,
+            out, planes[0], sums, tile, which, lr, li, start_re, start_im,
         )  # fmt: skip
 
 
@@ -797,7 +797,7 @@ def _sweep_rows_serial(
 def _sweep_row(
     psi, lam, scaled, by_high, by_low, r, kinds, counts, position_offsets, positions,
     value_offsets, real, imag, ranges, bit_offsets, bits, off_diagonal, out, work, sums,
-    which, lr, li, start_re, start_im,
+    tile, which, lr, li, start_re, start_im,
 ):  # fmt: skip
     pr, pi, sr, si, ar, ai = work[0], work[1], work[2], work[3], work[4], work[5]
     _load(psi[r], pr, pi)
@@ -827,7 +827,7 @@ def _sweep_row(
             _product_transitions(ar, ai, start_re[f], start_im[f], step_bits, out[r, lo:hi], sums)
             continue
         off = _off_diagonal_reads(off_diagonal[lo:hi], which)
-        _transitions(pr, pi, ar, ai, step_bits, off, out[r, lo:hi], sums)
+        _transitions(pr, pi, ar, ai, step_bits, off, out[r, lo:hi], sums, tile)
 
 
 @njit(cache=True, fastmath=True)
@@ -949,7 +949,7 @@ def _reads_parallel(states, batch, bits, off_diagonal, out, teams, planes):
         for j in range(batch + r, states.shape[0], batch):
             for t in prange(teams):
                 _load_part(states[j], ar, ai, t, teams)
-            _transitions(pr, pi, ar, ai, bits, none, out[j - batch], sums)
+            _transitions(pr, pi, ar, ai, bits, none, out[j - batch], sums, sums[:, :0])
             for t in prange(teams):  # each team writes its own bits' entries
                 _off_diagonals(pr, pi, ar, ai, bits, off[t::teams], out[j - batch])
 
@@ -970,11 +970,11 @@ def _adjoint_rows_parallel(
 ):  # fmt: skip
     teams = planes.shape[0]
     for t in prange(teams):  # planes per thread (``planes[t]``), not per row
-        sums, which, lr, li = _adjoint_buffers(states, kinds, position_offsets, real, bits)
+        sums, tile, which, lr, li = _adjoint_buffers(states, kinds, position_offsets, real, bits)
         for r in range(t, batch, teams):
             _adjoint_row(
                 states, r, batch, kinds, counts, position_offsets, positions, value_offsets,
-                real, imag, bits, off_diagonal, out, planes[t], sums, which, lr, li,
+                real, imag, bits, off_diagonal, out, planes[t], sums, tile, which, lr, li,
             )  # fmt: skip
 
 
@@ -983,22 +983,25 @@ def _adjoint_rows_serial(
     states, batch, kinds, counts, position_offsets, positions, value_offsets, real, imag,
     bits, off_diagonal, out, work,
 ):  # fmt: skip
-    sums, which, lr, li = _adjoint_buffers(states, kinds, position_offsets, real, bits)
+    sums, tile, which, lr, li = _adjoint_buffers(states, kinds, position_offsets, real, bits)
     for r in range(batch):
         _adjoint_row(
             states, r, batch, kinds, counts, position_offsets, positions, value_offsets,
-            real, imag, bits, off_diagonal, out, work, sums, which, lr, li,
+            real, imag, bits, off_diagonal, out, work, sums, tile, which, lr, li,
         )  # fmt: skip
 
 
 @njit(cache=True, fastmath=True)
 def _adjoint_buffers(states, kinds, position_offsets, real, bits):
-    """Small buffers for :func:`_adjoint_row`: partial sums of the diagonal reads,
-    lists of bits, and a dense gate's local amplitudes."""
-    sums = np.empty((4, _sums_width(states.shape[1])), real.dtype)
+    """Buffers for :func:`_adjoint_row`: partial sums of the diagonal reads, a tile's
+    copy for :func:`_tile_reads` (from :data:`TILE_READS_MIN_SIZE` amplitudes; none
+    below), lists of bits, and a dense gate's local amplitudes."""
+    size = states.shape[1]
+    sums = np.empty((4, _sums_width(size)), real.dtype)
+    tile = np.empty((4, _tile_size(size) if size >= TILE_READS_MIN_SIZE else 0), real.dtype)
     which = np.empty(bits.shape[0], dtype=np.int64)
     lr, li = _locals(kinds, position_offsets, real.dtype)
-    return sums, which, lr, li
+    return sums, tile, which, lr, li
 
 
 @njit(cache=True)
@@ -1023,7 +1026,7 @@ _READ_PLANES = 4
 @njit(cache=True, fastmath=True)
 def _adjoint_row(
     states, r, batch, kinds, counts, position_offsets, positions, value_offsets, real, imag,
-    bits, off_diagonal, out, work, sums, which, lr, li,
+    bits, off_diagonal, out, work, sums, tile, which, lr, li,
 ):  # fmt: skip
     pr, pi, sr, si, ar, ai = work[0], work[1], work[2], work[3], work[4], work[5]
     _load(states[r], pr, pi)
@@ -1043,7 +1046,7 @@ def _adjoint_row(
         if kinds.shape[0]:
             _store(states[j], ar, ai)
         if bits.shape[0]:
-            _transitions(pr, pi, ar, ai, bits, off, out[j - batch], sums)
+            _transitions(pr, pi, ar, ai, bits, off, out[j - batch], sums, tile)
 
 
 @njit(cache=True, fastmath=True)
@@ -1079,9 +1082,11 @@ def _half_sums(sums, n_low, n_high):
 
 
 @njit(cache=True, fastmath=True)
-def _transitions(pr, pi, ar, ai, bits, off, out, sums):
+def _transitions(pr, pi, ar, ai, bits, off, out, sums, tile):
     """:func:`adjoint_step`'s reads for one pair of rows held as planes (ψ: ``pr, pi``;
-    λ: ``ar, ai``), off-diagonal entries for the reads ``off``."""
+    λ: ``ar, ai``), off-diagonal entries for the reads ``off``. With a ``tile`` large
+    enough (:func:`_adjoint_buffers`'), the diagonal sums and the off-diagonal reads of
+    bits across blocks come from :func:`_tile_reads`."""
     size = pr.shape[0]
     low = _low_bits(size)
     n_low = 1 << low
@@ -1091,20 +1096,38 @@ def _transitions(pr, pi, ar, ai, bits, off, out, sums):
     # precision and the rows are sliced (an index ``base + k`` may be negative as far
     # as numba knows, and its wraparound check stops vectorisation: 5-10x slower)
     low_r, low_i, high_r, high_i = _half_sums(sums, n_low, n_high)
-    for h in range(n_high):
-        base = h << low
-        a_r, a_i = ar[base : base + n_low], ai[base : base + n_low]
-        p_r, p_i = pr[base : base + n_low], pi[base : base + n_low]
-        acc_r = acc_i = low_r[0] * 0
-        for k in range(n_low):
-            vr = a_r[k] * p_r[k] + a_i[k] * p_i[k]
-            vi = a_r[k] * p_i[k] - a_i[k] * p_r[k]
-            acc_r += vr
-            acc_i += vi
-            low_r[k] += vr
-            low_i[k] += vi
-        high_r[h] = acc_r
-        high_i[h] = acc_i
+    if size > _CACHE_BLOCK and tile.shape[1] >= _tile_size(size):
+        across = np.empty(off.shape[0], dtype=np.int64)
+        within = np.empty(off.shape[0], dtype=np.int64)
+        a = w = 0
+        for m in range(off.shape[0]):
+            if (1 << bits[off[m]]) >= _CACHE_BLOCK:
+                across[a] = off[m]
+                a += 1
+            else:
+                within[w] = off[m]
+                w += 1
+        across = across[:a]
+        totals = np.zeros((a, 4))
+        _tile_reads(pr, pi, ar, ai, bits, across, totals, low, sums, tile)
+        off = within[:w]
+    else:
+        across = off[:0]
+        totals = np.zeros((0, 4))
+        for h in range(n_high):
+            base = h << low
+            a_r, a_i = ar[base : base + n_low], ai[base : base + n_low]
+            p_r, p_i = pr[base : base + n_low], pi[base : base + n_low]
+            acc_r = acc_i = low_r[0] * 0
+            for k in range(n_low):
+                vr = a_r[k] * p_r[k] + a_i[k] * p_i[k]
+                vi = a_r[k] * p_i[k] - a_i[k] * p_r[k]
+                acc_r += vr
+                acc_i += vi
+                low_r[k] += vr
+                low_i[k] += vi
+            high_r[h] = acc_r
+            high_i[h] = acc_i
     total_r = total_i = 0.0  # the few totals in float64
     for h in range(n_high):
         total_r += high_r[h]
@@ -1129,6 +1152,7 @@ def _transitions(pr, pi, ar, ai, bits, off, out, sums):
         out[i, 1, 1] = ones
         out[i, 0, 1] = 0j
         out[i, 1, 0] = 0j
+    _write_off_diagonals(out, across, totals)
     _off_diagonals(pr, pi, ar, ai, bits, off, out)
 
 
@@ -1175,9 +1199,70 @@ def _off_diagonals(pr, pi, ar, ai, bits, which, out):
                         pr[start:stop], pi[start:stop], ar[start:stop], ai[start:stop], stride,
                         totals[m],
                     )  # fmt: skip
+    _write_off_diagonals(out, which, totals)
+
+
+@njit(cache=True)
+def _write_off_diagonals(out, which, totals):
+    """``out[which[m]]``'s off-diagonal entries from ``totals[m]`` (real and imaginary
+    parts of ``Σ conj(λ[k_0]) ψ[k_1]``, then of ``Σ conj(λ[k_1]) ψ[k_0]``)."""
     for m in range(which.shape[0]):
         out[which[m], 0, 1] = complex(totals[m, 0], totals[m, 1])
         out[which[m], 1, 0] = complex(totals[m, 2], totals[m, 3])
+
+
+@njit(cache=True, fastmath=True)
+def _tile_reads(pr, pi, ar, ai, bits, across, totals, low, sums, tile):
+    """One sweep over a row pair wider than a cache block, tile by tile (the tiles of
+    :func:`_off_diagonals`): each tile is copied into ``tile``, where its runs lie end
+    to end; on the way its products ``conj(λ) ψ`` are summed by the low ``low`` index
+    bits and by the others into ``sums`` (:func:`_half_sums`' views, the low ones
+    zeroed: :func:`_transitions`' diagonal reads), and the off-diagonal sums of the bits
+    across blocks (reads ``across``) come from the copy into ``totals``.
+
+    A tile's runs lie a block apart in the row, so they compete for the same cache
+    sets; read from the row, those bits took 3.0-3.2 ms per 20-qubit row pair on two
+    threads, and 2.5 ms from a copy. The copy also takes the diagonal sums' pass over
+    the row pair with it.
+    """
+    size = pr.shape[0]
+    block = _CACHE_BLOCK
+    run = _tile_run(size, block)
+    count = size // block
+    n_low = 1 << low
+    piece = min(run, n_low)
+    used = count * run
+    tp, ti, ta, tb = tile[0, :used], tile[1, :used], tile[2, :used], tile[3, :used]
+    low_r, low_i, high_r, high_i = _half_sums(sums, n_low, size >> low)
+    high_r[:] = 0.0
+    high_i[:] = 0.0
+    for start in range(0, block, run):
+        for h in range(count):
+            for first in range(h * block + start, h * block + start + run, piece):
+                at = h * run + first - h * block - start
+                p_r, p_i = pr[first : first + piece], pi[first : first + piece]
+                a_r, a_i = ar[first : first + piece], ai[first : first + piece]
+                c_pr, c_pi = tp[at : at + piece], ti[at : at + piece]
+                c_ar, c_ai = ta[at : at + piece], tb[at : at + piece]
+                k0 = first & (n_low - 1)
+                l_r, l_i = low_r[k0 : k0 + piece], low_i[k0 : k0 + piece]
+                acc_r = acc_i = low_r[0] * 0
+                for k in range(piece):
+                    c_pr[k] = p_r[k]
+                    c_pi[k] = p_i[k]
+                    c_ar[k] = a_r[k]
+                    c_ai[k] = a_i[k]
+                    vr = a_r[k] * p_r[k] + a_i[k] * p_i[k]
+                    vi = a_r[k] * p_i[k] - a_i[k] * p_r[k]
+                    acc_r += vr
+                    acc_i += vi
+                    l_r[k] += vr
+                    l_i[k] += vi
+                high_r[first >> low] += acc_r
+                high_i[first >> low] += acc_i
+        for m in range(across.shape[0]):
+            stride = (1 << bits[across[m]]) // block * run  # the bit's stride in the copy
+            _off_diagonal(tp, ti, ta, tb, stride, totals[m])
 
 
 #: From this stride the pairs of a bit are read block by block (contiguous, vectorised);
@@ -1219,6 +1304,20 @@ def _tile_run(size, block):
     of at least 512 (shorter runs cost more in loop overhead than the cache saves: at
     24 qubits, runs of 64 made one-wire gates 1.4x and reads 1.2x slower)."""
     return max(block // (size // block), 512)
+
+
+#: From this many amplitudes per row, :func:`_transitions` reads through
+#: :func:`_tile_reads`. The sweep of W1's engine step (``bench_adjoint.py
+#: --compare-to``): 1.08x at 19 qubits, 1.03-1.09x at 20, 1.06x at 22, where a row
+#: pair's planes leave the shared cache; 0.87x at 18, where they stay in it.
+TILE_READS_MIN_SIZE = 1 << 19
+
+
+@njit(cache=True)
+def _tile_size(size):
+    """Amplitudes in a tile of a row of ``size`` (more than :data:`_CACHE_BLOCK`): a run
+    from every block (a block's worth; more from 23 qubits, where runs stay 512 long)."""
+    return (size // _CACHE_BLOCK) * _tile_run(size, _CACHE_BLOCK)
 
 
 #: Rows of more amplitudes than ``2**CACHE_BLOCK_BITS`` take runs of one-wire gates,
