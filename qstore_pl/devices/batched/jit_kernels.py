@@ -556,8 +556,7 @@ def _low_gates(
 
     Pairs on those bits are 1-4 amplitudes apart, which the compiler does not vectorise
     (8-12x slower per gate than on distant bits); rotating the row's bits to put them
-    on top instead costs two passes over a row (20 qubits, two threads: a layer's
-    one-wire gates 5.9-6.0 against 6.4-7.8 ms per row with the rotations).
+    on top instead cost two more passes over the row (see ``plan.ROTATION_MAX_WIRES``).
     """
     width = lanes.shape[1] >> _LOW_BITS
     shift = _bit_count(width)
@@ -1109,7 +1108,8 @@ def _transitions(pr, pi, ar, ai, bits, off, out, sums, tile):
                 w += 1
         across = across[:a]
         totals = np.zeros((a, 4))
-        _tile_reads(pr, pi, ar, ai, bits, across, totals, low, sums, tile)
+        halves = (low_r, low_i, high_r, high_i)
+        _tile_reads(pr, pi, ar, ai, bits, across, totals, low, halves, tile)
         off = within[:w]
     else:
         across = off[:0]
@@ -1212,11 +1212,11 @@ def _write_off_diagonals(out, which, totals):
 
 
 @njit(cache=True, fastmath=True)
-def _tile_reads(pr, pi, ar, ai, bits, across, totals, low, sums, tile):
+def _tile_reads(pr, pi, ar, ai, bits, across, totals, low, halves, tile):
     """One sweep over a row pair wider than a cache block, tile by tile (the tiles of
     :func:`_off_diagonals`): each tile is copied into ``tile``, where its runs lie end
     to end; on the way its products ``conj(λ) ψ`` are summed by the low ``low`` index
-    bits and by the others into ``sums`` (:func:`_half_sums`' views, the low ones
+    bits and by the others into ``halves`` (:func:`_half_sums`' views, the low ones
     zeroed: :func:`_transitions`' diagonal reads), and the off-diagonal sums of the bits
     across blocks (reads ``across``) come from the copy into ``totals``.
 
@@ -1233,7 +1233,7 @@ def _tile_reads(pr, pi, ar, ai, bits, across, totals, low, sums, tile):
     piece = min(run, n_low)
     used = count * run
     tp, ti, ta, tb = tile[0, :used], tile[1, :used], tile[2, :used], tile[3, :used]
-    low_r, low_i, high_r, high_i = _half_sums(sums, n_low, size >> low)
+    low_r, low_i, high_r, high_i = halves
     high_r[:] = 0.0
     high_i[:] = 0.0
     for start in range(0, block, run):
