@@ -446,8 +446,8 @@ def _fuse(elements: Sequence[Element]) -> list:
 #: about 15 us per plane. Wider rows than a cache block are not rotated: their runs of
 #: one-wire gates take the lowest bits inside the block sweep
 #: (:func:`jit_kernels._low_gates`), where two rotations were two more passes over a
-#: row (W1's engine step, ``benchmarks/bench_adjoint.py --compare-to``: 1.07-1.10x at
-#: 20 and 22 qubits, 1.17x at 16, 1.00x at 18).
+#: row (W1's engine step, ``benchmarks/bench_adjoint.py --compare-to``: 1.17x at 20
+#: qubits, 1.20x at 22, 0.95-1.05x at 16-19).
 ROTATION_MIN_WIRES = 10
 ROTATION_MAX_WIRES = jit_kernels.CACHE_BLOCK_BITS
 ROTATION_BITS = 3
