@@ -550,39 +550,30 @@ def _low_gates(
     lanes,
 ):  # fmt: skip
     """The gates among ``first .. end - 1`` on the lowest :data:`_LOW_BITS` bits, on a
-    block: chunk by chunk, each group of eight consecutive amplitudes goes to eight
-    planes of ``lanes`` (the group's lowest bits become the top bits of the chunk), the
-    gates run there on vectors, and the groups go back.
+    block: chunk by chunk, the chunk's bits are rotated into ``lanes``
+    (:func:`_rotate`: each group of eight consecutive amplitudes goes to eight planes,
+    the group's lowest bits becoming the top bits of the chunk), the gates run there on
+    vectors, and the rotation is undone.
 
     Pairs on those bits are 1-4 amplitudes apart, which the compiler does not vectorise
     (8-12x slower per gate than on distant bits); rotating the row's bits to put them
     on top instead cost two more passes over the row (see ``plan.ROTATION_MAX_WIRES``).
     """
-    width = lanes.shape[1] >> _LOW_BITS
-    shift = _bit_count(width)
+    chunk = lanes.shape[1]
+    shift = _bit_count(chunk) - _LOW_BITS  # where the lowest bits sit in the lanes
     lr, li = lanes[0], lanes[1]
-    r0, r1, r2, r3, r4, r5, r6, r7 = _eighths(lr)
-    i0, i1, i2, i3, i4, i5, i6, i7 = _eighths(li)
-    for chunk in range(0, re.shape[0], lanes.shape[1]):
-        xr = re[chunk : chunk + lanes.shape[1]]
-        xi = im[chunk : chunk + lanes.shape[1]]
-        for c in range(width):
-            b = c * 8
-            r0[c], r1[c], r2[c], r3[c] = xr[b], xr[b + 1], xr[b + 2], xr[b + 3]
-            r4[c], r5[c], r6[c], r7[c] = xr[b + 4], xr[b + 5], xr[b + 6], xr[b + 7]
-            i0[c], i1[c], i2[c], i3[c] = xi[b], xi[b + 1], xi[b + 2], xi[b + 3]
-            i4[c], i5[c], i6[c], i7[c] = xi[b + 4], xi[b + 5], xi[b + 6], xi[b + 7]
+    for first_amplitude in range(0, re.shape[0], chunk):
+        xr = re[first_amplitude : first_amplitude + chunk]
+        xi = im[first_amplitude : first_amplitude + chunk]
+        _rotate(xr, lr, _LOW_BITS)
+        _rotate(xi, li, _LOW_BITS)
         for g in range(first, end):
             position = positions[position_offsets[g]]
             if position < _LOW_BITS:
                 base = value_offsets[g] + (r % counts[g]) * 4
                 _one_wire(lr, li, real, imag, base, position + shift)
-        for c in range(width):
-            b = c * 8
-            xr[b], xr[b + 1], xr[b + 2], xr[b + 3] = r0[c], r1[c], r2[c], r3[c]
-            xr[b + 4], xr[b + 5], xr[b + 6], xr[b + 7] = r4[c], r5[c], r6[c], r7[c]
-            xi[b], xi[b + 1], xi[b + 2], xi[b + 3] = i0[c], i1[c], i2[c], i3[c]
-            xi[b + 4], xi[b + 5], xi[b + 6], xi[b + 7] = i4[c], i5[c], i6[c], i7[c]
+        _rotate(lr, xr, shift)
+        _rotate(li, xi, shift)
 
 
 @njit(cache=True, fastmath=True)
