@@ -7,6 +7,8 @@ again once nothing does: a training step then faults no fresh pages.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pennylane as qml
 import pytest
@@ -54,6 +56,29 @@ def test_small_arrays_are_not_kept_and_at_most_kept_max_buffers_are():
     assert len({a.ctypes.data for a in held}) == KEPT_MAX + 2  # each one its own
     del held
     assert kept.kept_free_bytes() == KEPT_MAX * KEPT_MIN_BYTES
+
+
+def test_a_prepared_buffer_is_made_on_another_thread_and_taken_by_the_next_request():
+    kept = Buffers()
+    nbytes = ROWS * WIDTH * 8
+    kept.prepare((ROWS, WIDTH), np.complex64)
+    deadline = time.monotonic() + 60
+    while kept.kept_free_bytes() == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)  # made without this thread asking for it
+    assert kept.kept_free_bytes() == nbytes
+    states = kept.empty((ROWS, WIDTH), np.complex64)
+    assert kept.kept_free_bytes() == 0  # the prepared one: no second buffer
+    states[:] = 2.0
+    kept.prepare((ROWS, WIDTH), np.complex64)  # a buffer is held: a second is made
+    second = kept.empty((ROWS, WIDTH), np.complex64)
+    assert not np.shares_memory(states, second)
+    assert np.all(states == 2.0)
+    del states, second
+    assert kept.kept_free_bytes() == 2 * nbytes
+    kept.prepare((ROWS, WIDTH // 2), np.complex64)  # a free one fits: none is made
+    held = [kept.empty((ROWS, WIDTH), np.complex64) for _ in range(2)]
+    assert kept.kept_free_bytes() == 0
+    del held
 
 
 def _w1_tape(n: int, x: np.ndarray, weights: np.ndarray) -> qml.tape.QuantumScript:
