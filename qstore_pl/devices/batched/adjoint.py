@@ -196,8 +196,6 @@ def forward(kernel, bound: BoundProgram) -> np.ndarray:
     n = bound.program.num_wires
     if kernel.planned:
         opening = opening_gates(bound.program) if bound.initial_state is None else ()
-        if opening:  # mapped while the plan's values are made (numba's loading, at first)
-            kernel.buffers.prepare((bound.batch, 2**n), kernel.dtype)
         lay, values = source(bound)
         plan = lay.plan(("forward", opening), lambda lay: forward_plan(lay, opening))
         real, imag = plan.values(values, np.finfo(kernel.dtype).dtype)

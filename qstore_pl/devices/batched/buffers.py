@@ -14,12 +14,12 @@ pages: the first call of a 20-qubit W1 step spent 1.6-2.0 s of system time there
 pages; the steps after the first ran as fast in small pages as in huge ones, within
 this machine's noise (``benchmarks/bench_adjoint.py``, 20 qubits, 2026-12-07).
 
-A fresh buffer's pages are mapped in one go when it is made (``MAP_POPULATE``; with no
-``MADV_HUGEPAGE``, the kernel does not stall compacting memory for huge pages, and
-gave none here): 256 MB took 0.08-0.12 s there, against 0.15-0.24 s
-faulted page by page as the kernels first wrote them. :meth:`Buffers.prepare` makes
-one on another thread, so that a first call's mapping overlaps its one-core work
-(numba loading the kernels) instead of adding to it.
+A fresh buffer is private memory whose pages are populated when it is mapped
+(``MAP_POPULATE``, no ``MADV_HUGEPAGE``: the kernel does not stall compacting memory
+for huge pages, and gave none here). Python's ``mmap`` maps shared memory by default,
+which the buffers used before: 256 MB took 0.19-0.23 s to fault in page by page there,
+0.13-0.18 s as private memory, and 0.08-0.12 s populated at once; a forked child (a
+data loader's worker) no longer shares a parent's buffers either.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ _UNUSED_REFS = _unshared_item_refs()
 
 def allocate(count: int, dtype) -> np.ndarray:
     """``count`` values of ``dtype`` starting on a cache line, contents undefined: from
-    :data:`KEPT_MIN_BYTES` mapped with its pages populated, below from numpy (which aligns to 16
-    bytes only, and vector loads across two cache lines cost)."""
+    :data:`KEPT_MIN_BYTES` mapped privately with its pages populated, below from numpy
+    (which aligns to 16 bytes only, and vector loads across two cache lines cost)."""
     dtype = np.dtype(dtype)
     nbytes = count * dtype.itemsize
     populate = getattr(mmap, "MAP_POPULATE", None)  # Linux only
@@ -66,8 +66,7 @@ def allocate(count: int, dtype) -> np.ndarray:
         start = (-raw.ctypes.data % _CACHE_LINE) // dtype.itemsize
         return raw[start : start + count]
     flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate
-    mapped = mmap.mmap(-1, nbytes, flags=flags)  # page-aligned
-    return np.frombuffer(mapped, dtype, count)
+    return np.frombuffer(mmap.mmap(-1, nbytes, flags=flags), dtype, count)  # page-aligned
 
 
 class Buffers:
@@ -80,7 +79,6 @@ class Buffers:
     def __init__(self) -> None:
         self._kept: list[np.ndarray] = []  # raw byte buffers, most recently used last
         self._lock = threading.Lock()
-        self._preparing: threading.Thread | None = None
 
     def empty(self, shape: int | tuple[int, ...], dtype) -> np.ndarray:
         """An array of ``shape`` and ``dtype`` on a cache line, contents undefined."""
@@ -90,45 +88,9 @@ class Buffers:
         nbytes = count * dtype.itemsize
         if nbytes < KEPT_MIN_BYTES:
             return allocate(count, dtype).reshape(shape)
-        self._wait_for_prepared()
         with self._lock:
             raw = self._take(nbytes)
             return raw[:nbytes].view(dtype).reshape(shape)
-
-    def prepare(self, shape: int | tuple[int, ...], dtype) -> None:
-        """Start making the buffer a coming :meth:`empty` of ``shape`` and ``dtype``
-        will take, on another thread, unless a free kept one is large enough already.
-
-        The mapping (0.1 s for 256 MB) then runs beside the caller's work up to that
-        :meth:`empty`, which waits for it.
-        """
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
-        if nbytes < KEPT_MIN_BYTES:
-            return
-        with self._lock:
-            if self._preparing is not None or any(r.nbytes >= nbytes for r in self._free()):
-                return
-            thread = threading.Thread(target=self._add, args=(nbytes,), daemon=True)
-            self._preparing = thread
-        thread.start()
-
-    def _add(self, nbytes: int) -> None:
-        try:
-            raw = allocate(nbytes, np.uint8)
-        except (MemoryError, OSError):
-            return  # the coming empty() allocates, and raises, itself
-        with self._lock:
-            self._keep(raw)
-
-    def _wait_for_prepared(self) -> None:
-        with self._lock:
-            thread = self._preparing
-        if thread is not None:
-            thread.join()
-            with self._lock:
-                if self._preparing is thread:
-                    self._preparing = None
 
     def kept_free_bytes(self) -> int:
         """Bytes kept in buffers nothing holds now (free memory to a new allocation)."""
@@ -146,13 +108,10 @@ class Buffers:
             if kept[i].nbytes >= nbytes and sys.getrefcount(kept[i]) == _UNUSED_REFS:
                 if best < 0 or kept[i].nbytes < kept[best].nbytes:
                     best = i
-        raw = kept.pop(best) if best >= 0 else allocate(nbytes, np.uint8)
-        self._keep(raw)
-        return raw
-
-    def _keep(self, raw: np.ndarray) -> None:
-        """Keep ``raw`` as the most recently used, dropping the least recently used
-        beyond :data:`KEPT_MAX`."""
-        kept = self._kept
+        if best >= 0:
+            raw = kept.pop(best)
+        else:
+            raw = allocate(nbytes, np.uint8)
+            del kept[: max(0, len(kept) + 1 - KEPT_MAX)]  # the least recently used
         kept.append(raw)
-        del kept[: max(0, len(kept) - KEPT_MAX)]
+        return raw
