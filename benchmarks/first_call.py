@@ -161,7 +161,10 @@ def main() -> None:
         print(json.dumps(child(args.child)), flush=True)
         return
     calibrate = "import pennylane as qml, qstore_pl; qml.device('qstore.router', wires=1)"
-    subprocess.run([sys.executable, "-c", calibrate], capture_output=True, check=True)
+    made = subprocess.run([sys.executable, "-c", calibrate], capture_output=True, text=True)
+    if made.returncode:
+        tail = made.stderr.strip().splitlines()[-1:] or ["no output"]
+        sys.exit(f"could not make a router to calibrate it: {tail[0]}")
     for n in args.qubits:
         print(report(run(n, args.cold), args.cold), flush=True)
 
