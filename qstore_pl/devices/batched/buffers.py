@@ -9,10 +9,11 @@ once nothing refers to it any more (no array, view or tensor made from it).
 Fresh large buffers do not ask for huge pages. numpy does from 4 MiB, and on the 2-core
 virtual machine this project measures on, first touching 256 MB in huge pages cost
 0.1-3.3 s of system time from run to run, against 0.3-0.4 s in small pages: the first
-call of a 20-qubit W1 step spent 1.6-2.0 s of system time there, and 0.3-0.65 s now
-(``benchmarks/first_call.py``). Once kept, a buffer faults no more pages; the steps
-after the first ran as fast in small pages as in huge ones, within this machine's noise
-(``benchmarks/bench_adjoint.py``, 20 qubits, 2026-12-07).
+call of a 20-qubit W1 step spent 1.6-2.0 s of system time there, and 0.3-0.65 s in small
+pages (``benchmarks/first_call.py``; 0.11-0.14 s populated when mapped, below). Once
+kept, a buffer faults no more pages; the steps after the first ran as fast in small
+pages as in huge ones, within this machine's noise (``benchmarks/bench_adjoint.py``, 20
+qubits, 2026-12-07).
 
 A fresh buffer is private memory whose pages are populated when it is mapped
 (``MAP_POPULATE``, no ``MADV_HUGEPAGE``: the kernel does not stall compacting memory
