@@ -70,6 +70,7 @@ import numpy as np
 from qstore_pl.db.call_facts import CallFacts
 from qstore_pl.db.store import EncodedState
 from qstore_pl.support import paths
+from qstore_pl.support.sqlite_wal import use_wal
 from qstore_pl.support.stable_storage import fsync_new_entries, missing_directories
 
 SYNC_MODES = ("normal", "full")
@@ -197,7 +198,7 @@ class Spool:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            use_wal(self._db)
             self._db.execute(f"PRAGMA synchronous={sync.upper()}")
             self._db.execute(f"PRAGMA wal_autocheckpoint={_WRITER_CHECKPOINT_PAGES}")
         # checkpoints (a copy of the log into the file, and an fsync) run here, on the

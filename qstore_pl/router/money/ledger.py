@@ -31,6 +31,7 @@ from pathlib import Path
 from qstore_pl.exceptions import BudgetExceeded
 from qstore_pl.router.money.report import CostReport
 from qstore_pl.support import paths
+from qstore_pl.support.sqlite_wal import use_wal
 
 #: Provider job states after which the charge no longer changes.
 FINAL_STATES = frozenset({"completed", "failed", "canceled"})
@@ -82,7 +83,10 @@ class Ledger:
         self.path = Path(path) if path is not None else default_ledger_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
+            use_wal(db)  # not inside a transaction
+        # one process at a time: processes opening a new ledger together each found the
+        # columns missing and added them, and all but the first failed
+        with self._transaction() as db:
             db.execute(_SCHEMA)
             columns = {row[1] for row in db.execute("PRAGMA table_info(charges)")}
             if "reconciled" not in columns:  # ledgers written before reconciliation
