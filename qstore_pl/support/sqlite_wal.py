@@ -23,7 +23,8 @@ def use_wal(db: sqlite3.Connection, timeout: float = 60.0) -> None:
                 db.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as err:
-            if "locked" not in str(err) or time.monotonic() >= deadline:
+            busy = err.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() >= deadline:
                 raise
             time.sleep(delay)
             delay = min(2 * delay, 0.05)
