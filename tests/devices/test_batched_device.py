@@ -948,9 +948,9 @@ def test_transitions_against_a_product_state_equal_numpys(n, dtype, tol):
     ar, ai = lam.real.astype(dtype), lam.imag.astype(dtype)
     bits = np.array(rng.permutation(n), dtype=np.int64)
     out = np.full((n, 2, 2), np.nan, dtype=complex)
-    sums = np.empty((4, jit_kernels._sums_width(2**n)), dtype)
+    own = np.zeros((1, 2), dtype=np.int64)  # f's own halves
     fr, fi = factors.real.copy(), factors.imag.copy()
-    jit_kernels._product_transitions(ar, ai, fr, fi, bits, out, sums)
+    jit_kernels._product_transitions(ar, ai, fr, fi, bits, out, own, own)
     planes = np.empty((2, 2**n), dtype)
     jit_kernels._product_planes(planes[0], planes[1], fr, fi)
     np.testing.assert_allclose(planes[0] + 1j * planes[1], psi, atol=tol * 10, rtol=tol)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pennylane as qml
 
-from qstore_pl.devices.batched import jit_kernels
+from qstore_pl.devices.batched import deferred_reads, jit_kernels
+from qstore_pl.devices.batched.deferred_reads import DeferredReads
 from qstore_pl.devices.batched.kernel import check_width, fuse
 from qstore_pl.devices.batched.measure import adjoint_states, marginal, z_cotangent_halves
 from qstore_pl.devices.batched.plan import Element, Layout, SequencePlan, forward_plan, layout
@@ -145,19 +146,42 @@ def _build_segments(program: Program, trainable: frozenset[int]) -> list[Segment
         undo: list[int] = []
         progress = True
         while progress and left:
-            progress = False
-            for w in list(stacks):
-                if not stacks[w]:
-                    continue
-                top = stacks[w][-1]
-                if top in left or any(stacks[v][-1] != top for v in gates[top].wires):
-                    continue
-                for v in gates[top].wires:
-                    stacks[v].pop()
-                undo.append(top)
-                progress = True
+            # one-wire gates first: a layer's rotations are undone before the entanglers
+            # next to them, which then stay one permutation (deferred_reads.py needs
+            # the last step so)
+            progress = _peel(gates, stacks, left, undo, one_wire=True)
+            progress = _peel(gates, stacks, left, undo, one_wire=False) or progress
         result.append(Segment(tuple(evaluate), tuple(undo), tuple(through)))
     return result
+
+
+def _peel(
+    gates: list[GateTemplate],
+    stacks: dict[int, list[int]],
+    left: set[int],
+    undo: list[int],
+    one_wire: bool,
+) -> bool:
+    """Move gates last on all their wires, and not ``left`` to read, from ``stacks`` to
+    ``undo``: with ``one_wire`` one-wire gates, until none is on top; else gates on
+    several wires, one pass over the wires. Returns whether any moved."""
+    before = len(undo)
+    while True:
+        count = len(undo)
+        for w in list(stacks):
+            if not stacks[w]:
+                continue
+            top = stacks[w][-1]
+            wires = gates[top].wires
+            if (len(wires) == 1) != one_wire or top in left:
+                continue
+            if any(stacks[v][-1] != top for v in wires):
+                continue
+            for v in wires:
+                stacks[v].pop()
+            undo.append(top)
+        if not one_wire or len(undo) == count:
+            return len(undo) > before
 
 
 def _read_through(gates: list[GateTemplate], p: int, later: list[int]) -> tuple[int, ...] | None:
@@ -333,11 +357,36 @@ def vjp_sweep(
                 lam = adjoint_states(kernel, psi, measurements, cotangents, n, out=out)
             transitions = np.empty((bound.batch, table[1].size, 2, 2), dtype=complex)
             start = _last_read_start(bound, trainable)
+            deferred = None if start is None else _deferred(bound, trainable)
             scratch = jit_kernels.Scratch(kernel.buffers)
-            plan.adjoint_sweep(psi, lam, real, imag, table, transitions, scratch, start)
+            plan.adjoint_sweep(
+                psi, lam, real, imag, table, transitions, scratch, start,
+                None if deferred is None else deferred.arrays(),
+            )  # fmt: skip
             return _read_ones(bound, merged, transitions)
     states = sweep_states(kernel, psi, measurements, cotangents, n, stacked)
     return backward(kernel, bound, states, trainable)
+
+
+def _deferred(bound: BoundProgram, trainable: frozenset[int]) -> DeferredReads | None:
+    """The second-last step's reads taken at the last step of :func:`vjp_sweep`
+    (:mod:`~qstore_pl.devices.batched.deferred_reads`), where the sweep's structure
+    allows it; built once per layout. Call only where ψ is a product state at the last
+    reads (:func:`_last_read_start`)."""
+    if not deferred_reads.ENABLED:
+        return None
+
+    def build(lay: Layout) -> tuple[DeferredReads | None]:  # in a tuple: None is kept too
+        plan, _, _, (offsets, bits, _) = _sweep_plan(bound, trainable)
+        steps = len(plan.step_ranges)
+        if steps < 2 or offsets[steps] == offsets[steps - 1]:
+            return (None,)
+        second_last = bits[offsets[steps - 2] : offsets[steps - 1]]
+        n = bound.program.num_wires
+        return (deferred_reads.plan_deferred(plan.encoded, plan.step_ranges, second_last, n),)
+
+    lay, _ = source(bound)
+    return lay.plan(("deferred", trainable), build)[0]
 
 
 def sweep_states(

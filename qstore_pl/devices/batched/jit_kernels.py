@@ -341,10 +341,12 @@ def product_factors(values, table, fixed, rows, n):
 
 
 @njit(cache=True, fastmath=True)
-def _product_table(fr, fi, first, count, skip, conjugate, tr, ti):
+def _product_table(fr, fi, first, count, skip, conjugate, tr, ti, z=0, x=0):
     """``tr + i ti`` at ``j < 2**count``: the product over bit positions ``first + q``
     of factor ``f[first + q, bit q of j]`` (conjugated with ``conjugate``), the factor
-    at position ``skip`` counted as 1."""
+    at position ``skip`` counted as 1. With masks ``z`` and ``x`` (by bit position) the
+    factors are those of ``Z`` and ``X`` on their bits times ``f``: ``(-1)^(z_p v)
+    f[p, v ^ x_p]``."""
     sign = -1.0 if conjugate else 1.0
     tr[0] = 1.0
     ti[0] = 0.0
@@ -353,8 +355,11 @@ def _product_table(fr, fi, first, count, skip, conjugate, tr, ti):
         half = 1 << q
         a0r, a0i, a1r, a1i = 1.0, 0.0, 1.0, 0.0
         if p != skip:
-            a0r, a0i = fr[p, 0], sign * fi[p, 0]
-            a1r, a1i = fr[p, 1], sign * fi[p, 1]
+            flip = (x >> p) & 1
+            a0r, a0i = fr[p, flip], sign * fi[p, flip]
+            a1r, a1i = fr[p, 1 - flip], sign * fi[p, 1 - flip]
+            if (z >> p) & 1:
+                a1r, a1i = -a1r, -a1i
         for j in range(half):
             xr, xi = tr[j], ti[j]
             tr[j + half] = xr * a1r - xi * a1i
@@ -710,7 +715,7 @@ def sweeps_whole_rows(batch: int, size: int) -> bool:
 
 def adjoint_sweep(
     psi, lam, kinds, counts, position_offsets, positions, value_offsets, real, imag,
-    ranges, bit_offsets, bits, off_diagonal, out, scratch=None, start=None,
+    ranges, bit_offsets, bits, off_diagonal, out, scratch=None, start=None, deferred=None,
 ):  # fmt: skip
     """Every step of an adjoint sweep, row pair by row pair: :func:`adjoint_step`'s
     work for all steps while the pair stays in its planes.
@@ -731,9 +736,14 @@ def adjoint_sweep(
     With ``start`` (:func:`apply_sequence`'s), ψ at the last step's reads is that
     product state: the last step undoes its gates on λ alone and reads from λ and the
     factors (:func:`_product_transitions`).
+
+    ``deferred`` (``DeferredReads.arrays()``, with ``start``): the second-last step's
+    reads are taken at the last step, from λ there (:func:`_deferred_transitions`), and
+    ψ is not undone through that step.
     """
     batch, size = psi.shape
     start_re, start_im = _start_factors(start, size)
+    deferred = _checked_deferred(deferred, start is not None, ranges, bit_offsets, kinds)
     threads = numba.get_num_threads()
     work = 2 * batch * size * (kinds.shape[0] + bits.shape[0])
     teams = min(threads, batch) if work >= PARALLEL_MIN_WORK else 1
@@ -743,7 +753,7 @@ def adjoint_sweep(
     args = (
         psi, psi if scaled else lam, scaled, by_high, by_low, kinds, counts,
         position_offsets, positions, value_offsets, real, imag, ranges, bit_offsets, bits,
-        off_diagonal, out, planes, start_re, start_im,
+        off_diagonal, out, planes, start_re, start_im, deferred,
     )  # fmt: skip
     if teams > 1:
         _sweep_rows_parallel(*args)
@@ -751,11 +761,43 @@ def adjoint_sweep(
         _sweep_rows_serial(*args)
 
 
+def _checked_deferred(deferred, product_start: bool, ranges, bit_offsets, kinds) -> tuple:
+    """``deferred``'s arrays checked against the sweep they serve (the kernel checks no
+    bounds), or arrays that defer nothing."""
+    if deferred is None:
+        keys = np.zeros((1, 2), dtype=np.int64)
+        return keys, keys, np.zeros((0, 4), dtype=np.int64), np.zeros((0, 4), dtype=np.int64)
+    low_keys, high_keys, products, reads = (np.ascontiguousarray(a, np.int64) for a in deferred)
+    steps = ranges.shape[0]
+    problem = None
+    if not product_start or steps < 2:
+        problem = "they need a product state at the last reads and two steps"
+    elif reads.shape != (bit_offsets[steps - 1] - bit_offsets[steps - 2], 4) or not reads.size:
+        problem = "one read per wire of the second-last step"
+    elif kinds[ranges[-1, 1] - 1] != AFFINE or bit_offsets[steps] == bit_offsets[steps - 1]:
+        problem = "the last step must read and end in an affine permutation"
+    elif low_keys.shape[1:] != (2,) or high_keys.shape[1:] != (2,) or products.shape[1:] != (4,):
+        problem = "keys are (z, x) pairs and products four numbers"
+    elif not (len(low_keys) and len(high_keys) and len(products)):
+        problem = "the halves of f itself come first"
+    else:
+        sides = (len(low_keys), len(high_keys))
+        if (
+            (reads[:, :3].min() < 0 or reads[:, :3].max() >= len(products))
+            or any(not 0 <= v < sides[t] for t, v in products[:, :2] if t in (0, 1))
+            or not np.isin(products[:, 0], (0, 1)).all()
+        ):
+            problem = "an index is out of range"
+    if problem:
+        raise ValueError(f"deferred reads do not fit the sweep: {problem}")
+    return low_keys, high_keys, products, reads
+
+
 @njit(parallel=True, cache=True, fastmath=True)
 def _sweep_rows_parallel(
     psi, lam, scaled, by_high, by_low, kinds, counts, position_offsets, positions,
     value_offsets, real, imag, ranges, bit_offsets, bits, off_diagonal, out, planes,
-    start_re, start_im,
+    start_re, start_im, deferred,
 ):  # fmt: skip
     teams = planes.shape[0]
     for t in prange(teams):  # planes per thread (``planes[t]``), not per row
@@ -765,6 +807,7 @@ def _sweep_rows_parallel(
                 psi, lam, scaled, by_high, by_low, r, kinds, counts, position_offsets,
                 positions, value_offsets, real, imag, ranges, bit_offsets, bits,
                 off_diagonal, out, planes[t], sums, tile, which, lr, li, start_re, start_im,
+                deferred,
             )  # fmt: skip
 
 
@@ -772,14 +815,14 @@ def _sweep_rows_parallel(
 def _sweep_rows_serial(
     psi, lam, scaled, by_high, by_low, kinds, counts, position_offsets, positions,
     value_offsets, real, imag, ranges, bit_offsets, bits, off_diagonal, out, planes,
-    start_re, start_im,
+    start_re, start_im, deferred,
 ):  # fmt: skip
     sums, tile, which, lr, li = _adjoint_buffers(psi, kinds, position_offsets, real, bits)
     for r in range(psi.shape[0]):
         _sweep_row(
             psi, lam, scaled, by_high, by_low, r, kinds, counts, position_offsets,
             positions, value_offsets, real, imag, ranges, bit_offsets, bits, off_diagonal,
-            out, planes[0], sums, tile, which, lr, li, start_re, start_im,
+            out, planes[0], sums, tile, which, lr, li, start_re, start_im, deferred,
         )  # fmt: skip
 
 
@@ -787,7 +830,7 @@ def _sweep_rows_serial(
 def _sweep_row(
     psi, lam, scaled, by_high, by_low, r, kinds, counts, position_offsets, positions,
     value_offsets, real, imag, ranges, bit_offsets, bits, off_diagonal, out, work, sums,
-    tile, which, lr, li, start_re, start_im,
+    tile, which, lr, li, start_re, start_im, deferred,
 ):  # fmt: skip
     pr, pi, sr, si, ar, ai = work[0], work[1], work[2], work[3], work[4], work[5]
     _load(psi[r], pr, pi)
@@ -796,10 +839,13 @@ def _sweep_row(
     else:
         _load(lam[r], ar, ai)
     last = ranges.shape[0] - 1 if start_re.shape[0] else -1  # ψ is a product state there
+    low_keys, high_keys, products, deferred_reads = deferred
+    # the second-last step's reads wait for the last step (deferred_reads.py)
+    waits = last - 1 if deferred_reads.shape[0] else -2
     for s in range(ranges.shape[0]):
         a, b = ranges[s, 0], ranges[s, 1]
         if b > a:  # the spares sr, si serve both rows
-            if s != last:
+            if s != last and s != waits:
                 pr, pi, sr, si = _apply_planes(
                     pr, pi, sr, si, r, kinds[a:b], counts[a:b], position_offsets[a : b + 1],
                     positions, value_offsets[a:b], real, imag, lr, li,
@@ -809,53 +855,118 @@ def _sweep_row(
                 positions, value_offsets[a:b], real, imag, lr, li,
             )  # fmt: skip
         lo, hi = bit_offsets[s], bit_offsets[s + 1]
-        if hi == lo:
+        if hi == lo or s == waits:
             continue
         step_bits = bits[lo:hi]
         if s == last:
             f = r % start_re.shape[0]
-            _product_transitions(ar, ai, start_re[f], start_im[f], step_bits, out[r, lo:hi], sums)
+            fr, fi = start_re[f], start_im[f]
+            sums_by_high, sums_by_low = _product_transitions(
+                ar, ai, fr, fi, step_bits, out[r, lo:hi], low_keys, high_keys
+            )  # fmt: skip
+            if waits >= 0:
+                wlo, whi = bit_offsets[waits], bit_offsets[waits + 1]
+                undo = _one_wire_products(
+                    r, bits[wlo:whi], a, b - 1, counts, position_offsets, positions,
+                    value_offsets, real, imag,
+                )  # fmt: skip
+                _deferred_transitions(
+                    fr, fi, sums_by_high, sums_by_low, products, deferred_reads, undo,
+                    out[r, wlo:whi],
+                )  # fmt: skip
             continue
         off = _off_diagonal_reads(off_diagonal[lo:hi], which)
         _transitions(pr, pi, ar, ai, step_bits, off, out[r, lo:hi], sums, tile)
 
 
+@njit(cache=True)
+def _one_wire_products(
+    r, bits, first, end, counts, position_offsets, positions, value_offsets, real, imag
+):  # fmt: skip
+    """Per bit of ``bits``, the product of the one-wire gates among ``first .. end - 1``
+    on it, as row ``r`` applies them (the identity where there are none)."""
+    out = np.zeros((bits.shape[0], 2, 2), dtype=np.complex128)
+    for i in range(bits.shape[0]):
+        out[i, 0, 0] = out[i, 1, 1] = 1.0
+        for g in range(first, end):
+            if positions[position_offsets[g]] != bits[i]:
+                continue
+            base = value_offsets[g] + (r % counts[g]) * 4
+            m00, m01 = complex(real[base], imag[base]), complex(real[base + 1], imag[base + 1])
+            m10 = complex(real[base + 2], imag[base + 2])
+            m11 = complex(real[base + 3], imag[base + 3])
+            p00, p01, p10, p11 = out[i, 0, 0], out[i, 0, 1], out[i, 1, 0], out[i, 1, 1]
+            out[i, 0, 0] = m00 * p00 + m01 * p10
+            out[i, 0, 1] = m00 * p01 + m01 * p11
+            out[i, 1, 0] = m10 * p00 + m11 * p10
+            out[i, 1, 1] = m10 * p01 + m11 * p11
+    return out
+
+
 @njit(cache=True, fastmath=True)
-def _product_transitions(ar, ai, fr, fi, bits, out, sums):
+def _deferred_transitions(fr, fi, by_high, by_low, products, reads, undo, out):
+    """The second-last step's transition matrices at the last step (deferred_reads.py):
+    each product state's ``<λ|g>`` from the sums of λ against one of its halves
+    (:func:`_product_sums`) and its other half, then per read ``M`` from them and
+    ``out = Wᵀ M conj(W)``, ``W`` the one-wire gates undone on its bit in between
+    (``undo``)."""
+    n = fr.shape[0]
+    low = n // 2
+    n_low, n_high = 1 << low, 1 << (n - low)
+    tr, ti = np.empty(max(n_low, n_high)), np.empty(max(n_low, n_high))  # float64
+    values = np.empty(products.shape[0], dtype=np.complex128)
+    for j in range(products.shape[0]):
+        through, v, z, x = products[j, 0], products[j, 1], products[j, 2], products[j, 3]
+        if through == 0:  # summed by high index: the high half's factors remain
+            first, count, sr, si = low, n - low, by_high[v, 0], by_high[v, 1]
+        else:
+            first, count, sr, si = 0, low, by_low[v, 0], by_low[v, 1]
+        _product_table(fr, fi, first, count, -1, True, tr, ti, z, x)
+        acc_r = acc_i = 0.0
+        for k in range(1 << count):
+            acc_r += sr[k] * tr[k] - si[k] * ti[k]
+            acc_i += sr[k] * ti[k] + si[k] * tr[k]
+        values[j] = complex(acc_r, -acc_i)  # <λ|g>, conjugated back
+    m = np.empty((2, 2), dtype=np.complex128)
+    for i in range(reads.shape[0]):
+        with_z, with_x, with_both, c = reads[i, 0], reads[i, 1], reads[i, 2], reads[i, 3]
+        for a in range(2):
+            sigma = 1.0 if a == c else -1.0
+            m[a, a] = 0.5 * (values[0] + sigma * values[with_z])
+            m[a, 1 - a] = 0.5 * (values[with_x] + sigma * values[with_both])
+        w = undo[i]
+        for a in range(2):
+            for b in range(2):
+                total = 0j
+                for a2 in range(2):
+                    for b2 in range(2):
+                        total += w[a2, a] * m[a2, b2] * np.conj(w[b2, b])
+                out[i, a, b] = total
+
+
+@njit(cache=True, fastmath=True)
+def _product_transitions(ar, ai, fr, fi, bits, out, low_keys, high_keys):
     """:func:`_transitions`'s reads where ψ is the product state ``⊗ f_p``
     (:func:`_product_planes`), from λ alone: ``out[i, a, b] = conj(c[a]) f_p[b]`` at
     ``p = bits[i]``, ``c[a]`` the sum of λ over indices with bit ``p`` equal to ``a``,
     each times the conjugated factors of its other bits.
 
     One pass over λ sums it against the conjugated products of both halves of the index
-    bits, by high half (against the low half's products) and by low half (against the
-    high half's); each bit's two sums then come from its half's few partial sums.
+    bits (:func:`_product_sums`; the first keys, ``(0, 0)``, are ``f``'s own halves), by
+    high half and by low half; each bit's two sums then come from its half's few
+    partial sums. Returns the sums (:func:`_deferred_transitions` reads them too).
     """
     size = ar.shape[0]
     n = _bit_count(size)
     low = _low_bits(size)
-    n_low, n_high = 1 << low, size >> low
-    lr, li, hr, hi = _product_halves(fr, fi, size, True, ar.dtype)
-    low_r, low_i, high_r, high_i = _half_sums(sums, n_low, n_high)
-    for h in range(n_high):
-        base = h << low
-        x_r, x_i = ar[base : base + n_low], ai[base : base + n_low]  # sliced: see _transitions
-        wr, wi = hr[h], hi[h]
-        acc_r = acc_i = low_r[0] * 0
-        for k in range(n_low):
-            acc_r += x_r[k] * lr[k] - x_i[k] * li[k]
-            acc_i += x_r[k] * li[k] + x_i[k] * lr[k]
-            low_r[k] += x_r[k] * wr - x_i[k] * wi
-            low_i[k] += x_r[k] * wi + x_i[k] * wr
-        high_r[h] = acc_r
-        high_i[h] = acc_i
-    tr, ti = np.empty(n_high), np.empty(n_high)  # the other bits' products, float64
+    by_high, by_low = _product_sums(ar, ai, fr, fi, low_keys, high_keys, low)
+    tr, ti = np.empty(size >> low), np.empty(size >> low)  # the other bits' products, float64
     for i in range(bits.shape[0]):
         p = bits[i]
         if p < low:
-            first, count, sr, si, j = 0, low, low_r, low_i, p
+            first, count, sr, si, j = 0, low, by_low[0, 0], by_low[0, 1], p
         else:
-            first, count, sr, si, j = low, n - low, high_r, high_i, p - low
+            first, count, sr, si, j = low, n - low, by_high[0, 0], by_high[0, 1], p - low
         _product_table(fr, fi, first, count, p, True, tr, ti)
         c0r = c0i = c1r = c1i = 0.0
         for idx in range(1 << count):
@@ -873,6 +984,48 @@ def _product_transitions(ar, ai, fr, fi, bits, out, sums):
         out[i, 0, 1] = c0 * f1
         out[i, 1, 0] = c1 * f0
         out[i, 1, 1] = c1 * f1
+    return by_high, by_low
+
+
+@njit(cache=True, fastmath=True)
+def _product_sums(ar, ai, fr, fi, low_keys, high_keys, low):
+    """One pass over λ (``ar, ai``, ``2**n`` amplitudes, index ``h L + l``, ``L =
+    2**low``): ``by_high[v, :, h] = Σ_l λ[h L + l] conj(g_v(l))``, ``g_v`` the low half
+    of the product of ``f``'s factors with ``low_keys[v]``'s ``Z`` and ``X``
+    (:func:`_product_table`), and ``by_low[w, :, l] = Σ_h λ[h L + l] conj(g_w(h))`` for
+    the high halves of ``high_keys`` (real and imaginary parts, in λ's precision; the
+    rows are sliced: see :func:`_transitions`)."""
+    size = ar.shape[0]
+    n = _bit_count(size)
+    n_low, n_high = 1 << low, size >> low
+    lows = np.empty((low_keys.shape[0], 2, n_low), ar.dtype)
+    for v in range(low_keys.shape[0]):
+        z, x = low_keys[v, 0], low_keys[v, 1]
+        _product_table(fr, fi, 0, low, -1, True, lows[v, 0], lows[v, 1], z, x)
+    highs = np.empty((high_keys.shape[0], 2, n_high), ar.dtype)
+    for w in range(high_keys.shape[0]):
+        z, x = high_keys[w, 0], high_keys[w, 1]
+        _product_table(fr, fi, low, n - low, -1, True, highs[w, 0], highs[w, 1], z, x)
+    by_high = np.empty((low_keys.shape[0], 2, n_high), ar.dtype)
+    by_low = np.zeros((high_keys.shape[0], 2, n_low), ar.dtype)
+    for h in range(n_high):
+        base = h << low
+        x_r, x_i = ar[base : base + n_low], ai[base : base + n_low]
+        for v in range(low_keys.shape[0]):
+            tr, ti = lows[v, 0], lows[v, 1]
+            acc_r = acc_i = x_r[0] * 0
+            for k in range(n_low):
+                acc_r += x_r[k] * tr[k] - x_i[k] * ti[k]
+                acc_i += x_r[k] * ti[k] + x_i[k] * tr[k]
+            by_high[v, 0, h] = acc_r
+            by_high[v, 1, h] = acc_i
+        for w in range(high_keys.shape[0]):
+            wr, wi = highs[w, 0, h], highs[w, 1, h]
+            o_r, o_i = by_low[w, 0], by_low[w, 1]
+            for k in range(n_low):
+                o_r[k] += x_r[k] * wr - x_i[k] * wi
+                o_i[k] += x_r[k] * wi + x_i[k] * wr
+    return by_high, by_low
 
 
 @njit(cache=True, fastmath=True)
@@ -903,13 +1056,13 @@ def product_reads(lam, batch, bits, out, start, scratch=None):
 @njit(parallel=True, cache=True, fastmath=True)
 def _product_reads_rows(lam, batch, bits, out, start_re, start_im, planes):
     teams = planes.shape[0]
+    own = np.zeros((1, 2), dtype=np.int64)  # f's own halves
     for t in prange(teams):
-        sums = np.empty((4, _sums_width(lam.shape[1])), planes.dtype)
         ar, ai = planes[t, 0], planes[t, 1]
         for j in range(t, lam.shape[0], teams):
             _load(lam[j], ar, ai)
             f = (j % batch) % start_re.shape[0]
-            _product_transitions(ar, ai, start_re[f], start_im[f], bits, out[j], sums)
+            _product_transitions(ar, ai, start_re[f], start_im[f], bits, out[j], own, own)
 
 
 def read_transitions(states, batch, bits, off_diagonal, out, scratch=None):

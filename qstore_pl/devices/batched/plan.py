@@ -361,11 +361,13 @@ class SequencePlan:
         out: np.ndarray,
         scratch: jit_kernels.Scratch | None = None,
         start: tuple[np.ndarray, np.ndarray] | None = None,
+        deferred: tuple[np.ndarray, ...] | None = None,
     ) -> None:
         """Every step on each pair of a ψ row and its λ row, reading after step ``s``
         the transition matrices of ``bits[offsets[s] : offsets[s + 1]]`` (``reads`` is
         ``(offsets, bits, off)``) into ``out`` (:func:`jit_kernels.adjoint_sweep`;
-        ``start``: the product state ψ is at the last step's reads).
+        ``start``: the product state ψ is at the last step's reads; ``deferred``: the
+        second-last step's reads taken at the last, ``DeferredReads.arrays()``).
 
         ``lam`` holds the λ rows, or is ``(by_high, by_low)``: λ is ψ scaled by their
         sums (``(B, 2**(n // 2))`` and ``(B, 2**(n - n // 2))``, in ``real``'s dtype).
@@ -387,7 +389,7 @@ class SequencePlan:
             raise ValueError(f"room for {rows} x {bits.size} reads, not {out.shape}")
         jit_kernels.adjoint_sweep(
             psi, lam, *self.encoded, real, imag, self.step_ranges, offsets, bits, off, out,
-            scratch, start,
+            scratch, start, deferred,
         )  # fmt: skip
 
 
