@@ -941,9 +941,7 @@ def test_transitions_against_a_product_state_equal_numpys(n, dtype, tol):
 
     rng = np.random.default_rng(7)
     factors = rng.normal(size=(n, 2)) + 1j * rng.normal(size=(n, 2))
-    psi = np.ones(1, dtype=complex)
-    for b in reversed(range(n)):  # bit n - 1 is the most significant
-        psi = np.kron(psi, factors[b])
+    psi = product_state(factors)
     lam = rng.normal(size=2**n) + 1j * rng.normal(size=2**n)
     ar, ai = lam.real.astype(dtype), lam.imag.astype(dtype)
     bits = np.array(rng.permutation(n), dtype=np.int64)
@@ -955,8 +953,22 @@ def test_transitions_against_a_product_state_equal_numpys(n, dtype, tol):
     jit_kernels._product_planes(planes[0], planes[1], fr, fi)
     np.testing.assert_allclose(planes[0] + 1j * planes[1], psi, atol=tol * 10, rtol=tol)
     scale = np.abs(lam).sum() * np.abs(psi).max()
-    for i, b in enumerate(bits):
+    np.testing.assert_allclose(out, numpy_transitions(lam, psi, bits), atol=tol * scale, rtol=0)
+
+
+def product_state(factors: np.ndarray) -> np.ndarray:
+    """``⊗ f_b`` of per-bit factors ``(n, 2)``, bit ``n - 1`` the most significant."""
+    psi = np.ones(1, dtype=complex)
+    for b in reversed(range(len(factors))):
+        psi = np.kron(psi, factors[b])
+    return psi
+
+
+def numpy_transitions(lam: np.ndarray, psi: np.ndarray, bits) -> np.ndarray:
+    """``Σ conj(λ[k_a]) ψ[k_b]`` over each bit's index pairs, ``(bits, 2, 2)``."""
+    out = []
+    for b in bits:
         p = psi.reshape(-1, 2, 2**b)
         la = np.conj(lam.reshape(-1, 2, 2**b))
-        want = np.einsum("xay,xby->ab", la, p)
-        np.testing.assert_allclose(out[i], want, atol=tol * scale, rtol=0)
+        out.append(np.einsum("xay,xby->ab", la, p))
+    return np.array(out)

@@ -13,6 +13,8 @@ from test_batched_device import (
     SINGLE,
     adjoint_config,
     flat,
+    numpy_transitions,
+    product_state,
     reference_vjp,
     run,
 )
@@ -61,9 +63,7 @@ def test_deferred_transitions_equal_numpys_reads_before_the_permutation(n, dtype
     affine = random_affine(n, rng)
     index = affine.index()  # P|x> = |index[x]>
     factors = rng.normal(size=(n, 2)) + 1j * rng.normal(size=(n, 2))
-    f = np.ones(1, dtype=complex)
-    for b in reversed(range(n)):
-        f = np.kron(f, factors[b])
+    f = product_state(factors)
     gated = sorted(rng.choice(n, n - 1, replace=False))  # one bit has no gate
     gates = {
         b: np.linalg.qr(rng.normal(size=(2, 2)) + 1j * rng.normal(size=(2, 2)))[0] for b in gated
@@ -101,18 +101,15 @@ def test_deferred_transitions_equal_numpys_reads_before_the_permutation(n, dtype
     )
     real, imag = values.real.astype(dtype), values.imag.astype(dtype)
     matrices = jit_kernels._one_wire_products(
-        0, read_bits, 0, len(gated), counts, position_offsets, positions, value_offsets, real, imag
+        0, read_bits, 0, plan.undo_bits, counts, value_offsets, real, imag
     )
     out = np.full((n, 2, 2), np.nan, dtype=complex)
     jit_kernels._deferred_transitions(
         fr, fi, by_high, by_low, plan.products, plan.reads, matrices, out
     )
+    want = numpy_transitions(lam2, psi2, read_bits)
     scale = np.abs(lam2).sum() * np.abs(psi2).max()
-    for i, b in enumerate(read_bits):
-        p = psi2.reshape(-1, 2, 2**b)
-        la = np.conj(lam2.reshape(-1, 2, 2**b))
-        want = np.einsum("xay,xby->ab", la, p)
-        np.testing.assert_allclose(out[i], want, atol=tol * scale, rtol=0)
+    np.testing.assert_allclose(out, want, atol=tol * scale, rtol=0)
 
 
 def sweep_tape(n: int, structure: str, seed: int) -> qml.tape.QuantumScript:
@@ -167,7 +164,7 @@ def vjps(tapes, dys, dtype):
 
 @pytest.mark.parametrize("structure", ["ring", "chain", "partial", "cz"])
 @pytest.mark.parametrize("dtype, tol", [(np.complex128, DOUBLE), (np.complex64, SINGLE)])
-@pytest.mark.parametrize("n", [4, 7])
+@pytest.mark.parametrize("n", [4, 11])  # 11: the rows' low bits rotate in each step
 def test_deferred_reads_give_default_qubits_vjps(n, structure, dtype, tol, monkeypatch):
     """VJPs whose second-last reads wait for the last step equal default.qubit's and
     the sweep's that reads them in place (``deferred_reads.ENABLED`` off); the plan
@@ -211,22 +208,23 @@ _OFFSETS = np.array([0, 2, 4], dtype=np.int64)
 _KEYS = np.zeros((1, 2), dtype=np.int64)
 _PRODUCTS = np.array([[0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.int64)
 _READS = np.array([[1, 2, 2, 0], [1, 2, 2, 1]], dtype=np.int64)
-_KEY_3 = np.array([0, 3, 0, 0], dtype=np.int64)  # a key index past the one key
+_UNDO = np.array([1], dtype=np.int64)  # the one-wire gate before the permutation
+_FITS = (_KEYS, _KEYS, _PRODUCTS, _READS, _UNDO)
+
+
+def _but(index: int, array: np.ndarray) -> tuple:
+    return tuple(array if i == index else a for i, a in enumerate(_FITS))
 
 
 @pytest.mark.parametrize(
     "deferred, start, bit_offsets, problem",
     [
-        ((_KEYS, _KEYS, _PRODUCTS, _READS), False, _OFFSETS, "product state"),
-        ((_KEYS, _KEYS, _PRODUCTS, _READS[:1]), True, _OFFSETS, "one read per wire"),
-        ((_KEYS, _KEYS, _PRODUCTS, _READS + 5), True, _OFFSETS, "out of range"),
-        (
-            (_KEYS, _KEYS, _PRODUCTS + np.array([0, 3, 0, 0]), _READS),
-            True,
-            _OFFSETS,
-            "out of range",
-        ),
-        ((_KEYS, _KEYS, _PRODUCTS, _READS), True, np.array([0, 2, 2]), "must read"),
+        (_FITS, False, _OFFSETS, "product state"),
+        (_but(3, _READS[:1]), True, _OFFSETS, "one read per wire"),
+        (_but(3, _READS + 5), True, _OFFSETS, "out of range"),
+        (_but(2, _PRODUCTS + np.array([0, 3, 0, 0])), True, _OFFSETS, "out of range"),
+        (_FITS, True, np.array([0, 2, 2]), "must read"),
+        (_but(4, np.zeros(2, dtype=np.int64)), True, _OFFSETS, "a bit for each gate"),
     ],
 )
 def test_deferred_reads_that_do_not_fit_the_sweep_are_refused(
@@ -234,8 +232,7 @@ def test_deferred_reads_that_do_not_fit_the_sweep_are_refused(
 ):
     """The kernel checks no bounds: arrays that do not fit the sweep raise before it
     runs, and ones that fit pass."""
-    fits = (_KEYS, _KEYS, _PRODUCTS, _READS)
-    checked = jit_kernels._checked_deferred(fits, True, _RANGES, _OFFSETS, _KINDS)
-    assert all(np.array_equal(a, b) for a, b in zip(checked, fits))
+    checked = jit_kernels._checked_deferred(_FITS, True, _RANGES, _OFFSETS, _KINDS)
+    assert all(np.array_equal(a, b) for a, b in zip(checked, _FITS, strict=True))
     with pytest.raises(ValueError, match=f"deferred reads do not fit the sweep: .*{problem}"):
         jit_kernels._checked_deferred(deferred, start, _RANGES, bit_offsets, _KINDS)

@@ -125,7 +125,8 @@ def _build_segments(program: Program, trainable: frozenset[int]) -> list[Segment
 
     Each step reads the derivative of every not-yet-read trainable gate that can be
     read at this point (:func:`_read_through`), then undoes every gate it can: a gate
-    last on all its wires that is not trainable or already read.
+    last on all its wires that is not trainable or already read, one-wire gates first
+    (:func:`_peel`).
     """
     gates = program.gates
     stacks: dict[int, list[int]] = {}
@@ -341,7 +342,9 @@ def vjp_sweep(
     where it lies, not copied to be undone in place, and no step stores the rows. With
     ``<Z>`` readouts alone λ is made from ψ in the kernel's planes, with no λ array.
     Where only one-wire gates are left at the last reads, ψ there is their product
-    state (:func:`product_start`), not undone: those reads come from λ alone.
+    state (:func:`product_start`), not undone: those reads come from λ alone; and where
+    the last step undoes one-wire gates and one affine permutation, the second-last
+    step's reads wait for it (:mod:`~qstore_pl.devices.batched.deferred_reads`).
     """
     n = bound.program.num_wires
     if stacked == 1 and kernel.planned and jit_kernels.sweeps_whole_rows(bound.batch, 2**n):

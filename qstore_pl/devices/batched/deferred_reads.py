@@ -9,18 +9,19 @@ W1 and most hardware-efficient ansätze), ψ at the second-last reads is ``V P f
 its reads can wait for λ to reach the last step too:
 
 ``<λ₂|E|ψ₂> = <λ₁| P† (U† E U) P |f>``, with ``λ₁ = P† V† λ₂`` the last step's λ, ``E =
-|a><b|`` on the read's wire and ``U`` the gate of ``V`` there. With ``P|x> = |A x ⊕ c>``
-over the bits of ``x``, ``r`` row ``p`` of ``A`` and ``s = A⁻¹ e_p``,
+|a><b|`` on the read's wire and ``U`` the gate of ``V`` there (``U† E U`` is a
+combination of the four ``E``). With ``P|x> = |A x ⊕ c>`` over the bits of ``x``,
+``r`` row ``p`` of ``A`` and ``s = A⁻¹ e_p``,
 
-``<λ₁| P† |a><b|_p P |f> = ½ (<λ₁|X_s^δ f> + s_a <λ₁|Z_r X_s^δ f>)``, ``δ = a ⊕ b``,
-``s_a = (-1)^(a ⊕ c_p)``
+``<λ₁| P† |a><b|_p P |f> = ½ (<λ₁|X_s^d f> + (-1)^(a ⊕ c_p) <λ₁|Z_r X_s^d f>)``, ``d =
+a ⊕ b``
 
 (``Z_r``: ``Z`` on the bits of ``r``, ``X_s`` alike): inner products of λ₁ with
 *product* states. One pass over λ₁ sums it against a few of their halves
 (:attr:`DeferredReads.low_keys`, :attr:`DeferredReads.high_keys`), and each product
 then costs a sum over the other half. ψ is then not undone through the second-last
-step, and its reads need no pass over ψ and λ of their own: W1's sweep at 20 qubits,
-1.02-1.08 s before, 0.71-0.77 s with that work left out.
+step, and its reads take no pass over ψ and λ of their own: W1's sweep is 1.18x faster
+at 16 qubits and 1.22x at 20 (``benchmarks/bench_adjoint.py --compare-to``).
 """
 
 from __future__ import annotations
@@ -57,24 +58,28 @@ class DeferredReads:
     reads : (D, 4) int
         Per wire the second-last step reads (in its order): the products ``Z_r f``,
         ``X_s f``, ``Z_r X_s f`` and the bit ``c_p``.
+    undo_bits : (U,) int
+        Per gate of the last step before its permutation, the bit its wire has at the
+        reads, or -1 for a rotation of the row's bits (rows of 10-15 qubits).
     """
 
     low_keys: np.ndarray
     high_keys: np.ndarray
     products: np.ndarray
     reads: np.ndarray
+    undo_bits: np.ndarray
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The four arrays, as :func:`jit_kernels.adjoint_sweep` takes them."""
-        return self.low_keys, self.high_keys, self.products, self.reads
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The arrays, as :func:`jit_kernels.adjoint_sweep` takes them."""
+        return self.low_keys, self.high_keys, self.products, self.reads, self.undo_bits
 
 
 def plan_deferred(
     encoded: tuple[np.ndarray, ...], ranges: np.ndarray, read_bits: np.ndarray, n: int
 ) -> DeferredReads | None:
     """The deferred reads of a sweep whose last reads see a product state, or ``None``
-    where its last step is not one-wire gates and then one affine permutation (or the
-    second-last step reads nothing).
+    where its last step is not one-wire gates (and rotations of the row's bits that
+    cancel) and then one affine permutation, or the second-last step reads nothing.
 
     Parameters
     ----------
@@ -93,10 +98,18 @@ def plan_deferred(
     a, b = ranges[-1]
     if b <= a or kinds[b - 1] != jit_kernels.AFFINE:
         return None
+    shift, undo_bits = 0, []  # a rotation moves bit (p + shift) % n to p
     for g in range(a, b - 1):
-        one_wire = position_offsets[g + 1] - position_offsets[g] == 1
-        if kinds[g] != jit_kernels.DENSE or not one_wire:
+        position = int(positions[position_offsets[g]])
+        if kinds[g] == jit_kernels.ROTATION:
+            shift = (shift + position) % n
+            undo_bits.append(-1)
+        elif kinds[g] == jit_kernels.DENSE and position_offsets[g + 1] - position_offsets[g] == 1:
+            undo_bits.append((position + shift) % n)
+        else:
             return None
+    if shift:
+        return None
     tables = positions[position_offsets[b - 1] : position_offsets[b]]
     const, columns = _affine_map(tables, n)
     inverse = _inverse_columns(columns, n)
@@ -118,6 +131,7 @@ def plan_deferred(
         np.array(high_keys, dtype=np.int64).reshape(-1, 2),
         np.array(encoded_products, dtype=np.int64).reshape(-1, 4),
         np.array(reads, dtype=np.int64).reshape(-1, 4),
+        np.array(undo_bits, dtype=np.int64),
     )
 
 

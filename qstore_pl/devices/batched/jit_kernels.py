@@ -765,9 +765,10 @@ def _checked_deferred(deferred, product_start: bool, ranges, bit_offsets, kinds)
     """``deferred``'s arrays checked against the sweep they serve (the kernel checks no
     bounds), or arrays that defer nothing."""
     if deferred is None:
-        keys = np.zeros((1, 2), dtype=np.int64)
-        return keys, keys, np.zeros((0, 4), dtype=np.int64), np.zeros((0, 4), dtype=np.int64)
-    low_keys, high_keys, products, reads = (np.ascontiguousarray(a, np.int64) for a in deferred)
+        keys, none = np.zeros((1, 2), dtype=np.int64), np.zeros((0, 4), dtype=np.int64)
+        return keys, keys, none, none, np.zeros(0, dtype=np.int64)
+    arrays = tuple(np.ascontiguousarray(a, np.int64) for a in deferred)
+    low_keys, high_keys, products, reads, undo_bits = arrays
     steps = ranges.shape[0]
     problem = None
     if not product_start or steps < 2:
@@ -776,6 +777,8 @@ def _checked_deferred(deferred, product_start: bool, ranges, bit_offsets, kinds)
         problem = "one read per wire of the second-last step"
     elif kinds[ranges[-1, 1] - 1] != AFFINE or bit_offsets[steps] == bit_offsets[steps - 1]:
         problem = "the last step must read and end in an affine permutation"
+    elif undo_bits.shape != (ranges[-1, 1] - 1 - ranges[-1, 0],):
+        problem = "a bit for each gate of the last step before its permutation"
     elif low_keys.shape[1:] != (2,) or high_keys.shape[1:] != (2,) or products.shape[1:] != (4,):
         problem = "keys are (z, x) pairs and products four numbers"
     elif not (len(low_keys) and len(high_keys) and len(products)):
@@ -790,7 +793,7 @@ def _checked_deferred(deferred, product_start: bool, ranges, bit_offsets, kinds)
             problem = "an index is out of range"
     if problem:
         raise ValueError(f"deferred reads do not fit the sweep: {problem}")
-    return low_keys, high_keys, products, reads
+    return arrays
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -839,7 +842,7 @@ def _sweep_row(
     else:
         _load(lam[r], ar, ai)
     last = ranges.shape[0] - 1 if start_re.shape[0] else -1  # ψ is a product state there
-    low_keys, high_keys, products, deferred_reads = deferred
+    low_keys, high_keys, products, deferred_reads, undo_bits = deferred
     # the second-last step's reads wait for the last step (deferred_reads.py)
     waits = last - 1 if deferred_reads.shape[0] else -2
     for s in range(ranges.shape[0]):
@@ -867,9 +870,8 @@ def _sweep_row(
             if waits >= 0:
                 wlo, whi = bit_offsets[waits], bit_offsets[waits + 1]
                 undo = _one_wire_products(
-                    r, bits[wlo:whi], a, b - 1, counts, position_offsets, positions,
-                    value_offsets, real, imag,
-                )  # fmt: skip
+                    r, bits[wlo:whi], a, undo_bits, counts, value_offsets, real, imag
+                )
                 _deferred_transitions(
                     fr, fi, sums_by_high, sums_by_low, products, deferred_reads, undo,
                     out[r, wlo:whi],
@@ -880,17 +882,17 @@ def _sweep_row(
 
 
 @njit(cache=True)
-def _one_wire_products(
-    r, bits, first, end, counts, position_offsets, positions, value_offsets, real, imag
-):  # fmt: skip
-    """Per bit of ``bits``, the product of the one-wire gates among ``first .. end - 1``
-    on it, as row ``r`` applies them (the identity where there are none)."""
+def _one_wire_products(r, bits, first, undo_bits, counts, value_offsets, real, imag):
+    """Per bit of ``bits``, the product of the one-wire gates ``first + g`` on it
+    (``undo_bits[g]``: their bits, -1 for none), as row ``r`` applies them (the identity
+    where there are none)."""
     out = np.zeros((bits.shape[0], 2, 2), dtype=np.complex128)
     for i in range(bits.shape[0]):
         out[i, 0, 0] = out[i, 1, 1] = 1.0
-        for g in range(first, end):
-            if positions[position_offsets[g]] != bits[i]:
+        for k in range(undo_bits.shape[0]):
+            if undo_bits[k] != bits[i]:
                 continue
+            g = first + k
             base = value_offsets[g] + (r % counts[g]) * 4
             m00, m01 = complex(real[base], imag[base]), complex(real[base + 1], imag[base + 1])
             m10 = complex(real[base + 2], imag[base + 2])
