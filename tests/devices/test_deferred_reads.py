@@ -225,6 +225,8 @@ def _but(index: int, array: np.ndarray) -> tuple:
         (_but(2, _PRODUCTS + np.array([0, 3, 0, 0])), True, _OFFSETS, "out of range"),
         (_FITS, True, np.array([0, 2, 2]), "must read"),
         (_but(4, np.zeros(2, dtype=np.int64)), True, _OFFSETS, "a bit for each gate"),
+        (_but(0, _KEYS + 1), True, _OFFSETS, "f itself and its halves come first"),
+        (_but(2, _PRODUCTS[::-1]), True, _OFFSETS, "f itself and its halves come first"),
     ],
 )
 def test_deferred_reads_that_do_not_fit_the_sweep_are_refused(

@@ -781,8 +781,10 @@ def _checked_deferred(deferred, product_start: bool, ranges, bit_offsets, kinds)
         problem = "a bit for each gate of the last step before its permutation"
     elif low_keys.shape[1:] != (2,) or high_keys.shape[1:] != (2,) or products.shape[1:] != (4,):
         problem = "keys are (z, x) pairs and products four numbers"
-    elif not (len(low_keys) and len(high_keys) and len(products)):
-        problem = "the halves of f itself come first"
+    elif not (len(low_keys) and len(high_keys) and len(products)) or (
+        low_keys[0].any() or high_keys[0].any() or products[0, 2:].any()
+    ):
+        problem = "f itself and its halves come first"
     else:
         sides = (len(low_keys), len(high_keys))
         if (
