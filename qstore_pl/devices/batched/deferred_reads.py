@@ -20,8 +20,9 @@ a ⊕ b``
 *product* states. One pass over λ₁ sums it against a few of their halves
 (:attr:`DeferredReads.low_keys`, :attr:`DeferredReads.high_keys`), and each product
 then costs a sum over the other half. ψ is then not undone through the second-last
-step, and its reads take no pass over ψ and λ of their own: W1's sweep is 1.18x faster
-at 16 qubits and 1.22x at 20 (``benchmarks/bench_adjoint.py --compare-to``).
+step, and its reads take no pass over ψ and λ of their own: W1's sweep is 1.32x faster
+at 12 qubits, 1.22x at 16 and 1.26x at 20 (``benchmarks/bench_adjoint.py
+--compare-to``).
 """
 
 from __future__ import annotations
