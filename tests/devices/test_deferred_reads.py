@@ -90,7 +90,9 @@ def test_deferred_transitions_equal_numpys_reads_before_the_permutation(n, dtype
     encoded = (kinds, counts, position_offsets, positions, value_offsets)
     ranges = np.array([[0, 0], [0, len(kinds)]], dtype=np.int64)
     read_bits = np.array(rng.permutation(n), dtype=np.int64)
-    plan = deferred_reads.plan_deferred(encoded, ranges, read_bits, n)
+    offsets = np.array([0, n, 2 * n], dtype=np.int64)  # then the last step's own reads
+    bits = np.concatenate([read_bits, np.arange(n, dtype=np.int64)])
+    plan = deferred_reads.plan_deferred(encoded, ranges, offsets, bits, n)
     assert plan is not None
 
     ar, ai = lam1.real.astype(dtype), lam1.imag.astype(dtype)
@@ -232,9 +234,9 @@ def _but(index: int, array: np.ndarray) -> tuple:
 def test_deferred_reads_that_do_not_fit_the_sweep_are_refused(
     deferred, start, bit_offsets, problem
 ):
-    """The kernel checks no bounds: arrays that do not fit the sweep raise before it
-    runs, and ones that fit pass."""
-    checked = jit_kernels._checked_deferred(_FITS, True, _RANGES, _OFFSETS, _KINDS)
+    """The kernel checks no bounds: arrays that do not fit the sweep raise where they
+    are checked (once, when the plan makes them), and ones that fit pass."""
+    checked = jit_kernels.checked_deferred(_FITS, True, _RANGES, _OFFSETS, _KINDS)
     assert all(np.array_equal(a, b) for a, b in zip(checked, _FITS, strict=True))
     with pytest.raises(ValueError, match=f"deferred reads do not fit the sweep: .*{problem}"):
-        jit_kernels._checked_deferred(deferred, start, _RANGES, bit_offsets, _KINDS)
+        jit_kernels.checked_deferred(deferred, start, _RANGES, bit_offsets, _KINDS)

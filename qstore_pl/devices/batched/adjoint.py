@@ -381,12 +381,8 @@ def _deferred(bound: BoundProgram, trainable: frozenset[int]) -> DeferredReads |
 
     def build(lay: Layout) -> tuple[DeferredReads | None]:  # in a tuple: None is kept too
         plan, _, _, (offsets, bits, _) = _sweep_plan(bound, trainable)
-        steps = len(plan.step_ranges)
-        if steps < 2 or offsets[steps] == offsets[steps - 1]:
-            return (None,)
-        second_last = bits[offsets[steps - 2] : offsets[steps - 1]]
         n = bound.program.num_wires
-        return (deferred_reads.plan_deferred(plan.encoded, plan.step_ranges, second_last, n),)
+        return (deferred_reads.plan_deferred(plan.encoded, plan.step_ranges, offsets, bits, n),)
 
     lay, _ = source(bound)
     return lay.plan(("deferred", trainable), build)[0]

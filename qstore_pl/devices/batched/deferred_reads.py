@@ -76,11 +76,16 @@ class DeferredReads:
 
 
 def plan_deferred(
-    encoded: tuple[np.ndarray, ...], ranges: np.ndarray, read_bits: np.ndarray, n: int
+    encoded: tuple[np.ndarray, ...],
+    ranges: np.ndarray,
+    offsets: np.ndarray,
+    bits: np.ndarray,
+    n: int,
 ) -> DeferredReads | None:
-    """The deferred reads of a sweep whose last reads see a product state, or ``None``
-    where its last step is not one-wire gates (and rotations of the row's bits that
-    cancel) and then one affine permutation, or the second-last step reads nothing.
+    """The deferred reads of a sweep whose last reads see a product state, checked
+    against it once here (:func:`jit_kernels.checked_deferred`), or ``None`` where its
+    last step is not one-wire gates (and rotations of the row's bits that cancel) and
+    then one affine permutation, or the last two steps do not both read.
 
     Parameters
     ----------
@@ -88,13 +93,17 @@ def plan_deferred(
         The sweep plan's encoded sequence (``SequencePlan.encoded``).
     ranges : (steps, 2) int
         Each step's gates in it.
-    read_bits : (D,) int
-        The bit positions the second-last step reads.
+    offsets, bits : int arrays
+        The bit positions each step reads: step ``s``'s at ``offsets[s] : offsets[s + 1]``.
     n : int
         Wires.
     """
     kinds, _, position_offsets, positions, _ = encoded
-    if len(ranges) < 2 or not read_bits.size:
+    steps = len(ranges)
+    if steps < 2 or offsets[steps] == offsets[steps - 1]:
+        return None
+    read_bits = bits[offsets[steps - 2] : offsets[steps - 1]]
+    if not read_bits.size:
         return None
     a, b = ranges[-1]
     if b <= a or kinds[b - 1] != jit_kernels.AFFINE:
@@ -114,26 +123,25 @@ def plan_deferred(
     tables = positions[position_offsets[b - 1] : position_offsets[b]]
     const, columns = _affine_map(tables, n)
     inverse = _inverse_columns(columns, n)
-    products: list[tuple[int, int]] = [(0, 0)]
+    index: dict[tuple[int, int], int] = {(0, 0): 0}  # each product's place in the list
     reads = []
     for p in read_bits:
         row = sum(((col >> p) & 1) << q for q, col in enumerate(columns))
         flip = inverse[p]
-        found = []
-        for key in ((row, 0), (0, flip), (row, flip)):
-            if key not in products:
-                products.append(key)
-            found.append(products.index(key))
-        reads.append((*found, (const >> p) & 1))
+        keys = ((row, 0), (0, flip), (row, flip))
+        reads.append((*(index.setdefault(key, len(index)) for key in keys), (const >> p) & 1))
+    products = list(index)
     low_keys, high_keys, through = _cover(products, n)
     encoded_products = [(*through[j], z, x) for j, (z, x) in enumerate(products)]
-    return DeferredReads(
+    found = DeferredReads(
         np.array(low_keys, dtype=np.int64).reshape(-1, 2),
         np.array(high_keys, dtype=np.int64).reshape(-1, 2),
         np.array(encoded_products, dtype=np.int64).reshape(-1, 4),
         np.array(reads, dtype=np.int64).reshape(-1, 4),
         np.array(undo_bits, dtype=np.int64),
     )
+    jit_kernels.checked_deferred(found.arrays(), True, ranges, offsets, kinds)
+    return found
 
 
 def _affine_map(tables: np.ndarray, n: int) -> tuple[int, list[int]]:

@@ -739,11 +739,13 @@ def adjoint_sweep(
 
     ``deferred`` (``DeferredReads.arrays()``, with ``start``): the second-last step's
     reads are taken at the last step, from λ there (:func:`_deferred_transitions`), and
-    ψ is not undone through that step.
+    ψ is not undone through that step. Like the encoded sequence, the arrays are checked
+    where they are made (:func:`checked_deferred`), not on every call; without ``start``
+    they are not used.
     """
     batch, size = psi.shape
     start_re, start_im = _start_factors(start, size)
-    deferred = _checked_deferred(deferred, start is not None, ranges, bit_offsets, kinds)
+    deferred = _NO_DEFERRAL if deferred is None else deferred
     threads = numba.get_num_threads()
     work = 2 * batch * size * (kinds.shape[0] + bits.shape[0])
     teams = min(threads, batch) if work >= PARALLEL_MIN_WORK else 1
@@ -761,12 +763,20 @@ def adjoint_sweep(
         _sweep_rows_serial(*args)
 
 
-def _checked_deferred(deferred, product_start: bool, ranges, bit_offsets, kinds) -> tuple:
-    """``deferred``'s arrays checked against the sweep they serve (the kernel checks no
-    bounds), or arrays that defer nothing."""
-    if deferred is None:
-        keys, none = np.zeros((1, 2), dtype=np.int64), np.zeros((0, 4), dtype=np.int64)
-        return keys, keys, none, none, np.zeros(0, dtype=np.int64)
+#: :func:`adjoint_sweep`'s ``deferred`` for a sweep that defers nothing.
+_NO_DEFERRAL = (
+    np.zeros((1, 2), dtype=np.int64),
+    np.zeros((1, 2), dtype=np.int64),
+    np.zeros((0, 4), dtype=np.int64),
+    np.zeros((0, 4), dtype=np.int64),
+    np.zeros(0, dtype=np.int64),
+)
+
+
+def checked_deferred(deferred, product_start: bool, ranges, bit_offsets, kinds) -> tuple:
+    """``deferred``'s arrays (``DeferredReads.arrays()``), contiguous, checked against the
+    sweep they serve (ranges, read offsets and gate kinds of its plan): the kernel checks
+    no bounds. Raises ``ValueError`` where they do not fit."""
     arrays = tuple(np.ascontiguousarray(a, np.int64) for a in deferred)
     low_keys, high_keys, products, reads, undo_bits = arrays
     steps = ranges.shape[0]
