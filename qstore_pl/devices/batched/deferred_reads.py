@@ -27,6 +27,7 @@ at 12 qubits, 1.22x at 16 and 1.26x at 20 (``benchmarks/bench_adjoint.py
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -181,30 +182,21 @@ def _cover(
     and high keys and, per product, ``(0, low key index)`` or ``(1, high key index)``."""
     low_mask = (1 << (n // 2)) - 1
     high_mask = ((1 << n) - 1) ^ low_mask
-
-    def halves(key: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
-        z, x = key
-        return (z & low_mask, x & low_mask), (z & high_mask, x & high_mask)
-
+    halves = [((z & low_mask, x & low_mask), (z & high_mask, x & high_mask)) for z, x in products]
     low_keys, high_keys = [(0, 0)], [(0, 0)]
-    left = set(range(len(products)))
+    left = list(range(len(products)))
     while True:
-        left = {
-            j
-            for j in left
-            if halves(products[j])[0] not in low_keys and halves(products[j])[1] not in high_keys
-        }
+        left = [j for j in left if halves[j][0] not in low_keys and halves[j][1] not in high_keys]
         if not left:
             break
-        counts: dict[tuple[int, tuple[int, int]], int] = {}
-        for j in left:
-            low, high = halves(products[j])
-            counts[(0, low)] = counts.get((0, low), 0) + 1
-            counts[(1, high)] = counts.get((1, high), 0) + 1
+        counts = Counter(side for j in left for side in ((0, halves[j][0]), (1, halves[j][1])))
         side, key = max(counts, key=lambda k: (counts[k], -k[0]))
         (low_keys if side == 0 else high_keys).append(key)
-    through = []
-    for key in products:
-        low, high = halves(key)
-        through.append((0, low_keys.index(low)) if low in low_keys else (1, high_keys.index(high)))
-    return low_keys, high_keys, through
+    return (
+        low_keys,
+        high_keys,
+        [
+            (0, low_keys.index(lo)) if lo in low_keys else (1, high_keys.index(hi))
+            for lo, hi in halves
+        ],
+    )

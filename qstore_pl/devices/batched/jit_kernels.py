@@ -369,15 +369,15 @@ def _product_table(fr, fi, first, count, skip, conjugate, tr, ti, z=0, x=0):
 
 
 @njit(cache=True, fastmath=True)
-def _product_halves(fr, fi, size, conjugate, dtype):
+def _product_halves(fr, fi, size, dtype):
     """:func:`_product_table` of the low ``n // 2`` bit positions and of the others
     (``size = 2**n``): ``(low re, low im, high re, high im)`` in ``dtype``."""
     n = _bit_count(size)
     low = _low_bits(size)
     lr, li = np.empty(1 << low, dtype), np.empty(1 << low, dtype)
     hr, hi = np.empty(size >> low, dtype), np.empty(size >> low, dtype)
-    _product_table(fr, fi, 0, low, -1, conjugate, lr, li)
-    _product_table(fr, fi, low, n - low, -1, conjugate, hr, hi)
+    _product_table(fr, fi, 0, low, -1, False, lr, li)
+    _product_table(fr, fi, low, n - low, -1, False, hr, hi)
     return lr, li, hr, hi
 
 
@@ -389,7 +389,7 @@ def _product_planes(re, im, fr, fi):
     low half's at ``l``."""
     low = _low_bits(re.shape[0])
     n_low = 1 << low
-    lr, li, hr, hi = _product_halves(fr, fi, re.shape[0], False, re.dtype)
+    lr, li, hr, hi = _product_halves(fr, fi, re.shape[0], re.dtype)
     for h in range(hr.shape[0]):
         base = h << low
         out_r, out_i = re[base : base + n_low], im[base : base + n_low]  # sliced: see _transitions
